@@ -1,0 +1,246 @@
+//! Device identity: one Ed25519 key per installation.
+//!
+//! The key is generated on first start, before any enrolment, so capture never waits for the
+//! network. The 32-byte secret only ever reaches disk wrapped by a [`KeyProtector`]: on phones
+//! the shells supply Android Keystore / iOS Keychain protectors; on desktop
+//! [`FileKeyProtector`] keeps it in a file readable only by its owner (mode 0600).
+//!
+//! `device_id` is the lowercase hex of the first 16 bytes of SHA-256 over the raw public key.
+//! Public keys leave the device as SPKI PEM so that `openssl pkeyutl -verify -rawin` checks
+//! signatures with no Fieldcap code at all.
+//!
+//! ```
+//! use fieldcap_core::identity::{device_id_for, DeviceKey};
+//! let key = DeviceKey::generate();
+//! let sig = key.sign(b"manifest bytes");
+//! fieldcap_core::identity::verify_with_pem(&key.public_pem(), b"manifest bytes", &sig).unwrap();
+//! assert_eq!(device_id_for(&key.verifying_key()).len(), 32);
+//! ```
+
+use crate::error::{Error, IoContext, Result};
+use ed25519_dalek::pkcs8::{DecodePublicKey, EncodePublicKey};
+use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
+use sha2::Digest;
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use zeroize::Zeroizing;
+
+/// Wraps and unwraps the device secret with a platform key store.
+///
+/// Implementations must be deterministic in the sense that `unwrap(wrap(s)) == s`; they may
+/// (and on phones should) use a hardware-held key that never leaves the secure element.
+pub trait KeyProtector: Send + Sync {
+    /// A short name recorded next to the wrapped key ("file-0600", "android-keystore", …).
+    fn name(&self) -> String;
+    /// Wraps the 32-byte secret; the result is stored as-is.
+    fn wrap(&self, secret: &[u8]) -> Result<Vec<u8>>;
+    /// Recovers the secret from what [`KeyProtector::wrap`] produced.
+    fn unwrap(&self, wrapped: &[u8]) -> Result<Vec<u8>>;
+}
+
+/// Desktop protector: the secret is stored as-is in a file only its owner can read (0600).
+///
+/// This is the honest limit of a desktop without a key store: anyone with the user's account
+/// can read the key. Phones must supply a hardware-backed protector instead.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct FileKeyProtector;
+
+impl KeyProtector for FileKeyProtector {
+    fn name(&self) -> String {
+        "file-0600".into()
+    }
+    fn wrap(&self, secret: &[u8]) -> Result<Vec<u8>> {
+        Ok(secret.to_vec())
+    }
+    fn unwrap(&self, wrapped: &[u8]) -> Result<Vec<u8>> {
+        Ok(wrapped.to_vec())
+    }
+}
+
+/// An Ed25519 signing key and the identifiers derived from it.
+pub struct DeviceKey {
+    signing: SigningKey,
+    device_id: String,
+}
+
+impl std::fmt::Debug for DeviceKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the secret.
+        f.debug_struct("DeviceKey").field("device_id", &self.device_id).finish_non_exhaustive()
+    }
+}
+
+/// `device_id` for a public key: hex of the first 16 bytes of SHA-256(raw 32-byte key).
+pub fn device_id_for(key: &VerifyingKey) -> String {
+    let d = sha2::Sha256::digest(key.as_bytes());
+    hex::encode(&d[..16])
+}
+
+/// SPKI PEM of a public key.
+pub fn public_key_pem(key: &VerifyingKey) -> String {
+    key.to_public_key_pem(Default::default()).unwrap_or_default()
+}
+
+/// Parses an SPKI PEM Ed25519 public key.
+pub fn parse_public_pem(pem: &str) -> Result<VerifyingKey> {
+    VerifyingKey::from_public_key_pem(pem.trim()).map_err(|_| Error::Key("not an Ed25519 SPKI PEM public key".into()))
+}
+
+/// Verifies a raw 64-byte Ed25519 signature over `msg` (strict verification: no malleable forms).
+pub fn verify(key: &VerifyingKey, msg: &[u8], sig: &[u8]) -> Result<()> {
+    let sig: [u8; 64] = sig
+        .try_into()
+        .map_err(|_| Error::Integrity(format!("signature is {} bytes, expected 64", sig.len())))?;
+    let sig = ed25519_dalek::Signature::from_bytes(&sig);
+    key.verify_strict(msg, &sig)
+        .map_err(|_| Error::Integrity("signature does not verify".into()))
+}
+
+/// Verifies with a PEM public key (see [`verify`]).
+pub fn verify_with_pem(pem: &str, msg: &[u8], sig: &[u8]) -> Result<()> {
+    verify(&parse_public_pem(pem)?, msg, sig)
+}
+
+impl DeviceKey {
+    /// A fresh key from the operating system's random source.
+    pub fn generate() -> DeviceKey {
+        let signing = SigningKey::generate(&mut rand_core::OsRng);
+        DeviceKey::from_signing(signing)
+    }
+
+    fn from_signing(signing: SigningKey) -> DeviceKey {
+        let device_id = device_id_for(&signing.verifying_key());
+        DeviceKey { signing, device_id }
+    }
+
+    /// Rebuilds a key from its 32-byte secret.
+    pub fn from_secret(secret: &[u8]) -> Result<DeviceKey> {
+        let s: [u8; 32] = secret
+            .try_into()
+            .map_err(|_| Error::Key(format!("secret is {} bytes, expected 32", secret.len())))?;
+        Ok(DeviceKey::from_signing(SigningKey::from_bytes(&s)))
+    }
+
+    /// The 32-byte secret, for wrapping. Zeroised when dropped.
+    pub fn secret(&self) -> Zeroizing<[u8; 32]> {
+        Zeroizing::new(self.signing.to_bytes())
+    }
+
+    /// The device identifier.
+    pub fn device_id(&self) -> &str {
+        &self.device_id
+    }
+
+    /// The public half.
+    pub fn verifying_key(&self) -> VerifyingKey {
+        self.signing.verifying_key()
+    }
+
+    /// SPKI PEM of the public half.
+    pub fn public_pem(&self) -> String {
+        public_key_pem(&self.signing.verifying_key())
+    }
+
+    /// Raw 64-byte Ed25519 signature over `msg`.
+    pub fn sign(&self, msg: &[u8]) -> [u8; 64] {
+        self.signing.sign(msg).to_bytes()
+    }
+
+    /// Loads the key stored in `dir`, or creates and stores one if there is none.
+    ///
+    /// Creation is race-free between processes: the wrapped key is written to a temporary file,
+    /// synced, and hard-linked into place; whoever loses the race loads the winner's key. An
+    /// existing key is never replaced.
+    pub fn load_or_create(dir: &Path, protector: &dyn KeyProtector) -> Result<(DeviceKey, bool)> {
+        let path = dir.join("device.key");
+        if path.exists() {
+            return Ok((DeviceKey::load(&path, protector)?, false));
+        }
+        fs::create_dir_all(dir).ctx(|| "creating the key directory".into())?;
+        let key = DeviceKey::generate();
+        let secret = key.secret();
+        let wrapped = protector.wrap(&secret[..])?;
+        let doc = serde_json::json!({
+            "type": "fieldcap.wrapped-key/1",
+            "protector": protector.name(),
+            "wrapped": base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &wrapped),
+            "public_key_pem": key.public_pem(),
+        });
+        let tmp = dir.join(format!(".device.key.{}.tmp", std::process::id()));
+        {
+            let mut f = fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&tmp)
+                .ctx(|| "creating the key file".into())?;
+            f.write_all(&crate::canonical::to_vec(&doc)).ctx(|| "writing the key file".into())?;
+            f.sync_all().ctx(|| "syncing the key file".into())?;
+        }
+        let linked = fs::hard_link(&tmp, &path);
+        let _ = fs::remove_file(&tmp);
+        match linked {
+            Ok(()) => {
+                crate::fsutil::sync_dir(dir)?;
+                fs::write(dir.join("device.pub.pem"), key.public_pem()).ctx(|| "writing the public key".into())?;
+                Ok((key, true))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok((DeviceKey::load(&path, protector)?, false)),
+            Err(e) => Err(Error::io("storing the key file", e)),
+        }
+    }
+
+    fn load(path: &Path, protector: &dyn KeyProtector) -> Result<DeviceKey> {
+        let raw = fs::read(path).ctx(|| "reading the key file".into())?;
+        let doc: serde_json::Value =
+            serde_json::from_slice(&raw).map_err(|_| Error::Key("the key file is not valid JSON".into()))?;
+        if doc.get("type").and_then(|t| t.as_str()) != Some("fieldcap.wrapped-key/1") {
+            return Err(Error::Key("the key file has an unknown type".into()));
+        }
+        let stored = doc.get("protector").and_then(|p| p.as_str()).unwrap_or_default();
+        if stored != protector.name() {
+            return Err(Error::Key(format!(
+                "the key was wrapped by protector '{stored}' but '{}' was supplied",
+                protector.name()
+            )));
+        }
+        let wrapped = doc
+            .get("wrapped")
+            .and_then(|w| w.as_str())
+            .and_then(|w| base64::Engine::decode(&base64::engine::general_purpose::STANDARD, w).ok())
+            .ok_or_else(|| Error::Key("the key file has no wrapped secret".into()))?;
+        let secret = Zeroizing::new(protector.unwrap(&wrapped)?);
+        DeviceKey::from_secret(&secret)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn create_then_load_gives_the_same_key_and_0600() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, created) = DeviceKey::load_or_create(dir.path(), &FileKeyProtector).unwrap();
+        assert!(created);
+        let (b, created) = DeviceKey::load_or_create(dir.path(), &FileKeyProtector).unwrap();
+        assert!(!created);
+        assert_eq!(a.device_id(), b.device_id());
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(dir.path().join("device.key")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn pem_round_trip_and_wrong_message_fails() {
+        let k = DeviceKey::generate();
+        let pem = k.public_pem();
+        assert!(pem.starts_with("-----BEGIN PUBLIC KEY-----"));
+        let sig = k.sign(b"x");
+        verify_with_pem(&pem, b"x", &sig).unwrap();
+        assert!(verify_with_pem(&pem, b"y", &sig).is_err());
+        assert_eq!(device_id_for(&parse_public_pem(&pem).unwrap()), k.device_id());
+    }
+}

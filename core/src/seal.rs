@@ -1,0 +1,517 @@
+//! Sealing: turning a recorded file (or a witness note) into a signed item in the device chain.
+//!
+//! `seal_file` reads the file once (SHA-256 and BLAKE3 in parallel), then, under the store lock:
+//! records a *pending seal* (so a crash from here on is finished by recovery), moves the file into
+//! `items/<clip_id>/` (rename, or a verified copy from another filesystem), and in one transaction
+//! assigns `seq`/`prev`, writes and signs the manifest, stores it with a `sealed` custody event and
+//! clears the pending seal. If that transaction fails the file is moved back. The source file is
+//! therefore either where it was or sealed, at every instant.
+//!
+//! Recordings from a phone go through [`Store::start_recording`]: the core hands out the path to
+//! record into, location fixes are added as they come, and [`Store::seal_segment`] seals each
+//! segment while recording continues, so a seized phone still leaves a sealed prefix.
+
+use crate::error::{Error, IoContext, Result};
+use crate::hashing::Digests;
+use crate::manifest::{self, App, Capture, Clock, ItemKind, Manifest, Media, Observation, Segment};
+use crate::store::{append_custody_tx, Store};
+use crate::track::TrackPoint;
+use chrono::{DateTime, Utc};
+use rusqlite::{params, OptionalExtension, TransactionBehavior};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// Metadata supplied with a capture.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CaptureRequest {
+    /// Start of capture; default: the file's modification time (or now).
+    pub started_at: Option<DateTime<Utc>>,
+    /// End of capture; default: the file's modification time (or now).
+    pub ended_at: Option<DateTime<Utc>>,
+    /// Location fixes.
+    pub track: Vec<TrackPoint>,
+    /// Tags from [`manifest::KNOWN_TAGS`].
+    pub tags: Vec<String>,
+    /// Operator's note.
+    pub note: Option<String>,
+    /// Incident hint.
+    pub incident_hint: Option<String>,
+    /// Clock source: `system` (default), `gnss`, `network`.
+    pub clock_source: Option<String>,
+    /// Producing app.
+    pub app: Option<App>,
+}
+
+impl CaptureRequest {
+    /// Validates and normalises (tags sorted, track checked, times ordered).
+    pub fn validated(mut self) -> Result<CaptureRequest> {
+        self.tags = manifest::normalise_tags(&self.tags)?;
+        crate::track::validate_track(&mut self.track)?;
+        if let (Some(s), Some(e)) = (self.started_at, self.ended_at) {
+            if e < s {
+                return Err(Error::InvalidInput("ended_at is before started_at".into()));
+            }
+        }
+        if let Some(c) = &self.clock_source {
+            if !matches!(c.as_str(), "system" | "gnss" | "network") {
+                return Err(Error::InvalidInput("clock source must be system, gnss or network".into()));
+            }
+        }
+        if self.note.as_ref().is_some_and(|n| n.len() > 64 * 1024) {
+            return Err(Error::InvalidInput("note is longer than 64 KiB".into()));
+        }
+        Ok(self)
+    }
+}
+
+/// A witness log entry to seal.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ObservationRequest {
+    /// When it was observed; default now.
+    pub at: Option<DateTime<Utc>>,
+    /// Where, if known.
+    pub place: Option<TrackPoint>,
+    /// Structured fields and text.
+    pub observation: Observation,
+    /// Tags.
+    pub tags: Vec<String>,
+    /// Incident hint.
+    pub incident_hint: Option<String>,
+}
+
+/// The result of a seal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SealedItem {
+    /// Item id (UUIDv7).
+    pub clip_id: String,
+    /// Position in the device chain.
+    pub seq: u64,
+    /// SHA-256 hex of the manifest bytes.
+    pub manifest_sha256: String,
+    /// Media digests, if any.
+    pub media: Option<Media>,
+}
+
+/// What a pending seal remembers, so recovery can finish it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct PendingSeal {
+    pub clip_id: String,
+    pub kind: ItemKind,
+    pub mime: String,
+    pub ext: String,
+    pub bytes: u64,
+    pub sha256: String,
+    pub blake3: String,
+    pub started_at: String,
+    pub ended_at: String,
+    pub request: CaptureRequest,
+    pub segment: Option<Segment>,
+}
+
+fn media_type_of(path: &Path) -> Result<(&'static str, ItemKind, String)> {
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or_default().to_ascii_lowercase();
+    let (mime, kind) = manifest::mime_for_extension(&ext).ok_or_else(|| {
+        Error::InvalidInput(format!(
+            "cannot tell the media type from the extension '.{ext}' (use .mp4, .mov, .m4a, .wav, .jpg, .png, …)"
+        ))
+    })?;
+    Ok((mime, kind, manifest::extension_for_mime(mime).to_string()))
+}
+
+fn check_source(path: &Path) -> Result<fs::Metadata> {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("the file").to_string();
+    let meta = fs::symlink_metadata(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => Error::NotFound(format!("file '{name}' does not exist")),
+        _ => Error::io(format!("reading '{name}'"), e),
+    })?;
+    if meta.is_dir() {
+        return Err(Error::InvalidInput(format!("'{name}' is a directory, not a media file")));
+    }
+    if !meta.is_file() {
+        return Err(Error::InvalidInput(format!("'{name}' is not a regular file")));
+    }
+    if meta.len() == 0 {
+        return Err(Error::InvalidInput(format!("'{name}' is empty")));
+    }
+    fs::File::open(path).map_err(|e| Error::io(format!("'{name}' cannot be read"), e))?;
+    Ok(meta)
+}
+
+impl Store {
+    /// Seals an existing media file: hashes it, moves it into the store, signs and queues it.
+    ///
+    /// All-or-nothing: on any error the file is where it was and nothing is recorded.
+    pub fn seal_file(&self, source: &Path, req: CaptureRequest, progress: &mut dyn FnMut(u64, u64)) -> Result<SealedItem> {
+        let req = req.validated()?;
+        let (mime, kind, ext) = media_type_of(source)?;
+        let meta = check_source(source)?;
+        let source = fs::canonicalize(source).ctx(|| "resolving the file path".into())?;
+        let before = crate::fsutil::fingerprint(&source)?;
+        let total = meta.len();
+        let digests = crate::hashing::hash_file(&source, &mut |n| progress(n, total)).ctx(|| "reading the file".into())?;
+        let after = crate::fsutil::fingerprint(&source)?;
+        if before != after || digests.bytes != before.0 {
+            return Err(Error::SourceChanged("size or modification time differs after reading".into()));
+        }
+        let mtime: DateTime<Utc> = before.1.into();
+        let started = req.started_at.unwrap_or(mtime.min(req.ended_at.unwrap_or(mtime)));
+        let ended = req.ended_at.unwrap_or(mtime.max(started));
+        if ended < started {
+            return Err(Error::InvalidInput("ended_at is before started_at".into()));
+        }
+        let pending = PendingSeal {
+            clip_id: uuid::Uuid::now_v7().hyphenated().to_string(),
+            kind,
+            mime: mime.into(),
+            ext,
+            bytes: digests.bytes,
+            sha256: digests.sha256_hex(),
+            blake3: digests.blake3_hex(),
+            started_at: crate::time::format(started),
+            ended_at: crate::time::format(ended),
+            request: req,
+            segment: None,
+        };
+        let _lock = self.lock()?;
+        if crate::fsutil::fingerprint(&source)? != before {
+            return Err(Error::SourceChanged("the file was modified before it could be moved".into()));
+        }
+        self.move_in_and_commit(&source, pending, &digests, &mut |n| progress(n, total))
+    }
+
+    /// Under the lock: pending row, move into the store, commit; undo the move on failure.
+    fn move_in_and_commit(&self, source: &Path, pending: PendingSeal, digests: &Digests, progress: &mut dyn FnMut(u64)) -> Result<SealedItem> {
+        let clip_id = pending.clip_id.clone();
+        self.conn().execute(
+            "INSERT INTO pending_seals (clip_id, request, source_path, created_at) VALUES (?1, ?2, ?3, ?4)",
+            params![clip_id, serde_json::to_string(&pending)?, source.to_string_lossy(), crate::time::now()],
+        )?;
+        let dir = self.item_dir(&clip_id);
+        let target = dir.join(format!("media.{}", pending.ext));
+        if let Err(e) = self.move_into_store(source, &dir, &target, digests, progress) {
+            let _ = fs::remove_dir(&dir);
+            self.conn().execute("DELETE FROM pending_seals WHERE clip_id = ?1", params![clip_id])?;
+            return Err(e);
+        }
+        match self.commit_seal(&pending) {
+            Ok(item) => Ok(item),
+            Err(e) => {
+                // Put the file back where the user had it; if even that fails, the pending row
+                // stays and the next start seals the item.
+                if fs::rename(&target, source).is_ok() {
+                    let _ = fs::remove_dir(&dir);
+                    let _ = self.conn().execute("DELETE FROM pending_seals WHERE clip_id = ?1", params![clip_id]);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn move_into_store(&self, source: &Path, dir: &Path, target: &Path, digests: &Digests, progress: &mut dyn FnMut(u64)) -> Result<()> {
+        fs::create_dir(dir).ctx(|| "creating the item folder".into())?;
+        match fs::rename(source, target) {
+            Ok(()) => {
+                fs::File::open(target).and_then(|f| f.sync_all()).ctx(|| "syncing the sealed file".into())?;
+                crate::fsutil::sync_dir(dir)?;
+                crate::fsutil::sync_dir(&self.home.join("items"))?;
+                if let Some(p) = source.parent() {
+                    crate::fsutil::sync_dir(p)?;
+                }
+                Ok(())
+            }
+            Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
+                // Another filesystem: copy, fsync, re-hash, and only then remove the source.
+                let staged = self.home.join("staging").join(format!("{}.part", dir.file_name().and_then(|n| n.to_str()).unwrap_or("item")));
+                let copied = crate::fsutil::copy_hashed(source, &staged, progress)?;
+                if &copied != digests {
+                    let _ = fs::remove_file(&staged);
+                    return Err(Error::SourceChanged("the copy's digests differ from the first read".into()));
+                }
+                fs::rename(&staged, target).ctx(|| "moving the copy into the item folder".into())?;
+                crate::fsutil::sync_dir(dir)?;
+                fs::remove_file(source).ctx(|| "removing the source after a verified copy".into())?;
+                Ok(())
+            }
+            Err(e) => Err(Error::io("moving the file into the evidence store", e)),
+        }
+    }
+
+    /// One transaction: chain position, manifest, signature, item row, custody, pending cleared.
+    pub(crate) fn commit_seal(&self, p: &PendingSeal) -> Result<SealedItem> {
+        let media = Media { mime: p.mime.clone(), bytes: p.bytes, sha256: p.sha256.clone(), blake3: p.blake3.clone() };
+        let manifest = self.build_manifest(p.clip_id.clone(), p.kind, Some(media), &p.started_at, &p.ended_at, &p.request, p.segment.clone(), None)?;
+        let item = self.insert_manifest(manifest, Some(&p.ext), p.segment.as_ref(), true)?;
+        Ok(item)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn build_manifest(
+        &self,
+        clip_id: String,
+        kind: ItemKind,
+        media: Option<Media>,
+        started_at: &str,
+        ended_at: &str,
+        req: &CaptureRequest,
+        segment: Option<Segment>,
+        observation: Option<Observation>,
+    ) -> Result<Manifest> {
+        let offset: Option<(i64, String)> = self
+            .conn()
+            .query_row("SELECT value FROM server WHERE key = 'clock_offset'", [], |r| r.get::<_, Vec<u8>>(0))
+            .optional()?
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .and_then(|v| Some((v.get("offset_ms")?.as_i64()?, v.get("measured_at")?.as_str()?.to_string())));
+        Ok(Manifest {
+            kind_type: manifest::MANIFEST_TYPE.into(),
+            clip_id,
+            device_id: self.device_id().into(),
+            seq: 0,
+            prev: None,
+            kind,
+            media,
+            capture: Capture {
+                started_at: started_at.into(),
+                ended_at: ended_at.into(),
+                clock: Clock {
+                    source: req.clock_source.clone().unwrap_or_else(|| "system".into()),
+                    uptime_ms: crate::time::uptime_ms(),
+                    offset_ms: offset.as_ref().map(|o| o.0),
+                    measured_at: offset.map(|o| o.1),
+                },
+            },
+            track: req.track.clone(),
+            operator: self.profile.operator(),
+            tags: req.tags.clone(),
+            segment,
+            incident_hint: req.incident_hint.clone(),
+            note: req.note.clone(),
+            observation,
+            app: req.app.clone().or_else(|| {
+                Some(App { name: "fieldcap".into(), version: env!("CARGO_PKG_VERSION").into(), platform: std::env::consts::OS.into() })
+            }),
+        })
+    }
+
+    /// Assigns seq/prev, signs and stores, with the custody event, in one transaction; then writes
+    /// the manifest mirror files (recovery rewrites them if a crash comes first).
+    fn insert_manifest(&self, mut m: Manifest, ext: Option<&str>, segment: Option<&Segment>, clear_pending: bool) -> Result<SealedItem> {
+        let (bytes, sig, sha) = {
+            let mut conn = self.conn();
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let head: Option<(i64, String)> = tx
+                .query_row("SELECT seq, manifest_sha256 FROM items ORDER BY seq DESC LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?;
+            m.seq = head.as_ref().map(|h| h.0 as u64 + 1).unwrap_or(1);
+            m.prev = head.map(|h| h.1);
+            m.validate()?;
+            let bytes = m.to_canonical_bytes()?;
+            let sig = self.key.sign(&bytes).to_vec();
+            let sha = crate::hashing::sha256_hex(&bytes);
+            tx.execute(
+                "INSERT INTO items (clip_id, seq, kind, manifest, signature, manifest_sha256, media_ext, media_bytes,
+                    media_sha256, media_blake3, recording_id, segment_index, started_at, sealed_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                params![
+                    m.clip_id,
+                    m.seq as i64,
+                    m.kind.as_str(),
+                    bytes,
+                    sig,
+                    sha,
+                    ext,
+                    m.media.as_ref().map(|x| x.bytes as i64),
+                    m.media.as_ref().map(|x| x.sha256.clone()),
+                    m.media.as_ref().map(|x| x.blake3.clone()),
+                    segment.map(|s| s.recording_id.clone()),
+                    segment.map(|s| s.index as i64),
+                    m.capture.started_at,
+                    crate::time::now(),
+                ],
+            )?;
+            append_custody_tx(
+                &tx,
+                &self.key,
+                "sealed",
+                Some(&m.clip_id),
+                json!({"seq": m.seq, "manifest_sha256": sha, "media_sha256": m.media.as_ref().map(|x| x.sha256.clone())}),
+            )?;
+            if clear_pending {
+                tx.execute("DELETE FROM pending_seals WHERE clip_id = ?1", params![m.clip_id])?;
+            }
+            tx.commit()?;
+            (bytes, sig, sha)
+        };
+        if let Err(e) = self.write_mirror(&m.clip_id, &bytes, &sig) {
+            tracing::warn!("manifest mirror not written yet ({e}); it will be rewritten at next start");
+        }
+        Ok(SealedItem { clip_id: m.clip_id.clone(), seq: m.seq, manifest_sha256: sha, media: m.media.clone() })
+    }
+
+    pub(crate) fn write_mirror(&self, clip_id: &str, manifest: &[u8], sig: &[u8]) -> Result<()> {
+        let dir = self.item_dir(clip_id);
+        fs::create_dir_all(&dir).ctx(|| "creating the item folder".into())?;
+        crate::fsutil::write_atomic(&dir.join("manifest.sig"), sig)?;
+        crate::fsutil::write_atomic(&dir.join("manifest.json"), manifest)
+    }
+
+    /// Seals a witness log entry (no media).
+    pub fn observe(&self, req: ObservationRequest) -> Result<SealedItem> {
+        let mut obs = req.observation.clone();
+        obs.text = obs.text.trim().to_string();
+        if obs.text.is_empty() {
+            return Err(Error::InvalidInput("an observation needs text".into()));
+        }
+        if obs.text.len() > 64 * 1024 {
+            return Err(Error::InvalidInput("observation text is longer than 64 KiB".into()));
+        }
+        let mut track = Vec::new();
+        if let Some(mut p) = req.place.clone() {
+            p.validate("place")?;
+            track.push(p);
+        }
+        let at = crate::time::format(req.at.unwrap_or_else(Utc::now));
+        let capture = CaptureRequest { track, tags: req.tags.clone(), incident_hint: req.incident_hint.clone(), ..Default::default() }.validated()?;
+        let clip_id = uuid::Uuid::now_v7().hyphenated().to_string();
+        let m = self.build_manifest(clip_id, ItemKind::Observation, None, &at, &at, &capture, None, Some(obs))?;
+        let _lock = self.lock()?;
+        self.insert_manifest(m, None, None, false)
+    }
+
+    /// Starts a recording: returns its id and the path the shell must record segment 0 into.
+    pub fn start_recording(&self, req: CaptureRequest, extension: &str) -> Result<(String, PathBuf)> {
+        let req = req.validated()?;
+        let (mime, _, ext) = media_type_of(Path::new(&format!("x.{extension}")))?;
+        let _ = mime;
+        let rid = uuid::Uuid::now_v7().hyphenated().to_string();
+        let dir = self.home.join("recording").join(&rid);
+        fs::create_dir_all(&dir).ctx(|| "creating the recording folder".into())?;
+        // Held while this process owns the recording; recovery leaves locked recordings alone.
+        let owner = fs::OpenOptions::new().create(true).truncate(false).write(true).open(dir.join(".owner")).ctx(|| "creating the recording lock".into())?;
+        owner.try_lock().map_err(|_| Error::Store("recording lock is taken".into()))?;
+        let now = crate::time::format(req.started_at.unwrap_or_else(Utc::now));
+        self.conn().execute(
+            "INSERT INTO capture_sessions (recording_id, request, media_ext, next_index, segment_started_at, started_at) VALUES (?1, ?2, ?3, 0, ?4, ?4)",
+            params![rid, serde_json::to_string(&req)?, ext, now],
+        )?;
+        self.active_recordings.lock().unwrap_or_else(|p| p.into_inner()).insert(rid.clone(), owner);
+        let path = dir.join(format!("0.{ext}"));
+        Ok((rid, path))
+    }
+
+    /// Adds a location fix to a running recording (kept in the database at once).
+    pub fn add_fix(&self, recording_id: &str, mut fix: TrackPoint) -> Result<()> {
+        fix.validate("location fix")?;
+        let conn = self.conn();
+        let found: Option<i64> = conn
+            .query_row("SELECT finished FROM capture_sessions WHERE recording_id = ?1", params![recording_id], |r| r.get(0))
+            .optional()?;
+        match found {
+            None => return Err(Error::NotFound(format!("recording {recording_id}"))),
+            Some(1) => return Err(Error::InvalidInput("the recording is already finished".into())),
+            _ => {}
+        }
+        conn.execute(
+            "INSERT INTO session_fixes (recording_id, n, fix) VALUES (?1, (SELECT COALESCE(MAX(n), 0) + 1 FROM session_fixes WHERE recording_id = ?1), ?2)",
+            params![recording_id, serde_json::to_string(&fix)?],
+        )?;
+        Ok(())
+    }
+
+    /// Seals the current segment of a recording. Returns the sealed item and, unless `is_final`,
+    /// the path to record the next segment into.
+    pub fn seal_segment(&self, recording_id: &str, is_final: bool, progress: &mut dyn FnMut(u64, u64)) -> Result<(SealedItem, Option<PathBuf>)> {
+        let item = self.seal_segment_inner(recording_id, is_final, Utc::now(), false, progress)?;
+        if is_final {
+            self.active_recordings.lock().unwrap_or_else(|p| p.into_inner()).remove(recording_id);
+            let _ = fs::remove_file(self.home.join("recording").join(recording_id).join(".owner"));
+            let _ = fs::remove_dir(self.home.join("recording").join(recording_id));
+            return Ok((item, None));
+        }
+        let ext: String = self.conn().query_row("SELECT media_ext FROM capture_sessions WHERE recording_id = ?1", params![recording_id], |r| r.get(0))?;
+        let next: i64 = self.conn().query_row("SELECT next_index FROM capture_sessions WHERE recording_id = ?1", params![recording_id], |r| r.get(0))?;
+        Ok((item, Some(self.home.join("recording").join(recording_id).join(format!("{next}.{ext}")))))
+    }
+
+    pub(crate) fn seal_segment_inner(&self, recording_id: &str, is_final: bool, ended: DateTime<Utc>, recovered: bool, progress: &mut dyn FnMut(u64, u64)) -> Result<SealedItem> {
+        type Session = (String, String, i64, i64, String, i64);
+        let s: Option<Session> = self
+            .conn()
+            .query_row(
+                "SELECT request, media_ext, next_index, fix_cursor, segment_started_at, finished FROM capture_sessions WHERE recording_id = ?1",
+                params![recording_id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
+            )
+            .optional()?;
+        let (request, ext, index, cursor, seg_start, finished) = s.ok_or_else(|| Error::NotFound(format!("recording {recording_id}")))?;
+        if finished != 0 {
+            return Err(Error::InvalidInput("the recording is already finished".into()));
+        }
+        let mut req: CaptureRequest = serde_json::from_str(&request)?;
+        let path = self.home.join("recording").join(recording_id).join(format!("{index}.{ext}"));
+        let meta = check_source(&path)?;
+        let before = crate::fsutil::fingerprint(&path)?;
+        let total = meta.len();
+        let digests = crate::hashing::hash_file(&path, &mut |n| progress(n, total)).ctx(|| "reading the segment".into())?;
+        if crate::fsutil::fingerprint(&path)? != before || digests.bytes != before.0 {
+            return Err(Error::SourceChanged("the segment is still being written".into()));
+        }
+        let fixes: Vec<(i64, String)> = {
+            let conn = self.conn();
+            let mut stmt = conn.prepare("SELECT n, fix FROM session_fixes WHERE recording_id = ?1 AND n > ?2 ORDER BY n")?;
+            let v = stmt.query_map(params![recording_id, cursor], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<std::result::Result<Vec<_>, _>>()?;
+            v
+        };
+        let last_fix = fixes.last().map(|f| f.0).unwrap_or(cursor);
+        req.track = fixes.iter().map(|f| serde_json::from_str(&f.1)).collect::<std::result::Result<Vec<TrackPoint>, _>>()?;
+        req.track.sort_by(|a, b| a.t.cmp(&b.t));
+        if recovered && !req.tags.iter().any(|t| t == "recovered") {
+            req.tags.push("recovered".into());
+            req.tags = manifest::normalise_tags(&req.tags)?;
+        }
+        let (mime, kind, _) = media_type_of(&path)?;
+        let ended_s = crate::time::format(ended.max(crate::time::parse(&seg_start, "segment start")?));
+        let pending = PendingSeal {
+            clip_id: uuid::Uuid::now_v7().hyphenated().to_string(),
+            kind,
+            mime: mime.into(),
+            ext: ext.clone(),
+            bytes: digests.bytes,
+            sha256: digests.sha256_hex(),
+            blake3: digests.blake3_hex(),
+            started_at: seg_start,
+            ended_at: ended_s.clone(),
+            request: req,
+            segment: Some(Segment { recording_id: recording_id.into(), index: index as u32, is_final }),
+        };
+        let _lock = if recovered { None } else { Some(self.lock()?) };
+        let item = self.move_in_and_commit(&path, pending, &digests, &mut |n| progress(n, total))?;
+        self.conn().execute(
+            "UPDATE capture_sessions SET next_index = ?2, fix_cursor = ?3, segment_started_at = ?4, finished = ?5 WHERE recording_id = ?1",
+            params![recording_id, index + 1, last_fix, ended_s, is_final as i64],
+        )?;
+        Ok(item)
+    }
+
+    /// Abandons a recording without sealing its current segment. Segments already sealed stay;
+    /// the unsealed file (if any) is moved to quarantine, never deleted.
+    pub fn abort_recording(&self, recording_id: &str) -> Result<()> {
+        let _lock = self.lock()?;
+        let n = self.conn().execute("UPDATE capture_sessions SET finished = 1 WHERE recording_id = ?1 AND finished = 0", params![recording_id])?;
+        if n == 0 {
+            return Err(Error::NotFound(format!("running recording {recording_id}")));
+        }
+        self.active_recordings.lock().unwrap_or_else(|p| p.into_inner()).remove(recording_id);
+        let dir = self.home.join("recording").join(recording_id);
+        let _ = fs::remove_file(dir.join(".owner"));
+        if fs::read_dir(&dir).map(|mut d| d.next().is_some()).unwrap_or(false) {
+            crate::recovery::quarantine(self, &dir, "aborted-recording")?;
+        } else {
+            let _ = fs::remove_dir(&dir);
+        }
+        self.append_custody("recording_aborted", None, json!({"recording_id": recording_id}))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,334 @@
+//! The device evidence store: a directory holding the SQLite database, the device key and the
+//! sealed items, plus the recovery that runs every time it is opened.
+//!
+//! Layout of a store (`HOME`):
+//! ```text
+//! fieldcap.db              SQLite (WAL): items, custody log, pending seals, capture sessions
+//! device.json              role, org, callsign (the operator profile)
+//! keys/device.key          the device secret, wrapped by the KeyProtector (0600)
+//! keys/device.pub.pem      SPKI PEM public key
+//! items/<clip_id>/         media.<ext>, manifest.json, manifest.sig (exact signed bytes)
+//! recording/<rec_id>/      where the shell records segments before they are sealed
+//! staging/                 copies in progress from another filesystem
+//! quarantine/              anything recovery could not attribute; never deleted
+//! lock                     inter-process lock for sealing and recovery
+//! ```
+//!
+//! Opening the store reconciles the files with the database under the lock: an interrupted seal
+//! is finished (or undone if the file never moved), an orphan recording segment is sealed with the
+//! `recovered` tag, anything that cannot be attributed is moved to `quarantine/`, an item whose
+//! file vanished or changed size is flagged, and a database that is not SQLite is moved aside and
+//! rebuilt from the signed manifests on disk. Nothing is ever deleted.
+
+use crate::custody::{self, CustodyEvent};
+use crate::error::{Error, IoContext, Result};
+use crate::identity::{DeviceKey, KeyProtector};
+use crate::manifest::{Operator, Role};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// The operator profile kept in `device.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Profile {
+    /// Monitor or police.
+    pub role: Role,
+    /// Organisation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub org: Option<String>,
+    /// Call sign.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callsign: Option<String>,
+}
+
+impl Default for Profile {
+    fn default() -> Self {
+        Profile { role: Role::Monitor, org: None, callsign: None }
+    }
+}
+
+impl Profile {
+    /// The manifest's operator block.
+    pub fn operator(&self) -> Operator {
+        Operator { role: self.role, org: self.org.clone(), callsign: self.callsign.clone() }
+    }
+}
+
+/// What recovery found and did when the store was opened.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct OpenReport {
+    /// A new device key was generated.
+    pub key_created: bool,
+    /// Interrupted seals that were completed.
+    pub seals_completed: Vec<String>,
+    /// Interrupted seals whose file had not moved yet (nothing to do; the source is untouched).
+    pub seals_undone: usize,
+    /// Orphan recording segments sealed with the `recovered` tag.
+    pub segments_recovered: Vec<String>,
+    /// Files or folders moved to quarantine.
+    pub quarantined: Vec<String>,
+    /// Items flagged because their media is missing or changed.
+    pub flagged: Vec<String>,
+    /// Name of a database that failed to open and was moved aside.
+    pub database_moved_aside: Option<String>,
+    /// Items restored from their signed manifests after the database was moved aside.
+    pub items_restored: usize,
+    /// Missing manifest mirrors rewritten from the database.
+    pub mirrors_rewritten: usize,
+}
+
+impl OpenReport {
+    /// True when recovery did anything a user should hear about.
+    pub fn is_eventful(&self) -> bool {
+        !(self.seals_completed.is_empty()
+            && self.seals_undone == 0
+            && self.segments_recovered.is_empty()
+            && self.quarantined.is_empty()
+            && self.flagged.is_empty()
+            && self.database_moved_aside.is_none())
+    }
+}
+
+/// An open device store. `Send + Sync`: calls are serialised on one connection.
+pub struct Store {
+    pub(crate) home: PathBuf,
+    pub(crate) key: DeviceKey,
+    pub(crate) profile: Profile,
+    pub(crate) conn: Mutex<Connection>,
+    pub(crate) active_recordings: Mutex<std::collections::HashMap<String, File>>,
+    report: OpenReport,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("device_id", &self.key.device_id()).finish_non_exhaustive()
+    }
+}
+
+/// Holds the inter-process store lock until dropped.
+pub(crate) struct StoreLock(File);
+
+impl Drop for StoreLock {
+    fn drop(&mut self) {
+        let _ = self.0.unlock();
+    }
+}
+
+const DB_NAME: &str = "fieldcap.db";
+
+fn open_connection(path: &Path) -> Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(std::time::Duration::from_secs(60))?;
+    // The first real read: fails with NOTADB / CORRUPT on a file that is not a database.
+    conn.query_row("PRAGMA schema_version", [], |r| r.get::<_, i64>(0))?;
+    conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0))?;
+    // FULL: a committed seal survives a power cut, not just a process crash.
+    conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")?;
+    Ok(conn)
+}
+
+fn is_not_a_database(e: &Error) -> bool {
+    matches!(e, Error::Sqlite(rusqlite::Error::SqliteFailure(f, _))
+        if matches!(f.code, rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt))
+}
+
+impl Store {
+    /// Opens (creating if needed) the store at `home`, generating the device key on first start,
+    /// and runs recovery. See [`Store::open_report`] for what recovery did.
+    pub fn open(home: &Path, protector: Arc<dyn KeyProtector>) -> Result<Store> {
+        for d in ["", "keys", "items", "recording", "staging", "quarantine"] {
+            fs::create_dir_all(home.join(d)).ctx(|| "creating the store directories".into())?;
+        }
+        let (key, key_created) = DeviceKey::load_or_create(&home.join("keys"), protector.as_ref())?;
+        let profile_path = home.join("device.json");
+        let profile = match fs::read(&profile_path) {
+            Ok(b) => serde_json::from_slice(&b).map_err(|_| Error::Store("device.json is not a valid profile".into()))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let p = Profile::default();
+                crate::fsutil::write_atomic(&profile_path, &serde_json::to_vec_pretty(&p)?)?;
+                p
+            }
+            Err(e) => return Err(Error::io("reading device.json", e)),
+        };
+        let mut report = OpenReport { key_created, ..Default::default() };
+        let lock = Self::lock_path(home)?;
+        let db_path = home.join(DB_NAME);
+        let mut conn = match open_connection(&db_path) {
+            Ok(c) => c,
+            Err(e) if is_not_a_database(&e) => {
+                let aside = format!("{DB_NAME}.corrupt-{}", chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ"));
+                for suffix in ["", "-wal", "-shm"] {
+                    let from = home.join(format!("{DB_NAME}{suffix}"));
+                    if from.exists() {
+                        fs::rename(&from, home.join(format!("{aside}{suffix}"))).ctx(|| "moving the unreadable database aside".into())?;
+                    }
+                }
+                tracing::warn!("the database could not be opened as SQLite and was moved aside as {aside}");
+                report.database_moved_aside = Some(aside);
+                open_connection(&db_path)?
+            }
+            Err(e) => return Err(e),
+        };
+        crate::schema::migrate(&mut conn)?;
+        let store = Store {
+            home: home.to_path_buf(),
+            key,
+            profile,
+            conn: Mutex::new(conn),
+            active_recordings: Mutex::new(Default::default()),
+            report: OpenReport::default(),
+        };
+        let mut store = store;
+        {
+            let _guard = StoreLock::acquire(lock)?;
+            if key_created {
+                store.append_custody("created", None, json!({"key_protector": protector.name()}))?;
+            }
+            crate::recovery::reconcile(&store, &mut report)?;
+        }
+        store.report = report;
+        Ok(store)
+    }
+
+    fn lock_path(home: &Path) -> Result<File> {
+        fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(home.join("lock"))
+            .ctx(|| "opening the store lock".into())
+    }
+
+    /// Takes the inter-process lock (blocking).
+    pub(crate) fn lock(&self) -> Result<StoreLock> {
+        StoreLock::acquire(Self::lock_path(&self.home)?)
+    }
+
+    /// What recovery did when this store was opened.
+    pub fn open_report(&self) -> &OpenReport {
+        &self.report
+    }
+
+    /// The store directory.
+    pub fn home(&self) -> &Path {
+        &self.home
+    }
+
+    /// This device's identifier.
+    pub fn device_id(&self) -> &str {
+        self.key.device_id()
+    }
+
+    /// SPKI PEM of the device key.
+    pub fn public_pem(&self) -> String {
+        self.key.public_pem()
+    }
+
+    /// The device key (for signing sync requests).
+    pub fn device_key(&self) -> &DeviceKey {
+        &self.key
+    }
+
+    /// Operator profile.
+    pub fn profile(&self) -> &Profile {
+        &self.profile
+    }
+
+    /// Replaces the operator profile (role, org, callsign). The key is never touched.
+    pub fn set_profile(&mut self, profile: Profile) -> Result<()> {
+        crate::fsutil::write_atomic(&self.home.join("device.json"), &serde_json::to_vec_pretty(&profile)?)?;
+        let _g = self.lock()?;
+        self.append_custody("profile_changed", None, json!({"role": profile.role.as_str()}))?;
+        self.profile = profile;
+        Ok(())
+    }
+
+    pub(crate) fn conn(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the connection cannot leave a half transaction (rusqlite rolls
+        // back on drop), so a poisoned mutex is safe to reuse.
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Path of an item's folder.
+    pub fn item_dir(&self, clip_id: &str) -> PathBuf {
+        self.home.join("items").join(clip_id)
+    }
+
+    /// Appends a custody event in its own transaction.
+    pub fn append_custody(&self, event: &str, clip_id: Option<&str>, detail: serde_json::Value) -> Result<CustodyEvent> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let e = append_custody_tx(&tx, &self.key, event, clip_id, detail)?;
+        tx.commit()?;
+        Ok(e)
+    }
+
+    /// Custody events, all or those of one item, in order.
+    pub fn custody_events(&self, clip_id: Option<&str>) -> Result<Vec<CustodyEvent>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT body, sig FROM custody WHERE (?1 IS NULL OR clip_id = ?1) ORDER BY seq",
+        )?;
+        let rows = stmt.query_map(params![clip_id], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?)))?;
+        let mut out = Vec::new();
+        for r in rows {
+            let (b, s) = r?;
+            out.push(CustodyEvent::from_body(b, s)?);
+        }
+        Ok(out)
+    }
+
+    /// Records an alarm (e.g. a log inconsistency) that `clips` shows until acknowledged.
+    pub fn raise_alarm(&self, kind: &str, detail: &str) -> Result<()> {
+        self.conn().execute(
+            "INSERT INTO alarms (at, kind, detail) VALUES (?1, ?2, ?3)",
+            params![crate::time::now(), kind, detail],
+        )?;
+        self.append_custody("alarm", None, json!({"kind": kind, "detail": detail}))?;
+        Ok(())
+    }
+
+    /// Alarms raised so far: (at, kind, detail).
+    pub fn alarms(&self) -> Result<Vec<(String, String, String)>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare("SELECT at, kind, detail FROM alarms ORDER BY id")?;
+        let v = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        Ok(v)
+    }
+}
+
+impl StoreLock {
+    fn acquire(f: File) -> Result<StoreLock> {
+        f.lock().ctx(|| "taking the store lock".into())?;
+        Ok(StoreLock(f))
+    }
+}
+
+/// Appends a custody event inside an open transaction (so it commits with the action it records).
+pub(crate) fn append_custody_tx(
+    tx: &rusqlite::Transaction<'_>,
+    key: &DeviceKey,
+    event: &str,
+    clip_id: Option<&str>,
+    detail: serde_json::Value,
+) -> Result<CustodyEvent> {
+    let last: Option<(i64, String)> = tx
+        .query_row("SELECT seq, hash FROM custody ORDER BY seq DESC LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    let seq = last.as_ref().map(|l| l.0 as u64 + 1).unwrap_or(1);
+    let at = crate::time::now();
+    let actor = format!("device:{}", key.device_id());
+    let body = custody::body(&actor, seq, &at, event, clip_id, detail, last.as_ref().map(|l| l.1.as_str()));
+    let sig = key.sign(&body).to_vec();
+    let hash = crate::hashing::sha256_hex(&body);
+    tx.execute(
+        "INSERT INTO custody (seq, clip_id, event, at, body, hash, sig) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![seq as i64, clip_id, event, at, body, hash, sig],
+    )?;
+    Ok(CustodyEvent { seq, clip_id: clip_id.map(String::from), event: event.into(), at, body, sig })
+}
