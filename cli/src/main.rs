@@ -1,1 +1,123 @@
-fn main(){}
+//! `fieldcap`: the Fieldcap command line.
+//!
+//! Device commands stand in for a phone (`init`, `capture`, `observe`, `clips`, `export-clip`,
+//! `custody`, `enroll`, `sync`); server commands run the council intake server (`serve`, `token`,
+//! `incidents`, `package`); `verify` checks exported evidence; `demo` tells the whole story.
+//! Errors go to stderr in one line and the exit status is non-zero.
+
+mod device;
+mod output;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+/// Fieldcap: evidence capture you can prove in court.
+#[derive(Parser, Debug)]
+#[command(name = "fieldcap", version, about)]
+pub struct Cli {
+    /// Device store folder (default: $FIELDCAP_HOME or ~/.fieldcap).
+    #[arg(long, global = true, env = "FIELDCAP_HOME")]
+    pub home: Option<PathBuf>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create the device identity and store (idempotent: an existing key is never replaced).
+    Init {
+        /// Operator role.
+        #[arg(long, default_value = "monitor", value_parser = ["monitor", "police"])]
+        role: String,
+        /// Organisation.
+        #[arg(long)]
+        org: Option<String>,
+        /// Call sign.
+        #[arg(long)]
+        callsign: Option<String>,
+    },
+    /// Seal a recorded file: hash, move into the store, sign, queue.
+    Capture(device::CaptureArgs),
+    /// Seal a witness log entry.
+    Observe(device::ObserveArgs),
+    /// List items and their sync state.
+    Clips {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Export one item as a self-verifying folder.
+    ExportClip {
+        /// Item id.
+        clip_id: String,
+        /// Output folder (must not exist or be empty).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Show the custody events of one item (or all with --all).
+    Custody {
+        /// Item id.
+        clip_id: Option<String>,
+        /// Every event of the device.
+        #[arg(long)]
+        all: bool,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Verify an exported clip folder (or a package); exit 0 only if everything holds.
+    Verify {
+        /// Folder to verify.
+        path: PathBuf,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run the whole story end to end on generated media.
+    Demo {
+        /// Keep the demo's files in this folder instead of a temporary one.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+}
+
+fn main() {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("FIELDCAP_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .without_time()
+        .init();
+    let code = match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {}", output::one_line(&e));
+            2
+        }
+    };
+    std::process::exit(code);
+}
+
+fn home(cli_home: &Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    if let Some(h) = cli_home {
+        return Ok(h.clone());
+    }
+    let base = std::env::var_os("HOME").ok_or_else(|| anyhow::anyhow!("no --home given and $HOME is not set"))?;
+    Ok(PathBuf::from(base).join(".fieldcap"))
+}
+
+fn run(cli: Cli) -> anyhow::Result<i32> {
+    let h = || home(&cli.home);
+    match &cli.command {
+        Command::Init { role, org, callsign } => device::init(&h()?, role, org.clone(), callsign.clone()),
+        Command::Capture(a) => device::capture(&h()?, a),
+        Command::Observe(a) => device::observe(&h()?, a),
+        Command::Clips { json } => device::clips(&h()?, *json),
+        Command::ExportClip { clip_id, out } => device::export_clip(&h()?, clip_id, out),
+        Command::Custody { clip_id, all, json } => device::custody(&h()?, clip_id.as_deref(), *all, *json),
+        Command::Verify { path, json } => device::verify(path, *json),
+        Command::Demo { dir } => device::demo(dir.clone()),
+    }
+}

@@ -183,6 +183,7 @@ impl Store {
         put("device.pub.pem", self.public_pem().as_bytes())?;
         let custody: String = self.custody_events(None)?.iter().map(|e| e.to_jsonl() + "\n").collect();
         put("custody.jsonl", custody.as_bytes())?;
+        put("VERIFY.txt", crate::verify::CLIP_VERIFY_TXT.as_bytes())?;
         if let Some((r, s)) = &rec.receipt {
             put("receipt.json", r)?;
             put("receipt.sig", s)?;
@@ -202,7 +203,6 @@ impl Store {
         let b3: String = files.iter().map(|(n, d)| format!("{}  {n}\n", d.blake3_hex())).collect();
         crate::fsutil::write_new(&dir.join("SHA256SUMS"), sha.as_bytes())?;
         crate::fsutil::write_new(&dir.join("B3SUMS"), b3.as_bytes())?;
-        crate::fsutil::write_new(&dir.join("VERIFY.txt"), crate::verify::CLIP_VERIFY_TXT.as_bytes())?;
         crate::fsutil::sync_dir(dir)
     }
 }

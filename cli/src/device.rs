@@ -1,0 +1,408 @@
+//! Device-side commands (a stand-in for the phone app) and the demo.
+
+use crate::output::bytes_bar;
+use anyhow::{bail, Context};
+use clap::Args;
+use fieldcap_core::identity::FileKeyProtector;
+use fieldcap_core::manifest::{Observation, Role};
+use fieldcap_core::seal::{CaptureRequest, ObservationRequest};
+use fieldcap_core::store::Profile;
+use fieldcap_core::track::TrackPoint;
+use fieldcap_core::Store;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// `fieldcap capture`.
+#[derive(Args, Debug)]
+pub struct CaptureArgs {
+    /// The recorded file (moved into the evidence store once sealed).
+    pub file: PathBuf,
+    /// GPS track (.gpx or .geojson).
+    #[arg(long)]
+    pub track: Option<PathBuf>,
+    /// Start of capture (RFC 3339); default: the file's modification time.
+    #[arg(long)]
+    pub started_at: Option<String>,
+    /// End of capture (RFC 3339); default: the file's modification time.
+    #[arg(long)]
+    pub ended_at: Option<String>,
+    /// Tag (repeatable): minor_present, victim_present, injury, use_of_force, …
+    #[arg(long = "tag")]
+    pub tags: Vec<String>,
+    /// Note.
+    #[arg(long)]
+    pub note: Option<String>,
+    /// Incident hint.
+    #[arg(long)]
+    pub incident_hint: Option<String>,
+    /// Clock source of the times: system, gnss or network.
+    #[arg(long)]
+    pub clock_source: Option<String>,
+    /// Print the sealed item as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `fieldcap observe`.
+#[derive(Args, Debug)]
+pub struct ObserveArgs {
+    /// What the witness saw.
+    #[arg(long)]
+    pub text: String,
+    /// When (RFC 3339); default now.
+    #[arg(long)]
+    pub at: Option<String>,
+    /// Latitude of the place.
+    #[arg(long, requires = "lon", allow_hyphen_values = true)]
+    pub lat: Option<f64>,
+    /// Longitude of the place.
+    #[arg(long, requires = "lat", allow_hyphen_values = true)]
+    pub lon: Option<f64>,
+    /// Accuracy of the place, metres.
+    #[arg(long, default_value_t = 25.0)]
+    pub accuracy: f64,
+    /// Structured field K=V (repeatable): agency, badge, plate, detained, children, or any other name.
+    #[arg(long = "field")]
+    pub fields: Vec<String>,
+    /// Tag (repeatable).
+    #[arg(long = "tag")]
+    pub tags: Vec<String>,
+    /// Print the sealed item as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Opens the store with the desktop key protector and reports what recovery did.
+pub fn open(home: &Path) -> anyhow::Result<Store> {
+    let store = Store::open(home, Arc::new(FileKeyProtector)).context("opening the device store")?;
+    let r = store.open_report();
+    if r.is_eventful() {
+        eprintln!(
+            "recovery: {} interrupted seal(s) completed, {} undone (source untouched), {} recording segment(s) recovered, {} item(s) flagged, {} moved to quarantine{}",
+            r.seals_completed.len(),
+            r.seals_undone,
+            r.segments_recovered.len(),
+            r.flagged.len(),
+            r.quarantined.len(),
+            r.database_moved_aside.as_ref().map(|a| format!("; unreadable database moved aside as {a}, {} item(s) restored from signed manifests", r.items_restored)).unwrap_or_default()
+        );
+    }
+    Ok(store)
+}
+
+pub fn init(home: &Path, role: &str, org: Option<String>, callsign: Option<String>) -> anyhow::Result<i32> {
+    let mut store = open(home)?;
+    let profile = Profile { role: Role::parse(role)?, org, callsign };
+    if store.open_report().key_created {
+        store.set_profile(profile)?;
+        println!("initialised device {} ({role})", store.device_id());
+    } else if store.profile() != &profile {
+        store.set_profile(profile)?;
+        println!("device {} already initialised; key kept, profile updated ({role})", store.device_id());
+    } else {
+        println!("device {} already initialised; key kept", store.device_id());
+    }
+    Ok(0)
+}
+
+fn parse_time(s: &Option<String>, what: &str) -> anyhow::Result<Option<chrono::DateTime<chrono::Utc>>> {
+    Ok(match s {
+        Some(s) => Some(fieldcap_core::time::parse(s, what)?),
+        None => None,
+    })
+}
+
+pub fn capture(home: &Path, a: &CaptureArgs) -> anyhow::Result<i32> {
+    let track = match &a.track {
+        Some(p) => fieldcap_core::track::import_file(p)?,
+        None => Vec::new(),
+    };
+    let req = CaptureRequest {
+        started_at: parse_time(&a.started_at, "--started-at")?,
+        ended_at: parse_time(&a.ended_at, "--ended-at")?,
+        track,
+        tags: a.tags.clone(),
+        note: a.note.clone(),
+        incident_hint: a.incident_hint.clone(),
+        clock_source: a.clock_source.clone(),
+        app: None,
+    }
+    .validated()?;
+    let store = open(home)?;
+    let pb = bytes_bar(0, "sealing");
+    let item = store.seal_file(&a.file, req, &mut |n, total| {
+        pb.set_length(total);
+        pb.set_position(n);
+    })?;
+    pb.finish_and_clear();
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&item)?);
+    } else {
+        println!("sealed {} (seq {}, manifest sha256 {})", item.clip_id, item.seq, item.manifest_sha256);
+    }
+    Ok(0)
+}
+
+/// Parses `--field K=V` pairs into the observation's structured fields.
+pub fn observation_fields(text: &str, fields: &[String]) -> anyhow::Result<Observation> {
+    let mut o = Observation { text: text.to_string(), ..Default::default() };
+    for f in fields {
+        let (k, v) = f.split_once('=').with_context(|| format!("--field '{f}' is not K=V"))?;
+        let (k, v) = (k.trim(), v.trim());
+        if k.is_empty() || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            bail!("--field name '{k}' must be letters, digits or _");
+        }
+        let list = || v.split(',').map(|x| x.trim().to_string()).filter(|x| !x.is_empty());
+        match k {
+            "agency" => o.agency = Some(v.to_string()),
+            "badge" | "badges" | "badge_numbers" => o.badge_numbers.extend(list()),
+            "plate" | "plates" | "vehicle_plates" => o.vehicle_plates.extend(list()),
+            "detained" | "people_detained" => o.people_detained = Some(v.parse().with_context(|| format!("--field {k}: '{v}' is not a whole number"))?),
+            "children" | "children_present" => {
+                o.children_present = Some(match v.to_ascii_lowercase().as_str() {
+                    "yes" | "true" | "1" => true,
+                    "no" | "false" | "0" => false,
+                    _ => bail!("--field {k}: '{v}' must be yes or no"),
+                })
+            }
+            _ => {
+                o.extra.insert(k.to_string(), v.to_string());
+            }
+        }
+    }
+    Ok(o)
+}
+
+pub fn observe(home: &Path, a: &ObserveArgs) -> anyhow::Result<i32> {
+    let at = parse_time(&a.at, "--at")?;
+    let place = match (a.lat, a.lon) {
+        (Some(lat), Some(lon)) => Some(TrackPoint {
+            t: fieldcap_core::time::format(at.unwrap_or_else(chrono::Utc::now)),
+            lat,
+            lon,
+            accuracy_m: a.accuracy,
+            altitude_m: None,
+            heading_deg: None,
+            speed_mps: None,
+            provider: "manual".into(),
+        }),
+        _ => None,
+    };
+    let req = ObservationRequest { at, place, observation: observation_fields(&a.text, &a.fields)?, tags: a.tags.clone(), incident_hint: None };
+    let store = open(home)?;
+    let item = store.observe(req)?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&item)?);
+    } else {
+        println!("sealed observation {} (seq {})", item.clip_id, item.seq);
+    }
+    Ok(0)
+}
+
+pub fn clips(home: &Path, json: bool) -> anyhow::Result<i32> {
+    let store = open(home)?;
+    let items = store.list_items()?;
+    let alarms = store.alarms()?;
+    if json {
+        let v = serde_json::json!({
+            "device_id": store.device_id(),
+            "items": items,
+            "alarms": alarms.iter().map(|(at, kind, detail)| serde_json::json!({"at": at, "kind": kind, "detail": detail})).collect::<Vec<_>>(),
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(0);
+    }
+    for (at, kind, detail) in &alarms {
+        println!("ALARM {at} {kind}: {detail}");
+    }
+    println!("{:>5}  {:36}  {:11}  {:15}  {:9}  {:>12}  {:24}  receipt", "seq", "clip_id", "kind", "state", "integrity", "bytes", "started_at");
+    for i in &items {
+        println!(
+            "{:>5}  {:36}  {:11}  {:15}  {:9}  {:>12}  {:24}  {}",
+            i.seq,
+            i.clip_id,
+            i.kind,
+            i.state,
+            i.integrity,
+            i.media_bytes.map(|b| b.to_string()).unwrap_or_else(|| "-".into()),
+            i.started_at,
+            i.receipted_at.clone().or_else(|| i.last_error.clone()).unwrap_or_else(|| "-".into())
+        );
+    }
+    println!("{} item(s) on device {}", items.len(), store.device_id());
+    Ok(0)
+}
+
+pub fn export_clip(home: &Path, clip_id: &str, out: &Path) -> anyhow::Result<i32> {
+    let store = open(home)?;
+    let pb = bytes_bar(0, "exporting");
+    store.export_clip(clip_id, out, &mut |n, t| {
+        pb.set_length(t);
+        pb.set_position(n);
+    })?;
+    pb.finish_and_clear();
+    println!("exported {clip_id} to {}", out.display());
+    Ok(0)
+}
+
+pub fn custody(home: &Path, clip_id: Option<&str>, all: bool, json: bool) -> anyhow::Result<i32> {
+    let store = open(home)?;
+    if clip_id.is_none() && !all {
+        bail!("give a clip id or --all");
+    }
+    if let Some(id) = clip_id {
+        store.item(id)?;
+    }
+    let events = store.custody_events(if all { None } else { clip_id })?;
+    if json {
+        let v: Vec<serde_json::Value> = events
+            .iter()
+            .map(|e| serde_json::json!({"event": serde_json::from_slice::<serde_json::Value>(&e.body).unwrap_or_default(), "sig": hex::encode(&e.sig)}))
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        for e in &events {
+            println!("{:>5}  {}  {:22}  {}", e.seq, e.at, e.event, e.clip_id.as_deref().unwrap_or("-"));
+        }
+    }
+    Ok(0)
+}
+
+pub fn verify(path: &Path, json: bool) -> anyhow::Result<i32> {
+    if !path.is_dir() {
+        bail!("'{}' is not a folder to verify", path.display());
+    }
+    let report = if path.join("manifest.json").exists() {
+        fieldcap_core::verify::verify_clip_dir(path)
+    } else {
+        bail!("'{}' holds neither manifest.json (an exported clip) nor package.json (a package)", path.display());
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&serde_json::json!({"ok": report.all_ok(), "checks": report.checks}))?);
+    } else {
+        for c in &report.checks {
+            println!("{}  {}  [{}]  {}", if c.ok { "ok  " } else { "FAIL" }, c.name, c.file, c.detail);
+        }
+        println!("{}", if report.all_ok() { "VERIFIED: every check holds" } else { "NOT VERIFIED: see FAIL lines" });
+    }
+    Ok(if report.all_ok() { 0 } else { 1 })
+}
+
+/// Deterministic pseudo-random bytes for demo media (xorshift; not a cryptographic source).
+pub fn demo_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// A walk near a point: `n` fixes, one every 5 s from `start`.
+pub fn demo_track(start: chrono::DateTime<chrono::Utc>, lat: f64, lon: f64, n: usize) -> Vec<TrackPoint> {
+    (0..n)
+        .map(|i| TrackPoint {
+            t: fieldcap_core::time::format(start + chrono::Duration::seconds(5 * i as i64)),
+            lat: lat + 0.00004 * i as f64,
+            lon: lon + 0.00003 * i as f64,
+            accuracy_m: 4.0 + (i % 3) as f64,
+            altitude_m: Some(12.0),
+            heading_deg: Some(37.0),
+            speed_mps: Some(1.2),
+            provider: "gps".into(),
+        })
+        .collect()
+}
+
+pub fn demo(dir: Option<PathBuf>) -> anyhow::Result<i32> {
+    let tmp;
+    let root = match dir {
+        Some(d) => {
+            std::fs::create_dir_all(&d)?;
+            d
+        }
+        None => {
+            tmp = std::env::temp_dir().join(format!("fieldcap-demo-{}", std::process::id()));
+            std::fs::create_dir_all(&tmp)?;
+            tmp
+        }
+    };
+    println!("Fieldcap demo in {}", root.display());
+    let now = chrono::Utc::now();
+    let (lat, lon) = (33.7361, -118.2922); // San Pedro, Harbor Area
+    let monitor_home = root.join("monitor-phone");
+    let police_home = root.join("port-police-handset");
+    init(&monitor_home, "monitor", Some("Harbor Area Peace Patrol".into()), None)?;
+    init(&police_home, "police", Some("Port of Los Angeles Police".into()), Some("PP-12".into()))?;
+    let monitor = open(&monitor_home)?;
+    let police = open(&police_home)?;
+
+    println!("\n1. Offline capture on two devices");
+    let media = root.join("camera-roll");
+    std::fs::create_dir_all(&media)?;
+    let clip = media.join("raid-0712.mp4");
+    std::fs::write(&clip, demo_bytes(24 << 20, 7))?;
+    let start = now - chrono::Duration::minutes(12);
+    let req = CaptureRequest {
+        started_at: Some(start),
+        ended_at: Some(start + chrono::Duration::seconds(95)),
+        track: demo_track(start, lat, lon, 20),
+        tags: vec!["minor_present".into(), "detention".into()],
+        note: Some("agents at the corner of 6th and Pacific".into()),
+        ..Default::default()
+    };
+    let pb = bytes_bar(24 << 20, "sealing");
+    let a = monitor.seal_file(&clip, req, &mut |n, _| pb.set_position(n))?;
+    pb.finish_and_clear();
+    println!("   monitor sealed video {} (seq {}, sha256 {}…)", a.clip_id, a.seq, &a.media.as_ref().map(|m| m.sha256.clone()).unwrap_or_default()[..16]);
+
+    let obs = monitor.observe(ObservationRequest {
+        at: Some(start + chrono::Duration::seconds(30)),
+        place: demo_track(start, lat, lon, 1).pop(),
+        observation: observation_fields("Two unmarked SUVs, four agents in tactical vests; one man detained", &["agency=ICE".into(), "plate=8ABC123".into(), "detained=1".into(), "children=yes".into()])?,
+        tags: vec!["minor_present".into()],
+        incident_hint: None,
+    })?;
+    println!("   monitor sealed observation {} (seq {})", obs.clip_id, obs.seq);
+
+    // The handset records a long video in segments, sealing each while recording continues.
+    let (rid, mut path) = police.start_recording(CaptureRequest { tags: vec!["detention".into()], ..Default::default() }, "mp4")?;
+    for (i, fix) in demo_track(start + chrono::Duration::seconds(10), lat + 0.0003, lon - 0.0002, 12).into_iter().enumerate() {
+        police.add_fix(&rid, fix)?;
+        if i % 4 == 3 {
+            std::fs::write(&path, demo_bytes(4 << 20, 100 + i as u64))?;
+            let last = i == 11;
+            let (seg, next) = police.seal_segment(&rid, last, &mut |_, _| {})?;
+            println!("   handset sealed segment {} of recording {}… as seq {}", i / 4, &rid[..8], seg.seq);
+            if let Some(n) = next {
+                path = n;
+            }
+        }
+    }
+
+    println!("\n2. Export and independent verification");
+    let out = root.join("export").join(&a.clip_id);
+    monitor.export_clip(&a.clip_id, &out, &mut |_, _| {})?;
+    let report = fieldcap_core::verify::verify_clip_dir(&out);
+    for c in &report.checks {
+        println!("   {}  {}", if c.ok { "ok  " } else { "FAIL" }, c.name);
+    }
+    if !report.all_ok() {
+        bail!("the exported clip did not verify");
+    }
+    let chain: Vec<Vec<u8>> = police.manifests()?.into_iter().map(|m| m.0).collect();
+    fieldcap_core::verify::verify_device_chain(&chain)?;
+    println!("   handset chain of {} items is unbroken", chain.len());
+
+    println!("\nSummary");
+    for (name, s) in [("monitor phone", &monitor), ("port police handset", &police)] {
+        let items = s.list_items()?;
+        println!("   {name:20} device {}  {} item(s) sealed and queued", s.device_id(), items.len());
+    }
+    println!("   verify it yourself: cd {} && cat VERIFY.txt", out.display());
+    Ok(0)
+}
