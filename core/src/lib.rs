@@ -29,6 +29,7 @@ pub mod hashing;
 pub mod identity;
 pub mod items;
 pub mod manifest;
+pub mod protocol;
 mod recovery;
 pub mod schema;
 pub mod seal;
