@@ -28,6 +28,7 @@ pub mod fsutil;
 pub mod hashing;
 pub mod identity;
 pub mod items;
+pub mod log;
 pub mod manifest;
 pub mod protocol;
 mod recovery;
