@@ -7,6 +7,7 @@
 
 mod device;
 mod output;
+mod sync_cmds;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -75,6 +76,33 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Enrol this device with a council intake server (one-time token from the council office).
+    Enroll {
+        /// Server base URL (https://…, or http:// to loopback).
+        #[arg(long)]
+        server: String,
+        /// One-time enrolment token.
+        #[arg(long)]
+        token: String,
+        /// Print the device certificate as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One sync pass: clock, manifests first, then media (resumable), then verified receipts.
+    Sync {
+        /// Time budget in seconds.
+        #[arg(long, default_value_t = 600)]
+        timeout: u64,
+        /// Machine-readable summary.
+        #[arg(long)]
+        json: bool,
+        /// Bytes per upload request (default 4 MiB).
+        #[arg(long)]
+        chunk_size: Option<usize>,
+        /// Remove local media copies after a verified receipt (manifest and receipt stay).
+        #[arg(long)]
+        purge: bool,
+    },
     /// Run the whole story end to end on generated media.
     Demo {
         /// Keep the demo's files in this folder instead of a temporary one.
@@ -118,6 +146,8 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::ExportClip { clip_id, out } => device::export_clip(&h()?, clip_id, out),
         Command::Custody { clip_id, all, json } => device::custody(&h()?, clip_id.as_deref(), *all, *json),
         Command::Verify { path, json } => device::verify(path, *json),
+        Command::Enroll { server, token, json } => sync_cmds::enroll(&h()?, server, token, *json),
+        Command::Sync { timeout, json, chunk_size, purge } => sync_cmds::sync(&h()?, *timeout, *json, *chunk_size, *purge),
         Command::Demo { dir } => device::demo(dir.clone()),
     }
 }

@@ -42,6 +42,9 @@ pub enum Error {
     /// The device key could not be created, wrapped, unwrapped or parsed.
     #[error("device key error: {0}")]
     Key(String),
+    /// The server could not be reached, or answered something unusable (sync, enrolment).
+    #[error("network error: {0}")]
+    Network(String),
     /// The store is in a state the core will not touch (e.g. a newer schema than this build knows).
     #[error("store error: {0}")]
     Store(String),

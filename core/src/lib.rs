@@ -35,6 +35,7 @@ mod recovery;
 pub mod schema;
 pub mod seal;
 pub mod store;
+pub mod sync;
 pub mod time;
 pub mod track;
 pub mod verify;
