@@ -420,6 +420,15 @@ fn retry_after(resp: &HttpResponse) -> Option<Duration> {
     resp.header("retry-after").and_then(|v| v.trim().parse::<u64>().ok()).map(Duration::from_secs)
 }
 
+/// Exponential backoff with jitter: between half and all of `base * 2^attempt`, capped.
+fn backoff(opts: &SyncOptions, attempt: u32) -> Duration {
+    let base = opts.backoff_base.as_millis() as u64;
+    let max = opts.backoff_max.as_millis() as u64;
+    let exp = base.saturating_mul(1u64 << attempt.min(20)).min(max).max(1);
+    let r = rand_core::RngCore::next_u64(&mut rand_core::OsRng) % (exp / 2 + 1);
+    Duration::from_millis(exp / 2 + r)
+}
+
 /// Joins a server-relative path (or an absolute URL) to the server's base URL.
 fn join_url(base: &str, path: &str) -> String {
     if path.starts_with("http://") || path.starts_with("https://") {
@@ -652,8 +661,22 @@ impl Store {
             items_total: 0,
             bytes_uploaded: 0,
         });
-        let timeout = opts.request_timeout.min(deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(500)));
-        let (tr, offset, rtt) = get_time(t, &url, timeout)?;
+        // The clock measurement is retried like any request (transient failures, backoff).
+        let mut attempt = 0u32;
+        let (tr, offset, rtt) = loop {
+            let timeout = opts.request_timeout.min(deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(500)));
+            match get_time(t, &url, timeout) {
+                Ok(v) => break v,
+                Err(e) => {
+                    let wait = backoff(opts, attempt);
+                    if attempt >= opts.max_retries || cancel.is_cancelled() || Instant::now() + wait >= deadline {
+                        return Err(e);
+                    }
+                    attempt += 1;
+                    std::thread::sleep(wait);
+                }
+            }
+        };
         if tr.server_key_id != key_id || crate::identity::parse_public_pem(&tr.server_key_pem)?.as_bytes() != key.as_bytes() {
             self.raise_alarm("server_key_changed", "the server presented a key different from the one pinned at enrolment")?;
             return Err(Error::Integrity("the server key differs from the one pinned at enrolment; nothing was sent".into()));
@@ -828,12 +851,7 @@ impl Pass<'_> {
     }
 
     fn backoff(&self, attempt: u32) -> Duration {
-        let base = self.opts.backoff_base.as_millis() as u64;
-        let max = self.opts.backoff_max.as_millis() as u64;
-        let exp = base.saturating_mul(1u64 << attempt.min(20)).min(max).max(1);
-        // Full jitter between half and the whole delay.
-        let r = rand_core::RngCore::next_u64(&mut rand_core::OsRng) % (exp / 2 + 1);
-        Duration::from_millis(exp / 2 + r)
+        backoff(self.opts, attempt)
     }
 
     /// Sends a request built by `build` (called again for each attempt, so signatures and nonces
