@@ -102,6 +102,9 @@ pub enum Command {
         /// Remove local media copies after a verified receipt (manifest and receipt stay).
         #[arg(long)]
         purge: bool,
+        /// Only put manifests on record (hash first); move no media.
+        #[arg(long)]
+        manifests_only: bool,
     },
     /// Run the whole story end to end on generated media.
     Demo {
@@ -147,7 +150,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Custody { clip_id, all, json } => device::custody(&h()?, clip_id.as_deref(), *all, *json),
         Command::Verify { path, json } => device::verify(path, *json),
         Command::Enroll { server, token, json } => sync_cmds::enroll(&h()?, server, token, *json),
-        Command::Sync { timeout, json, chunk_size, purge } => sync_cmds::sync(&h()?, *timeout, *json, *chunk_size, *purge),
+        Command::Sync { timeout, json, chunk_size, purge, manifests_only } => sync_cmds::sync(&h()?, *timeout, *json, *chunk_size, *purge, *manifests_only),
         Command::Demo { dir } => device::demo(dir.clone()),
     }
 }

@@ -105,10 +105,10 @@ pub fn describe(s: &SyncSummary) -> String {
 }
 
 /// `fieldcap sync [--timeout SECS] [--json] [--chunk-size BYTES] [--purge]`.
-pub fn sync(home: &Path, timeout: u64, json: bool, chunk_size: Option<usize>, purge: bool) -> anyhow::Result<i32> {
+pub fn sync(home: &Path, timeout: u64, json: bool, chunk_size: Option<usize>, purge: bool, manifests_only: bool) -> anyhow::Result<i32> {
     let store = open(home)?;
     let net = ReqwestTransport::new()?;
-    let mut opts = SyncOptions { budget: Duration::from_secs(timeout), purge_after_receipt: purge, ..Default::default() };
+    let mut opts = SyncOptions { budget: Duration::from_secs(timeout), purge_after_receipt: purge, manifests_only, ..Default::default() };
     if let Some(c) = chunk_size {
         opts.chunk_size = c;
     }
@@ -123,5 +123,8 @@ pub fn sync(home: &Path, timeout: u64, json: bool, chunk_size: Option<usize>, pu
         println!("{}", describe(&summary));
     }
     // 0 when everything is on record; 1 when work is left or something needs attention.
+    if manifests_only {
+        return Ok(0);
+    }
     Ok(if summary.remaining == 0 && summary.needs_attention == 0 && summary.alarms == 0 && !summary.busy { 0 } else { 1 })
 }

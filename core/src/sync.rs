@@ -255,6 +255,8 @@ pub struct SyncOptions {
     pub request_timeout: Duration,
     /// Wait for another pass on this store to finish (default true); false returns `busy`.
     pub wait_for_lock: bool,
+    /// Only put manifests on record (hash first), no media (e.g. on a metered connection).
+    pub manifests_only: bool,
 }
 
 impl Default for SyncOptions {
@@ -268,6 +270,7 @@ impl Default for SyncOptions {
             backoff_max: Duration::from_secs(15),
             request_timeout: Duration::from_secs(120),
             wait_for_lock: true,
+            manifests_only: false,
         }
     }
 }
@@ -764,6 +767,9 @@ impl Pass<'_> {
             self.check_stop()?;
             self.report(SyncPhase::Manifests, Some(&row.clip_id), 0, 0);
             self.send_manifest(&row)?;
+        }
+        if self.opts.manifests_only {
+            return Ok(());
         }
         // 2. Media and receipts, oldest first.
         for row in self.rows("state IN ('manifest_sent','uploading','uploaded') AND integrity = 'ok'")? {
