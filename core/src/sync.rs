@@ -893,7 +893,7 @@ impl Pass<'_> {
 
     fn is_skew(&self, resp: &HttpResponse) -> bool {
         serde_json::from_slice::<Problem>(&resp.body)
-            .map(|p| p.problem_type.contains("timestamp") || p.problem_type.contains("skew") || p.problem_type.contains("clock"))
+            .map(|p| p.problem_type.ends_with("/stale-request") || p.problem_type.contains("skew") || p.problem_type.contains("clock"))
             .unwrap_or(false)
     }
 
