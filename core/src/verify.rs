@@ -138,7 +138,7 @@ pub fn verify_clip_dir(dir: &Path) -> VerifyReport {
         if crate::identity::device_id_for(key) == m.device_id { Ok(m.device_id.clone()) } else { Err(Error::Integrity("device_id is not derived from device.pub.pem".into())) },
     );
     let sig = fs::read(dir.join("manifest.sig")).map_err(|_| Error::NotFound("manifest.sig cannot be read".into()));
-    r.push("manifest signature", "manifest.sig", sig.and_then(|s| crate::identity::verify(key, bytes, &s)).map(|_| "Ed25519 signature valid".into()));
+    r.push("manifest signature", "manifest.json + manifest.sig", sig.and_then(|s| crate::identity::verify(key, bytes, &s)).map(|_| "Ed25519 signature valid".into()));
     if let Some(media) = &m.media {
         let name = format!("media.{}", extension_for_mime(&media.mime));
         let res = crate::hashing::hash_file(&dir.join(&name), &mut |_| {})
@@ -193,9 +193,22 @@ fn clone_err(e: &Error) -> Error {
     }
 }
 
-/// Checks that manifests (in the order given) form an unbroken device chain: one device, seq
-/// 1, 2, 3 … (or consecutive from the first given), each `prev` the SHA-256 of the previous bytes.
+/// Checks that manifests (in the order given) form a device's whole chain: one device, seq
+/// 1, 2, 3 …, each `prev` the SHA-256 of the previous bytes. A removed, inserted or reordered
+/// item is detected; a removed *tail* cannot be seen from the chain alone (the server's signed
+/// receipts and transparency log anchor it).
 pub fn verify_device_chain(manifests: &[Vec<u8>]) -> Result<()> {
+    if let Some(first) = manifests.first() {
+        let m = Manifest::parse(first).map_err(|e| Error::Integrity(format!("manifest 1: {e}")))?;
+        if m.seq != 1 {
+            return Err(Error::Integrity(format!("the chain starts at seq {}, not 1: earlier items are missing", m.seq)));
+        }
+    }
+    verify_chain_run(manifests)
+}
+
+/// Like [`verify_device_chain`] for a consecutive run that may start after seq 1.
+pub fn verify_chain_run(manifests: &[Vec<u8>]) -> Result<()> {
     let mut prev: Option<(u64, String, String)> = None;
     for (i, bytes) in manifests.iter().enumerate() {
         let m = Manifest::parse(bytes).map_err(|e| Error::Integrity(format!("manifest {}: {e}", i + 1)))?;

@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# The one test command: installs what the tests need on a fresh machine, then runs every test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install_test_tools.sh
+cargo test --workspace --all-targets --no-fail-fast -- --test-threads=2
