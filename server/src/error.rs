@@ -1,0 +1,212 @@
+//! Server errors and their RFC 9457 `application/problem+json` form.
+//!
+//! Every refusal the server sends is a problem document whose `type` is a stable URI
+//! `https://fieldcap.org/problems/<name>` (a name, never fetched): clients branch on it, not on
+//! the human text. Internal failures (database, disk) answer a generic 500 `internal` problem and
+//! are logged without personal data; details of a refusal never contain locations, tokens or keys.
+//!
+//! ```
+//! use fieldcap_server::Error;
+//! let e = Error::Conflict("a different manifest is on record for this clip".into());
+//! assert_eq!(e.problem().status, 409);
+//! assert_eq!(e.problem().problem_type, "https://fieldcap.org/problems/conflict");
+//! ```
+
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use fieldcap_core::protocol::Problem;
+
+/// Prefix of every problem type URI.
+pub const PROBLEM_BASE: &str = "https://fieldcap.org/problems/";
+
+/// Everything that can go wrong in the server.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An error from the Fieldcap core (mapped by its kind: invalid input → 400, integrity → 422).
+    #[error(transparent)]
+    Core(#[from] fieldcap_core::Error),
+    /// The record database failed.
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// A file operation failed; `context` says what the server was doing.
+    #[error("{context}: {source}")]
+    Io {
+        /// What the server was doing.
+        context: String,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A JSON document could not be read or written.
+    #[error("JSON error: {0}")]
+    Json(#[from] serde_json::Error),
+    /// The request is malformed (bad JSON, header, query or id).
+    #[error("malformed request: {0}")]
+    BadRequest(String),
+    /// The manifest does not pass the strict `fieldcap.manifest/1` reader.
+    #[error("invalid manifest: {0}")]
+    InvalidManifest(String),
+    /// The manifest signature does not verify with the device's enrolled key.
+    #[error("bad manifest signature: {0}")]
+    BadSignature(String),
+    /// The request signature headers are missing or do not verify.
+    #[error("unauthenticated: {0}")]
+    Unauthenticated(String),
+    /// The request timestamp is too far from the server clock.
+    #[error("stale request: {0}")]
+    StaleRequest(String),
+    /// The request nonce was seen before.
+    #[error("replayed request")]
+    ReplayedRequest,
+    /// The device is not enrolled.
+    #[error("unknown device")]
+    UnknownDevice,
+    /// The device was revoked.
+    #[error("device revoked")]
+    DeviceRevoked,
+    /// The manifest names another device than the one that signed the request.
+    #[error("device mismatch: {0}")]
+    DeviceMismatch(String),
+    /// The enrolment token is unknown, expired or already used.
+    #[error("invalid or used enrolment token")]
+    InvalidToken,
+    /// A different document is on record for the same clip, seq or chain position.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// Nothing with that id (or not visible to the caller).
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// The item has no receipt yet (its media has not been received).
+    #[error("no receipt yet: {0}")]
+    NoReceiptYet(String),
+    /// The upload expired or was terminated.
+    #[error("gone: {0}")]
+    Gone(String),
+    /// tus: the request's `Upload-Offset` is not the upload's offset.
+    #[error("offset mismatch: the upload is at {expected}")]
+    OffsetMismatch {
+        /// The offset on record.
+        expected: u64,
+    },
+    /// tus: `Upload-Length` missing, deferred, or not the manifest's byte count.
+    #[error("upload length: {0}")]
+    UploadLength(String),
+    /// The received media does not match the signed manifest's length or digests.
+    #[error("digest mismatch: {0}")]
+    DigestMismatch(String),
+    /// Another request is writing to this upload.
+    #[error("upload busy")]
+    UploadLocked,
+    /// A body is larger than allowed.
+    #[error("too large: {0}")]
+    TooLarge(String),
+    /// Request headers or URI too long.
+    #[error("request headers too large")]
+    HeadersTooLarge,
+    /// Wrong `Content-Type`.
+    #[error("unsupported media type: {0}")]
+    UnsupportedMediaType(String),
+    /// tus: missing or unsupported `Tus-Resumable`.
+    #[error("unsupported tus version")]
+    TusVersion,
+    /// The request's method is not allowed on that resource.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// An internal invariant failed (a bug or a damaged data directory).
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// Result alias of the server.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Wraps an I/O error with what the server was doing.
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Error {
+        Error::Io { context: context.into(), source }
+    }
+
+    /// (status, stable name, title, detail shown to the client).
+    fn parts(&self) -> (StatusCode, &'static str, &'static str, Option<String>) {
+        use fieldcap_core::Error as C;
+        match self {
+            Error::Core(C::InvalidInput(m)) => (StatusCode::BAD_REQUEST, "malformed-request", "Malformed request", Some(m.clone())),
+            Error::Core(C::Integrity(m)) => (StatusCode::UNPROCESSABLE_ENTITY, "integrity", "Integrity check failed", Some(m.clone())),
+            Error::Core(C::NotFound(m)) => (StatusCode::NOT_FOUND, "not-found", "Not found", Some(m.clone())),
+            Error::Core(C::Key(m)) => (StatusCode::BAD_REQUEST, "bad-key", "Unusable public key", Some(m.clone())),
+            Error::Core(_) | Error::Sqlite(_) | Error::Io { .. } | Error::Json(_) | Error::Internal(_) => {
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal server error", None)
+            }
+            Error::BadRequest(m) => (StatusCode::BAD_REQUEST, "malformed-request", "Malformed request", Some(m.clone())),
+            Error::InvalidManifest(m) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid-manifest", "Invalid manifest", Some(m.clone())),
+            Error::BadSignature(m) => (StatusCode::UNPROCESSABLE_ENTITY, "bad-signature", "Manifest signature does not verify", Some(m.clone())),
+            Error::Unauthenticated(m) => (StatusCode::UNAUTHORIZED, "unauthenticated", "Request signature missing or invalid", Some(m.clone())),
+            Error::StaleRequest(m) => (StatusCode::UNAUTHORIZED, "stale-request", "Request timestamp outside the allowed window", Some(m.clone())),
+            Error::ReplayedRequest => (StatusCode::UNAUTHORIZED, "replayed-request", "Request nonce already used", None),
+            Error::UnknownDevice => (StatusCode::FORBIDDEN, "unknown-device", "Device not enrolled", None),
+            Error::DeviceRevoked => (StatusCode::FORBIDDEN, "device-revoked", "Device revoked", None),
+            Error::DeviceMismatch(m) => (StatusCode::FORBIDDEN, "device-mismatch", "Manifest is not from the signing device", Some(m.clone())),
+            Error::InvalidToken => (StatusCode::FORBIDDEN, "invalid-token", "Enrolment token unknown, expired or used", None),
+            Error::Conflict(m) => (StatusCode::CONFLICT, "conflict", "Conflicts with the record", Some(m.clone())),
+            Error::NotFound(m) => (StatusCode::NOT_FOUND, "not-found", "Not found", Some(m.clone())),
+            Error::NoReceiptYet(m) => (StatusCode::NOT_FOUND, "no-receipt-yet", "No receipt yet", Some(m.clone())),
+            Error::Gone(m) => (StatusCode::GONE, "upload-gone", "Upload expired or terminated", Some(m.clone())),
+            Error::OffsetMismatch { expected } => (
+                StatusCode::CONFLICT,
+                "offset-mismatch",
+                "Upload-Offset does not match the upload",
+                Some(format!("the upload is at offset {expected}; send HEAD and continue from there")),
+            ),
+            Error::UploadLength(m) => (StatusCode::BAD_REQUEST, "upload-length", "Upload-Length not acceptable", Some(m.clone())),
+            Error::DigestMismatch(m) => (StatusCode::UNPROCESSABLE_ENTITY, "digest-mismatch", "Media does not match the signed manifest", Some(m.clone())),
+            Error::UploadLocked => (StatusCode::LOCKED, "upload-locked", "Another request is writing to this upload", None),
+            Error::TooLarge(m) => (StatusCode::PAYLOAD_TOO_LARGE, "too-large", "Request body too large", Some(m.clone())),
+            Error::HeadersTooLarge => (StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "headers-too-large", "Request headers too large", None),
+            Error::UnsupportedMediaType(m) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type", "Unsupported Content-Type", Some(m.clone())),
+            Error::TusVersion => (StatusCode::PRECONDITION_FAILED, "tus-version", "Tus-Resumable 1.0.0 required", None),
+            Error::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "Method not allowed", None),
+        }
+    }
+
+    /// The problem document sent for this error.
+    pub fn problem(&self) -> Problem {
+        let (status, name, title, detail) = self.parts();
+        problem(status, name, title, detail)
+    }
+}
+
+/// Builds a problem document.
+pub fn problem(status: StatusCode, name: &str, title: &str, detail: Option<String>) -> Problem {
+    Problem { problem_type: format!("{PROBLEM_BASE}{name}"), title: title.to_string(), status: status.as_u16(), detail }
+}
+
+/// The HTTP response of a problem document.
+pub fn problem_response(p: &Problem) -> Response {
+    let status = StatusCode::from_u16(p.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let body = serde_json::to_vec(p).unwrap_or_default();
+    let mut r = (status, body).into_response();
+    r.headers_mut().insert(axum::http::header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+    r
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let p = self.problem();
+        if p.status >= 500 {
+            // The full error stays in the server log; it names operations, never personal data.
+            tracing::error!(error = %self, "request failed");
+        } else {
+            tracing::debug!(problem = %p.problem_type, "request refused");
+        }
+        let mut r = problem_response(&p);
+        if let Error::OffsetMismatch { expected } = self {
+            if let Ok(v) = HeaderValue::from_str(&expected.to_string()) {
+                r.headers_mut().insert("upload-offset", v);
+            }
+        }
+        if let Error::TusVersion = self {
+            r.headers_mut().insert("tus-version", HeaderValue::from_static("1.0.0"));
+        }
+        r
+    }
+}

@@ -1,0 +1,100 @@
+//! The server's Ed25519 key: created on first start, kept in `<data>/server.key` (mode 0600).
+//!
+//! The key signs device certificates, commitments, receipts, checkpoints, custody events and
+//! package indexes. Its public half is written to `<data>/server.pub.pem` (SPKI PEM) so that
+//! `openssl pkeyutl -verify -rawin` checks any of those signatures. Its id is, like a device id,
+//! the hex of the first 16 bytes of SHA-256 over the raw public key. The secret never appears in
+//! a log or an error.
+//!
+//! ```
+//! let dir = tempfile::tempdir().unwrap();
+//! let (k1, created) = fieldcap_server::keys::load_or_create(dir.path()).unwrap();
+//! let (k2, again) = fieldcap_server::keys::load_or_create(dir.path()).unwrap();
+//! assert!(created && !again);
+//! assert_eq!(k1.device_id(), k2.device_id());
+//! ```
+
+use crate::error::{Error, Result};
+use fieldcap_core::identity::DeviceKey;
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use zeroize::Zeroizing;
+
+const KEY_FILE: &str = "server.key";
+const PUB_FILE: &str = "server.pub.pem";
+const KEY_TYPE: &str = "fieldcap.server-key/1";
+
+/// Loads the server key of `data_dir`, creating it (race-free: temp file, fsync, hard link) if
+/// there is none. Returns the key and whether it was created now.
+pub fn load_or_create(data_dir: &Path) -> Result<(DeviceKey, bool)> {
+    let path = data_dir.join(KEY_FILE);
+    if path.exists() {
+        return Ok((load(data_dir)?, false));
+    }
+    fs::create_dir_all(data_dir).map_err(|e| Error::io("creating the data directory", e))?;
+    let key = DeviceKey::generate();
+    let secret = key.secret();
+    let doc = Zeroizing::new(format!("{{\"secret\":\"{}\",\"type\":\"{KEY_TYPE}\"}}", hex::encode(&secret[..])));
+    let tmp = data_dir.join(format!(".server.key.{}.tmp", std::process::id()));
+    {
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(|e| Error::io("creating the server key file", e))?;
+        f.write_all(doc.as_bytes()).map_err(|e| Error::io("writing the server key file", e))?;
+        f.sync_all().map_err(|e| Error::io("syncing the server key file", e))?;
+    }
+    let linked = fs::hard_link(&tmp, &path);
+    let _ = fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => {
+            fs::File::open(data_dir).and_then(|d| d.sync_all()).map_err(|e| Error::io("syncing the data directory", e))?;
+            fieldcap_core::fsutil::write_atomic(&data_dir.join(PUB_FILE), key.public_pem().as_bytes())?;
+            Ok((key, true))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok((load(data_dir)?, false)),
+        Err(e) => Err(Error::io("storing the server key file", e)),
+    }
+}
+
+/// Loads the existing server key of `data_dir`.
+pub fn load(data_dir: &Path) -> Result<DeviceKey> {
+    let raw = Zeroizing::new(fs::read(data_dir.join(KEY_FILE)).map_err(|e| Error::io("reading the server key file", e))?);
+    let v: serde_json::Value =
+        serde_json::from_slice(&raw).map_err(|_| Error::Internal("the server key file is not valid JSON".into()))?;
+    if v.get("type").and_then(|t| t.as_str()) != Some(KEY_TYPE) {
+        return Err(Error::Internal("the server key file has an unknown type".into()));
+    }
+    let secret = v
+        .get("secret")
+        .and_then(|s| s.as_str())
+        .and_then(|s| hex::decode(s).ok())
+        .map(Zeroizing::new)
+        .ok_or_else(|| Error::Internal("the server key file has no secret".into()))?;
+    let key = DeviceKey::from_secret(&secret)?;
+    let pub_path = data_dir.join(PUB_FILE);
+    if !pub_path.exists() {
+        fieldcap_core::fsutil::write_atomic(&pub_path, key.public_pem().as_bytes())?;
+    }
+    Ok(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn key_file_is_0600_and_pem_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let (k, _) = load_or_create(dir.path()).unwrap();
+        let mode = fs::metadata(dir.path().join(KEY_FILE)).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let pem = fs::read_to_string(dir.path().join(PUB_FILE)).unwrap();
+        assert_eq!(pem, k.public_pem());
+    }
+}

@@ -1,0 +1,270 @@
+//! # fieldcap-server
+//!
+//! The council office's intake server. Phones enrol with a one-time token, put each item's signed
+//! manifest on record *before* its media moves (hash first), upload the media over tus 1.0, and
+//! get back a signed receipt whose inclusion in an RFC 6962 transparency log they can check, so
+//! the city can never later deny having received exactly those bytes.
+//!
+//! * [`ServerHandle::start`] runs the HTTP API (axum, on its own tokio runtime thread) over a
+//!   data directory: `records.sqlite` (SQLite, WAL: tokens, devices, items, uploads, log leaves,
+//!   checkpoints, custody), `blobs/` (content-addressed originals, never modified),
+//!   `uploads/` (partial tus uploads), `server.key` (0600) and `server.pub.pem`.
+//!   Nothing is ever written outside it.
+//! * Endpoints follow [`fieldcap_core::protocol`]; tus details in [`tus`]; errors are RFC 9457
+//!   problem+json ([`error`]).
+//! * [`issue_token`], [`revoke_device`] and [`incidents`] work on the data directory directly,
+//!   also while a server runs on it; [`records::Records`] reads everything for packages.
+//! * Storage sits behind [`store::RecordStore`] and [`store::BlobStore`].
+//!
+//! Module map: [`error`], [`schema`], [`store`], [`keys`], [`handlers`](crate) (JSON endpoints and
+//! request authentication), [`tus`], [`log`] (Merkle cache over [`fieldcap_core::log`]),
+//! [`receipts`], [`custody`], [`incidents`], [`records`].
+//!
+//! ```no_run
+//! use fieldcap_server::{issue_token, ServerConfig, ServerHandle};
+//! let data = std::path::PathBuf::from("/tmp/fieldcap-server");
+//! let server = ServerHandle::start(ServerConfig::new(data.clone(), "127.0.0.1:0".parse().unwrap()))?;
+//! println!("listening on {}", server.url());
+//! let token = issue_token(&data, "monitor")?; // give it to a device: `fieldcap enroll --token …`
+//! server.shutdown();
+//! # Ok::<(), fieldcap_server::Error>(())
+//! ```
+
+pub mod custody;
+pub mod error;
+mod handlers;
+pub mod incidents;
+pub mod keys;
+pub mod log;
+pub mod receipts;
+pub mod records;
+pub mod schema;
+mod state;
+pub mod store;
+pub mod tus;
+
+pub use error::{Error, Result};
+pub use incidents::Incident;
+
+use axum::routing::{get, post};
+use axum::Router;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use handlers::{MAX_HEADERS_TOTAL, MAX_HEADER_BYTES, MAX_JSON_BODY, MAX_MANIFEST_BYTES, MAX_SUBMISSION_BODY, MAX_URI_BYTES};
+
+/// How long an enrolment token stays valid.
+pub const TOKEN_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// Server configuration.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Data directory (created if needed).
+    pub data_dir: PathBuf,
+    /// Address to listen on; port 0 picks a free one.
+    pub listen: SocketAddr,
+    /// Log origin line and checkpoint key name; default `fieldcap.intake/<server_key_id>`.
+    pub log_origin: Option<String>,
+    /// Lifetime of an upload URL.
+    pub upload_ttl: Duration,
+    /// Largest media accepted (bytes), advertised as `Tus-Max-Size`.
+    pub max_upload_bytes: u64,
+    /// Tokio worker threads.
+    pub worker_threads: usize,
+}
+
+impl ServerConfig {
+    /// Defaults for a data directory and listen address.
+    pub fn new(data_dir: PathBuf, listen: SocketAddr) -> ServerConfig {
+        ServerConfig {
+            data_dir,
+            listen,
+            log_origin: None,
+            upload_ttl: Duration::from_secs(7 * 24 * 3600),
+            max_upload_bytes: 64 * 1024 * 1024 * 1024,
+            worker_threads: 4,
+        }
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig::new(PathBuf::from("fieldcap-server-data"), SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+}
+
+fn router(state: Arc<state::AppState>) -> Router {
+    let tus_routes = Router::new()
+        .route("/v1/uploads", post(tus::post_endpoint).options(tus::options))
+        .route(
+            "/v1/uploads/{cap}",
+            axum::routing::head(tus::head).patch(tus::patch).delete(tus::delete).post(tus::post_at).options(tus::options),
+        )
+        .layer(axum::middleware::from_fn(tus::tus_headers));
+    Router::new()
+        .route("/v1/time", get(handlers::time))
+        .route("/v1/enroll", post(handlers::enroll))
+        .route("/v1/manifests", post(handlers::manifests))
+        .route("/v1/receipts/{clip_id}", get(handlers::receipt))
+        .route("/v1/log/checkpoint", get(handlers::checkpoint))
+        .route("/v1/log/consistency", get(handlers::consistency))
+        .route("/v1/log/inclusion", get(handlers::inclusion))
+        .merge(tus_routes)
+        .fallback(handlers::not_found)
+        .layer(axum::middleware::from_fn(handlers::problem_safety_net))
+        .layer(axum::middleware::from_fn(handlers::limits))
+        .with_state(state)
+}
+
+/// A running server. Dropping it shuts the server down.
+pub struct ServerHandle {
+    addr: SocketAddr,
+    shutdown: Option<tokio::sync::watch::Sender<bool>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    runtime: tokio::runtime::Handle,
+}
+
+impl std::fmt::Debug for ServerHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerHandle").field("addr", &self.addr).finish_non_exhaustive()
+    }
+}
+
+impl ServerHandle {
+    /// Opens the data directory (creating the key, database and folders on first start),
+    /// finishes uploads interrupted by a crash, binds the address and serves on a new thread
+    /// with its own tokio runtime.
+    pub fn start(config: ServerConfig) -> Result<ServerHandle> {
+        let workers = config.worker_threads.max(1);
+        let listen = config.listen;
+        let state = Arc::new(state::AppState::open(config)?);
+        tus::recover(&state)?;
+        let std_listener = std::net::TcpListener::bind(listen).map_err(|e| Error::io("binding the listen address", e))?;
+        std_listener.set_nonblocking(true).map_err(|e| Error::io("configuring the listener", e))?;
+        let addr = std_listener.local_addr().map_err(|e| Error::io("reading the listen address", e))?;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(workers)
+            .thread_name("fieldcap-server")
+            .enable_all()
+            .build()
+            .map_err(|e| Error::io("starting the server runtime", e))?;
+        let runtime = rt.handle().clone();
+        let listener = {
+            let _g = rt.enter();
+            tokio::net::TcpListener::from_std(std_listener).map_err(|e| Error::io("registering the listener", e))?
+        };
+        let (tx, mut rx) = tokio::sync::watch::channel(false);
+        let app = router(state);
+        let thread = std::thread::Builder::new()
+            .name("fieldcap-server".into())
+            .spawn(move || {
+                rt.block_on(async move {
+                    let mut rx2 = rx.clone();
+                    let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+                        let _ = rx2.wait_for(|v| *v).await;
+                    });
+                    let stopped = async move {
+                        let _ = rx.wait_for(|v| *v).await;
+                        // In-flight requests get a few seconds, then they are cut (an upload
+                        // resumes at its last fsynced offset).
+                        tokio::time::sleep(Duration::from_secs(3)).await;
+                    };
+                    tokio::select! {
+                        r = serve => if let Err(e) = r { tracing::error!(error = %e, "server stopped") },
+                        _ = stopped => {}
+                    }
+                });
+                rt.shutdown_timeout(Duration::from_secs(2));
+            })
+            .map_err(|e| Error::io("starting the server thread", e))?;
+        Ok(ServerHandle { addr, shutdown: Some(tx), thread: Some(thread), runtime })
+    }
+
+    /// The bound address (with the real port when the configured port was 0).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://ADDR`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops accepting, lets in-flight requests finish (a few seconds at most) and joins.
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    /// Blocks until SIGINT or SIGTERM, then shuts down.
+    pub fn wait_for_signal(mut self) -> Result<()> {
+        let r = self.runtime.block_on(async {
+            use tokio::signal::unix::{signal, SignalKind};
+            let mut term = signal(SignalKind::terminate()).map_err(|e| Error::io("listening for SIGTERM", e))?;
+            let mut int = signal(SignalKind::interrupt()).map_err(|e| Error::io("listening for SIGINT", e))?;
+            tokio::select! {
+                _ = term.recv() => {},
+                _ = int.recv() => {},
+            }
+            Ok::<(), Error>(())
+        });
+        self.stop();
+        r
+    }
+
+    fn stop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(true);
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for ServerHandle {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn open_records(data_dir: &Path) -> Result<store::SqliteRecordStore> {
+    std::fs::create_dir_all(data_dir).map_err(|e| Error::io("creating the data directory", e))?;
+    store::SqliteRecordStore::open(&state::Layout::new(data_dir).db())
+}
+
+/// Issues a one-time enrolment token for `role` (`monitor` or `police`), valid for
+/// [`TOKEN_TTL`]. Works while a server runs on the same directory. Only the token's SHA-256 is
+/// stored; the token itself is returned once.
+pub fn issue_token(data_dir: &Path, role: &str) -> Result<String> {
+    fieldcap_core::manifest::Role::parse(role)?;
+    let store = open_records(data_dir)?;
+    let mut b = [0u8; 32];
+    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut b);
+    let token = base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, b);
+    let expires = handlers::now_ms().saturating_add(TOKEN_TTL.as_millis() as i64);
+    store::RecordStore::insert_token(&store, &handlers::token_hash(&token), role, &fieldcap_core::time::now(), expires)?;
+    Ok(token)
+}
+
+/// Revokes a device: it can no longer submit anything. Records a custody event if the server
+/// key exists. Returns false if the device was unknown or already revoked.
+pub fn revoke_device(data_dir: &Path, device_id: &str) -> Result<bool> {
+    let store = open_records(data_dir)?;
+    let done = store::RecordStore::revoke_device(&store, device_id, &fieldcap_core::time::now())?;
+    if done {
+        if let Ok(key) = keys::load(data_dir) {
+            let id = fieldcap_core::identity::device_id_for(&key.verifying_key());
+            custody::append(&store, &key, &id, "revoked", None, serde_json::json!({ "device_id": device_id }))?;
+        }
+    }
+    Ok(done)
+}
+
+/// Incidents of a data directory (see [`incidents`] for the grouping rule).
+pub fn incidents(data_dir: &Path) -> Result<Vec<Incident>> {
+    let store = open_records(data_dir)?;
+    let items: Vec<_> = store::RecordStore::items(&store)?.iter().filter_map(incidents::item_of).collect();
+    Ok(incidents::group(&items))
+}

@@ -1,0 +1,125 @@
+//! Shared server state: configuration, storage, key, log cache, locks.
+
+use crate::error::{Error, Result};
+use crate::log::LogTree;
+use crate::store::{BlobStore, LocalBlobStore, RecordStore, SqliteRecordStore};
+use crate::ServerConfig;
+use fieldcap_core::identity::{device_id_for, DeviceKey};
+use fieldcap_core::log::{sign_checkpoint, Checkpoint};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// Paths inside a data directory. Nothing is written anywhere else.
+#[derive(Debug, Clone)]
+pub(crate) struct Layout {
+    pub root: PathBuf,
+}
+
+impl Layout {
+    pub fn new(root: &Path) -> Layout {
+        Layout { root: root.to_path_buf() }
+    }
+    pub fn db(&self) -> PathBuf {
+        self.root.join("records.sqlite")
+    }
+    pub fn blobs(&self) -> PathBuf {
+        self.root.join("blobs")
+    }
+    pub fn uploads(&self) -> PathBuf {
+        self.root.join("uploads")
+    }
+    /// Partial upload file of a clip; `clip_id` must already be validated as a UUID.
+    pub fn partial(&self, clip_id: &str) -> PathBuf {
+        self.uploads().join(format!("{clip_id}.part"))
+    }
+}
+
+/// Default log origin for a server key id.
+pub(crate) fn default_origin(key_id: &str) -> String {
+    format!("fieldcap.intake/{key_id}")
+}
+
+/// Everything a request handler needs.
+pub(crate) struct AppState {
+    pub cfg: ServerConfig,
+    pub layout: Layout,
+    pub records: Arc<dyn RecordStore>,
+    pub blobs: Arc<dyn BlobStore>,
+    pub key: DeviceKey,
+    pub key_id: String,
+    pub origin: String,
+    /// The log cache; held while a leaf is appended, so appends are serialised.
+    pub log: Mutex<LogTree>,
+    /// Serialises manifest commits (checks then insert).
+    pub commit_lock: Mutex<()>,
+    /// One lock per upload being written.
+    pub upload_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl AppState {
+    pub fn open(cfg: ServerConfig) -> Result<AppState> {
+        let layout = Layout::new(&cfg.data_dir);
+        std::fs::create_dir_all(&layout.root).map_err(|e| Error::io("creating the data directory", e))?;
+        std::fs::create_dir_all(layout.uploads()).map_err(|e| Error::io("creating the upload directory", e))?;
+        let (key, created) = crate::keys::load_or_create(&layout.root)?;
+        let key_id = device_id_for(&key.verifying_key());
+        let origin = cfg.log_origin.clone().unwrap_or_else(|| default_origin(&key_id));
+        let records: Arc<dyn RecordStore> = Arc::new(SqliteRecordStore::open(&layout.db())?);
+        let blobs: Arc<dyn BlobStore> = Arc::new(LocalBlobStore::open(&layout.blobs())?);
+        let tree = LogTree::from_leaves(&records.leaf_hashes()?);
+        let state = AppState {
+            cfg,
+            layout,
+            records,
+            blobs,
+            key,
+            key_id,
+            origin,
+            log: Mutex::new(tree),
+            commit_lock: Mutex::new(()),
+            upload_locks: Mutex::new(HashMap::new()),
+        };
+        if created {
+            state.custody("key_created", None, serde_json::json!({ "server_key_id": state.key_id }))?;
+        }
+        // Make sure a checkpoint exists for the current size (also for the empty log).
+        let size = state.log()?.size();
+        if state.records.latest_checkpoint()?.map(|(s, _)| s) != Some(size) {
+            let note = state.checkpoint_note(size)?;
+            state.records.put_checkpoint(size, &note)?;
+        }
+        Ok(state)
+    }
+
+    pub fn log(&self) -> Result<MutexGuard<'_, LogTree>> {
+        self.log.lock().map_err(|_| Error::Internal("log lock poisoned".into()))
+    }
+
+    /// A freshly signed checkpoint note at `size` (Ed25519 is deterministic: same text, same note).
+    pub fn checkpoint_note(&self, size: u64) -> Result<String> {
+        let root = self.log()?.root(size)?;
+        Ok(sign_checkpoint(&Checkpoint { origin: self.origin.clone(), size, root }, &self.origin, &self.key))
+    }
+
+    /// Signs a canonical JSON document; returns (bytes, signature).
+    pub fn sign_doc<T: serde::Serialize>(&self, doc: &T) -> Result<(Vec<u8>, Vec<u8>)> {
+        let body = fieldcap_core::canonical::to_vec_of(doc)?;
+        let sig = self.key.sign(&body).to_vec();
+        Ok((body, sig))
+    }
+
+    /// Appends a signed server custody event (see [`crate::custody`]).
+    pub fn custody(&self, event: &str, clip_id: Option<&str>, detail: serde_json::Value) -> Result<()> {
+        crate::custody::append(self.records.as_ref(), &self.key, &self.key_id, event, clip_id, detail).map(|_| ())
+    }
+
+    /// The lock of one upload.
+    pub fn upload_lock(&self, clip_id: &str) -> Result<Arc<tokio::sync::Mutex<()>>> {
+        let mut m = self.upload_locks.lock().map_err(|_| Error::Internal("upload lock table poisoned".into()))?;
+        if m.len() > 10_000 {
+            m.retain(|_, l| Arc::strong_count(l) > 1);
+        }
+        Ok(m.entry(clip_id.to_string()).or_default().clone())
+    }
+}

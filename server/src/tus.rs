@@ -1,0 +1,517 @@
+//! tus 1.0 media uploads: core, creation, creation-with-upload, termination, expiration.
+//!
+//! `POST /v1/manifests` creates the upload resource and answers its URL,
+//! `/v1/uploads/<capability>`, where the capability is 32 random bytes in hex, bound to one clip
+//! and stored by the server; knowing the URL is the permission to send that clip's bytes (which
+//! must still match the signed digests). Any tus 1.0 client can then upload in either way:
+//!
+//! * **resume an existing upload** (what the Fieldcap device does): `HEAD <url>` for
+//!   `Upload-Offset`, then `PATCH <url>` chunks with `Content-Type:
+//!   application/offset+octet-stream`;
+//! * **creation** (what a generic client such as Python `tuspy` does when given an endpoint):
+//!   use the upload URL itself as the creation endpoint. `POST <url>` with `Upload-Length`
+//!   (which must equal the manifest's byte count) answers `201` with `Location: <url>` and resets
+//!   any partial bytes; a body with `Content-Type: application/offset+octet-stream` is taken as
+//!   the first chunk (creation-with-upload). `POST /v1/uploads` also works as a creation
+//!   endpoint when `Upload-Metadata` carries `fieldcap-upload <base64 of the capability>`.
+//!
+//! `OPTIONS` on either path advertises `Tus-Version`, `Tus-Extension`, `Tus-Max-Size`.
+//! Every other request must carry `Tus-Resumable: 1.0.0` (else 412). A `PATCH` whose
+//! `Upload-Offset` is not the upload's offset gets 409 (send `HEAD` and continue). `DELETE`
+//! terminates an unfinished upload (its partial bytes are discarded; a new upload URL comes with
+//! the next `POST /v1/manifests`); a completed upload cannot be deleted. Each upload expires
+//! (`Upload-Expires`, default 7 days) and then answers 410.
+//!
+//! Partial bytes go to `<data>/uploads/<clip_id>.part`. The offset on record only advances after
+//! an fsync (at the end of each PATCH, every 64 MiB within one, and when a connection breaks
+//! mid-body), so a server killed at any instant resumes at the last fsynced offset; unsynced
+//! bytes past it are truncated before the next write. When the last byte arrives the file is
+//! re-hashed (length, SHA-256, BLAKE3) against the signed manifest: a mismatch is refused (422
+//! `digest-mismatch`), recorded in custody, the partial discarded and the upload reset to 0 (the
+//! manifest stays on record); a match moves the file into the blob store, appends the log leaf
+//! and stores the receipt, fetched with `GET /v1/receipts/{clip_id}` (the final PATCH's response
+//! also names it in `Fieldcap-Receipt`).
+//!
+//! ```text
+//! POST /v1/manifests            -> {"upload_url": "/v1/uploads/9f…", …}
+//! HEAD  /v1/uploads/9f…         <- Upload-Offset: 0, Upload-Length: 1048576
+//! PATCH /v1/uploads/9f…  (Upload-Offset: 0, 1 MiB)  <- 204 Upload-Offset: 1048576
+//! ```
+
+use crate::error::{Error, Result};
+use crate::handlers::{blocking, now_ms, upload_path, AppStateRef};
+use crate::state::AppState;
+use crate::store::{ItemRecord, UploadRecord};
+use axum::body::Body;
+use axum::extract::{Path, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use futures_util::StreamExt;
+use std::io::{Seek, SeekFrom, Write};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The tus version spoken.
+pub const TUS_VERSION: &str = "1.0.0";
+/// Extensions supported.
+pub const TUS_EXTENSIONS: &str = "creation,creation-with-upload,termination,expiration";
+/// Content type of PATCH bodies.
+pub const OFFSET_OCTET_STREAM: &str = "application/offset+octet-stream";
+/// Within one PATCH, the offset on record advances (after an fsync) at least this often.
+pub const SYNC_EVERY: u64 = 64 * 1024 * 1024;
+/// Body bytes are buffered up to this size before each write.
+const WRITE_BUF: usize = 1024 * 1024;
+/// A body that sends nothing for this long is treated as cut.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a request waits for another one writing to the same upload.
+const LOCK_WAIT: Duration = Duration::from_secs(5);
+
+fn hv(s: &str) -> HeaderValue {
+    HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// HTTP-date (RFC 9110) of a Unix-ms time, for `Upload-Expires`.
+fn http_date(ms: i64) -> String {
+    chrono::DateTime::<chrono::Utc>::from_timestamp_millis(ms)
+        .map(|t| t.format("%a, %d %b %Y %H:%M:%S GMT").to_string())
+        .unwrap_or_default()
+}
+
+/// Checks `Tus-Resumable` on every tus request except OPTIONS, and adds it to every answer.
+pub(crate) async fn tus_headers(req: Request, next: Next) -> Response {
+    if req.method() != Method::OPTIONS {
+        let ok = req.headers().get("tus-resumable").and_then(|v| v.to_str().ok()) == Some(TUS_VERSION);
+        if !ok {
+            let mut r = Error::TusVersion.into_response();
+            r.headers_mut().insert("tus-resumable", HeaderValue::from_static(TUS_VERSION));
+            return r;
+        }
+    }
+    let mut r = next.run(req).await;
+    r.headers_mut().insert("tus-resumable", HeaderValue::from_static(TUS_VERSION));
+    r
+}
+
+/// `OPTIONS`: capabilities.
+pub(crate) async fn options(State(state): AppStateRef) -> Response {
+    let mut r = StatusCode::NO_CONTENT.into_response();
+    let h = r.headers_mut();
+    h.insert("tus-version", HeaderValue::from_static(TUS_VERSION));
+    h.insert("tus-extension", HeaderValue::from_static(TUS_EXTENSIONS));
+    h.insert("tus-max-size", hv(&state.cfg.max_upload_bytes.to_string()));
+    r
+}
+
+fn is_capability(s: &str) -> bool {
+    crate::store::is_sha256_hex(s)
+}
+
+/// Loads an upload and its item; refuses unknown, terminated and expired uploads.
+fn load(state: &AppState, capability: &str) -> Result<(UploadRecord, ItemRecord)> {
+    if !is_capability(capability) {
+        return Err(Error::NotFound("no such upload".into()));
+    }
+    let up = state.records.upload_by_capability(capability)?.ok_or_else(|| Error::NotFound("no such upload".into()))?;
+    let item = state.records.item(&up.clip_id)?.ok_or_else(|| Error::Internal("upload without item".into()))?;
+    match up.state.as_str() {
+        "terminated" => return Err(Error::Gone("the upload was terminated; submit the manifest again for a new upload URL".into())),
+        "expired" => return Err(Error::Gone("the upload expired; submit the manifest again for a new upload URL".into())),
+        "open" if up.expires_at_ms <= now_ms() => {
+            let _ = std::fs::remove_file(state.layout.partial(&up.clip_id));
+            state.records.set_upload_state(&up.clip_id, "expired", 0)?;
+            return Err(Error::Gone("the upload expired; submit the manifest again for a new upload URL".into()));
+        }
+        _ => {}
+    }
+    Ok((up, item))
+}
+
+fn upload_headers(r: &mut Response, up: &UploadRecord, offset: u64) {
+    let h = r.headers_mut();
+    h.insert("upload-offset", hv(&offset.to_string()));
+    h.insert("upload-length", hv(&up.length.to_string()));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if up.state == "open" {
+        h.insert("upload-expires", hv(&http_date(up.expires_at_ms)));
+    }
+}
+
+/// `HEAD <upload_url>`.
+pub(crate) async fn head(State(state): AppStateRef, Path(cap): Path<String>) -> Result<Response> {
+    let (up, _) = blocking(move || load(&state, &cap)).await?;
+    let mut r = StatusCode::OK.into_response();
+    let offset = up.offset;
+    upload_headers(&mut r, &up, offset);
+    Ok(r)
+}
+
+async fn lock(state: &AppState, clip_id: &str) -> Result<tokio::sync::OwnedMutexGuard<()>> {
+    let l = state.upload_lock(clip_id)?;
+    tokio::time::timeout(LOCK_WAIT, l.lock_owned()).await.map_err(|_| Error::UploadLocked)
+}
+
+fn header_u64(h: &HeaderMap, name: &str) -> Result<Option<u64>> {
+    match h.get(name) {
+        None => Ok(None),
+        Some(v) => v
+            .to_str()
+            .ok()
+            .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|s| s.parse().ok())
+            .map(Some)
+            .ok_or_else(|| Error::BadRequest(format!("{name} is not a non-negative integer"))),
+    }
+}
+
+fn check_patch_content_type(h: &HeaderMap) -> Result<()> {
+    let ct = h.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if ct.split(';').next().map(str::trim) != Some(OFFSET_OCTET_STREAM) {
+        return Err(Error::UnsupportedMediaType(format!("upload bodies must be {OFFSET_OCTET_STREAM}")));
+    }
+    Ok(())
+}
+
+/// `PATCH <upload_url>`.
+pub(crate) async fn patch(State(state): AppStateRef, Path(cap): Path<String>, headers: HeaderMap, body: Body) -> Result<Response> {
+    check_patch_content_type(&headers)?;
+    let claimed = header_u64(&headers, "upload-offset")?.ok_or_else(|| Error::BadRequest("Upload-Offset is missing".into()))?;
+    let st = state.clone();
+    let (up, _) = blocking(move || load(&st, &cap)).await?;
+    let _guard = lock(&state, &up.clip_id).await?;
+    // Re-read under the lock.
+    let st = state.clone();
+    let cap = up.capability.clone();
+    let (up, item) = blocking(move || load(&st, &cap)).await?;
+    if up.state == "complete" {
+        if claimed == up.length {
+            let mut r = StatusCode::NO_CONTENT.into_response();
+            upload_headers(&mut r, &up, up.length);
+            return Ok(r);
+        }
+        return Err(Error::OffsetMismatch { expected: up.length });
+    }
+    if claimed != up.offset {
+        return Err(Error::OffsetMismatch { expected: up.offset });
+    }
+    write_and_maybe_finish(state, up, item, &headers, body, StatusCode::NO_CONTENT, None).await
+}
+
+/// Receives a body at the upload's offset, then finishes the upload if complete.
+async fn write_and_maybe_finish(
+    state: Arc<AppState>,
+    up: UploadRecord,
+    item: ItemRecord,
+    headers: &HeaderMap,
+    body: Body,
+    ok_status: StatusCode,
+    location: Option<String>,
+) -> Result<Response> {
+    if let Some(cl) = header_u64(headers, header::CONTENT_LENGTH.as_str())? {
+        if up.offset.saturating_add(cl) > up.length {
+            return Err(Error::UploadLength(format!(
+                "the body would end at byte {}, past the upload's length {}",
+                up.offset.saturating_add(cl),
+                up.length
+            )));
+        }
+    }
+    let offset = receive(&state, &up, body).await?;
+    let mut up_now = up.clone();
+    up_now.offset = offset;
+    let mut receipt_url = None;
+    if offset == up.length {
+        let st = state.clone();
+        let (u2, i2) = (up_now.clone(), item.clone());
+        blocking(move || finalize(&st, &i2, &u2)).await?;
+        up_now.state = "complete".into();
+        receipt_url = Some(format!("/v1/receipts/{}", item.clip_id));
+    }
+    let mut r = ok_status.into_response();
+    upload_headers(&mut r, &up_now, offset);
+    if let Some(l) = location {
+        r.headers_mut().insert(header::LOCATION, hv(&l));
+    }
+    if let Some(u) = receipt_url {
+        r.headers_mut().insert("fieldcap-receipt", hv(&u));
+    }
+    Ok(r)
+}
+
+type FileBuf = (std::fs::File, Vec<u8>);
+
+async fn write_buf(file: std::fs::File, buf: Vec<u8>) -> Result<FileBuf> {
+    blocking(move || {
+        let mut file = file;
+        let mut buf = buf;
+        file.write_all(&buf).map_err(|e| Error::io("writing upload bytes", e))?;
+        buf.clear();
+        Ok((file, buf))
+    })
+    .await
+}
+
+async fn sync_file(file: std::fs::File) -> Result<std::fs::File> {
+    blocking(move || {
+        file.sync_data().map_err(|e| Error::io("syncing upload bytes", e))?;
+        Ok(file)
+    })
+    .await
+}
+
+async fn set_offset(state: &Arc<AppState>, clip_id: &str, offset: u64) -> Result<()> {
+    let st = state.clone();
+    let c = clip_id.to_string();
+    blocking(move || st.records.set_upload_offset(&c, offset)).await
+}
+
+/// Appends the body to the partial file from the upload's offset; returns the new fsynced
+/// offset. On a cut connection the bytes received are kept (fsynced) before the error returns.
+async fn receive(state: &Arc<AppState>, up: &UploadRecord, body: Body) -> Result<u64> {
+    let path = state.layout.partial(&up.clip_id);
+    let start = up.offset;
+    let mut file = blocking(move || {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| Error::io("opening the partial upload", e))?;
+        // Bytes past the last fsynced offset (a crash mid-write) are dropped.
+        f.set_len(start).map_err(|e| Error::io("truncating the partial upload", e))?;
+        f.seek(SeekFrom::Start(start)).map_err(|e| Error::io("seeking in the partial upload", e))?;
+        Ok(f)
+    })
+    .await?;
+    let mut buf: Vec<u8> = Vec::with_capacity(WRITE_BUF);
+    let mut written = start;
+    let mut synced = start;
+    let mut stream = body.into_data_stream();
+    let mut failure: Option<Error> = None;
+    let mut overflow = false;
+    loop {
+        match tokio::time::timeout(IDLE_TIMEOUT, stream.next()).await {
+            Err(_) => {
+                failure = Some(Error::BadRequest("the upload body stalled".into()));
+                break;
+            }
+            Ok(None) => break,
+            Ok(Some(Err(_))) => {
+                failure = Some(Error::BadRequest("the upload body was cut off".into()));
+                break;
+            }
+            Ok(Some(Ok(chunk))) => {
+                if written + buf.len() as u64 + chunk.len() as u64 > up.length {
+                    overflow = true;
+                    break;
+                }
+                buf.extend_from_slice(&chunk);
+                if buf.len() >= WRITE_BUF {
+                    let n = buf.len() as u64;
+                    (file, buf) = write_buf(file, buf).await?;
+                    written += n;
+                    if written - synced >= SYNC_EVERY {
+                        file = sync_file(file).await?;
+                        set_offset(state, &up.clip_id, written).await?;
+                        synced = written;
+                    }
+                }
+            }
+        }
+    }
+    if overflow {
+        drop(buf);
+        blocking(move || {
+            file.set_len(start).map_err(|e| Error::io("truncating the partial upload", e))?;
+            file.sync_data().map_err(|e| Error::io("syncing the partial upload", e))
+        })
+        .await?;
+        set_offset(state, &up.clip_id, start).await?;
+        return Err(Error::UploadLength(format!("the body goes past the upload's length {}", up.length)));
+    }
+    if !buf.is_empty() {
+        let n = buf.len() as u64;
+        (file, buf) = write_buf(file, buf).await?;
+        written += n;
+    }
+    drop(buf);
+    if written != synced {
+        sync_file(file).await?;
+        set_offset(state, &up.clip_id, written).await?;
+    }
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(written),
+    }
+}
+
+/// Verifies a fully received upload against the signed manifest and completes the item.
+///
+/// Also used at start-up for uploads whose last byte was fsynced but not finished (a crash
+/// between), and for zero-length media at commit time.
+pub(crate) fn finalize(state: &AppState, item: &ItemRecord, up: &UploadRecord) -> Result<()> {
+    let md = item.media.as_ref().ok_or_else(|| Error::Internal("finalising an item without media".into()))?;
+    let path = state.layout.partial(&item.clip_id);
+    if !path.exists() {
+        if up.length == 0 {
+            fieldcap_core::fsutil::write_new(&path, b"")?;
+        } else if state.blobs.contains(&md.sha256)? {
+            // Crashed after the move into the blob store: the blob is the received file.
+            return finish_stored(state, item, md);
+        } else {
+            state.records.set_upload_state(&item.clip_id, "open", 0)?;
+            return Err(Error::Internal("the received bytes are missing; the upload was reset".into()));
+        }
+    }
+    let d = fieldcap_core::hashing::hash_file(&path, &mut |_| {}).map_err(|e| Error::io("hashing the received file", e))?;
+    let mut why = Vec::new();
+    if d.bytes != md.bytes {
+        why.push(format!("length {} instead of {}", d.bytes, md.bytes));
+    }
+    if d.sha256_hex() != md.sha256 {
+        why.push("SHA-256 differs".to_string());
+    }
+    if d.blake3_hex() != md.blake3 {
+        why.push("BLAKE3 differs".to_string());
+    }
+    if !why.is_empty() {
+        let reason = format!("received media does not match the signed manifest: {}", why.join(", "));
+        let _ = std::fs::remove_file(&path);
+        state.records.set_upload_state(&item.clip_id, "open", 0)?;
+        state.records.note_refusal(&item.clip_id, &reason)?;
+        state.custody(
+            "refused",
+            Some(&item.clip_id),
+            serde_json::json!({
+                "reason": reason,
+                "received": { "bytes": d.bytes, "sha256": d.sha256_hex(), "blake3": d.blake3_hex() },
+            }),
+        )?;
+        return Err(Error::DigestMismatch(format!("{reason}; the bytes were discarded and the upload reset to offset 0")));
+    }
+    state.custody(
+        "verified",
+        Some(&item.clip_id),
+        serde_json::json!({ "bytes": d.bytes, "sha256": d.sha256_hex(), "blake3": d.blake3_hex() }),
+    )?;
+    state.blobs.put_file(&path, &md.sha256)?;
+    finish_stored(state, item, md)
+}
+
+fn finish_stored(state: &AppState, item: &ItemRecord, md: &crate::store::MediaInfo) -> Result<()> {
+    let media = fieldcap_core::protocol::ReceiptMedia { bytes: md.bytes, sha256: md.sha256.clone(), blake3: md.blake3.clone() };
+    crate::receipts::complete(state, item, Some(media), Some(md.sha256.clone()))?;
+    let idx = state.records.item(&item.clip_id)?.and_then(|i| i.log_index);
+    state.custody("stored", Some(&item.clip_id), serde_json::json!({ "blob_sha256": md.sha256, "log_index": idx }))?;
+    Ok(())
+}
+
+/// Finishes uploads whose bytes were all fsynced but whose completion did not happen (crash).
+pub(crate) fn recover(state: &AppState) -> Result<()> {
+    for item in state.records.items()? {
+        if item.state != "committed" || item.media.is_none() {
+            continue;
+        }
+        if let Some(up) = state.records.upload_for_clip(&item.clip_id)? {
+            if up.state == "open" && up.offset == up.length && up.length > 0 {
+                if let Err(e) = finalize(state, &item, &up) {
+                    tracing::warn!(problem = %e.problem().problem_type, "an interrupted upload could not be completed at start-up");
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn upload_length(h: &HeaderMap, up: &UploadRecord) -> Result<()> {
+    if h.contains_key("upload-defer-length") {
+        return Err(Error::UploadLength("Upload-Defer-Length is not supported; the length is the manifest's byte count".into()));
+    }
+    let len = header_u64(h, "upload-length")?.ok_or_else(|| Error::UploadLength("Upload-Length is missing".into()))?;
+    if len != up.length {
+        return Err(Error::UploadLength(format!("Upload-Length {len} is not the manifest's byte count {}", up.length)));
+    }
+    Ok(())
+}
+
+/// Creation on a known upload: resets partial bytes, optionally takes a first chunk.
+async fn create(state: Arc<AppState>, cap: String, headers: HeaderMap, body: Body) -> Result<Response> {
+    let st = state.clone();
+    let (up, _) = blocking(move || load(&st, &cap)).await?;
+    upload_length(&headers, &up)?;
+    if up.state == "complete" {
+        return Err(Error::Conflict("this item's media was already received; its receipt is at /v1/receipts/{clip_id}".into()));
+    }
+    let _guard = lock(&state, &up.clip_id).await?;
+    let st = state.clone();
+    let cap = up.capability.clone();
+    let (mut up, item) = blocking(move || {
+        let (up, item) = load(&st, &cap)?;
+        if up.offset != 0 {
+            let _ = std::fs::remove_file(st.layout.partial(&up.clip_id));
+            st.records.set_upload_offset(&up.clip_id, 0)?;
+        }
+        Ok((up, item))
+    })
+    .await?;
+    up.offset = 0;
+    let location = upload_path(&up.capability);
+    let has_body = headers.get(header::CONTENT_TYPE).is_some();
+    if has_body {
+        check_patch_content_type(&headers)?;
+        return write_and_maybe_finish(state, up, item, &headers, body, StatusCode::CREATED, Some(location)).await;
+    }
+    if up.length == 0 {
+        return write_and_maybe_finish(state, up, item, &headers, Body::empty(), StatusCode::CREATED, Some(location)).await;
+    }
+    let mut r = StatusCode::CREATED.into_response();
+    upload_headers(&mut r, &up, 0);
+    r.headers_mut().insert(header::LOCATION, hv(&location));
+    Ok(r)
+}
+
+/// `POST <upload_url>`: creation (and creation-with-upload) at the capability URL.
+pub(crate) async fn post_at(State(state): AppStateRef, Path(cap): Path<String>, headers: HeaderMap, body: Body) -> Result<Response> {
+    create(state, cap, headers, body).await
+}
+
+/// `POST /v1/uploads`: creation endpoint; `Upload-Metadata` must carry `fieldcap-upload <base64 capability>`.
+pub(crate) async fn post_endpoint(State(state): AppStateRef, headers: HeaderMap, body: Body) -> Result<Response> {
+    let meta = headers.get("upload-metadata").and_then(|v| v.to_str().ok()).unwrap_or("");
+    let cap = meta
+        .split(',')
+        .filter_map(|pair| {
+            let mut it = pair.trim().splitn(2, ' ');
+            match (it.next(), it.next()) {
+                (Some("fieldcap-upload"), Some(v)) => base64::engine::general_purpose::STANDARD.decode(v.trim()).ok(),
+                _ => None,
+            }
+        })
+        .next()
+        .and_then(|v| String::from_utf8(v).ok())
+        .ok_or_else(|| Error::BadRequest("Upload-Metadata must carry fieldcap-upload with the upload URL's capability".into()))?;
+    create(state, cap, headers, body).await
+}
+
+/// `DELETE <upload_url>`: termination of an unfinished upload.
+pub(crate) async fn delete(State(state): AppStateRef, Path(cap): Path<String>) -> Result<Response> {
+    let st = state.clone();
+    let (up, _) = blocking(move || load(&st, &cap)).await?;
+    if up.state == "complete" {
+        return Err(Error::Conflict("a received original is never deleted".into()));
+    }
+    let _guard = lock(&state, &up.clip_id).await?;
+    let st = state.clone();
+    blocking(move || {
+        let (up, _) = load(&st, &up.capability)?;
+        if up.state == "complete" {
+            return Err(Error::Conflict("a received original is never deleted".into()));
+        }
+        let _ = std::fs::remove_file(st.layout.partial(&up.clip_id));
+        st.records.set_upload_state(&up.clip_id, "terminated", 0)?;
+        st.custody("terminated", Some(&up.clip_id), serde_json::json!({ "discarded_bytes": up.offset }))
+    })
+    .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
