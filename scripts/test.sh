@@ -3,4 +3,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install_test_tools.sh
-cargo test --workspace --all-targets --no-fail-fast -- --test-threads=2
+cargo test --workspace --no-fail-fast -- --test-threads=2
