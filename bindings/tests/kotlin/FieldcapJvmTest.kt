@@ -1,0 +1,320 @@
+// JVM test of the generated Kotlin bindings (org.fieldcap.core) against the host-built
+// libfieldcap_ffi and a real `fieldcap serve` on 127.0.0.1. Run by scripts/bindings_test.sh.
+//
+// Environment: FIELDCAP_SERVER_URL, FIELDCAP_TOKENS (two one-time tokens, comma-separated),
+// FIELDCAP_WORK (an empty scratch directory). Exit status 0 only if every check passed; the last
+// line is "kotlin: N passed, M failed".
+package org.fieldcap.test
+
+import java.io.File
+import java.net.URI
+import java.net.http.HttpClient
+import java.net.http.HttpRequest as JHttpRequest
+import java.net.http.HttpResponse as JHttpResponse
+import java.security.MessageDigest
+import java.time.Duration
+import java.time.Instant
+import java.time.ZoneOffset
+import java.util.Collections
+import java.util.concurrent.CountDownLatch
+import java.util.concurrent.TimeUnit
+import java.util.concurrent.atomic.AtomicInteger
+import javax.crypto.spec.SecretKeySpec
+import kotlin.system.exitProcess
+import org.fieldcap.app.portable.AesGcmKeyProtector
+import org.fieldcap.app.portable.AfterSync
+import org.fieldcap.app.portable.QueueRows
+import org.fieldcap.app.portable.SegmentClock
+import org.fieldcap.app.portable.SyncPolicy
+import org.fieldcap.core.*
+
+var passed = 0
+var failed = 0
+
+fun check(name: String, cond: Boolean, info: () -> String = { "" }) {
+    if (cond) {
+        passed++
+        println("ok   $name")
+    } else {
+        failed++
+        println("FAIL $name ${info()}")
+    }
+}
+
+/** Runs [block] and checks it throws exactly [T]. */
+inline fun <reified T : Throwable> checkThrows(name: String, block: () -> Unit) {
+    try {
+        block()
+        check(name, false) { "no exception" }
+    } catch (e: Throwable) {
+        check(name, e is T) { "got ${e.javaClass.name}: ${e.message}" }
+    }
+}
+
+fun sha256Hex(f: File): String =
+    MessageDigest.getInstance("SHA-256").digest(f.readBytes()).joinToString("") { "%02x".format(it) }
+
+/** A KeyProtector that XORs with a pad and records what passed through it. */
+class XorProtector(private val label: String) : KeyProtector {
+    val seenSecrets = Collections.synchronizedList(mutableListOf<ByteArray>())
+    val wraps = AtomicInteger()
+    val unwraps = AtomicInteger()
+    private val pad = ByteArray(32) { (it * 37 + 11).toByte() }
+    override fun name(): String = label
+    override fun wrapSecret(secret: ByteArray): ByteArray {
+        wraps.incrementAndGet()
+        seenSecrets.add(secret.copyOf())
+        return ByteArray(secret.size) { (secret[it].toInt() xor pad[it % 32].toInt()).toByte() }
+    }
+    override fun unwrapSecret(wrapped: ByteArray): ByteArray {
+        unwraps.incrementAndGet()
+        val s = ByteArray(wrapped.size) { (wrapped[it].toInt() xor pad[it % 32].toInt()).toByte() }
+        seenSecrets.add(s.copyOf())
+        return s
+    }
+}
+
+/** A protector whose key store fails: the failure must arrive as FieldcapException.KeyStore. */
+class BrokenProtector : KeyProtector {
+    override fun name(): String = "broken"
+    override fun wrapSecret(secret: ByteArray): ByteArray = throw FieldcapException.KeyStore("keystore locked")
+    override fun unwrapSecret(wrapped: ByteArray): ByteArray = throw IllegalStateException("boom")
+}
+
+/** The platform-transport path: java.net.http (PATCH and HEAD included), no redirects. */
+class JdkTransport : HttpTransport {
+    val calls = AtomicInteger()
+    private val client = HttpClient.newBuilder().followRedirects(HttpClient.Redirect.NEVER).connectTimeout(Duration.ofSeconds(10)).build()
+    private val restricted = setOf("connection", "content-length", "host", "expect", "upgrade")
+    override fun send(request: HttpRequest): HttpResponse {
+        calls.incrementAndGet()
+        val body = if (request.body.isEmpty()) JHttpRequest.BodyPublishers.noBody() else JHttpRequest.BodyPublishers.ofByteArray(request.body)
+        val b = JHttpRequest.newBuilder(URI.create(request.url))
+            .timeout(Duration.ofMillis(request.timeoutMs.toLong().coerceIn(1, 600_000)))
+            .method(request.method, body)
+        for (h in request.headers) if (h.name.lowercase() !in restricted) b.header(h.name, h.value)
+        try {
+            val r = client.send(b.build(), JHttpResponse.BodyHandlers.ofByteArray())
+            val headers = r.headers().map().flatMap { (k, vs) -> vs.map { HttpHeader(k, it) } }
+            return HttpResponse(r.statusCode().toUShort(), headers, r.body() ?: ByteArray(0))
+        } catch (e: java.io.IOException) {
+            throw FieldcapException.Network("${e.javaClass.simpleName}")
+        }
+    }
+}
+
+class RecordingListener : StateListener {
+    val changes = Collections.synchronizedList(mutableListOf<Pair<String, ItemState>>())
+    val progress = Collections.synchronizedList(mutableListOf<SyncProgress>())
+    @Volatile var onProgress: ((SyncProgress) -> Unit)? = null
+    override fun onItemChanged(clipId: String, state: ItemState) {
+        changes.add(clipId to state)
+    }
+    override fun onSyncProgress(progress: SyncProgress) {
+        this.progress.add(progress)
+        onProgress?.invoke(progress)
+    }
+}
+
+class CollectingSink : LogSink {
+    val lines = Collections.synchronizedList(mutableListOf<String>())
+    override fun log(level: LogLevel, target: String, message: String) {
+        lines.add("$level $target $message")
+    }
+}
+
+fun fix(t: Instant, lat: Double, lon: Double) =
+    LocationFix(at = t, lat = lat, lon = lon, accuracyM = 4.5, altitudeM = 12.0, headingDeg = 90.0, speedMps = 1.2, provider = "gps")
+
+fun main() {
+    val url = System.getenv("FIELDCAP_SERVER_URL") ?: error("FIELDCAP_SERVER_URL is not set")
+    val tokens = (System.getenv("FIELDCAP_TOKENS") ?: error("FIELDCAP_TOKENS is not set")).split(",").map { it.trim() }
+    val work = File(System.getenv("FIELDCAP_WORK") ?: error("FIELDCAP_WORK is not set"))
+    check("two tokens supplied", tokens.size >= 2)
+
+    val sink = CollectingSink()
+    check("log forwarding installs", initLogging(sink, LogLevel.DEBUG))
+    check("version", fieldcapVersion().isNotEmpty())
+
+    // ── open: the secret passes through the Kotlin KeyProtector ──
+    val dir = File(work, "kotlin-device-1").absolutePath
+    val prot = XorProtector("test-xor")
+    val app = AppInfo("fieldcap-jvm-test", "0.1", "jvm-test")
+    val fc = Fieldcap.open(OpenOptions(dataDir = dir, role = Role.MONITOR, org = "Harbor Area Peace Patrol", callsign = null, app = app), prot, null)
+    check("first open creates a key", fc.recoveryReport().keyCreated)
+    check("wrapSecret called once with a 32-byte secret", prot.wraps.get() == 1 && prot.seenSecrets[0].size == 32)
+    val deviceId = fc.deviceId()
+    check("device id is 32 hex", Regex("^[0-9a-f]{32}$").matches(deviceId))
+    check("public key is SPKI PEM", fc.publicKeyPem().startsWith("-----BEGIN PUBLIC KEY-----"))
+    val keyFile = File(dir, "keys/device.key").readText()
+    val rawB64 = java.util.Base64.getEncoder().encodeToString(prot.seenSecrets[0])
+    check("stored key is the wrapped form, not the secret", !keyFile.contains(rawB64) && keyFile.contains("test-xor"))
+    check("role", fc.role() == Role.MONITOR)
+
+    // Reopen (another handle on the same store, as after an app restart): unwrap gives the same key.
+    val again = Fieldcap.open(OpenOptions(dataDir = dir, role = Role.MONITOR, org = "Harbor Area Peace Patrol", callsign = null, app = app), prot, null)
+    check("reopen unwraps through Kotlin", prot.unwraps.get() == 1 && prot.seenSecrets[1].contentEquals(prot.seenSecrets[0]))
+    check("reopen gives the same device", again.deviceId() == deviceId && !again.recoveryReport().keyCreated)
+    again.close()
+
+    // ── typed errors ──
+    checkThrows<FieldcapException.KeyStore>("a different protector is refused (KeyStore)") {
+        Fieldcap.open(OpenOptions(dir, Role.MONITOR, null, null, null), XorProtector("other-name"), null)
+    }
+    checkThrows<FieldcapException.KeyStore>("a throwing protector arrives as KeyStore") {
+        Fieldcap.open(OpenOptions(File(work, "broken").absolutePath, Role.MONITOR, null, null, null), BrokenProtector(), null)
+    }
+    checkThrows<FieldcapException.InvalidInput>("empty data dir (InvalidInput)") {
+        Fieldcap.open(OpenOptions("", Role.MONITOR, null, null, null), prot, null)
+    }
+
+    val listener = RecordingListener()
+    fc.setListener(listener)
+
+    // ── capture: path from the core, fixes, segments, finish ──
+    val t0 = Instant.now().minusSeconds(30)
+    val session = fc.startCapture(CaptureOptions(extension = "mp4", tags = listOf("use_of_force"), note = null, incidentHint = "harbor-1", clockSource = null))
+    val p0 = session.currentPath()
+    check("capture path is inside the data dir", p0 != null && p0.startsWith(dir) && p0.endsWith(".mp4")) { "$p0" }
+    File(p0!!).writeBytes(ByteArray(300_000) { (it % 251).toByte() })
+    session.addLocationFix(fix(t0, 33.7406, -118.2760))
+    session.addLocationFix(fix(t0.plusSeconds(5), 33.7407, -118.2761))
+    checkThrows<FieldcapException.InvalidInput>("a fix with latitude 200 is refused (InvalidInput)") {
+        session.addLocationFix(fix(t0.plusSeconds(6), 200.0, 0.0))
+    }
+    val expected0 = sha256Hex(File(p0))
+    val seg0 = session.sealSegment()
+    check("segment 0 sealed with the file's SHA-256", seg0.item.mediaSha256 == expected0 && seg0.item.mediaBytes == 300_000uL)
+    check("segment 0 is seq 1, manifest digest is hex", seg0.item.seq == 1uL && Regex("^[0-9a-f]{64}$").matches(seg0.item.manifestSha256))
+    check("the recorded file moved into the store", !File(p0).exists())
+    val p1 = seg0.nextPath
+    check("next segment path given", p1 != null && p1 != p0 && session.currentPath() == p1)
+    File(p1!!).writeBytes(ByteArray(200_000) { (it % 13).toByte() })
+    session.addLocationFix(fix(t0.plusSeconds(12), 33.7409, -118.2765))
+    val seg1 = session.finish()
+    check("final segment is seq 2", seg1.seq == 2uL)
+    check("no path after finish", session.currentPath() == null)
+    checkThrows<FieldcapException.InvalidInput>("sealing a finished recording (InvalidInput)") { session.sealSegment() }
+    session.close()
+
+    // An aborted recording seals nothing.
+    val aborted = fc.startCapture(CaptureOptions("mp4", listOf(), null, null, null))
+    File(aborted.currentPath()!!).writeBytes(ByteArray(1000))
+    aborted.abort()
+    check("abort ends the session", aborted.currentPath() == null)
+    aborted.close()
+    checkThrows<FieldcapException.InvalidInput>("an unknown extension is refused (InvalidInput)") {
+        fc.startCapture(CaptureOptions("exe", listOf(), null, null, null))
+    }
+    checkThrows<FieldcapException.InvalidInput>("an unknown tag is refused (InvalidInput)") {
+        fc.startCapture(CaptureOptions("mp4", listOf("not_a_tag"), null, null, null))
+    }
+
+    // ── observation ──
+    val obs = fc.addObservation(ObservationInput(
+        text = "Two unmarked SUVs, agents in tactical vests", at = t0.plusSeconds(20), place = fix(t0.plusSeconds(20), 33.741, -118.277),
+        agency = "ICE", badgeNumbers = listOf("A123"), vehiclePlates = listOf("8ABC123"), peopleDetained = 2u, childrenPresent = false,
+        tags = listOf("detention"), incidentHint = null))
+    check("observation sealed as seq 3 without media", obs.seq == 3uL && obs.mediaSha256 == null)
+    checkThrows<FieldcapException.InvalidInput>("an observation without text (InvalidInput)") {
+        fc.addObservation(ObservationInput("   ", null, null, null, listOf(), listOf(), null, null, listOf(), null))
+    }
+
+    // ── list ──
+    val items = fc.listItems()
+    check("three items in chain order", items.map { it.seq } == listOf(1uL, 2uL, 3uL)) { items.toString() }
+    check("all sealed, none receipted", items.all { it.state == ItemState.SEALED && it.receiptedAt == null })
+    check("kinds", items.map { it.kind } == listOf(ItemKind.VIDEO, ItemKind.VIDEO, ItemKind.OBSERVATION))
+    check("segments carry the recording id and index", items[0].recordingId == items[1].recordingId && items[1].segmentIndex == 1u)
+    check("times are Instants", items[2].startedAt == t0.plusSeconds(20).truncatedTo(java.time.temporal.ChronoUnit.MILLIS)) { "${items[2].startedAt}" }
+    check("listener heard the seals", listener.changes.count { it.second == ItemState.SEALED } >= 3)
+    checkThrows<FieldcapException.NotFound>("unknown item (NotFound)") { fc.item("0190f0f0-0000-7000-8000-000000000000") }
+    check("no receipt before sync", fc.receipt(seg0.item.clipId) == null)
+    check("queued count", fc.queuedCount() == 3uL)
+    val rows = QueueRows.rows(items, ZoneOffset.UTC)
+    check("queue rows (shared app code) newest first", rows.first().clipId == obs.clipId && rows.last().title.startsWith("#1 Video · part 1"))
+
+    // ── enrol and sync against the real server ──
+    checkThrows<FieldcapException.NotEnrolled>("sync before enrolment (NotEnrolled)") { fc.syncOnce(30u) }
+    check("enrollment() is null before enrol", fc.enrollment() == null)
+    checkThrows<FieldcapException.InvalidInput>("plain http to a remote host is refused (InvalidInput)") { fc.enroll("http://192.0.2.1:9", "x") }
+    checkThrows<FieldcapException.Network>("nothing listening (Network)") { fc.enroll("http://127.0.0.1:9", "x") }
+    checkThrows<FieldcapException.Server>("a bad token is refused by the server (Server)") { fc.enroll(url, "not-a-real-token") }
+    val enr = fc.enroll(url, tokens[0])
+    check("enrolled", enr.deviceId == deviceId && enr.role == "monitor" && enr.serverUrl.startsWith("http://127.0.0.1"))
+    check("enrolment time is recent", Duration.between(enr.enrolledAt, Instant.now()).abs() < Duration.ofMinutes(5))
+    checkThrows<FieldcapException.InvalidInput>("zero budget (InvalidInput)") { fc.syncOnce(0u) }
+
+    val summary = fc.syncOnce(120u)
+    check("sync: 3 receipts verified, nothing left", summary.receiptsVerified == 3u && summary.remaining == 0u && !summary.cancelled) { summary.toString() }
+    check("sync: 500000 media bytes acknowledged", summary.bytesUploaded == 500_000uL) { summary.toString() }
+    check("sync: clock offset measured", summary.clockOffsetMs != null)
+    check("policy says done", SyncPolicy.decide(summary) == AfterSync.DONE)
+    val after = fc.listItems()
+    check("all receipted with a receipt time", after.all { it.state == ItemState.RECEIPTED && it.receiptedAt != null }) { after.toString() }
+    check("listener heard RECEIPTED", listener.changes.count { it.second == ItemState.RECEIPTED } == 3)
+    check("listener heard progress through to DONE", listener.progress.any { it.phase == SyncPhase.UPLOADING } && listener.progress.last().phase == SyncPhase.DONE)
+    val r0 = fc.receipt(seg0.item.clipId)
+    check("receipt names the clip, device, seq and manifest", r0 != null && r0.clipId == seg0.item.clipId && r0.deviceId == deviceId && r0.seq == 1uL && r0.manifestSha256 == seg0.item.manifestSha256) { "$r0" }
+    check("receipt media digests equal what was sealed", r0!!.mediaSha256 == expected0 && r0.mediaBlake3 == seg0.item.mediaBlake3 && r0.mediaBytes == 300_000uL)
+    check("receipt carries its signed bytes and a 64-byte signature", r0.receiptJson.contains("\"fieldcap.receipt/1\"") && r0.signatureHex.length == 128)
+    val r2 = fc.receipt(obs.clipId)
+    check("observation receipt has no media and a log index", r2 != null && r2.mediaSha256 == null && r2.treeSize > r2.logIndex)
+    check("no alarms", fc.alarms().isEmpty())
+    check("cancel() with no pass running returns false", !fc.cancel())
+
+    // ── cancel() from another thread mid-upload; the next pass resumes ──
+    val big = fc.startCapture(CaptureOptions("mp4", listOf(), null, null, null))
+    File(big.currentPath()!!).writeBytes(ByteArray(20 * 1024 * 1024) { (it * 7).toByte() })
+    big.finish()
+    val cancelled = CountDownLatch(1)
+    var cancelReturned = false
+    listener.onProgress = { p ->
+        if (p.phase == SyncPhase.UPLOADING && p.itemBytesDone > 0uL && cancelled.count > 0L) {
+            cancelled.countDown()
+            // As a platform expiration handler would: from a different thread.
+            val t = Thread { cancelReturned = fc.cancel() }
+            t.start(); t.join()
+        }
+    }
+    val s1 = fc.syncOnce(120u)
+    listener.onProgress = null
+    check("cancel() stopped the pass", s1.cancelled && cancelReturned && s1.remaining == 1u) { s1.toString() }
+    check("the cancelled pass left part of the upload acknowledged", s1.bytesUploaded in 1uL until 20uL * 1024uL * 1024uL) { s1.toString() }
+    check("policy says continue", SyncPolicy.decide(s1) == AfterSync.CONTINUE)
+    val s2 = fc.syncOnce(120u)
+    check("the next pass resumes and finishes", s2.receiptsVerified == 1u && s2.remaining == 0u && s1.bytesUploaded + s2.bytesUploaded - s2.bytesResent == 20uL * 1024uL * 1024uL) { s2.toString() }
+
+    // ── a second device: AES-GCM protector (the Android shell's code) and the platform transport ──
+    val aesKey = SecretKeySpec(ByteArray(32) { (it + 1).toByte() }, "AES")
+    val aes = AesGcmKeyProtector("jvm-aes-gcm", { aesKey })
+    val jdk = JdkTransport()
+    val dir2 = File(work, "kotlin-device-2").absolutePath
+    val fc2 = Fieldcap.open(OpenOptions(dir2, Role.POLICE, "Port Police", "P-12", null), aes, jdk)
+    val id2 = fc2.deviceId()
+    fc2.close()
+    val fc2b = Fieldcap.open(OpenOptions(dir2, Role.POLICE, "Port Police", "P-12", null), AesGcmKeyProtector("jvm-aes-gcm", { aesKey }), jdk)
+    check("AES-GCM protector round-trips the key", fc2b.deviceId() == id2)
+    val wrongKey = SecretKeySpec(ByteArray(32) { 9 }, "AES")
+    checkThrows<FieldcapException.KeyStore>("AES-GCM with the wrong key (KeyStore)") {
+        Fieldcap.open(OpenOptions(dir2, Role.POLICE, null, null, null), AesGcmKeyProtector("jvm-aes-gcm", { wrongKey }), jdk)
+    }
+    val clock = SegmentClock(10, 0)
+    check("segment clock", !clock.due(9_999) && clock.due(10_000) && clock.millisUntilNext(4_000) == 6_000L)
+    val photo = fc2b.startCapture(CaptureOptions("jpg", listOf("minor_present"), "note", null, "gnss"))
+    File(photo.currentPath()!!).writeBytes(ByteArray(5000) { 1 })
+    val ph = photo.finish()
+    val enr2 = fc2b.enroll(url, tokens[1])
+    check("second device enrolled through the Kotlin transport", enr2.deviceId == id2 && jdk.calls.get() >= 2)
+    val s3 = fc2b.syncOnce(120u)
+    check("sync through the Kotlin transport (java.net.http: HEAD, PATCH)", s3.receiptsVerified == 1u && s3.remaining == 0u) { s3.toString() }
+    check("receipt via Kotlin transport", fc2b.receipt(ph.clipId)?.mediaSha256 == ph.mediaSha256)
+    fc2b.close()
+
+    check("log lines were forwarded to the Kotlin sink", sink.lines.isNotEmpty()) { "none" }
+    stopLogging()
+    fc.close()
+
+    println("kotlin: $passed passed, $failed failed")
+    exitProcess(if (failed == 0) 0 else 1)
+}

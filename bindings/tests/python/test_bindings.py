@@ -1,0 +1,281 @@
+"""Test of the generated Python bindings (fieldcap_ffi) against the host-built library and a real
+`fieldcap serve` on 127.0.0.1 — the same scenario as the Kotlin JVM test.
+
+Run by scripts/bindings_test.sh with PYTHONPATH=target/bindings/python and the environment
+FIELDCAP_SERVER_URL, FIELDCAP_TOKENS (two one-time tokens, comma-separated), FIELDCAP_WORK.
+Exit status 0 only if every check passed; the last line is "python: N passed, M failed".
+"""
+
+import datetime as dt
+import hashlib
+import os
+import re
+import sys
+import threading
+import urllib.error
+import urllib.request
+
+import fieldcap_ffi as f
+
+PASSED = 0
+FAILED = 0
+UTC = dt.timezone.utc
+
+
+def check(name, cond, info=""):
+    global PASSED, FAILED
+    if cond:
+        PASSED += 1
+        print(f"ok   {name}")
+    else:
+        FAILED += 1
+        print(f"FAIL {name} {info}")
+
+
+def check_raises(name, exc_type, fn):
+    try:
+        fn()
+    except Exception as e:  # noqa: BLE001 - we check the type
+        check(name, isinstance(e, exc_type), f"got {type(e).__name__}: {e}")
+    else:
+        check(name, False, "no exception")
+
+
+class XorProtector(f.KeyProtector):
+    """Reversible wrapping that records what passed through it."""
+
+    def __init__(self, label):
+        self.label = label
+        self.seen = []
+        self.wraps = 0
+        self.unwraps = 0
+        self.pad = bytes((i * 53 + 7) % 256 for i in range(32))
+
+    def name(self):
+        return self.label
+
+    def wrap_secret(self, secret):
+        self.wraps += 1
+        self.seen.append(bytes(secret))
+        return bytes(b ^ self.pad[i % 32] for i, b in enumerate(secret))
+
+    def unwrap_secret(self, wrapped):
+        self.unwraps += 1
+        s = bytes(b ^ self.pad[i % 32] for i, b in enumerate(wrapped))
+        self.seen.append(s)
+        return s
+
+
+class BrokenProtector(f.KeyProtector):
+    def name(self):
+        return "broken"
+
+    def wrap_secret(self, secret):
+        raise f.FieldcapError.KeyStore("keystore locked")
+
+    def unwrap_secret(self, wrapped):
+        raise RuntimeError("boom")
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
+class UrllibTransport(f.HttpTransport):
+    """The platform-transport path in Python: urllib (HEAD and PATCH included)."""
+
+    def __init__(self):
+        self.calls = 0
+        self.opener = urllib.request.build_opener(_NoRedirect)
+
+    def send(self, request):
+        self.calls += 1
+        headers = {h.name: h.value for h in request.headers}
+        req = urllib.request.Request(request.url, data=request.body or None, headers=headers, method=request.method)
+        if request.method in ("POST", "PATCH", "PUT") and not request.body:
+            req.data = b""
+        try:
+            with self.opener.open(req, timeout=max(request.timeout_ms / 1000, 1)) as r:
+                status, hdrs, body = r.status, r.headers.items(), r.read()
+        except urllib.error.HTTPError as e:
+            status, hdrs, body = e.code, e.headers.items(), e.read()
+        except OSError as e:
+            raise f.FieldcapError.Network(type(e).__name__)
+        return f.HttpResponse(status=status, headers=[f.HttpHeader(name=k, value=v) for k, v in hdrs], body=body)
+
+
+class Listener(f.StateListener):
+    def __init__(self):
+        self.changes = []
+        self.progress = []
+        self.on_progress = None
+
+    def on_item_changed(self, clip_id, state):
+        self.changes.append((clip_id, state))
+
+    def on_sync_progress(self, progress):
+        self.progress.append(progress)
+        if self.on_progress:
+            self.on_progress(progress)
+
+
+class Sink(f.LogSink):
+    def __init__(self):
+        self.lines = []
+
+    def log(self, level, target, message):
+        self.lines.append(f"{level} {target} {message}")
+
+
+def fix(t, lat, lon):
+    return f.LocationFix(at=t, lat=lat, lon=lon, accuracy_m=4.5, altitude_m=12.0, heading_deg=90.0, speed_mps=1.2, provider="gps")
+
+
+def sha256_file(p):
+    with open(p, "rb") as fh:
+        return hashlib.sha256(fh.read()).hexdigest()
+
+
+def main():
+    url = os.environ["FIELDCAP_SERVER_URL"]
+    tokens = [t.strip() for t in os.environ["FIELDCAP_TOKENS"].split(",")]
+    work = os.environ["FIELDCAP_WORK"]
+    check("two tokens supplied", len(tokens) >= 2)
+
+    sink = Sink()
+    check("log forwarding installs", f.init_logging(sink, f.LogLevel.DEBUG))
+
+    # ── open: the secret passes through the Python KeyProtector ──
+    d = os.path.join(work, "python-device-1")
+    prot = XorProtector("py-xor")
+    opts = f.OpenOptions(data_dir=d, role=f.Role.MONITOR, org="Harbor Area Peace Patrol", app=f.AppInfo(name="fieldcap-py-test", version="0.1", platform="python"))
+    fc = f.Fieldcap.open(opts, prot)
+    check("first open creates a key", fc.recovery_report().key_created)
+    check("wrap_secret called once with 32 bytes", prot.wraps == 1 and len(prot.seen[0]) == 32)
+    device_id = fc.device_id()
+    check("device id is 32 hex", re.fullmatch(r"[0-9a-f]{32}", device_id) is not None)
+    again = f.Fieldcap.open(opts, prot)
+    check("reopen unwraps through Python to the same key", prot.unwraps == 1 and prot.seen[1] == prot.seen[0] and again.device_id() == device_id)
+    del again
+
+    check_raises("a different protector is refused (KeyStore)", f.FieldcapError.KeyStore,
+                 lambda: f.Fieldcap.open(f.OpenOptions(data_dir=d, role=f.Role.MONITOR), XorProtector("other")))
+    check_raises("a throwing protector arrives as KeyStore", f.FieldcapError.KeyStore,
+                 lambda: f.Fieldcap.open(f.OpenOptions(data_dir=os.path.join(work, "py-broken"), role=f.Role.MONITOR), BrokenProtector()))
+    check_raises("empty data dir (InvalidInput)", f.FieldcapError.InvalidInput,
+                 lambda: f.Fieldcap.open(f.OpenOptions(data_dir="", role=f.Role.MONITOR), prot))
+
+    listener = Listener()
+    fc.set_listener(listener)
+
+    # ── capture ──
+    t0 = dt.datetime.now(UTC) - dt.timedelta(seconds=30)
+    s = fc.start_capture(f.CaptureOptions(extension="mp4", tags=["use_of_force"], incident_hint="harbor-1"))
+    p0 = s.current_path()
+    check("capture path inside the data dir", p0 is not None and p0.startswith(d) and p0.endswith(".mp4"), p0)
+    with open(p0, "wb") as fh:
+        fh.write(bytes(i % 251 for i in range(300_000)))
+    s.add_location_fix(fix(t0, 33.7406, -118.2760))
+    s.add_location_fix(fix(t0 + dt.timedelta(seconds=5), 33.7407, -118.2761))
+    check_raises("latitude 200 refused (InvalidInput)", f.FieldcapError.InvalidInput,
+                 lambda: s.add_location_fix(fix(t0 + dt.timedelta(seconds=6), 200.0, 0.0)))
+    expected0 = sha256_file(p0)
+    seg0 = s.seal_segment()
+    check("segment 0 sealed with the file's SHA-256", seg0.item.media_sha256 == expected0 and seg0.item.media_bytes == 300_000)
+    check("segment 0 is seq 1", seg0.item.seq == 1)
+    check("recorded file moved into the store", not os.path.exists(p0))
+    p1 = seg0.next_path
+    check("next path given", p1 is not None and s.current_path() == p1)
+    with open(p1, "wb") as fh:
+        fh.write(bytes(i % 13 for i in range(200_000)))
+    seg1 = s.finish()
+    check("final segment is seq 2", seg1.seq == 2)
+    check_raises("sealing a finished recording (InvalidInput)", f.FieldcapError.InvalidInput, s.seal_segment)
+
+    a = fc.start_capture(f.CaptureOptions(extension="mp4"))
+    with open(a.current_path(), "wb") as fh:
+        fh.write(b"\0" * 1000)
+    a.abort()
+    check("abort ends the session", a.current_path() is None)
+    check_raises("unknown extension (InvalidInput)", f.FieldcapError.InvalidInput,
+                 lambda: fc.start_capture(f.CaptureOptions(extension="exe")))
+
+    # ── observation ──
+    obs = fc.add_observation(f.ObservationInput(text="Agents detained two people at the bus stop", at=t0 + dt.timedelta(seconds=20),
+                                                place=fix(t0 + dt.timedelta(seconds=20), 33.741, -118.277), agency="CBP",
+                                                badge_numbers=["B77"], people_detained=2, children_present=True, tags=["minor_present"]))
+    check("observation sealed as seq 3", obs.seq == 3 and obs.media_sha256 is None)
+    check_raises("observation without text (InvalidInput)", f.FieldcapError.InvalidInput,
+                 lambda: fc.add_observation(f.ObservationInput(text=" ")))
+
+    items = fc.list_items()
+    check("three items in chain order", [i.seq for i in items] == [1, 2, 3])
+    check("all sealed", all(i.state == f.ItemState.SEALED and i.receipted_at is None for i in items))
+    check("kinds", [i.kind for i in items] == [f.ItemKind.VIDEO, f.ItemKind.VIDEO, f.ItemKind.OBSERVATION])
+    want = (t0 + dt.timedelta(seconds=20)).replace(microsecond=(t0.microsecond // 1000) * 1000)
+    check("times are UTC datetimes", items[2].started_at == want, f"{items[2].started_at} vs {want}")
+    check_raises("unknown item (NotFound)", f.FieldcapError.NotFound, lambda: fc.item("0190f0f0-0000-7000-8000-000000000000"))
+    check("listener heard the seals", sum(1 for c in listener.changes if c[1] == f.ItemState.SEALED) >= 3)
+
+    # ── enrol and sync ──
+    check_raises("sync before enrolment (NotEnrolled)", f.FieldcapError.NotEnrolled, lambda: fc.sync_once(30))
+    check_raises("plain http to a remote host (InvalidInput)", f.FieldcapError.InvalidInput, lambda: fc.enroll("http://192.0.2.1:9", "x"))
+    check_raises("nothing listening (Network)", f.FieldcapError.Network, lambda: fc.enroll("http://127.0.0.1:9", "x"))
+    check_raises("bad token (Server)", f.FieldcapError.Server, lambda: fc.enroll(url, "not-a-real-token"))
+    enr = fc.enroll(url, tokens[0])
+    check("enrolled", enr.device_id == device_id and enr.role == "monitor")
+    summary = fc.sync_once(120)
+    check("sync: 3 receipts, nothing left", summary.receipts_verified == 3 and summary.remaining == 0, str(summary))
+    after = fc.list_items()
+    check("all receipted with a receipt time", all(i.state == f.ItemState.RECEIPTED and i.receipted_at is not None for i in after))
+    r0 = fc.receipt(seg0.item.clip_id)
+    check("receipt matches the sealed segment", r0 is not None and r0.media_sha256 == expected0 and r0.manifest_sha256 == seg0.item.manifest_sha256
+          and r0.device_id == device_id and len(r0.signature_hex) == 128, str(r0))
+    check("listener heard RECEIPTED", sum(1 for c in listener.changes if c[1] == f.ItemState.RECEIPTED) == 3)
+    check("cancel() idle returns false", fc.cancel() is False)
+
+    # ── cancel from another thread mid-upload ──
+    big = fc.start_capture(f.CaptureOptions(extension="mp4"))
+    with open(big.current_path(), "wb") as fh:
+        fh.write(os.urandom(20 * 1024 * 1024))
+    big.finish()
+    state = {"fired": False, "returned": None}
+
+    def on_progress(p):
+        if p.phase == f.SyncPhase.UPLOADING and p.item_bytes_done > 0 and not state["fired"]:
+            state["fired"] = True
+            t = threading.Thread(target=lambda: state.__setitem__("returned", fc.cancel()))
+            t.start()
+            t.join()
+
+    listener.on_progress = on_progress
+    s1 = fc.sync_once(120)
+    listener.on_progress = None
+    check("cancel() from another thread stopped the pass", s1.cancelled and state["returned"] is True and s1.remaining == 1, str(s1))
+    s2 = fc.sync_once(120)
+    check("the next pass resumes and finishes", s2.receipts_verified == 1 and s2.remaining == 0
+          and s1.bytes_uploaded + s2.bytes_uploaded >= 20 * 1024 * 1024, str(s2))
+
+    # ── second device through the Python transport ──
+    tr = UrllibTransport()
+    d2 = os.path.join(work, "python-device-2")
+    fc2 = f.Fieldcap.open(f.OpenOptions(data_dir=d2, role=f.Role.POLICE, org="Port Police", callsign="P-7"), XorProtector("py-xor-2"), tr)
+    ph = fc2.start_capture(f.CaptureOptions(extension="jpg", clock_source="gnss"))
+    with open(ph.current_path(), "wb") as fh:
+        fh.write(b"\xff\xd8" + b"\1" * 5000)
+    photo = ph.finish()
+    fc2.enroll(url, tokens[1])
+    s3 = fc2.sync_once(120)
+    check("sync through the Python transport (urllib: HEAD, PATCH)", s3.receipts_verified == 1 and s3.remaining == 0 and tr.calls >= 5, str(s3))
+    check("receipt via Python transport", fc2.receipt(photo.clip_id).media_sha256 == photo.media_sha256)
+
+    check("log lines forwarded to the Python sink", len(sink.lines) > 0)
+    f.stop_logging()
+
+    print(f"python: {PASSED} passed, {FAILED} failed")
+    return 0 if FAILED == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
