@@ -5,6 +5,7 @@
 //! `incidents`, `package`); `verify` checks exported evidence; `demo` tells the whole story.
 //! Errors go to stderr in one line and the exit status is non-zero.
 
+mod demo;
 mod device;
 mod output;
 mod sync_cmds;
@@ -151,6 +152,6 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Verify { path, json } => device::verify(path, *json),
         Command::Enroll { server, token, json } => sync_cmds::enroll(&h()?, server, token, *json),
         Command::Sync { timeout, json, chunk_size, purge, manifests_only } => sync_cmds::sync(&h()?, *timeout, *json, *chunk_size, *purge, *manifests_only),
-        Command::Demo { dir } => device::demo(dir.clone()),
+        Command::Demo { dir } => demo::demo(dir.clone()),
     }
 }

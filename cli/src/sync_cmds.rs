@@ -47,7 +47,7 @@ impl SyncBar {
 
     /// Feeds one progress report.
     pub fn update(&self, p: &SyncProgress) {
-        let id = p.clip_id.as_deref().map(fieldcap_core::items::short).unwrap_or("");
+        let id = p.clip_id.as_deref().map(crate::demo::sid).unwrap_or("");
         let what = match p.phase {
             SyncPhase::Waiting => "waiting for another sync".to_string(),
             SyncPhase::Clock => "clock".to_string(),
