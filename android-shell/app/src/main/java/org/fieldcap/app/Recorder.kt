@@ -1,0 +1,104 @@
+package org.fieldcap.app
+
+import android.annotation.SuppressLint
+import android.content.Context
+import androidx.camera.core.CameraSelector
+import androidx.camera.core.Preview
+import androidx.camera.lifecycle.ProcessCameraProvider
+import androidx.camera.video.FileOutputOptions
+import androidx.camera.video.Quality
+import androidx.camera.video.QualitySelector
+import androidx.camera.video.Recorder as CxRecorder
+import androidx.camera.video.Recording
+import androidx.camera.video.VideoCapture
+import androidx.camera.video.VideoRecordEvent
+import androidx.core.content.ContextCompat
+import androidx.lifecycle.LifecycleOwner
+import java.io.File
+import kotlinx.coroutines.CompletableDeferred
+import kotlinx.coroutines.CoroutineScope
+import kotlinx.coroutines.Dispatchers
+import kotlinx.coroutines.Job
+import kotlinx.coroutines.delay
+import kotlinx.coroutines.isActive
+import kotlinx.coroutines.launch
+import kotlinx.coroutines.withContext
+import org.fieldcap.app.portable.SegmentClock
+import org.fieldcap.core.CaptureOptions
+import org.fieldcap.core.CaptureSession
+import org.fieldcap.core.Fieldcap
+
+/**
+ * CameraX video recording into the paths the core hands out, cut into sealed segments every
+ * `segmentSeconds`: stop the recorder (the file is closed), `sealSegment()` off the main
+ * thread, restart on the returned next path. A phone taken mid-recording keeps every sealed
+ * segment, and the next start seals the interrupted one (tag `recovered`).
+ */
+class Recorder(private val context: Context, private val scope: CoroutineScope) {
+    private var videoCapture: VideoCapture<CxRecorder>? = null
+    private var recording: Recording? = null
+    private var finalized: CompletableDeferred<Unit>? = null
+    private var session: CaptureSession? = null
+    private var location: LocationFeed? = null
+    private var segmenter: Job? = null
+
+    fun bind(owner: LifecycleOwner, preview: Preview.SurfaceProvider) {
+        val providerFuture = ProcessCameraProvider.getInstance(context)
+        providerFuture.addListener({
+            val provider = providerFuture.get()
+            val rec = CxRecorder.Builder().setQualitySelector(QualitySelector.from(Quality.HD)).build()
+            val vc = VideoCapture.withOutput(rec)
+            val pv = Preview.Builder().build().also { it.surfaceProvider = preview }
+            provider.unbindAll()
+            provider.bindToLifecycle(owner, CameraSelector.DEFAULT_BACK_CAMERA, pv, vc)
+            videoCapture = vc
+        }, ContextCompat.getMainExecutor(context))
+    }
+
+    val isRecording get() = session != null
+
+    suspend fun start(core: Fieldcap, segmentSeconds: Long, tags: List<String>) {
+        val s = withContext(Dispatchers.IO) { core.startCapture(CaptureOptions("mp4", tags, null, null, null)) }
+        session = s
+        location = LocationFeed(context) { fix -> scope.launch(Dispatchers.IO) { runCatching { s.addLocationFix(fix) } } }.also { it.start() }
+        startInto(File(s.currentPath() ?: error("no capture path")))
+        val clock = SegmentClock(segmentSeconds, System.currentTimeMillis())
+        segmenter = scope.launch(Dispatchers.Main) {
+            while (isActive) {
+                delay(clock.millisUntilNext(System.currentTimeMillis()))
+                stopAndWait()
+                val next = withContext(Dispatchers.IO) { s.sealSegment() }.nextPath ?: break
+                clock.cut()
+                startInto(File(next))
+            }
+        }
+    }
+
+    /** Stops and seals the last segment; then schedules an expedited sync. */
+    suspend fun stop() {
+        val s = session ?: return
+        segmenter?.cancel()
+        location?.stop()
+        stopAndWait()
+        withContext(Dispatchers.IO) { s.finish() }
+        s.close()
+        session = null
+        SyncScheduler.kick(context, expedited = true)
+    }
+
+    @SuppressLint("MissingPermission") // the screen asks for camera and microphone first
+    private fun startInto(file: File) {
+        val vc = videoCapture ?: error("camera not bound")
+        val done = CompletableDeferred<Unit>()
+        finalized = done
+        recording = vc.output.prepareRecording(context, FileOutputOptions.Builder(file).build())
+            .withAudioEnabled()
+            .start(ContextCompat.getMainExecutor(context)) { e -> if (e is VideoRecordEvent.Finalize) done.complete(Unit) }
+    }
+
+    private suspend fun stopAndWait() {
+        recording?.stop()
+        recording = null
+        finalized?.await()
+    }
+}
