@@ -8,6 +8,7 @@
 mod demo;
 mod device;
 mod output;
+mod server_cmds;
 mod sync_cmds;
 
 use clap::{Parser, Subcommand};
@@ -107,6 +108,33 @@ pub enum Command {
         #[arg(long)]
         manifests_only: bool,
     },
+    /// Run the council intake server until SIGINT/SIGTERM (first line: listening on http://ADDR).
+    Serve {
+        /// Server data directory (records, blobs, key).
+        #[arg(long)]
+        data: PathBuf,
+        /// Address to listen on (port 0: a free one).
+        #[arg(long, default_value = "127.0.0.1:8443")]
+        listen: String,
+    },
+    /// Issue a one-time enrolment token (works while the server runs).
+    Token {
+        /// Server data directory.
+        #[arg(long)]
+        data: PathBuf,
+        /// Role of the device that will enrol with it.
+        #[arg(long, default_value = "monitor", value_parser = ["monitor", "police"])]
+        role: String,
+    },
+    /// List the server's items grouped into incidents (overlapping time, tracks within 500 m).
+    Incidents {
+        /// Server data directory.
+        #[arg(long)]
+        data: PathBuf,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run the whole story end to end on generated media.
     Demo {
         /// Keep the demo's files in this folder instead of a temporary one.
@@ -152,6 +180,9 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Verify { path, json } => device::verify(path, *json),
         Command::Enroll { server, token, json } => sync_cmds::enroll(&h()?, server, token, *json),
         Command::Sync { timeout, json, chunk_size, purge, manifests_only } => sync_cmds::sync(&h()?, *timeout, *json, *chunk_size, *purge, *manifests_only),
+        Command::Serve { data, listen } => server_cmds::serve(data, listen),
+        Command::Token { data, role } => server_cmds::token(data, role),
+        Command::Incidents { data, json } => server_cmds::incidents(data, *json),
         Command::Demo { dir } => demo::demo(dir.clone()),
     }
 }

@@ -1,0 +1,81 @@
+//! Server commands: `fieldcap serve`, `fieldcap token`, `fieldcap incidents`.
+//!
+//! `serve` runs the council intake server over a data directory until SIGINT or SIGTERM; its
+//! first stdout line is exactly `listening on http://ADDR` (the real port when 0 was asked), so
+//! scripts can read the address. `token` prints a one-time enrolment token alone on its last
+//! stdout line and works while a server runs on the same directory. `incidents` lists the items
+//! grouped by time and place.
+
+use anyhow::Context as _;
+use std::io::Write as _;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::Path;
+
+fn parse_listen(listen: &str) -> anyhow::Result<SocketAddr> {
+    if let Ok(a) = listen.parse::<SocketAddr>() {
+        return Ok(a);
+    }
+    listen
+        .to_socket_addrs()
+        .with_context(|| format!("--listen {listen} is not an address like 127.0.0.1:8443"))?
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("--listen {listen} resolves to no address"))
+}
+
+/// `fieldcap serve --data DIR --listen ADDR`.
+pub fn serve(data: &Path, listen: &str) -> anyhow::Result<i32> {
+    let addr = parse_listen(listen)?;
+    if !addr.ip().is_loopback() {
+        eprintln!("note: plain HTTP on a non-loopback address; put a TLS terminator in front of it for phones");
+    }
+    let server = fieldcap_server::ServerHandle::start(fieldcap_server::ServerConfig::new(data.to_path_buf(), addr))
+        .context("starting the server")?;
+    println!("listening on {}", server.url());
+    std::io::stdout().flush()?;
+    eprintln!("data directory {}; stop with Ctrl-C", data.display());
+    server.wait_for_signal().context("waiting for a stop signal")?;
+    eprintln!("stopped");
+    Ok(0)
+}
+
+/// `fieldcap token --data DIR [--role monitor|police]`.
+pub fn token(data: &Path, role: &str) -> anyhow::Result<i32> {
+    let t = fieldcap_server::issue_token(data, role).context("issuing a token")?;
+    println!("one-time enrolment token for a {role} device (valid {} days):", fieldcap_server::TOKEN_TTL.as_secs() / 86_400);
+    println!("{t}");
+    Ok(0)
+}
+
+/// `fieldcap incidents --data DIR [--json]`.
+pub fn incidents(data: &Path, json: bool) -> anyhow::Result<i32> {
+    if !data.join("records.sqlite").exists() {
+        anyhow::bail!("no server records in {} (run `fieldcap serve --data` there first)", data.display());
+    }
+    let list = fieldcap_server::incidents(data).context("grouping incidents")?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&list)?);
+        return Ok(0);
+    }
+    if list.is_empty() {
+        println!("no items on record");
+        return Ok(0);
+    }
+    for inc in &list {
+        let kinds: Vec<String> = inc.kinds.iter().map(|(k, n)| format!("{n} {k}")).collect();
+        println!(
+            "{}  {} → {}  {} item(s) ({}), {} device(s), {} receipted{}",
+            inc.id,
+            inc.started_at,
+            inc.ended_at,
+            inc.clip_ids.len(),
+            kinds.join(", "),
+            inc.device_ids.len(),
+            inc.received,
+            if inc.tags.is_empty() { String::new() } else { format!(", tags: {}", inc.tags.join(" ")) }
+        );
+        for c in &inc.clip_ids {
+            println!("    {c}");
+        }
+    }
+    Ok(0)
+}
