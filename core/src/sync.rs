@@ -127,8 +127,18 @@ pub struct ReqwestTransport {
 }
 
 impl ReqwestTransport {
-    /// Builds the client.
+    /// Builds the client (connections are kept alive and reused).
     pub fn new() -> Result<ReqwestTransport> {
+        Self::build(true)
+    }
+
+    /// A client that opens a new connection for every request (for networks that silently
+    /// drop idle connections, and for fault-injection tests).
+    pub fn unpooled() -> Result<ReqwestTransport> {
+        Self::build(false)
+    }
+
+    fn build(pool: bool) -> Result<ReqwestTransport> {
         let mut roots = rustls::RootCertStore::empty();
         roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
         let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -140,6 +150,7 @@ impl ReqwestTransport {
         let client = reqwest::blocking::Client::builder()
             .use_preconfigured_tls(tls)
             .no_proxy()
+            .pool_max_idle_per_host(if pool { usize::MAX } else { 0 })
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(Duration::from_secs(15))
             .timeout(None)
