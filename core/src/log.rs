@@ -483,6 +483,7 @@ pub fn verify_checkpoint(note: &str, key_name: &str, key: &VerifyingKey) -> Resu
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use proptest::prelude::*;

@@ -198,6 +198,7 @@ pub fn item_of(rec: &crate::store::ItemRecord) -> Option<IncidentItem> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -84,6 +84,7 @@ pub fn load(data_dir: &Path) -> Result<DeviceKey> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;

@@ -109,6 +109,7 @@ impl SubtreeSource for LogTree {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use fieldcap_core::log::{consistency_proof, inclusion_proof, leaf_hash, root_of};
