@@ -11,3 +11,5 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
 fi
 command -v b3sum >/dev/null || cargo install --locked b3sum
+# A tus 1.0 client that is not ours, for the interoperability test.
+python3 -c "import tusclient" 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check tuspy
