@@ -17,7 +17,7 @@ use rusqlite::Connection;
 use std::path::Path;
 
 /// Current schema version.
-pub const VERSION: i64 = 1;
+pub const VERSION: i64 = 2;
 
 const V1: &str = r#"
 CREATE TABLE meta (
@@ -107,8 +107,40 @@ CREATE TABLE custody (
 CREATE INDEX custody_clip ON custody(clip_id);
 "#;
 
+/// Version 2 (evidence packages, retention and legal hold; see `crate::retention`). Frozen:
+/// never edit a released migration; add a new one at the end of [`MIGRATIONS`].
+const V2: &str = r#"
+CREATE TABLE retention_policy (
+    category TEXT PRIMARY KEY,
+    days     INTEGER NOT NULL,
+    set_at   TEXT NOT NULL
+);
+CREATE TABLE holds (
+    id             INTEGER PRIMARY KEY,
+    clip_id        TEXT NOT NULL,
+    reason         TEXT NOT NULL,
+    held_at        TEXT NOT NULL,
+    released_at    TEXT,
+    release_reason TEXT
+);
+CREATE INDEX holds_clip ON holds(clip_id);
+CREATE TABLE referrals (
+    clip_id    TEXT NOT NULL,
+    package_id TEXT NOT NULL,
+    recipient  TEXT NOT NULL,
+    at         TEXT NOT NULL,
+    PRIMARY KEY (clip_id, package_id)
+);
+CREATE TABLE disposals (
+    clip_id     TEXT PRIMARY KEY,
+    disposed_at TEXT NOT NULL,
+    log_index   INTEGER NOT NULL,
+    custody_seq INTEGER NOT NULL
+);
+"#;
+
 /// Migrations in order; index i upgrades version i to i+1.
-const MIGRATIONS: &[&str] = &[V1];
+const MIGRATIONS: &[&str] = &[V1, V2];
 
 /// Opens (creating if needed) the record database, sets WAL, FULL sync and a busy timeout, and
 /// migrates it to [`VERSION`].

@@ -93,7 +93,13 @@ impl AppState {
     }
 
     pub fn log(&self) -> Result<MutexGuard<'_, LogTree>> {
-        self.log.lock().map_err(|_| Error::Internal("log lock poisoned".into()))
+        let mut t = self.log.lock().map_err(|_| Error::Internal("log lock poisoned".into()))?;
+        // Another process on the same data directory (`fieldcap dispose`, see crate::retention)
+        // may have appended leaves with their checkpoint: catch up from the records.
+        if self.records.latest_checkpoint()?.is_some_and(|(s, _)| s > t.size()) {
+            *t = LogTree::from_leaves(&self.records.leaf_hashes()?);
+        }
+        Ok(t)
     }
 
     /// A freshly signed checkpoint note at `size` (Ed25519 is deterministic: same text, same note).

@@ -1,0 +1,438 @@
+//! Building a package: selection, custody, files, index, sums, atomic rename.
+
+use super::report::{ReportDevice, ReportInput, ReportItem};
+use super::{PackageOutcome, PackageRequest, Profile, Selection};
+use crate::error::{Error, Result};
+use crate::incidents::haversine_m;
+use crate::log::LogTree;
+use crate::records::{Item, Records};
+use fieldcap_core::custody::CustodyEvent;
+use fieldcap_core::manifest::Manifest;
+use fieldcap_core::package_verify::{
+    media_file_name, verify_txt, ChainLink, DerivedDevice, DerivedManifest, FileEntry, InclusionFile, PackageDevice, PackageIndex, PackageItem, PackageMedia,
+    DERIVED_DEVICE_TYPE, INCLUSION_TYPE, PACKAGE_TYPE, UNLISTED,
+};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+const SENSITIVE_TAGS: &[&str] = &["minor_present", "victim_present"];
+const CUSTODY_NOTE: &str = "Server custody events of these items, of their devices' enrolment and of this export. \
+Events of other items are left out, so server seq numbers skip; consecutive events are hash-linked. \
+Device custody logs are kept on the devices and are not uploaded to the server, so none are included; \
+each device's manifest chain (seq/prev) and the server's receipts and transparency log anchor what the devices sent.";
+
+fn parse_time(s: &str, what: &str) -> Result<chrono::DateTime<chrono::Utc>> {
+    Ok(fieldcap_core::time::parse(s, what)?)
+}
+
+fn select(r: &Records, sel: &Selection) -> Result<Vec<Item>> {
+    Ok(match sel {
+        Selection::Clips(ids) => {
+            let mut out = Vec::new();
+            for id in ids {
+                out.push(r.item(id)?.ok_or_else(|| Error::NotFound("no item with that clip id".into()))?);
+            }
+            out
+        }
+        Selection::Incident(id) => {
+            let inc = r.incidents()?.into_iter().find(|i| &i.id == id).ok_or_else(|| Error::NotFound("no incident with that id".into()))?;
+            let mut out = Vec::new();
+            for c in inc.clip_ids {
+                if let Some(i) = r.item(&c)? {
+                    out.push(i);
+                }
+            }
+            out
+        }
+        Selection::Window { from, to, near } => {
+            let (f, t) = (parse_time(from, "--from")?, parse_time(to, "--to")?);
+            if t < f {
+                return Err(Error::BadRequest("--to is before --from".into()));
+            }
+            let mut out = Vec::new();
+            for i in r.items()? {
+                let (s, e) = (parse_time(&i.started_at, "started_at")?, parse_time(&i.ended_at, "ended_at")?);
+                if e < f || s > t {
+                    continue;
+                }
+                if let Some((lat, lon, radius)) = near {
+                    let m = Manifest::parse(&i.manifest).map_err(Error::Core)?;
+                    if !m.track.iter().any(|p| haversine_m((p.lat, p.lon), (*lat, *lon)) <= *radius) {
+                        continue;
+                    }
+                }
+                out.push(i);
+            }
+            out
+        }
+    })
+}
+
+fn selection_json(sel: &Selection, release: bool) -> serde_json::Value {
+    match sel {
+        Selection::Incident(id) => serde_json::json!({ "incident": id }),
+        Selection::Clips(ids) => serde_json::json!({ "clips": ids }),
+        Selection::Window { from, to, near } => {
+            // A string (the index holds no floating point); the release grid in a release.
+            let near = near.map(|(a, b, r)| if release { format!("{:.3},{:.3},{}", a, b, r.round() as i64) } else { format!("{a:.6},{b:.6},{}", r.round() as i64) });
+            serde_json::json!({ "from": from, "to": to, "near": near })
+        }
+    }
+}
+
+struct Writer {
+    root: PathBuf,
+    bytes: u64,
+}
+
+impl Writer {
+    fn put(&mut self, rel: &str, data: &[u8]) -> Result<()> {
+        let p = self.root.join(rel);
+        if let Some(d) = p.parent() {
+            fs::create_dir_all(d).map_err(|e| Error::io("creating a package folder", e))?;
+        }
+        fieldcap_core::fsutil::write_new(&p, data)?;
+        self.bytes += data.len() as u64;
+        Ok(())
+    }
+}
+
+/// Exports a package (see the module documentation).
+pub fn export(data_dir: &Path, req: &PackageRequest) -> Result<PackageOutcome> {
+    if req.recipient.trim().is_empty() || req.purpose.trim().is_empty() {
+        return Err(Error::BadRequest("a package needs a recipient and a purpose".into()));
+    }
+    if req.sensitive_reason.as_deref().is_some_and(|s| s.trim().is_empty()) {
+        return Err(Error::BadRequest("--include-sensitive needs a non-empty --reason".into()));
+    }
+    if req.out.exists() {
+        return Err(Error::BadRequest("the output folder already exists".into()));
+    }
+    let parent = req.out.parent().filter(|p| !p.as_os_str().is_empty()).map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
+    let name = req.out.file_name().ok_or_else(|| Error::BadRequest("the output path has no folder name".into()))?.to_string_lossy().to_string();
+    if !parent.is_dir() {
+        return Err(Error::BadRequest("the output folder's parent does not exist".into()));
+    }
+    let r = Records::open(data_dir)?;
+
+    // Select and filter.
+    let mut omitted: BTreeMap<String, u64> = BTreeMap::new();
+    let mut items: Vec<(Item, Manifest)> = Vec::new();
+    let mut seen = BTreeSet::new();
+    for it in select(&r, &req.selection)? {
+        if !seen.insert(it.clip_id.clone()) {
+            continue;
+        }
+        let explicit = matches!(req.selection, Selection::Clips(_));
+        let m = Manifest::parse(&it.manifest).map_err(Error::Core)?;
+        let reason = if it.state != "received" || it.receipt.is_none() {
+            Some("not_received")
+        } else if crate::retention::is_disposed(data_dir, &it.clip_id)? {
+            Some("disposed")
+        } else if it.media.is_some() && r.blob_path(&it).is_none() {
+            Some("original_missing")
+        } else if req.profile == Profile::Release && req.sensitive_reason.is_none() && m.tags.iter().any(|t| SENSITIVE_TAGS.contains(&t.as_str())) {
+            Some("sensitive")
+        } else {
+            None
+        };
+        match reason {
+            Some(why) if explicit && why != "sensitive" => return Err(Error::BadRequest(format!("item {} cannot be exported: {}", it.clip_id, why.replace('_', " ")))),
+            Some(why) => *omitted.entry(why.to_string()).or_default() += 1,
+            None => items.push((it, m)),
+        }
+    }
+    if items.is_empty() {
+        return Err(Error::BadRequest("no exportable items in the selection".into()));
+    }
+    items.sort_by(|a, b| a.1.capture.started_at.cmp(&b.1.capture.started_at).then_with(|| a.0.clip_id.cmp(&b.0.clip_id)));
+
+    let tmp = parent.join(format!(".{name}.tmp-{}-{}", std::process::id(), uuid::Uuid::new_v4().simple()));
+    fs::create_dir(&tmp).map_err(|e| Error::io("creating the temporary package folder", e))?;
+    let built = build(&r, req, &tmp, &items, omitted.clone());
+    let (index, bytes) = match built {
+        Ok(v) => v,
+        Err(e) => {
+            let _ = fs::remove_dir_all(&tmp);
+            return Err(e);
+        }
+    };
+    fs::rename(&tmp, &req.out).map_err(|e| {
+        let _ = fs::remove_dir_all(&tmp);
+        Error::io("moving the package into place", e)
+    })?;
+    fieldcap_core::fsutil::sync_dir(&parent)?;
+    let zip = if req.zip {
+        let z = parent.join(format!("{name}.zip"));
+        super::zip::zip_dir(&req.out, &z)?;
+        Some(z)
+    } else {
+        None
+    };
+    if req.profile == Profile::Full {
+        let ids: Vec<String> = items.iter().map(|(i, _)| i.clip_id.clone()).collect();
+        crate::retention::record_referrals(data_dir, &ids, &index.package_id, &req.recipient)?;
+    }
+    Ok(PackageOutcome { path: req.out.clone(), zip, package_id: index.package_id.clone(), items: items.len(), omitted, bytes, custody_seq: index.export_custody_seq })
+}
+
+fn build(r: &Records, req: &PackageRequest, tmp: &Path, items: &[(Item, Manifest)], omitted: BTreeMap<String, u64>) -> Result<(PackageIndex, u64)> {
+    let release = req.profile == Profile::Release;
+    let key = r.server_key();
+    let key_id = r.server_key_id().to_string();
+    let now = fieldcap_core::time::now();
+    let package_id = uuid::Uuid::now_v7().to_string();
+    let mut w = Writer { root: tmp.to_path_buf(), bytes: 0 };
+
+    // Log: checkpoint first, then leaves (at least as many), one tree for every proof.
+    let (cp_size, cp_note) = r.latest_checkpoint()?.ok_or_else(|| Error::Internal("the log has no checkpoint".into()))?;
+    let origin = fieldcap_core::log::parse_note(&cp_note)?.text.lines().next().map(String::from).unwrap_or_else(|| r.default_log_origin());
+    let tree = LogTree::from_leaves(&r.store().leaf_hashes()?);
+    w.put("server.pub.pem", r.server_public_pem().as_bytes())?;
+    w.put("log/checkpoint.txt", cp_note.as_bytes())?;
+
+    // Devices.
+    let device_ids: BTreeSet<String> = items.iter().map(|(i, _)| i.device_id.clone()).collect();
+    let mut devices = Vec::new();
+    let mut report_devices = Vec::new();
+    for id in &device_ids {
+        let d = r.device(id)?.ok_or_else(|| Error::Internal("an item's device is not on record".into()))?;
+        w.put(&format!("devices/{id}.pub.pem"), d.public_key_pem.as_bytes())?;
+        let (cert, sig) = if release {
+            let dd = DerivedDevice {
+                doc_type: DERIVED_DEVICE_TYPE.into(),
+                device_id: d.device_id.clone(),
+                public_key_pem: d.public_key_pem.clone(),
+                role: d.role.clone(),
+                enrolled_at: d.enrolled_at.clone(),
+                original_cert_sha256: fieldcap_core::hashing::sha256_hex(&d.cert),
+                server_key_id: key_id.clone(),
+            };
+            let b = fieldcap_core::canonical::to_vec_of(&dd)?;
+            let s = key.sign(&b).to_vec();
+            (b, s)
+        } else {
+            (d.cert.clone(), d.cert_sig.clone())
+        };
+        w.put(&format!("devices/{id}.cert.json"), &cert)?;
+        w.put(&format!("devices/{id}.cert.sig"), &sig)?;
+        // Chain links from the lowest to the highest included seq.
+        let seqs: Vec<u64> = items.iter().filter(|(i, _)| &i.device_id == id).map(|(i, _)| i.seq).collect();
+        let (lo, hi) = (seqs.iter().min().copied().unwrap_or(1), seqs.iter().max().copied().unwrap_or(0));
+        let mut chain = Vec::new();
+        for s in lo..=hi {
+            if let Some(it) = r.store().item_by_seq(id, s)? {
+                let m = Manifest::parse(&it.manifest).map_err(Error::Core)?;
+                chain.push(ChainLink { seq: s, manifest_sha256: it.manifest_sha256.clone(), prev: m.prev.clone() });
+            }
+        }
+        let offset = items
+            .iter()
+            .filter(|(i, _)| &i.device_id == id)
+            .filter_map(|(_, m)| m.capture.clock.measured_at.clone().zip(m.capture.clock.offset_ms))
+            .max_by(|a, b| a.0.cmp(&b.0))
+            .map(|(_, o)| o);
+        report_devices.push(ReportDevice { device_id: id.clone(), role: d.role.clone(), org: if release { None } else { d.org.clone() }, clock_offset_ms: offset, enrolled_at: d.enrolled_at.clone() });
+        devices.push(PackageDevice { device_id: id.clone(), role: d.role.clone(), chain, clock_offset_ms: offset });
+    }
+
+    // Items.
+    let mut pitems = Vec::new();
+    let mut report_items = Vec::new();
+    for (it, m) in items {
+        let dir = format!("clips/{}", it.clip_id);
+        let receipt_bytes = it.receipt.clone().ok_or_else(|| Error::Internal("a received item has no receipt".into()))?;
+        let receipt_sig = it.receipt_sig.clone().ok_or_else(|| Error::Internal("a received item has no receipt signature".into()))?;
+        let receipt: fieldcap_core::protocol::Receipt = serde_json::from_slice(&receipt_bytes)?;
+        let (mbytes, msig, derived) = if release {
+            let d = DerivedManifest::from_original(m, &it.manifest, &it.manifest_sig, &key_id, &now);
+            let b = fieldcap_core::canonical::to_vec_of(&d)?;
+            let s = key.sign(&b).to_vec();
+            (b, s, Some(d))
+        } else {
+            (it.manifest.clone(), it.manifest_sig.clone(), None)
+        };
+        w.put(&format!("{dir}/manifest.json"), &mbytes)?;
+        w.put(&format!("{dir}/manifest.sig"), &msig)?;
+        w.put(&format!("{dir}/receipt.json"), &receipt_bytes)?;
+        w.put(&format!("{dir}/receipt.sig"), &receipt_sig)?;
+        let media = match &m.media {
+            Some(mm) => {
+                let path = format!("{dir}/{}", media_file_name(&mm.mime));
+                let src = r.blob_path(it).ok_or_else(|| Error::NotFound("an original is missing from the blob store".into()))?;
+                let dg = fieldcap_core::fsutil::copy_hashed(&src, &tmp.join(&path), &mut |_| {})?;
+                if dg.bytes != mm.bytes || dg.sha256_hex() != mm.sha256 || dg.blake3_hex() != mm.blake3 {
+                    return Err(Error::Internal(format!("the stored original of {} does not match its manifest; not exported", it.clip_id)));
+                }
+                w.bytes += dg.bytes;
+                Some(PackageMedia { path, mime: mm.mime.clone(), bytes: mm.bytes, sha256: mm.sha256.clone(), blake3: mm.blake3.clone() })
+            }
+            None => None,
+        };
+        // Inclusion in the package checkpoint and consistency from the receipt's tree.
+        let index = receipt.log.index;
+        let inc = InclusionFile {
+            doc_type: INCLUSION_TYPE.into(),
+            clip_id: it.clip_id.clone(),
+            index,
+            tree_size: cp_size,
+            leaf_hash: fieldcap_core::log::to_hex(&fieldcap_core::log::leaf_hash(&receipt.leaf_bytes())),
+            inclusion: fieldcap_core::log::proof_to_hex(&tree.inclusion(index, cp_size)?),
+            receipt_tree_size: receipt.log.tree_size,
+            consistency: fieldcap_core::log::proof_to_hex(&tree.consistency(receipt.log.tree_size, cp_size)?),
+        };
+        w.put(&format!("log/inclusion/{}.json", it.clip_id), &fieldcap_core::canonical::to_vec_of(&inc)?)?;
+        let track: Vec<(f64, f64)> = match &derived {
+            Some(d) => d.track.iter().map(|p| (p.lat, p.lon)).collect(),
+            None => m.track.iter().map(|p| (p.lat, p.lon)).collect(),
+        };
+        report_items.push(ReportItem {
+            clip_id: it.clip_id.clone(),
+            device_id: it.device_id.clone(),
+            seq: it.seq,
+            kind: it.kind.clone(),
+            role: m.operator.role.as_str().into(),
+            operator: if release { None } else { [m.operator.org.clone(), m.operator.callsign.clone()].into_iter().flatten().reduce(|a, b| format!("{a}, {b}")) },
+            started_at: m.capture.started_at.clone(),
+            ended_at: m.capture.ended_at.clone(),
+            clock_source: m.capture.clock.source.clone(),
+            offset_ms: m.capture.clock.offset_ms,
+            received_at: receipt.received_at.clone(),
+            log_index: index,
+            manifest_sha256: fieldcap_core::hashing::sha256_hex(&mbytes),
+            original_manifest_sha256: it.manifest_sha256.clone(),
+            media: media.as_ref().map(|p| (p.mime.clone(), p.bytes, p.sha256.clone(), p.blake3.clone())),
+            tags: m.tags.clone(),
+            text: m.observation.as_ref().map(|o| o.text.clone()),
+            note: if release { None } else { m.note.clone() },
+            track,
+        });
+        pitems.push(PackageItem {
+            clip_id: it.clip_id.clone(),
+            device_id: it.device_id.clone(),
+            seq: it.seq,
+            kind: it.kind.clone(),
+            original_manifest_sha256: it.manifest_sha256.clone(),
+            manifest_sha256: fieldcap_core::hashing::sha256_hex(&mbytes),
+            derived: release,
+            media,
+            started_at: m.capture.started_at.clone(),
+            ended_at: m.capture.ended_at.clone(),
+            received_at: receipt.received_at.clone(),
+            log_index: index,
+            tags: m.tags.clone(),
+        });
+    }
+
+    // Custody: one event per item and one for the package, then the trail of these items.
+    let ids: Vec<String> = pitems.iter().map(|i| i.clip_id.clone()).collect();
+    let base = serde_json::json!({
+        "package_id": package_id,
+        "profile": req.profile.as_str(),
+        "recipient": req.recipient,
+        "purpose": req.purpose,
+        "exported_by": req.exported_by,
+    });
+    for id in &ids {
+        r.append_custody("exported", Some(id), base.clone())?;
+    }
+    let mut detail = base.clone();
+    if let Some(o) = detail.as_object_mut() {
+        o.insert("items".into(), serde_json::json!(ids.len() as i64));
+        o.insert("items_sha256".into(), serde_json::json!(fieldcap_core::hashing::sha256_hex(ids.join("\n").as_bytes())));
+        o.insert("sensitive_included".into(), serde_json::json!(release && req.sensitive_reason.is_some()));
+        if let (true, Some(reason)) = (release, &req.sensitive_reason) {
+            o.insert("sensitive_reason".into(), serde_json::json!(reason));
+        }
+    }
+    let export_ev = r.append_custody("exported", None, detail)?;
+    let idset: BTreeSet<&str> = ids.iter().map(String::as_str).collect();
+    let events: Vec<CustodyEvent> = r
+        .custody(None)?
+        .into_iter()
+        .filter(|e| {
+            e.seq == export_ev.seq
+                || e.clip_id.as_deref().is_some_and(|c| idset.contains(c))
+                || (e.event == "enrolled"
+                    && serde_json::from_slice::<serde_json::Value>(&e.body).ok().and_then(|v| v["detail"]["device_id"].as_str().map(|d| device_ids.contains(d))).unwrap_or(false))
+        })
+        .collect();
+    let mut jsonl = String::new();
+    for e in &events {
+        jsonl.push_str(&e.to_jsonl());
+        jsonl.push('\n');
+    }
+    w.put("custody.jsonl", jsonl.as_bytes())?;
+
+    let mut index = PackageIndex {
+        doc_type: PACKAGE_TYPE.into(),
+        package_id,
+        profile: req.profile.as_str().into(),
+        created_at: now.clone(),
+        exported_by: req.exported_by.clone(),
+        recipient: req.recipient.clone(),
+        purpose: req.purpose.clone(),
+        selection: selection_json(&req.selection, release),
+        server_key_id: key_id.clone(),
+        log_origin: origin,
+        checkpoint_size: cp_size,
+        export_custody_seq: export_ev.seq,
+        sensitive_reason: if release { req.sensitive_reason.clone() } else { None },
+        omitted,
+        custody_note: CUSTODY_NOTE.into(),
+        devices,
+        items: pitems,
+        files: Vec::new(),
+    };
+    let report = super::report::render(&ReportInput { index: &index, devices: &report_devices, items: &report_items, custody: &events });
+    w.put("report.html", report.as_bytes())?;
+    w.put("VERIFY.txt", verify_txt(&index).as_bytes())?;
+
+    // Index over every other file, then its signature, then the sums over everything.
+    let files = fieldcap_core::verify::list_files(tmp)?;
+    let digests = fieldcap_core::package_verify::hash_files(tmp, &files);
+    for f in &files {
+        let d = digests.get(f).ok_or_else(|| Error::Internal("a package file could not be hashed".into()))?;
+        index.files.push(FileEntry { path: f.clone(), bytes: d.bytes, sha256: d.sha256_hex(), blake3: d.blake3_hex() });
+    }
+    index.files.retain(|f| !UNLISTED.contains(&f.path.as_str()));
+    let ib = fieldcap_core::canonical::to_vec_of(&index)?;
+    w.put("package.json", &ib)?;
+    w.put("package.json.sig", &key.sign(&ib))?;
+    let mut sha = String::new();
+    let mut b3 = String::new();
+    let mut all: Vec<(String, String, String)> = index.files.iter().map(|f| (f.path.clone(), f.sha256.clone(), f.blake3.clone())).collect();
+    for extra in ["package.json", "package.json.sig"] {
+        let d = fieldcap_core::hashing::hash_file(&tmp.join(extra), &mut |_| {}).map_err(|e| Error::io("hashing the index", e))?;
+        all.push((extra.into(), d.sha256_hex(), d.blake3_hex()));
+    }
+    all.sort();
+    for (p, s, b) in &all {
+        sha.push_str(&format!("{s}  {p}\n"));
+        b3.push_str(&format!("{b}  {p}\n"));
+    }
+    w.put("SHA256SUMS", sha.as_bytes())?;
+    w.put("B3SUMS", b3.as_bytes())?;
+    // Directories durable before the rename.
+    for d in walk_dirs(tmp)? {
+        fieldcap_core::fsutil::sync_dir(&d)?;
+    }
+    Ok((index, w.bytes))
+}
+
+fn walk_dirs(root: &Path) -> Result<Vec<PathBuf>> {
+    let mut out = vec![root.to_path_buf()];
+    let mut i = 0;
+    while i < out.len() {
+        let d = out[i].clone();
+        for e in fs::read_dir(&d).map_err(|e| Error::io("listing the package", e))? {
+            let e = e.map_err(|e| Error::io("listing the package", e))?;
+            if e.file_type().map_err(|e| Error::io("listing the package", e))?.is_dir() {
+                out.push(e.path());
+            }
+        }
+        i += 1;
+    }
+    Ok(out)
+}
