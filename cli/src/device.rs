@@ -272,7 +272,9 @@ pub fn verify(path: &Path, json: bool) -> anyhow::Result<i32> {
     if !path.is_dir() {
         bail!("'{}' is not a folder to verify", path.display());
     }
-    let report = if path.join("manifest.json").exists() {
+    let report = if path.join("package.json").exists() {
+        fieldcap_core::package_verify::verify_package(path)
+    } else if path.join("manifest.json").exists() {
         fieldcap_core::verify::verify_clip_dir(path)
     } else {
         bail!("'{}' holds neither manifest.json (an exported clip) nor package.json (a package)", path.display());

@@ -8,6 +8,7 @@
 mod demo;
 mod device;
 mod output;
+mod package_cmds;
 mod server_cmds;
 mod sync_cmds;
 
@@ -135,6 +136,16 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Export an evidence package (signed index, originals, receipts, proofs, custody, report).
+    Package(package_cmds::PackageArgs),
+    /// Place a legal hold on an item (it can never be disposed while held).
+    Hold(package_cmds::HoldArgs),
+    /// Release the legal holds of an item.
+    Release(package_cmds::ReleaseArgs),
+    /// Dispose of items past retention that are not held or referred (each a custody event and log leaf).
+    Dispose(package_cmds::DisposeArgs),
+    /// Show or set the retention policy and each item's retention state.
+    Retention(package_cmds::RetentionArgs),
     /// Run the whole story end to end on generated media.
     Demo {
         /// Keep the demo's files in this folder instead of a temporary one.
@@ -183,6 +194,11 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Serve { data, listen } => server_cmds::serve(data, listen),
         Command::Token { data, role } => server_cmds::token(data, role),
         Command::Incidents { data, json } => server_cmds::incidents(data, *json),
+        Command::Package(a) => package_cmds::package(a),
+        Command::Hold(a) => package_cmds::hold(a),
+        Command::Release(a) => package_cmds::release(a),
+        Command::Dispose(a) => package_cmds::dispose(a),
+        Command::Retention(a) => package_cmds::retention(a),
         Command::Demo { dir } => demo::demo(dir.clone()),
     }
 }

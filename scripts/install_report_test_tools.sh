@@ -1,0 +1,5 @@
+#!/usr/bin/env bash
+# Installs headless Chromium for the report rendering tests (tests/tests/package_report.rs).
+# Debian package `chromium`; the tests skip with a message when it is absent.
+set -euo pipefail
+apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium
