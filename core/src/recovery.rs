@@ -198,18 +198,21 @@ fn restore_or_quarantine_item_dirs(store: &Store, report: &mut OpenReport) -> Re
 }
 
 fn check_items(store: &Store, report: &mut OpenReport) -> Result<()> {
-    type Row = (String, Option<String>, Option<i64>, String, Option<String>, Vec<u8>, Vec<u8>);
+    type Row = (String, Option<String>, Option<i64>, String, Option<String>);
     let rows: Vec<Row> = {
         let conn = store.conn();
-        let mut stmt = conn.prepare("SELECT clip_id, media_ext, media_bytes, integrity, purged_at, manifest, signature FROM items")?;
+        let mut stmt = conn.prepare("SELECT clip_id, media_ext, media_bytes, integrity, purged_at FROM items")?;
         let v = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)))?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?
             .collect::<std::result::Result<Vec<_>, _>>()?;
         v
     };
-    for (clip_id, ext, bytes, integrity, purged, manifest, sig) in rows {
+    for (clip_id, ext, bytes, integrity, purged) in rows {
         let dir = store.item_dir(&clip_id);
         if !dir.join("manifest.json").exists() || !dir.join("manifest.sig").exists() {
+            // Only read the blobs for the rare item whose mirror a crash left unwritten.
+            let (manifest, sig): (Vec<u8>, Vec<u8>) =
+                store.conn().query_row("SELECT manifest, signature FROM items WHERE clip_id = ?1", params![clip_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
             store.write_mirror(&clip_id, &manifest, &sig)?;
             report.mirrors_rewritten += 1;
         }

@@ -173,7 +173,7 @@ impl Store {
             Err(e) => return Err(e),
         };
         crate::schema::migrate(&mut conn)?;
-        let store = Store {
+        let mut store = Store {
             home: home.to_path_buf(),
             key,
             profile,
@@ -181,7 +181,6 @@ impl Store {
             active_recordings: Mutex::new(Default::default()),
             report: OpenReport::default(),
         };
-        let mut store = store;
         {
             let _guard = StoreLock::acquire(lock)?;
             if key_created {
