@@ -38,7 +38,7 @@ rm -rf "$OUT/kotlin" "$OUT/python"
 mkdir -p "$OUT"
 
 # The one generation command (Kotlin and Python together).
-"$BINDGEN" generate --config "$CONFIG" --library "$LIB" --language kotlin --language python --out-dir "$OUT/gen.tmp"
+"$BINDGEN" generate --no-format --config "$CONFIG" --library "$LIB" --language kotlin --language python --out-dir "$OUT/gen.tmp"
 mkdir -p "$OUT/kotlin" "$OUT/python"
 mv "$OUT/gen.tmp/org" "$OUT/kotlin/"
 mv "$OUT/gen.tmp/fieldcap_ffi.py" "$OUT/python/"
@@ -48,7 +48,7 @@ ln -sf "$ROOT/$LIB" "$OUT/python/$(basename "$LIB")"
 if [ "$SWIFT" = 1 ]; then
     SWIFT_OUT="ios-shell/FieldcapCore/Generated"
     rm -rf "$SWIFT_OUT"
-    "$BINDGEN" generate --config "$CONFIG" --library "$LIB" --language swift --out-dir "$SWIFT_OUT"
+    "$BINDGEN" generate --no-format --config "$CONFIG" --library "$LIB" --language swift --out-dir "$SWIFT_OUT"
     echo "swift bindings: $SWIFT_OUT"
 fi
 

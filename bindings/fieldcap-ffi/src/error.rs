@@ -68,8 +68,10 @@ pub enum FieldcapError {
         /// What failed.
         detail: String,
     },
-    /// The call was cancelled with `Fieldcap.cancel()` (or its time budget ran out). Work already
-    /// done is kept; the next `sync_once` continues from there.
+    /// The platform cancelled a request: a foreign `HttpTransport` throws this when its HTTP call
+    /// was cancelled (e.g. WorkManager stopped the worker), which also stops the pass in progress.
+    /// (`sync_once` itself reports `cancel()` and an exhausted budget in its summary, not as an
+    /// error: the work done is kept and the next pass continues.)
     #[error("cancelled: {detail}")]
     Cancelled {
         /// What failed.

@@ -40,3 +40,98 @@ pub use types::*;
 pub fn fieldcap_version() -> String {
     env!("CARGO_PKG_VERSION").to_string()
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    /// A Rust stand-in for a platform protector.
+    struct Xor(AtomicUsize);
+    impl KeyProtector for Xor {
+        fn name(&self) -> String {
+            "xor".into()
+        }
+        fn wrap_secret(&self, secret: Vec<u8>) -> Result<Vec<u8>> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Ok(secret.iter().map(|b| b ^ 0x5a).collect())
+        }
+        fn unwrap_secret(&self, wrapped: Vec<u8>) -> Result<Vec<u8>> {
+            Ok(wrapped.iter().map(|b| b ^ 0x5a).collect())
+        }
+    }
+
+    fn open(dir: &std::path::Path) -> Arc<Fieldcap> {
+        let opts = OpenOptions { data_dir: dir.to_string_lossy().into(), role: Role::Police, org: Some("Port Police".into()), callsign: None, app: None };
+        Fieldcap::open(opts, Arc::new(Xor(AtomicUsize::new(0))), None).unwrap()
+    }
+
+    #[test]
+    fn capture_segments_observation_and_list() {
+        let tmp = tempfile::tempdir().unwrap();
+        let fc = open(tmp.path());
+        assert_eq!(fc.role(), Role::Police);
+        let s = fc.clone().start_capture(CaptureOptions { extension: "mp4".into(), tags: vec![], note: None, incident_hint: None, clock_source: None }).unwrap();
+        let p0 = s.current_path().unwrap();
+        std::fs::write(&p0, b"segment zero").unwrap();
+        s.add_location_fix(LocationFix { at: std::time::SystemTime::now(), lat: 33.74, lon: -118.27, accuracy_m: 5.0, altitude_m: None, heading_deg: None, speed_mps: None, provider: "gps".into() }).unwrap();
+        let seg = s.seal_segment().unwrap();
+        assert_eq!(seg.item.seq, 1);
+        assert_eq!(seg.item.media_bytes, Some(12));
+        let p1 = seg.next_path.unwrap();
+        std::fs::write(&p1, b"segment one").unwrap();
+        assert_eq!(s.finish().unwrap().seq, 2);
+        assert!(matches!(s.seal_segment(), Err(FieldcapError::InvalidInput { .. })));
+        let obs = ObservationInput { text: "x".into(), at: None, place: None, agency: None, badge_numbers: vec![], vehicle_plates: vec![], people_detained: None, children_present: None, tags: vec![], incident_hint: None };
+        assert_eq!(fc.add_observation(obs).unwrap().seq, 3);
+        let items = fc.list_items().unwrap();
+        assert_eq!(items.len(), 3);
+        assert!(items.iter().all(|i| i.state == ItemState::Sealed && i.integrity == MediaIntegrity::Ok));
+        assert_eq!(items[1].segment_index, Some(1));
+        assert!(fc.receipt(items[0].clip_id.clone()).unwrap().is_none());
+        assert!(matches!(fc.item("nope".into()), Err(FieldcapError::NotFound { .. })));
+        assert!(matches!(fc.sync_once(10), Err(FieldcapError::NotEnrolled { .. })));
+        assert!(!fc.cancel());
+    }
+
+    #[test]
+    fn reopening_with_another_protector_is_a_key_store_error() {
+        let tmp = tempfile::tempdir().unwrap();
+        let id = open(tmp.path()).device_id();
+        assert_eq!(open(tmp.path()).device_id(), id);
+        struct Other;
+        impl KeyProtector for Other {
+            fn name(&self) -> String {
+                "other".into()
+            }
+            fn wrap_secret(&self, s: Vec<u8>) -> Result<Vec<u8>> {
+                Ok(s)
+            }
+            fn unwrap_secret(&self, s: Vec<u8>) -> Result<Vec<u8>> {
+                Ok(s)
+            }
+        }
+        let opts = OpenOptions { data_dir: tmp.path().to_string_lossy().into(), role: Role::Monitor, org: None, callsign: None, app: None };
+        assert!(matches!(Fieldcap::open(opts, Arc::new(Other), None), Err(FieldcapError::KeyStore { .. })));
+    }
+
+    #[test]
+    fn core_errors_map_to_the_public_enum() {
+        use fieldcap_core::Error as E;
+        assert!(matches!(FieldcapError::from(E::InvalidInput("x".into())), FieldcapError::InvalidInput { .. }));
+        assert!(matches!(FieldcapError::from(E::NotFound("x".into())), FieldcapError::NotFound { .. }));
+        assert!(matches!(FieldcapError::from(E::Integrity("x".into())), FieldcapError::Integrity { .. }));
+        assert!(matches!(FieldcapError::from(E::Network("x".into())), FieldcapError::Network { .. }));
+        assert!(matches!(FieldcapError::from(E::Key("x".into())), FieldcapError::KeyStore { .. }));
+        let full = E::io("writing", std::io::Error::from_raw_os_error(libc_enospc()));
+        assert!(matches!(FieldcapError::from(full), FieldcapError::StorageFull { .. }));
+        assert_eq!(ItemState::parse("receipted"), ItemState::Receipted);
+        assert_eq!(ItemState::parse("something-new"), ItemState::Unknown);
+    }
+
+    fn libc_enospc() -> i32 {
+        28 // ENOSPC on Linux, Android and Darwin
+    }
+}
