@@ -597,8 +597,9 @@ fn check_sums(c: &mut Ctx<'_>, on_disk: &[String], signed: &BTreeMap<String, Fil
         let actual = c.digests.get(f).map(|d| if blake { d.blake3_hex() } else { d.sha256_hex() });
         match actual {
             None => {
+                // A deleted file is also named by the signed file list; here the list is at fault.
                 bad += 1;
-                c.fail(&format!("{sums} entry"), f, format!("listed in {sums} but missing"));
+                c.fail(&format!("{sums} entry"), sums, format!("{f} is listed in {sums} but missing"));
             }
             Some(a) if &a != want => {
                 bad += 1;
@@ -613,7 +614,9 @@ fn check_sums(c: &mut Ctx<'_>, on_disk: &[String], signed: &BTreeMap<String, Fil
     for f in on_disk {
         if f != "SHA256SUMS" && f != "B3SUMS" && !listed.contains_key(f) {
             bad += 1;
-            c.fail(&format!("{sums} covers every file"), f, format!("in the package but not listed in {sums}"));
+            // A file the server signed (or the index itself) missing from the list: the list is at fault.
+            let blame = if signed.contains_key(f) || UNLISTED.contains(&f.as_str()) { sums } else { f.as_str() };
+            c.fail(&format!("{sums} covers every file"), blame, format!("{f} is in the package but not listed in {sums}"));
         }
     }
     if bad == 0 {
