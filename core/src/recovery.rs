@@ -136,7 +136,9 @@ fn restore_or_quarantine_item_dirs(store: &Store, report: &mut OpenReport) -> Re
         let v = stmt.query_map([], |r| r.get::<_, String>(0))?.collect::<std::result::Result<_, _>>()?;
         v
     };
-    let mut restorable: Vec<(Manifest, Vec<u8>, Vec<u8>, Option<String>)> = Vec::new();
+    // (manifest, its exact bytes, signature, media extension)
+    type Restorable = (Manifest, Vec<u8>, Vec<u8>, Option<String>);
+    let mut restorable: Vec<Restorable> = Vec::new();
     for entry in fs::read_dir(store.home.join("items")).ctx(|| "listing items".into())? {
         let entry = entry.ctx(|| "listing items".into())?;
         let name = entry.file_name().to_string_lossy().to_string();

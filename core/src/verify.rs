@@ -128,7 +128,7 @@ pub fn verify_clip_dir(dir: &Path) -> VerifyReport {
     r.push("manifest is well-formed fieldcap.manifest/1", "manifest.json", manifest.as_ref().map(|m| format!("clip {} seq {}", m.clip_id, m.seq)).map_err(clone_err));
     let pem = fs::read_to_string(dir.join("device.pub.pem"));
     let key = pem.as_ref().map_err(|_| Error::NotFound("device.pub.pem cannot be read".into())).and_then(|p| crate::identity::parse_public_pem(p));
-    r.push("device key is an Ed25519 SPKI PEM", "device.pub.pem", key.as_ref().map(|k| crate::identity::device_id_for(k)).map_err(clone_err));
+    r.push("device key is an Ed25519 SPKI PEM", "device.pub.pem", key.as_ref().map(crate::identity::device_id_for).map_err(clone_err));
     let (Ok(m), Ok(key), Ok(bytes)) = (&manifest, &key, &manifest_bytes) else {
         return r;
     };
