@@ -1,0 +1,165 @@
+//! Release profile (no exact coordinates or operator identity anywhere; sensitive items only with
+//! a recorded reason; originals untouched) and retention / legal hold (held or referred items are
+//! never disposed; each disposal a custody event and a log leaf; the running server keeps
+//! working with the leaves another process appended).
+#![allow(clippy::unwrap_used)]
+
+mod package_support;
+
+use fieldcap_core::package_verify::{verify_package, PackageIndex};
+use fieldcap_server::package::Profile;
+use fieldcap_server::records::Records;
+use package_support::*;
+use std::fs;
+
+fn forbidden() -> Vec<String> {
+    let mut v: Vec<String> = TRACK_A.iter().chain(TRACK_B).chain([&OBS_PLACE]).flat_map(|(a, b)| [format!("{a}"), format!("{b}")]).collect();
+    v.extend([MONITOR_ORG.into(), POLICE_ORG.into(), POLICE_CALLSIGN.into(), "note by".into(), "12.25".into()]);
+    v
+}
+
+#[test]
+fn release_profile_hides_exact_places_identity_and_sensitive_items() {
+    let fx = Fixture::new();
+    let r = Records::open(fx.data.path()).unwrap();
+    let before: Vec<Vec<u8>> = r.items().unwrap().into_iter().map(|i| i.manifest).collect();
+
+    let full = fx.package("full", Profile::Full, None).path;
+    let full_text: String = fieldcap_core::verify::list_files(&full).unwrap().iter().map(|f| String::from_utf8_lossy(&fs::read(full.join(f)).unwrap()).to_string()).collect();
+    assert!(full_text.contains(MONITOR_ORG) && full_text.contains("33.736149"), "the full package holds the originals");
+
+    for (name, reason) in [("rel", None), ("rel-sensitive", Some("Court order 25-77 allows release"))] {
+        let out = fx.package(name, Profile::Release, reason);
+        let idx: PackageIndex = serde_json::from_slice(&fs::read(out.path.join("package.json")).unwrap()).unwrap();
+        let report = verify_package(&out.path);
+        assert!(report.all_ok(), "{:#?}", report.checks.iter().filter(|c| !c.ok).collect::<Vec<_>>());
+        if have("openssl") && have("b3sum") {
+            let (ok, text) = stock_verify(&out.path);
+            assert!(ok, "{text}");
+        }
+        let has_sensitive = idx.items.iter().any(|i| i.clip_id == fx.sensitive_clip);
+        match reason {
+            None => {
+                assert!(!has_sensitive);
+                assert_eq!(idx.omitted.get("sensitive"), Some(&1));
+            }
+            Some(why) => {
+                assert!(has_sensitive);
+                let custody = fs::read_to_string(out.path.join("custody.jsonl")).unwrap();
+                assert!(custody.contains(why), "the reason is in custody");
+            }
+        }
+        assert!(idx.items.iter().all(|i| i.derived));
+        let txt = fs::read_to_string(out.path.join("VERIFY.txt")).unwrap();
+        assert!(txt.contains("RELEASE PROFILE") && txt.contains("derived"));
+        for f in fieldcap_core::verify::list_files(&out.path).unwrap() {
+            let b = fs::read(out.path.join(&f)).unwrap();
+            let s = String::from_utf8_lossy(&b);
+            for bad in forbidden() {
+                assert!(!s.contains(&bad), "{name}/{f} contains '{bad}'");
+            }
+        }
+        // Coordinates in derived manifests are on the 0.001° grid.
+        for it in &idx.items {
+            let d = fieldcap_core::package_verify::DerivedManifest::parse(&fs::read(out.path.join(format!("clips/{}/manifest.json", it.clip_id))).unwrap()).unwrap();
+            for p in &d.track {
+                assert!(((p.lat * 1000.0).round() - p.lat * 1000.0).abs() < 1e-6 && p.accuracy_m >= 100.0 && p.altitude_m.is_none());
+            }
+            assert!(d.operator.org.is_none() && d.operator.callsign.is_none());
+        }
+    }
+    // Originals and their records never changed.
+    let after: Vec<Vec<u8>> = r.items().unwrap().into_iter().map(|i| i.manifest).collect();
+    assert_eq!(before, after);
+}
+
+#[test]
+fn held_or_referred_items_are_never_disposed_and_disposal_is_logged() {
+    let fx = Fixture::new();
+    let data = fx.data.path();
+    let r = Records::open(data).unwrap();
+    // clips: monitor video, observation, photo; police video.
+    let (held, referred) = (fx.clips[0].clone(), fx.clips[3].clone());
+    let others: Vec<String> = fx.clips.iter().filter(|c| **c != held && **c != referred).cloned().collect();
+    fieldcap_server::retention::hold(data, &held, "litigation hold 25-1").unwrap();
+    // A full export refers the item (to a prosecutor).
+    fieldcap_server::package::export(
+        data,
+        &fieldcap_server::package::PackageRequest {
+            selection: fieldcap_server::package::Selection::Clips(vec![referred.clone()]),
+            out: fx.work.path().join("referral"),
+            recipient: "U.S. Attorney's Office".into(),
+            purpose: "referral".into(),
+            profile: Profile::Full,
+            sensitive_reason: None,
+            zip: true,
+            exported_by: "custodian".into(),
+        },
+    )
+    .unwrap();
+    assert!(fx.work.path().join("referral.zip").is_file());
+    fieldcap_server::retention::set_policy(data, "default", 0).unwrap();
+    let size0 = r.log_size().unwrap();
+
+    let dry = fieldcap_server::retention::dispose(data, chrono::Utc::now(), true).unwrap();
+    assert_eq!(dry.disposed.len(), others.len());
+    assert_eq!(r.log_size().unwrap(), size0, "a dry run changes nothing");
+
+    let blobs: Vec<_> = others.iter().filter_map(|c| r.item(c).unwrap().and_then(|i| r.blob_path(&i))).collect();
+    let done = fieldcap_server::retention::dispose(data, chrono::Utc::now(), false).unwrap();
+    let mut got = done.disposed.clone();
+    got.sort();
+    let mut want = others.clone();
+    want.sort();
+    assert_eq!(got, want);
+    assert!(done.kept.contains(&(held.clone(), "held".into())) && done.kept.contains(&(referred.clone(), "referred".into())));
+    assert!(blobs.iter().all(|b| !b.exists()), "disposed originals removed");
+    assert!(r.item(&held).unwrap().and_then(|i| r.blob_path(&i)).is_some());
+    assert!(r.item(&referred).unwrap().and_then(|i| r.blob_path(&i)).is_some());
+    // One leaf and one custody event per disposal, the log still a valid signed tree.
+    assert_eq!(r.log_size().unwrap(), size0 + others.len() as u64);
+    let ev: Vec<_> = r.custody(None).unwrap().into_iter().filter(|e| e.event == "disposed").collect();
+    assert_eq!(ev.len(), others.len());
+    fieldcap_core::custody::verify_chain(&r.custody(None).unwrap(), &r.server_key().verifying_key()).unwrap();
+    let (size, note) = r.latest_checkpoint().unwrap().unwrap();
+    assert_eq!(size, size0 + others.len() as u64);
+    let cp = fieldcap_core::log::verify_checkpoint(&note, &r.default_log_origin(), &r.server_key().verifying_key()).unwrap();
+    assert_eq!(cp.root, fieldcap_core::log::root_of(&r.store().leaf_hashes().unwrap()));
+
+    // Again and again: held and referred stay.
+    for _ in 0..3 {
+        let again = fieldcap_server::retention::dispose(data, chrono::Utc::now() + chrono::Duration::days(100_000), false).unwrap();
+        assert!(again.disposed.is_empty());
+    }
+    // A disposed item cannot be exported.
+    let err = fieldcap_server::package::export(
+        data,
+        &fieldcap_server::package::PackageRequest {
+            selection: fieldcap_server::package::Selection::Clips(others.clone()),
+            out: fx.work.path().join("after"),
+            recipient: "x".into(),
+            purpose: "y".into(),
+            profile: Profile::Full,
+            sensitive_reason: None,
+            zip: false,
+            exported_by: "custodian".into(),
+        },
+    );
+    assert!(err.is_err_and(|e| e.to_string().contains("disposed")));
+    assert!(!fx.work.path().join("after").exists());
+
+    // The running server picks up the leaves another process appended: a new item still syncs.
+    let src = fx.homes[0].path().join("late.mp4");
+    fs::write(&src, vec![5u8; 10_000]).unwrap();
+    let late = fx.stores[0].seal_file(&src, Default::default(), &mut |_, _| {}).unwrap().clip_id;
+    let t = fieldcap_core::sync::ReqwestTransport::new().unwrap();
+    fx.stores[0].sync_once(&t, &Default::default(), &fieldcap_core::sync::CancelToken::new(), &mut |_| {}).unwrap();
+    let it = r.item(&late).unwrap().unwrap();
+    assert_eq!(it.state, "received");
+    assert_eq!(it.log_index, Some(size0 + others.len() as u64));
+
+    // Releasing the hold makes the held item disposable; the referred one never is.
+    fieldcap_server::retention::release(data, &held, "case closed").unwrap();
+    let last = fieldcap_server::retention::dispose(data, chrono::Utc::now(), false).unwrap();
+    assert!(last.disposed.contains(&held) && !last.disposed.contains(&referred));
+}
