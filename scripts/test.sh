@@ -1,7 +1,14 @@
 #!/usr/bin/env bash
-# The one test command: installs what the tests need on a fresh machine, then runs every test.
+# The one test command: installs what the tests need on a fresh machine (idempotent), then runs
+# every test: the Rust workspace (unit, integration, property, crash and network tests on
+# 127.0.0.1, doc tests) and the generated Kotlin and Python bindings against a real server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PATH"
 bash scripts/install_test_tools.sh
+bash scripts/install_binding_tools.sh
 export FIELDCAP_REQUIRE_TUSPY=1   # the generic tus client test must run, not skip
-cargo test --workspace --no-fail-fast -- --test-threads=2
+status=0
+cargo test --workspace --no-fail-fast -- --test-threads=2 || status=1
+bash scripts/bindings_test.sh || status=1
+exit $status
