@@ -38,7 +38,7 @@ echo "server: $URL   data: $W/server"
 enroll() { # HOME ROLE
   "$BIN" --home "$1" init --role "$2" >/dev/null
   local tok; tok=$("$BIN" token --data "$W/server" --role "$2" | tail -1)
-  "$BIN" --home "$1" enroll --server "$URL" --token "$tok" >/dev/null
+  "$BIN" --home "$1" enroll --server "$URL" --token="$tok" >/dev/null
 }
 upload_url() { # HOME -> absolute upload URL of its newest item
   local u; u=$(sqlite3 "$1/fieldcap.db" "SELECT upload_url FROM items ORDER BY seq DESC LIMIT 1")

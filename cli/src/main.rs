@@ -85,7 +85,7 @@ pub enum Command {
         #[arg(long)]
         server: String,
         /// One-time enrolment token.
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         token: String,
         /// Print the device certificate as JSON.
         #[arg(long)]
