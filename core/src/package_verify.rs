@@ -879,7 +879,7 @@ fn verify_contents(c: &mut Ctx<'_>, index: &PackageIndex, key: &VerifyingKey) {
             return Err(Error::Integrity("the export of this package is not in custody.jsonl".into()));
         }
         for it in &index.items {
-            if !events.iter().any(|e| e.clip_id.as_deref() == Some(it.clip_id.as_str()) && e.event == "stored" || e.clip_id.as_deref() == Some(it.clip_id.as_str()) && e.event == "received") {
+            if !events.iter().any(|e| e.clip_id.as_deref() == Some(it.clip_id.as_str()) && (e.event == "stored" || e.event == "received")) {
                 return Err(Error::Integrity(format!("no server custody event for item {}", it.clip_id)));
             }
         }
