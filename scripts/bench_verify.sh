@@ -28,7 +28,7 @@ for _ in $(seq 100); do grep -q "listening on" "$W/server.out" 2>/dev/null && br
 URL=$(head -1 "$W/server.out" | sed 's/^listening on //')
 "$BIN" --home "$W/dev" init --role police >/dev/null
 TOK=$("$BIN" token --data "$W/server" --role police | tail -1)
-"$BIN" --home "$W/dev" enroll --server "$URL" --token "$TOK" >/dev/null
+"$BIN" --home "$W/dev" enroll --server "$URL" --token="$TOK" >/dev/null
 PER=$((TOTAL_MIB / CLIPS))
 for i in $(seq "$CLIPS"); do
   head -c "$((PER * 1024 * 1024))" /dev/urandom > "$W/clip$i.mp4"
