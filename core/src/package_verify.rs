@@ -899,6 +899,7 @@ fn clone_err(e: &Error) -> Error {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
