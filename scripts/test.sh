@@ -7,7 +7,9 @@ cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 bash scripts/install_test_tools.sh
 bash scripts/install_binding_tools.sh
-export FIELDCAP_REQUIRE_TUSPY=1   # the generic tus client test must run, not skip
+bash scripts/install_report_test_tools.sh
+export FIELDCAP_REQUIRE_TUSPY=1     # the generic tus client test must run, not skip
+export FIELDCAP_REQUIRE_CHROMIUM=1  # so must the report rendering test
 status=0
 cargo test --workspace --no-fail-fast -- --test-threads=2 || status=1
 bash scripts/bindings_test.sh || status=1

@@ -63,6 +63,7 @@ fn report_renders_offline_without_errors_and_draws_map_and_timeline() {
     assert!(html.contains("id=\"timeline\"") && html.contains("id=\"map\"") && html.contains("@media print"));
 
     let Some(bin) = chromium() else {
+        assert!(std::env::var_os("FIELDCAP_REQUIRE_CHROMIUM").is_none(), "Chromium is required (scripts/install_report_test_tools.sh)");
         eprintln!("SKIPPING the Chromium half: install it with scripts/install_report_test_tools.sh");
         return;
     };
