@@ -172,27 +172,7 @@ fn restore_or_quarantine_item_dirs(store: &Store, report: &mut OpenReport) -> Re
             continue;
         }
         let sha = crate::hashing::sha256_hex(&bytes);
-        store.conn().execute(
-            "INSERT INTO items (clip_id, seq, kind, manifest, signature, manifest_sha256, media_ext, media_bytes, media_sha256, media_blake3,
-                recording_id, segment_index, started_at, sealed_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
-            params![
-                m.clip_id,
-                m.seq as i64,
-                m.kind.as_str(),
-                bytes,
-                sig,
-                sha,
-                ext,
-                m.media.as_ref().map(|x| x.bytes as i64),
-                m.media.as_ref().map(|x| x.sha256.clone()),
-                m.media.as_ref().map(|x| x.blake3.clone()),
-                m.segment.as_ref().map(|s| s.recording_id.clone()),
-                m.segment.as_ref().map(|s| s.index as i64),
-                m.capture.started_at,
-                crate::time::now(),
-            ],
-        )?;
+        crate::store::insert_item_row(&store.conn(), &m, &bytes, &sig, &sha, ext.as_deref())?;
         store.append_custody("restored", Some(&m.clip_id), json!({"seq": m.seq, "manifest_sha256": sha}))?;
         report.items_restored += 1;
     }

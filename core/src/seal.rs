@@ -242,7 +242,7 @@ impl Store {
     pub(crate) fn commit_seal(&self, p: &PendingSeal) -> Result<SealedItem> {
         let media = Media { mime: p.mime.clone(), bytes: p.bytes, sha256: p.sha256.clone(), blake3: p.blake3.clone() };
         let manifest = self.build_manifest(p.clip_id.clone(), p.kind, Some(media), &p.started_at, &p.ended_at, &p.request, p.segment.clone(), None)?;
-        let item = self.insert_manifest(manifest, Some(&p.ext), p.segment.as_ref(), true)?;
+        let item = self.insert_manifest(manifest, Some(&p.ext), true)?;
         Ok(item)
     }
 
@@ -297,7 +297,7 @@ impl Store {
 
     /// Assigns seq/prev, signs and stores, with the custody event, in one transaction; then writes
     /// the manifest mirror files (recovery rewrites them if a crash comes first).
-    fn insert_manifest(&self, mut m: Manifest, ext: Option<&str>, segment: Option<&Segment>, clear_pending: bool) -> Result<SealedItem> {
+    fn insert_manifest(&self, mut m: Manifest, ext: Option<&str>, clear_pending: bool) -> Result<SealedItem> {
         let (bytes, sig, sha) = {
             let mut conn = self.conn();
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -310,27 +310,7 @@ impl Store {
             let bytes = m.to_canonical_bytes()?;
             let sig = self.key.sign(&bytes).to_vec();
             let sha = crate::hashing::sha256_hex(&bytes);
-            tx.execute(
-                "INSERT INTO items (clip_id, seq, kind, manifest, signature, manifest_sha256, media_ext, media_bytes,
-                    media_sha256, media_blake3, recording_id, segment_index, started_at, sealed_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
-                params![
-                    m.clip_id,
-                    m.seq as i64,
-                    m.kind.as_str(),
-                    bytes,
-                    sig,
-                    sha,
-                    ext,
-                    m.media.as_ref().map(|x| x.bytes as i64),
-                    m.media.as_ref().map(|x| x.sha256.clone()),
-                    m.media.as_ref().map(|x| x.blake3.clone()),
-                    segment.map(|s| s.recording_id.clone()),
-                    segment.map(|s| s.index as i64),
-                    m.capture.started_at,
-                    crate::time::now(),
-                ],
-            )?;
+            crate::store::insert_item_row(&tx, &m, &bytes, &sig, &sha, ext)?;
             append_custody_tx(
                 &tx,
                 &self.key,
@@ -377,7 +357,7 @@ impl Store {
         let clip_id = uuid::Uuid::now_v7().hyphenated().to_string();
         let m = self.build_manifest(clip_id, ItemKind::Observation, None, &at, &at, &capture, None, Some(obs))?;
         let _lock = self.lock()?;
-        self.insert_manifest(m, None, None, false)
+        self.insert_manifest(m, None, false)
     }
 
     /// Starts a recording: returns its id and the path the shell must record segment 0 into.

@@ -331,3 +331,36 @@ pub(crate) fn append_custody_tx(
     )?;
     Ok(CustodyEvent { seq, clip_id: clip_id.map(String::from), event: event.into(), at, body, sig })
 }
+
+/// Inserts an item row for a signed manifest (sealing, or restoring from a signed mirror).
+pub(crate) fn insert_item_row(
+    conn: &Connection,
+    m: &crate::manifest::Manifest,
+    manifest: &[u8],
+    sig: &[u8],
+    manifest_sha256: &str,
+    media_ext: Option<&str>,
+) -> Result<()> {
+    conn.execute(
+        "INSERT INTO items (clip_id, seq, kind, manifest, signature, manifest_sha256, media_ext, media_bytes,
+            media_sha256, media_blake3, recording_id, segment_index, started_at, sealed_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+        params![
+            m.clip_id,
+            m.seq as i64,
+            m.kind.as_str(),
+            manifest,
+            sig,
+            manifest_sha256,
+            media_ext,
+            m.media.as_ref().map(|x| x.bytes as i64),
+            m.media.as_ref().map(|x| x.sha256.clone()),
+            m.media.as_ref().map(|x| x.blake3.clone()),
+            m.segment.as_ref().map(|s| s.recording_id.clone()),
+            m.segment.as_ref().map(|s| s.index as i64),
+            m.capture.started_at,
+            crate::time::now(),
+        ],
+    )?;
+    Ok(())
+}
