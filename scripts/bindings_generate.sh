@@ -23,15 +23,16 @@ for a in "$@"; do
     esac
 done
 
+TARGET_DIR="${CARGO_TARGET_DIR:-target}"
 cargo_flags=(-p fieldcap-ffi -p uniffi-bindgen)
 [ "$PROFILE" = release ] && cargo_flags+=(--release)
 cargo build "${cargo_flags[@]}"
 
 case "$(uname -s)" in
-    Darwin) LIB="target/$PROFILE/libfieldcap_ffi.dylib" ;;
-    *) LIB="target/$PROFILE/libfieldcap_ffi.so" ;;
+    Darwin) LIB="$TARGET_DIR/$PROFILE/libfieldcap_ffi.dylib" ;;
+    *) LIB="$TARGET_DIR/$PROFILE/libfieldcap_ffi.so" ;;
 esac
-BINDGEN="target/$PROFILE/uniffi-bindgen"
+BINDGEN="$TARGET_DIR/$PROFILE/uniffi-bindgen"
 CONFIG="bindings/uniffi-bindgen/crate-roots.toml"
 OUT="target/bindings"
 rm -rf "$OUT/kotlin" "$OUT/python"

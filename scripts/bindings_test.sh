@@ -31,7 +31,7 @@ bash scripts/bindings_generate.sh
 cargo_flags=(-p fieldcap)
 [ "$PROFILE" = release ] && cargo_flags+=(--release)
 cargo build "${cargo_flags[@]}"
-FIELDCAP="$ROOT/target/$PROFILE/fieldcap"
+FIELDCAP="${CARGO_TARGET_DIR:-$ROOT/target}/$PROFILE/fieldcap"
 
 # ── server ──
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/fieldcap-bindings.XXXXXX")"
@@ -89,7 +89,7 @@ mkdir -p "$KT_OUT"
     -d "$KT_OUT/fieldcap-jvm-test.jar"
 kt_status=0
 FIELDCAP_SERVER_URL="$URL" FIELDCAP_TOKENS="$(token monitor),$(token police)" FIELDCAP_WORK="$WORK/kotlin" \
-    java -Djna.library.path="$ROOT/target/$PROFILE" -cp "$KT_OUT/fieldcap-jvm-test.jar:$JNA_JAR:$COROUTINES_JAR" \
+    java -Djna.library.path="${CARGO_TARGET_DIR:-$ROOT/target}/$PROFILE" -cp "$KT_OUT/fieldcap-jvm-test.jar:$JNA_JAR:$COROUTINES_JAR" \
     org.fieldcap.test.FieldcapJvmTestKt 2>&1 | tee "$WORK/kotlin.log" || kt_status=$?
 tally "$WORK/kotlin.log"
 [ "$kt_status" = 0 ] || { echo "kotlin test exited with $kt_status"; total_fail=$((total_fail > 0 ? total_fail : 1)); }
