@@ -111,7 +111,20 @@ fn report_renders_offline_without_errors_and_draws_map_and_timeline() {
     let in_map = (top..=bottom).flat_map(|y| (left..=right).map(move |x| (x, y))).filter(|&(x, y)| is_device(px(x, y))).count();
     assert!(in_map > 200, "map has only {in_map} track pixels");
     let above = (0..top).flat_map(|y| (0..w).map(move |x| (x, y))).filter(|&(x, y)| is_device(px(x, y))).count();
-    assert!(above > 500, "timeline has only {above} item pixels");
+    // Bars, not stray pixels: rows above the map holding a run of at least 8 device-coloured
+    // pixels (a blank or missing timeline has none; a legend swatch alone is too short).
+    let bar_rows = (0..top)
+        .filter(|&y| {
+            let (mut run, mut best) = (0, 0);
+            for x in 0..w {
+                run = if is_device(px(x, y)) { run + 1 } else { 0 };
+                best = best.max(run);
+            }
+            best >= 8
+        })
+        .count();
+    eprintln!("map: {in_map} track pixels; timeline: {above} item pixels, {bar_rows} rows with bars");
+    assert!(above > 200 && bar_rows >= 4, "timeline not drawn: {above} item pixels, {bar_rows} rows with bars");
     // And the map region is not blank: many non-white, non-background pixels.
     let drawn = (top..=bottom).flat_map(|y| (left..=right).map(move |x| (x, y))).filter(|&(x, y)| { let p = px(x, y); p != map_bg && p != (255, 255, 255) }).count();
     assert!(drawn > 500, "map region nearly blank ({drawn})");
