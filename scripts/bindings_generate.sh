@@ -44,7 +44,7 @@ mkdir -p "$OUT/kotlin" "$OUT/python"
 mv "$OUT/gen.tmp/org" "$OUT/kotlin/"
 mv "$OUT/gen.tmp/fieldcap_ffi.py" "$OUT/python/"
 rm -rf "$OUT/gen.tmp"
-ln -sf "$ROOT/$LIB" "$OUT/python/$(basename "$LIB")"
+ln -sf "$(readlink -f "$LIB")" "$OUT/python/$(basename "$LIB")"
 
 if [ "$SWIFT" = 1 ]; then
     SWIFT_OUT="ios-shell/FieldcapCore/Generated"
@@ -55,4 +55,4 @@ fi
 
 echo "kotlin bindings: $ROOT/$OUT/kotlin/org/fieldcap/core/fieldcap_ffi.kt"
 echo "python bindings: $ROOT/$OUT/python/fieldcap_ffi.py"
-echo "library:         $ROOT/$LIB"
+echo "library:         $(readlink -f "$LIB")"
