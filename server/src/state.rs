@@ -89,7 +89,37 @@ impl AppState {
             let note = state.checkpoint_note(size)?;
             state.records.put_checkpoint(size, &note)?;
         }
+        state.record_missing_custody()?;
         Ok(state)
+    }
+
+    /// A state change and its custody event are separate transactions, so a crash between them
+    /// can leave an item without its `received` or `stored` event. At start-up, such events are
+    /// appended, marked `recorded_late`, so the trail names every item the server holds.
+    fn record_missing_custody(&self) -> Result<()> {
+        let seen: std::collections::HashSet<(String, String)> = self
+            .records
+            .custody(None)?
+            .into_iter()
+            .filter_map(|e| e.clip_id.map(|c| (c, e.event)))
+            .collect();
+        for item in self.records.items()? {
+            if !seen.contains(&(item.clip_id.clone(), "received".to_string())) {
+                self.custody(
+                    "received",
+                    Some(&item.clip_id),
+                    serde_json::json!({ "manifest_sha256": item.manifest_sha256, "seq": item.seq, "kind": item.kind, "recorded_late": true }),
+                )?;
+            }
+            if item.media.is_some() && item.state == "received" && !seen.contains(&(item.clip_id.clone(), "stored".to_string())) {
+                self.custody(
+                    "stored",
+                    Some(&item.clip_id),
+                    serde_json::json!({ "blob_sha256": item.blob_sha256, "log_index": item.log_index, "recorded_late": true }),
+                )?;
+            }
+        }
+        Ok(())
     }
 
     pub fn log(&self) -> Result<MutexGuard<'_, LogTree>> {

@@ -323,3 +323,42 @@ fn several_devices_concurrently_all_receipted_once() {
     assert_eq!(inc.len(), 1, "same place, overlapping half-hours");
     assert_eq!(inc[0].clip_ids.len(), 20);
 }
+
+#[test]
+fn custody_events_lost_to_a_crash_are_recorded_late_at_start() {
+    let mut srv = Srv::start();
+    let dev = DeviceKey::generate();
+    srv.enroll(&dev, "monitor");
+    let data = media(70_000, 9);
+    let vid = manifest(&dev, 1, None, Some(&data), "2025-06-07T18:02:00.000Z", vec![]);
+    let url = commit(&srv, &dev, &vid).upload_url.unwrap();
+    assert_eq!(srv.patch(&url, 0, &data).status(), 204);
+    let clip = vid.manifest.clip_id.clone();
+    // Simulate a crash after the item was stored but before its `stored` event was written:
+    // drop the last event of the chain (the chain stays valid, the event is just missing).
+    let db = srv.data().join("records.sqlite");
+    {
+        let c = rusqlite::Connection::open(&db).unwrap();
+        let (seq, event): (i64, String) = c.query_row("SELECT seq, event FROM custody ORDER BY seq DESC LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+        assert_eq!(event, "stored");
+        c.execute("DELETE FROM custody WHERE seq = ?1", [seq]).unwrap();
+    }
+    srv.restart();
+    let c = rusqlite::Connection::open(&db).unwrap();
+    let bodies: Vec<Vec<u8>> = c
+        .prepare("SELECT body FROM custody WHERE clip_id = ?1 AND event = 'stored'")
+        .unwrap()
+        .query_map([&clip], |r| r.get(0))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect();
+    assert_eq!(bodies.len(), 1, "exactly one stored event after the restart");
+    let v: serde_json::Value = serde_json::from_slice(&bodies[0]).unwrap();
+    assert_eq!(v["detail"]["recorded_late"], true);
+    let records = fieldcap_server::records::Records::open(&srv.data()).unwrap();
+    fieldcap_core::custody::verify_chain(&records.custody(None).unwrap(), &srv.server_key()).unwrap();
+    // A second restart adds nothing.
+    srv.restart();
+    let n: i64 = c.query_row("SELECT COUNT(*) FROM custody WHERE clip_id = ?1 AND event = 'stored'", [&clip], |r| r.get(0)).unwrap();
+    assert_eq!(n, 1);
+}
