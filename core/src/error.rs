@@ -56,6 +56,18 @@ impl Error {
         Error::Io { context: context.into(), source }
     }
 
+    /// A copy for reporting the same failure in several checks: message-carrying variants are
+    /// kept as they are, the others become [`Error::Integrity`] with their message.
+    pub(crate) fn duplicate(&self) -> Error {
+        match self {
+            Error::InvalidInput(s) => Error::InvalidInput(s.clone()),
+            Error::Integrity(s) => Error::Integrity(s.clone()),
+            Error::NotFound(s) => Error::NotFound(s.clone()),
+            Error::Key(s) => Error::Key(s.clone()),
+            other => Error::Integrity(other.to_string()),
+        }
+    }
+
     /// True when the error is "no space left on device".
     pub fn is_disk_full(&self) -> bool {
         matches!(self, Error::Io { source, .. } if source.raw_os_error() == Some(libc::ENOSPC))

@@ -889,13 +889,7 @@ fn verify_contents(c: &mut Ctx<'_>, index: &PackageIndex, key: &VerifyingKey) {
 }
 
 fn clone_err(e: &Error) -> Error {
-    match e {
-        Error::InvalidInput(s) => Error::InvalidInput(s.clone()),
-        Error::Integrity(s) => Error::Integrity(s.clone()),
-        Error::NotFound(s) => Error::NotFound(s.clone()),
-        Error::Key(s) => Error::Key(s.clone()),
-        other => Error::Integrity(other.to_string()),
-    }
+    e.duplicate()
 }
 
 #[cfg(test)]

@@ -184,13 +184,7 @@ pub fn verify_clip_dir(dir: &Path) -> VerifyReport {
 }
 
 fn clone_err(e: &Error) -> Error {
-    match e {
-        Error::InvalidInput(s) => Error::InvalidInput(s.clone()),
-        Error::Integrity(s) => Error::Integrity(s.clone()),
-        Error::NotFound(s) => Error::NotFound(s.clone()),
-        Error::Key(s) => Error::Key(s.clone()),
-        other => Error::Integrity(other.to_string()),
-    }
+    e.duplicate()
 }
 
 /// Checks that manifests (in the order given) form a device's whole chain: one device, seq
