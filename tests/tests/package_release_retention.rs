@@ -97,7 +97,20 @@ fn held_or_referred_items_are_never_disposed_and_disposal_is_logged() {
         },
     )
     .unwrap();
-    assert!(fx.work.path().join("referral.zip").is_file());
+    let zip = fx.work.path().join("referral.zip");
+    assert!(zip.is_file());
+    // A recipient can verify the archive as received, without unzipping it first.
+    let out = std::process::Command::new(fieldcap_bin()).arg("verify").arg(&zip).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "verify zip: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("VERIFIED"));
+    // One flipped byte inside the archive (in a stored entry's data) is caught.
+    let damaged = fx.work.path().join("damaged.zip");
+    let mut bytes = std::fs::read(&zip).unwrap();
+    let media_at = bytes.windows(6).position(|w| w == b"media.").expect("a media entry") + 4096;
+    bytes[media_at] ^= 0x01;
+    std::fs::write(&damaged, &bytes).unwrap();
+    let out = std::process::Command::new(fieldcap_bin()).arg("verify").arg(&damaged).output().unwrap();
+    assert_ne!(out.status.code(), Some(0), "a damaged archive must not verify");
     fieldcap_server::retention::set_policy(data, "default", 0).unwrap();
     let size0 = r.log_size().unwrap();
 
