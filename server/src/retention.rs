@@ -210,6 +210,9 @@ pub struct DisposalReport {
 /// Disposes every item past retention at `now` that is not held, referred or already disposed.
 pub fn dispose(data_dir: &Path, now: DateTime<Utc>, dry_run: bool) -> Result<DisposalReport> {
     let r = Records::open(data_dir)?;
+    if !dry_run {
+        finish_interrupted_disposals(&r)?;
+    }
     let mut out = DisposalReport { dry_run, ..Default::default() };
     for st in status(data_dir, now)? {
         if st.disposed_at.is_some() || fieldcap_core::time::parse(&st.until, "until")? > now {
@@ -296,9 +299,10 @@ fn dispose_one(r: &Records, st: &ItemRetention) -> Result<Option<String>> {
     // The disposal row is written in the same transaction as the leaf; custody follows.
     tx.execute("INSERT INTO disposals (clip_id, disposed_at, log_index, custody_seq) VALUES (?1, ?2, ?3, 0)", params![item.clip_id, at, index as i64])?;
     tx.commit()?;
-    let ev = r.append_custody(
-        "disposed",
-        Some(&item.clip_id),
+    finish_disposal(
+        r,
+        &c,
+        &item,
         serde_json::json!({
             "reason": "retention",
             "category": st.category,
@@ -308,6 +312,14 @@ fn dispose_one(r: &Records, st: &ItemRetention) -> Result<Option<String>> {
             "log_index": index as i64,
         }),
     )?;
+    Ok(None)
+}
+
+/// After the disposal row and its log leaf are committed: the signed `disposed` custody event,
+/// then removal of the original. A crash in between leaves `custody_seq = 0`, which the next
+/// `dispose` run finishes ([`finish_interrupted_disposals`]).
+fn finish_disposal(r: &Records, c: &rusqlite::Connection, item: &crate::store::ItemRecord, detail: serde_json::Value) -> Result<()> {
+    let ev = r.append_custody("disposed", Some(&item.clip_id), detail)?;
     c.execute("UPDATE disposals SET custody_seq = ?2 WHERE clip_id = ?1", params![item.clip_id, ev.seq as i64])?;
     // Remove the original unless another item that is not disposed holds the same bytes.
     if let (Some(blob), Some(path)) = (item.blob_sha256.as_deref(), r.blob_path(&item)) {
@@ -317,8 +329,39 @@ fn dispose_one(r: &Records, st: &ItemRetention) -> Result<Option<String>> {
             |r| r.get(0),
         )?;
         if shared == 0 {
-            std::fs::remove_file(&path).map_err(|e| Error::io("removing a disposed original", e))?;
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io("removing a disposed original", e)),
+            }
         }
     }
-    Ok(None)
+    Ok(())
+}
+
+/// Finishes disposals a crash interrupted after their leaf was logged but before their custody
+/// event (marked `recorded_late`) or the removal of the original.
+fn finish_interrupted_disposals(r: &Records) -> Result<usize> {
+    let c = conn(r.data_dir())?;
+    let pending: Vec<(String, i64)> = {
+        let mut st = c.prepare("SELECT clip_id, log_index FROM disposals WHERE custody_seq = 0 ORDER BY log_index")?;
+        let v = st.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?.collect::<std::result::Result<Vec<_>, _>>()?;
+        v
+    };
+    for (clip_id, index) in &pending {
+        let item = require_item(r, clip_id)?;
+        finish_disposal(
+            r,
+            &c,
+            &item,
+            serde_json::json!({
+                "reason": "retention",
+                "manifest_sha256": item.manifest_sha256,
+                "media_sha256": item.media.as_ref().map(|m| m.sha256.clone()),
+                "log_index": index,
+                "recorded_late": true,
+            }),
+        )?;
+    }
+    Ok(pending.len())
 }

@@ -139,6 +139,26 @@ fn held_or_referred_items_are_never_disposed_and_disposal_is_logged() {
     let cp = fieldcap_core::log::verify_checkpoint(&note, &r.default_log_origin(), &r.server_key().verifying_key()).unwrap();
     assert_eq!(cp.root, fieldcap_core::log::root_of(&r.store().leaf_hashes().unwrap()));
 
+    // A crash after a disposal's leaf was logged but before its custody event: the next run
+    // records the event (marked recorded_late) instead of leaving the trail without it.
+    {
+        let last = r.custody(None).unwrap().pop().unwrap();
+        assert_eq!(last.event, "disposed");
+        let clip = last.clip_id.clone().unwrap();
+        let c = rusqlite::Connection::open(data.join("records.sqlite")).unwrap();
+        c.execute("DELETE FROM custody WHERE seq = ?1", [last.seq as i64]).unwrap();
+        c.execute("UPDATE disposals SET custody_seq = 0 WHERE clip_id = ?1", [&clip]).unwrap();
+        fieldcap_server::retention::dispose(data, chrono::Utc::now(), false).unwrap();
+        let events: Vec<_> = r.custody(Some(&clip)).unwrap().into_iter().filter(|e| e.event == "disposed").collect();
+        assert_eq!(events.len(), 1);
+        let v: serde_json::Value = serde_json::from_slice(&events[0].body).unwrap();
+        assert_eq!(v["detail"]["recorded_late"], true);
+        let seq: i64 = c.query_row("SELECT custody_seq FROM disposals WHERE clip_id = ?1", [&clip], |r| r.get(0)).unwrap();
+        assert_eq!(seq as u64, events[0].seq);
+        fieldcap_core::custody::verify_chain(&r.custody(None).unwrap(), &r.server_key().verifying_key()).unwrap();
+        assert_eq!(r.log_size().unwrap(), size0 + others.len() as u64, "no second leaf for the same disposal");
+    }
+
     // Again and again: held and referred stay.
     for _ in 0..3 {
         let again = fieldcap_server::retention::dispose(data, chrono::Utc::now() + chrono::Duration::days(100_000), false).unwrap();
