@@ -322,7 +322,7 @@ fn finish_disposal(r: &Records, c: &rusqlite::Connection, item: &crate::store::I
     let ev = r.append_custody("disposed", Some(&item.clip_id), detail)?;
     c.execute("UPDATE disposals SET custody_seq = ?2 WHERE clip_id = ?1", params![item.clip_id, ev.seq as i64])?;
     // Remove the original unless another item that is not disposed holds the same bytes.
-    if let (Some(blob), Some(path)) = (item.blob_sha256.as_deref(), r.blob_path(&item)) {
+    if let (Some(blob), Some(path)) = (item.blob_sha256.as_deref(), r.blob_path(item)) {
         let shared: i64 = c.query_row(
             "SELECT COUNT(*) FROM items WHERE blob_sha256 = ?1 AND clip_id != ?2 AND clip_id NOT IN (SELECT clip_id FROM disposals)",
             params![blob, item.clip_id],
