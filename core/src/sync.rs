@@ -1090,17 +1090,8 @@ impl Pass<'_> {
         // Where the server is.
         let mut offset = loop {
             let Some(u) = row.upload_url.clone() else {
-                if renewed {
-                    self.needs_attention(&row, "the server gave no upload URL for media it does not hold")?;
-                    return Ok(false);
-                }
-                renewed = true;
-                if !self.renew_upload_url(&row)? {
-                    return Ok(false);
-                }
-                row = self.reload(&row.clip_id)?;
-                if row.state == "uploaded" || row.state == "receipted" {
-                    return Ok(row.state == "uploaded");
+                if let Some(done) = self.renew_or_stop(&mut row, &mut renewed, "the server gave no upload URL for media it does not hold")? {
+                    return Ok(done);
                 }
                 continue;
             };
@@ -1113,17 +1104,8 @@ impl Pass<'_> {
                     if self.try_receipt(&row.clip_id)? {
                         return Ok(false);
                     }
-                    if renewed {
-                        self.needs_attention(&row, "the upload URL is gone and the server has no receipt")?;
-                        return Ok(false);
-                    }
-                    renewed = true;
-                    if !self.renew_upload_url(&row)? {
-                        return Ok(false);
-                    }
-                    row = self.reload(&row.clip_id)?;
-                    if row.state == "receipted" {
-                        return Ok(false);
+                    if let Some(done) = self.renew_or_stop(&mut row, &mut renewed, "the upload URL is gone and the server has no receipt")? {
+                        return Ok(done);
                     }
                 }
             }
@@ -1270,6 +1252,26 @@ impl Pass<'_> {
     }
 
     /// Posts the manifest again (idempotent at the server) for a fresh upload URL.
+    /// Asks the server for a fresh upload URL, at most once per upload (a second need puts the
+    /// item in needs_attention with `why`). `Some(done)` ends the upload with that result
+    /// (`true` when the server already holds all the media); `None` means try the new URL.
+    fn renew_or_stop(&mut self, row: &mut Row, renewed: &mut bool, why: &str) -> Step<Option<bool>> {
+        if *renewed {
+            self.needs_attention(row, why)?;
+            return Ok(Some(false));
+        }
+        *renewed = true;
+        if !self.renew_upload_url(row)? {
+            return Ok(Some(false));
+        }
+        *row = self.reload(&row.clip_id)?;
+        Ok(match row.state.as_str() {
+            "uploaded" => Some(true),
+            "receipted" => Some(false),
+            _ => None,
+        })
+    }
+
     fn renew_upload_url(&mut self, row: &Row) -> Step<bool> {
         let Some(cr) = self.post_manifest(row)? else { return Ok(false) };
         self.store
