@@ -231,7 +231,12 @@ impl Store {
                 }
                 fs::rename(&staged, target).ctx(|| "moving the copy into the item folder".into())?;
                 crate::fsutil::sync_dir(dir)?;
-                fs::remove_file(source).ctx(|| "removing the source after a verified copy".into())?;
+                // The verified copy is what gets sealed. If the source cannot be removed (a
+                // read-only card, say) it simply stays where it was: failing here would leave
+                // the copy unattributed in the store.
+                if let Err(e) = fs::remove_file(source) {
+                    tracing::warn!("the source could not be removed after a verified copy ({}); it stays in place", e.kind());
+                }
                 Ok(())
             }
             Err(e) => Err(Error::io("moving the file into the evidence store", e)),
