@@ -69,8 +69,9 @@ fn sigkill_during_capture_loses_and_duplicates_nothing() {
     let mut sources = vec![(probe.clone(), Digests::of_bytes(&bytes(3 << 20, 999)))];
     let mut iterations = 0;
     let mut recoveries = 0;
-    // At least 50 kills; bounded at 90 s whatever the machine's speed.
-    while iterations < 60 && (iterations < 50 || start.elapsed() < Duration::from_secs(60)) && start.elapsed() < Duration::from_secs(90) {
+    // 50 kills whatever the machine's speed (each is bounded by the calibrated window), and up
+    // to 60 while time allows.
+    while iterations < 50 || (iterations < 60 && start.elapsed() < Duration::from_secs(60)) {
         let len = 256 * 1024 + (random_u64() % (6 << 20)) as usize;
         let data = bytes(len, 1000 + iterations as u64);
         let src = t.path().join(format!("src-{iterations}.mp4"));
@@ -92,7 +93,6 @@ fn sigkill_during_capture_loses_and_duplicates_nothing() {
         }
         iterations += 1;
     }
-    assert!(iterations >= 50, "only {iterations} iterations ran");
     let sealed = check_store(&home, &sources);
     eprintln!("{iterations} kills over a {window_us} µs window: {sealed} sealed, {} left in place, {recoveries} start-up recoveries seen", sources.len() - sealed);
     // Everything left in place can still be sealed afterwards.

@@ -39,6 +39,10 @@ pub struct Proxy {
     pub connections: Arc<AtomicU64>,
     /// Connections given a fault other than Pass.
     pub faults: Arc<AtomicU64>,
+    /// Upstream bandwidth limit per connection in bytes per second (0 = unlimited). A test
+    /// that must cut a transfer mid-way sets it, so the transfer lasts long enough to be cut
+    /// whatever the machine's speed.
+    pub up_rate: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
 }
 
@@ -52,8 +56,9 @@ impl Proxy {
         let up_bytes = Arc::new(AtomicU64::new(0));
         let connections = Arc::new(AtomicU64::new(0));
         let faults = Arc::new(AtomicU64::new(0));
+        let up_rate = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
-        let (u, ub, c, f, s) = (upstream.clone(), up_bytes.clone(), connections.clone(), faults.clone(), stop.clone());
+        let (u, ub, c, f, s, r) = (upstream.clone(), up_bytes.clone(), connections.clone(), faults.clone(), stop.clone(), up_rate.clone());
         std::thread::spawn(move || {
             while !s.load(Ordering::SeqCst) {
                 match listener.accept() {
@@ -65,15 +70,15 @@ impl Proxy {
                             f.fetch_add(1, Ordering::SeqCst);
                         }
                         let target = *u.lock().expect("upstream lock");
-                        let ub = ub.clone();
-                        std::thread::spawn(move || handle(client, target, fault, ub));
+                        let (ub, r) = (ub.clone(), r.clone());
+                        std::thread::spawn(move || handle(client, target, fault, ub, r));
                     }
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::thread::sleep(Duration::from_millis(5)),
                     Err(_) => std::thread::sleep(Duration::from_millis(5)),
                 }
             }
         });
-        Proxy { addr, upstream, up_bytes, connections, faults, stop }
+        Proxy { addr, upstream, up_bytes, connections, faults, up_rate, stop }
     }
 
     /// A proxy that forwards everything (counting bytes).
@@ -98,7 +103,7 @@ impl Drop for Proxy {
     }
 }
 
-fn handle(client: TcpStream, target: SocketAddr, fault: Fault, up_bytes: Arc<AtomicU64>) {
+fn handle(client: TcpStream, target: SocketAddr, fault: Fault, up_bytes: Arc<AtomicU64>, up_rate: Arc<AtomicU64>) {
     match fault {
         Fault::Stall(d) => {
             std::thread::sleep(d);
@@ -125,14 +130,15 @@ fn handle(client: TcpStream, target: SocketAddr, fault: Fault, up_bytes: Arc<Ato
     let down_limit = if let Fault::TruncateResponse(n) = fault { Some(n) } else { None };
     let (c2, s2) = (client.try_clone().expect("clone"), server.try_clone().expect("clone"));
     let (c3, s3) = (client.try_clone().expect("clone"), server.try_clone().expect("clone"));
-    let up = std::thread::spawn(move || pump(client, server, up_limit, Some(up_bytes), (c3, s3)));
-    pump(s2.try_clone().expect("clone"), c2.try_clone().expect("clone"), down_limit, None, (c2, s2));
+    let up = std::thread::spawn(move || pump(client, server, up_limit, Some(up_bytes), Some(up_rate), (c3, s3)));
+    pump(s2.try_clone().expect("clone"), c2.try_clone().expect("clone"), down_limit, None, None, (c2, s2));
     let _ = up.join();
 }
 
-/// Copies `from` → `to`; after `limit` bytes (if any) closes both connections.
-fn pump(mut from: TcpStream, mut to: TcpStream, limit: Option<u64>, count: Option<Arc<AtomicU64>>, both: (TcpStream, TcpStream)) {
-    let mut buf = vec![0u8; 64 * 1024];
+/// Copies `from` → `to`; after `limit` bytes (if any) closes both connections; with a `rate`
+/// above zero, paces the copy to that many bytes per second.
+fn pump(mut from: TcpStream, mut to: TcpStream, limit: Option<u64>, count: Option<Arc<AtomicU64>>, rate: Option<Arc<AtomicU64>>, both: (TcpStream, TcpStream)) {
+    let mut buf = vec![0u8; 16 * 1024];
     let mut sent = 0u64;
     loop {
         let n = match from.read(&mut buf) {
@@ -158,6 +164,10 @@ fn pump(mut from: TcpStream, mut to: TcpStream, limit: Option<u64>, count: Optio
         sent += n as u64;
         if let Some(c) = &count {
             c.fetch_add(n as u64, Ordering::SeqCst);
+        }
+        let bps = rate.as_ref().map_or(0, |r| r.load(Ordering::SeqCst));
+        if bps > 0 {
+            std::thread::sleep(Duration::from_nanos(n as u64 * 1_000_000_000 / bps));
         }
     }
     let _ = to.shutdown(Shutdown::Write);
