@@ -6,6 +6,10 @@
 //! two, so on a two-core phone both cores hash at once. Memory is bounded by the pool
 //! (`POOL` × `CHUNK`), whatever the file size.
 //!
+//! Uploading uses [`StreamingDigests`] instead: the chunks being sent are handed to two worker
+//! threads (SHA-256, BLAKE3) as they go, so the digests cover exactly the bytes sent and the
+//! hashing overlaps the network.
+//!
 //! ```
 //! let d = fieldcap_core::hashing::hash_reader(&b"abc"[..], &mut |_| {}).unwrap();
 //! assert_eq!(d.bytes, 3);
@@ -14,7 +18,10 @@
 
 use sha2::Digest as _;
 use std::io::{self, Read};
-use std::sync::mpsc::{channel, sync_channel};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{channel, sync_channel, Receiver, SyncSender};
+use std::sync::Arc;
+use std::thread::JoinHandle;
 
 /// Size of one read.
 pub const CHUNK: usize = 1 << 20;
@@ -117,6 +124,192 @@ pub fn hash_file(path: &std::path::Path, progress: &mut dyn FnMut(u64)) -> io::R
     hash_reader(f, progress)
 }
 
+/// Chunks queued per worker before [`StreamingDigests::update`] waits for the workers.
+const STREAM_QUEUE: usize = 4;
+
+/// One shared chunk of a stream.
+type Chunk = Arc<Vec<u8>>;
+
+/// SHA-256 and BLAKE3 of a byte stream handed over chunk by chunk, hashed on two worker threads
+/// (SHA-256 on one, BLAKE3 on the other) while the caller does something else with the same
+/// chunks: the sync client sends them to the server, so the digests cover exactly the bytes
+/// sent, at no extra wall time while the workers keep up.
+///
+/// Chunks are shared, not copied: [`update`](StreamingDigests::update) takes an `Arc<Vec<u8>>`
+/// and queues it for both workers, at most a few chunks each; beyond that `update` waits for
+/// them, so memory stays bounded whatever the stream's length. The stream may begin with a
+/// *prefix* that a third thread reads from a reader
+/// ([`with_prefix`](StreamingDigests::with_prefix)): when an upload resumes, the bytes already
+/// on the server are read back from the file and hashed while the rest is being sent. Chunks
+/// given to `update` are hashed after the whole prefix, whatever the timing.
+///
+/// [`finish`](StreamingDigests::finish) waits for the workers and returns the length and
+/// digests of prefix + chunks, or the prefix's read error (a reader that ends before the
+/// announced prefix length gives `UnexpectedEof`). Dropping the value without finishing stops
+/// the prefix reader at its next piece, lets the workers drop what is queued unhashed, and joins
+/// every thread, so nothing is left running.
+///
+/// ```
+/// use std::sync::Arc;
+/// use fieldcap_core::hashing::{Digests, StreamingDigests};
+/// let mut s = StreamingDigests::with_prefix(&b"ab"[..], 2).unwrap();
+/// s.update(Arc::new(b"c".to_vec())).unwrap();
+/// s.update(Arc::new(b"def".to_vec())).unwrap();
+/// assert_eq!(s.finish().unwrap(), Digests::of_bytes(b"abcdef"));
+/// ```
+pub struct StreamingDigests {
+    sha_tx: Option<SyncSender<Chunk>>,
+    b3_tx: Option<SyncSender<Chunk>>,
+    sha: Option<JoinHandle<(u64, [u8; 32])>>,
+    b3: Option<JoinHandle<(u64, [u8; 32])>>,
+    prefix: Option<JoinHandle<io::Result<()>>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for StreamingDigests {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamingDigests").field("prefix_reader", &self.prefix.is_some()).finish_non_exhaustive()
+    }
+}
+
+/// Spawns one worker: it hashes the prefix chunks until that channel closes, then the stream
+/// chunks until theirs closes; once `stop` is set it only drains.
+fn spawn_worker<H: Send + 'static>(
+    name: &str,
+    prefix: Option<Receiver<Chunk>>,
+    stream: Receiver<Chunk>,
+    stop: Arc<AtomicBool>,
+    mut hasher: H,
+    update: fn(&mut H, &[u8]),
+    finalize: fn(H) -> [u8; 32],
+) -> io::Result<JoinHandle<(u64, [u8; 32])>> {
+    std::thread::Builder::new().name(name.into()).spawn(move || {
+        let mut n = 0u64;
+        for buf in prefix.into_iter().flatten().chain(stream) {
+            if !stop.load(Ordering::Relaxed) {
+                update(&mut hasher, buf.as_slice());
+                n += buf.len() as u64;
+            }
+        }
+        (n, finalize(hasher))
+    })
+}
+
+fn worker_stopped() -> io::Error {
+    io::Error::other("a hash worker stopped")
+}
+
+impl StreamingDigests {
+    /// Starts the two workers for a stream that begins with the first chunk given to
+    /// [`update`](StreamingDigests::update).
+    pub fn new() -> io::Result<StreamingDigests> {
+        Self::start::<io::Empty>(None)
+    }
+
+    /// Starts the workers for a stream whose first `len` bytes are read from `reader`, on a
+    /// thread of its own, in pieces of [`CHUNK`] bytes; chunks given to
+    /// [`update`](StreamingDigests::update) follow them. `len` may be 0 (no prefix).
+    pub fn with_prefix<R: Read + Send + 'static>(reader: R, len: u64) -> io::Result<StreamingDigests> {
+        Self::start(Some((reader, len)))
+    }
+
+    fn start<R: Read + Send + 'static>(prefix: Option<(R, u64)>) -> io::Result<StreamingDigests> {
+        let prefix = prefix.filter(|(_, len)| *len > 0);
+        let (sha_tx, sha_rx) = sync_channel::<Chunk>(STREAM_QUEUE);
+        let (b3_tx, b3_rx) = sync_channel::<Chunk>(STREAM_QUEUE);
+        let (mut pre_tx, mut pre_sha_rx, mut pre_b3_rx) = (None, None, None);
+        if prefix.is_some() {
+            let (a_tx, a_rx) = sync_channel::<Chunk>(STREAM_QUEUE);
+            let (b_tx, b_rx) = sync_channel::<Chunk>(STREAM_QUEUE);
+            (pre_tx, pre_sha_rx, pre_b3_rx) = (Some((a_tx, b_tx)), Some(a_rx), Some(b_rx));
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        // From here on, dropping `s` (a failed spawn below) stops and joins what was started.
+        let mut s = StreamingDigests { sha_tx: Some(sha_tx), b3_tx: Some(b3_tx), sha: None, b3: None, prefix: None, stop: stop.clone() };
+        s.sha = Some(spawn_worker(
+            "fieldcap-sha256",
+            pre_sha_rx,
+            sha_rx,
+            stop.clone(),
+            sha2::Sha256::new(),
+            |h, b| h.update(b),
+            |h| h.finalize().into(),
+        )?);
+        s.b3 = Some(spawn_worker(
+            "fieldcap-blake3",
+            pre_b3_rx,
+            b3_rx,
+            stop.clone(),
+            blake3::Hasher::new(),
+            |h, b| {
+                h.update(b);
+            },
+            |h| *h.finalize().as_bytes(),
+        )?);
+        if let (Some((mut reader, len)), Some((a_tx, b_tx))) = (prefix, pre_tx) {
+            s.prefix = Some(std::thread::Builder::new().name("fieldcap-hash-prefix".into()).spawn(move || {
+                let mut left = len;
+                while left > 0 {
+                    if stop.load(Ordering::Relaxed) {
+                        return Err(io::Error::other("stopped"));
+                    }
+                    let n = left.min(CHUNK as u64) as usize;
+                    let mut buf = vec![0u8; n];
+                    reader.read_exact(&mut buf)?;
+                    let buf = Arc::new(buf);
+                    a_tx.send(buf.clone()).map_err(|_| worker_stopped())?;
+                    b_tx.send(buf).map_err(|_| worker_stopped())?;
+                    left -= n as u64;
+                }
+                Ok(())
+            })?);
+        }
+        Ok(s)
+    }
+
+    /// Queues the next chunk of the stream for both workers; waits while their queues are full.
+    /// Fails only if a worker has stopped (it panicked).
+    pub fn update(&mut self, chunk: Arc<Vec<u8>>) -> io::Result<()> {
+        let (Some(sha), Some(b3)) = (&self.sha_tx, &self.b3_tx) else { return Err(worker_stopped()) };
+        sha.send(chunk.clone()).map_err(|_| worker_stopped())?;
+        b3.send(chunk).map_err(|_| worker_stopped())
+    }
+
+    /// Ends the stream: waits until the prefix and every chunk are hashed and returns the
+    /// length and both digests, or the prefix reader's error.
+    pub fn finish(mut self) -> io::Result<Digests> {
+        self.sha_tx = None;
+        self.b3_tx = None;
+        if let Some(p) = self.prefix.take() {
+            p.join().map_err(|_| io::Error::other("the prefix reader panicked"))??;
+        }
+        let (n_sha, sha256) = self.sha.take().ok_or_else(worker_stopped)?.join().map_err(|_| io::Error::other("the SHA-256 worker panicked"))?;
+        let (n_b3, blake3) = self.b3.take().ok_or_else(worker_stopped)?.join().map_err(|_| io::Error::other("the BLAKE3 worker panicked"))?;
+        if n_sha != n_b3 {
+            return Err(io::Error::other("the hash workers saw different lengths"));
+        }
+        Ok(Digests { bytes: n_sha, sha256, blake3 })
+    }
+}
+
+impl Drop for StreamingDigests {
+    fn drop(&mut self) {
+        // Unfinished: stop the prefix reader, let the workers drain without hashing, join all.
+        self.stop.store(true, Ordering::Relaxed);
+        self.sha_tx = None;
+        self.b3_tx = None;
+        if let Some(h) = self.prefix.take() {
+            let _ = h.join();
+        }
+        if let Some(h) = self.sha.take() {
+            let _ = h.join();
+        }
+        if let Some(h) = self.b3.take() {
+            let _ = h.join();
+        }
+    }
+}
+
 /// SHA-256 of a byte slice, lowercase hex.
 pub fn sha256_hex(data: &[u8]) -> String {
     hex::encode(sha2::Sha256::digest(data))
@@ -149,5 +342,87 @@ mod tests {
         let data = vec![7u8; 3 * CHUNK + 5];
         let d = hash_reader(Trickle(&data), &mut |_| {}).unwrap();
         assert_eq!(d, Digests::of_bytes(&data));
+    }
+
+    /// Cuts `data` at the given fractions (sorted, deduplicated) into owned chunks.
+    fn split(data: &[u8], cuts: &[f64]) -> Vec<Arc<Vec<u8>>> {
+        let mut at: Vec<usize> = cuts.iter().map(|f| ((data.len() as f64) * f) as usize).collect();
+        at.push(data.len());
+        at.sort_unstable();
+        let mut out = Vec::new();
+        let mut from = 0;
+        for to in at {
+            out.push(Arc::new(data[from..to].to_vec()));
+            from = to;
+        }
+        out
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+
+        /// Any split of any stream, with any prefix read from a reader, gives the digests of
+        /// the whole stream.
+        #[test]
+        fn streaming_equals_one_shot_for_random_splits(
+            data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..(3 * CHUNK + 100)),
+            cuts in proptest::collection::vec(0.0f64..1.0, 0..12),
+            prefix_frac in 0.0f64..1.0,
+            with_prefix in proptest::prelude::any::<bool>(),
+        ) {
+            let p = if with_prefix { ((data.len() as f64) * prefix_frac) as usize } else { 0 };
+            let mut s = if with_prefix {
+                StreamingDigests::with_prefix(std::io::Cursor::new(data[..p].to_vec()), p as u64).unwrap()
+            } else {
+                StreamingDigests::new().unwrap()
+            };
+            for c in split(&data[p..], &cuts) {
+                s.update(c).unwrap();
+            }
+            proptest::prop_assert_eq!(s.finish().unwrap(), Digests::of_bytes(&data));
+        }
+    }
+
+    #[test]
+    fn streaming_many_chunks_and_a_multi_piece_prefix() {
+        let data: Vec<u8> = (0..(7 * CHUNK + 333)).map(|i| (i * 131 % 253) as u8).collect();
+        let p = 2 * CHUNK + 5; // three prefix pieces
+        let mut s = StreamingDigests::with_prefix(std::io::Cursor::new(data.clone()), p as u64).unwrap();
+        for c in data[p..].chunks(64 * 1024 + 7) {
+            s.update(Arc::new(c.to_vec())).unwrap();
+        }
+        assert_eq!(s.finish().unwrap(), Digests::of_bytes(&data));
+        assert_eq!(StreamingDigests::new().unwrap().finish().unwrap(), Digests::of_bytes(b""));
+    }
+
+    #[test]
+    fn a_prefix_shorter_than_announced_is_unexpected_eof() {
+        let mut s = StreamingDigests::with_prefix(&[1u8; 10][..], 11).unwrap();
+        s.update(Arc::new(vec![2u8; 5])).unwrap();
+        assert_eq!(s.finish().unwrap_err().kind(), io::ErrorKind::UnexpectedEof);
+    }
+
+    #[test]
+    fn dropping_unfinished_stops_the_prefix_reader_and_joins() {
+        /// An endless, slow reader: only the stop flag ends the prefix thread.
+        struct Slow;
+        impl Read for Slow {
+            fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+                let n = out.len().min(4096);
+                out[..n].fill(9);
+                Ok(n)
+            }
+        }
+        let t = std::time::Instant::now();
+        let s = StreamingDigests::with_prefix(Slow, u64::MAX).unwrap();
+        for _ in 0..3 * STREAM_QUEUE {
+            // The stream queues fill while the prefix is still being read; a send then waits.
+            if s.sha_tx.as_ref().unwrap().try_send(Arc::new(vec![0u8; 8])).is_err() {
+                break;
+            }
+        }
+        drop(s);
+        assert!(t.elapsed() < std::time::Duration::from_secs(5), "drop returned promptly");
     }
 }
