@@ -287,6 +287,24 @@ pub struct ProofResponse {
     pub proof: Vec<String>,
 }
 
+/// Body of `POST /v1/custody`: a run of the device's own custody events, in seq order, each in
+/// the JSON Lines form of FORMATS §5 (`{"event": <body>, "sig": "<hex>"}`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CustodySubmission {
+    /// The events, consecutive seq numbers, oldest first.
+    pub events: Vec<serde_json::Value>,
+}
+
+/// Answer of `POST /v1/custody`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CustodyAck {
+    /// The highest seq of this device's custody log the server now holds.
+    pub stored_through: u64,
+}
+
+/// Largest number of events in one `POST /v1/custody`.
+pub const MAX_CUSTODY_BATCH: usize = 500;
+
 /// An RFC 9457 problem document.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Problem {

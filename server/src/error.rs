@@ -46,7 +46,7 @@ pub enum Error {
     /// The manifest does not pass the strict `fieldcap.manifest/1` reader.
     #[error("invalid manifest: {0}")]
     InvalidManifest(String),
-    /// The manifest signature does not verify with the device's enrolled key.
+    /// A manifest or custody-event signature does not verify with the device's enrolled key.
     #[error("bad manifest signature: {0}")]
     BadSignature(String),
     /// The request signature headers are missing or do not verify.
@@ -139,7 +139,7 @@ impl Error {
             }
             Error::BadRequest(m) => (StatusCode::BAD_REQUEST, "malformed-request", "Malformed request", Some(m.clone())),
             Error::InvalidManifest(m) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid-manifest", "Invalid manifest", Some(m.clone())),
-            Error::BadSignature(m) => (StatusCode::UNPROCESSABLE_ENTITY, "bad-signature", "Manifest signature does not verify", Some(m.clone())),
+            Error::BadSignature(m) => (StatusCode::UNPROCESSABLE_ENTITY, "bad-signature", "Signature does not verify", Some(m.clone())),
             Error::Unauthenticated(m) => (StatusCode::UNAUTHORIZED, "unauthenticated", "Request signature missing or invalid", Some(m.clone())),
             Error::StaleRequest(m) => (StatusCode::UNAUTHORIZED, "stale-request", "Request timestamp outside the allowed window", Some(m.clone())),
             Error::ReplayedRequest => (StatusCode::UNAUTHORIZED, "replayed-request", "Request nonce already used", None),

@@ -355,7 +355,7 @@ fn commit_manifest(state: &AppState, device: &DeviceRecord, sub: &ManifestSubmis
     Ok((true, answer(state, &stored)?))
 }
 
-fn strip_prefix(s: &str) -> String {
+pub(crate) fn strip_prefix(s: &str) -> String {
     s.trim_start_matches("invalid input: ").trim_start_matches("integrity check failed: ").to_string()
 }
 

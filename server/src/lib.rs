@@ -31,6 +31,7 @@
 //! ```
 
 pub mod custody;
+pub mod device_custody;
 pub mod error;
 mod handlers;
 pub mod incidents;
@@ -109,6 +110,7 @@ fn router(state: Arc<state::AppState>) -> Router {
         .route("/v1/time", get(handlers::time))
         .route("/v1/enroll", post(handlers::enroll))
         .route("/v1/manifests", post(handlers::manifests))
+        .route("/v1/custody", post(device_custody::post_custody))
         .route("/v1/receipts/{clip_id}", get(handlers::receipt))
         .route("/v1/log/checkpoint", get(handlers::checkpoint))
         .route("/v1/log/consistency", get(handlers::consistency))

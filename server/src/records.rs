@@ -112,6 +112,11 @@ impl Records {
         self.store.custody(clip_id)
     }
 
+    /// A device's own custody log as uploaded by its sync passes (FORMATS §5), in seq order.
+    pub fn device_custody(&self, device_id: &str) -> Result<Vec<CustodyEvent>> {
+        self.store.device_custody(device_id)
+    }
+
     /// Appends a signed server custody event (e.g. `exported`, `accessed`).
     pub fn append_custody(&self, event: &str, clip_id: Option<&str>, detail: serde_json::Value) -> Result<CustodyEvent> {
         crate::custody::append(&self.store, &self.key, &self.key_id, event, clip_id, detail)

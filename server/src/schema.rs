@@ -17,7 +17,7 @@ use rusqlite::Connection;
 use std::path::Path;
 
 /// Current schema version.
-pub const VERSION: i64 = 2;
+pub const VERSION: i64 = 3;
 
 const V1: &str = r#"
 CREATE TABLE meta (
@@ -139,8 +139,26 @@ CREATE TABLE disposals (
 );
 "#;
 
+/// Version 3: devices' own custody logs, uploaded by their sync passes (`POST /v1/custody`) and
+/// kept verbatim (body bytes and signature as the device made them). Frozen.
+const V3: &str = r#"
+CREATE TABLE device_custody (
+    device_id   TEXT NOT NULL REFERENCES devices(device_id),
+    seq         INTEGER NOT NULL,
+    clip_id     TEXT,
+    event       TEXT NOT NULL,
+    at          TEXT NOT NULL,
+    body        BLOB NOT NULL,
+    hash        TEXT NOT NULL,
+    sig         BLOB NOT NULL,
+    received_at TEXT NOT NULL,
+    PRIMARY KEY (device_id, seq)
+);
+CREATE INDEX device_custody_clip ON device_custody(clip_id);
+"#;
+
 /// Migrations in order; index i upgrades version i to i+1.
-const MIGRATIONS: &[&str] = &[V1, V2];
+const MIGRATIONS: &[&str] = &[V1, V2, V3];
 
 /// Opens (creating if needed) the record database, sets WAL, FULL sync and a busy timeout, and
 /// migrates it to [`VERSION`].

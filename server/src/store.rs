@@ -219,6 +219,15 @@ pub trait RecordStore: Send + Sync {
     fn append_custody(&self, clip_id: Option<&str>, event: &str, at: &str, sign: CustodySigner<'_>) -> Result<CustodyEvent>;
     /// Custody events, all or those of one item, in chain order.
     fn custody(&self, clip_id: Option<&str>) -> Result<Vec<CustodyEvent>>;
+    /// The newest event of a device's uploaded custody log as (seq, body SHA-256).
+    fn device_custody_head(&self, device_id: &str) -> Result<Option<(u64, String)>>;
+    /// One event of a device's uploaded custody log.
+    fn device_custody_event(&self, device_id: &str, seq: u64) -> Result<Option<CustodyEvent>>;
+    /// Appends verified, consecutive device custody events in one transaction, if the device's
+    /// head is still `expect_head` (seq, hash); `Ok(false)` if another request moved it.
+    fn append_device_custody(&self, device_id: &str, expect_head: Option<(u64, &str)>, events: &[CustodyEvent], received_at: &str) -> Result<bool>;
+    /// A device's uploaded custody log, in seq order.
+    fn device_custody(&self, device_id: &str) -> Result<Vec<CustodyEvent>>;
 }
 
 /// The embedded record store: one SQLite database in WAL mode.
@@ -587,6 +596,55 @@ impl RecordStore for SqliteRecordStore {
             Some(c) => st.query([c])?,
             None => st.query([])?,
         };
+        while let Some(r) = rows.next()? {
+            out.push(CustodyEvent::from_body(r.get(0)?, r.get(1)?)?);
+        }
+        Ok(out)
+    }
+
+    fn device_custody_head(&self, device_id: &str) -> Result<Option<(u64, String)>> {
+        let conn = self.conn()?;
+        Ok(conn
+            .query_row(
+                "SELECT seq, hash FROM device_custody WHERE device_id = ?1 ORDER BY seq DESC LIMIT 1",
+                [device_id],
+                |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)),
+            )
+            .optional()?)
+    }
+
+    fn device_custody_event(&self, device_id: &str, seq: u64) -> Result<Option<CustodyEvent>> {
+        let conn = self.conn()?;
+        let row: Option<(Vec<u8>, Vec<u8>)> = conn
+            .query_row("SELECT body, sig FROM device_custody WHERE device_id = ?1 AND seq = ?2", params![device_id, seq as i64], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        row.map(|(b, s)| CustodyEvent::from_body(b, s).map_err(Into::into)).transpose()
+    }
+
+    fn append_device_custody(&self, device_id: &str, expect_head: Option<(u64, &str)>, events: &[CustodyEvent], received_at: &str) -> Result<bool> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let head: Option<(i64, String)> = tx
+            .query_row("SELECT seq, hash FROM device_custody WHERE device_id = ?1 ORDER BY seq DESC LIMIT 1", [device_id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        if head.as_ref().map(|(s, h)| (*s as u64, h.as_str())) != expect_head {
+            return Ok(false);
+        }
+        for e in events {
+            tx.execute(
+                "INSERT INTO device_custody (device_id, seq, clip_id, event, at, body, hash, sig, received_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![device_id, e.seq as i64, e.clip_id, e.event, e.at, e.body, e.hash(), e.sig, received_at],
+            )?;
+        }
+        tx.commit()?;
+        Ok(true)
+    }
+
+    fn device_custody(&self, device_id: &str) -> Result<Vec<CustodyEvent>> {
+        let conn = self.conn()?;
+        let mut st = conn.prepare("SELECT body, sig FROM device_custody WHERE device_id = ?1 ORDER BY seq")?;
+        let mut rows = st.query([device_id])?;
+        let mut out = Vec::new();
         while let Some(r) = rows.next()? {
             out.push(CustodyEvent::from_body(r.get(0)?, r.get(1)?)?);
         }

@@ -22,11 +22,10 @@ fn columns(conn: &rusqlite::Connection) -> Vec<(String, Vec<String>)> {
         .collect()
 }
 
-#[test]
-fn frozen_v1_records_schema_upgrades_to_the_fresh_schema_and_keeps_rows() {
+fn upgrade_from(fixture: &str) {
     let t = tempfile::tempdir().unwrap();
     let mut old = rusqlite::Connection::open(t.path().join("old.sqlite")).unwrap();
-    old.execute_batch(include_str!("fixtures/schema_v1.sql")).unwrap();
+    old.execute_batch(fixture).unwrap();
     old.execute("INSERT INTO meta (key, value) VALUES ('upgrade-test', 'kept')", []).unwrap();
     fieldcap_server::schema::migrate(&mut old).unwrap();
     let mut fresh = rusqlite::Connection::open(t.path().join("fresh.sqlite")).unwrap();
@@ -36,4 +35,14 @@ fn frozen_v1_records_schema_upgrades_to_the_fresh_schema_and_keeps_rows() {
     assert_eq!(v, fieldcap_server::schema::VERSION);
     let kept: String = old.query_row("SELECT value FROM meta WHERE key = 'upgrade-test'", [], |r| r.get(0)).unwrap();
     assert_eq!(kept, "kept");
+}
+
+#[test]
+fn frozen_v1_records_schema_upgrades_to_the_fresh_schema_and_keeps_rows() {
+    upgrade_from(include_str!("fixtures/schema_v1.sql"));
+}
+
+#[test]
+fn frozen_v2_records_schema_upgrades_to_the_fresh_schema_and_keeps_rows() {
+    upgrade_from(include_str!("fixtures/schema_v2.sql"));
 }

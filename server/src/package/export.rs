@@ -17,10 +17,15 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 const SENSITIVE_TAGS: &[&str] = &["minor_present", "victim_present"];
-const CUSTODY_NOTE: &str = "Server custody events of these items, of their devices' enrolment and of this export. \
-Events of other items are left out, so server seq numbers skip; consecutive events are hash-linked. \
-Device custody logs are kept on the devices and are not uploaded to the server, so none are included; \
-each device's manifest chain (seq/prev) and the server's receipts and transparency log anchor what the devices sent.";
+const CUSTODY_NOTE: &str = "Server custody events of these items, of their devices' enrolment and of this export, then each device's own \
+custody events for these items (sealed, exported, uploaded, receipted …) with its key creation, enrolment, clock measurements and \
+alarms, as the device uploaded them (signed by the device key). Events of other items are left out, so seq numbers skip; \
+consecutive events of one actor are hash-linked. A device that has not yet uploaded its log contributes no device events; \
+its manifest chain (seq/prev) and the server's receipts and transparency log still anchor what it sent.";
+
+/// Device custody events without an item that a package carries: they date the device's key,
+/// its enrolment and clock measurements, and show any alarm.
+const DEVICE_EVENTS_WITHOUT_ITEM: &[&str] = &["created", "enrolled", "clock_offset_measured", "alarm"];
 
 fn parse_time(s: &str, what: &str) -> Result<chrono::DateTime<chrono::Utc>> {
     Ok(fieldcap_core::time::parse(s, what)?)
@@ -358,6 +363,13 @@ fn build(r: &Records, req: &PackageRequest, tmp: &Path, items: &[(Item, Manifest
                     && serde_json::from_slice::<serde_json::Value>(&e.body).ok().and_then(|v| v["detail"]["device_id"].as_str().map(|d| device_ids.contains(d))).unwrap_or(false))
         })
         .collect();
+    let mut events = events;
+    for id in &device_ids {
+        events.extend(r.device_custody(id)?.into_iter().filter(|e| match e.clip_id.as_deref() {
+            Some(c) => idset.contains(c),
+            None => DEVICE_EVENTS_WITHOUT_ITEM.contains(&e.event.as_str()),
+        }));
+    }
     let mut jsonl = String::new();
     for e in &events {
         jsonl.push_str(&e.to_jsonl());

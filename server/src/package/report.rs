@@ -246,14 +246,17 @@ pub fn render(input: &ReportInput<'_>) -> String {
         h.push_str("</tbody></table></div>\n");
     }
 
-    h.push_str("<h2>Custody trail</h2>\n<p>Signed server custody events (<code>custody.jsonl</code>). ");
+    h.push_str("<h2>Custody trail</h2>\n<p>Signed custody events of the server and the devices (<code>custody.jsonl</code>). ");
     h.push_str(&escape(&ix.custody_note));
-    h.push_str("</p><table class=\"custody\"><thead><tr><th>Seq</th><th>Time (UTC)</th><th>Event</th><th>Item</th><th>Detail</th></tr></thead><tbody>");
+    h.push_str("</p><table class=\"custody\"><thead><tr><th>Actor</th><th>Seq</th><th>Time (UTC)</th><th>Event</th><th>Item</th><th>Detail</th></tr></thead><tbody>");
     for e in input.custody {
-        let detail = serde_json::from_slice::<serde_json::Value>(&e.body).ok().map(|v| v["detail"].to_string()).unwrap_or_default();
+        let body = serde_json::from_slice::<serde_json::Value>(&e.body).ok();
+        let detail = body.as_ref().map(|v| v["detail"].to_string()).unwrap_or_default();
+        let actor = body.as_ref().and_then(|v| v["actor"].as_str()).map(|a| if a.starts_with("server:") { "server".to_string() } else { a.replace("device:", "device ") }).unwrap_or_default();
         let _ = write!(
             h,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"mono\">{}</td><td class=\"mono\">{}</td></tr>",
+            "<tr><td class=\"mono\">{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"mono\">{}</td><td class=\"mono\">{}</td></tr>",
+            escape(&actor),
             e.seq,
             escape(&e.at),
             escape(&e.event),
