@@ -22,7 +22,8 @@
 //! manifests), media against manifests, receipts against manifests and media, each receipt's own
 //! checkpoint and inclusion proof, inclusion of each receipt's leaf in the package checkpoint
 //! plus consistency from the receipt's tree, each device's chain (`seq`/`prev`; a missing seq
-//! is reported by number), and the server custody events (signatures, order, `prev` links).
+//! is reported by number), and the custody events of the server and the devices (signatures, order,
+//! `prev` links; a device `sealed` event must name the packaged manifest).
 //!
 //! ```no_run
 //! let report = fieldcap_core::package_verify::verify_package("/media/usb/package".as_ref());
@@ -183,7 +184,7 @@ pub struct PackageIndex {
     pub sensitive_reason: Option<String>,
     /// Items selected but left out, by reason (counts).
     pub omitted: BTreeMap<String, u64>,
-    /// What custody.jsonl holds (server events; device custody logs are not uploaded).
+    /// What custody.jsonl holds (server events and the devices' uploaded events of these items).
     pub custody_note: String,
     /// Devices.
     pub devices: Vec<PackageDevice>,
@@ -846,46 +847,101 @@ fn verify_contents(c: &mut Ctx<'_>, index: &PackageIndex, key: &VerifyingKey) {
         }
     }
 
-    // Custody.
+    // Custody: the server's events, then each device's own (uploaded by its sync passes).
     let custody = c.read("custody.jsonl").and_then(|b| {
         let text = String::from_utf8(b).map_err(|_| Error::Integrity("custody.jsonl is not UTF-8".into()))?;
         let events = text.lines().filter(|l| !l.trim().is_empty()).map(CustodyEvent::from_jsonl).collect::<Result<Vec<_>>>()?;
-        let actor = format!("server:{}", index.server_key_id);
-        let mut prev: Option<&CustodyEvent> = None;
-        let mut export_found = false;
+        let server_actor = format!("server:{}", index.server_key_id);
+        let mut server_events = Vec::new();
+        let mut device_events: BTreeMap<String, Vec<&CustodyEvent>> = BTreeMap::new();
         for e in &events {
             let v: serde_json::Value = serde_json::from_slice(&e.body)?;
-            if v["actor"].as_str() != Some(actor.as_str()) {
-                return Err(Error::Integrity(format!("custody event {}: not a server event", e.seq)));
+            let actor = v["actor"].as_str().unwrap_or_default();
+            if actor == server_actor {
+                verify_sig(key, &e.body, &e.sig).map_err(|_| Error::Integrity(format!("server custody event {}: bad signature", e.seq)))?;
+                server_events.push((e, v));
+            } else if let Some(dev) = actor.strip_prefix("device:") {
+                let dk = device_keys
+                    .get(dev)
+                    .ok_or_else(|| Error::Integrity(format!("device custody event {}: device {dev} is not in this package", e.seq)))?;
+                verify_sig(dk, &e.body, &e.sig).map_err(|_| Error::Integrity(format!("device {dev} custody event {}: bad signature", e.seq)))?;
+                device_events.entry(dev.to_string()).or_default().push(e);
+            } else {
+                return Err(Error::Integrity(format!("custody event {}: neither this server's nor a device's", e.seq)));
             }
-            verify_sig(key, &e.body, &e.sig).map_err(|_| Error::Integrity(format!("custody event {}: bad signature", e.seq)))?;
-            if let Some(p) = prev {
-                if e.seq <= p.seq {
-                    return Err(Error::Integrity(format!("custody event {} is out of order", e.seq)));
-                }
-                if e.seq == p.seq + 1 && e.prev().as_deref() != Some(p.hash().as_str()) {
-                    return Err(Error::Integrity(format!("custody event {}: prev does not match event {}", e.seq, p.seq)));
-                }
-            }
+        }
+        check_links(server_events.iter().map(|(e, _)| *e), "server")?;
+        let mut export_found = false;
+        for (e, v) in &server_events {
             if e.seq == index.export_custody_seq {
                 if e.event != "exported" || v["detail"]["package_id"].as_str() != Some(index.package_id.as_str()) {
-                    return Err(Error::Integrity(format!("custody event {} is not this package's export", e.seq)));
+                    return Err(Error::Integrity(format!("server custody event {} is not this package's export", e.seq)));
                 }
                 export_found = true;
             }
-            prev = Some(e);
         }
         if !export_found {
             return Err(Error::Integrity("the export of this package is not in custody.jsonl".into()));
         }
         for it in &index.items {
-            if !events.iter().any(|e| e.clip_id.as_deref() == Some(it.clip_id.as_str()) && (e.event == "stored" || e.event == "received")) {
+            if !server_events.iter().any(|(e, _)| e.clip_id.as_deref() == Some(it.clip_id.as_str()) && (e.event == "stored" || e.event == "received")) {
                 return Err(Error::Integrity(format!("no server custody event for item {}", it.clip_id)));
             }
         }
-        Ok(format!("{} server events, signatures and links valid (events of other items are not included)", events.len()))
+        // Device events: each device's run in order and linked; a `sealed` or `restored` event
+        // of an item must name the manifest the package holds.
+        let mut without = 0usize;
+        for (dev, evs) in &device_events {
+            check_links(evs.iter().copied(), &format!("device {dev}"))?;
+            for e in evs {
+                if let (Some(clip), "sealed" | "restored") = (e.clip_id.as_deref(), e.event.as_str()) {
+                    let v: serde_json::Value = serde_json::from_slice(&e.body)?;
+                    if let Some(it) = index.items.iter().find(|i| i.clip_id == clip) {
+                        if v["detail"]["manifest_sha256"].as_str() != Some(it.original_manifest_sha256.as_str()) {
+                            return Err(Error::Integrity(format!("device {dev} custody event {}: the {} manifest is not the one in this package", e.seq, e.event)));
+                        }
+                    }
+                }
+            }
+        }
+        for it in &index.items {
+            let sealed = device_events
+                .get(&it.device_id)
+                .is_some_and(|evs| evs.iter().any(|e| e.clip_id.as_deref() == Some(it.clip_id.as_str()) && (e.event == "sealed" || e.event == "restored")));
+            if !sealed {
+                without += 1;
+            }
+        }
+        let n_dev: usize = device_events.values().map(Vec::len).sum();
+        let mut msg = format!(
+            "{} server events and {n_dev} device events from {} device(s): signatures and links valid (events of other items are not included)",
+            server_events.len(),
+            device_events.len()
+        );
+        if without > 0 {
+            msg.push_str(&format!("; note: {without} item(s) without a device custody event on record (the device had not uploaded its log)"));
+        }
+        Ok(msg)
     });
     c.res("custody events", "custody.jsonl", custody);
+}
+
+/// Checks one actor's events: seq numbers increase, and where two are consecutive the later
+/// one's `prev` is the SHA-256 of the earlier body (events of other items are left out).
+fn check_links<'a>(events: impl Iterator<Item = &'a CustodyEvent>, who: &str) -> Result<()> {
+    let mut prev: Option<&CustodyEvent> = None;
+    for e in events {
+        if let Some(p) = prev {
+            if e.seq <= p.seq {
+                return Err(Error::Integrity(format!("{who} custody event {} is out of order", e.seq)));
+            }
+            if e.seq == p.seq + 1 && e.prev().as_deref() != Some(p.hash().as_str()) {
+                return Err(Error::Integrity(format!("{who} custody event {}: prev does not match event {}", e.seq, p.seq)));
+            }
+        }
+        prev = Some(e);
+    }
+    Ok(())
 }
 
 fn clone_err(e: &Error) -> Error {
