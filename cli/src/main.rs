@@ -127,6 +127,26 @@ pub enum Command {
         #[arg(long, default_value = "monitor", value_parser = ["monitor", "police"])]
         role: String,
     },
+    /// List the devices enrolled with the server (revoked ones marked).
+    Devices {
+        /// Server data directory.
+        #[arg(long)]
+        data: PathBuf,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a device (lost or seized phone): it can submit nothing more; what it sent stays.
+    Revoke {
+        /// Server data directory.
+        #[arg(long)]
+        data: PathBuf,
+        /// Device id (32 hex, as `fieldcap devices` lists it).
+        device_id: String,
+        /// Why (recorded in the server's custody log).
+        #[arg(long)]
+        reason: String,
+    },
     /// List the server's items grouped into incidents (overlapping time, tracks within 500 m).
     Incidents {
         /// Server data directory.
@@ -194,6 +214,8 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Serve { data, listen } => server_cmds::serve(data, listen),
         Command::Token { data, role } => server_cmds::token(data, role),
         Command::Incidents { data, json } => server_cmds::incidents(data, *json),
+        Command::Devices { data, json } => server_cmds::devices(data, *json),
+        Command::Revoke { data, device_id, reason } => server_cmds::revoke(data, device_id, reason),
         Command::Package(a) => package_cmds::package(a),
         Command::Hold(a) => package_cmds::hold(a),
         Command::Release(a) => package_cmds::release(a),

@@ -1,4 +1,5 @@
-//! Server commands: `fieldcap serve`, `fieldcap token`, `fieldcap incidents`.
+//! Server commands: `fieldcap serve`, `fieldcap token`, `fieldcap devices`, `fieldcap revoke`,
+//! `fieldcap incidents`.
 //!
 //! `serve` runs the council intake server over a data directory until SIGINT or SIGTERM; its
 //! first stdout line is exactly `listening on http://ADDR` (the real port when 0 was asked), so
@@ -46,11 +47,59 @@ pub fn token(data: &Path, role: &str) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-/// `fieldcap incidents --data DIR [--json]`.
-pub fn incidents(data: &Path, json: bool) -> anyhow::Result<i32> {
+fn require_records(data: &Path) -> anyhow::Result<()> {
     if !data.join("records.sqlite").exists() {
         anyhow::bail!("no server records in {} (run `fieldcap serve --data` there first)", data.display());
     }
+    Ok(())
+}
+
+/// `fieldcap devices --data DIR [--json]`.
+pub fn devices(data: &Path, json: bool) -> anyhow::Result<i32> {
+    require_records(data)?;
+    let list = fieldcap_server::devices(data).context("reading the devices")?;
+    if json {
+        let v: Vec<serde_json::Value> = list
+            .iter()
+            .map(|d| serde_json::json!({"device_id": d.device_id, "role": d.role, "org": d.org, "enrolled_at": d.enrolled_at, "revoked_at": d.revoked_at}))
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(0);
+    }
+    if list.is_empty() {
+        println!("no devices enrolled");
+    }
+    for d in &list {
+        let state = d.revoked_at.as_deref().map_or_else(|| "active".to_string(), |t| format!("REVOKED {t}"));
+        println!("{}  {:<7}  enrolled {}  {state}", d.device_id, d.role, d.enrolled_at);
+    }
+    Ok(0)
+}
+
+/// `fieldcap revoke --data DIR DEVICE_ID --reason TEXT`.
+pub fn revoke(data: &Path, device_id: &str, reason: &str) -> anyhow::Result<i32> {
+    require_records(data)?;
+    if reason.trim().is_empty() {
+        anyhow::bail!("--reason must say why the device is revoked");
+    }
+    let known = fieldcap_server::devices(data).context("reading the devices")?;
+    match known.iter().find(|d| d.device_id == device_id) {
+        None => anyhow::bail!("no enrolled device {device_id} (see `fieldcap devices --data {}`)", data.display()),
+        Some(d) if d.revoked_at.is_some() => {
+            println!("device {device_id} was already revoked at {}", d.revoked_at.as_deref().unwrap_or_default());
+            Ok(0)
+        }
+        Some(_) => {
+            fieldcap_server::revoke_device(data, device_id, reason.trim()).context("revoking the device")?;
+            println!("device {device_id} revoked: it can submit nothing more; what it sent before stays on record");
+            Ok(0)
+        }
+    }
+}
+
+/// `fieldcap incidents --data DIR [--json]`.
+pub fn incidents(data: &Path, json: bool) -> anyhow::Result<i32> {
+    require_records(data)?;
     let list = fieldcap_server::incidents(data).context("grouping incidents")?;
     if json {
         println!("{}", serde_json::to_string_pretty(&list)?);

@@ -252,18 +252,26 @@ pub fn issue_token(data_dir: &Path, role: &str) -> Result<String> {
     Ok(token)
 }
 
-/// Revokes a device: it can no longer submit anything. Records a custody event if the server
-/// key exists. Returns false if the device was unknown or already revoked.
-pub fn revoke_device(data_dir: &Path, device_id: &str) -> Result<bool> {
+/// Revokes a device (a lost or seized phone): from now on it can submit nothing, while
+/// everything it submitted before stays on record unchanged. Records a `revoked` custody event
+/// `{device_id, reason}` if the server key exists. Returns false if the device was unknown or
+/// already revoked.
+pub fn revoke_device(data_dir: &Path, device_id: &str, reason: &str) -> Result<bool> {
     let store = open_records(data_dir)?;
     let done = store::RecordStore::revoke_device(&store, device_id, &fieldcap_core::time::now())?;
     if done {
         if let Ok(key) = keys::load(data_dir) {
             let id = fieldcap_core::identity::device_id_for(&key.verifying_key());
-            custody::append(&store, &key, &id, "revoked", None, serde_json::json!({ "device_id": device_id }))?;
+            custody::append(&store, &key, &id, "revoked", None, serde_json::json!({ "device_id": device_id, "reason": reason }))?;
         }
     }
     Ok(done)
+}
+
+/// Every enrolled device of a data directory (revoked ones included, with `revoked_at`).
+pub fn devices(data_dir: &Path) -> Result<Vec<store::DeviceRecord>> {
+    let store = open_records(data_dir)?;
+    store::RecordStore::devices(&store)
 }
 
 /// Incidents of a data directory (see [`incidents`] for the grouping rule).

@@ -76,7 +76,7 @@ fn manifests_and_signed_requests() {
     fieldcap_core::custody::verify_chain(&recs.custody(None).unwrap(), &srv.server_key()).unwrap();
 
     // Revoked devices can submit nothing.
-    assert!(fieldcap_server::revoke_device(&srv.data(), dev.device_id()).unwrap());
+    assert!(fieldcap_server::revoke_device(&srv.data(), dev.device_id(), "phone reported lost").unwrap());
     let next = manifest(&dev, 2, Some(&good.bytes), None, "2025-06-07T18:01:00.000Z", vec![]);
     problem(srv.submit(&dev, &next.bytes, &next.sig), 403, "device-revoked");
     problem(srv.signed(&dev, "GET", &format!("/v1/receipts/{}", good.manifest.clip_id), b""), 403, "device-revoked");
