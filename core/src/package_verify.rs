@@ -888,11 +888,28 @@ fn verify_contents(c: &mut Ctx<'_>, index: &PackageIndex, key: &VerifyingKey) {
                 return Err(Error::Integrity(format!("no server custody event for item {}", it.clip_id)));
             }
         }
-        // Device events: each device's run in order and linked; a `sealed` or `restored` event
-        // of an item must name the manifest the package holds.
+        // Device events: each device's run in order and linked; in a full package each log is
+        // complete from seq 1 up to at least the last upload the server recorded for it; a
+        // `sealed` or `restored` event of an item must name the manifest the package holds.
+        let full = index.profile == "full";
         let mut without = 0usize;
         for (dev, evs) in &device_events {
             check_links(evs.iter().copied(), &format!("device {dev}"))?;
+            if full {
+                if let Some((i, e)) = evs.iter().enumerate().find(|(i, e)| e.seq != *i as u64 + 1) {
+                    return Err(Error::Integrity(format!("device {dev} custody log: event {} is missing (found seq {} in its place)", i + 1, e.seq)));
+                }
+                let uploaded = server_events
+                    .iter()
+                    .filter(|(e, v)| e.event == "device_custody_received" && v["detail"]["device_id"].as_str() == Some(dev.as_str()))
+                    .filter_map(|(_, v)| v["detail"]["to_seq"].as_u64())
+                    .max()
+                    .unwrap_or(0);
+                let have = evs.last().map_or(0, |e| e.seq);
+                if have < uploaded {
+                    return Err(Error::Integrity(format!("device {dev} custody log: the server recorded events up to {uploaded}, the package holds up to {have}")));
+                }
+            }
             for e in evs {
                 if let (Some(clip), "sealed" | "restored") = (e.clip_id.as_deref(), e.event.as_str()) {
                     let v: serde_json::Value = serde_json::from_slice(&e.body)?;
@@ -901,6 +918,16 @@ fn verify_contents(c: &mut Ctx<'_>, index: &PackageIndex, key: &VerifyingKey) {
                             return Err(Error::Integrity(format!("device {dev} custody event {}: the {} manifest is not the one in this package", e.seq, e.event)));
                         }
                     }
+                }
+            }
+        }
+        if full {
+            for d in &index.devices {
+                let uploaded = server_events
+                    .iter()
+                    .any(|(e, v)| e.event == "device_custody_received" && v["detail"]["device_id"].as_str() == Some(d.device_id.as_str()));
+                if uploaded && !device_events.contains_key(&d.device_id) {
+                    return Err(Error::Integrity(format!("device {} uploaded its custody log, but the package holds none of it", d.device_id)));
                 }
             }
         }
@@ -914,9 +941,10 @@ fn verify_contents(c: &mut Ctx<'_>, index: &PackageIndex, key: &VerifyingKey) {
         }
         let n_dev: usize = device_events.values().map(Vec::len).sum();
         let mut msg = format!(
-            "{} server events and {n_dev} device events from {} device(s): signatures and links valid (events of other items are not included)",
+            "{} server events and {n_dev} device events from {} device(s): signatures and links valid{}",
             server_events.len(),
-            device_events.len()
+            device_events.len(),
+            if full { " (device logs complete from their first event; server events of other items not included)" } else { " (events of other items not included)" }
         );
         if without > 0 {
             msg.push_str(&format!("; note: {without} item(s) without a device custody event on record (the device had not uploaded its log)"));

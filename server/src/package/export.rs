@@ -17,11 +17,12 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 const SENSITIVE_TAGS: &[&str] = &["minor_present", "victim_present"];
-const CUSTODY_NOTE: &str = "Server custody events of these items, of their devices' enrolment and of this export, then each device's own \
-custody events for these items (sealed, exported, uploaded, receipted …) with its key creation, enrolment, clock measurements and \
-alarms, as the device uploaded them (signed by the device key). Events of other items are left out, so seq numbers skip; \
-consecutive events of one actor are hash-linked. A device that has not yet uploaded its log contributes no device events; \
-its manifest chain (seq/prev) and the server's receipts and transparency log still anchor what it sent.";
+const CUSTODY_NOTE: &str = "Server custody events of these items, of their devices' enrolment and custody uploads and of this export, \
+then the devices' own custody events as they uploaded them (signed by each device key): in a full package each device's complete \
+log from its first event; in a release only the events of the released items with key creation, enrolment, clock measurements and \
+alarms. Server events of other items are left out, so server seq numbers skip; consecutive events of one actor are hash-linked. \
+A device that has not yet uploaded its log contributes no device events; its manifest chain (seq/prev) and the server's receipts \
+and transparency log still anchor what it sent.";
 
 /// Device custody events without an item that a package carries: they date the device's key,
 /// its enrolment and clock measurements, and show any alarm.
@@ -359,15 +360,20 @@ fn build(r: &Records, req: &PackageRequest, tmp: &Path, items: &[(Item, Manifest
         .filter(|e| {
             e.seq == export_ev.seq
                 || e.clip_id.as_deref().is_some_and(|c| idset.contains(c))
-                || (e.event == "enrolled"
+                || ((e.event == "enrolled" || e.event == "device_custody_received")
                     && serde_json::from_slice::<serde_json::Value>(&e.body).ok().and_then(|v| v["detail"]["device_id"].as_str().map(|d| device_ids.contains(d))).unwrap_or(false))
         })
         .collect();
+    // Device logs: complete in the full profile (so a verifier can check each chain from its
+    // first event and see that nothing was left out), only these items' events in a release.
     let mut events = events;
     for id in &device_ids {
-        events.extend(r.device_custody(id)?.into_iter().filter(|e| match e.clip_id.as_deref() {
-            Some(c) => idset.contains(c),
-            None => DEVICE_EVENTS_WITHOUT_ITEM.contains(&e.event.as_str()),
+        events.extend(r.device_custody(id)?.into_iter().filter(|e| {
+            !release
+                || match e.clip_id.as_deref() {
+                    Some(c) => idset.contains(c),
+                    None => DEVICE_EVENTS_WITHOUT_ITEM.contains(&e.event.as_str()),
+                }
         }));
     }
     let mut jsonl = String::new();
