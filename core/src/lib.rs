@@ -30,6 +30,7 @@ pub mod identity;
 pub mod items;
 pub mod log;
 pub mod manifest;
+pub mod media_scrub;
 pub mod package_verify;
 pub mod protocol;
 mod recovery;
