@@ -323,7 +323,7 @@ mod tests {
     fn matches_single_threaded_digests_across_chunk_boundaries() {
         for len in [0usize, 1, CHUNK - 1, CHUNK, CHUNK + 1, 5 * CHUNK + 17] {
             let data: Vec<u8> = (0..len).map(|i| (i * 31 % 251) as u8).collect();
-            let d = hash_reader(&data[..], &mut |_| {}).unwrap();
+            let d = hash_reader(&data[..], &mut |_| {}).expect("ok");
             assert_eq!(d, Digests::of_bytes(&data), "len {len}");
         }
     }
@@ -340,7 +340,7 @@ mod tests {
             }
         }
         let data = vec![7u8; 3 * CHUNK + 5];
-        let d = hash_reader(Trickle(&data), &mut |_| {}).unwrap();
+        let d = hash_reader(Trickle(&data), &mut |_| {}).expect("ok");
         assert_eq!(d, Digests::of_bytes(&data));
     }
 
@@ -372,14 +372,14 @@ mod tests {
         ) {
             let p = if with_prefix { ((data.len() as f64) * prefix_frac) as usize } else { 0 };
             let mut s = if with_prefix {
-                StreamingDigests::with_prefix(std::io::Cursor::new(data[..p].to_vec()), p as u64).unwrap()
+                StreamingDigests::with_prefix(std::io::Cursor::new(data[..p].to_vec()), p as u64).expect("start")
             } else {
-                StreamingDigests::new().unwrap()
+                StreamingDigests::new().expect("start")
             };
             for c in split(&data[p..], &cuts) {
-                s.update(c).unwrap();
+                s.update(c).expect("update");
             }
-            proptest::prop_assert_eq!(s.finish().unwrap(), Digests::of_bytes(&data));
+            proptest::prop_assert_eq!(s.finish().expect("finish"), Digests::of_bytes(&data));
         }
     }
 
@@ -387,19 +387,19 @@ mod tests {
     fn streaming_many_chunks_and_a_multi_piece_prefix() {
         let data: Vec<u8> = (0..(7 * CHUNK + 333)).map(|i| (i * 131 % 253) as u8).collect();
         let p = 2 * CHUNK + 5; // three prefix pieces
-        let mut s = StreamingDigests::with_prefix(std::io::Cursor::new(data.clone()), p as u64).unwrap();
+        let mut s = StreamingDigests::with_prefix(std::io::Cursor::new(data.clone()), p as u64).expect("ok");
         for c in data[p..].chunks(64 * 1024 + 7) {
-            s.update(Arc::new(c.to_vec())).unwrap();
+            s.update(Arc::new(c.to_vec())).expect("ok");
         }
-        assert_eq!(s.finish().unwrap(), Digests::of_bytes(&data));
-        assert_eq!(StreamingDigests::new().unwrap().finish().unwrap(), Digests::of_bytes(b""));
+        assert_eq!(s.finish().expect("finish"), Digests::of_bytes(&data));
+        assert_eq!(StreamingDigests::new().expect("start").finish().expect("finish"), Digests::of_bytes(b""));
     }
 
     #[test]
     fn a_prefix_shorter_than_announced_is_unexpected_eof() {
-        let mut s = StreamingDigests::with_prefix(&[1u8; 10][..], 11).unwrap();
-        s.update(Arc::new(vec![2u8; 5])).unwrap();
-        assert_eq!(s.finish().unwrap_err().kind(), io::ErrorKind::UnexpectedEof);
+        let mut s = StreamingDigests::with_prefix(&[1u8; 10][..], 11).expect("ok");
+        s.update(Arc::new(vec![2u8; 5])).expect("ok");
+        assert_eq!(s.finish().expect_err("fails").kind(), io::ErrorKind::UnexpectedEof);
     }
 
     #[test]
@@ -415,10 +415,10 @@ mod tests {
             }
         }
         let t = std::time::Instant::now();
-        let s = StreamingDigests::with_prefix(Slow, u64::MAX).unwrap();
+        let s = StreamingDigests::with_prefix(Slow, u64::MAX).expect("ok");
         for _ in 0..3 * STREAM_QUEUE {
             // The stream queues fill while the prefix is still being read; a send then waits.
-            if s.sha_tx.as_ref().unwrap().try_send(Arc::new(vec![0u8; 8])).is_err() {
+            if s.sha_tx.as_ref().expect("open").try_send(Arc::new(vec![0u8; 8])).is_err() {
                 break;
             }
         }
