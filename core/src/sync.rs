@@ -10,11 +10,21 @@
 //! 2. **Hash first**: every `sealed` item's manifest, oldest first, goes to `POST /v1/manifests`;
 //!    the signed commitment is verified (server key, clip id, device, seq, manifest digest) and
 //!    kept (`manifest_committed`).
-//! 3. Media, oldest first, over tus 1.0: the file is re-hashed and compared with the signed
-//!    manifest first (a changed or missing file is flagged in `integrity`, recorded in custody
-//!    and never sent); `HEAD` gives the server's offset; `PATCH` chunks of
-//!    [`SyncOptions::chunk_size`] follow and `upload_offset` is stored after each acknowledged
-//!    chunk; a `409` means "HEAD again and continue".
+//! 3. Media, oldest first, over tus 1.0. A missing file, or one whose length differs from the
+//!    signed manifest's, is flagged before anything is sent. `HEAD` gives the server's offset;
+//!    `PATCH` chunks of [`SyncOptions::chunk_size`] follow and `upload_offset` is stored after
+//!    each acknowledged chunk; a `409` means "HEAD again and continue". The file is verified
+//!    over exactly the bytes sent, while they are sent: each chunk goes to two hash workers
+//!    (SHA-256, BLAKE3; [`crate::hashing::StreamingDigests`]) as it is PATCHed, and on a resume
+//!    the bytes already on the server are read back from the file and hashed alongside
+//!    ([`SyncPhase::Verifying`]). **The final chunk is held back** until the length and both
+//!    digests of the whole equal the signed manifest's. On a difference the item is flagged
+//!    (`integrity` `mismatch`, `needs_attention`, custody `flagged` with `when:
+//!    before_final_chunk`), the partial upload is terminated on the server (tus `DELETE`; if
+//!    that fails it is noted, and the server expires it), and the final chunk is never sent —
+//!    so the server never holds the whole of a changed file. (It re-verifies on completion
+//!    too: nothing altered can be receipted either way.) When the server already holds every
+//!    byte, nothing is hashed: its receipt rests on its own verification.
 //! 4. Receipts: taken from the last `PATCH` (or the commitment answer) or fetched with
 //!    `GET /v1/receipts/{clip_id}`, then verified in full: server signature, clip/device/seq/
 //!    manifest and media digests equal to ours, inclusion proof against the receipt's
@@ -296,7 +306,9 @@ pub enum SyncPhase {
     Clock,
     /// Sending manifests.
     Manifests,
-    /// Checking the media file before upload.
+    /// Hashing the part of a media file already on the server, when an upload resumes; it runs
+    /// alongside the upload of the rest (which is hashed as it is sent), and the final chunk
+    /// waits for it.
     Verifying,
     /// Uploading media.
     Uploading,
@@ -1043,12 +1055,23 @@ impl Pass<'_> {
                     Some(ext) => self.store.item_dir(&row.clip_id).join(format!("media.{ext}")),
                     None => return Err(Stop::Fatal(Error::Store("an item with media has no file extension".into()))),
                 };
-                // Re-verify the file before any byte leaves.
-                self.report(SyncPhase::Verifying, Some(&row.clip_id), 0, media.bytes);
-                if !self.verify_file(row, &path, media)? {
+                // The file must be there, at its signed length, before any byte leaves; its
+                // digests are taken over the bytes as they are sent (see `upload`).
+                let earlier_partial = row.upload_url.as_deref().filter(|_| row.upload_offset > 0).map(|u| join_url(&self.server.url, u));
+                let file = match fs::File::open(&path) {
+                    Ok(f) => f,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        self.flag_media(row, "missing", "before_upload", earlier_partial.as_deref())?;
+                        return Ok(());
+                    }
+                    Err(e) => return Err(Stop::Fatal(Error::io("opening the media file before upload", e))),
+                };
+                let len = file.metadata().map_err(|e| Error::io("reading the media file before upload", e))?.len();
+                if len != media.bytes {
+                    self.flag_media(row, "mismatch", "before_upload", earlier_partial.as_deref())?;
                     return Ok(());
                 }
-                if !self.upload(row, &path, media.bytes)? {
+                if !self.upload(row, file, &path, media)? {
                     return Ok(());
                 }
             } else {
@@ -1058,33 +1081,71 @@ impl Pass<'_> {
         self.fetch_receipt(&row.clip_id)
     }
 
-    /// Re-hashes the media; on a difference flags the item and returns false.
-    fn verify_file(&mut self, row: &Row, path: &std::path::Path, media: &crate::manifest::Media) -> Step<bool> {
-        let problem = match crate::hashing::hash_file(path, &mut |_| {}) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some(("missing", "the media file is missing".to_string())),
-            Err(e) => return Err(Stop::Fatal(Error::io("reading the media file before upload", e))),
-            Ok(d) if d.bytes != media.bytes || d.sha256_hex() != media.sha256 || d.blake3_hex() != media.blake3 => {
-                Some(("mismatch", "the media file no longer matches its signed manifest".to_string()))
+    /// Flags an item whose media file is missing or no longer matches its signed manifest:
+    /// `integrity`, `needs_attention`, `last_error`, and a custody `flagged` event naming
+    /// `when` it was found. With `partial` (the upload URL of bytes already on the server), the
+    /// partial upload is terminated first (tus `DELETE`), so no partial copy of a changed file
+    /// lingers; a termination that fails is noted in `last_error` and in the custody event
+    /// (`upload_terminated: false`), not fatal: the server expires incomplete uploads, and it
+    /// re-verifies on completion anyway.
+    fn flag_media(&mut self, row: &Row, integrity: &str, when: &str, partial: Option<&str>) -> Step<()> {
+        let detail = if integrity == "missing" { "the media file is missing" } else { "the media file no longer matches its signed manifest" };
+        let mut details = json!({"integrity": integrity, "when": when});
+        let mut last_error = detail.to_string();
+        let mut terminated = false;
+        if let Some(url) = partial {
+            match self.terminate_upload(url) {
+                Ok(()) => terminated = true,
+                Err(why) => {
+                    tracing::warn!("item {}: the partial upload could not be terminated: {why}", row.clip_id);
+                    last_error.push_str(&format!("; the partial upload on the server could not be discarded ({why}); it expires there"));
+                }
             }
-            Ok(_) => None,
-        };
-        if let Some((integrity, detail)) = problem {
-            let mut conn = self.store.conn();
-            let tx = conn.transaction().map_err(Error::from)?;
-            tx.execute(
-                "UPDATE items SET integrity = ?2, integrity_detail = ?3, state = 'needs_attention', last_error = ?3 WHERE clip_id = ?1",
-                params![row.clip_id, integrity, detail],
-            )
-            .map_err(Error::from)?;
-            crate::store::append_custody_tx(&tx, self.store.device_key(), "flagged", Some(&row.clip_id), json!({"integrity": integrity, "when": "before_upload"}))?;
-            tx.commit().map_err(Error::from)?;
-            return Ok(false);
+            details["upload_terminated"] = json!(terminated);
         }
-        Ok(true)
+        let _ = server_del(self.store, &format!("upload_hw/{}", row.clip_id));
+        let mut conn = self.store.conn();
+        let tx = conn.transaction().map_err(Error::from)?;
+        tx.execute(
+            "UPDATE items SET integrity = ?2, integrity_detail = ?3, state = 'needs_attention', last_error = ?4,
+                    upload_offset = CASE WHEN ?5 THEN 0 ELSE upload_offset END WHERE clip_id = ?1",
+            params![row.clip_id, integrity, detail, last_error, terminated],
+        )
+        .map_err(Error::from)?;
+        crate::store::append_custody_tx(&tx, self.store.device_key(), "flagged", Some(&row.clip_id), details)?;
+        tx.commit().map_err(Error::from)?;
+        Ok(())
+    }
+
+    /// tus termination of an unfinished upload. An upload already gone (404, 410) counts as
+    /// terminated; anything else is returned as the reason it was not.
+    fn terminate_upload(&mut self, url: &str) -> std::result::Result<(), String> {
+        let r = self.send("DELETE upload", &|p: &Pass<'_>| HttpRequest {
+            method: "DELETE".into(),
+            url: url.into(),
+            headers: vec![(TUS.0.into(), TUS.1.into())],
+            body: vec![],
+            timeout: p.opts.request_timeout,
+        });
+        match r {
+            Ok(resp) if matches!(resp.status, 200 | 204 | 404 | 410) => Ok(()),
+            Ok(resp) => Err(problem_title(&resp)),
+            Err(Stop::Transient(e)) => Err(e),
+            Err(Stop::Cancelled) => Err("the pass was cancelled".into()),
+            Err(Stop::Budget) => Err("the pass ran out of time".into()),
+            Err(Stop::Fatal(e)) => Err(e.to_string()),
+        }
     }
 
     /// Uploads the media from the server's offset. Returns true when the server has it all.
-    fn upload(&mut self, row0: &Row, path: &std::path::Path, total: u64) -> Step<bool> {
+    ///
+    /// The digests are taken over exactly the bytes of the upload while it runs: the bytes
+    /// already on the server are read back from the file by the hasher's own thread, each chunk
+    /// is handed to the hash workers as it is sent, and the final chunk is held back until the
+    /// length, SHA-256 and BLAKE3 of the whole equal the signed manifest's. A difference flags
+    /// the item and terminates the partial upload; the final chunk is never sent.
+    fn upload(&mut self, row0: &Row, mut file: fs::File, path: &std::path::Path, media: &crate::manifest::Media) -> Step<bool> {
+        let total = media.bytes;
         let mut row = self.reload(&row0.clip_id)?;
         let mut renewed = false;
         // Where the server is.
@@ -1126,17 +1187,76 @@ impl Pass<'_> {
             .unwrap_or(0)
             .max(row.upload_offset);
         self.set_offset(&row.clip_id, offset)?;
-        let mut file = fs::File::open(path).map_err(|e| Error::io("opening the media file", e))?;
+        // The digests of what this upload consists of: [0, offset) read back from the file on
+        // the hasher's thread, then every chunk as it is sent. Nothing to hash (nor to send)
+        // when the server already holds it all: its receipt comes from its own verification.
+        let mut hasher: Option<crate::hashing::StreamingDigests> = None;
+        let mut hashed_to = offset;
+        if offset < total {
+            let started = if offset > 0 {
+                let prefix = match fs::File::open(path) {
+                    Ok(f) => f,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        self.flag_media(&row, "missing", "before_upload", Some(&url))?;
+                        return Ok(false);
+                    }
+                    Err(e) => return Err(Stop::Fatal(Error::io("opening the media file", e))),
+                };
+                self.report(SyncPhase::Verifying, Some(&row.clip_id), offset, total);
+                crate::hashing::StreamingDigests::with_prefix(prefix, offset)
+            } else {
+                crate::hashing::StreamingDigests::new()
+            };
+            hasher = Some(started.map_err(|e| Error::io("starting the hash workers", e))?);
+        }
         let mut last_receipt: Option<SignedDoc> = None;
         let mut conflicts = 0;
         self.report(SyncPhase::Uploading, Some(&row.clip_id), offset, total);
         while offset < total {
             self.check_stop()?;
             let len = ((total - offset) as usize).min(self.opts.chunk_size);
-            let mut buf = vec![0u8; len];
-            file.seek(SeekFrom::Start(offset)).map_err(|e| Error::io("reading the media file", e))?;
-            file.read_exact(&mut buf).map_err(|e| Error::io("reading the media file", e))?;
             let end = offset + len as u64;
+            if let Some(h) = hasher.as_mut() {
+                // The server is ahead of what was hashed (it took bytes this pass did not send):
+                // read those back, so the stream hashed stays the whole file in order.
+                while hashed_to < offset {
+                    let n = (offset - hashed_to).min(self.opts.chunk_size as u64) as usize;
+                    let Some(gap) = read_media(&mut file, hashed_to, n)? else {
+                        self.flag_media(&row, "mismatch", "before_final_chunk", Some(&url))?;
+                        return Ok(false);
+                    };
+                    h.update(Arc::new(gap)).map_err(|e| Error::io("hashing the media file", e))?;
+                    hashed_to += n as u64;
+                }
+            }
+            let Some(buf) = read_media(&mut file, offset, len)? else {
+                // Shorter than its signed length: changed since the check above.
+                self.flag_media(&row, "mismatch", "before_final_chunk", Some(&url))?;
+                return Ok(false);
+            };
+            let buf = Arc::new(buf);
+            if let Some(h) = hasher.as_mut() {
+                // Hash each byte once: after a 409 the server may ask for bytes again.
+                if end > hashed_to {
+                    let part = if hashed_to == offset { buf.clone() } else { Arc::new(buf[(hashed_to - offset) as usize..].to_vec()) };
+                    h.update(part).map_err(|e| Error::io("hashing the media file", e))?;
+                    hashed_to = end;
+                }
+            }
+            if end == total {
+                if let Some(h) = hasher.take() {
+                    // Hold back the final chunk until the whole matches the signed manifest.
+                    let same = match h.finish() {
+                        Ok(d) => d.bytes == media.bytes && d.sha256_hex() == media.sha256 && d.blake3_hex() == media.blake3,
+                        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => false,
+                        Err(e) => return Err(Stop::Fatal(Error::io("reading the media file back", e))),
+                    };
+                    if !same {
+                        self.flag_media(&row, "mismatch", "before_final_chunk", Some(&url))?;
+                        return Ok(false);
+                    }
+                }
+            }
             if offset < high_water {
                 self.summary.bytes_resent += high_water.min(end) - offset;
             }
@@ -1145,7 +1265,6 @@ impl Pass<'_> {
                 server_put(self.store, &hw_key, high_water.to_string().as_bytes())?;
             }
             let off_s = offset.to_string();
-            let buf = Arc::new(buf);
             let b2 = buf.clone();
             let u2 = url.clone();
             let resp = self.send("PATCH upload", &move |p: &Pass<'_>| HttpRequest {
@@ -1483,6 +1602,18 @@ impl Pass<'_> {
         }
         self.summary.purged += 1;
         Ok(())
+    }
+}
+
+/// Reads `len` bytes of the media file at `at`; `None` when the file ends before (it is shorter
+/// than its signed length, so it changed).
+fn read_media(file: &mut fs::File, at: u64, len: usize) -> Step<Option<Vec<u8>>> {
+    let mut buf = vec![0u8; len];
+    file.seek(SeekFrom::Start(at)).map_err(|e| Error::io("reading the media file", e))?;
+    match file.read_exact(&mut buf) {
+        Ok(()) => Ok(Some(buf)),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(None),
+        Err(e) => Err(Stop::Fatal(Error::io("reading the media file", e))),
     }
 }
 

@@ -112,27 +112,136 @@ fn cancel_mid_upload_resumes_from_the_offset_and_purge_keeps_the_receipt() {
     assert!(d.store.custody_events(Some(&item.clip_id)).expect("custody").iter().any(|e| e.event == "purged"));
 }
 
+/// The server side of an item whose file changed after sealing: its manifest is on record (hash
+/// first) but it was never receipted, no copy of it is stored (neither the signed digests nor
+/// the changed bytes), and no partial upload lingers (terminated, recorded in custody).
+fn assert_server_never_took_it(server: &TestServer, clip_id: &str, signed_sha: &str, changed_sha: &str, terminated: bool) {
+    let recs = fieldcap_server::records::Records::open(server.data.path()).expect("records");
+    let it = recs.item(clip_id).expect("item").expect("the manifest is on record");
+    assert!(it.receipt.is_none() && it.blob_sha256.is_none(), "never receipted, never stored: {:?}", it.state);
+    let stored = file_digests(server.data.path());
+    assert!(!stored.contains(signed_sha) && !stored.contains(changed_sha), "no copy of the file on the server");
+    let part = server.data.path().join("uploads").join(format!("{clip_id}.part"));
+    assert!(!part.exists(), "no partial upload lingers");
+    let events: Vec<String> = recs.custody(Some(clip_id)).expect("custody").into_iter().map(|e| e.event).collect();
+    assert_eq!(events.iter().any(|e| e == "terminated"), terminated, "{events:?}");
+}
+
+/// The device side: flagged (needs_attention, mismatch or missing) with a custody event naming
+/// when it was found; its manifest was committed.
+fn assert_flagged(d: &Device, clip_id: &str, integrity: &str, when: &str) -> serde_json::Value {
+    let b = d.store.item(clip_id).expect("item").summary;
+    assert_eq!((b.state.as_str(), b.integrity.as_str()), ("needs_attention", integrity));
+    let events = d.store.custody_events(Some(clip_id)).expect("custody");
+    assert!(events.iter().any(|e| e.event == "manifest_committed"));
+    assert!(!events.iter().any(|e| e.event == "uploaded" || e.event == "receipted"));
+    let flagged: Vec<_> = events.iter().filter(|e| e.event == "flagged").collect();
+    assert_eq!(flagged.len(), 1, "flagged once");
+    let body: serde_json::Value = serde_json::from_slice(&flagged[0].body).expect("custody body");
+    let detail = body["detail"].clone();
+    assert_eq!((detail["integrity"].as_str(), detail["when"].as_str()), (Some(integrity), Some(when)), "{detail}");
+    detail
+}
+
+fn flip_byte(d: &Device, clip_id: &str, at: usize) -> String {
+    let path = d.store.item(clip_id).expect("item").media_path.expect("path");
+    let mut b = std::fs::read(&path).expect("read");
+    b[at] ^= 1;
+    std::fs::write(&path, &b).expect("tamper");
+    hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&b))
+}
+
 #[test]
-fn a_changed_file_is_flagged_never_sent() {
+fn a_changed_file_is_flagged_before_its_final_chunk() {
     let server = TestServer::start();
     let t = net();
     let d = device("monitor");
     let good = seal_video(&d, 200_000, 1);
     let bad = seal_video(&d, 200_000, 2);
-    let path = d.store.item(&bad.clip_id).expect("item").media_path.expect("path");
-    let mut b = std::fs::read(&path).expect("read");
-    b[1000] ^= 1;
-    std::fs::write(&path, b).expect("tamper");
+    // Same length, one byte flipped near the start: only the digests can tell.
+    let changed_sha = flip_byte(&d, &bad.clip_id, 1000);
     d.store.enroll(&t, &server.url(), &server.token("monitor")).expect("enrol");
-    let s = d.store.sync_once(&t, &fast_opts(64 * 1024), &CancelToken::new(), &mut |_| {}).expect("pass");
+    let chunk = 64 * 1024; // 3 full chunks and a final one of 3392 bytes
+    let s = d.store.sync_once(&t, &fast_opts(chunk), &CancelToken::new(), &mut |_| {}).expect("pass");
     assert_eq!(s.receipts_verified, 1);
     assert_eq!(s.needs_attention, 1);
+    assert_eq!(s.remaining, 0);
     assert_eq!(d.store.item(&good.clip_id).expect("good").summary.state, "receipted");
-    let b = d.store.item(&bad.clip_id).expect("bad").summary;
-    assert_eq!((b.state.as_str(), b.integrity.as_str()), ("needs_attention", "mismatch"));
-    // Its manifest is on record (hash first), its changed bytes never were sent.
-    assert!(!file_digests(server.data.path()).contains(&bad.media.expect("media").sha256));
-    assert!(d.store.custody_events(Some(&bad.clip_id)).expect("custody").iter().any(|e| e.event == "manifest_committed"));
+    // Hashed while sent: everything but the held-back final chunk went out.
+    assert_eq!(s.bytes_uploaded, 200_000 + 3 * chunk as u64, "{s:?}");
+    let detail = assert_flagged(&d, &bad.clip_id, "mismatch", "before_final_chunk");
+    assert_eq!(detail["upload_terminated"], true);
+    let c = rusqlite::Connection::open(d.home.path().join("fieldcap.db")).expect("db");
+    let offset: i64 = c.query_row("SELECT upload_offset FROM items WHERE clip_id = ?1", [&bad.clip_id], |r| r.get(0)).expect("offset");
+    assert_eq!(offset, 0, "nothing left on the server");
+    assert_server_never_took_it(&server, &bad.clip_id, &bad.media.expect("media").sha256, &changed_sha, true);
+    // Later passes leave it alone.
+    let s2 = d.store.sync_once(&t, &fast_opts(chunk), &CancelToken::new(), &mut |_| {}).expect("pass 2");
+    assert_eq!((s2.bytes_uploaded, s2.needs_attention, s2.remaining), (0, 1, 0));
+}
+
+#[test]
+fn a_file_changed_after_part_was_uploaded_is_caught_by_the_prefix_hash_on_resume() {
+    let server = TestServer::start();
+    let t = net();
+    let d = device("police");
+    let total = 1024 * 1024 + 777;
+    let item = seal_video(&d, total, 11);
+    d.store.enroll(&t, &server.url(), &server.token("police")).expect("enrol");
+    let chunk = 64 * 1024;
+    let cancel = CancelToken::new();
+    let s1 = d
+        .store
+        .sync_once(&t, &fast_opts(chunk), &cancel, &mut |p| {
+            if p.item_bytes_done >= 256 * 1024 {
+                cancel.cancel();
+            }
+        })
+        .expect("pass 1");
+    assert!(s1.cancelled && s1.bytes_uploaded >= 256 * 1024 && s1.bytes_uploaded < total as u64, "{s1:?}");
+    assert_eq!(d.store.item(&item.clip_id).expect("item").summary.state, "uploading");
+    // A byte the server already holds changes on the device.
+    let changed_sha = flip_byte(&d, &item.clip_id, 1000);
+    let mut phases = Vec::new();
+    let s2 = d
+        .store
+        .sync_once(&t, &fast_opts(chunk), &CancelToken::new(), &mut |p| {
+            if p.clip_id.is_some() && phases.last() != Some(&p.phase) {
+                phases.push(p.phase);
+            }
+        })
+        .expect("pass 2");
+    use fieldcap_core::sync::SyncPhase;
+    assert_eq!(phases.first(), Some(&SyncPhase::Verifying), "the prefix is hashed on resume: {phases:?}");
+    assert!(phases.contains(&SyncPhase::Uploading));
+    assert_eq!(s2.needs_attention, 1);
+    // The rest went out while the prefix was hashed; the final chunk (777 bytes) never did.
+    assert_eq!(s1.bytes_uploaded + s2.bytes_uploaded, (total - 777) as u64, "{s1:?} {s2:?}");
+    let detail = assert_flagged(&d, &item.clip_id, "mismatch", "before_final_chunk");
+    assert_eq!(detail["upload_terminated"], true);
+    assert_server_never_took_it(&server, &item.clip_id, &item.media.expect("media").sha256, &changed_sha, true);
+}
+
+#[test]
+fn a_truncated_or_missing_file_is_flagged_and_nothing_is_sent() {
+    let server = TestServer::start();
+    let t = net();
+    let d = device("monitor");
+    let short = seal_video(&d, 150_000, 21);
+    let gone = seal_video(&d, 150_000, 22);
+    let p = d.store.item(&short.clip_id).expect("item").media_path.expect("path");
+    let b = std::fs::read(&p).expect("read");
+    std::fs::write(&p, &b[..100_000]).expect("truncate");
+    let short_sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&b[..100_000]));
+    std::fs::remove_file(d.store.item(&gone.clip_id).expect("item").media_path.expect("path")).expect("remove");
+    d.store.enroll(&t, &server.url(), &server.token("monitor")).expect("enrol");
+    let s = d.store.sync_once(&t, &fast_opts(64 * 1024), &CancelToken::new(), &mut |_| {}).expect("pass");
+    assert_eq!((s.bytes_uploaded, s.needs_attention, s.remaining), (0, 2, 0), "{s:?}");
+    let detail = assert_flagged(&d, &short.clip_id, "mismatch", "before_upload");
+    assert!(detail.get("upload_terminated").is_none(), "nothing was on the server to terminate");
+    assert_flagged(&d, &gone.clip_id, "missing", "before_upload");
+    assert_server_never_took_it(&server, &short.clip_id, &short.media.expect("media").sha256, &short_sha, false);
+    assert_server_never_took_it(&server, &gone.clip_id, &gone.media.expect("media").sha256, "-", false);
 }
 
 #[test]
