@@ -30,6 +30,9 @@
 //!    manifest and media digests equal to ours, inclusion proof against the receipt's
 //!    checkpoint, the checkpoint's signature, and consistency between the newest checkpoint the
 //!    device holds and the new one. An inconsistent log raises an alarm; it is never ignored.
+//! 5. The device's own custody log: events the server has not acknowledged go verbatim to
+//!    `POST /v1/custody` (see `custody_upload.rs`), so evidence packages carry the device side
+//!    of the chain of custody next to the server's.
 //!
 //! Transient failures (network, 5xx, 408, 429) are retried with exponential backoff and jitter,
 //! honouring `Retry-After`, while the budget lasts; a permanent refusal (another 4xx) puts the
@@ -57,6 +60,8 @@
 //! # Ok::<(), fieldcap_core::Error>(())
 //! ```
 
+
+mod custody_upload;
 use crate::error::{Error, IoContext, Result};
 use crate::manifest::Manifest;
 use crate::protocol::{self, CommitmentResponse, DeviceCertificate, Problem, Receipt, SignedDoc, TimeResponse};
@@ -358,6 +363,8 @@ pub struct SyncSummary {
     pub alarms: usize,
     /// Local media copies removed after a verified receipt.
     pub purged: usize,
+    /// Custody events of this device newly stored by the server.
+    pub custody_events_uploaded: u64,
     /// The pass was cancelled.
     pub cancelled: bool,
     /// The pass stopped at its time budget.
@@ -792,7 +799,7 @@ impl Pass<'_> {
             self.send_manifest(&row)?;
         }
         if self.opts.manifests_only {
-            return Ok(());
+            return self.upload_custody();
         }
         // 2. Media and receipts, oldest first.
         for row in self.rows("state IN ('manifest_sent','uploading','uploaded') AND integrity = 'ok'")? {
@@ -804,7 +811,8 @@ impl Pass<'_> {
             }
             self.items_done += 1;
         }
-        Ok(())
+        // 3. The device's own custody log, so packages carry the device side too.
+        self.upload_custody()
     }
 
     fn rows(&self, filter: &str) -> Step<Vec<Row>> {
