@@ -188,6 +188,9 @@ pub struct SyncSummary {
     pub alarms: u32,
     /// Local media copies removed after a verified receipt.
     pub purged: u32,
+    /// This device's custody events newly stored by the server (the device side of the chain of
+    /// custody, which evidence packages carry).
+    pub custody_events_uploaded: u64,
     /// The pass stopped because `cancel()` was called (or the platform cancelled a request).
     pub cancelled: bool,
     /// The pass stopped at its time budget.
@@ -215,6 +218,7 @@ impl From<core_sync::SyncSummary> for SyncSummary {
             remaining: n(s.remaining),
             alarms: n(s.alarms),
             purged: n(s.purged),
+            custody_events_uploaded: s.custody_events_uploaded,
             cancelled: s.cancelled,
             budget_exhausted: s.budget_exhausted,
             busy: s.busy,

@@ -247,6 +247,7 @@ fun main() {
 
     val summary = fc.syncOnce(120u)
     check("sync: 3 receipts verified, nothing left", summary.receiptsVerified == 3u && summary.remaining == 0u && !summary.cancelled) { summary.toString() }
+    check("sync: the device's custody log went up too", summary.custodyEventsUploaded > 0uL) { summary.toString() }
     check("sync: 500000 media bytes acknowledged", summary.bytesUploaded == 500_000uL) { summary.toString() }
     check("sync: clock offset measured", summary.clockOffsetMs != null)
     check("policy says done", SyncPolicy.decide(summary) == AfterSync.DONE)

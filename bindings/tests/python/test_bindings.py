@@ -227,6 +227,7 @@ def main():
     check("enrolled", enr.device_id == device_id and enr.role == "monitor")
     summary = fc.sync_once(120)
     check("sync: 3 receipts, nothing left", summary.receipts_verified == 3 and summary.remaining == 0, str(summary))
+    check("sync: the device's custody log went up too", summary.custody_events_uploaded > 0, str(summary))
     after = fc.list_items()
     check("all receipted with a receipt time", all(i.state == f.ItemState.RECEIPTED and i.receipted_at is not None for i in after))
     r0 = fc.receipt(seg0.item.clip_id)
