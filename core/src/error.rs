@@ -45,6 +45,10 @@ pub enum Error {
     /// The server could not be reached, or answered something unusable (sync, enrolment).
     #[error("network error: {0}")]
     Network(String),
+    /// The server answered and refused the request for good (a 4xx other than 408/429: a used
+    /// or unknown token, a revoked device …); retrying the same request will not help.
+    #[error("refused by the server: {0}")]
+    Refused(String),
     /// The store is in a state the core will not touch (e.g. a newer schema than this build knows).
     #[error("store error: {0}")]
     Store(String),

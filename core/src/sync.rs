@@ -569,8 +569,11 @@ impl Store {
                 timeout: Duration::from_secs(30),
             })
             .map_err(|e| Error::Network(format!("POST /v1/enroll: {e}")))?;
+        if is_transient_status(resp.status) {
+            return Err(Error::Network(format!("enrolment: the server is unavailable ({})", problem_title(&resp))));
+        }
         if resp.status != 200 && resp.status != 201 {
-            return Err(Error::Network(format!("enrolment refused: {}", problem_title(&resp))));
+            return Err(Error::Refused(format!("enrolment: {}", problem_title(&resp))));
         }
         let doc: SignedDoc = serde_json::from_slice(&resp.body).map_err(|_| Error::Network("the enrolment answer does not parse".into()))?;
         let (cert, _, _): (DeviceCertificate, _, _) = doc.open(&key)?;

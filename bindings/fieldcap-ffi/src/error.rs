@@ -114,6 +114,7 @@ impl From<CoreError> for FieldcapError {
             CoreError::Integrity(_) => FieldcapError::Integrity { detail },
             CoreError::Key(_) => FieldcapError::KeyStore { detail },
             CoreError::Network(_) => FieldcapError::Network { detail },
+            CoreError::Refused(_) => FieldcapError::Server { detail },
             #[allow(unreachable_patterns)]
             _ => FieldcapError::Internal { detail },
         }

@@ -124,6 +124,7 @@ mod tests {
         assert!(matches!(FieldcapError::from(E::NotFound("x".into())), FieldcapError::NotFound { .. }));
         assert!(matches!(FieldcapError::from(E::Integrity("x".into())), FieldcapError::Integrity { .. }));
         assert!(matches!(FieldcapError::from(E::Network("x".into())), FieldcapError::Network { .. }));
+        assert!(matches!(FieldcapError::from(E::Refused("x".into())), FieldcapError::Server { .. }));
         assert!(matches!(FieldcapError::from(E::Key("x".into())), FieldcapError::KeyStore { .. }));
         let full = E::io("writing", std::io::Error::from_raw_os_error(libc_enospc()));
         assert!(matches!(FieldcapError::from(full), FieldcapError::StorageFull { .. }));

@@ -5,7 +5,6 @@ use crate::error::{FieldcapError, Result};
 use crate::listener::{SyncPhase, SyncProgress};
 use crate::types::{ts, ItemState};
 use fieldcap_core::sync::{self as core_sync, CancelToken, Transport, TransportError};
-use fieldcap_core::Error as CoreError;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime};
@@ -229,23 +228,6 @@ impl From<core_sync::SyncSummary> for SyncSummary {
     }
 }
 
-/// Maps enrolment errors: the core reports a refusal by the server as a network error with this
-/// prefix; the shell must not retry those.
-fn enroll_error(e: CoreError) -> FieldcapError {
-    match e {
-        CoreError::Network(m) if m.starts_with("enrolment refused") => FieldcapError::Server { detail: m },
-        CoreError::Network(m) => FieldcapError::Network { detail: m },
-        other => other.into(),
-    }
-}
-
-fn sync_error(e: CoreError) -> FieldcapError {
-    match e {
-        CoreError::Network(m) => FieldcapError::Network { detail: m },
-        other => other.into(),
-    }
-}
-
 #[uniffi::export]
 impl Fieldcap {
     /// Enrols this device with the council office's server using a one-time token. Pins the
@@ -255,7 +237,7 @@ impl Fieldcap {
     /// Blocking (network, up to about a minute): call off the main thread.
     pub fn enroll(&self, server_url: String, token: String) -> Result<EnrollmentInfo> {
         let cancel = CancelToken::new();
-        self.net.with_transport(&cancel, |t| self.store.enroll(t, &server_url, &token).map_err(enroll_error))?;
+        self.net.with_transport(&cancel, |t| self.store.enroll(t, &server_url, &token).map_err(FieldcapError::from))?;
         tracing::info!("device enrolled");
         self.enrollment()?.ok_or_else(|| FieldcapError::internal("the enrolment was not stored"))
     }
@@ -300,7 +282,7 @@ impl Fieldcap {
         let result = self.net.with_transport(&token, |t| {
             self.store
                 .sync_once(t, &opts, &token, &mut |p| listeners.progress(p.into()))
-                .map_err(sync_error)
+                .map_err(FieldcapError::from)
         });
         *self.net.current.lock().unwrap_or_else(|p| p.into_inner()) = None;
         match &result {
