@@ -19,7 +19,9 @@
 //! separate threads) and then checks, one [`Check`] line each, naming the file concerned: the
 //! index signature, both sums files and the signed file list, every device key and certificate,
 //! every manifest signature (device key for originals, server key for release-profile derived
-//! manifests), media against manifests, receipts against manifests and media, each receipt's own
+//! manifests), media against manifests (in a release: the scrubbed copy against the derived
+//! manifest's `released_media`, or no media file where it says `media_withheld`), receipts
+//! against manifests and the original media's digests, each receipt's own
 //! checkpoint and inclusion proof, inclusion of each receipt's leaf in the package checkpoint
 //! plus consistency from the receipt's tree, each device's chain (`seq`/`prev`; a missing seq
 //! is reported by number), and the custody events of the server and the devices (signatures, order,
@@ -135,9 +137,14 @@ pub struct PackageItem {
     pub manifest_sha256: String,
     /// True when `manifest.json` is a server-signed derived document (release profile).
     pub derived: bool,
-    /// Media, absent for observations.
+    /// The media file in this package (for a release: the scrubbed copy, with its digests),
+    /// absent for observations and for media withheld from a release.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub media: Option<PackageMedia>,
+    /// Release profile: why the item's media is not in the package (it could not be scrubbed
+    /// of location and identity metadata); the derived manifest says the same.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_withheld: Option<String>,
     /// Capture start.
     pub started_at: String,
     /// Capture end.
@@ -207,6 +214,24 @@ pub struct Derivation {
     pub server_key_id: String,
 }
 
+/// The media file of a release: a copy of the original in which location and identity metadata
+/// inside the file were overwritten with bytes of the same length
+/// ([`crate::media_scrub::scrub_copy`]); everything else, audio, video and image data included,
+/// is byte-for-byte the original's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleasedMedia {
+    /// Length (equal to the original's).
+    pub bytes: u64,
+    /// SHA-256 hex of the copy.
+    pub sha256: String,
+    /// BLAKE3 hex of the copy.
+    pub blake3: String,
+    /// What was overwritten, one line per range: box path or tag, category, length, offset and
+    /// fill (never the value), e.g. `moov/udta/©xyz (location): 18 bytes at offset 1234
+    /// overwritten with spaces`. Empty when the file held nothing to remove.
+    pub scrubbed: Vec<String>,
+}
+
 /// A release-profile derived manifest: the original's facts minus operator identity, with
 /// coarsened locations, signed by the server and naming the original's hash.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -226,9 +251,18 @@ pub struct DerivedManifest {
     pub original_signature_sha256: String,
     /// Kind.
     pub kind: ItemKind,
-    /// Media (unchanged: the original bytes are in the package).
+    /// The original's media digests, as the device signed them and the receipt names them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub media: Option<Media>,
+    /// The media file in this package: the scrubbed copy of the original. Absent for an item
+    /// without media, for media withheld, and in releases made before media was scrubbed (their
+    /// media file is the original, unchanged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub released_media: Option<ReleasedMedia>,
+    /// Why the media is not in this release (a format or content that cannot be scrubbed of
+    /// location and identity metadata, or a file that does not parse).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_withheld: Option<String>,
     /// Capture window and clock (unchanged).
     pub capture: Capture,
     /// Coarsened track (grid [`RELEASE_GRID_DEG`], no altitude, heading or speed).
@@ -283,6 +317,8 @@ impl DerivedManifest {
             original_signature_sha256: crate::hashing::sha256_hex(original_sig),
             kind: m.kind,
             media: m.media.clone(),
+            released_media: None,
+            media_withheld: None,
             capture: m.capture.clone(),
             track,
             operator: Operator { role: m.operator.role, org: None, callsign: None },
@@ -302,6 +338,24 @@ impl DerivedManifest {
                 server_key_id: server_key_id.into(),
             },
         }
+    }
+
+    /// Records the scrubbed copy that the package holds instead of the original media.
+    pub fn set_released_media(&mut self, released: ReleasedMedia) {
+        self.derivation.changes.push(
+            "media file: a copy of the original in which location and identity metadata inside the file were overwritten with bytes of \
+             the same length (listed in released_media.scrubbed); audio, video and image data unchanged"
+                .into(),
+        );
+        self.released_media = Some(released);
+        self.media_withheld = None;
+    }
+
+    /// Records that the media is not in the release, and why.
+    pub fn set_media_withheld(&mut self, reason: &str) {
+        self.derivation.changes.push("media file withheld: it could not be scrubbed of location and identity metadata (media_withheld says why)".into());
+        self.released_media = None;
+        self.media_withheld = Some(reason.into());
     }
 
     /// Parses derived-manifest bytes (canonical JSON, right type).
@@ -389,6 +443,11 @@ pub fn verify_txt(index: &PackageIndex) -> String {
         p(&mut s, "# server (server.pub.pem), not by the device, and name the original's SHA-256 in");
         p(&mut s, "# \"original_manifest_sha256\", which the server's receipt also names. The originals are kept");
         p(&mut s, "# unchanged by the council office and are not in this package.");
+        p(&mut s, "# The media files are copies of the originals in which location and identity metadata inside");
+        p(&mut s, "# the file (e.g. an MP4 location atom, EXIF GPS) were overwritten with bytes of the same length;");
+        p(&mut s, "# audio, video and image data are unchanged. Each derived manifest names the original's digests");
+        p(&mut s, "# in \"media\" (which the receipt names) and the copy's in \"released_media\", with the list of");
+        p(&mut s, "# what was overwritten. Media that could not be made safe is left out (\"media_withheld\").");
     }
     p(&mut s, "set -e");
     p(&mut s, "");
@@ -423,9 +482,22 @@ pub fn verify_txt(index: &PackageIndex) -> String {
         }
         p(&mut s, &format!("openssl pkeyutl -verify -pubin -inkey server.pub.pem -rawin -in {c}/receipt.json -sigfile {c}/receipt.sig"));
         p(&mut s, &format!("grep -qF '\"clip_id\":\"{}\"' {c}/receipt.json || {{ echo 'FAILED: {c}/receipt.json is for another item'; exit 1; }}", it.clip_id));
-        if let Some(m) = &it.media {
-            p(&mut s, &format!("h=$(sha256sum {} | cut -c1-64); grep -qF \"\\\"sha256\\\":\\\"$h\\\"\" {c}/manifest.json || {{ echo 'FAILED: {} is not the media {c}/manifest.json names'; exit 1; }}", m.path, m.path));
-            p(&mut s, &format!("grep -qF \"\\\"sha256\\\":\\\"$h\\\"\" {c}/receipt.json || {{ echo 'FAILED: {c}/receipt.json names other media'; exit 1; }}"));
+        match &it.media {
+            Some(m) if it.derived => {
+                // The released copy is named in "released_media"; the receipt names the original,
+                // whose digests are in the derived manifest's "media".
+                p(&mut s, &format!("h=$(sha256sum {} | cut -c1-64); grep -o '\"released_media\":{{[^}}]*}}' {c}/manifest.json | grep -qF \"\\\"sha256\\\":\\\"$h\\\"\" || {{ echo 'FAILED: {} is not the released copy {c}/manifest.json names'; exit 1; }}", m.path, m.path));
+                p(&mut s, &format!("o=$(grep -o '\"media\":{{[^}}]*}}' {c}/manifest.json | grep -o '\"sha256\":\"[0-9a-f]*\"' | cut -d'\"' -f4); [ -n \"$o\" ] && grep -qF \"\\\"sha256\\\":\\\"$o\\\"\" {c}/receipt.json || {{ echo 'FAILED: {c}/receipt.json names other media than the original in {c}/manifest.json'; exit 1; }}"));
+            }
+            Some(m) => {
+                p(&mut s, &format!("h=$(sha256sum {} | cut -c1-64); grep -qF \"\\\"sha256\\\":\\\"$h\\\"\" {c}/manifest.json || {{ echo 'FAILED: {} is not the media {c}/manifest.json names'; exit 1; }}", m.path, m.path));
+                p(&mut s, &format!("grep -qF \"\\\"sha256\\\":\\\"$h\\\"\" {c}/receipt.json || {{ echo 'FAILED: {c}/receipt.json names other media'; exit 1; }}"));
+            }
+            None if it.media_withheld.is_some() => {
+                p(&mut s, &format!("grep -qF '\"media_withheld\":' {c}/manifest.json || {{ echo 'FAILED: {c} has no media file and {c}/manifest.json does not say it was withheld'; exit 1; }}"));
+                p(&mut s, &format!("echo '  media withheld from this release (media_withheld in {c}/manifest.json says why)'"));
+            }
+            None => {}
         }
     }
     p(&mut s, "");
@@ -690,32 +762,43 @@ fn verify_contents(c: &mut Ctx<'_>, index: &PackageIndex, key: &VerifyingKey) {
         let rsf = format!("{dir}/receipt.sig");
         let mbytes = c.read(&mf);
         // Facts the manifest states, from either form.
-        let facts: Result<(String, String, u64, Option<Media>, String)> = mbytes.as_ref().map_err(clone_err).and_then(|b| {
+        let facts: Result<Facts> = mbytes.as_ref().map_err(clone_err).and_then(|b| {
             if it.derived {
                 let d = DerivedManifest::parse(b)?;
-                Ok((d.clip_id, d.device_id, d.seq, d.media, d.original_manifest_sha256))
+                Ok(Facts {
+                    clip_id: d.clip_id,
+                    device_id: d.device_id,
+                    seq: d.seq,
+                    media: d.media,
+                    original_sha256: d.original_manifest_sha256,
+                    released: d.released_media,
+                    withheld: d.media_withheld,
+                })
             } else {
                 let m = Manifest::parse(b)?;
-                Ok((m.clip_id, m.device_id, m.seq, m.media, crate::hashing::sha256_hex(b)))
+                Ok(Facts { clip_id: m.clip_id, device_id: m.device_id, seq: m.seq, media: m.media, original_sha256: crate::hashing::sha256_hex(b), released: None, withheld: None })
             }
         });
         let facts = facts.and_then(|f| {
-            if f.0 != it.clip_id || f.1 != it.device_id || f.2 != it.seq {
+            if f.clip_id != it.clip_id || f.device_id != it.device_id || f.seq != it.seq {
                 return Err(Error::Integrity("the manifest is for another item than the index says".into()));
             }
             let sha = mbytes.as_ref().map(|b| crate::hashing::sha256_hex(b)).unwrap_or_default();
-            if sha != it.manifest_sha256 || f.4 != it.original_manifest_sha256 {
+            if sha != it.manifest_sha256 || f.original_sha256 != it.original_manifest_sha256 {
                 return Err(Error::Integrity("the manifest's SHA-256 differs from the index".into()));
+            }
+            if f.withheld != it.media_withheld {
+                return Err(Error::Integrity("the manifest and the index differ on whether the media is withheld".into()));
             }
             Ok(f)
         });
         c.res(
             if it.derived { "derived manifest is well-formed and indexed" } else { "manifest is well-formed and indexed" },
             &mf,
-            facts.as_ref().map(|f| format!("seq {}", f.2)).map_err(clone_err),
+            facts.as_ref().map(|f| format!("seq {}", f.seq)).map_err(clone_err),
         );
         if let Ok(f) = &facts {
-            chain_seen.insert((it.device_id.clone(), it.seq), f.4.clone());
+            chain_seen.insert((it.device_id.clone(), it.seq), f.original_sha256.clone());
         }
         // Signature: device key for originals, server key for derived documents.
         let signer = if it.derived { Some(*key) } else { device_keys.get(&it.device_id).copied() };
@@ -725,20 +808,59 @@ fn verify_contents(c: &mut Ctx<'_>, index: &PackageIndex, key: &VerifyingKey) {
             (_, None) => Err(Error::Integrity(format!("no valid key for device {}", it.device_id))),
         };
         c.res("manifest signature", &sf, sig);
-        // Media.
-        let manifest_media = facts.as_ref().ok().and_then(|f| f.3.clone());
+        // Media: the original (full profile), or in a release the scrubbed copy the derived
+        // manifest names (released_media), or nothing when the derived manifest says the media
+        // was withheld. The receipt below still names the original's digests.
+        let manifest_media = facts.as_ref().ok().and_then(|f| f.media.clone());
+        let (released, withheld) = facts.as_ref().map(|f| (f.released.clone(), f.withheld.clone())).unwrap_or_default();
+        if released.is_some() && (withheld.is_some() || manifest_media.is_none()) {
+            c.fail("media matches the manifest", &mf, "released_media is named together with media_withheld, or for an item without media".into());
+        } else if withheld.is_some() && manifest_media.is_none() {
+            c.fail("media matches the manifest", &mf, "media_withheld is named for an item without media".into());
+        }
         match (&it.media, &manifest_media) {
             (Some(pm), Some(mm)) => {
+                // A release made before media scrubbing holds the original: no released_media.
+                let (want, what) = match &released {
+                    Some(r) => ((r.bytes, r.sha256.as_str(), r.blake3.as_str()), "the released copy the derived manifest names"),
+                    None => ((mm.bytes, mm.sha256.as_str(), mm.blake3.as_str()), "the media the manifest names"),
+                };
                 let r = digest_of(c, &pm.path).copied().and_then(|d| {
-                    if d.bytes != mm.bytes || d.sha256_hex() != mm.sha256 || d.blake3_hex() != mm.blake3 {
-                        Err(Error::Integrity(format!("{} differs from the media the manifest names", pm.path)))
-                    } else if pm.path != format!("{dir}/{}", media_file_name(&mm.mime)) {
+                    if withheld.is_some() {
+                        Err(Error::Integrity(format!("the derived manifest says the media is withheld, but the index lists {}", pm.path)))
+                    } else if (d.bytes, d.sha256_hex().as_str(), d.blake3_hex().as_str()) != want {
+                        Err(Error::Integrity(format!("{} differs from {what}", pm.path)))
+                    } else if (pm.bytes, pm.sha256.as_str(), pm.blake3.as_str()) != want {
+                        Err(Error::Integrity(format!("the index lists other digests for {} than {what}", pm.path)))
+                    } else if released.as_ref().is_some_and(|r| r.bytes != mm.bytes) {
+                        // Scrubbing overwrites in place: a copy of another length is something else.
+                        Err(Error::Integrity(format!("the released copy {} is not as long as the original", pm.path)))
+                    } else if pm.path != format!("{dir}/{}", media_file_name(&mm.mime)) || pm.mime != mm.mime {
                         Err(Error::Integrity("media file name does not follow its MIME type".into()))
                     } else {
-                        Ok(format!("{} bytes, SHA-256 and BLAKE3 match the manifest", d.bytes))
+                        Ok(match (&released, it.derived) {
+                            (Some(r), _) => format!(
+                                "{} bytes, SHA-256 and BLAKE3 match the released copy in the derived manifest ({} metadata range(s) overwritten in a copy of the original of SHA-256 {}, which the receipt names)",
+                                d.bytes,
+                                r.scrubbed.len(),
+                                mm.sha256
+                            ),
+                            (None, true) => format!("{} bytes, SHA-256 and BLAKE3 match the manifest (the original, copied unchanged: metadata inside the file was not scrubbed in this release)", d.bytes),
+                            (None, false) => format!("{} bytes, SHA-256 and BLAKE3 match the manifest", d.bytes),
+                        })
                     }
                 });
                 c.res("media matches the manifest", &pm.path, r);
+            }
+            (None, Some(_)) if it.derived && withheld.is_some() => {
+                // Withheld: no media file of this item may be in the package.
+                let prefix = format!("{dir}/media.");
+                let present: Vec<&String> = c.digests.keys().filter(|f| f.starts_with(&prefix)).collect();
+                let r = match present.first() {
+                    Some(f) => Err(Error::Integrity(format!("the media is said to be withheld, but {f} is in the package"))),
+                    None => Ok(format!("media withheld from this release: {}", withheld.as_deref().unwrap_or_default())),
+                };
+                c.res("media withheld", &mf, r);
             }
             (None, None) => {}
             (Some(pm), None) if facts.is_ok() => c.fail("media matches the manifest", &pm.path, "the manifest names no media".into()),
@@ -970,6 +1092,21 @@ fn check_links<'a>(events: impl Iterator<Item = &'a CustodyEvent>, who: &str) ->
         prev = Some(e);
     }
     Ok(())
+}
+
+/// What a manifest (original or derived) says about its item.
+struct Facts {
+    clip_id: String,
+    device_id: String,
+    seq: u64,
+    /// The original's media digests.
+    media: Option<Media>,
+    /// SHA-256 of the device-signed original manifest.
+    original_sha256: String,
+    /// Derived manifests: the scrubbed copy in the package.
+    released: Option<ReleasedMedia>,
+    /// Derived manifests: why the media is not in the package.
+    withheld: Option<String>,
 }
 
 fn clone_err(e: &Error) -> Error {

@@ -1,5 +1,6 @@
 //! Building a package: selection, custody, files, index, sums, atomic rename.
 
+use super::release::ReleasedFile;
 use super::report::{ReportDevice, ReportInput, ReportItem};
 use super::{PackageOutcome, PackageRequest, Profile, Selection};
 use crate::error::{Error, Result};
@@ -251,8 +252,48 @@ fn build(r: &Records, req: &PackageRequest, tmp: &Path, items: &[(Item, Manifest
         let receipt_bytes = it.receipt.clone().ok_or_else(|| Error::Internal("a received item has no receipt".into()))?;
         let receipt_sig = it.receipt_sig.clone().ok_or_else(|| Error::Internal("a received item has no receipt signature".into()))?;
         let receipt: fieldcap_core::protocol::Receipt = serde_json::from_slice(&receipt_bytes)?;
+        // Media first, so that a release's derived manifest can name what the package holds:
+        // the original (full profile); in a release a copy scrubbed of location and identity
+        // metadata, or nothing when it cannot be scrubbed (release::release_media).
+        let mut released = None;
+        let mut withheld = None;
+        let media = match &m.media {
+            Some(mm) => {
+                let path = format!("{dir}/{}", media_file_name(&mm.mime));
+                let src = r.blob_path(it).ok_or_else(|| Error::NotFound("an original is missing from the blob store".into()))?;
+                fs::create_dir_all(tmp.join(&dir)).map_err(|e| Error::io("creating a package folder", e))?;
+                if release {
+                    match super::release::release_media(&it.clip_id, &src, &tmp.join(&path), mm)? {
+                        ReleasedFile::Copy(rm) => {
+                            w.bytes += rm.bytes;
+                            let pm = PackageMedia { path, mime: mm.mime.clone(), bytes: rm.bytes, sha256: rm.sha256.clone(), blake3: rm.blake3.clone() };
+                            released = Some(rm);
+                            Some(pm)
+                        }
+                        ReleasedFile::Withheld(why) => {
+                            withheld = Some(why);
+                            None
+                        }
+                    }
+                } else {
+                    let dg = fieldcap_core::fsutil::copy_hashed(&src, &tmp.join(&path), &mut |_| {})?;
+                    if dg.bytes != mm.bytes || dg.sha256_hex() != mm.sha256 || dg.blake3_hex() != mm.blake3 {
+                        return Err(Error::Internal(format!("the stored original of {} does not match its manifest; not exported", it.clip_id)));
+                    }
+                    w.bytes += dg.bytes;
+                    Some(PackageMedia { path, mime: mm.mime.clone(), bytes: mm.bytes, sha256: mm.sha256.clone(), blake3: mm.blake3.clone() })
+                }
+            }
+            None => None,
+        };
         let (mbytes, msig, derived) = if release {
-            let d = DerivedManifest::from_original(m, &it.manifest, &it.manifest_sig, &key_id, &now);
+            let mut d = DerivedManifest::from_original(m, &it.manifest, &it.manifest_sig, &key_id, &now);
+            if let Some(rm) = released {
+                d.set_released_media(rm);
+            }
+            if let Some(why) = &withheld {
+                d.set_media_withheld(why);
+            }
             let b = fieldcap_core::canonical::to_vec_of(&d)?;
             let s = key.sign(&b).to_vec();
             (b, s, Some(d))
@@ -263,19 +304,6 @@ fn build(r: &Records, req: &PackageRequest, tmp: &Path, items: &[(Item, Manifest
         w.put(&format!("{dir}/manifest.sig"), &msig)?;
         w.put(&format!("{dir}/receipt.json"), &receipt_bytes)?;
         w.put(&format!("{dir}/receipt.sig"), &receipt_sig)?;
-        let media = match &m.media {
-            Some(mm) => {
-                let path = format!("{dir}/{}", media_file_name(&mm.mime));
-                let src = r.blob_path(it).ok_or_else(|| Error::NotFound("an original is missing from the blob store".into()))?;
-                let dg = fieldcap_core::fsutil::copy_hashed(&src, &tmp.join(&path), &mut |_| {})?;
-                if dg.bytes != mm.bytes || dg.sha256_hex() != mm.sha256 || dg.blake3_hex() != mm.blake3 {
-                    return Err(Error::Internal(format!("the stored original of {} does not match its manifest; not exported", it.clip_id)));
-                }
-                w.bytes += dg.bytes;
-                Some(PackageMedia { path, mime: mm.mime.clone(), bytes: mm.bytes, sha256: mm.sha256.clone(), blake3: mm.blake3.clone() })
-            }
-            None => None,
-        };
         // Inclusion in the package checkpoint and consistency from the receipt's tree.
         let index = receipt.log.index;
         let inc = InclusionFile {
@@ -323,6 +351,7 @@ fn build(r: &Records, req: &PackageRequest, tmp: &Path, items: &[(Item, Manifest
             manifest_sha256: fieldcap_core::hashing::sha256_hex(&mbytes),
             derived: release,
             media,
+            media_withheld: withheld,
             started_at: m.capture.started_at.clone(),
             ended_at: m.capture.ended_at.clone(),
             received_at: receipt.received_at.clone(),
