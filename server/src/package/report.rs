@@ -176,7 +176,11 @@ pub fn render(input: &ReportInput<'_>) -> String {
     }
     h.push_str("</tbody></table>\n");
     if ix.profile == "release" {
-        h.push_str("<p class=\"notice\"><strong>Release profile.</strong> Manifests in this package are documents derived by the council server from the device-signed originals: locations are snapped to a 0.001° grid (about 100 m), operator organisation, call sign and notes are removed. Each derived manifest names the SHA-256 of its original, which the server's receipt also names. The originals are kept unchanged by the council office.</p>\n");
+        h.push_str("<p class=\"notice\"><strong>Release profile.</strong> Manifests in this package are documents derived by the council server from the device-signed originals: locations are snapped to a 0.001° grid (about 100 m), operator organisation, call sign and notes are removed. Each derived manifest names the SHA-256 of its original, which the server's receipt also names. The originals are kept unchanged by the council office. Media files are copies in which location and owner metadata inside the file (e.g. an MP4 location atom, JPEG EXIF GPS) is overwritten; the picture and sound are unchanged: <strong>faces, vehicle plates and voices are not blurred or removed</strong> — review them before publication.</p>\n");
+        let withheld: Vec<String> = ix.items.iter().filter_map(|i| i.media_withheld.as_ref().map(|r| format!("<span class=\"mono\">{}</span>: {}", escape(&i.clip_id), escape(r)))).collect();
+        if !withheld.is_empty() {
+            let _ = writeln!(h, "<p class=\"notice\">Media withheld (its metadata could not be cleaned safely; the item's derived manifest and receipt are included): {}</p>", withheld.join("; "));
+        }
         if let Some(r) = &ix.sensitive_reason {
             let _ = writeln!(h, "<p class=\"notice\">Items involving minors or victims are included. Recorded reason: {}</p>", escape(r));
         }
