@@ -6,7 +6,7 @@
 //! receipts come back and are verified against the transparency log; the council groups the
 //! clips into one incident.
 
-use crate::device::{demo_bytes, demo_track, init, observation_fields, open};
+use crate::device::{demo_movie, demo_track, init, observation_fields, open};
 use crate::output::bytes_bar;
 use crate::sync_cmds::{describe, SyncBar};
 use anyhow::{bail, Context};
@@ -57,7 +57,7 @@ fn story(root: &std::path::Path, server_data: &std::path::Path, url: &str) -> an
     let media = root.join("camera-roll");
     std::fs::create_dir_all(&media)?;
     let clip = media.join("raid-0712.mp4");
-    std::fs::write(&clip, demo_bytes(VIDEO_BYTES, 7))?;
+    std::fs::write(&clip, demo_movie(VIDEO_BYTES, 7, lat, lon))?;
     let start = now - chrono::Duration::minutes(12);
     let req = CaptureRequest {
         started_at: Some(start),
@@ -86,7 +86,7 @@ fn story(root: &std::path::Path, server_data: &std::path::Path, url: &str) -> an
     for (i, fix) in demo_track(start + chrono::Duration::seconds(10), lat + 0.0003, lon - 0.0002, 12).into_iter().enumerate() {
         police.add_fix(&rid, fix)?;
         if i % 4 == 3 {
-            std::fs::write(&path, demo_bytes(4 << 20, 100 + i as u64))?;
+            std::fs::write(&path, demo_movie(4 << 20, 100 + i as u64, lat + 0.0003, lon - 0.0002))?;
             let (seg, next) = police.seal_segment(&rid, i == 11, &mut |_, _| {})?;
             println!("   handset  sealed segment {}    {}  seq {}  (recording {}…, sealed while recording)", i / 4, sid(&seg.clip_id), seg.seq, sid(&rid));
             if let Some(n) = next {
@@ -191,6 +191,57 @@ fn story(root: &std::path::Path, server_data: &std::path::Path, url: &str) -> an
     let incidents = fieldcap_server::incidents(server_data).context("grouping incidents")?;
     print_incidents(&serde_json::to_value(&incidents)?);
 
+    println!("\n8. Evidence package of the incident for the District Attorney, and one for a public records request");
+    let mut packages = Vec::new();
+    if let Some(inc) = incidents.first() {
+        use fieldcap_server::package::{export, PackageRequest, Profile, Selection};
+        for (profile, name, recipient, purpose) in [
+            (Profile::Full, "package-da", "Los Angeles County District Attorney", "demo: referral of the incident"),
+            (Profile::Release, "package-public", "public records request", "demo: public release"),
+        ] {
+            let outcome = export(
+                server_data,
+                &PackageRequest {
+                    selection: Selection::Incident(inc.id.clone()),
+                    out: root.join(name),
+                    recipient: recipient.into(),
+                    purpose: purpose.into(),
+                    profile,
+                    sensitive_reason: None,
+                    zip: false,
+                    exported_by: "demo records custodian".into(),
+                },
+            )
+            .context("exporting a package")?;
+            let report = fieldcap_core::package_verify::verify_package(&outcome.path);
+            let failed = report.checks.iter().filter(|c| !c.ok).count();
+            let custody = report.checks.iter().find(|c| c.name == "custody events").map(|c| c.detail.clone()).unwrap_or_default();
+            println!(
+                "   {:7}  {} item(s){}  {:.1} MiB  fieldcap verify: {} checks, {} failed",
+                profile.as_str(),
+                outcome.items,
+                if outcome.omitted.is_empty() { String::new() } else { format!(" ({} left out: {:?})", outcome.omitted.values().sum::<u64>(), outcome.omitted) },
+                outcome.bytes as f64 / 1048576.0,
+                report.checks.len(),
+                failed
+            );
+            println!("            custody: {custody}");
+            if profile == Profile::Release {
+                let ix: fieldcap_core::package_verify::PackageIndex = serde_json::from_slice(&std::fs::read(outcome.path.join("package.json"))?)?;
+                let with_media: Vec<_> = ix.items.iter().filter(|i| i.media.is_some()).collect();
+                let withheld = with_media.iter().filter(|i| i.media_withheld.is_some()).count();
+                println!(
+                    "            media: {} copies with the location atom overwritten (picture and sound unchanged), {withheld} withheld; places coarsened to ~100 m, operator identity dropped, minors' items left out",
+                    with_media.len() - withheld
+                );
+            }
+            if failed > 0 {
+                bail!("the {} package did not verify", profile.as_str());
+            }
+            packages.push(outcome.path);
+        }
+    }
+
     println!("\nSummary");
     for (name, s) in [("monitor phone", &monitor), ("port police handset", &police)] {
         summary_line(name, s)?;
@@ -198,6 +249,9 @@ fn story(root: &std::path::Path, server_data: &std::path::Path, url: &str) -> an
     println!("   video cut at {:.1} MiB and resumed: {} bytes re-sent", s1.bytes_uploaded as f64 / 1048576.0, s2.bytes_resent);
     println!("   council server data: {}", server_data.display());
     println!("   verify it yourself:  cd {} && cat VERIFY.txt", out.display());
+    for p in &packages {
+        println!("   package:             cd {} && sh VERIFY.txt   (or: fieldcap verify {})", p.display(), p.display());
+    }
     Ok(0)
 }
 

@@ -349,6 +349,31 @@ pub fn demo_bytes(len: usize, seed: u64) -> Vec<u8> {
     out
 }
 
+/// A small but well-formed MP4 as a phone writes one: `ftyp`, `mdat` of `len` pseudo-random
+/// bytes (the "video"), and `moov` with a video track and a `udta/©xyz` atom holding the place
+/// (ISO 6709), which a release package must not carry.
+pub fn demo_movie(len: usize, seed: u64, lat: f64, lon: f64) -> Vec<u8> {
+    fn bx(typ: &[u8], payload: &[u8]) -> Vec<u8> {
+        let mut v = ((payload.len() + 8) as u32).to_be_bytes().to_vec();
+        v.extend_from_slice(typ);
+        v.extend_from_slice(payload);
+        v
+    }
+    fn full(typ: &[u8], payload: &[u8]) -> Vec<u8> {
+        bx(typ, &[&[0u8; 4][..], payload].concat())
+    }
+    let xyz = format!("{lat:+08.4}{lon:+09.4}/");
+    let text = [&(xyz.len() as u16).to_be_bytes()[..], &0x15c7u16.to_be_bytes()[..], xyz.as_bytes()].concat();
+    let hdlr = full(b"hdlr", &[&[0u8; 4][..], b"vide", &[0u8; 12][..], b"VideoHandle\0"].concat());
+    let mdia = bx(b"mdia", &[full(b"mdhd", &[0u8; 20]), hdlr, bx(b"minf", &[0u8; 24])].concat());
+    let trak = bx(b"trak", &[full(b"tkhd", &[0u8; 80]), mdia].concat());
+    let udta = bx(b"udta", &bx(b"\xA9xyz", &text));
+    let moov = bx(b"moov", &[full(b"mvhd", &[0u8; 96]), trak, udta].concat());
+    let head = bx(b"ftyp", b"isom\0\0\x02\0isommp41");
+    let mdat_len = len.saturating_sub(head.len() + moov.len() + 8);
+    [head, bx(b"mdat", &demo_bytes(mdat_len, seed)), moov].concat()
+}
+
 /// A walk near a point: `n` fixes, one every 5 s from `start`.
 pub fn demo_track(start: chrono::DateTime<chrono::Utc>, lat: f64, lon: f64, n: usize) -> Vec<TrackPoint> {
     (0..n)
