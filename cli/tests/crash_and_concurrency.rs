@@ -5,6 +5,7 @@
 //!   either still where it was, unchanged, or sealed.
 //! * Two processes capturing at once produce a gap-free chain.
 
+#![allow(clippy::unwrap_used)]
 mod common;
 use common::*;
 use fieldcap_core::hashing::Digests;

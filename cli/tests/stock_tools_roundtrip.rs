@@ -1,6 +1,7 @@
 //! capture → export-clip → verify, checked with the stock tools a court expert would use:
 //! openssl (Ed25519 over SPKI PEM, -rawin), sha256sum and b3sum.
 
+#![allow(clippy::unwrap_used)]
 mod common;
 use common::*;
 use std::fs;

@@ -2,6 +2,7 @@
 //! operations on a store holding 10,000 items (goal: listing and picking the next under 50 ms).
 //!
 //! Run: `cargo bench -p fieldcap-core --bench core_bench`
+#![allow(missing_docs)] // criterion_group! generates undocumented items
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use fieldcap_core::identity::FileKeyProtector;

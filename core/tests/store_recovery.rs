@@ -2,6 +2,8 @@
 //! copies, recovery from a corrupt database, orphan recordings, vanished media, a file changing
 //! while it is sealed, a full disk, and copies from another filesystem.
 
+#![allow(clippy::unwrap_used)]
+
 use fieldcap_core::identity::FileKeyProtector;
 use fieldcap_core::seal::CaptureRequest;
 use fieldcap_core::track::TrackPoint;

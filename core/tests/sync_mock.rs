@@ -3,6 +3,8 @@
 //! Retry-After, permanent refusal → needs_attention, full receipt verification, and a forked
 //! log (the server rewrites history) raising an alarm.
 
+#![allow(clippy::unwrap_used)]
+
 use fieldcap_core::identity::{DeviceKey, FileKeyProtector};
 use fieldcap_core::log::{self, Checkpoint, Hash};
 use fieldcap_core::protocol::*;

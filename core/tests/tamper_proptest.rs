@@ -1,6 +1,8 @@
 //! Property tests: flipping any byte of an exported manifest, signature or media is detected and
 //! the failing check names the file; the device chain detects a removed or reordered item.
 
+#![allow(clippy::unwrap_used)]
+
 use fieldcap_core::identity::FileKeyProtector;
 use fieldcap_core::manifest::Observation;
 use fieldcap_core::seal::{CaptureRequest, ObservationRequest};

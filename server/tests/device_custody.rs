@@ -32,7 +32,7 @@ fn submit(srv: &Srv, key: &DeviceKey, events: &[CustodyEvent]) -> reqwest::block
 }
 
 fn stored(srv: &Srv, key: &DeviceKey) -> Vec<CustodyEvent> {
-    Records::open(&srv.data()).unwrap().device_custody(&key.device_id()).unwrap()
+    Records::open(&srv.data()).unwrap().device_custody(key.device_id()).unwrap()
 }
 
 #[test]

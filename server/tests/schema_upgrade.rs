@@ -1,6 +1,8 @@
 //! The records schema upgrades from a frozen copy of every older version to exactly the schema a
 //! fresh data directory gets, keeping the rows.
 
+#![allow(clippy::unwrap_used)]
+
 fn columns(conn: &rusqlite::Connection) -> Vec<(String, Vec<String>)> {
     let mut s = conn
         .prepare("SELECT name FROM sqlite_master WHERE type IN ('table', 'index') AND name NOT LIKE 'sqlite_%' ORDER BY name")

@@ -2,6 +2,8 @@
 //! a server restored from an older backup (missing the newest device events) is brought up to
 //! date by the next pass.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::*;

@@ -2,6 +2,8 @@
 //! `fieldcap devices` / `fieldcap revoke` while the server runs; the phone can then submit
 //! nothing, its queued items wait with the reason shown, and what it sent before stays on record.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::*;

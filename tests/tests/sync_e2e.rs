@@ -2,6 +2,8 @@
 //! the server's stored blobs equal to the device digests, each item in the log exactly once;
 //! and the same under a fault proxy that drops, stalls, 503s and truncates connections.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::proxy::{Fault, Proxy};

@@ -3,6 +3,8 @@
 //! bounded by one chunk per cut). Also: a tus 1.0 client that is not ours (Python `tuspy`)
 //! uploads media to an upload URL and the receipt follows.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::proxy::Proxy;

@@ -166,8 +166,8 @@ fn pump(mut from: TcpStream, mut to: TcpStream, limit: Option<u64>, count: Optio
             c.fetch_add(n as u64, Ordering::SeqCst);
         }
         let bps = rate.as_ref().map_or(0, |r| r.load(Ordering::SeqCst));
-        if bps > 0 {
-            std::thread::sleep(Duration::from_nanos(n as u64 * 1_000_000_000 / bps));
+        if let Some(ns) = (n as u64 * 1_000_000_000).checked_div(bps) {
+            std::thread::sleep(Duration::from_nanos(ns));
         }
     }
     let _ = to.shutdown(Shutdown::Write);
