@@ -41,15 +41,7 @@ fn rewrite_custody(fx: &Fixture, dir: &Path, lines: &[String]) {
     let b = fieldcap_core::canonical::to_vec_of(&idx).unwrap();
     fs::write(dir.join("package.json"), &b).unwrap();
     fs::write(dir.join("package.json.sig"), key.sign(&b)).unwrap();
-    let files: Vec<String> = fieldcap_core::verify::list_files(dir).unwrap().into_iter().filter(|f| f != "SHA256SUMS" && f != "B3SUMS").collect();
-    let dg = fieldcap_core::package_verify::hash_files(dir, &files);
-    let (mut s, mut b3) = (String::new(), String::new());
-    for f in &files {
-        s.push_str(&format!("{}  {f}\n", dg[f].sha256_hex()));
-        b3.push_str(&format!("{}  {f}\n", dg[f].blake3_hex()));
-    }
-    fs::write(dir.join("SHA256SUMS"), s).unwrap();
-    fs::write(dir.join("B3SUMS"), b3).unwrap();
+    recompute_sums(dir);
 }
 
 fn custody_failure(dir: &Path) -> String {

@@ -35,18 +35,6 @@ fn assert_fails_naming(dir: &Path, file: &str, what: &str, stock: bool) {
     }
 }
 
-fn recompute_sums(dir: &Path) {
-    let files: Vec<String> = fieldcap_core::verify::list_files(dir).unwrap().into_iter().filter(|f| f != "SHA256SUMS" && f != "B3SUMS").collect();
-    let d = fieldcap_core::package_verify::hash_files(dir, &files);
-    let (mut s, mut b) = (String::new(), String::new());
-    for f in &files {
-        s.push_str(&format!("{}  {f}\n", d[f].sha256_hex()));
-        b.push_str(&format!("{}  {f}\n", d[f].blake3_hex()));
-    }
-    fs::write(dir.join("SHA256SUMS"), s).unwrap();
-    fs::write(dir.join("B3SUMS"), b).unwrap();
-}
-
 #[test]
 fn tamper_matrix() {
     let fx = Fixture::new();
