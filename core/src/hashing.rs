@@ -248,15 +248,26 @@ impl StreamingDigests {
         )?);
         if let (Some((mut reader, len)), Some((a_tx, b_tx))) = (prefix, pre_tx) {
             s.prefix = Some(std::thread::Builder::new().name("fieldcap-hash-prefix".into()).spawn(move || {
+                // Buffers come back for reuse once both workers have hashed them (a fresh one
+                // per piece would cost a page fault per 4 KiB).
+                let mut kept: Vec<Chunk> = Vec::new();
                 let mut left = len;
                 while left > 0 {
                     if stop.load(Ordering::Relaxed) {
                         return Err(io::Error::other("stopped"));
                     }
                     let n = left.min(CHUNK as u64) as usize;
-                    let mut buf = vec![0u8; n];
+                    // Only this thread clones the kept handles, so a count of 1 stays 1.
+                    let mut buf = match kept.iter().position(|b| Arc::strong_count(b) == 1) {
+                        Some(i) => Arc::try_unwrap(kept.swap_remove(i)).unwrap_or_default(),
+                        None => Vec::new(),
+                    };
+                    buf.resize(n, 0);
                     reader.read_exact(&mut buf)?;
                     let buf = Arc::new(buf);
+                    if kept.len() < 2 * STREAM_QUEUE + 2 {
+                        kept.push(buf.clone());
+                    }
                     a_tx.send(buf.clone()).map_err(|_| worker_stopped())?;
                     b_tx.send(buf).map_err(|_| worker_stopped())?;
                     left -= n as u64;

@@ -1220,6 +1220,7 @@ impl Pass<'_> {
             };
             hasher = Some(started.map_err(|e| Error::io("starting the hash workers", e))?);
         }
+        let mut bufs = ChunkBufs::default();
         let mut last_receipt: Option<SignedDoc> = None;
         let mut conflicts = 0;
         self.report(SyncPhase::Uploading, Some(&row.clip_id), offset, total);
@@ -1232,20 +1233,22 @@ impl Pass<'_> {
                 // read those back, so the stream hashed stays the whole file in order.
                 while hashed_to < offset {
                     let n = (offset - hashed_to).min(self.opts.chunk_size as u64) as usize;
-                    let Some(gap) = read_media(&mut file, hashed_to, n)? else {
+                    let mut gap = bufs.take(n);
+                    if !read_media(&mut file, hashed_to, &mut gap)? {
                         self.flag_media(&row, "mismatch", "before_final_chunk", Some(&url))?;
                         return Ok(false);
-                    };
-                    h.update(Arc::new(gap)).map_err(|e| Error::io("hashing the media file", e))?;
+                    }
+                    h.update(bufs.share(gap)).map_err(|e| Error::io("hashing the media file", e))?;
                     hashed_to += n as u64;
                 }
             }
-            let Some(buf) = read_media(&mut file, offset, len)? else {
+            let mut buf = bufs.take(len);
+            if !read_media(&mut file, offset, &mut buf)? {
                 // Shorter than its signed length: changed since the check above.
                 self.flag_media(&row, "mismatch", "before_final_chunk", Some(&url))?;
                 return Ok(false);
-            };
-            let buf = Arc::new(buf);
+            }
+            let buf = bufs.share(buf);
             if let Some(h) = hasher.as_mut() {
                 // Hash each byte once: after a 409 the server may ask for bytes again.
                 if end > hashed_to {
@@ -1616,15 +1619,45 @@ impl Pass<'_> {
     }
 }
 
-/// Reads `len` bytes of the media file at `at`; `None` when the file ends before (it is shorter
-/// than its signed length, so it changed).
-fn read_media(file: &mut fs::File, at: u64, len: usize) -> Step<Option<Vec<u8>>> {
-    let mut buf = vec![0u8; len];
+/// Fills `buf` from the media file at `at`; false when the file ends before (it is shorter than
+/// its signed length, so it changed).
+fn read_media(file: &mut fs::File, at: u64, buf: &mut [u8]) -> Step<bool> {
     file.seek(SeekFrom::Start(at)).map_err(|e| Error::io("reading the media file", e))?;
-    match file.read_exact(&mut buf) {
-        Ok(()) => Ok(Some(buf)),
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(None),
+    match file.read_exact(buf) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(false),
         Err(e) => Err(Stop::Fatal(Error::io("reading the media file", e))),
+    }
+}
+
+/// The upload's chunk buffers, reused once the hash workers and the request have let go of
+/// them: a fresh multi-MiB buffer per chunk costs the kernel a page fault per 4 KiB, about as
+/// much CPU as hashing it.
+#[derive(Default)]
+struct ChunkBufs(Vec<Arc<Vec<u8>>>);
+
+impl ChunkBufs {
+    /// Buffers kept for reuse (the hash queues hold a few chunks each).
+    const KEEP: usize = 12;
+
+    /// A buffer of `len` bytes: a free one reused, else a new one.
+    fn take(&mut self, len: usize) -> Vec<u8> {
+        // Only this thread clones the kept handles, so a count of 1 stays 1.
+        let mut v = match self.0.iter().position(|b| Arc::strong_count(b) == 1) {
+            Some(i) => Arc::try_unwrap(self.0.swap_remove(i)).unwrap_or_default(),
+            None => Vec::new(),
+        };
+        v.resize(len, 0);
+        v
+    }
+
+    /// Shares a filled buffer, keeping a handle so that it can be reused.
+    fn share(&mut self, v: Vec<u8>) -> Arc<Vec<u8>> {
+        let a = Arc::new(v);
+        if self.0.len() < Self::KEEP {
+            self.0.push(a.clone());
+        }
+        a
     }
 }
 
