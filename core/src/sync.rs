@@ -490,6 +490,9 @@ fn path_and_query(url: &str) -> String {
     }
 }
 
+/// Records the server-acknowledged offset of an upload (and that it has started).
+const SET_OFFSET_SQL: &str = "UPDATE items SET upload_offset = ?2, state = CASE WHEN state = 'manifest_sent' THEN 'uploading' ELSE state END WHERE clip_id = ?1";
+
 fn server_get(store: &Store, key: &str) -> Result<Option<Vec<u8>>> {
     Ok(store.conn().query_row("SELECT value FROM server WHERE key = ?1", params![key], |r| r.get(0)).optional()?)
 }
@@ -1224,8 +1227,17 @@ impl Pass<'_> {
         let mut last_receipt: Option<SignedDoc> = None;
         let mut conflicts = 0;
         self.report(SyncPhase::Uploading, Some(&row.clip_id), offset, total);
+        // `high_water` is durable and may run one chunk ahead (recorded with the previous
+        // offset); `sent_to` is how far this pass really sent, written back on a clean stop so
+        // a cancelled pass does not count the unsent next chunk as re-sent later.
+        let mut sent_to = high_water;
         while offset < total {
-            self.check_stop()?;
+            if let Err(stop) = self.check_stop() {
+                if high_water > sent_to {
+                    server_put(self.store, &hw_key, sent_to.max(offset).to_string().as_bytes())?;
+                }
+                return Err(stop);
+            }
             let len = ((total - offset) as usize).min(self.opts.chunk_size);
             let end = offset + len as u64;
             if let Some(h) = hasher.as_mut() {
@@ -1271,13 +1283,14 @@ impl Pass<'_> {
                     }
                 }
             }
-            if offset < high_water {
-                self.summary.bytes_resent += high_water.min(end) - offset;
+            if offset < sent_to {
+                self.summary.bytes_resent += sent_to.min(end) - offset;
             }
             if end > high_water {
                 high_water = end;
                 server_put(self.store, &hw_key, high_water.to_string().as_bytes())?;
             }
+            sent_to = sent_to.max(end);
             let off_s = offset.to_string();
             let b2 = buf.clone();
             let u2 = url.clone();
@@ -1300,7 +1313,15 @@ impl Pass<'_> {
                     }
                     self.summary.bytes_uploaded += new - offset;
                     offset = new;
-                    self.set_offset(&row.clip_id, offset)?;
+                    // One durable commit per chunk: the new offset, and the high-water mark of
+                    // the next chunk (which must be on record before any of its bytes leave).
+                    let next_end = (offset + self.opts.chunk_size as u64).min(total);
+                    if offset < total && next_end > high_water {
+                        high_water = next_end;
+                        self.set_offset_and_high_water(&row.clip_id, offset, &hw_key, high_water)?;
+                    } else {
+                        self.set_offset(&row.clip_id, offset)?;
+                    }
                     if !resp.body.is_empty() {
                         if let Ok(doc) = serde_json::from_slice::<SignedDoc>(&resp.body) {
                             last_receipt = Some(doc);
@@ -1422,11 +1443,29 @@ impl Pass<'_> {
         Ok(true)
     }
 
+    /// [`Self::set_offset`] and the upload's high-water mark in one transaction.
+    fn set_offset_and_high_water(&self, clip_id: &str, offset: u64, hw_key: &str, high_water: u64) -> Step<()> {
+        let mut conn = self.store.conn();
+        let tx = conn.transaction().map_err(Error::from)?;
+        tx.execute(
+            SET_OFFSET_SQL,
+            params![clip_id, offset as i64],
+        )
+        .map_err(Error::from)?;
+        tx.execute(
+            "INSERT INTO server (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            params![hw_key, high_water.to_string().as_bytes()],
+        )
+        .map_err(Error::from)?;
+        tx.commit().map_err(Error::from)?;
+        Ok(())
+    }
+
     fn set_offset(&self, clip_id: &str, offset: u64) -> Step<()> {
         self.store
             .conn()
             .execute(
-                "UPDATE items SET upload_offset = ?2, state = CASE WHEN state = 'manifest_sent' THEN 'uploading' ELSE state END WHERE clip_id = ?1",
+                SET_OFFSET_SQL,
                 params![clip_id, offset as i64],
             )
             .map_err(Error::from)?;

@@ -107,7 +107,7 @@ fn cancel_mid_upload_resumes_from_the_offset_and_purge_keeps_the_receipt() {
     assert_eq!(s2.receipts_verified, 1);
     assert!(s2.bytes_uploaded < 3 * 1024 * 1024, "resumed, not restarted: {s2:?}");
     assert_eq!(s1.bytes_uploaded + s2.bytes_uploaded, 3 * 1024 * 1024 + 123);
-    assert!(s2.bytes_resent <= chunk as u64);
+    assert!(s2.bytes_resent <= chunk as u64, "{s1:?} {s2:?}");
     assert_eq!(s2.purged, 1);
     let rec = d.store.item(&item.clip_id).expect("item");
     assert!(rec.media_path.is_none() && rec.receipt.is_some());
