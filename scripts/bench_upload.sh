@@ -4,7 +4,7 @@
 #   [ROUNDS=3] scripts/bench_upload.sh [SIZE_MIB] [DEVICES] [CLIPS_PER_DEVICE] [CLIP_KIB]
 #   defaults:                1024       50        20                 512
 #
-# 1. One clip of SIZE_MIB: `fieldcap sync` (manifest, re-verification of the file, tus PATCHes of
+# 1. One clip of SIZE_MIB: `fieldcap sync` (manifest, verification of the bytes while they are sent, tus PATCHes of
 #    4 MiB, receipt verification) vs `curl` sending the same bytes as ONE tus PATCH to an upload
 #    URL of the same server (a second device's commitment for an identical clip). Ratio goal ≤ 1.10.
 # 2. Bytes re-sent after a cut: a sync stopped by its time budget mid-upload, then resumed.

@@ -12,7 +12,7 @@ pub enum SyncPhase {
     Clock,
     /// Sending manifests (hash first).
     Manifests,
-    /// Re-checking a media file before upload.
+    /// Hashing the part of a media file already on the server before resuming its upload.
     Verifying,
     /// Uploading media.
     Uploading,

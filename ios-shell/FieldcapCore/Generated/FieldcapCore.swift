@@ -5068,7 +5068,7 @@ public enum SyncPhase: Equatable, Hashable {
      */
     case manifests
     /**
-     * Re-checking a media file before upload.
+     * Hashing the part of a media file already on the server before resuming its upload.
      */
     case verifying
     /**
