@@ -363,7 +363,8 @@ pub struct SyncSummary {
     pub alarms: usize,
     /// Local media copies removed after a verified receipt.
     pub purged: usize,
-    /// Custody events of this device newly stored by the server.
+    /// Custody events of this device sent and acknowledged by the server in this pass (after a
+    /// server restore, events it already held are counted again).
     pub custody_events_uploaded: u64,
     /// The pass was cancelled.
     pub cancelled: bool,
@@ -490,6 +491,9 @@ fn path_and_query(url: &str) -> String {
     }
 }
 
+/// Stores one value of the `server` key/value table.
+const SERVER_PUT_SQL: &str = "INSERT INTO server (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value";
+
 /// Records the server-acknowledged offset of an upload (and that it has started).
 const SET_OFFSET_SQL: &str = "UPDATE items SET upload_offset = ?2, state = CASE WHEN state = 'manifest_sent' THEN 'uploading' ELSE state END WHERE clip_id = ?1";
 
@@ -500,7 +504,7 @@ fn server_get(store: &Store, key: &str) -> Result<Option<Vec<u8>>> {
 fn server_put(store: &Store, key: &str, value: &[u8]) -> Result<()> {
     store
         .conn()
-        .execute("INSERT INTO server (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value", params![key, value])?;
+        .execute(SERVER_PUT_SQL, params![key, value])?;
     Ok(())
 }
 
@@ -1447,16 +1451,8 @@ impl Pass<'_> {
     fn set_offset_and_high_water(&self, clip_id: &str, offset: u64, hw_key: &str, high_water: u64) -> Step<()> {
         let mut conn = self.store.conn();
         let tx = conn.transaction().map_err(Error::from)?;
-        tx.execute(
-            SET_OFFSET_SQL,
-            params![clip_id, offset as i64],
-        )
-        .map_err(Error::from)?;
-        tx.execute(
-            "INSERT INTO server (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-            params![hw_key, high_water.to_string().as_bytes()],
-        )
-        .map_err(Error::from)?;
+        tx.execute(SET_OFFSET_SQL, params![clip_id, offset as i64]).map_err(Error::from)?;
+        tx.execute(SERVER_PUT_SQL, params![hw_key, high_water.to_string().as_bytes()]).map_err(Error::from)?;
         tx.commit().map_err(Error::from)?;
         Ok(())
     }
