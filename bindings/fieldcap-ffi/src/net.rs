@@ -187,8 +187,8 @@ pub struct SyncSummary {
     pub alarms: u32,
     /// Local media copies removed after a verified receipt.
     pub purged: u32,
-    /// This device's custody events newly stored by the server (the device side of the chain of
-    /// custody, which evidence packages carry).
+    /// This device's custody events sent and acknowledged by the server in this pass (the device
+    /// side of the chain of custody, which evidence packages carry).
     pub custody_events_uploaded: u64,
     /// The pass stopped because `cancel()` was called (or the platform cancelled a request).
     pub cancelled: bool,

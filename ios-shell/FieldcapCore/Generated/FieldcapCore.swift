@@ -4150,6 +4150,11 @@ public struct SyncSummary: Equatable, Hashable {
      */
     public let purged: UInt32
     /**
+     * This device's custody events sent and acknowledged by the server in this pass (the device
+     * side of the chain of custody, which evidence packages carry).
+     */
+    public let custodyEventsUploaded: UInt64
+    /**
      * The pass stopped because `cancel()` was called (or the platform cancelled a request).
      */
     public let cancelled: Bool
@@ -4205,6 +4210,10 @@ public struct SyncSummary: Equatable, Hashable {
          * Local media copies removed after a verified receipt.
          */purged: UInt32, 
         /**
+         * This device's custody events sent and acknowledged by the server in this pass (the device
+         * side of the chain of custody, which evidence packages carry).
+         */custodyEventsUploaded: UInt64, 
+        /**
          * The pass stopped because `cancel()` was called (or the platform cancelled a request).
          */cancelled: Bool, 
         /**
@@ -4231,6 +4240,7 @@ public struct SyncSummary: Equatable, Hashable {
         self.remaining = remaining
         self.alarms = alarms
         self.purged = purged
+        self.custodyEventsUploaded = custodyEventsUploaded
         self.cancelled = cancelled
         self.budgetExhausted = budgetExhausted
         self.busy = busy
@@ -4264,6 +4274,7 @@ public struct FfiConverterTypeSyncSummary: FfiConverterRustBuffer {
                 remaining: FfiConverterUInt32.read(from: &buf), 
                 alarms: FfiConverterUInt32.read(from: &buf), 
                 purged: FfiConverterUInt32.read(from: &buf), 
+                custodyEventsUploaded: FfiConverterUInt64.read(from: &buf), 
                 cancelled: FfiConverterBool.read(from: &buf), 
                 budgetExhausted: FfiConverterBool.read(from: &buf), 
                 busy: FfiConverterBool.read(from: &buf), 
@@ -4283,6 +4294,7 @@ public struct FfiConverterTypeSyncSummary: FfiConverterRustBuffer {
         FfiConverterUInt32.write(value.remaining, into: &buf)
         FfiConverterUInt32.write(value.alarms, into: &buf)
         FfiConverterUInt32.write(value.purged, into: &buf)
+        FfiConverterUInt64.write(value.custodyEventsUploaded, into: &buf)
         FfiConverterBool.write(value.cancelled, into: &buf)
         FfiConverterBool.write(value.budgetExhausted, into: &buf)
         FfiConverterBool.write(value.busy, into: &buf)
