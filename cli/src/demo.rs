@@ -179,7 +179,7 @@ fn story(root: &std::path::Path, server_data: &std::path::Path, url: &str) -> an
     println!("\n6. Independent verification of the monitor's clip, with its receipt");
     let out = root.join("export").join(&video.clip_id);
     monitor.export_clip(&video.clip_id, &out, &mut |_, _| {})?;
-    let report = fieldcap_core::verify::verify_clip_dir(&out);
+    let report = fieldcap_package::clip::verify_clip_dir(&out);
     for c in &report.checks {
         println!("   {}  {}", if c.ok { "ok  " } else { "FAIL" }, c.name);
     }
@@ -213,7 +213,7 @@ fn story(root: &std::path::Path, server_data: &std::path::Path, url: &str) -> an
                 },
             )
             .context("exporting a package")?;
-            let report = fieldcap_core::package_verify::verify_package(&outcome.path);
+            let report = fieldcap_package::package::verify_package(&outcome.path);
             let failed = report.checks.iter().filter(|c| !c.ok).count();
             let custody = report.checks.iter().find(|c| c.name == "custody events").map(|c| c.detail.clone()).unwrap_or_default();
             println!(
@@ -227,7 +227,7 @@ fn story(root: &std::path::Path, server_data: &std::path::Path, url: &str) -> an
             );
             println!("            custody: {custody}");
             if profile == Profile::Release {
-                let ix: fieldcap_core::package_verify::PackageIndex = serde_json::from_slice(&std::fs::read(outcome.path.join("package.json"))?)?;
+                let ix: fieldcap_package::package::PackageIndex = serde_json::from_slice(&std::fs::read(outcome.path.join("package.json"))?)?;
                 let with_media: Vec<_> = ix.items.iter().filter(|i| i.media.is_some()).collect();
                 let withheld = with_media.iter().filter(|i| i.media_withheld.is_some()).count();
                 println!(

@@ -276,9 +276,9 @@ pub fn verify(path: &Path, json: bool) -> anyhow::Result<i32> {
         bail!("'{}' is not a folder to verify", path.display());
     }
     let report = if path.join("package.json").exists() {
-        fieldcap_core::package_verify::verify_package(path)
+        fieldcap_package::package::verify_package(path)
     } else if path.join("manifest.json").exists() {
-        fieldcap_core::verify::verify_clip_dir(path)
+        fieldcap_package::clip::verify_clip_dir(path)
     } else {
         bail!("'{}' holds neither manifest.json (an exported clip) nor package.json (a package)", path.display());
     };

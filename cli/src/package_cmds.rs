@@ -4,7 +4,7 @@
 //! They work on a server data directory (also while `fieldcap serve` runs on it). Every action
 //! is a signed server custody event; see `fieldcap_server::package` and
 //! `fieldcap_server::retention`. `fieldcap verify PACKAGE` checks a package
-//! (`fieldcap_core::package_verify`).
+//! (`fieldcap_package::package`).
 
 use anyhow::{bail, Context};
 use clap::{ArgGroup, Args};

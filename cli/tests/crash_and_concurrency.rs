@@ -23,7 +23,7 @@ fn check_store(home: &std::path::Path, sources: &[(std::path::PathBuf, Digests)]
     let items = listing["items"].as_array().unwrap().clone();
     let manifests = manifests(home);
     assert_eq!(manifests.len(), items.len());
-    fieldcap_core::verify::verify_device_chain(&manifests).expect("device chain unbroken");
+    fieldcap_package::clip::verify_device_chain(&manifests).expect("device chain unbroken");
     let pem = fs::read_to_string(home.join("keys/device.pub.pem")).unwrap();
     let mut by_sha: HashMap<String, usize> = HashMap::new();
     for (i, m) in manifests.iter().enumerate() {

@@ -54,22 +54,28 @@ pub enum Error {
     Store(String),
 }
 
+/// The evidence formats' errors map variant to variant: a bad signature found while syncing is
+/// the same [`Error::Integrity`] as one found while sealing.
+impl From<fieldcap_evidence::Error> for Error {
+    fn from(e: fieldcap_evidence::Error) -> Self {
+        use fieldcap_evidence::Error as E;
+        match e {
+            E::Io { context, source } => Error::Io { context, source },
+            E::Json(e) => Error::Json(e),
+            E::InvalidInput(s) => Error::InvalidInput(s),
+            E::Integrity(s) => Error::Integrity(s),
+            E::NotFound(s) => Error::NotFound(s),
+            E::AlreadyExists(s) => Error::AlreadyExists(s),
+            E::SourceChanged(s) => Error::SourceChanged(s),
+            E::Key(s) => Error::Key(s),
+        }
+    }
+}
+
 impl Error {
     /// Wraps an [`io::Error`] with a short description of what was being done.
     pub fn io(context: impl Into<String>, source: io::Error) -> Self {
         Error::Io { context: context.into(), source }
-    }
-
-    /// A copy for reporting the same failure in several checks: message-carrying variants are
-    /// kept as they are, the others become [`Error::Integrity`] with their message.
-    pub(crate) fn duplicate(&self) -> Error {
-        match self {
-            Error::InvalidInput(s) => Error::InvalidInput(s.clone()),
-            Error::Integrity(s) => Error::Integrity(s.clone()),
-            Error::NotFound(s) => Error::NotFound(s.clone()),
-            Error::Key(s) => Error::Key(s.clone()),
-            other => Error::Integrity(other.to_string()),
-        }
     }
 
     /// True when the error is "no space left on device".

@@ -160,7 +160,7 @@ impl Store {
                 fs::remove_dir(out).ctx(|| "replacing the empty export folder".into())?;
             }
             fs::rename(&tmp, out).ctx(|| "moving the export into place".into())?;
-            crate::fsutil::sync_dir(&parent)
+            Ok(crate::fsutil::sync_dir(&parent)?)
         });
         if let Err(e) = res {
             let _ = fs::remove_dir_all(&tmp);
@@ -183,7 +183,7 @@ impl Store {
         put("device.pub.pem", self.public_pem().as_bytes())?;
         let custody: String = self.custody_events(None)?.iter().map(|e| e.to_jsonl() + "\n").collect();
         put("custody.jsonl", custody.as_bytes())?;
-        put("VERIFY.txt", crate::verify::CLIP_VERIFY_TXT.as_bytes())?;
+        put("VERIFY.txt", crate::clip::CLIP_VERIFY_TXT.as_bytes())?;
         if let Some((r, s)) = &rec.receipt {
             put("receipt.json", r)?;
             put("receipt.sig", s)?;
@@ -203,7 +203,7 @@ impl Store {
         let b3: String = files.iter().map(|(n, d)| format!("{}  {n}\n", d.blake3_hex())).collect();
         crate::fsutil::write_new(&dir.join("SHA256SUMS"), sha.as_bytes())?;
         crate::fsutil::write_new(&dir.join("B3SUMS"), b3.as_bytes())?;
-        crate::fsutil::sync_dir(dir)
+        Ok(crate::fsutil::sync_dir(dir)?)
     }
 }
 

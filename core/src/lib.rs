@@ -4,13 +4,14 @@
 //! evidence that a court expert can verify with stock tools, and that survives crashes, seized
 //! phones and bad input without losing anything.
 //!
-//! * [`identity`] — the device's Ed25519 key behind a [`identity::KeyProtector`].
-//! * [`hashing`] — one read, SHA-256 and BLAKE3 in parallel, bounded memory.
-//! * [`manifest`] — the signed `fieldcap.manifest/1` document.
 //! * [`store::Store`] — the SQLite-backed evidence store with crash recovery; sealing
-//!   ([`seal`]), listing and export ([`items`]), the custody log ([`custody`]).
-//! * [`track`] — GPS tracks from GPX and GeoJSON.
-//! * [`verify`] — verification of exported clips and device chains.
+//!   ([`seal`]), listing and export ([`items`]), the device custody log.
+//! * [`sync`] — enrolment and the sync pass to the council's intake server.
+//!
+//! The formats themselves (keys, hashing, manifests, custody events, the transparency log,
+//! wire types, tracks) live in `fieldcap-evidence` and are re-exported here ([`identity`],
+//! [`hashing`], [`manifest`], …); exported clips and their verifier in `fieldcap-package`
+//! ([`clip`]).
 //!
 //! ```no_run
 //! use std::sync::Arc;
@@ -21,26 +22,21 @@
 //! # Ok::<(), fieldcap_core::Error>(())
 //! ```
 
-pub mod canonical;
-pub mod custody;
 pub mod error;
-pub mod fsutil;
-pub mod hashing;
-pub mod identity;
 pub mod items;
-pub mod log;
-pub mod manifest;
-pub mod media_scrub;
-pub mod package_verify;
-pub mod protocol;
 mod recovery;
 pub mod schema;
 pub mod seal;
 pub mod store;
 pub mod sync;
-pub mod time;
-pub mod track;
-pub mod verify;
+
+// The evidence formats the device writes are shared with the server and the verifier; they are
+// re-exported so that the bindings (which depend on this crate alone) and the device code reach
+// them under one name.
+pub use fieldcap_evidence::{canonical, custody, fsutil, hashing, identity, manifest, protocol, time, tlog, track};
+pub use fieldcap_evidence as evidence;
+/// The exported-clip format (and its verifier), shared with recipients.
+pub use fieldcap_package::clip;
 
 pub use error::{Error, Result};
 pub use store::Store;

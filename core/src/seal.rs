@@ -339,7 +339,7 @@ impl Store {
         let dir = self.item_dir(clip_id);
         fs::create_dir_all(&dir).ctx(|| "creating the item folder".into())?;
         crate::fsutil::write_atomic(&dir.join("manifest.sig"), sig)?;
-        crate::fsutil::write_atomic(&dir.join("manifest.json"), manifest)
+        Ok(crate::fsutil::write_atomic(&dir.join("manifest.json"), manifest)?)
     }
 
     /// Seals a witness log entry (no media).

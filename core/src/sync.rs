@@ -400,6 +400,12 @@ impl From<Error> for Stop {
     }
 }
 
+impl From<fieldcap_evidence::Error> for Stop {
+    fn from(e: fieldcap_evidence::Error) -> Self {
+        Stop::Fatal(e.into())
+    }
+}
+
 type Step<T> = std::result::Result<T, Stop>;
 
 /// The pinned server, from enrolment.
@@ -1590,7 +1596,7 @@ impl Pass<'_> {
             return bad("tree size");
         }
         let proof = decode_proof(&r.log.inclusion)?;
-        crate::log::verify_inclusion(r.log.index, r.log.tree_size, &crate::log::leaf_hash(&r.leaf_bytes()), &proof, &cp.root)?;
+        crate::tlog::verify_inclusion(r.log.index, r.log.tree_size, &crate::tlog::leaf_hash(&r.leaf_bytes()), &proof, &cp.root)?;
         Ok((r, body, sig))
     }
 
@@ -1624,7 +1630,7 @@ impl Pass<'_> {
         }
         let pr: protocol::ProofResponse = serde_json::from_slice(&resp.body).map_err(|_| Stop::Transient("GET consistency: the answer does not parse".into()))?;
         let proof = decode_proof(&pr.proof)?;
-        if crate::log::verify_consistency(old.size, newer.size, &old.root, &newer.root, &proof).is_err() {
+        if crate::tlog::verify_consistency(old.size, newer.size, &old.root, &newer.root, &proof).is_err() {
             return Ok(Err(format!("the log of size {} is not an extension of the checkpoint of size {} held by this device", newer.size, old.size)));
         }
         if store_new {
@@ -1704,15 +1710,15 @@ enum HeadResult {
 
 /// Verifies a checkpoint note signed by the server key (under whichever key name the note uses
 /// for that key) and checks its origin.
-fn open_checkpoint(note: &str, key: &VerifyingKey, origin: &str) -> Result<crate::log::Checkpoint> {
-    let parsed = crate::log::parse_note(note)?;
+fn open_checkpoint(note: &str, key: &VerifyingKey, origin: &str) -> Result<crate::tlog::Checkpoint> {
+    let parsed = crate::tlog::parse_note(note)?;
     let name = parsed
         .signatures
         .iter()
-        .find(|(name, kid, _)| crate::log::note_key_id(name, key) == *kid)
+        .find(|(name, kid, _)| crate::tlog::note_key_id(name, key) == *kid)
         .map(|(name, _, _)| name.clone())
         .ok_or_else(|| Error::Integrity("the checkpoint carries no signature by the server key".into()))?;
-    let cp = crate::log::verify_checkpoint(note, &name, key)?;
+    let cp = crate::tlog::verify_checkpoint(note, &name, key)?;
     if !origin.is_empty() && cp.origin != origin {
         return Err(Error::Integrity("the checkpoint names another log".into()));
     }

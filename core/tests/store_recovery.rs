@@ -94,7 +94,7 @@ fn corrupt_database_is_moved_aside_and_items_restored_from_signed_manifests() {
     let next = s.seal_file(&f, CaptureRequest::default(), &mut |_, _| {}).unwrap();
     assert_eq!(next.seq, 4);
     let chain: Vec<Vec<u8>> = s.manifests().unwrap().into_iter().map(|m| m.0).collect();
-    fieldcap_core::verify::verify_device_chain(&chain).unwrap();
+    fieldcap_package::clip::verify_device_chain(&chain).unwrap();
     assert!(s.custody_events(None).unwrap().iter().any(|e| e.event == "database_moved_aside"));
 }
 

@@ -6,7 +6,7 @@
 #![allow(clippy::unwrap_used)]
 
 use fieldcap_core::identity::{DeviceKey, FileKeyProtector};
-use fieldcap_core::log::{self, Checkpoint, Hash};
+use fieldcap_core::tlog::{self, Checkpoint, Hash};
 use fieldcap_core::protocol::*;
 use fieldcap_core::seal::{CaptureRequest, ObservationRequest};
 use fieldcap_core::sync::*;
@@ -47,7 +47,7 @@ impl Mock {
         SignedDoc::new(&b, &self.key.sign(&b))
     }
     fn checkpoint(&self, leaves: &[Hash]) -> String {
-        log::sign_checkpoint(&Checkpoint { origin: ORIGIN.into(), size: leaves.len() as u64, root: log::root_of(leaves) }, ORIGIN, &self.key)
+        tlog::sign_checkpoint(&Checkpoint { origin: ORIGIN.into(), size: leaves.len() as u64, root: tlog::root_of(leaves) }, ORIGIN, &self.key)
     }
     fn complete(&self, st: &mut State, clip: &str) {
         let (m, seq, media) = st.manifests[clip].clone();
@@ -60,13 +60,13 @@ impl Mock {
         let received_at = fieldcap_core::time::now();
         let msha = fieldcap_core::hashing::sha256_hex(&m);
         let leaf = log_leaf_bytes(clip, &man.device_id, seq, &msha, media.as_ref(), &received_at);
-        st.leaves.push(log::leaf_hash(&leaf));
+        st.leaves.push(tlog::leaf_hash(&leaf));
         if st.fork_after == Some(st.leaves.len() as u64) {
             // Rewrite history: replace the first leaf.
-            st.leaves[0] = log::leaf_hash(b"rewritten");
+            st.leaves[0] = tlog::leaf_hash(b"rewritten");
         }
         let index = st.leaves.len() as u64 - 1;
-        let proof = log::inclusion_proof(&st.leaves, index).expect("proof");
+        let proof = tlog::inclusion_proof(&st.leaves, index).expect("proof");
         let r = Receipt {
             doc_type: types::RECEIPT.into(),
             clip_id: clip.into(),
@@ -75,7 +75,7 @@ impl Mock {
             manifest_sha256: msha,
             media,
             received_at,
-            log: ReceiptLog { index, tree_size: index + 1, checkpoint: self.checkpoint(&st.leaves), inclusion: log::proof_to_hex(&proof) },
+            log: ReceiptLog { index, tree_size: index + 1, checkpoint: self.checkpoint(&st.leaves), inclusion: tlog::proof_to_hex(&proof) },
             server_key_id: fieldcap_core::identity::device_id_for(&self.key.verifying_key()),
         };
         let doc = self.sign(&serde_json::to_value(&r).expect("json"));
@@ -182,8 +182,8 @@ impl Transport for Mock {
                     .split_once('?')
                     .map(|(_, q)| q.split('&').filter_map(|kv| kv.split_once('=')).map(|(k, v)| (k.to_string(), v.parse().unwrap_or(0))).collect())
                     .unwrap_or_default();
-                let proof = log::consistency_proof_from(&st.leaves[..], q["from"], q["to"]).expect("proof");
-                Ok(resp(200, serde_json::to_vec(&ProofResponse { proof: log::proof_to_hex(&proof) }).expect("json")))
+                let proof = tlog::consistency_proof_from(&st.leaves[..], q["from"], q["to"]).expect("proof");
+                Ok(resp(200, serde_json::to_vec(&ProofResponse { proof: tlog::proof_to_hex(&proof) }).expect("json")))
             }
             _ => Ok(resp(404, vec![])),
         }

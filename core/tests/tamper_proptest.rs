@@ -6,7 +6,7 @@
 use fieldcap_core::identity::FileKeyProtector;
 use fieldcap_core::manifest::Observation;
 use fieldcap_core::seal::{CaptureRequest, ObservationRequest};
-use fieldcap_core::verify::{verify_clip_dir, verify_device_chain};
+use fieldcap_package::clip::{verify_clip_dir, verify_device_chain};
 use fieldcap_core::Store;
 use proptest::prelude::*;
 use std::fs;

@@ -1,5 +1,5 @@
 //! Server custody events: the same `fieldcap.custody/1` format as the device's
-//! ([`fieldcap_core::custody`]), with actor `server:<server_key_id>`, hash-chained and signed by
+//! ([`fieldcap_evidence::custody`]), with actor `server:<server_key_id>`, hash-chained and signed by
 //! the server key.
 //!
 //! Events the server records:
@@ -23,17 +23,17 @@
 //! use fieldcap_server::store::{RecordStore, SqliteRecordStore};
 //! let dir = tempfile::tempdir().unwrap();
 //! let s = SqliteRecordStore::open(&dir.path().join("r.sqlite")).unwrap();
-//! let key = fieldcap_core::identity::DeviceKey::generate();
-//! let id = fieldcap_core::identity::device_id_for(&key.verifying_key());
+//! let key = fieldcap_evidence::identity::DeviceKey::generate();
+//! let id = fieldcap_evidence::identity::device_id_for(&key.verifying_key());
 //! fieldcap_server::custody::append(&s, &key, &id, "exported", None, serde_json::json!({})).unwrap();
 //! fieldcap_server::custody::append(&s, &key, &id, "exported", None, serde_json::json!({})).unwrap();
-//! fieldcap_core::custody::verify_chain(&s.custody(None).unwrap(), &key.verifying_key()).unwrap();
+//! fieldcap_evidence::custody::verify_chain(&s.custody(None).unwrap(), &key.verifying_key()).unwrap();
 //! ```
 
 use crate::error::Result;
 use crate::store::RecordStore;
-use fieldcap_core::custody::{body, CustodyEvent};
-use fieldcap_core::identity::DeviceKey;
+use fieldcap_evidence::custody::{body, CustodyEvent};
+use fieldcap_evidence::identity::DeviceKey;
 
 /// The actor name of a server key id.
 pub fn actor(server_key_id: &str) -> String {
@@ -49,7 +49,7 @@ pub fn append(
     clip_id: Option<&str>,
     detail: serde_json::Value,
 ) -> Result<CustodyEvent> {
-    let at = fieldcap_core::time::now();
+    let at = fieldcap_evidence::time::now();
     let who = actor(server_key_id);
     let sign = |seq: u64, prev: Option<&str>| {
         let b = body(&who, seq, &at, event, clip_id, detail.clone(), prev);

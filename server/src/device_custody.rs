@@ -19,8 +19,8 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use fieldcap_core::custody::CustodyEvent;
-use fieldcap_core::protocol::{CustodyAck, CustodySubmission, MAX_CUSTODY_BATCH};
+use fieldcap_evidence::custody::CustodyEvent;
+use fieldcap_evidence::protocol::{CustodyAck, CustodySubmission, MAX_CUSTODY_BATCH};
 
 /// Largest `POST /v1/custody` body.
 pub const MAX_CUSTODY_BODY: usize = 2 * 1024 * 1024;
@@ -45,7 +45,7 @@ fn accept(state: &AppState, device: &DeviceRecord, sub: &CustodySubmission) -> R
     if sub.events.len() > MAX_CUSTODY_BATCH {
         return Err(Error::TooLarge(format!("at most {MAX_CUSTODY_BATCH} custody events per request")));
     }
-    let key = fieldcap_core::identity::parse_public_pem(&device.public_key_pem)?;
+    let key = fieldcap_evidence::identity::parse_public_pem(&device.public_key_pem)?;
     let actor = format!("device:{}", device.device_id);
     let mut events = Vec::with_capacity(sub.events.len());
     for (i, v) in sub.events.iter().enumerate() {
@@ -57,7 +57,7 @@ fn accept(state: &AppState, device: &DeviceRecord, sub: &CustodySubmission) -> R
         if e.seq == 0 {
             return Err(Error::BadRequest(format!("custody event #{}: seq must start at 1", i + 1)));
         }
-        fieldcap_core::identity::verify(&key, &e.body, &e.sig)
+        fieldcap_evidence::identity::verify(&key, &e.body, &e.sig)
             .map_err(|_| Error::BadSignature(format!("custody event seq {}: the signature does not verify with the device's key", e.seq)))?;
         events.push(e);
     }
@@ -94,7 +94,7 @@ fn accept(state: &AppState, device: &DeviceRecord, sub: &CustodySubmission) -> R
         prev = Some(e.hash());
         expect += 1;
     }
-    let at = fieldcap_core::time::now();
+    let at = fieldcap_evidence::time::now();
     let expect_head = head.as_ref().map(|(s, h)| (*s, h.as_str()));
     if !state.records.append_device_custody(&device.device_id, expect_head, &fresh, &at)? {
         return Err(Error::Conflict("the device's custody log moved during this request; send again".into()));

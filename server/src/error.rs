@@ -14,7 +14,7 @@
 
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use fieldcap_core::protocol::Problem;
+use fieldcap_evidence::protocol::Problem;
 
 /// Prefix of every problem type URI.
 pub const PROBLEM_BASE: &str = "https://fieldcap.org/problems/";
@@ -24,7 +24,7 @@ pub const PROBLEM_BASE: &str = "https://fieldcap.org/problems/";
 pub enum Error {
     /// An error from the Fieldcap core (mapped by its kind: invalid input → 400, integrity → 422).
     #[error(transparent)]
-    Core(#[from] fieldcap_core::Error),
+    Core(#[from] fieldcap_evidence::Error),
     /// The record database failed.
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
@@ -128,7 +128,7 @@ impl Error {
 
     /// (status, stable name, title, detail shown to the client).
     fn parts(&self) -> (StatusCode, &'static str, &'static str, Option<String>) {
-        use fieldcap_core::Error as C;
+        use fieldcap_evidence::Error as C;
         match self {
             Error::Core(C::InvalidInput(m)) => (StatusCode::BAD_REQUEST, "malformed-request", "Malformed request", Some(m.clone())),
             Error::Core(C::Integrity(m)) => (StatusCode::UNPROCESSABLE_ENTITY, "integrity", "Integrity check failed", Some(m.clone())),

@@ -9,9 +9,9 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, Request, StatusCode, Uri};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use fieldcap_core::identity::{device_id_for, parse_public_pem};
-use fieldcap_core::manifest::{ItemKind, Manifest};
-use fieldcap_core::protocol::{
+use fieldcap_evidence::identity::{device_id_for, parse_public_pem};
+use fieldcap_evidence::manifest::{ItemKind, Manifest};
+use fieldcap_evidence::protocol::{
     self, Commitment, CommitmentResponse, DeviceCertificate, EnrollRequest, ManifestSubmission, ProofResponse, SignedDoc,
     TimeResponse,
 };
@@ -75,7 +75,7 @@ pub(crate) fn now_ms() -> i64 {
 
 pub(crate) fn rfc3339_ms(ms: i64) -> String {
     chrono::DateTime::<chrono::Utc>::from_timestamp_millis(ms)
-        .map(fieldcap_core::time::format)
+        .map(fieldcap_evidence::time::format)
         .unwrap_or_default()
 }
 
@@ -117,7 +117,7 @@ pub(crate) fn authenticate(state: &AppState, method: &Method, uri: &Uri, headers
     let key = parse_public_pem(&device.public_key_pem)?;
     let pq = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     let msg = protocol::request_signing_string(method.as_str(), pq, ts, nonce, body);
-    fieldcap_core::identity::verify(&key, &msg, &sig).map_err(|_| Error::Unauthenticated("the request signature does not verify".into()))?;
+    fieldcap_evidence::identity::verify(&key, &msg, &sig).map_err(|_| Error::Unauthenticated("the request signature does not verify".into()))?;
     if !state.records.use_nonce(device_id, &nonce.to_ascii_lowercase(), ts, now - 2 * protocol::MAX_SKEW_MS)? {
         return Err(Error::ReplayedRequest);
     }
@@ -149,7 +149,7 @@ pub(crate) async fn enroll(State(state): AppStateRef, body: Body) -> Result<Resp
 
 /// SHA-256 hex of a token (only the hash is stored).
 pub(crate) fn token_hash(token: &str) -> String {
-    fieldcap_core::hashing::sha256_hex(token.as_bytes())
+    fieldcap_evidence::hashing::sha256_hex(token.as_bytes())
 }
 
 fn enroll_blocking(state: &AppState, req: EnrollRequest) -> Result<(StatusCode, SignedDoc)> {
@@ -164,8 +164,8 @@ fn enroll_blocking(state: &AppState, req: EnrollRequest) -> Result<(StatusCode, 
     }
     let key = parse_public_pem(&req.public_key_pem)?;
     let device_id = device_id_for(&key);
-    let pem = fieldcap_core::identity::public_key_pem(&key);
-    let at = fieldcap_core::time::now();
+    let pem = fieldcap_evidence::identity::public_key_pem(&key);
+    let at = fieldcap_evidence::time::now();
     let build = |role: &str| -> Result<DeviceRecord> {
         let cert = DeviceCertificate {
             doc_type: protocol::types::DEVICE_CERT.into(),
@@ -223,7 +223,7 @@ pub(crate) fn new_upload(state: &AppState, clip_id: &str, length: u64) -> Upload
         capability: new_capability(),
         length,
         offset: 0,
-        created_at: fieldcap_core::time::now(),
+        created_at: fieldcap_evidence::time::now(),
         expires_at_ms: now_ms().saturating_add(state.cfg.upload_ttl.as_millis() as i64),
         state: "open".into(),
     }
@@ -247,14 +247,14 @@ fn commit_manifest(state: &AppState, device: &DeviceRecord, sub: &ManifestSubmis
     if m.device_id != device.device_id {
         return Err(Error::DeviceMismatch("the manifest's device_id is not the device that signed the request".into()));
     }
-    fieldcap_core::identity::verify_with_pem(&device.public_key_pem, &bytes, &sig)
+    fieldcap_evidence::identity::verify_with_pem(&device.public_key_pem, &bytes, &sig)
         .map_err(|e| Error::BadSignature(strip_prefix(&e.to_string())))?;
     if let Some(md) = &m.media {
         if md.bytes > state.cfg.max_upload_bytes {
             return Err(Error::TooLarge(format!("media of {} bytes exceeds the server's limit of {}", md.bytes, state.cfg.max_upload_bytes)));
         }
     }
-    let sha = fieldcap_core::hashing::sha256_hex(&bytes);
+    let sha = fieldcap_evidence::hashing::sha256_hex(&bytes);
     let _guard = state.commit_lock.lock().map_err(|_| Error::Internal("commit lock poisoned".into()))?;
 
     if let Some(existing) = state.records.item(&m.clip_id)? {
@@ -304,7 +304,7 @@ fn commit_manifest(state: &AppState, device: &DeviceRecord, sub: &ManifestSubmis
         state.custody("seq_gap", Some(&m.clip_id), serde_json::json!({ "device_id": device.device_id, "expected": max + 1, "got": m.seq }))?;
     }
 
-    let committed_at = fieldcap_core::time::now();
+    let committed_at = fieldcap_evidence::time::now();
     let commitment = Commitment {
         doc_type: protocol::types::COMMITMENT.into(),
         clip_id: m.clip_id.clone(),
@@ -435,7 +435,7 @@ pub(crate) async fn consistency(State(state): AppStateRef, RawQuery(q): RawQuery
     let from = query_u64(&q, "from")?;
     let to = query_u64(&q, "to")?;
     let proof = blocking(move || Ok(state.log()?.consistency(from, to)?)).await?;
-    json_response(StatusCode::OK, &ProofResponse { proof: fieldcap_core::log::proof_to_hex(&proof) })
+    json_response(StatusCode::OK, &ProofResponse { proof: fieldcap_evidence::tlog::proof_to_hex(&proof) })
 }
 
 /// `GET /v1/log/inclusion?index=&tree_size=`.
@@ -443,7 +443,7 @@ pub(crate) async fn inclusion(State(state): AppStateRef, RawQuery(q): RawQuery) 
     let index = query_u64(&q, "index")?;
     let size = query_u64(&q, "tree_size")?;
     let proof = blocking(move || Ok(state.log()?.inclusion(index, size)?)).await?;
-    json_response(StatusCode::OK, &ProofResponse { proof: fieldcap_core::log::proof_to_hex(&proof) })
+    json_response(StatusCode::OK, &ProofResponse { proof: fieldcap_evidence::tlog::proof_to_hex(&proof) })
 }
 
 /// Fallback for unknown paths.

@@ -142,7 +142,7 @@ pub fn group(items: &[IncidentItem]) -> Vec<Incident> {
         groups.entry(r).or_default().push(i);
     }
     let fmt = |ms: i64| {
-        chrono::DateTime::<chrono::Utc>::from_timestamp_millis(ms).map(fieldcap_core::time::format).unwrap_or_default()
+        chrono::DateTime::<chrono::Utc>::from_timestamp_millis(ms).map(fieldcap_evidence::time::format).unwrap_or_default()
     };
     let mut out: Vec<Incident> = groups
         .into_values()
@@ -182,9 +182,9 @@ pub fn group(items: &[IncidentItem]) -> Vec<Incident> {
 
 /// The grouping input of a stored item (from its exact manifest bytes).
 pub fn item_of(rec: &crate::store::ItemRecord) -> Option<IncidentItem> {
-    let m = fieldcap_core::manifest::Manifest::parse(&rec.manifest).ok()?;
-    let s = fieldcap_core::time::parse(&m.capture.started_at, "started_at").ok()?.timestamp_millis();
-    let e = fieldcap_core::time::parse(&m.capture.ended_at, "ended_at").ok()?.timestamp_millis();
+    let m = fieldcap_evidence::manifest::Manifest::parse(&rec.manifest).ok()?;
+    let s = fieldcap_evidence::time::parse(&m.capture.started_at, "started_at").ok()?.timestamp_millis();
+    let e = fieldcap_evidence::time::parse(&m.capture.ended_at, "ended_at").ok()?.timestamp_millis();
     Some(IncidentItem {
         clip_id: rec.clip_id.clone(),
         device_id: rec.device_id.clone(),

@@ -15,7 +15,7 @@
 //! ```
 
 use crate::error::{Error, Result};
-use fieldcap_core::identity::DeviceKey;
+use fieldcap_evidence::identity::DeviceKey;
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -53,7 +53,7 @@ pub fn load_or_create(data_dir: &Path) -> Result<(DeviceKey, bool)> {
     match linked {
         Ok(()) => {
             fs::File::open(data_dir).and_then(|d| d.sync_all()).map_err(|e| Error::io("syncing the data directory", e))?;
-            fieldcap_core::fsutil::write_atomic(&data_dir.join(PUB_FILE), key.public_pem().as_bytes())?;
+            fieldcap_evidence::fsutil::write_atomic(&data_dir.join(PUB_FILE), key.public_pem().as_bytes())?;
             Ok((key, true))
         }
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok((load(data_dir)?, false)),
@@ -78,7 +78,7 @@ pub fn load(data_dir: &Path) -> Result<DeviceKey> {
     let key = DeviceKey::from_secret(&secret)?;
     let pub_path = data_dir.join(PUB_FILE);
     if !pub_path.exists() {
-        fieldcap_core::fsutil::write_atomic(&pub_path, key.public_pem().as_bytes())?;
+        fieldcap_evidence::fsutil::write_atomic(&pub_path, key.public_pem().as_bytes())?;
     }
     Ok(key)
 }

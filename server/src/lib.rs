@@ -10,14 +10,14 @@
 //!   checkpoints, custody), `blobs/` (content-addressed originals, never modified),
 //!   `uploads/` (partial tus uploads), `server.key` (0600) and `server.pub.pem`.
 //!   Nothing is ever written outside it.
-//! * Endpoints follow [`fieldcap_core::protocol`]; tus details in [`tus`]; errors are RFC 9457
+//! * Endpoints follow [`fieldcap_evidence::protocol`]; tus details in [`tus`]; errors are RFC 9457
 //!   problem+json ([`error`]).
 //! * [`issue_token`], [`revoke_device`] and [`incidents`] work on the data directory directly,
 //!   also while a server runs on it; [`records::Records`] reads everything for packages.
 //! * Storage sits behind [`store::RecordStore`] and [`store::BlobStore`].
 //!
 //! Module map: [`error`], [`schema`], [`store`], [`keys`], [`handlers`](crate) (JSON endpoints and
-//! request authentication), [`tus`], [`log`] (Merkle cache over [`fieldcap_core::log`]),
+//! request authentication), [`tus`], [`log`] (Merkle cache over [`fieldcap_evidence::tlog`]),
 //! [`receipts`], [`custody`], [`incidents`], [`records`].
 //!
 //! ```no_run
@@ -242,13 +242,13 @@ fn open_records(data_dir: &Path) -> Result<store::SqliteRecordStore> {
 /// [`TOKEN_TTL`]. Works while a server runs on the same directory. Only the token's SHA-256 is
 /// stored; the token itself is returned once.
 pub fn issue_token(data_dir: &Path, role: &str) -> Result<String> {
-    fieldcap_core::manifest::Role::parse(role)?;
+    fieldcap_evidence::manifest::Role::parse(role)?;
     let store = open_records(data_dir)?;
     let mut b = [0u8; 32];
     rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut b);
     let token = base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, b);
     let expires = handlers::now_ms().saturating_add(TOKEN_TTL.as_millis() as i64);
-    store::RecordStore::insert_token(&store, &handlers::token_hash(&token), role, &fieldcap_core::time::now(), expires)?;
+    store::RecordStore::insert_token(&store, &handlers::token_hash(&token), role, &fieldcap_evidence::time::now(), expires)?;
     Ok(token)
 }
 
@@ -258,10 +258,10 @@ pub fn issue_token(data_dir: &Path, role: &str) -> Result<String> {
 /// already revoked.
 pub fn revoke_device(data_dir: &Path, device_id: &str, reason: &str) -> Result<bool> {
     let store = open_records(data_dir)?;
-    let done = store::RecordStore::revoke_device(&store, device_id, &fieldcap_core::time::now())?;
+    let done = store::RecordStore::revoke_device(&store, device_id, &fieldcap_evidence::time::now())?;
     if done {
         if let Ok(key) = keys::load(data_dir) {
-            let id = fieldcap_core::identity::device_id_for(&key.verifying_key());
+            let id = fieldcap_evidence::identity::device_id_for(&key.verifying_key());
             custody::append(&store, &key, &id, "revoked", None, serde_json::json!({ "device_id": device_id, "reason": reason }))?;
         }
     }

@@ -4,13 +4,13 @@
 //! server reads the leaf hashes once and builds [`LogTree`], which keeps, per level, the hash of
 //! every complete aligned subtree (`levels[l][i]` covers leaves `[i·2^l, (i+1)·2^l)`), about
 //! 2 × 32 bytes per leaf. Appending a leaf adds at most log₂ n nodes; a root is O(log n) lookups
-//! and a proof O(log² n) (via [`fieldcap_core::log::SubtreeSource`]): nothing is recomputed per
-//! request. The proof *algorithms* are the pure functions of [`fieldcap_core::log`], shared with
+//! and a proof O(log² n) (via [`fieldcap_evidence::tlog::SubtreeSource`]): nothing is recomputed per
+//! request. The proof *algorithms* are the pure functions of [`fieldcap_evidence::tlog`], shared with
 //! the devices that verify them.
 //!
 //! ```
 //! use fieldcap_server::log::LogTree;
-//! use fieldcap_core::log::{leaf_hash, root_of, verify_inclusion};
+//! use fieldcap_evidence::tlog::{leaf_hash, root_of, verify_inclusion};
 //! let leaves: Vec<_> = (0..5u8).map(|i| leaf_hash(&[i])).collect();
 //! let mut t = LogTree::default();
 //! for l in &leaves { t.push(*l); }
@@ -19,7 +19,7 @@
 //! verify_inclusion(2, 5, &leaves[2], &p, &root_of(&leaves)).unwrap();
 //! ```
 
-use fieldcap_core::log::{self as core_log, Hash, SubtreeSource};
+use fieldcap_evidence::tlog::{self as core_log, Hash, SubtreeSource};
 
 /// Perfect-subtree hash cache of an append-only RFC 6962 tree.
 #[derive(Debug, Clone, Default)]
@@ -73,38 +73,38 @@ impl LogTree {
     }
 
     /// Root of the first `size` leaves.
-    pub fn root(&self, size: u64) -> fieldcap_core::Result<Hash> {
+    pub fn root(&self, size: u64) -> fieldcap_evidence::Result<Hash> {
         self.check(size)?;
         core_log::root_from(self, size)
     }
 
     /// Inclusion proof of leaf `index` in the tree of `size` leaves.
-    pub fn inclusion(&self, index: u64, size: u64) -> fieldcap_core::Result<Vec<Hash>> {
+    pub fn inclusion(&self, index: u64, size: u64) -> fieldcap_evidence::Result<Vec<Hash>> {
         self.check(size)?;
         core_log::inclusion_proof_from(self, index, size)
     }
 
     /// Consistency proof from `old_size` to `new_size`.
-    pub fn consistency(&self, old_size: u64, new_size: u64) -> fieldcap_core::Result<Vec<Hash>> {
+    pub fn consistency(&self, old_size: u64, new_size: u64) -> fieldcap_evidence::Result<Vec<Hash>> {
         self.check(new_size)?;
         core_log::consistency_proof_from(self, old_size, new_size)
     }
 
-    fn check(&self, size: u64) -> fieldcap_core::Result<()> {
+    fn check(&self, size: u64) -> fieldcap_evidence::Result<()> {
         if size > self.size() {
-            return Err(fieldcap_core::Error::InvalidInput(format!("tree size {size} is larger than the log ({})", self.size())));
+            return Err(fieldcap_evidence::Error::InvalidInput(format!("tree size {size} is larger than the log ({})", self.size())));
         }
         Ok(())
     }
 }
 
 impl SubtreeSource for LogTree {
-    fn subtree(&self, level: u32, index: u64) -> fieldcap_core::Result<Hash> {
+    fn subtree(&self, level: u32, index: u64) -> fieldcap_evidence::Result<Hash> {
         self.levels
             .get(level as usize)
             .and_then(|v| v.get(index as usize))
             .copied()
-            .ok_or_else(|| fieldcap_core::Error::InvalidInput("subtree lies outside the log".into()))
+            .ok_or_else(|| fieldcap_evidence::Error::InvalidInput("subtree lies outside the log".into()))
     }
 }
 
@@ -112,7 +112,7 @@ impl SubtreeSource for LogTree {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use fieldcap_core::log::{consistency_proof, inclusion_proof, leaf_hash, root_of};
+    use fieldcap_evidence::tlog::{consistency_proof, inclusion_proof, leaf_hash, root_of};
 
     #[test]
     fn cache_agrees_with_direct_computation_and_truncates() {

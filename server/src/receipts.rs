@@ -1,7 +1,7 @@
 //! Completing an item: log leaf, checkpoint, signed receipt — stored in one transaction.
 //!
 //! When an item is complete (an observation at commit time; media once its bytes verified), the
-//! server builds the leaf ([`fieldcap_core::protocol::log_leaf_bytes`]), appends it to the log
+//! server builds the leaf ([`fieldcap_evidence::protocol::log_leaf_bytes`]), appends it to the log
 //! cache, signs a fresh checkpoint for the new size, computes the inclusion proof from the leaf to
 //! that checkpoint, and signs the [`Receipt`]. Leaf, checkpoint, receipt and upload state are then
 //! stored together ([`crate::store::RecordStore::complete_item`]); if that fails the cache append
@@ -11,7 +11,7 @@
 //! A device verifies a receipt with [`verify_receipt`] (also usable by any verifier):
 //!
 //! ```no_run
-//! # fn f(doc: fieldcap_core::protocol::SignedDoc, key: ed25519_dalek::VerifyingKey) -> fieldcap_server::Result<()> {
+//! # fn f(doc: fieldcap_evidence::protocol::SignedDoc, key: ed25519_dalek::VerifyingKey) -> fieldcap_server::Result<()> {
 //! let receipt = fieldcap_server::receipts::verify_receipt(&doc, &key, "fieldcap.intake/…")?;
 //! println!("leaf {} of {}", receipt.log.index, receipt.log.tree_size);
 //! # Ok(()) }
@@ -21,13 +21,13 @@ use crate::error::{Error, Result};
 use crate::state::AppState;
 use crate::store::{Completion, ItemRecord};
 use ed25519_dalek::VerifyingKey;
-use fieldcap_core::log::{leaf_hash, proof_from_hex, proof_to_hex, verify_checkpoint, verify_inclusion};
-use fieldcap_core::protocol::{log_leaf_bytes, types, Receipt, ReceiptLog, ReceiptMedia, SignedDoc};
+use fieldcap_evidence::tlog::{leaf_hash, proof_from_hex, proof_to_hex, verify_checkpoint, verify_inclusion};
+use fieldcap_evidence::protocol::{log_leaf_bytes, types, Receipt, ReceiptLog, ReceiptMedia, SignedDoc};
 
 /// Completes `item` (in state `committed`): appends its leaf and stores the signed receipt.
 /// Returns (receipt bytes, signature).
 pub(crate) fn complete(state: &AppState, item: &ItemRecord, media: Option<ReceiptMedia>, blob_sha256: Option<String>) -> Result<(Vec<u8>, Vec<u8>)> {
-    let received_at = fieldcap_core::time::now();
+    let received_at = fieldcap_evidence::time::now();
     let leaf = log_leaf_bytes(&item.clip_id, &item.device_id, item.seq, &item.manifest_sha256, media.as_ref(), &received_at);
     let h = leaf_hash(&leaf);
     let mut tree = state.log()?;
@@ -36,8 +36,8 @@ pub(crate) fn complete(state: &AppState, item: &ItemRecord, media: Option<Receip
     let built = (|| -> Result<(Completion, Vec<u8>, Vec<u8>)> {
         let root = tree.root(size)?;
         let proof = tree.inclusion(index, size)?;
-        let note = fieldcap_core::log::sign_checkpoint(
-            &fieldcap_core::log::Checkpoint { origin: state.origin.clone(), size, root },
+        let note = fieldcap_evidence::tlog::sign_checkpoint(
+            &fieldcap_evidence::tlog::Checkpoint { origin: state.origin.clone(), size, root },
             &state.origin,
             &state.key,
         );
@@ -84,11 +84,11 @@ pub(crate) fn complete(state: &AppState, item: &ItemRecord, media: Option<Receip
 pub fn verify_receipt(doc: &SignedDoc, server_key: &VerifyingKey, origin: &str) -> Result<Receipt> {
     let (receipt, _, _): (Receipt, _, _) = doc.open(server_key)?;
     if receipt.doc_type != types::RECEIPT {
-        return Err(Error::Core(fieldcap_core::Error::Integrity("not a receipt".into())));
+        return Err(Error::Core(fieldcap_evidence::Error::Integrity("not a receipt".into())));
     }
     let cp = verify_checkpoint(&receipt.log.checkpoint, origin, server_key)?;
     if cp.size != receipt.log.tree_size || cp.origin != origin {
-        return Err(Error::Core(fieldcap_core::Error::Integrity("receipt checkpoint does not match its tree size or origin".into())));
+        return Err(Error::Core(fieldcap_evidence::Error::Integrity("receipt checkpoint does not match its tree size or origin".into())));
     }
     let proof = proof_from_hex(&receipt.log.inclusion)?;
     verify_inclusion(receipt.log.index, receipt.log.tree_size, &leaf_hash(&receipt.leaf_bytes()), &proof, &cp.root)?;

@@ -19,8 +19,8 @@ use crate::error::{Error, Result};
 use crate::log::LogTree;
 use crate::state::{default_origin, Layout};
 use crate::store::{BlobStore, DeviceRecord, ItemRecord, LocalBlobStore, RecordStore, SqliteRecordStore};
-use fieldcap_core::custody::CustodyEvent;
-use fieldcap_core::identity::{device_id_for, DeviceKey};
+use fieldcap_evidence::custody::CustodyEvent;
+use fieldcap_evidence::identity::{device_id_for, DeviceKey};
 use std::path::{Path, PathBuf};
 
 pub use crate::store::{DeviceRecord as Device, ItemRecord as Item, MediaInfo};
@@ -138,12 +138,12 @@ impl Records {
 
     /// Inclusion proof (hex) of leaf `index` in the tree of `tree_size` leaves.
     pub fn inclusion_proof(&self, index: u64, tree_size: u64) -> Result<Vec<String>> {
-        Ok(fieldcap_core::log::proof_to_hex(&self.tree()?.inclusion(index, tree_size)?))
+        Ok(fieldcap_evidence::tlog::proof_to_hex(&self.tree()?.inclusion(index, tree_size)?))
     }
 
     /// Consistency proof (hex) between two tree sizes.
     pub fn consistency_proof(&self, from: u64, to: u64) -> Result<Vec<String>> {
-        Ok(fieldcap_core::log::proof_to_hex(&self.tree()?.consistency(from, to)?))
+        Ok(fieldcap_evidence::tlog::proof_to_hex(&self.tree()?.consistency(from, to)?))
     }
 
     /// Grouped incidents.

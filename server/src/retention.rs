@@ -32,7 +32,7 @@ use crate::error::{Error, Result};
 use crate::log::LogTree;
 use crate::records::Records;
 use chrono::{DateTime, Utc};
-use fieldcap_core::log::{leaf_hash, parse_note, sign_checkpoint, Checkpoint};
+use fieldcap_evidence::tlog::{leaf_hash, parse_note, sign_checkpoint, Checkpoint};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -48,7 +48,7 @@ fn conn(data_dir: &Path) -> Result<Connection> {
 }
 
 fn valid_category(c: &str) -> bool {
-    c == "default" || matches!(c, "video" | "audio" | "photo" | "observation") || fieldcap_core::manifest::KNOWN_TAGS.contains(&c)
+    c == "default" || matches!(c, "video" | "audio" | "photo" | "observation") || fieldcap_evidence::manifest::KNOWN_TAGS.contains(&c)
 }
 
 /// The configured policy: category → days.
@@ -68,7 +68,7 @@ pub fn set_policy(data_dir: &Path, category: &str, days: i64) -> Result<()> {
         return Err(Error::BadRequest("retention days must be between 0 and 36500".into()));
     }
     let r = Records::open(data_dir)?;
-    let at = fieldcap_core::time::now();
+    let at = fieldcap_evidence::time::now();
     conn(data_dir)?.execute(
         "INSERT INTO retention_policy (category, days, set_at) VALUES (?1, ?2, ?3) ON CONFLICT(category) DO UPDATE SET days = ?2, set_at = ?3",
         params![category, days, at],
@@ -90,7 +90,7 @@ pub fn hold(data_dir: &Path, clip_id: &str, reason: &str) -> Result<()> {
     require_item(&r, clip_id)?;
     conn(data_dir)?.execute(
         "INSERT INTO holds (clip_id, reason, held_at) VALUES (?1, ?2, ?3)",
-        params![clip_id, reason, fieldcap_core::time::now()],
+        params![clip_id, reason, fieldcap_evidence::time::now()],
     )?;
     r.append_custody("held", Some(clip_id), serde_json::json!({ "reason": reason }))?;
     Ok(())
@@ -103,7 +103,7 @@ pub fn release(data_dir: &Path, clip_id: &str, reason: &str) -> Result<usize> {
     require_item(&r, clip_id)?;
     let n = conn(data_dir)?.execute(
         "UPDATE holds SET released_at = ?2, release_reason = ?3 WHERE clip_id = ?1 AND released_at IS NULL",
-        params![clip_id, fieldcap_core::time::now(), reason],
+        params![clip_id, fieldcap_evidence::time::now(), reason],
     )?;
     if n > 0 {
         r.append_custody("hold_released", Some(clip_id), serde_json::json!({ "holds": n as i64, "reason": reason }))?;
@@ -115,7 +115,7 @@ pub fn release(data_dir: &Path, clip_id: &str, reason: &str) -> Result<usize> {
 pub fn record_referrals(data_dir: &Path, clip_ids: &[String], package_id: &str, recipient: &str) -> Result<()> {
     let mut c = conn(data_dir)?;
     let tx = c.transaction()?;
-    let at = fieldcap_core::time::now();
+    let at = fieldcap_evidence::time::now();
     for id in clip_ids {
         tx.execute(
             "INSERT OR IGNORE INTO referrals (clip_id, package_id, recipient, at) VALUES (?1, ?2, ?3, ?4)",
@@ -157,7 +157,7 @@ pub struct ItemRetention {
 }
 
 fn item_tags(item: &crate::records::Item) -> Vec<String> {
-    fieldcap_core::manifest::Manifest::parse(&item.manifest).map(|m| m.tags).unwrap_or_default()
+    fieldcap_evidence::manifest::Manifest::parse(&item.manifest).map(|m| m.tags).unwrap_or_default()
 }
 
 fn state_of(c: &Connection, item: &crate::records::Item, pol: &BTreeMap<String, i64>, now: DateTime<Utc>) -> Result<ItemRetention> {
@@ -169,7 +169,7 @@ fn state_of(c: &Connection, item: &crate::records::Item, pol: &BTreeMap<String, 
         .max_by_key(|(_, d)| *d)
         .unwrap_or(("default".into(), DEFAULT_RETENTION_DAYS));
     let since = item.received_at.clone().unwrap_or_else(|| item.committed_at.clone());
-    let start = fieldcap_core::time::parse(&since, "received_at")?;
+    let start = fieldcap_evidence::time::parse(&since, "received_at")?;
     let until = start + chrono::Duration::days(days);
     let holds: i64 = c.query_row("SELECT COUNT(*) FROM holds WHERE clip_id = ?1 AND released_at IS NULL", [&item.clip_id], |r| r.get(0))?;
     let referrals: i64 = c.query_row("SELECT COUNT(*) FROM referrals WHERE clip_id = ?1", [&item.clip_id], |r| r.get(0))?;
@@ -180,7 +180,7 @@ fn state_of(c: &Connection, item: &crate::records::Item, pol: &BTreeMap<String, 
         category,
         days,
         since,
-        until: fieldcap_core::time::format(until),
+        until: fieldcap_evidence::time::format(until),
         holds,
         referrals,
         due: until <= now && holds == 0 && referrals == 0 && disposed_at.is_none(),
@@ -215,7 +215,7 @@ pub fn dispose(data_dir: &Path, now: DateTime<Utc>, dry_run: bool) -> Result<Dis
     }
     let mut out = DisposalReport { dry_run, ..Default::default() };
     for st in status(data_dir, now)? {
-        if st.disposed_at.is_some() || fieldcap_core::time::parse(&st.until, "until")? > now {
+        if st.disposed_at.is_some() || fieldcap_evidence::time::parse(&st.until, "until")? > now {
             continue;
         }
         if st.holds > 0 {
@@ -239,7 +239,7 @@ pub fn dispose(data_dir: &Path, now: DateTime<Utc>, dry_run: bool) -> Result<Dis
 
 /// Appends a leaf to the log from outside the server process, with a signed checkpoint, in one
 /// transaction. A running server catches up on its next log access. Returns (index, tree size).
-fn append_leaf(tx: &rusqlite::Transaction<'_>, key: &fieldcap_core::identity::DeviceKey, default_origin: &str, name: &str, leaf: &[u8]) -> Result<(u64, u64)> {
+fn append_leaf(tx: &rusqlite::Transaction<'_>, key: &fieldcap_evidence::identity::DeviceKey, default_origin: &str, name: &str, leaf: &[u8]) -> Result<(u64, u64)> {
     let mut st = tx.prepare("SELECT leaf_hash FROM log_leaves ORDER BY idx")?;
     let hashes = st
         .query_map([], |r| r.get::<_, Vec<u8>>(0))?
@@ -263,7 +263,7 @@ fn append_leaf(tx: &rusqlite::Transaction<'_>, key: &fieldcap_core::identity::De
 
 /// Canonical bytes of a disposal leaf.
 pub fn disposal_leaf(item: &crate::records::Item, disposed_at: &str) -> Vec<u8> {
-    fieldcap_core::canonical::to_vec(&serde_json::json!({
+    fieldcap_evidence::canonical::to_vec(&serde_json::json!({
         "type": DISPOSAL_LEAF_TYPE,
         "clip_id": item.clip_id,
         "device_id": item.device_id,
@@ -279,7 +279,7 @@ pub fn disposal_leaf(item: &crate::records::Item, disposed_at: &str) -> Vec<u8> 
 fn dispose_one(r: &Records, st: &ItemRetention) -> Result<Option<String>> {
     let item = require_item(r, &st.clip_id)?;
     let mut c = conn(r.data_dir())?;
-    let at = fieldcap_core::time::now();
+    let at = fieldcap_evidence::time::now();
     let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     // Checked again under the write lock: a hold or export made meanwhile wins.
     let holds: i64 = tx.query_row("SELECT COUNT(*) FROM holds WHERE clip_id = ?1 AND released_at IS NULL", [&item.clip_id], |r| r.get(0))?;

@@ -4,8 +4,8 @@ use crate::error::{Error, Result};
 use crate::log::LogTree;
 use crate::store::{BlobStore, LocalBlobStore, RecordStore, SqliteRecordStore};
 use crate::ServerConfig;
-use fieldcap_core::identity::{device_id_for, DeviceKey};
-use fieldcap_core::log::{sign_checkpoint, Checkpoint};
+use fieldcap_evidence::identity::{device_id_for, DeviceKey};
+use fieldcap_evidence::tlog::{sign_checkpoint, Checkpoint};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -140,7 +140,7 @@ impl AppState {
 
     /// Signs a canonical JSON document; returns (bytes, signature).
     pub fn sign_doc<T: serde::Serialize>(&self, doc: &T) -> Result<(Vec<u8>, Vec<u8>)> {
-        let body = fieldcap_core::canonical::to_vec_of(doc)?;
+        let body = fieldcap_evidence::canonical::to_vec_of(doc)?;
         let sig = self.key.sign(&body).to_vec();
         Ok((body, sig))
     }

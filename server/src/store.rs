@@ -20,8 +20,8 @@
 //! ```
 
 use crate::error::{Error, Result};
-use fieldcap_core::custody::CustodyEvent;
-use fieldcap_core::log::Hash;
+use fieldcap_evidence::custody::CustodyEvent;
+use fieldcap_evidence::tlog::Hash;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use std::io::Read;
 use std::path::{Path, PathBuf};

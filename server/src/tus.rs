@@ -355,7 +355,7 @@ pub(crate) fn finalize(state: &AppState, item: &ItemRecord, up: &UploadRecord) -
     let path = state.layout.partial(&item.clip_id);
     if !path.exists() {
         if up.length == 0 {
-            fieldcap_core::fsutil::write_new(&path, b"")?;
+            fieldcap_evidence::fsutil::write_new(&path, b"")?;
         } else if state.blobs.contains(&md.sha256)? {
             // Crashed after the move into the blob store: the blob is the received file.
             return finish_stored(state, item, md);
@@ -364,7 +364,7 @@ pub(crate) fn finalize(state: &AppState, item: &ItemRecord, up: &UploadRecord) -
             return Err(Error::Internal("the received bytes are missing; the upload was reset".into()));
         }
     }
-    let d = fieldcap_core::hashing::hash_file(&path, &mut |_| {}).map_err(|e| Error::io("hashing the received file", e))?;
+    let d = fieldcap_evidence::hashing::hash_file(&path, &mut |_| {}).map_err(|e| Error::io("hashing the received file", e))?;
     let mut why = Vec::new();
     if d.bytes != md.bytes {
         why.push(format!("length {} instead of {}", d.bytes, md.bytes));
@@ -400,7 +400,7 @@ pub(crate) fn finalize(state: &AppState, item: &ItemRecord, up: &UploadRecord) -
 }
 
 fn finish_stored(state: &AppState, item: &ItemRecord, md: &crate::store::MediaInfo) -> Result<()> {
-    let media = fieldcap_core::protocol::ReceiptMedia { bytes: md.bytes, sha256: md.sha256.clone(), blake3: md.blake3.clone() };
+    let media = fieldcap_evidence::protocol::ReceiptMedia { bytes: md.bytes, sha256: md.sha256.clone(), blake3: md.blake3.clone() };
     crate::receipts::complete(state, item, Some(media), Some(md.sha256.clone()))?;
     let idx = state.records.item(&item.clip_id)?.and_then(|i| i.log_index);
     state.custody("stored", Some(&item.clip_id), serde_json::json!({ "blob_sha256": md.sha256, "log_index": idx }))?;

@@ -4,9 +4,9 @@
 mod common;
 
 use common::*;
-use fieldcap_core::identity::DeviceKey;
-use fieldcap_core::log::{from_hex, proof_from_hex, verify_checkpoint, verify_consistency};
-use fieldcap_core::protocol::{DeviceCertificate, ProofResponse, Receipt, SignedDoc};
+use fieldcap_evidence::identity::DeviceKey;
+use fieldcap_evidence::tlog::{from_hex, proof_from_hex, verify_checkpoint, verify_consistency};
+use fieldcap_evidence::protocol::{DeviceCertificate, ProofResponse, Receipt, SignedDoc};
 use fieldcap_server::records::Records;
 use std::io::Write;
 
@@ -34,8 +34,8 @@ fn manifest_tus_receipt_round_trip() {
     let data = media(300_000, 7);
     let vid = manifest(&dev, 2, Some(&obs.bytes), Some(&data), "2025-06-07T18:02:00.000Z", vec![(33.7407, -118.2761)]);
     let c1 = commit(&srv, &dev, &vid);
-    let (commitment, _, _): (fieldcap_core::protocol::Commitment, _, _) = c1.commitment.open(&skey).unwrap();
-    assert_eq!(commitment.manifest_sha256, fieldcap_core::hashing::sha256_hex(&vid.bytes));
+    let (commitment, _, _): (fieldcap_evidence::protocol::Commitment, _, _) = c1.commitment.open(&skey).unwrap();
+    assert_eq!(commitment.manifest_sha256, fieldcap_evidence::hashing::sha256_hex(&vid.bytes));
     let url = c1.upload_url.clone().unwrap();
     assert!(url.starts_with("/v1/uploads/") && url.len() == "/v1/uploads/".len() + 64);
     assert!(c1.upload_expires.is_some());
@@ -61,7 +61,7 @@ fn manifest_tus_receipt_round_trip() {
     assert_eq!(rr.status(), 200);
     let doc: SignedDoc = rr.json().unwrap();
     let receipt: Receipt = fieldcap_server::receipts::verify_receipt(&doc, &skey, &t.log_origin).unwrap();
-    let dg = fieldcap_core::hashing::Digests::of_bytes(&data);
+    let dg = fieldcap_evidence::hashing::Digests::of_bytes(&data);
     let m = receipt.media.clone().unwrap();
     assert_eq!((m.bytes, m.sha256.as_str(), m.blake3.as_str()), (dg.bytes, dg.sha256_hex().as_str(), dg.blake3_hex().as_str()));
     assert_eq!(receipt.log.index, 1);
@@ -75,7 +75,7 @@ fn manifest_tus_receipt_round_trip() {
     let p: ProofResponse = srv.client.get(format!("{}/v1/log/consistency?from=1&to=2", srv.url)).send().unwrap().json().unwrap();
     verify_consistency(1, 2, &old.root, &cp.root, &proof_from_hex(&p.proof).unwrap()).unwrap();
     let p: ProofResponse = srv.client.get(format!("{}/v1/log/inclusion?index=0&tree_size=2", srv.url)).send().unwrap().json().unwrap();
-    fieldcap_core::log::verify_inclusion(0, 2, &fieldcap_core::log::leaf_hash(&r0.leaf_bytes()), &proof_from_hex(&p.proof).unwrap(), &cp.root)
+    fieldcap_evidence::tlog::verify_inclusion(0, 2, &fieldcap_evidence::tlog::leaf_hash(&r0.leaf_bytes()), &proof_from_hex(&p.proof).unwrap(), &cp.root)
         .unwrap();
     problem(srv.client.get(format!("{}/v1/log/consistency?from=2&to=9", srv.url)).send().unwrap(), 400, "malformed-request");
     problem(srv.client.get(format!("{}/v1/log/inclusion?index=x", srv.url)).send().unwrap(), 400, "malformed-request");
@@ -83,7 +83,7 @@ fn manifest_tus_receipt_round_trip() {
     // Idempotent: the same manifest again gets the same commitment and now the receipt.
     let again = srv.submit(&dev, &vid.bytes, &vid.sig);
     assert_eq!(again.status(), 200);
-    let again: fieldcap_core::protocol::CommitmentResponse = again.json().unwrap();
+    let again: fieldcap_evidence::protocol::CommitmentResponse = again.json().unwrap();
     assert_eq!(again.commitment, c1.commitment);
     assert_eq!(again.receipt.unwrap(), doc);
     assert!(again.upload_url.is_none());
@@ -101,7 +101,7 @@ fn manifest_tus_receipt_round_trip() {
     assert_eq!(std::fs::read(&blob).unwrap(), data);
     assert!(std::fs::metadata(&blob).unwrap().permissions().readonly());
     let events = recs.custody(None).unwrap();
-    fieldcap_core::custody::verify_chain(&events, &skey).unwrap();
+    fieldcap_evidence::custody::verify_chain(&events, &skey).unwrap();
     let names: Vec<&str> = events.iter().map(|e| e.event.as_str()).collect();
     for n in ["key_created", "enrolled", "received", "verified", "stored"] {
         assert!(names.contains(&n), "{names:?}");
@@ -164,7 +164,7 @@ fn conflicts_and_seq_gaps() {
     assert_eq!(count("seq_gap"), 1);
     // The first manifest is kept as it was.
     assert_eq!(recs.item(&a.manifest.clip_id).unwrap().unwrap().manifest, a.bytes);
-    fieldcap_core::custody::verify_chain(&events, &srv.server_key()).unwrap();
+    fieldcap_evidence::custody::verify_chain(&events, &srv.server_key()).unwrap();
 }
 
 #[test]
@@ -218,7 +218,7 @@ fn generic_tus_creation_at_the_upload_url_and_termination() {
     let v3 = manifest(&dev, 2, Some(&vid.bytes), Some(&data3), "2025-06-07T18:04:00.000Z", vec![]);
     let url3 = commit(&srv, &dev, &v3).upload_url.unwrap();
     let cap = url3.rsplit('/').next().unwrap();
-    let meta = format!("fieldcap-upload {}", fieldcap_core::protocol::b64(cap.as_bytes()));
+    let meta = format!("fieldcap-upload {}", fieldcap_evidence::protocol::b64(cap.as_bytes()));
     let r = srv.tus("POST", "/v1/uploads").header("upload-length", "10").header("upload-metadata", meta).send().unwrap();
     assert_eq!(r.status(), 201);
     assert_eq!(r.headers()["location"].to_str().unwrap(), url3);
@@ -356,7 +356,7 @@ fn custody_events_lost_to_a_crash_are_recorded_late_at_start() {
     let v: serde_json::Value = serde_json::from_slice(&bodies[0]).unwrap();
     assert_eq!(v["detail"]["recorded_late"], true);
     let records = fieldcap_server::records::Records::open(&srv.data()).unwrap();
-    fieldcap_core::custody::verify_chain(&records.custody(None).unwrap(), &srv.server_key()).unwrap();
+    fieldcap_evidence::custody::verify_chain(&records.custody(None).unwrap(), &srv.server_key()).unwrap();
     // A second restart adds nothing.
     srv.restart();
     let n: i64 = c.query_row("SELECT COUNT(*) FROM custody WHERE clip_id = ?1 AND event = 'stored'", [&clip], |r| r.get(0)).unwrap();

@@ -5,8 +5,8 @@
 mod common;
 
 use common::*;
-use fieldcap_core::identity::DeviceKey;
-use fieldcap_core::protocol::{self, ManifestSubmission};
+use fieldcap_evidence::identity::DeviceKey;
+use fieldcap_evidence::protocol::{self, ManifestSubmission};
 use fieldcap_server::records::Records;
 
 fn submission(bytes: &[u8], sig: &[u8]) -> Vec<u8> {
@@ -36,7 +36,7 @@ fn manifests_and_signed_requests() {
     let sig = dev.sign(&pretty);
     problem(srv.signed(&dev, "POST", "/v1/manifests", &submission(&pretty, &sig)), 422, "invalid-manifest");
     v["seq"] = serde_json::json!(0);
-    let zero = fieldcap_core::canonical::to_vec(&v);
+    let zero = fieldcap_evidence::canonical::to_vec(&v);
     problem(srv.signed(&dev, "POST", "/v1/manifests", &submission(&zero, &dev.sign(&zero))), 422, "invalid-manifest");
     // Forged manifest signatures: another key, a flipped bit, a short signature.
     let other = DeviceKey::generate();
@@ -73,7 +73,7 @@ fn manifests_and_signed_requests() {
     let items = recs.items().unwrap();
     assert_eq!(items.len(), 1);
     assert_eq!(items[0].manifest, good.bytes);
-    fieldcap_core::custody::verify_chain(&recs.custody(None).unwrap(), &srv.server_key()).unwrap();
+    fieldcap_evidence::custody::verify_chain(&recs.custody(None).unwrap(), &srv.server_key()).unwrap();
 
     // Revoked devices can submit nothing.
     assert!(fieldcap_server::revoke_device(&srv.data(), dev.device_id(), "phone reported lost").unwrap());

@@ -6,8 +6,8 @@
 mod common;
 
 use common::*;
-use fieldcap_core::custody::{body, CustodyEvent};
-use fieldcap_core::identity::DeviceKey;
+use fieldcap_evidence::custody::{body, CustodyEvent};
+use fieldcap_evidence::identity::DeviceKey;
 use fieldcap_server::records::Records;
 use serde_json::json;
 
@@ -50,7 +50,7 @@ fn a_device_custody_log_is_stored_verbatim_and_resending_is_harmless() {
     assert_eq!(r.json::<serde_json::Value>().unwrap()["stored_through"], 7);
     let got = stored(&srv, &dev);
     assert_eq!(got, events, "bytes and signatures exactly as the device made them");
-    fieldcap_core::custody::verify_chain(&got, &dev.verifying_key()).unwrap();
+    fieldcap_evidence::custody::verify_chain(&got, &dev.verifying_key()).unwrap();
     // Only old events: nothing new, same answer.
     let r = submit(&srv, &dev, &events[..2]);
     assert_eq!(r.json::<serde_json::Value>().unwrap()["stored_through"], 7);

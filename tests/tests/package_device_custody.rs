@@ -8,7 +8,7 @@
 mod package_support;
 
 use fieldcap_core::custody::CustodyEvent;
-use fieldcap_core::package_verify::{verify_package, PackageIndex};
+use fieldcap_package::package::{verify_package, PackageIndex};
 use fieldcap_server::package::Profile;
 use package_support::*;
 use std::fs;

@@ -11,7 +11,7 @@ mod package_support;
 
 use fieldcap_core::identity::FileKeyProtector;
 use fieldcap_core::manifest::Role;
-use fieldcap_core::package_verify::{verify_package, DerivedManifest, PackageIndex};
+use fieldcap_package::package::{verify_package, DerivedManifest, PackageIndex};
 use fieldcap_core::seal::CaptureRequest;
 use fieldcap_core::store::Profile as DeviceProfile;
 use fieldcap_core::sync::{CancelToken, ReqwestTransport, SyncOptions};
@@ -246,7 +246,7 @@ fn release_media_is_scrubbed_of_location_and_owner_verifiable_and_unsupported_me
     let idx: PackageIndex = serde_json::from_slice(&std::fs::read(rel.join("package.json")).unwrap()).unwrap();
 
     // No released file holds the exact place, the owner, or the EXIF rationals.
-    for f in fieldcap_core::verify::list_files(&rel).unwrap() {
+    for f in fieldcap_package::clip::list_files(&rel).unwrap() {
         let b = std::fs::read(rel.join(&f)).unwrap();
         for bad in [&b"33.7406"[..], b"118.2760", OWNER.as_bytes(), &lat(), &lon()] {
             assert!(find(&b, bad).is_none(), "{f} contains {:?}", String::from_utf8_lossy(bad));
@@ -350,7 +350,7 @@ fn release_media_is_scrubbed_of_location_and_owner_verifiable_and_unsupported_me
 
     // A release of the WebM alone: no media file at all, and it still verifies.
     let only = package(&s, "webm-only", &[s.webm.0.as_str()], Profile::Release);
-    assert!(fieldcap_core::verify::list_files(&only).unwrap().iter().all(|f| !f.contains("media.")));
+    assert!(fieldcap_package::clip::list_files(&only).unwrap().iter().all(|f| !f.contains("media.")));
     let (ok, text) = cli_verify(&only);
     assert!(ok, "{text}");
     if stock {

@@ -6,7 +6,7 @@
 
 mod package_support;
 
-use fieldcap_core::package_verify::{verify_package, PackageIndex};
+use fieldcap_package::package::{verify_package, PackageIndex};
 use fieldcap_server::package::Profile;
 use fieldcap_server::records::Records;
 use package_support::*;
@@ -25,7 +25,7 @@ fn release_profile_hides_exact_places_identity_and_sensitive_items() {
     let before: Vec<Vec<u8>> = r.items().unwrap().into_iter().map(|i| i.manifest).collect();
 
     let full = fx.package("full", Profile::Full, None).path;
-    let full_text: String = fieldcap_core::verify::list_files(&full).unwrap().iter().map(|f| String::from_utf8_lossy(&fs::read(full.join(f)).unwrap()).to_string()).collect();
+    let full_text: String = fieldcap_package::clip::list_files(&full).unwrap().iter().map(|f| String::from_utf8_lossy(&fs::read(full.join(f)).unwrap()).to_string()).collect();
     assert!(full_text.contains(MONITOR_ORG) && full_text.contains("33.736149"), "the full package holds the originals");
 
     for (name, reason) in [("rel", None), ("rel-sensitive", Some("Court order 25-77 allows release"))] {
@@ -52,7 +52,7 @@ fn release_profile_hides_exact_places_identity_and_sensitive_items() {
         assert!(idx.items.iter().all(|i| i.derived));
         let txt = fs::read_to_string(out.path.join("VERIFY.txt")).unwrap();
         assert!(txt.contains("RELEASE PROFILE") && txt.contains("derived"));
-        for f in fieldcap_core::verify::list_files(&out.path).unwrap() {
+        for f in fieldcap_package::clip::list_files(&out.path).unwrap() {
             let b = fs::read(out.path.join(&f)).unwrap();
             let s = String::from_utf8_lossy(&b);
             for bad in forbidden() {
@@ -61,7 +61,7 @@ fn release_profile_hides_exact_places_identity_and_sensitive_items() {
         }
         // Coordinates in derived manifests are on the 0.001° grid.
         for it in &idx.items {
-            let d = fieldcap_core::package_verify::DerivedManifest::parse(&fs::read(out.path.join(format!("clips/{}/manifest.json", it.clip_id))).unwrap()).unwrap();
+            let d = fieldcap_package::package::DerivedManifest::parse(&fs::read(out.path.join(format!("clips/{}/manifest.json", it.clip_id))).unwrap()).unwrap();
             for p in &d.track {
                 assert!(((p.lat * 1000.0).round() - p.lat * 1000.0).abs() < 1e-6 && p.accuracy_m >= 100.0 && p.altitude_m.is_none());
             }
@@ -136,8 +136,8 @@ fn held_or_referred_items_are_never_disposed_and_disposal_is_logged() {
     fieldcap_core::custody::verify_chain(&r.custody(None).unwrap(), &r.server_key().verifying_key()).unwrap();
     let (size, note) = r.latest_checkpoint().unwrap().unwrap();
     assert_eq!(size, size0 + others.len() as u64);
-    let cp = fieldcap_core::log::verify_checkpoint(&note, &r.default_log_origin(), &r.server_key().verifying_key()).unwrap();
-    assert_eq!(cp.root, fieldcap_core::log::root_of(&r.store().leaf_hashes().unwrap()));
+    let cp = fieldcap_core::tlog::verify_checkpoint(&note, &r.default_log_origin(), &r.server_key().verifying_key()).unwrap();
+    assert_eq!(cp.root, fieldcap_core::tlog::root_of(&r.store().leaf_hashes().unwrap()));
 
     // A crash after a disposal's leaf was logged but before its custody event: the next run
     // records the event (marked recorded_late) instead of leaving the trail without it.

@@ -7,7 +7,7 @@
 
 mod package_support;
 
-use fieldcap_core::package_verify::verify_package;
+use fieldcap_package::package::verify_package;
 use fieldcap_server::package::Profile;
 use package_support::*;
 use std::fs;
@@ -52,7 +52,7 @@ fn tamper_matrix() {
     let cli = std::process::Command::new(fieldcap_bin()).arg("verify").arg(&clean).output().unwrap();
     assert_eq!(cli.status.code(), Some(0), "{}", String::from_utf8_lossy(&cli.stdout));
 
-    let files = fieldcap_core::verify::list_files(&clean).unwrap();
+    let files = fieldcap_package::clip::list_files(&clean).unwrap();
     assert!(files.len() > 20, "{files:?}");
     let mut n = 0;
     for f in &files {
@@ -146,7 +146,7 @@ fn missing_seq_in_a_device_chain_is_reported_by_number() {
     // Remove seq 2 of the monitor's device from the signed chain list and re-sign the index
     // with the *server* key (as a dishonest exporter could): the verifier names the seq.
     let key = fieldcap_server::keys::load(fx.data.path()).unwrap();
-    let mut idx: fieldcap_core::package_verify::PackageIndex = serde_json::from_slice(&fs::read(pkg.join("package.json")).unwrap()).unwrap();
+    let mut idx: fieldcap_package::package::PackageIndex = serde_json::from_slice(&fs::read(pkg.join("package.json")).unwrap()).unwrap();
     let dev = idx.items[0].device_id.clone();
     let d = idx.devices.iter_mut().find(|d| d.device_id == dev).unwrap();
     assert!(d.chain.len() >= 3, "{:?}", d.chain);

@@ -1,7 +1,7 @@
 //! The foreign key protector: the platform key store wraps the device secret.
 
 use crate::error::FieldcapError;
-use fieldcap_core::Error as CoreError;
+use fieldcap_core::evidence::Error as CoreError;
 use std::sync::Arc;
 
 /// Wraps and unwraps the 32-byte device secret with the platform key store, implemented by the
@@ -37,10 +37,10 @@ impl fieldcap_core::identity::KeyProtector for ProtectorAdapter {
     fn name(&self) -> String {
         self.0.name()
     }
-    fn wrap(&self, secret: &[u8]) -> fieldcap_core::Result<Vec<u8>> {
+    fn wrap(&self, secret: &[u8]) -> fieldcap_core::evidence::Result<Vec<u8>> {
         self.0.wrap_secret(secret.to_vec()).map_err(key_error)
     }
-    fn unwrap(&self, wrapped: &[u8]) -> fieldcap_core::Result<Vec<u8>> {
+    fn unwrap(&self, wrapped: &[u8]) -> fieldcap_core::evidence::Result<Vec<u8>> {
         self.0.unwrap_secret(wrapped.to_vec()).map_err(key_error)
     }
 }

@@ -7,9 +7,9 @@ use crate::error::{Error, Result};
 use crate::incidents::haversine_m;
 use crate::log::LogTree;
 use crate::records::{Item, Records};
-use fieldcap_core::custody::CustodyEvent;
-use fieldcap_core::manifest::Manifest;
-use fieldcap_core::package_verify::{
+use fieldcap_evidence::custody::CustodyEvent;
+use fieldcap_evidence::manifest::Manifest;
+use fieldcap_package::package::{
     media_file_name, verify_txt, ChainLink, DerivedDevice, DerivedManifest, FileEntry, InclusionFile, PackageDevice, PackageIndex, PackageItem, PackageMedia,
     DERIVED_DEVICE_TYPE, INCLUSION_TYPE, PACKAGE_TYPE, UNLISTED,
 };
@@ -30,7 +30,7 @@ and transparency log still anchor what it sent.";
 const DEVICE_EVENTS_WITHOUT_ITEM: &[&str] = &["created", "enrolled", "clock_offset_measured", "alarm"];
 
 fn parse_time(s: &str, what: &str) -> Result<chrono::DateTime<chrono::Utc>> {
-    Ok(fieldcap_core::time::parse(s, what)?)
+    Ok(fieldcap_evidence::time::parse(s, what)?)
 }
 
 fn select(r: &Records, sel: &Selection) -> Result<Vec<Item>> {
@@ -99,7 +99,7 @@ impl Writer {
         if let Some(d) = p.parent() {
             fs::create_dir_all(d).map_err(|e| Error::io("creating a package folder", e))?;
         }
-        fieldcap_core::fsutil::write_new(&p, data)?;
+        fieldcap_evidence::fsutil::write_new(&p, data)?;
         self.bytes += data.len() as u64;
         Ok(())
     }
@@ -169,7 +169,7 @@ pub fn export(data_dir: &Path, req: &PackageRequest) -> Result<PackageOutcome> {
         let _ = fs::remove_dir_all(&tmp);
         Error::io("moving the package into place", e)
     })?;
-    fieldcap_core::fsutil::sync_dir(&parent)?;
+    fieldcap_evidence::fsutil::sync_dir(&parent)?;
     let zip = if req.zip {
         let z = parent.join(format!("{name}.zip"));
         super::zip::zip_dir(&req.out, &z)?;
@@ -188,13 +188,13 @@ fn build(r: &Records, req: &PackageRequest, tmp: &Path, items: &[(Item, Manifest
     let release = req.profile == Profile::Release;
     let key = r.server_key();
     let key_id = r.server_key_id().to_string();
-    let now = fieldcap_core::time::now();
+    let now = fieldcap_evidence::time::now();
     let package_id = uuid::Uuid::now_v7().to_string();
     let mut w = Writer { root: tmp.to_path_buf(), bytes: 0 };
 
     // Log: checkpoint first, then leaves (at least as many), one tree for every proof.
     let (cp_size, cp_note) = r.latest_checkpoint()?.ok_or_else(|| Error::Internal("the log has no checkpoint".into()))?;
-    let origin = fieldcap_core::log::parse_note(&cp_note)?.text.lines().next().map(String::from).unwrap_or_else(|| r.default_log_origin());
+    let origin = fieldcap_evidence::tlog::parse_note(&cp_note)?.text.lines().next().map(String::from).unwrap_or_else(|| r.default_log_origin());
     let tree = LogTree::from_leaves(&r.store().leaf_hashes()?);
     w.put("server.pub.pem", r.server_public_pem().as_bytes())?;
     w.put("log/checkpoint.txt", cp_note.as_bytes())?;
@@ -213,10 +213,10 @@ fn build(r: &Records, req: &PackageRequest, tmp: &Path, items: &[(Item, Manifest
                 public_key_pem: d.public_key_pem.clone(),
                 role: d.role.clone(),
                 enrolled_at: d.enrolled_at.clone(),
-                original_cert_sha256: fieldcap_core::hashing::sha256_hex(&d.cert),
+                original_cert_sha256: fieldcap_evidence::hashing::sha256_hex(&d.cert),
                 server_key_id: key_id.clone(),
             };
-            let b = fieldcap_core::canonical::to_vec_of(&dd)?;
+            let b = fieldcap_evidence::canonical::to_vec_of(&dd)?;
             let s = key.sign(&b).to_vec();
             (b, s)
         } else {
@@ -251,7 +251,7 @@ fn build(r: &Records, req: &PackageRequest, tmp: &Path, items: &[(Item, Manifest
         let dir = format!("clips/{}", it.clip_id);
         let receipt_bytes = it.receipt.clone().ok_or_else(|| Error::Internal("a received item has no receipt".into()))?;
         let receipt_sig = it.receipt_sig.clone().ok_or_else(|| Error::Internal("a received item has no receipt signature".into()))?;
-        let receipt: fieldcap_core::protocol::Receipt = serde_json::from_slice(&receipt_bytes)?;
+        let receipt: fieldcap_evidence::protocol::Receipt = serde_json::from_slice(&receipt_bytes)?;
         // Media first, so that a release's derived manifest can name what the package holds:
         // the original (full profile); in a release a copy scrubbed of location and identity
         // metadata, or nothing when it cannot be scrubbed (release::release_media).
@@ -276,7 +276,7 @@ fn build(r: &Records, req: &PackageRequest, tmp: &Path, items: &[(Item, Manifest
                         }
                     }
                 } else {
-                    let dg = fieldcap_core::fsutil::copy_hashed(&src, &tmp.join(&path), &mut |_| {})?;
+                    let dg = fieldcap_evidence::fsutil::copy_hashed(&src, &tmp.join(&path), &mut |_| {})?;
                     if dg.bytes != mm.bytes || dg.sha256_hex() != mm.sha256 || dg.blake3_hex() != mm.blake3 {
                         return Err(Error::Internal(format!("the stored original of {} does not match its manifest; not exported", it.clip_id)));
                     }
@@ -294,7 +294,7 @@ fn build(r: &Records, req: &PackageRequest, tmp: &Path, items: &[(Item, Manifest
             if let Some(why) = &withheld {
                 d.set_media_withheld(why);
             }
-            let b = fieldcap_core::canonical::to_vec_of(&d)?;
+            let b = fieldcap_evidence::canonical::to_vec_of(&d)?;
             let s = key.sign(&b).to_vec();
             (b, s, Some(d))
         } else {
@@ -311,12 +311,12 @@ fn build(r: &Records, req: &PackageRequest, tmp: &Path, items: &[(Item, Manifest
             clip_id: it.clip_id.clone(),
             index,
             tree_size: cp_size,
-            leaf_hash: fieldcap_core::log::to_hex(&fieldcap_core::log::leaf_hash(&receipt.leaf_bytes())),
-            inclusion: fieldcap_core::log::proof_to_hex(&tree.inclusion(index, cp_size)?),
+            leaf_hash: fieldcap_evidence::tlog::to_hex(&fieldcap_evidence::tlog::leaf_hash(&receipt.leaf_bytes())),
+            inclusion: fieldcap_evidence::tlog::proof_to_hex(&tree.inclusion(index, cp_size)?),
             receipt_tree_size: receipt.log.tree_size,
-            consistency: fieldcap_core::log::proof_to_hex(&tree.consistency(receipt.log.tree_size, cp_size)?),
+            consistency: fieldcap_evidence::tlog::proof_to_hex(&tree.consistency(receipt.log.tree_size, cp_size)?),
         };
-        w.put(&format!("log/inclusion/{}.json", it.clip_id), &fieldcap_core::canonical::to_vec_of(&inc)?)?;
+        w.put(&format!("log/inclusion/{}.json", it.clip_id), &fieldcap_evidence::canonical::to_vec_of(&inc)?)?;
         let track: Vec<(f64, f64)> = match &derived {
             Some(d) => d.track.iter().map(|p| (p.lat, p.lon)).collect(),
             None => m.track.iter().map(|p| (p.lat, p.lon)).collect(),
@@ -334,7 +334,7 @@ fn build(r: &Records, req: &PackageRequest, tmp: &Path, items: &[(Item, Manifest
             offset_ms: m.capture.clock.offset_ms,
             received_at: receipt.received_at.clone(),
             log_index: index,
-            manifest_sha256: fieldcap_core::hashing::sha256_hex(&mbytes),
+            manifest_sha256: fieldcap_evidence::hashing::sha256_hex(&mbytes),
             original_manifest_sha256: it.manifest_sha256.clone(),
             media: media.as_ref().map(|p| (p.mime.clone(), p.bytes, p.sha256.clone(), p.blake3.clone())),
             tags: m.tags.clone(),
@@ -348,7 +348,7 @@ fn build(r: &Records, req: &PackageRequest, tmp: &Path, items: &[(Item, Manifest
             seq: it.seq,
             kind: it.kind.clone(),
             original_manifest_sha256: it.manifest_sha256.clone(),
-            manifest_sha256: fieldcap_core::hashing::sha256_hex(&mbytes),
+            manifest_sha256: fieldcap_evidence::hashing::sha256_hex(&mbytes),
             derived: release,
             media,
             media_withheld: withheld,
@@ -375,7 +375,7 @@ fn build(r: &Records, req: &PackageRequest, tmp: &Path, items: &[(Item, Manifest
     let mut detail = base.clone();
     if let Some(o) = detail.as_object_mut() {
         o.insert("items".into(), serde_json::json!(ids.len() as i64));
-        o.insert("items_sha256".into(), serde_json::json!(fieldcap_core::hashing::sha256_hex(ids.join("\n").as_bytes())));
+        o.insert("items_sha256".into(), serde_json::json!(fieldcap_evidence::hashing::sha256_hex(ids.join("\n").as_bytes())));
         o.insert("sensitive_included".into(), serde_json::json!(release && req.sensitive_reason.is_some()));
         if let (true, Some(reason)) = (release, &req.sensitive_reason) {
             o.insert("sensitive_reason".into(), serde_json::json!(reason));
@@ -437,21 +437,21 @@ fn build(r: &Records, req: &PackageRequest, tmp: &Path, items: &[(Item, Manifest
     w.put("VERIFY.txt", verify_txt(&index).as_bytes())?;
 
     // Index over every other file, then its signature, then the sums over everything.
-    let files = fieldcap_core::verify::list_files(tmp)?;
-    let digests = fieldcap_core::package_verify::hash_files(tmp, &files);
+    let files = fieldcap_package::clip::list_files(tmp)?;
+    let digests = fieldcap_package::package::hash_files(tmp, &files);
     for f in &files {
         let d = digests.get(f).ok_or_else(|| Error::Internal("a package file could not be hashed".into()))?;
         index.files.push(FileEntry { path: f.clone(), bytes: d.bytes, sha256: d.sha256_hex(), blake3: d.blake3_hex() });
     }
     index.files.retain(|f| !UNLISTED.contains(&f.path.as_str()));
-    let ib = fieldcap_core::canonical::to_vec_of(&index)?;
+    let ib = fieldcap_evidence::canonical::to_vec_of(&index)?;
     w.put("package.json", &ib)?;
     w.put("package.json.sig", &key.sign(&ib))?;
     let mut sha = String::new();
     let mut b3 = String::new();
     let mut all: Vec<(String, String, String)> = index.files.iter().map(|f| (f.path.clone(), f.sha256.clone(), f.blake3.clone())).collect();
     for extra in ["package.json", "package.json.sig"] {
-        let d = fieldcap_core::hashing::hash_file(&tmp.join(extra), &mut |_| {}).map_err(|e| Error::io("hashing the index", e))?;
+        let d = fieldcap_evidence::hashing::hash_file(&tmp.join(extra), &mut |_| {}).map_err(|e| Error::io("hashing the index", e))?;
         all.push((extra.into(), d.sha256_hex(), d.blake3_hex()));
     }
     all.sort();
@@ -463,7 +463,7 @@ fn build(r: &Records, req: &PackageRequest, tmp: &Path, items: &[(Item, Manifest
     w.put("B3SUMS", b3.as_bytes())?;
     // Directories durable before the rename.
     for d in walk_dirs(tmp)? {
-        fieldcap_core::fsutil::sync_dir(&d)?;
+        fieldcap_evidence::fsutil::sync_dir(&d)?;
     }
     Ok((index, w.bytes))
 }

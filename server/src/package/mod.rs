@@ -7,7 +7,7 @@
 //! ```text
 //! VERIFY.txt                 stock-tool procedure (sh script: openssl 3, sha256sum, b3sum)
 //! SHA256SUMS  B3SUMS         every other file, paths relative to the package root
-//! package.json  package.json.sig   server-signed index (fieldcap_core::package_verify::PackageIndex)
+//! package.json  package.json.sig   server-signed index (fieldcap_package::package::PackageIndex)
 //! server.pub.pem
 //! report.html                self-contained report (report::render)
 //! devices/<device_id>.pub.pem  devices/<device_id>.cert.json  devices/<device_id>.cert.sig
@@ -19,7 +19,7 @@
 //! The folder is written to a temporary sibling and renamed into place, so it appears whole or
 //! not at all (likewise the optional `.zip`, see [`zip`]). Originals are copied with their digests
 //! re-computed on the way and compared with the records, so a damaged blob is refused rather than
-//! exported. Verification lives in [`fieldcap_core::package_verify`].
+//! exported. Verification lives in [`fieldcap_package::package`].
 //!
 //! The **release** profile (records requests, public) leaves out items tagged `minor_present`
 //! or `victim_present` unless a reason is given (recorded in custody), and replaces manifests

@@ -2,11 +2,11 @@
 //!
 //! A released package never holds the device-signed originals. For each item it holds a **new**
 //! document, `fieldcap.derived-manifest/1`
-//! ([`fieldcap_core::package_verify::DerivedManifest`]), signed by the server key, that
+//! ([`fieldcap_package::package::DerivedManifest`]), signed by the server key, that
 //!
 //! * names the original's SHA-256 (`original_manifest_sha256`, which the server's receipt also
 //!   names) and the SHA-256 of the device's signature bytes;
-//! * snaps every track fix to a 0.001° grid ([`fieldcap_core::package_verify::coarsen`]: about
+//! * snaps every track fix to a 0.001° grid ([`fieldcap_package::package::coarsen`]: about
 //!   111 m north–south and 93 m east–west at 33.7° N), raises accuracy to at least 100 m and
 //!   drops altitude, heading and speed;
 //! * keeps only the operator's role (organisation and call sign removed), and drops the operator
@@ -20,7 +20,7 @@
 //! itself: `©xyz` or `com.apple.quicktime.location.ISO6709` in an MP4/QuickTime movie, the GPS
 //! IFD in a JPEG's EXIF. So the release never copies the original media either: [`release_media`]
 //! writes a copy in which that metadata is overwritten with bytes of the same length
-//! ([`fieldcap_core::media_scrub`]: nothing moves, audio, video and image data stay
+//! ([`fieldcap_media`]: nothing moves, audio, video and image data stay
 //! byte-for-byte the original's), checks on the way that the bytes read are the original the
 //! manifest names, and returns the copy's digests and the list of what was overwritten for
 //! `released_media`. Media the scrubber cannot make safe — a format it does not parse (WebM,
@@ -41,11 +41,11 @@
 //! assert!(!is_sensitive(&["arrest".to_string()]));
 //! ```
 
-pub use fieldcap_core::package_verify::{coarsen, DerivedDevice, DerivedManifest, ReleasedMedia, RELEASE_GRID_DEG, RELEASE_MIN_ACCURACY_M};
+pub use fieldcap_package::package::{coarsen, DerivedDevice, DerivedManifest, ReleasedMedia, RELEASE_GRID_DEG, RELEASE_MIN_ACCURACY_M};
 
 use crate::error::{Error, Result};
-use fieldcap_core::manifest::Media;
-use fieldcap_core::media_scrub::{scrub_copy, ScrubError};
+use fieldcap_evidence::manifest::Media;
+use fieldcap_media::{scrub_copy, ScrubError};
 use std::path::Path;
 
 /// Tags that keep an item out of a release unless a reason is recorded.

@@ -19,8 +19,8 @@
 //! assert_eq!(fieldcap_server::package::report::escape("<b>\"A&B\"</b>"), "&lt;b&gt;&quot;A&amp;B&quot;&lt;/b&gt;");
 //! ```
 
-use fieldcap_core::custody::CustodyEvent;
-use fieldcap_core::package_verify::PackageIndex;
+use fieldcap_evidence::custody::CustodyEvent;
+use fieldcap_package::package::PackageIndex;
 use std::fmt::Write as _;
 
 /// A device as the report shows it.
@@ -119,11 +119,11 @@ fn colour(devices: &[ReportDevice], id: &str) -> &'static str {
 }
 
 fn ms(s: &str) -> i64 {
-    fieldcap_core::time::parse(s, "time").map(|t| t.timestamp_millis()).unwrap_or(0)
+    fieldcap_evidence::time::parse(s, "time").map(|t| t.timestamp_millis()).unwrap_or(0)
 }
 
 fn fmt_ms(v: i64) -> String {
-    chrono::DateTime::<chrono::Utc>::from_timestamp_millis(v).map(fieldcap_core::time::format).unwrap_or_default()
+    chrono::DateTime::<chrono::Utc>::from_timestamp_millis(v).map(fieldcap_evidence::time::format).unwrap_or_default()
 }
 
 fn offset_text(o: Option<i64>) -> String {

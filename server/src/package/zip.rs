@@ -53,7 +53,7 @@ pub fn zip_dir(src: &Path, dst: &Path) -> Result<()> {
 fn write_zip(src: &Path, tmp: &Path) -> Result<()> {
     let io = |e| Error::io("writing the zip", e);
     let table = crc_table();
-    let files = fieldcap_core::verify::list_files(src)?;
+    let files = fieldcap_package::clip::list_files(src)?;
     let f = File::create(tmp).map_err(io)?;
     let mut w = BufWriter::with_capacity(1 << 20, f);
     let mut pos: u64 = 0;

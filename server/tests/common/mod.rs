@@ -3,10 +3,10 @@
 //! ordinary clients refuse to send (path tricks, cut bodies).
 #![allow(dead_code, clippy::unwrap_used)]
 
-use fieldcap_core::identity::DeviceKey;
-use fieldcap_core::manifest::{Capture, Clock, ItemKind, Manifest, Media, Observation, Operator, Role};
-use fieldcap_core::protocol::{self, CommitmentResponse, EnrollRequest, ManifestSubmission, Problem, SignedDoc, TimeResponse};
-use fieldcap_core::track::TrackPoint;
+use fieldcap_evidence::identity::DeviceKey;
+use fieldcap_evidence::manifest::{Capture, Clock, ItemKind, Manifest, Media, Observation, Operator, Role};
+use fieldcap_evidence::protocol::{self, CommitmentResponse, EnrollRequest, ManifestSubmission, Problem, SignedDoc, TimeResponse};
+use fieldcap_evidence::track::TrackPoint;
 use fieldcap_server::{ServerConfig, ServerHandle};
 use reqwest::blocking::{Client, Response};
 use std::io::{Read, Write};
@@ -57,7 +57,7 @@ impl Srv {
     }
 
     pub fn server_key(&self) -> ed25519_dalek::VerifyingKey {
-        fieldcap_core::identity::parse_public_pem(&self.time().server_key_pem).unwrap()
+        fieldcap_evidence::identity::parse_public_pem(&self.time().server_key_pem).unwrap()
     }
 
     pub fn enroll(&self, key: &DeviceKey, role: &str) -> SignedDoc {
@@ -148,28 +148,28 @@ pub struct Built {
 /// A signed manifest: media if `media` is given, else an observation.
 pub fn manifest(key: &DeviceKey, seq: u64, prev: Option<&[u8]>, media: Option<&[u8]>, start: &str, track: Vec<(f64, f64)>) -> Built {
     let kind = if media.is_some() { ItemKind::Video } else { ItemKind::Observation };
-    let t = fieldcap_core::time::parse(start, "start").unwrap();
-    let end = fieldcap_core::time::format(t + chrono::Duration::seconds(60));
+    let t = fieldcap_evidence::time::parse(start, "start").unwrap();
+    let end = fieldcap_evidence::time::format(t + chrono::Duration::seconds(60));
     let m = Manifest {
-        kind_type: fieldcap_core::manifest::MANIFEST_TYPE.into(),
+        kind_type: fieldcap_evidence::manifest::MANIFEST_TYPE.into(),
         clip_id: uuid::Uuid::now_v7().hyphenated().to_string(),
         device_id: key.device_id().into(),
         seq,
-        prev: prev.map(fieldcap_core::hashing::sha256_hex),
+        prev: prev.map(fieldcap_evidence::hashing::sha256_hex),
         kind,
         media: media.map(|d| {
-            let dg = fieldcap_core::hashing::Digests::of_bytes(d);
+            let dg = fieldcap_evidence::hashing::Digests::of_bytes(d);
             Media { mime: "video/mp4".into(), bytes: dg.bytes, sha256: dg.sha256_hex(), blake3: dg.blake3_hex() }
         }),
         capture: Capture {
-            started_at: fieldcap_core::time::format(t),
+            started_at: fieldcap_evidence::time::format(t),
             ended_at: end,
             clock: Clock { source: "system".into(), uptime_ms: 1000, offset_ms: None, measured_at: None },
         },
         track: track
             .into_iter()
             .map(|(lat, lon)| TrackPoint {
-                t: fieldcap_core::time::format(t),
+                t: fieldcap_evidence::time::format(t),
                 lat,
                 lon,
                 accuracy_m: 5.0,

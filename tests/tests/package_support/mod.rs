@@ -237,8 +237,8 @@ pub fn copy_dir(src: &Path, dst: &Path) {
 /// Rewrites SHA256SUMS and B3SUMS to match the files as they are now (as a dishonest exporter
 /// would after changing a file).
 pub fn recompute_sums(dir: &Path) {
-    let files: Vec<String> = fieldcap_core::verify::list_files(dir).unwrap().into_iter().filter(|f| f != "SHA256SUMS" && f != "B3SUMS").collect();
-    let d = fieldcap_core::package_verify::hash_files(dir, &files);
+    let files: Vec<String> = fieldcap_package::clip::list_files(dir).unwrap().into_iter().filter(|f| f != "SHA256SUMS" && f != "B3SUMS").collect();
+    let d = fieldcap_package::package::hash_files(dir, &files);
     let (mut s, mut b) = (String::new(), String::new());
     for f in &files {
         s.push_str(&format!("{}  {f}\n", d[f].sha256_hex()));

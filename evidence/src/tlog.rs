@@ -24,7 +24,7 @@
 //!   The key id is the first 4 bytes of `SHA-256(name || 0x0A || 0x01 || public key)`.
 //!
 //! ```
-//! use fieldcap_core::log::*;
+//! use fieldcap_evidence::tlog::*;
 //! let leaves: Vec<Hash> = (0..7u8).map(|i| leaf_hash(&[i])).collect();
 //! let root = root_of(&leaves);
 //! let proof = inclusion_proof(&leaves, 3).unwrap();
@@ -33,7 +33,7 @@
 //! let cons = consistency_proof(&leaves, 4).unwrap();
 //! verify_consistency(4, 7, &old_root, &root, &cons).unwrap();
 //!
-//! let key = fieldcap_core::identity::DeviceKey::generate();
+//! let key = fieldcap_evidence::identity::DeviceKey::generate();
 //! let note = sign_checkpoint(&Checkpoint { origin: "example.org/log".into(), size: 7, root }, "example.org/log", &key);
 //! let cp = verify_checkpoint(&note, "example.org/log", &key.verifying_key()).unwrap();
 //! assert_eq!(cp.size, 7);

@@ -15,7 +15,7 @@
 //! let gpx = r#"<gpx version="1.1" xmlns="http://www.topografix.com/GPX/1/1"><trk><trkseg>
 //!   <trkpt lat="33.7406" lon="-118.2760"><time>2025-06-07T18:04:05Z</time><hdop>1.2</hdop></trkpt>
 //! </trkseg></trk></gpx>"#;
-//! let t = fieldcap_core::track::parse_gpx(gpx).unwrap();
+//! let t = fieldcap_evidence::track::parse_gpx(gpx).unwrap();
 //! assert_eq!(t[0].accuracy_m, 6.0);
 //! ```
 

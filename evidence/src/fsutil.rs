@@ -13,7 +13,7 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
 /// Writes `data` to `path` atomically: a temporary sibling, fsync, rename, directory fsync.
 /// Readers see the old file or the new one, never a torn write.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
-    let dir = path.parent().ok_or_else(|| Error::Store("a file path has no parent directory".into()))?;
+    let dir = path.parent().ok_or_else(|| Error::InvalidInput("a file path has no parent directory".into()))?;
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
     let res = (|| {

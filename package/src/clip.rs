@@ -4,9 +4,9 @@
 //! what does not hold. The same checks can be done with stock tools; see `VERIFY.txt` in every
 //! export (and [`CLIP_VERIFY_TXT`]).
 
-use crate::custody::CustodyEvent;
-use crate::error::{Error, Result};
-use crate::manifest::{extension_for_mime, Manifest};
+use fieldcap_evidence::custody::CustodyEvent;
+use fieldcap_evidence::error::{Error, Result};
+use fieldcap_evidence::manifest::{extension_for_mime, Manifest};
 use serde::Serialize;
 use std::fs;
 use std::path::Path;
@@ -81,7 +81,7 @@ pub fn check_sums(dir: &Path, sums_name: &str, blake: bool) -> Result<String> {
         if name.contains("..") || name.starts_with('/') {
             return Err(Error::Integrity(format!("{sums_name} names a path outside the folder: {name}")));
         }
-        let d = crate::hashing::hash_file(&dir.join(name), &mut |_| {}).map_err(|_| Error::Integrity(format!("{name} is listed in {sums_name} but cannot be read")))?;
+        let d = fieldcap_evidence::hashing::hash_file(&dir.join(name), &mut |_| {}).map_err(|_| Error::Integrity(format!("{name} is listed in {sums_name} but cannot be read")))?;
         let actual = if blake { d.blake3_hex() } else { d.sha256_hex() };
         if actual != digest {
             return Err(Error::Integrity(format!("{name} does not match {sums_name}")));
@@ -127,21 +127,21 @@ pub fn verify_clip_dir(dir: &Path) -> VerifyReport {
     };
     r.push("manifest is well-formed fieldcap.manifest/1", "manifest.json", manifest.as_ref().map(|m| format!("clip {} seq {}", m.clip_id, m.seq)).map_err(clone_err));
     let pem = fs::read_to_string(dir.join("device.pub.pem"));
-    let key = pem.as_ref().map_err(|_| Error::NotFound("device.pub.pem cannot be read".into())).and_then(|p| crate::identity::parse_public_pem(p));
-    r.push("device key is an Ed25519 SPKI PEM", "device.pub.pem", key.as_ref().map(crate::identity::device_id_for).map_err(clone_err));
+    let key = pem.as_ref().map_err(|_| Error::NotFound("device.pub.pem cannot be read".into())).and_then(|p| fieldcap_evidence::identity::parse_public_pem(p));
+    r.push("device key is an Ed25519 SPKI PEM", "device.pub.pem", key.as_ref().map(fieldcap_evidence::identity::device_id_for).map_err(clone_err));
     let (Ok(m), Ok(key), Ok(bytes)) = (&manifest, &key, &manifest_bytes) else {
         return r;
     };
     r.push(
         "device id matches the key",
         "manifest.json",
-        if crate::identity::device_id_for(key) == m.device_id { Ok(m.device_id.clone()) } else { Err(Error::Integrity("device_id is not derived from device.pub.pem".into())) },
+        if fieldcap_evidence::identity::device_id_for(key) == m.device_id { Ok(m.device_id.clone()) } else { Err(Error::Integrity("device_id is not derived from device.pub.pem".into())) },
     );
     let sig = fs::read(dir.join("manifest.sig")).map_err(|_| Error::NotFound("manifest.sig cannot be read".into()));
-    r.push("manifest signature", "manifest.json + manifest.sig", sig.and_then(|s| crate::identity::verify(key, bytes, &s)).map(|_| "Ed25519 signature valid".into()));
+    r.push("manifest signature", "manifest.json + manifest.sig", sig.and_then(|s| fieldcap_evidence::identity::verify(key, bytes, &s)).map(|_| "Ed25519 signature valid".into()));
     if let Some(media) = &m.media {
         let name = format!("media.{}", extension_for_mime(&media.mime));
-        let res = crate::hashing::hash_file(&dir.join(&name), &mut |_| {})
+        let res = fieldcap_evidence::hashing::hash_file(&dir.join(&name), &mut |_| {})
             .map_err(|_| Error::NotFound(format!("{name} cannot be read")))
             .and_then(|d| {
                 if d.bytes != media.bytes {
@@ -166,8 +166,8 @@ pub fn verify_clip_dir(dir: &Path) -> VerifyReport {
             .map_err(|e| Error::io("reading custody.jsonl", e))
             .and_then(|t| t.lines().filter(|l| !l.trim().is_empty()).map(CustodyEvent::from_jsonl).collect::<Result<Vec<_>>>())
             .and_then(|events| {
-                crate::custody::verify_chain(&events, key)?;
-                let sha = crate::hashing::sha256_hex(bytes);
+                fieldcap_evidence::custody::verify_chain(&events, key)?;
+                let sha = fieldcap_evidence::hashing::sha256_hex(bytes);
                 let sealed = events.iter().any(|e| {
                     e.event == "sealed"
                         && e.clip_id.as_deref() == Some(m.clip_id.as_str())
@@ -219,7 +219,7 @@ pub fn verify_chain_run(manifests: &[Vec<u8>]) -> Result<()> {
         } else if m.seq == 1 && m.prev.is_some() {
             return Err(Error::Integrity("seq 1 must have prev null".into()));
         }
-        prev = Some((m.seq, crate::hashing::sha256_hex(bytes), m.device_id.clone()));
+        prev = Some((m.seq, fieldcap_evidence::hashing::sha256_hex(bytes), m.device_id.clone()));
     }
     Ok(())
 }

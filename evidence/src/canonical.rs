@@ -7,7 +7,7 @@
 //!
 //! ```
 //! let v = serde_json::json!({"b": 1, "a": [true, null, "x"]});
-//! assert_eq!(fieldcap_core::canonical::to_vec(&v), br#"{"a":[true,null,"x"],"b":1}"#);
+//! assert_eq!(fieldcap_evidence::canonical::to_vec(&v), br#"{"a":[true,null,"x"],"b":1}"#);
 //! ```
 
 use serde_json::Value;

@@ -10,10 +10,10 @@
 //! signatures with no Fieldcap code at all.
 //!
 //! ```
-//! use fieldcap_core::identity::{device_id_for, DeviceKey};
+//! use fieldcap_evidence::identity::{device_id_for, DeviceKey};
 //! let key = DeviceKey::generate();
 //! let sig = key.sign(b"manifest bytes");
-//! fieldcap_core::identity::verify_with_pem(&key.public_pem(), b"manifest bytes", &sig).unwrap();
+//! fieldcap_evidence::identity::verify_with_pem(&key.public_pem(), b"manifest bytes", &sig).unwrap();
 //! assert_eq!(device_id_for(&key.verifying_key()).len(), 32);
 //! ```
 

@@ -58,16 +58,16 @@
 //! signs and voices in the audio/video are released as recorded.
 //!
 //! ```no_run
-//! use fieldcap_core::media_scrub::{scrub_copy, ScrubError};
+//! use fieldcap_media::{scrub_copy, ScrubError};
 //! match scrub_copy("/srv/blob/abc".as_ref(), "/tmp/pkg/clips/x/media.mp4".as_ref(), "video/mp4") {
 //!     Ok(report) => for b in &report.blanked { println!("{}", b.describe()) },
 //!     Err(e) if e.withholds() => println!("not released: {e}"),
 //!     Err(e) => return Err(e.into()),
 //! }
-//! # Ok::<(), fieldcap_core::Error>(())
+//! # Ok::<(), fieldcap_evidence::Error>(())
 //! ```
 
-use crate::hashing::{Digests, StreamingDigests, CHUNK};
+use fieldcap_evidence::hashing::{Digests, StreamingDigests, CHUNK};
 use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
@@ -300,11 +300,11 @@ impl ScrubError {
     }
 }
 
-impl From<ScrubError> for crate::Error {
+impl From<ScrubError> for fieldcap_evidence::Error {
     fn from(e: ScrubError) -> Self {
         match e {
-            ScrubError::Io { context, source } => crate::Error::Io { context, source },
-            other => crate::Error::InvalidInput(other.to_string()),
+            ScrubError::Io { context, source } => fieldcap_evidence::Error::Io { context, source },
+            other => fieldcap_evidence::Error::InvalidInput(other.to_string()),
         }
     }
 }

@@ -8,7 +8,7 @@
 //! digests, valid times and ranges.
 //!
 //! ```
-//! use fieldcap_core::manifest::{mime_for_extension, ItemKind};
+//! use fieldcap_evidence::manifest::{mime_for_extension, ItemKind};
 //! assert_eq!(mime_for_extension("MP4"), Some(("video/mp4", ItemKind::Video)));
 //! ```
 

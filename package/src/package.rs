@@ -28,22 +28,22 @@
 //! `prev` links; a device `sealed` event must name the packaged manifest).
 //!
 //! ```no_run
-//! let report = fieldcap_core::package_verify::verify_package("/media/usb/package".as_ref());
+//! let report = fieldcap_package::package::verify_package("/media/usb/package".as_ref());
 //! for c in &report.checks {
 //!     println!("{} {} [{}] {}", if c.ok { "ok" } else { "FAIL" }, c.name, c.file, c.detail);
 //! }
 //! assert!(report.all_ok());
 //! ```
 
-use crate::custody::CustodyEvent;
-use crate::error::{Error, Result};
-use crate::hashing::Digests;
-use crate::identity::{device_id_for, parse_public_pem, verify as verify_sig};
-use crate::log::{from_hex, leaf_hash, proof_from_hex, verify_checkpoint, verify_consistency, verify_inclusion};
-use crate::manifest::{App, Capture, ItemKind, Manifest, Media, Observation, Operator, Segment};
-use crate::protocol::{DeviceCertificate, Receipt};
-use crate::track::TrackPoint;
-use crate::verify::{Check, VerifyReport};
+use fieldcap_evidence::custody::CustodyEvent;
+use fieldcap_evidence::error::{Error, Result};
+use fieldcap_evidence::hashing::Digests;
+use fieldcap_evidence::identity::{device_id_for, parse_public_pem, verify as verify_sig};
+use fieldcap_evidence::tlog::{from_hex, leaf_hash, proof_from_hex, verify_checkpoint, verify_consistency, verify_inclusion};
+use fieldcap_evidence::manifest::{App, Capture, ItemKind, Manifest, Media, Observation, Operator, Segment};
+use fieldcap_evidence::protocol::{DeviceCertificate, Receipt};
+use fieldcap_evidence::track::TrackPoint;
+use crate::clip::{Check, VerifyReport};
 use ed25519_dalek::VerifyingKey;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -216,7 +216,7 @@ pub struct Derivation {
 
 /// The media file of a release: a copy of the original in which location and identity metadata
 /// inside the file were overwritten with bytes of the same length
-/// ([`crate::media_scrub::scrub_copy`]); everything else, audio, video and image data included,
+/// ([`fieldcap_media::scrub_copy`]); everything else, audio, video and image data included,
 /// is byte-for-byte the original's.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReleasedMedia {
@@ -313,8 +313,8 @@ impl DerivedManifest {
             clip_id: m.clip_id.clone(),
             device_id: m.device_id.clone(),
             seq: m.seq,
-            original_manifest_sha256: crate::hashing::sha256_hex(original),
-            original_signature_sha256: crate::hashing::sha256_hex(original_sig),
+            original_manifest_sha256: fieldcap_evidence::hashing::sha256_hex(original),
+            original_signature_sha256: fieldcap_evidence::hashing::sha256_hex(original_sig),
             kind: m.kind,
             media: m.media.clone(),
             released_media: None,
@@ -364,7 +364,7 @@ impl DerivedManifest {
         if d.doc_type != DERIVED_MANIFEST_TYPE {
             return Err(Error::InvalidInput("not a fieldcap.derived-manifest/1".into()));
         }
-        if !crate::canonical::is_canonical(bytes) {
+        if !fieldcap_evidence::canonical::is_canonical(bytes) {
             return Err(Error::InvalidInput("derived manifest is not canonical JSON".into()));
         }
         Ok(d)
@@ -416,7 +416,7 @@ pub struct InclusionFile {
 
 /// Extension of an item's media file.
 pub fn media_file_name(mime: &str) -> String {
-    format!("media.{}", crate::manifest::extension_for_mime(mime))
+    format!("media.{}", fieldcap_evidence::manifest::extension_for_mime(mime))
 }
 
 /// The stock-tool procedure (`VERIFY.txt`) for an index: a POSIX `sh` script whose comments say
@@ -529,7 +529,7 @@ fn read_sums(dir: &Path, name: &str) -> Result<BTreeMap<String, String>> {
 }
 
 /// Hashes files (relative paths under `dir`), two at a time, largest first; each file's SHA-256
-/// and BLAKE3 are computed in one read on two threads ([`crate::hashing::hash_file`]).
+/// and BLAKE3 are computed in one read on two threads ([`fieldcap_evidence::hashing::hash_file`]).
 pub fn hash_files(dir: &Path, files: &[String]) -> HashMap<String, Digests> {
     let mut order: Vec<(u64, &String)> = files.iter().map(|f| (fs::metadata(dir.join(f)).map(|m| m.len()).unwrap_or(0), f)).collect();
     order.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(b.1)));
@@ -544,7 +544,7 @@ pub fn hash_files(dir: &Path, files: &[String]) -> HashMap<String, Digests> {
                     Err(_) => None,
                 };
                 let Some(f) = next else { break };
-                if let Ok(d) = crate::hashing::hash_file(&dir.join(&f), &mut |_| {}) {
+                if let Ok(d) = fieldcap_evidence::hashing::hash_file(&dir.join(&f), &mut |_| {}) {
                     if let Ok(mut o) = out.lock() {
                         o.insert(f, d);
                     }
@@ -578,7 +578,7 @@ impl Ctx<'_> {
 
 /// Verifies a package folder; see the module documentation for the checks.
 pub fn verify_package(dir: &Path) -> VerifyReport {
-    let on_disk = match crate::verify::list_files(dir) {
+    let on_disk = match crate::clip::list_files(dir) {
         Ok(f) => f,
         Err(e) => {
             let mut r = VerifyReport::default();
@@ -596,7 +596,7 @@ pub fn verify_package(dir: &Path) -> VerifyReport {
         if i.doc_type != PACKAGE_TYPE {
             return Err(Error::Integrity("package.json has the wrong type".into()));
         }
-        if !crate::canonical::is_canonical(b) {
+        if !fieldcap_evidence::canonical::is_canonical(b) {
             return Err(Error::Integrity("package.json is not canonical JSON".into()));
         }
         Ok(i)
@@ -776,14 +776,14 @@ fn verify_contents(c: &mut Ctx<'_>, index: &PackageIndex, key: &VerifyingKey) {
                 })
             } else {
                 let m = Manifest::parse(b)?;
-                Ok(Facts { clip_id: m.clip_id, device_id: m.device_id, seq: m.seq, media: m.media, original_sha256: crate::hashing::sha256_hex(b), released: None, withheld: None })
+                Ok(Facts { clip_id: m.clip_id, device_id: m.device_id, seq: m.seq, media: m.media, original_sha256: fieldcap_evidence::hashing::sha256_hex(b), released: None, withheld: None })
             }
         });
         let facts = facts.and_then(|f| {
             if f.clip_id != it.clip_id || f.device_id != it.device_id || f.seq != it.seq {
                 return Err(Error::Integrity("the manifest is for another item than the index says".into()));
             }
-            let sha = mbytes.as_ref().map(|b| crate::hashing::sha256_hex(b)).unwrap_or_default();
+            let sha = mbytes.as_ref().map(|b| fieldcap_evidence::hashing::sha256_hex(b)).unwrap_or_default();
             if sha != it.manifest_sha256 || f.original_sha256 != it.original_manifest_sha256 {
                 return Err(Error::Integrity("the manifest's SHA-256 differs from the index".into()));
             }

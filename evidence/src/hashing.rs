@@ -11,7 +11,7 @@
 //! hashing overlaps the network.
 //!
 //! ```
-//! let d = fieldcap_core::hashing::hash_reader(&b"abc"[..], &mut |_| {}).unwrap();
+//! let d = fieldcap_evidence::hashing::hash_reader(&b"abc"[..], &mut |_| {}).unwrap();
 //! assert_eq!(d.bytes, 3);
 //! assert_eq!(d.sha256_hex(), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
 //! ```
@@ -151,7 +151,7 @@ type Chunk = Arc<Vec<u8>>;
 ///
 /// ```
 /// use std::sync::Arc;
-/// use fieldcap_core::hashing::{Digests, StreamingDigests};
+/// use fieldcap_evidence::hashing::{Digests, StreamingDigests};
 /// let mut s = StreamingDigests::with_prefix(&b"ab"[..], 2).unwrap();
 /// s.update(Arc::new(b"c".to_vec())).unwrap();
 /// s.update(Arc::new(b"def".to_vec())).unwrap();
