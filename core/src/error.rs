@@ -49,9 +49,25 @@ pub enum Error {
     /// or unknown token, a revoked device …); retrying the same request will not help.
     #[error("refused by the server: {0}")]
     Refused(String),
-    /// The store is in a state the core will not touch (e.g. a newer schema than this build knows).
-    #[error("store error: {0}")]
-    Store(String),
+    /// The operation needs a server, and this device has not enrolled with one yet.
+    #[error("this device is not enrolled with a server; run enroll first")]
+    NotEnrolled,
+    /// The store was written by a newer build (a higher schema version) than this one; it is
+    /// left untouched until the app is updated.
+    #[error("the store has schema version {found}, newer than this build ({supported}); update the app")]
+    NewerSchema {
+        /// The store's schema version.
+        found: i64,
+        /// The newest version this build knows.
+        supported: i64,
+    },
+    /// Another process or thread holds a lock the operation needs (e.g. a recording's owner lock).
+    #[error("busy: {0}")]
+    Busy(String),
+    /// Something the core itself wrote earlier no longer reads back (a profile file, a row
+    /// missing a field it always has). Nothing is changed or deleted; the message names what.
+    #[error("the store is damaged: {0}")]
+    Corrupt(String),
 }
 
 /// The evidence formats' errors map variant to variant: a bad signature found while syncing is

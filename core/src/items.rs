@@ -1,8 +1,7 @@
 //! Reading the queue: listing items, one item's record, export of a clip for a third party.
 
 use crate::error::{Error, IoContext, Result};
-use crate::store::Store;
-use rusqlite::{params, OptionalExtension};
+use crate::store::{db, Store};
 use serde::Serialize;
 use serde_json::json;
 use std::fs;
@@ -52,68 +51,24 @@ pub struct ItemRecord {
     pub receipt: Option<(Vec<u8>, Vec<u8>)>,
 }
 
-const SUMMARY_COLUMNS: &str = "clip_id, seq, kind, state, integrity, started_at, sealed_at, media_bytes, recording_id, segment_index, receipted_at, last_error";
-
-fn summary(r: &rusqlite::Row<'_>) -> rusqlite::Result<ItemSummary> {
-    Ok(ItemSummary {
-        clip_id: r.get(0)?,
-        seq: r.get::<_, i64>(1)? as u64,
-        kind: r.get(2)?,
-        state: r.get(3)?,
-        integrity: r.get(4)?,
-        started_at: r.get(5)?,
-        sealed_at: r.get(6)?,
-        media_bytes: r.get::<_, Option<i64>>(7)?.map(|b| b as u64),
-        recording_id: r.get(8)?,
-        segment_index: r.get::<_, Option<i64>>(9)?.map(|i| i as u32),
-        receipted_at: r.get(10)?,
-        last_error: r.get(11)?,
-    })
-}
-
 /// States in which an item still has work to do for sync.
 pub const QUEUED_STATES: &[&str] = &["sealed", "manifest_sent", "uploading", "uploaded"];
 
 impl Store {
     /// All items in chain order.
     pub fn list_items(&self) -> Result<Vec<ItemSummary>> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare_cached(&format!("SELECT {SUMMARY_COLUMNS} FROM items ORDER BY seq"))?;
-        let v = stmt.query_map([], summary)?.collect::<std::result::Result<Vec<_>, _>>()?;
-        Ok(v)
+        db::item_summaries(&self.conn())
     }
 
     /// The oldest `limit` items that still need syncing (uses the (state, seq) index).
     pub fn next_queued(&self, limit: usize) -> Result<Vec<ItemSummary>> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {SUMMARY_COLUMNS} FROM items WHERE state IN ('sealed','manifest_sent','uploading','uploaded') AND integrity = 'ok' ORDER BY seq LIMIT ?1"
-        ))?;
-        let v = stmt.query_map(params![limit as i64], summary)?.collect::<std::result::Result<Vec<_>, _>>()?;
-        Ok(v)
+        db::queued_summaries(&self.conn(), limit)
     }
 
     /// One item; `NotFound` for an unknown id.
     pub fn item(&self, clip_id: &str) -> Result<ItemRecord> {
-        let conn = self.conn();
-        let row = conn
-            .query_row(
-                &format!("SELECT {SUMMARY_COLUMNS}, manifest, signature, media_ext, receipt, receipt_sig, purged_at FROM items WHERE clip_id = ?1"),
-                params![clip_id],
-                |r| {
-                    Ok((
-                        summary(r)?,
-                        r.get::<_, Vec<u8>>(12)?,
-                        r.get::<_, Vec<u8>>(13)?,
-                        r.get::<_, Option<String>>(14)?,
-                        r.get::<_, Option<Vec<u8>>>(15)?,
-                        r.get::<_, Option<Vec<u8>>>(16)?,
-                        r.get::<_, Option<String>>(17)?,
-                    ))
-                },
-            )
-            .optional()?;
-        let (summary, manifest, signature, ext, receipt, receipt_sig, purged) =
+        let row = db::item_row(&self.conn(), clip_id)?;
+        let db::ItemRow { summary, manifest, signature, media_ext: ext, receipt, receipt_sig, purged_at: purged } =
             row.ok_or_else(|| Error::NotFound(format!("no item with id '{}'", clip_id.chars().take(80).collect::<String>())))?;
         let media_path = match (ext, purged) {
             (Some(e), None) => Some(self.item_dir(clip_id).join(format!("media.{e}"))),
@@ -124,10 +79,7 @@ impl Store {
 
     /// Every manifest in chain order (for chain verification).
     pub fn manifests(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare("SELECT manifest, signature FROM items ORDER BY seq")?;
-        let v = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<std::result::Result<Vec<_>, _>>()?;
-        Ok(v)
+        db::manifests(&self.conn())
     }
 
     /// Writes a self-contained, verifiable copy of one item into `out` (which must not exist or

@@ -24,11 +24,11 @@
 
 pub mod error;
 pub mod items;
-mod recovery;
-pub mod schema;
 pub mod seal;
 pub mod store;
 pub mod sync;
+
+pub use store::schema;
 
 // The evidence formats the device writes are shared with the server and the verifier; they are
 // re-exported so that the bindings (which depend on this crate alone) and the device code reach

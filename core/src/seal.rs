@@ -14,10 +14,10 @@
 use crate::error::{Error, IoContext, Result};
 use crate::hashing::Digests;
 use crate::manifest::{self, App, Capture, Clock, ItemKind, Manifest, Media, Observation, Segment};
-use crate::store::{append_custody_tx, Store};
+use crate::store::{append_custody_tx, db, Store};
 use crate::track::TrackPoint;
 use chrono::{DateTime, Utc};
-use rusqlite::{params, OptionalExtension, TransactionBehavior};
+use rusqlite::TransactionBehavior;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::fs;
@@ -184,15 +184,12 @@ impl Store {
     /// Under the lock: pending row, move into the store, commit; undo the move on failure.
     fn move_in_and_commit(&self, source: &Path, pending: PendingSeal, digests: &Digests, progress: &mut dyn FnMut(u64)) -> Result<SealedItem> {
         let clip_id = pending.clip_id.clone();
-        self.conn().execute(
-            "INSERT INTO pending_seals (clip_id, request, source_path, created_at) VALUES (?1, ?2, ?3, ?4)",
-            params![clip_id, serde_json::to_string(&pending)?, source.to_string_lossy(), crate::time::now()],
-        )?;
+        db::insert_pending_seal(&self.conn(), &clip_id, &serde_json::to_string(&pending)?, &source.to_string_lossy())?;
         let dir = self.item_dir(&clip_id);
         let target = dir.join(format!("media.{}", pending.ext));
         if let Err(e) = self.move_into_store(source, &dir, &target, digests, progress) {
             let _ = fs::remove_dir(&dir);
-            self.conn().execute("DELETE FROM pending_seals WHERE clip_id = ?1", params![clip_id])?;
+            db::delete_pending_seal(&self.conn(), &clip_id)?;
             return Err(e);
         }
         match self.commit_seal(&pending) {
@@ -202,7 +199,7 @@ impl Store {
                 // stays and the next start seals the item.
                 if fs::rename(&target, source).is_ok() {
                     let _ = fs::remove_dir(&dir);
-                    let _ = self.conn().execute("DELETE FROM pending_seals WHERE clip_id = ?1", params![clip_id]);
+                    let _ = db::delete_pending_seal(&self.conn(), &clip_id);
                 }
                 Err(e)
             }
@@ -263,10 +260,7 @@ impl Store {
         segment: Option<Segment>,
         observation: Option<Observation>,
     ) -> Result<Manifest> {
-        let offset: Option<(i64, String)> = self
-            .conn()
-            .query_row("SELECT value FROM server WHERE key = 'clock_offset'", [], |r| r.get::<_, Vec<u8>>(0))
-            .optional()?
+        let offset: Option<(i64, String)> = db::server_value(&self.conn(), "clock_offset")?
             .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
             .and_then(|v| Some((v.get("offset_ms")?.as_i64()?, v.get("measured_at")?.as_str()?.to_string())));
         Ok(Manifest {
@@ -306,16 +300,14 @@ impl Store {
         let (bytes, sig, sha) = {
             let mut conn = self.conn();
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let head: Option<(i64, String)> = tx
-                .query_row("SELECT seq, manifest_sha256 FROM items ORDER BY seq DESC LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
-                .optional()?;
+            let head = db::chain_head(&tx)?;
             m.seq = head.as_ref().map(|h| h.0 as u64 + 1).unwrap_or(1);
             m.prev = head.map(|h| h.1);
             m.validate()?;
             let bytes = m.to_canonical_bytes()?;
             let sig = self.key.sign(&bytes).to_vec();
             let sha = crate::hashing::sha256_hex(&bytes);
-            crate::store::insert_item_row(&tx, &m, &bytes, &sig, &sha, ext)?;
+            db::insert_item(&tx, &m, &bytes, &sig, &sha, ext)?;
             append_custody_tx(
                 &tx,
                 &self.key,
@@ -324,7 +316,7 @@ impl Store {
                 json!({"seq": m.seq, "manifest_sha256": sha, "media_sha256": m.media.as_ref().map(|x| x.sha256.clone())}),
             )?;
             if clear_pending {
-                tx.execute("DELETE FROM pending_seals WHERE clip_id = ?1", params![m.clip_id])?;
+                db::delete_pending_seal(&tx, &m.clip_id)?;
             }
             tx.commit()?;
             (bytes, sig, sha)
@@ -375,12 +367,9 @@ impl Store {
         fs::create_dir_all(&dir).ctx(|| "creating the recording folder".into())?;
         // Held while this process owns the recording; recovery leaves locked recordings alone.
         let owner = fs::OpenOptions::new().create(true).truncate(false).write(true).open(dir.join(".owner")).ctx(|| "creating the recording lock".into())?;
-        owner.try_lock().map_err(|_| Error::Store("recording lock is taken".into()))?;
+        owner.try_lock().map_err(|_| Error::Busy("the recording is owned by another process".into()))?;
         let now = crate::time::format(req.started_at.unwrap_or_else(Utc::now));
-        self.conn().execute(
-            "INSERT INTO capture_sessions (recording_id, request, media_ext, next_index, segment_started_at, started_at) VALUES (?1, ?2, ?3, 0, ?4, ?4)",
-            params![rid, serde_json::to_string(&req)?, ext, now],
-        )?;
+        db::insert_session(&self.conn(), &rid, &serde_json::to_string(&req)?, &ext, &now)?;
         self.active_recordings.lock().unwrap_or_else(|p| p.into_inner()).insert(rid.clone(), owner);
         let path = dir.join(format!("0.{ext}"));
         Ok((rid, path))
@@ -390,18 +379,12 @@ impl Store {
     pub fn add_fix(&self, recording_id: &str, mut fix: TrackPoint) -> Result<()> {
         fix.validate("location fix")?;
         let conn = self.conn();
-        let found: Option<i64> = conn
-            .query_row("SELECT finished FROM capture_sessions WHERE recording_id = ?1", params![recording_id], |r| r.get(0))
-            .optional()?;
-        match found {
+        match db::session_finished(&conn, recording_id)? {
             None => return Err(Error::NotFound(format!("recording {recording_id}"))),
             Some(1) => return Err(Error::InvalidInput("the recording is already finished".into())),
             _ => {}
         }
-        conn.execute(
-            "INSERT INTO session_fixes (recording_id, n, fix) VALUES (?1, (SELECT COALESCE(MAX(n), 0) + 1 FROM session_fixes WHERE recording_id = ?1), ?2)",
-            params![recording_id, serde_json::to_string(&fix)?],
-        )?;
+        db::insert_fix(&conn, recording_id, &serde_json::to_string(&fix)?)?;
         Ok(())
     }
 
@@ -415,22 +398,13 @@ impl Store {
             let _ = fs::remove_dir(self.home.join("recording").join(recording_id));
             return Ok((item, None));
         }
-        let ext: String = self.conn().query_row("SELECT media_ext FROM capture_sessions WHERE recording_id = ?1", params![recording_id], |r| r.get(0))?;
-        let next: i64 = self.conn().query_row("SELECT next_index FROM capture_sessions WHERE recording_id = ?1", params![recording_id], |r| r.get(0))?;
-        Ok((item, Some(self.home.join("recording").join(recording_id).join(format!("{next}.{ext}")))))
+        let s = db::session(&self.conn(), recording_id)?.ok_or_else(|| Error::NotFound(format!("recording {recording_id}")))?;
+        Ok((item, Some(self.home.join("recording").join(recording_id).join(format!("{}.{}", s.next_index, s.media_ext)))))
     }
 
     pub(crate) fn seal_segment_inner(&self, recording_id: &str, is_final: bool, ended: DateTime<Utc>, recovered: bool, progress: &mut dyn FnMut(u64, u64)) -> Result<SealedItem> {
-        type Session = (String, String, i64, i64, String, i64);
-        let s: Option<Session> = self
-            .conn()
-            .query_row(
-                "SELECT request, media_ext, next_index, fix_cursor, segment_started_at, finished FROM capture_sessions WHERE recording_id = ?1",
-                params![recording_id],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
-            )
-            .optional()?;
-        let (request, ext, index, cursor, seg_start, finished) = s.ok_or_else(|| Error::NotFound(format!("recording {recording_id}")))?;
+        let s = db::session(&self.conn(), recording_id)?.ok_or_else(|| Error::NotFound(format!("recording {recording_id}")))?;
+        let db::SessionRow { request, media_ext: ext, next_index: index, fix_cursor: cursor, segment_started_at: seg_start, finished } = s;
         if finished != 0 {
             return Err(Error::InvalidInput("the recording is already finished".into()));
         }
@@ -443,12 +417,7 @@ impl Store {
         if crate::fsutil::fingerprint(&path)? != before || digests.bytes != before.0 {
             return Err(Error::SourceChanged("the segment is still being written".into()));
         }
-        let fixes: Vec<(i64, String)> = {
-            let conn = self.conn();
-            let mut stmt = conn.prepare("SELECT n, fix FROM session_fixes WHERE recording_id = ?1 AND n > ?2 ORDER BY n")?;
-            let v = stmt.query_map(params![recording_id, cursor], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<std::result::Result<Vec<_>, _>>()?;
-            v
-        };
+        let fixes = db::fixes_after(&self.conn(), recording_id, cursor)?;
         let last_fix = fixes.last().map(|f| f.0).unwrap_or(cursor);
         req.track = fixes.iter().map(|f| serde_json::from_str(&f.1)).collect::<std::result::Result<Vec<TrackPoint>, _>>()?;
         req.track.sort_by(|a, b| a.t.cmp(&b.t));
@@ -473,10 +442,7 @@ impl Store {
         };
         let _lock = if recovered { None } else { Some(self.lock()?) };
         let item = self.move_in_and_commit(&path, pending, &digests, &mut |n| progress(n, total))?;
-        self.conn().execute(
-            "UPDATE capture_sessions SET next_index = ?2, fix_cursor = ?3, segment_started_at = ?4, finished = ?5 WHERE recording_id = ?1",
-            params![recording_id, index + 1, last_fix, ended_s, is_final as i64],
-        )?;
+        db::advance_session(&self.conn(), recording_id, index + 1, last_fix, &ended_s, is_final)?;
         Ok(item)
     }
 
@@ -484,7 +450,7 @@ impl Store {
     /// the unsealed file (if any) is moved to quarantine, never deleted.
     pub fn abort_recording(&self, recording_id: &str) -> Result<()> {
         let _lock = self.lock()?;
-        let n = self.conn().execute("UPDATE capture_sessions SET finished = 1 WHERE recording_id = ?1 AND finished = 0", params![recording_id])?;
+        let n = db::finish_session(&self.conn(), recording_id)?;
         if n == 0 {
             return Err(Error::NotFound(format!("running recording {recording_id}")));
         }
@@ -492,7 +458,7 @@ impl Store {
         let dir = self.home.join("recording").join(recording_id);
         let _ = fs::remove_file(dir.join(".owner"));
         if fs::read_dir(&dir).map(|mut d| d.next().is_some()).unwrap_or(false) {
-            crate::recovery::quarantine(self, &dir, "aborted-recording")?;
+            crate::store::recovery::quarantine(self, &dir, "aborted-recording")?;
         } else {
             let _ = fs::remove_dir(&dir);
         }

@@ -695,7 +695,7 @@ impl Store {
         let _unlock = scopeguard(lock_file);
 
         let (Some(url), Some(pem)) = (server_get(self, "server_url")?, server_get(self, "server_key_pem")?) else {
-            return Err(Error::Store("this device is not enrolled with a server; run enroll first".into()));
+            return Err(Error::NotEnrolled);
         };
         let url = String::from_utf8_lossy(&url).into_owned();
         let key = crate::identity::parse_public_pem(&String::from_utf8_lossy(&pem))?;
@@ -1077,7 +1077,7 @@ impl Pass<'_> {
             if let Some(media) = &manifest.media {
                 let path = match &row.media_ext {
                     Some(ext) => self.store.item_dir(&row.clip_id).join(format!("media.{ext}")),
-                    None => return Err(Stop::Fatal(Error::Store("an item with media has no file extension".into()))),
+                    None => return Err(Stop::Fatal(Error::Corrupt("an item with media has no file extension".into()))),
                 };
                 // The file must be there, at its signed length, before any byte leaves; its
                 // digests are taken over the bytes as they are sent (see `upload`).

@@ -60,7 +60,7 @@ fn frozen_v1_schema_upgrades_to_the_fresh_schema_and_keeps_rows() {
     assert_eq!((state.as_str(), offset), ("sealed", 0));
     // A store from a newer build is refused, not downgraded.
     conn.execute_batch("PRAGMA user_version = 99").unwrap();
-    assert!(matches!(fieldcap_core::schema::migrate(&mut conn), Err(Error::Store(_))));
+    assert!(matches!(fieldcap_core::schema::migrate(&mut conn), Err(Error::NewerSchema { found: 99, .. })));
 }
 
 #[test]

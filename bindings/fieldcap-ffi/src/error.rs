@@ -104,19 +104,20 @@ impl From<CoreError> for FieldcapError {
         }
         let detail = e.to_string();
         match e {
-            CoreError::Io { .. } | CoreError::Sqlite(_) | CoreError::Store(_) | CoreError::Json(_) => {
+            // Exhaustive on purpose: a new core variant must be placed here, not fall into
+            // `Internal` unnoticed.
+            CoreError::Io { .. } | CoreError::Sqlite(_) | CoreError::Json(_) | CoreError::NewerSchema { .. } | CoreError::Corrupt(_) => {
                 FieldcapError::Storage { detail }
             }
-            CoreError::InvalidInput(_) | CoreError::AlreadyExists(_) | CoreError::SourceChanged(_) => {
+            CoreError::InvalidInput(_) | CoreError::AlreadyExists(_) | CoreError::SourceChanged(_) | CoreError::Busy(_) => {
                 FieldcapError::InvalidInput { detail }
             }
+            CoreError::NotEnrolled => FieldcapError::NotEnrolled { detail },
             CoreError::NotFound(_) => FieldcapError::NotFound { detail },
             CoreError::Integrity(_) => FieldcapError::Integrity { detail },
             CoreError::Key(_) => FieldcapError::KeyStore { detail },
             CoreError::Network(_) => FieldcapError::Network { detail },
             CoreError::Refused(_) => FieldcapError::Server { detail },
-            #[allow(unreachable_patterns)]
-            _ => FieldcapError::Internal { detail },
         }
     }
 }

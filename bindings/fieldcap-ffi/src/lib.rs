@@ -126,6 +126,10 @@ mod tests {
         assert!(matches!(FieldcapError::from(E::Network("x".into())), FieldcapError::Network { .. }));
         assert!(matches!(FieldcapError::from(E::Refused("x".into())), FieldcapError::Server { .. }));
         assert!(matches!(FieldcapError::from(E::Key("x".into())), FieldcapError::KeyStore { .. }));
+        assert!(matches!(FieldcapError::from(E::NotEnrolled), FieldcapError::NotEnrolled { .. }));
+        assert!(matches!(FieldcapError::from(E::NewerSchema { found: 9, supported: 3 }), FieldcapError::Storage { .. }));
+        assert!(matches!(FieldcapError::from(E::Corrupt("x".into())), FieldcapError::Storage { .. }));
+        assert!(matches!(FieldcapError::from(E::Busy("x".into())), FieldcapError::InvalidInput { .. }));
         let full = E::io("writing", std::io::Error::from_raw_os_error(libc_enospc()));
         assert!(matches!(FieldcapError::from(full), FieldcapError::StorageFull { .. }));
         assert_eq!(ItemState::parse("receipted"), ItemState::Receipted);

@@ -270,9 +270,7 @@ impl Fieldcap {
         if budget_secs == 0 {
             return Err(FieldcapError::invalid("budget_secs must be at least 1"));
         }
-        if self.store.enrollment()?.is_none() {
-            return Err(FieldcapError::NotEnrolled { detail: "this device is not enrolled with a server".into() });
-        }
+        // Not enrolled: the core's `Error::NotEnrolled` maps to `FieldcapError::NotEnrolled`.
         let token = CancelToken::new();
         *self.net.current.lock().unwrap_or_else(|p| p.into_inner()) = Some(token.clone());
         let before: HashMap<String, ItemState> =

@@ -19,12 +19,18 @@
 //! `recovered` tag, anything that cannot be attributed is moved to `quarantine/`, an item whose
 //! file vanished or changed size is flagged, and a database that is not SQLite is moved aside and
 //! rebuilt from the signed manifests on disk. Nothing is ever deleted.
+//!
+//! All SQL lives in [`db`]; the migrations in [`schema`]; start-up reconciliation in `recovery`.
+
+pub(crate) mod db;
+pub(crate) mod recovery;
+pub mod schema;
 
 use crate::custody::{self, CustodyEvent};
 use crate::error::{Error, IoContext, Result};
 use crate::identity::{DeviceKey, KeyProtector};
 use crate::manifest::{Operator, Role};
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::{Connection, TransactionBehavior};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::fs::{self, File};
@@ -119,22 +125,6 @@ impl Drop for StoreLock {
 
 const DB_NAME: &str = "fieldcap.db";
 
-fn open_connection(path: &Path) -> Result<Connection> {
-    let conn = Connection::open(path)?;
-    conn.busy_timeout(std::time::Duration::from_secs(60))?;
-    // The first real read: fails with NOTADB / CORRUPT on a file that is not a database.
-    conn.query_row("PRAGMA schema_version", [], |r| r.get::<_, i64>(0))?;
-    conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0))?;
-    // FULL: a committed seal survives a power cut, not just a process crash.
-    conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")?;
-    Ok(conn)
-}
-
-fn is_not_a_database(e: &Error) -> bool {
-    matches!(e, Error::Sqlite(rusqlite::Error::SqliteFailure(f, _))
-        if matches!(f.code, rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt))
-}
-
 impl Store {
     /// Opens (creating if needed) the store at `home`, generating the device key on first start,
     /// and runs recovery. See [`Store::open_report`] for what recovery did.
@@ -145,7 +135,7 @@ impl Store {
         let (key, key_created) = DeviceKey::load_or_create(&home.join("keys"), protector.as_ref())?;
         let profile_path = home.join("device.json");
         let profile = match fs::read(&profile_path) {
-            Ok(b) => serde_json::from_slice(&b).map_err(|_| Error::Store("device.json is not a valid profile".into()))?,
+            Ok(b) => serde_json::from_slice(&b).map_err(|_| Error::Corrupt("device.json is not a valid profile".into()))?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let p = Profile::default();
                 crate::fsutil::write_atomic(&profile_path, &serde_json::to_vec_pretty(&p)?)?;
@@ -156,9 +146,9 @@ impl Store {
         let mut report = OpenReport { key_created, ..Default::default() };
         let lock = Self::lock_path(home)?;
         let db_path = home.join(DB_NAME);
-        let mut conn = match open_connection(&db_path) {
+        let mut conn = match db::open_connection(&db_path) {
             Ok(c) => c,
-            Err(e) if is_not_a_database(&e) => {
+            Err(e) if db::is_not_a_database(&e) => {
                 let aside = format!("{DB_NAME}.corrupt-{}", chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ"));
                 for suffix in ["", "-wal", "-shm"] {
                     let from = home.join(format!("{DB_NAME}{suffix}"));
@@ -168,11 +158,11 @@ impl Store {
                 }
                 tracing::warn!("the database could not be opened as SQLite and was moved aside as {aside}");
                 report.database_moved_aside = Some(aside);
-                open_connection(&db_path)?
+                db::open_connection(&db_path)?
             }
             Err(e) => return Err(e),
         };
-        crate::schema::migrate(&mut conn)?;
+        schema::migrate(&mut conn)?;
         let mut store = Store {
             home: home.to_path_buf(),
             key,
@@ -186,7 +176,7 @@ impl Store {
             if key_created {
                 store.append_custody("created", None, json!({"key_protector": protector.name()}))?;
             }
-            crate::recovery::reconcile(&store, &mut report)?;
+            recovery::reconcile(&store, &mut report)?;
         }
         store.report = report;
         Ok(store)
@@ -267,37 +257,24 @@ impl Store {
 
     /// Custody events, all or those of one item, in order.
     pub fn custody_events(&self, clip_id: Option<&str>) -> Result<Vec<CustodyEvent>> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare(
-            "SELECT body, sig FROM custody WHERE (?1 IS NULL OR clip_id = ?1) ORDER BY seq",
-        )?;
-        let rows = stmt.query_map(params![clip_id], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?)))?;
-        let mut out = Vec::new();
-        for r in rows {
-            let (b, s) = r?;
-            out.push(CustodyEvent::from_body(b, s)?);
+        let rows = db::custody_bodies(&self.conn(), clip_id)?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (body, sig) in rows {
+            out.push(CustodyEvent::from_body(body, sig)?);
         }
         Ok(out)
     }
 
     /// Records an alarm (e.g. a log inconsistency) that `clips` shows until acknowledged.
     pub fn raise_alarm(&self, kind: &str, detail: &str) -> Result<()> {
-        self.conn().execute(
-            "INSERT INTO alarms (at, kind, detail) VALUES (?1, ?2, ?3)",
-            params![crate::time::now(), kind, detail],
-        )?;
+        db::insert_alarm(&self.conn(), &crate::time::now(), kind, detail)?;
         self.append_custody("alarm", None, json!({"kind": kind, "detail": detail}))?;
         Ok(())
     }
 
     /// Alarms raised so far: (at, kind, detail).
     pub fn alarms(&self) -> Result<Vec<(String, String, String)>> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare("SELECT at, kind, detail FROM alarms ORDER BY id")?;
-        let v = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-            .collect::<std::result::Result<Vec<_>, _>>()?;
-        Ok(v)
+        db::alarms(&self.conn())
     }
 }
 
@@ -316,51 +293,13 @@ pub(crate) fn append_custody_tx(
     clip_id: Option<&str>,
     detail: serde_json::Value,
 ) -> Result<CustodyEvent> {
-    let last: Option<(i64, String)> = tx
-        .query_row("SELECT seq, hash FROM custody ORDER BY seq DESC LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()?;
+    let last = db::custody_head(tx)?;
     let seq = last.as_ref().map(|l| l.0 as u64 + 1).unwrap_or(1);
     let at = crate::time::now();
     let actor = format!("device:{}", key.device_id());
     let body = custody::body(&actor, seq, &at, event, clip_id, detail, last.as_ref().map(|l| l.1.as_str()));
     let sig = key.sign(&body).to_vec();
     let hash = crate::hashing::sha256_hex(&body);
-    tx.execute(
-        "INSERT INTO custody (seq, clip_id, event, at, body, hash, sig) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![seq as i64, clip_id, event, at, body, hash, sig],
-    )?;
+    db::insert_custody(tx, &db::CustodyRow { seq, clip_id, event, at: &at, body: &body, hash: &hash, sig: &sig })?;
     Ok(CustodyEvent { seq, clip_id: clip_id.map(String::from), event: event.into(), at, body, sig })
-}
-
-/// Inserts an item row for a signed manifest (sealing, or restoring from a signed mirror).
-pub(crate) fn insert_item_row(
-    conn: &Connection,
-    m: &crate::manifest::Manifest,
-    manifest: &[u8],
-    sig: &[u8],
-    manifest_sha256: &str,
-    media_ext: Option<&str>,
-) -> Result<()> {
-    conn.execute(
-        "INSERT INTO items (clip_id, seq, kind, manifest, signature, manifest_sha256, media_ext, media_bytes,
-            media_sha256, media_blake3, recording_id, segment_index, started_at, sealed_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
-        params![
-            m.clip_id,
-            m.seq as i64,
-            m.kind.as_str(),
-            manifest,
-            sig,
-            manifest_sha256,
-            media_ext,
-            m.media.as_ref().map(|x| x.bytes as i64),
-            m.media.as_ref().map(|x| x.sha256.clone()),
-            m.media.as_ref().map(|x| x.blake3.clone()),
-            m.segment.as_ref().map(|s| s.recording_id.clone()),
-            m.segment.as_ref().map(|s| s.index as i64),
-            m.capture.started_at,
-            crate::time::now(),
-        ],
-    )?;
-    Ok(())
 }

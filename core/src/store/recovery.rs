@@ -8,8 +8,7 @@
 use crate::error::{IoContext, Result};
 use crate::manifest::Manifest;
 use crate::seal::PendingSeal;
-use crate::store::{OpenReport, Store};
-use rusqlite::{params, OptionalExtension};
+use crate::store::{db, OpenReport, Store};
 use serde_json::json;
 use std::fs;
 use std::path::Path;
@@ -35,19 +34,14 @@ pub(crate) fn reconcile(store: &Store, report: &mut OpenReport) -> Result<()> {
 }
 
 fn finish_pending_seals(store: &Store, report: &mut OpenReport) -> Result<()> {
-    let pending: Vec<(String, String)> = {
-        let conn = store.conn();
-        let mut stmt = conn.prepare("SELECT clip_id, request FROM pending_seals ORDER BY created_at")?;
-        let v = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<std::result::Result<Vec<_>, _>>()?;
-        v
-    };
+    let pending = db::pending_seals(&store.conn())?;
     for (clip_id, request) in pending {
         let p: PendingSeal = serde_json::from_str(&request)?;
-        let exists: bool = store.conn().query_row("SELECT COUNT(*) FROM items WHERE clip_id = ?1", params![clip_id], |r| r.get::<_, i64>(0))? > 0;
+        let exists = db::item_exists(&store.conn(), &clip_id)?;
         let dir = store.item_dir(&clip_id);
         let target = dir.join(format!("media.{}", p.ext));
         if exists {
-            store.conn().execute("DELETE FROM pending_seals WHERE clip_id = ?1", params![clip_id])?;
+            db::delete_pending_seal(&store.conn(), &clip_id)?;
             continue;
         }
         if target.exists() {
@@ -55,22 +49,19 @@ fn finish_pending_seals(store: &Store, report: &mut OpenReport) -> Result<()> {
             if d.bytes == p.bytes && d.sha256_hex() == p.sha256 && d.blake3_hex() == p.blake3 {
                 store.commit_seal(&p)?;
                 if let Some(seg) = &p.segment {
-                    store.conn().execute(
-                        "UPDATE capture_sessions SET next_index = MAX(next_index, ?2), segment_started_at = ?3, finished = MAX(finished, ?4) WHERE recording_id = ?1",
-                        params![seg.recording_id, seg.index as i64 + 1, p.ended_at, seg.is_final as i64],
-                    )?;
+                    db::advance_session_at_least(&store.conn(), &seg.recording_id, seg.index as i64 + 1, &p.ended_at, seg.is_final)?;
                 }
                 report.seals_completed.push(clip_id.clone());
             } else {
                 let q = quarantine(store, &dir, "interrupted-seal-mismatch")?;
                 report.quarantined.push(q);
-                store.conn().execute("DELETE FROM pending_seals WHERE clip_id = ?1", params![clip_id])?;
+                db::delete_pending_seal(&store.conn(), &clip_id)?;
             }
         } else {
             // The file never moved: the source is untouched. Remove a partial copy, if any.
             let _ = fs::remove_file(store.home.join("staging").join(format!("{clip_id}.part")));
             let _ = fs::remove_dir(&dir);
-            store.conn().execute("DELETE FROM pending_seals WHERE clip_id = ?1", params![clip_id])?;
+            db::delete_pending_seal(&store.conn(), &clip_id)?;
             report.seals_undone += 1;
         }
     }
@@ -93,12 +84,7 @@ fn recover_recordings(store: &Store, report: &mut OpenReport) -> Result<()> {
             },
             Err(_) => None,
         };
-        let session: Option<(String, i64, i64)> = store
-            .conn()
-            .query_row("SELECT media_ext, next_index, finished FROM capture_sessions WHERE recording_id = ?1", params![rid], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-            })
-            .optional()?;
+        let session = db::session(&store.conn(), &rid)?.map(|s| (s.media_ext, s.next_index, s.finished));
         match session {
             None => {
                 report.quarantined.push(quarantine(store, &dir, "unknown-recording")?);
@@ -111,7 +97,7 @@ fn recover_recordings(store: &Store, report: &mut OpenReport) -> Result<()> {
                     let item = store.seal_segment_inner(&rid, true, mtime, true, &mut |_, _| {})?;
                     report.segments_recovered.push(item.clip_id);
                 } else {
-                    store.conn().execute("UPDATE capture_sessions SET finished = 1 WHERE recording_id = ?1", params![rid])?;
+                    db::finish_session(&store.conn(), &rid)?;
                 }
                 finish_recording_dir(store, &dir, report)?;
             }
@@ -131,10 +117,7 @@ fn finish_recording_dir(store: &Store, dir: &Path, report: &mut OpenReport) -> R
 
 fn restore_or_quarantine_item_dirs(store: &Store, report: &mut OpenReport) -> Result<()> {
     let known: std::collections::HashSet<String> = {
-        let conn = store.conn();
-        let mut stmt = conn.prepare("SELECT clip_id FROM items")?;
-        let v = stmt.query_map([], |r| r.get::<_, String>(0))?.collect::<std::result::Result<_, _>>()?;
-        v
+        db::clip_ids(&store.conn())?.into_iter().collect()
     };
     // (manifest, its exact bytes, signature, media extension)
     type Restorable = (Manifest, Vec<u8>, Vec<u8>, Option<String>);
@@ -163,16 +146,13 @@ fn restore_or_quarantine_item_dirs(store: &Store, report: &mut OpenReport) -> Re
     }
     restorable.sort_by_key(|r| r.0.seq);
     for (m, bytes, sig, ext) in restorable {
-        let conn = store.conn();
-        let taken: bool = conn.query_row("SELECT COUNT(*) FROM items WHERE seq = ?1", params![m.seq as i64], |r| r.get::<_, i64>(0))? > 0;
-        drop(conn);
-        if taken {
+        if db::seq_taken(&store.conn(), m.seq)? {
             let dir = store.item_dir(&m.clip_id);
             report.quarantined.push(quarantine(store, &dir, "seq-conflict")?);
             continue;
         }
         let sha = crate::hashing::sha256_hex(&bytes);
-        crate::store::insert_item_row(&store.conn(), &m, &bytes, &sig, &sha, ext.as_deref())?;
+        db::insert_item(&store.conn(), &m, &bytes, &sig, &sha, ext.as_deref())?;
         store.append_custody("restored", Some(&m.clip_id), json!({"seq": m.seq, "manifest_sha256": sha}))?;
         report.items_restored += 1;
     }
@@ -180,21 +160,12 @@ fn restore_or_quarantine_item_dirs(store: &Store, report: &mut OpenReport) -> Re
 }
 
 fn check_items(store: &Store, report: &mut OpenReport) -> Result<()> {
-    type Row = (String, Option<String>, Option<i64>, String, Option<String>);
-    let rows: Vec<Row> = {
-        let conn = store.conn();
-        let mut stmt = conn.prepare("SELECT clip_id, media_ext, media_bytes, integrity, purged_at FROM items")?;
-        let v = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?
-            .collect::<std::result::Result<Vec<_>, _>>()?;
-        v
-    };
-    for (clip_id, ext, bytes, integrity, purged) in rows {
+    let rows = db::media_check_rows(&store.conn())?;
+    for db::MediaCheckRow { clip_id, media_ext: ext, media_bytes: bytes, integrity, purged_at: purged } in rows {
         let dir = store.item_dir(&clip_id);
         if !dir.join("manifest.json").exists() || !dir.join("manifest.sig").exists() {
             // Only read the blobs for the rare item whose mirror a crash left unwritten.
-            let (manifest, sig): (Vec<u8>, Vec<u8>) =
-                store.conn().query_row("SELECT manifest, signature FROM items WHERE clip_id = ?1", params![clip_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            let (manifest, sig) = db::manifest_of(&store.conn(), &clip_id)?;
             store.write_mirror(&clip_id, &manifest, &sig)?;
             report.mirrors_rewritten += 1;
         }
@@ -208,7 +179,7 @@ fn check_items(store: &Store, report: &mut OpenReport) -> Result<()> {
             Ok(_) => None,
         };
         if let Some((state, detail)) = problem {
-            store.conn().execute("UPDATE items SET integrity = ?2, integrity_detail = ?3 WHERE clip_id = ?1", params![clip_id, state, detail])?;
+            db::set_integrity(&store.conn(), &clip_id, state, &detail)?;
             store.append_custody("flagged", Some(&clip_id), json!({"integrity": state}))?;
             report.flagged.push(clip_id);
         }

@@ -102,9 +102,7 @@ pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;
 pub fn migrate(conn: &mut Connection) -> Result<()> {
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if version > CURRENT_VERSION {
-        return Err(Error::Store(format!(
-            "the store has schema version {version}, newer than this build ({CURRENT_VERSION}); update the app"
-        )));
+        return Err(Error::NewerSchema { found: version, supported: CURRENT_VERSION });
     }
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Exclusive)?;

@@ -1,0 +1,358 @@
+//! Every row the device store reads or writes, one function per statement.
+//!
+//! The rest of the core never writes SQL: sealing, listing, recovery and sync call these
+//! functions on a [`Connection`] (a [`rusqlite::Transaction`] derefs to one, so a caller decides
+//! what commits together). Every value is bound as a parameter; no SQL text is ever built from
+//! data. Tables and columns are defined by the migrations in [`super::schema`].
+
+use crate::error::{Error, Result};
+use crate::items::ItemSummary;
+use crate::manifest::Manifest;
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use std::path::Path;
+
+/// Opens the database file with the store's settings. The first read fails with `NOTADB` /
+/// `CORRUPT` on a file that is not a database, which the caller moves aside.
+pub(crate) fn open_connection(path: &Path) -> Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(std::time::Duration::from_secs(60))?;
+    conn.query_row("PRAGMA schema_version", [], |r| r.get::<_, i64>(0))?;
+    conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0))?;
+    // FULL: a committed seal survives a power cut, not just a process crash.
+    conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")?;
+    Ok(conn)
+}
+
+/// True when opening failed because the file is not a (readable) SQLite database.
+pub(crate) fn is_not_a_database(e: &Error) -> bool {
+    matches!(e, Error::Sqlite(rusqlite::Error::SqliteFailure(f, _))
+        if matches!(f.code, rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt))
+}
+
+fn collect<T>(rows: impl Iterator<Item = rusqlite::Result<T>>) -> Result<Vec<T>> {
+    Ok(rows.collect::<std::result::Result<Vec<_>, _>>()?)
+}
+
+// ---------------------------------------------------------------------------------------------
+// custody: the device's own hash-chained, signed log
+
+/// The newest custody event's (seq, hash), if any.
+pub(crate) fn custody_head(conn: &Connection) -> Result<Option<(i64, String)>> {
+    Ok(conn.query_row("SELECT seq, hash FROM custody ORDER BY seq DESC LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?))).optional()?)
+}
+
+/// One custody event as it is stored.
+pub(crate) struct CustodyRow<'a> {
+    pub seq: u64,
+    pub clip_id: Option<&'a str>,
+    pub event: &'a str,
+    pub at: &'a str,
+    pub body: &'a [u8],
+    pub hash: &'a str,
+    pub sig: &'a [u8],
+}
+
+/// Appends a custody event row.
+pub(crate) fn insert_custody(conn: &Connection, e: &CustodyRow<'_>) -> Result<()> {
+    conn.execute(
+        "INSERT INTO custody (seq, clip_id, event, at, body, hash, sig) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![e.seq as i64, e.clip_id, e.event, e.at, e.body, e.hash, e.sig],
+    )?;
+    Ok(())
+}
+
+/// (body, signature) of every custody event, or of one item's, in order.
+pub(crate) fn custody_bodies(conn: &Connection, clip_id: Option<&str>) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    let mut stmt = conn.prepare_cached("SELECT body, sig FROM custody WHERE (?1 IS NULL OR clip_id = ?1) ORDER BY seq")?;
+    let rows = stmt.query_map(params![clip_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    collect(rows)
+}
+
+// ---------------------------------------------------------------------------------------------
+// alarms
+
+/// Records an alarm.
+pub(crate) fn insert_alarm(conn: &Connection, at: &str, kind: &str, detail: &str) -> Result<()> {
+    conn.execute("INSERT INTO alarms (at, kind, detail) VALUES (?1, ?2, ?3)", params![at, kind, detail])?;
+    Ok(())
+}
+
+/// Every alarm: (at, kind, detail), oldest first.
+pub(crate) fn alarms(conn: &Connection) -> Result<Vec<(String, String, String)>> {
+    let mut stmt = conn.prepare("SELECT at, kind, detail FROM alarms ORDER BY id")?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    collect(rows)
+}
+
+// ---------------------------------------------------------------------------------------------
+// server: small key/value facts about the enrolled server
+
+/// A value of the `server` table (e.g. `clock_offset`).
+pub(crate) fn server_value(conn: &Connection, key: &str) -> Result<Option<Vec<u8>>> {
+    Ok(conn.query_row("SELECT value FROM server WHERE key = ?1", params![key], |r| r.get(0)).optional()?)
+}
+
+// ---------------------------------------------------------------------------------------------
+// items
+
+/// Inserts an item row for a signed manifest (sealing, or restoring from a signed mirror).
+pub(crate) fn insert_item(conn: &Connection, m: &Manifest, manifest: &[u8], sig: &[u8], manifest_sha256: &str, media_ext: Option<&str>) -> Result<()> {
+    conn.execute(
+        "INSERT INTO items (clip_id, seq, kind, manifest, signature, manifest_sha256, media_ext, media_bytes,
+            media_sha256, media_blake3, recording_id, segment_index, started_at, sealed_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+        params![
+            m.clip_id,
+            m.seq as i64,
+            m.kind.as_str(),
+            manifest,
+            sig,
+            manifest_sha256,
+            media_ext,
+            m.media.as_ref().map(|x| x.bytes as i64),
+            m.media.as_ref().map(|x| x.sha256.clone()),
+            m.media.as_ref().map(|x| x.blake3.clone()),
+            m.segment.as_ref().map(|s| s.recording_id.clone()),
+            m.segment.as_ref().map(|s| s.index as i64),
+            m.capture.started_at,
+            crate::time::now(),
+        ],
+    )?;
+    Ok(())
+}
+
+/// The newest item's (seq, manifest SHA-256): the head of the device chain.
+pub(crate) fn chain_head(conn: &Connection) -> Result<Option<(i64, String)>> {
+    Ok(conn.query_row("SELECT seq, manifest_sha256 FROM items ORDER BY seq DESC LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?))).optional()?)
+}
+
+const SUMMARY_COLUMNS: &str = "clip_id, seq, kind, state, integrity, started_at, sealed_at, media_bytes, recording_id, segment_index, receipted_at, last_error";
+
+fn summary(r: &Row<'_>) -> rusqlite::Result<ItemSummary> {
+    Ok(ItemSummary {
+        clip_id: r.get(0)?,
+        seq: r.get::<_, i64>(1)? as u64,
+        kind: r.get(2)?,
+        state: r.get(3)?,
+        integrity: r.get(4)?,
+        started_at: r.get(5)?,
+        sealed_at: r.get(6)?,
+        media_bytes: r.get::<_, Option<i64>>(7)?.map(|b| b as u64),
+        recording_id: r.get(8)?,
+        segment_index: r.get::<_, Option<i64>>(9)?.map(|i| i as u32),
+        receipted_at: r.get(10)?,
+        last_error: r.get(11)?,
+    })
+}
+
+/// Every item's summary in chain order.
+pub(crate) fn item_summaries(conn: &Connection) -> Result<Vec<ItemSummary>> {
+    let mut stmt = conn.prepare_cached(&format!("SELECT {SUMMARY_COLUMNS} FROM items ORDER BY seq"))?;
+    let rows = stmt.query_map([], summary)?;
+    collect(rows)
+}
+
+/// The oldest `limit` items that still need syncing (uses the (state, seq) index).
+pub(crate) fn queued_summaries(conn: &Connection, limit: usize) -> Result<Vec<ItemSummary>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {SUMMARY_COLUMNS} FROM items WHERE state IN ('sealed','manifest_sent','uploading','uploaded') AND integrity = 'ok' ORDER BY seq LIMIT ?1"
+    ))?;
+    let rows = stmt.query_map(params![limit as i64], summary)?;
+    collect(rows)
+}
+
+/// Everything stored about one item, as read from its row.
+pub(crate) struct ItemRow {
+    pub summary: ItemSummary,
+    pub manifest: Vec<u8>,
+    pub signature: Vec<u8>,
+    pub media_ext: Option<String>,
+    pub receipt: Option<Vec<u8>>,
+    pub receipt_sig: Option<Vec<u8>>,
+    pub purged_at: Option<String>,
+}
+
+/// One item's row, or `None` for an unknown id.
+pub(crate) fn item_row(conn: &Connection, clip_id: &str) -> Result<Option<ItemRow>> {
+    Ok(conn
+        .query_row(
+            &format!("SELECT {SUMMARY_COLUMNS}, manifest, signature, media_ext, receipt, receipt_sig, purged_at FROM items WHERE clip_id = ?1"),
+            params![clip_id],
+            |r| {
+                Ok(ItemRow {
+                    summary: summary(r)?,
+                    manifest: r.get(12)?,
+                    signature: r.get(13)?,
+                    media_ext: r.get(14)?,
+                    receipt: r.get(15)?,
+                    receipt_sig: r.get(16)?,
+                    purged_at: r.get(17)?,
+                })
+            },
+        )
+        .optional()?)
+}
+
+/// Every (manifest, signature) in chain order.
+pub(crate) fn manifests(conn: &Connection) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    let mut stmt = conn.prepare("SELECT manifest, signature FROM items ORDER BY seq")?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    collect(rows)
+}
+
+/// One item's (manifest, signature).
+pub(crate) fn manifest_of(conn: &Connection, clip_id: &str) -> Result<(Vec<u8>, Vec<u8>)> {
+    Ok(conn.query_row("SELECT manifest, signature FROM items WHERE clip_id = ?1", params![clip_id], |r| Ok((r.get(0)?, r.get(1)?)))?)
+}
+
+/// True when an item with this id exists.
+pub(crate) fn item_exists(conn: &Connection, clip_id: &str) -> Result<bool> {
+    Ok(conn.query_row("SELECT COUNT(*) FROM items WHERE clip_id = ?1", params![clip_id], |r| r.get::<_, i64>(0))? > 0)
+}
+
+/// True when an item already holds this chain position.
+pub(crate) fn seq_taken(conn: &Connection, seq: u64) -> Result<bool> {
+    Ok(conn.query_row("SELECT COUNT(*) FROM items WHERE seq = ?1", params![seq as i64], |r| r.get::<_, i64>(0))? > 0)
+}
+
+/// Every item id.
+pub(crate) fn clip_ids(conn: &Connection) -> Result<Vec<String>> {
+    let mut stmt = conn.prepare("SELECT clip_id FROM items")?;
+    let rows = stmt.query_map([], |r| r.get(0))?;
+    collect(rows)
+}
+
+/// What start-up recovery checks of each item's media file.
+pub(crate) struct MediaCheckRow {
+    pub clip_id: String,
+    pub media_ext: Option<String>,
+    pub media_bytes: Option<i64>,
+    pub integrity: String,
+    pub purged_at: Option<String>,
+}
+
+/// Every item's media facts, for the start-up check.
+pub(crate) fn media_check_rows(conn: &Connection) -> Result<Vec<MediaCheckRow>> {
+    let mut stmt = conn.prepare("SELECT clip_id, media_ext, media_bytes, integrity, purged_at FROM items")?;
+    let rows = stmt.query_map([], |r| {
+        Ok(MediaCheckRow { clip_id: r.get(0)?, media_ext: r.get(1)?, media_bytes: r.get(2)?, integrity: r.get(3)?, purged_at: r.get(4)? })
+    })?;
+    collect(rows)
+}
+
+/// Marks an item's media as `missing` or `mismatch`, with a sentence saying why.
+pub(crate) fn set_integrity(conn: &Connection, clip_id: &str, integrity: &str, detail: &str) -> Result<()> {
+    conn.execute("UPDATE items SET integrity = ?2, integrity_detail = ?3 WHERE clip_id = ?1", params![clip_id, integrity, detail])?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// pending_seals: a seal in progress, so that a crash mid-seal is finished or undone at start-up
+
+/// Records a seal about to move a file into the store.
+pub(crate) fn insert_pending_seal(conn: &Connection, clip_id: &str, request_json: &str, source_path: &str) -> Result<()> {
+    conn.execute(
+        "INSERT INTO pending_seals (clip_id, request, source_path, created_at) VALUES (?1, ?2, ?3, ?4)",
+        params![clip_id, request_json, source_path, crate::time::now()],
+    )?;
+    Ok(())
+}
+
+/// Forgets a pending seal (committed, undone or quarantined).
+pub(crate) fn delete_pending_seal(conn: &Connection, clip_id: &str) -> Result<()> {
+    conn.execute("DELETE FROM pending_seals WHERE clip_id = ?1", params![clip_id])?;
+    Ok(())
+}
+
+/// Every pending seal: (clip_id, request JSON), oldest first.
+pub(crate) fn pending_seals(conn: &Connection) -> Result<Vec<(String, String)>> {
+    let mut stmt = conn.prepare("SELECT clip_id, request FROM pending_seals ORDER BY created_at")?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    collect(rows)
+}
+
+// ---------------------------------------------------------------------------------------------
+// capture_sessions and session_fixes: recordings sealed segment by segment
+
+/// Starts a recording session.
+pub(crate) fn insert_session(conn: &Connection, recording_id: &str, request_json: &str, media_ext: &str, started_at: &str) -> Result<()> {
+    conn.execute(
+        "INSERT INTO capture_sessions (recording_id, request, media_ext, next_index, segment_started_at, started_at) VALUES (?1, ?2, ?3, 0, ?4, ?4)",
+        params![recording_id, request_json, media_ext, started_at],
+    )?;
+    Ok(())
+}
+
+/// A session's `finished` flag (0 or 1), or `None` for an unknown recording.
+pub(crate) fn session_finished(conn: &Connection, recording_id: &str) -> Result<Option<i64>> {
+    Ok(conn.query_row("SELECT finished FROM capture_sessions WHERE recording_id = ?1", params![recording_id], |r| r.get(0)).optional()?)
+}
+
+/// Adds a location fix to a running recording.
+pub(crate) fn insert_fix(conn: &Connection, recording_id: &str, fix_json: &str) -> Result<()> {
+    conn.execute(
+        "INSERT INTO session_fixes (recording_id, n, fix) VALUES (?1, (SELECT COALESCE(MAX(n), 0) + 1 FROM session_fixes WHERE recording_id = ?1), ?2)",
+        params![recording_id, fix_json],
+    )?;
+    Ok(())
+}
+
+/// A recording session as stored.
+pub(crate) struct SessionRow {
+    pub request: String,
+    pub media_ext: String,
+    pub next_index: i64,
+    pub fix_cursor: i64,
+    pub segment_started_at: String,
+    pub finished: i64,
+}
+
+/// One recording session, or `None` for an unknown recording.
+pub(crate) fn session(conn: &Connection, recording_id: &str) -> Result<Option<SessionRow>> {
+    Ok(conn
+        .query_row(
+            "SELECT request, media_ext, next_index, fix_cursor, segment_started_at, finished FROM capture_sessions WHERE recording_id = ?1",
+            params![recording_id],
+            |r| {
+                Ok(SessionRow {
+                    request: r.get(0)?,
+                    media_ext: r.get(1)?,
+                    next_index: r.get(2)?,
+                    fix_cursor: r.get(3)?,
+                    segment_started_at: r.get(4)?,
+                    finished: r.get(5)?,
+                })
+            },
+        )
+        .optional()?)
+}
+
+/// Fixes of a recording after `cursor`: (n, fix JSON), in order.
+pub(crate) fn fixes_after(conn: &Connection, recording_id: &str, cursor: i64) -> Result<Vec<(i64, String)>> {
+    let mut stmt = conn.prepare("SELECT n, fix FROM session_fixes WHERE recording_id = ?1 AND n > ?2 ORDER BY n")?;
+    let rows = stmt.query_map(params![recording_id, cursor], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    collect(rows)
+}
+
+/// Moves a session past a sealed segment.
+pub(crate) fn advance_session(conn: &Connection, recording_id: &str, next_index: i64, fix_cursor: i64, segment_started_at: &str, finished: bool) -> Result<()> {
+    conn.execute(
+        "UPDATE capture_sessions SET next_index = ?2, fix_cursor = ?3, segment_started_at = ?4, finished = ?5 WHERE recording_id = ?1",
+        params![recording_id, next_index, fix_cursor, segment_started_at, finished as i64],
+    )?;
+    Ok(())
+}
+
+/// Recovery's version of [`advance_session`]: never moves a session backwards.
+pub(crate) fn advance_session_at_least(conn: &Connection, recording_id: &str, next_index: i64, segment_started_at: &str, finished: bool) -> Result<()> {
+    conn.execute(
+        "UPDATE capture_sessions SET next_index = MAX(next_index, ?2), segment_started_at = ?3, finished = MAX(finished, ?4) WHERE recording_id = ?1",
+        params![recording_id, next_index, segment_started_at, finished as i64],
+    )?;
+    Ok(())
+}
+
+/// Marks a running session finished; returns how many rows changed (0: unknown or finished).
+pub(crate) fn finish_session(conn: &Connection, recording_id: &str) -> Result<usize> {
+    Ok(conn.execute("UPDATE capture_sessions SET finished = 1 WHERE recording_id = ?1 AND finished = 0", params![recording_id])?)
+}
