@@ -9,6 +9,8 @@
 //! * [`manifest`] — the signed `fieldcap.manifest/1` document.
 //! * [`store::Store`] — the SQLite-backed evidence store with crash recovery; sealing
 //!   ([`seal`]), listing and export ([`items`]), the custody log ([`custody`]).
+//! * [`sync`] — one resumable sync pass; [`sync_policy`] — when the phones run one, and what
+//!   they do after it (the rule both shells read through the bindings).
 //! * [`track`] — GPS tracks from GPX and GeoJSON.
 //! * [`verify`] — verification of exported clips and device chains.
 //!
@@ -38,6 +40,7 @@ pub mod schema;
 pub mod seal;
 pub mod store;
 pub mod sync;
+pub mod sync_policy;
 pub mod time;
 pub mod track;
 pub mod verify;
