@@ -6,7 +6,9 @@
 //!
 //! * [`store::Store`] — the SQLite-backed evidence store with crash recovery; sealing
 //!   ([`seal`]), listing and export ([`items`]), the device custody log.
-//! * [`sync`] — enrolment and the sync pass to the council's intake server.
+//! * [`sync`] — one resumable sync pass to the council's intake server (enrolment included);
+//!   [`sync_policy`] — when the phones run one, and what they do after it (the rule both shells
+//!   read through the bindings).
 //!
 //! The formats themselves (keys, hashing, manifests, custody events, the transparency log,
 //! wire types, tracks) live in `fieldcap-evidence` and are re-exported here ([`identity`],
@@ -27,6 +29,7 @@ pub mod items;
 pub mod seal;
 pub mod store;
 pub mod sync;
+pub mod sync_policy;
 
 pub use store::schema;
 

@@ -11,6 +11,8 @@
 //!   segments sealed while recording, `finish` / `abort`;
 //! * [`Fieldcap::add_observation`], [`Fieldcap::list_items`], [`Fieldcap::receipt`];
 //! * enrolment, `sync_once(budget)` and `cancel()` (from a platform expiration handler);
+//! * [`sync_policy`] → [`SyncPolicy`] — when a background pass runs, its budget, and what to do
+//!   after it (one rule for both shells, from the core);
 //! * [`StateListener`] for the UI and [`init_logging`] for the platform logger.
 //!
 //! **Threading:** calls that touch the disk or the network block; call them off the main thread.
@@ -24,6 +26,7 @@ mod error;
 mod listener;
 mod logging;
 mod net;
+mod policy;
 mod protector;
 mod types;
 
@@ -32,6 +35,7 @@ pub use error::{FieldcapError, Result};
 pub use listener::{StateListener, SyncPhase, SyncProgress};
 pub use logging::{init_logging, stop_logging, LogLevel, LogSink};
 pub use net::{EnrollmentInfo, HttpHeader, HttpRequest, HttpResponse, HttpTransport, SyncSummary};
+pub use policy::{sync_policy, AfterSync, NetworkConditions, NetworkRequirement, SyncDecision, SyncPolicy, SyncReason};
 pub use protector::KeyProtector;
 pub use types::*;
 

@@ -22,10 +22,10 @@ import java.util.concurrent.atomic.AtomicInteger
 import javax.crypto.spec.SecretKeySpec
 import kotlin.system.exitProcess
 import org.fieldcap.app.portable.AesGcmKeyProtector
-import org.fieldcap.app.portable.AfterSync
+import org.fieldcap.app.portable.ListenerSlots
 import org.fieldcap.app.portable.QueueRows
 import org.fieldcap.app.portable.SegmentClock
-import org.fieldcap.app.portable.SyncPolicy
+import org.fieldcap.app.portable.SyncText
 import org.fieldcap.core.*
 
 var passed = 0
@@ -234,6 +234,47 @@ fun main() {
     val rows = QueueRows.rows(items, ZoneOffset.UTC)
     check("queue rows (shared app code) newest first", rows.first().clipId == obs.clipId && rows.last().title.startsWith("#1 Video · part 1"))
 
+    // ── the core's sync policy, as both shells read it ──
+    val wifiOnly = syncPolicy(true)
+    val anyNet = syncPolicy(false)
+    check("policy: defaults (540 s budget, 30 s backoff, 15 min periodic)",
+        wifiOnly.wifiOnly && wifiOnly.backgroundBudgetSecs == 540u && wifiOnly.retryInitialSecs == 30u && wifiOnly.periodicIntervalSecs == 900u) { "$wifiOnly" }
+    check("policy: Wi-Fi only needs an unmetered network",
+        wifiOnly.networkRequirement() == NetworkRequirement.UNMETERED && anyNet.networkRequirement() == NetworkRequirement.CONNECTED)
+    val cellular = NetworkConditions(connected = true, metered = true)
+    val onCellular = wifiOnly.decide(cellular, true, fc.queuedCount())
+    check("policy: Wi-Fi only waits on cellular",
+        !onCellular.run && onCellular.reason == SyncReason.WAITING_FOR_UNMETERED && onCellular.next == AfterSync.CONTINUE) { "$onCellular" }
+    val ready = anyNet.decide(cellular, true, fc.queuedCount())
+    check("policy: otherwise runs with the core's budget", ready.run && ready.budgetSecs == 540u && ready.reason == SyncReason.READY) { "$ready" }
+    check("policy: not before enrolment", anyNet.decide(cellular, fc.enrollment() != null, fc.queuedCount()).reason == SyncReason.NOT_ENROLLED)
+    check("policy: not offline", anyNet.decide(NetworkConditions(false, false), true, 3uL).reason == SyncReason.OFFLINE)
+    check("policy: not with an empty queue", anyNet.decide(cellular, true, 0uL).let { it.reason == SyncReason.NOTHING_QUEUED && it.next == AfterSync.DONE })
+    check("policy: after errors", anyNet.afterError(FieldcapException.StorageFull("disk")) == AfterSync.RETRY_LATER &&
+        anyNet.afterError(FieldcapException.NotEnrolled("x")) == AfterSync.DONE && anyNet.afterError(FieldcapException.Integrity("x")) == AfterSync.STOP)
+    check("policy: backoff doubles to a cap", anyNet.retryDelaySecs(1u) == 30u && anyNet.retryDelaySecs(3u) == 120u && anyNet.retryDelaySecs(100u) == anyNet.retryMaxSecs)
+    check("a StorageFull is worded for the screen", SyncText.failure("Could not seal", FieldcapException.StorageFull("x")).contains("out of space"))
+
+    // ── the shell's listener slots: the core's listener is cleared when screen and worker are gone ──
+    // (on a device of its own, so that the main scenario's counts stay as they are)
+    val fcSlots = Fieldcap.open(OpenOptions(File(work, "kotlin-slots").absolutePath, Role.MONITOR, null, null, null), XorProtector("slots"), null)
+    val installs = mutableListOf<StateListener?>()
+    val slots = ListenerSlots()
+    val screen = RecordingListener()
+    val worker = RecordingListener()
+    slots.setScreen(screen)
+    slots.attach { l -> installs.add(l); fcSlots.setListener(l) }
+    slots.setWorker(worker)
+    fcSlots.addObservation(ObservationInput("slots", null, null, null, listOf(), listOf(), null, null, listOf(), null))
+    check("slots: screen and worker both hear a seal", screen.changes.size == 1 && worker.changes.size == 1)
+    slots.setScreen(null)
+    check("slots: the core keeps its listener while the worker reports", installs.size == 1 && installs[0] != null)
+    slots.setWorker(null)
+    check("slots: the core's listener is cleared when both are gone", installs.size == 2 && installs[1] == null)
+    fcSlots.addObservation(ObservationInput("slots 2", null, null, null, listOf(), listOf(), null, null, listOf(), null))
+    check("slots: a closed screen is not called", screen.changes.size == 1 && worker.changes.size == 1)
+    fcSlots.close()
+
     // ── enrol and sync against the real server ──
     checkThrows<FieldcapException.NotEnrolled>("sync before enrolment (NotEnrolled)") { fc.syncOnce(30u) }
     check("enrollment() is null before enrol", fc.enrollment() == null)
@@ -250,7 +291,7 @@ fun main() {
     check("sync: the device's custody log went up too", summary.custodyEventsUploaded > 0uL) { summary.toString() }
     check("sync: 500000 media bytes acknowledged", summary.bytesUploaded == 500_000uL) { summary.toString() }
     check("sync: clock offset measured", summary.clockOffsetMs != null)
-    check("policy says done", SyncPolicy.decide(summary) == AfterSync.DONE)
+    check("policy says done", syncPolicy(false).afterPass(summary) == AfterSync.DONE)
     val after = fc.listItems()
     check("all receipted with a receipt time", after.all { it.state == ItemState.RECEIPTED && it.receiptedAt != null }) { after.toString() }
     check("listener heard RECEIPTED", listener.changes.count { it.second == ItemState.RECEIPTED } == 3)
@@ -282,7 +323,7 @@ fun main() {
     listener.onProgress = null
     check("cancel() stopped the pass", s1.cancelled && cancelReturned && s1.remaining == 1u) { s1.toString() }
     check("the cancelled pass left part of the upload acknowledged", s1.bytesUploaded in 1uL until 20uL * 1024uL * 1024uL) { s1.toString() }
-    check("policy says continue", SyncPolicy.decide(s1) == AfterSync.CONTINUE)
+    check("policy says continue", syncPolicy(false).afterPass(s1) == AfterSync.CONTINUE)
     val s2 = fc.syncOnce(120u)
     check("the next pass resumes and finishes", s2.receiptsVerified == 1u && s2.remaining == 0u && s1.bytesUploaded + s2.bytesUploaded - s2.bytesResent == 20uL * 1024uL * 1024uL) { s2.toString() }
 

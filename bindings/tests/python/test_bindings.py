@@ -218,6 +218,26 @@ def main():
     check_raises("unknown item (NotFound)", f.FieldcapError.NotFound, lambda: fc.item("0190f0f0-0000-7000-8000-000000000000"))
     check("listener heard the seals", sum(1 for c in listener.changes if c[1] == f.ItemState.SEALED) >= 3)
 
+    # ── the core's sync policy (the rule both phone shells read) ──
+    wifi_only = f.sync_policy(True)
+    any_net = f.sync_policy(False)
+    check("policy: defaults", wifi_only.wifi_only and wifi_only.background_budget_secs == 540
+          and wifi_only.retry_initial_secs == 30 and wifi_only.periodic_interval_secs == 900, str(wifi_only))
+    check("policy: Wi-Fi only needs an unmetered network", wifi_only.network_requirement() == f.NetworkRequirement.UNMETERED
+          and any_net.network_requirement() == f.NetworkRequirement.CONNECTED)
+    cellular = f.NetworkConditions(connected=True, metered=True)
+    d = wifi_only.decide(cellular, True, fc.queued_count())
+    check("policy: Wi-Fi only waits on cellular", not d.run and d.reason == f.SyncReason.WAITING_FOR_UNMETERED
+          and d.next == f.AfterSync.CONTINUE, str(d))
+    d = any_net.decide(cellular, True, fc.queued_count())
+    check("policy: otherwise runs with the core's budget", d.run and d.budget_secs == 540 and d.reason == f.SyncReason.READY, str(d))
+    d = any_net.decide(cellular, fc.enrollment() is not None, fc.queued_count())
+    check("policy: not before enrolment", not d.run and d.reason == f.SyncReason.NOT_ENROLLED and d.next == f.AfterSync.DONE, str(d))
+    check("policy: not offline", any_net.decide(f.NetworkConditions(connected=False, metered=False), True, 3).reason == f.SyncReason.OFFLINE)
+    check("policy: after errors", any_net.after_error(f.FieldcapError.StorageFull("disk")) == f.AfterSync.RETRY_LATER
+          and any_net.after_error(f.FieldcapError.Server("revoked")) == f.AfterSync.STOP)
+    check("policy: backoff", [any_net.retry_delay_secs(n) for n in (1, 2, 3)] == [30, 60, 120] and any_net.retry_delay_secs(99) == any_net.retry_max_secs)
+
     # ── enrol and sync ──
     check_raises("sync before enrolment (NotEnrolled)", f.FieldcapError.NotEnrolled, lambda: fc.sync_once(30))
     check_raises("plain http to a remote host (InvalidInput)", f.FieldcapError.InvalidInput, lambda: fc.enroll("http://192.0.2.1:9", "x"))
@@ -228,6 +248,7 @@ def main():
     summary = fc.sync_once(120)
     check("sync: 3 receipts, nothing left", summary.receipts_verified == 3 and summary.remaining == 0, str(summary))
     check("sync: the device's custody log went up too", summary.custody_events_uploaded > 0, str(summary))
+    check("policy says done", any_net.after_pass(summary) == f.AfterSync.DONE)
     after = fc.list_items()
     check("all receipted with a receipt time", all(i.state == f.ItemState.RECEIPTED and i.receipted_at is not None for i in after))
     r0 = fc.receipt(seg0.item.clip_id)
@@ -254,6 +275,7 @@ def main():
     s1 = fc.sync_once(120)
     listener.on_progress = None
     check("cancel() from another thread stopped the pass", s1.cancelled and state["returned"] is True and s1.remaining == 1, str(s1))
+    check("policy says continue", any_net.after_pass(s1) == f.AfterSync.CONTINUE)
     s2 = fc.sync_once(120)
     check("the next pass resumes and finishes", s2.receipts_verified == 1 and s2.remaining == 0
           and s1.bytes_uploaded + s2.bytes_uploaded >= 20 * 1024 * 1024, str(s2))

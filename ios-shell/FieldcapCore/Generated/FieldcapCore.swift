@@ -3255,6 +3255,77 @@ public func FfiConverterTypeLocationFix_lower(_ value: LocationFix) -> RustBuffe
 
 
 /**
+ * The network as the platform reports it when a pass is about to start.
+ */
+public struct NetworkConditions: Equatable, Hashable {
+    /**
+     * A connection that can reach the internet is up.
+     */
+    public let connected: Bool
+    /**
+     * It is metered or the user asked to save data (Android
+     * `ConnectivityManager.isActiveNetworkMetered`; iOS `NWPath.isExpensive || isConstrained`).
+     */
+    public let metered: Bool
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * A connection that can reach the internet is up.
+         */connected: Bool, 
+        /**
+         * It is metered or the user asked to save data (Android
+         * `ConnectivityManager.isActiveNetworkMetered`; iOS `NWPath.isExpensive || isConstrained`).
+         */metered: Bool) {
+        self.connected = connected
+        self.metered = metered
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension NetworkConditions: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeNetworkConditions: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> NetworkConditions {
+        return
+            try NetworkConditions(
+                connected: FfiConverterBool.read(from: &buf), 
+                metered: FfiConverterBool.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: NetworkConditions, into buf: inout [UInt8]) {
+        FfiConverterBool.write(value.connected, into: &buf)
+        FfiConverterBool.write(value.metered, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeNetworkConditions_lift(_ buf: RustBuffer) throws -> NetworkConditions {
+    return try FfiConverterTypeNetworkConditions.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeNetworkConditions_lower(_ value: NetworkConditions) -> RustBuffer {
+    return FfiConverterTypeNetworkConditions.lower(value)
+}
+
+
+/**
  * A witness log entry (no media).
  */
 public struct ObservationInput: Equatable, Hashable {
@@ -3991,6 +4062,262 @@ public func FfiConverterTypeSegmentSealed_lower(_ value: SegmentSealed) -> RustB
 
 
 /**
+ * Whether to run a pass now, with which budget, and why.
+ */
+public struct SyncDecision: Equatable, Hashable {
+    /**
+     * Run `sync_once(budget_secs)` now.
+     */
+    public let run: Bool
+    /**
+     * The budget for `sync_once`, in seconds.
+     */
+    public let budgetSecs: UInt32
+    /**
+     * Why.
+     */
+    public let reason: SyncReason
+    /**
+     * When not running, what to do instead.
+     */
+    public let next: AfterSync
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Run `sync_once(budget_secs)` now.
+         */run: Bool, 
+        /**
+         * The budget for `sync_once`, in seconds.
+         */budgetSecs: UInt32, 
+        /**
+         * Why.
+         */reason: SyncReason, 
+        /**
+         * When not running, what to do instead.
+         */next: AfterSync) {
+        self.run = run
+        self.budgetSecs = budgetSecs
+        self.reason = reason
+        self.next = next
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension SyncDecision: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeSyncDecision: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SyncDecision {
+        return
+            try SyncDecision(
+                run: FfiConverterBool.read(from: &buf), 
+                budgetSecs: FfiConverterUInt32.read(from: &buf), 
+                reason: FfiConverterTypeSyncReason.read(from: &buf), 
+                next: FfiConverterTypeAfterSync.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: SyncDecision, into buf: inout [UInt8]) {
+        FfiConverterBool.write(value.run, into: &buf)
+        FfiConverterUInt32.write(value.budgetSecs, into: &buf)
+        FfiConverterTypeSyncReason.write(value.reason, into: &buf)
+        FfiConverterTypeAfterSync.write(value.next, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSyncDecision_lift(_ buf: RustBuffer) throws -> SyncDecision {
+    return try FfiConverterTypeSyncDecision.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSyncDecision_lower(_ value: SyncDecision) -> RustBuffer {
+    return FfiConverterTypeSyncDecision.lower(value)
+}
+
+
+/**
+ * The background sync policy (see `sync_policy(wifi_only)` for the defaults).
+ */
+public struct SyncPolicy: Equatable, Hashable {
+    /**
+     * Upload only on an unmetered network (the user's "Wi-Fi only" setting).
+     */
+    public let wifiOnly: Bool
+    /**
+     * Time budget of one background pass, in seconds: pass it to `sync_once`.
+     */
+    public let backgroundBudgetSecs: UInt32
+    /**
+     * First retry delay after a failed pass, in seconds (Android: the WorkManager backoff).
+     */
+    public let retryInitialSecs: UInt32
+    /**
+     * Longest retry delay, in seconds.
+     */
+    public let retryMaxSecs: UInt32
+    /**
+     * Interval of the periodic safety-net pass, in seconds (Android's periodic work).
+     */
+    public let periodicIntervalSecs: UInt32
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Upload only on an unmetered network (the user's "Wi-Fi only" setting).
+         */wifiOnly: Bool, 
+        /**
+         * Time budget of one background pass, in seconds: pass it to `sync_once`.
+         */backgroundBudgetSecs: UInt32, 
+        /**
+         * First retry delay after a failed pass, in seconds (Android: the WorkManager backoff).
+         */retryInitialSecs: UInt32, 
+        /**
+         * Longest retry delay, in seconds.
+         */retryMaxSecs: UInt32, 
+        /**
+         * Interval of the periodic safety-net pass, in seconds (Android's periodic work).
+         */periodicIntervalSecs: UInt32) {
+        self.wifiOnly = wifiOnly
+        self.backgroundBudgetSecs = backgroundBudgetSecs
+        self.retryInitialSecs = retryInitialSecs
+        self.retryMaxSecs = retryMaxSecs
+        self.periodicIntervalSecs = periodicIntervalSecs
+    }
+
+    
+    /**
+     * What to do after `sync_once` threw this error.
+     */
+public func afterError(error: FieldcapError) -> AfterSync  {
+    return try!  FfiConverterTypeAfterSync_lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_fieldcap_ffi_fn_method_syncpolicy_after_error(
+            FfiConverterTypeSyncPolicy_lower(self),
+        FfiConverterTypeFieldcapError_lower(error),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * What to do after `sync_once` returned this summary.
+     */
+public func afterPass(summary: SyncSummary) -> AfterSync  {
+    return try!  FfiConverterTypeAfterSync_lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_fieldcap_ffi_fn_method_syncpolicy_after_pass(
+            FfiConverterTypeSyncPolicy_lower(self),
+        FfiConverterTypeSyncSummary_lower(summary),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Whether to run a pass now and with which budget: not before enrolment, not with an empty
+     * queue, not offline, and with "Wi-Fi only" not on a metered network.
+     */
+public func decide(conditions: NetworkConditions, enrolled: Bool, queued: UInt64) -> SyncDecision  {
+    return try!  FfiConverterTypeSyncDecision_lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_fieldcap_ffi_fn_method_syncpolicy_decide(
+            FfiConverterTypeSyncPolicy_lower(self),
+        FfiConverterTypeNetworkConditions_lower(conditions),
+        FfiConverterBool.lower(enrolled),
+        FfiConverterUInt64.lower(queued),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The network a scheduled pass waits for.
+     */
+public func networkRequirement() -> NetworkRequirement  {
+    return try!  FfiConverterTypeNetworkRequirement_lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_fieldcap_ffi_fn_method_syncpolicy_network_requirement(
+            FfiConverterTypeSyncPolicy_lower(self),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The delay before retry number `attempt` (1 for the first), in seconds: doubled per
+     * consecutive failure from `retry_initial_secs`, at most `retry_max_secs`.
+     */
+public func retryDelaySecs(attempt: UInt32) -> UInt32  {
+    return try!  FfiConverterUInt32.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_fieldcap_ffi_fn_method_syncpolicy_retry_delay_secs(
+            FfiConverterTypeSyncPolicy_lower(self),
+        FfiConverterUInt32.lower(attempt),uniffiCallStatus
+    )
+})
+}
+    
+
+    
+}
+
+#if compiler(>=6)
+extension SyncPolicy: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeSyncPolicy: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SyncPolicy {
+        return
+            try SyncPolicy(
+                wifiOnly: FfiConverterBool.read(from: &buf), 
+                backgroundBudgetSecs: FfiConverterUInt32.read(from: &buf), 
+                retryInitialSecs: FfiConverterUInt32.read(from: &buf), 
+                retryMaxSecs: FfiConverterUInt32.read(from: &buf), 
+                periodicIntervalSecs: FfiConverterUInt32.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: SyncPolicy, into buf: inout [UInt8]) {
+        FfiConverterBool.write(value.wifiOnly, into: &buf)
+        FfiConverterUInt32.write(value.backgroundBudgetSecs, into: &buf)
+        FfiConverterUInt32.write(value.retryInitialSecs, into: &buf)
+        FfiConverterUInt32.write(value.retryMaxSecs, into: &buf)
+        FfiConverterUInt32.write(value.periodicIntervalSecs, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSyncPolicy_lift(_ buf: RustBuffer) throws -> SyncPolicy {
+    return try FfiConverterTypeSyncPolicy.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSyncPolicy_lower(_ value: SyncPolicy) -> RustBuffer {
+    return FfiConverterTypeSyncPolicy.lower(value)
+}
+
+
+/**
  * Progress of a running sync (reported often, after each chunk).
  */
 public struct SyncProgress: Equatable, Hashable {
@@ -4318,6 +4645,101 @@ public func FfiConverterTypeSyncSummary_lift(_ buf: RustBuffer) throws -> SyncSu
 public func FfiConverterTypeSyncSummary_lower(_ value: SyncSummary) -> RustBuffer {
     return FfiConverterTypeSyncSummary.lower(value)
 }
+
+
+/**
+ * What the shell does next.
+ */
+
+public enum AfterSync: Equatable, Hashable {
+    
+    /**
+     * Nothing left: schedule nothing (Android `Result.success()`).
+     */
+    case done
+    /**
+     * Work is left: schedule another pass under the policy's network requirement.
+     */
+    case `continue`
+    /**
+     * Back off and retry (Android `Result.retry()`; iOS: `retry_delay_secs(attempt)`).
+     */
+    case retryLater
+    /**
+     * A person must look: no automatic retry; show the error (Android `Result.failure()`).
+     */
+    case stop
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension AfterSync: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeAfterSync: FfiConverterRustBuffer {
+    typealias SwiftType = AfterSync
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> AfterSync {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .done
+        
+        case 2: return .`continue`
+        
+        case 3: return .retryLater
+        
+        case 4: return .stop
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: AfterSync, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .done:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .`continue`:
+            writeInt(&buf, Int32(2))
+        
+        
+        case .retryLater:
+            writeInt(&buf, Int32(3))
+        
+        
+        case .stop:
+            writeInt(&buf, Int32(4))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeAfterSync_lift(_ buf: RustBuffer) throws -> AfterSync {
+    return try FfiConverterTypeAfterSync.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeAfterSync_lower(_ value: AfterSync) -> RustBuffer {
+    return FfiConverterTypeAfterSync.lower(value)
+}
+
 
 
 /**
@@ -4987,6 +5409,81 @@ public func FfiConverterTypeMediaIntegrity_lower(_ value: MediaIntegrity) -> Rus
 
 
 /**
+ * What network a scheduled pass waits for (Android: the WorkManager `NetworkType`).
+ */
+
+public enum NetworkRequirement: Equatable, Hashable {
+    
+    /**
+     * Any working connection (`NetworkType.CONNECTED`).
+     */
+    case connected
+    /**
+     * An unmetered connection: Wi-Fi, Ethernet (`NetworkType.UNMETERED`).
+     */
+    case unmetered
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension NetworkRequirement: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeNetworkRequirement: FfiConverterRustBuffer {
+    typealias SwiftType = NetworkRequirement
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> NetworkRequirement {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .connected
+        
+        case 2: return .unmetered
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: NetworkRequirement, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .connected:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .unmetered:
+            writeInt(&buf, Int32(2))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeNetworkRequirement_lift(_ buf: RustBuffer) throws -> NetworkRequirement {
+    return try FfiConverterTypeNetworkRequirement.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeNetworkRequirement_lower(_ value: NetworkRequirement) -> RustBuffer {
+    return FfiConverterTypeNetworkRequirement.lower(value)
+}
+
+
+
+/**
  * Who operates the device.
  */
 
@@ -5182,6 +5679,111 @@ public func FfiConverterTypeSyncPhase_lift(_ buf: RustBuffer) throws -> SyncPhas
 #endif
 public func FfiConverterTypeSyncPhase_lower(_ value: SyncPhase) -> RustBuffer {
     return FfiConverterTypeSyncPhase.lower(value)
+}
+
+
+
+/**
+ * Why the policy decided as it did.
+ */
+
+public enum SyncReason: Equatable, Hashable {
+    
+    /**
+     * Run the pass.
+     */
+    case ready
+    /**
+     * The device is not enrolled.
+     */
+    case notEnrolled
+    /**
+     * Nothing is queued.
+     */
+    case nothingQueued
+    /**
+     * No connection.
+     */
+    case offline
+    /**
+     * "Wi-Fi only" and the connection is metered.
+     */
+    case waitingForUnmetered
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension SyncReason: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeSyncReason: FfiConverterRustBuffer {
+    typealias SwiftType = SyncReason
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SyncReason {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .ready
+        
+        case 2: return .notEnrolled
+        
+        case 3: return .nothingQueued
+        
+        case 4: return .offline
+        
+        case 5: return .waitingForUnmetered
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: SyncReason, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .ready:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .notEnrolled:
+            writeInt(&buf, Int32(2))
+        
+        
+        case .nothingQueued:
+            writeInt(&buf, Int32(3))
+        
+        
+        case .offline:
+            writeInt(&buf, Int32(4))
+        
+        
+        case .waitingForUnmetered:
+            writeInt(&buf, Int32(5))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSyncReason_lift(_ buf: RustBuffer) throws -> SyncReason {
+    return try FfiConverterTypeSyncReason.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSyncReason_lower(_ value: SyncReason) -> RustBuffer {
+    return FfiConverterTypeSyncReason.lower(value)
 }
 
 
@@ -5604,6 +6206,18 @@ public func stopLogging()  {try! rustCall() {
     uniffi_fieldcap_ffi_fn_func_stop_logging(uniffiCallStatus
     )
 }
+}
+/**
+ * The sync policy with the user's "Wi-Fi only" setting and the core's default budget, backoff
+ * and periodic interval. Both shells build their policy here.
+ */
+public func syncPolicy(wifiOnly: Bool) -> SyncPolicy  {
+    return try!  FfiConverterTypeSyncPolicy_lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_fieldcap_ffi_fn_func_sync_policy(
+        FfiConverterBool.lower(wifiOnly),uniffiCallStatus
+    )
+})
 }
 
 private enum InitializationResult {

@@ -561,6 +561,31 @@ RustBuffer uniffi_fieldcap_ffi_fn_method_keyprotector_wrap_secret(uint64_t ptr, 
 RustBuffer uniffi_fieldcap_ffi_fn_method_keyprotector_unwrap_secret(uint64_t ptr, RustBuffer wrapped, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_FIELDCAP_FFI_FN_METHOD_SYNCPOLICY_AFTER_ERROR
+#define UNIFFI_FFIDEF_UNIFFI_FIELDCAP_FFI_FN_METHOD_SYNCPOLICY_AFTER_ERROR
+RustBuffer uniffi_fieldcap_ffi_fn_method_syncpolicy_after_error(RustBuffer ptr, RustBuffer error, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_FIELDCAP_FFI_FN_METHOD_SYNCPOLICY_AFTER_PASS
+#define UNIFFI_FFIDEF_UNIFFI_FIELDCAP_FFI_FN_METHOD_SYNCPOLICY_AFTER_PASS
+RustBuffer uniffi_fieldcap_ffi_fn_method_syncpolicy_after_pass(RustBuffer ptr, RustBuffer summary, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_FIELDCAP_FFI_FN_METHOD_SYNCPOLICY_DECIDE
+#define UNIFFI_FFIDEF_UNIFFI_FIELDCAP_FFI_FN_METHOD_SYNCPOLICY_DECIDE
+RustBuffer uniffi_fieldcap_ffi_fn_method_syncpolicy_decide(RustBuffer ptr, RustBuffer conditions, int8_t enrolled, uint64_t queued, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_FIELDCAP_FFI_FN_METHOD_SYNCPOLICY_NETWORK_REQUIREMENT
+#define UNIFFI_FFIDEF_UNIFFI_FIELDCAP_FFI_FN_METHOD_SYNCPOLICY_NETWORK_REQUIREMENT
+RustBuffer uniffi_fieldcap_ffi_fn_method_syncpolicy_network_requirement(RustBuffer ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_FIELDCAP_FFI_FN_METHOD_SYNCPOLICY_RETRY_DELAY_SECS
+#define UNIFFI_FFIDEF_UNIFFI_FIELDCAP_FFI_FN_METHOD_SYNCPOLICY_RETRY_DELAY_SECS
+uint32_t uniffi_fieldcap_ffi_fn_method_syncpolicy_retry_delay_secs(RustBuffer ptr, uint32_t attempt, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_FIELDCAP_FFI_FN_FUNC_FIELDCAP_VERSION
 #define UNIFFI_FFIDEF_UNIFFI_FIELDCAP_FFI_FN_FUNC_FIELDCAP_VERSION
 RustBuffer uniffi_fieldcap_ffi_fn_func_fieldcap_version(RustCallStatus *_Nonnull out_status
@@ -576,6 +601,11 @@ int8_t uniffi_fieldcap_ffi_fn_func_init_logging(uint64_t sink, RustBuffer min_le
 #define UNIFFI_FFIDEF_UNIFFI_FIELDCAP_FFI_FN_FUNC_STOP_LOGGING
 void uniffi_fieldcap_ffi_fn_func_stop_logging(RustCallStatus *_Nonnull out_status
     
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_FIELDCAP_FFI_FN_FUNC_SYNC_POLICY
+#define UNIFFI_FFIDEF_UNIFFI_FIELDCAP_FFI_FN_FUNC_SYNC_POLICY
+RustBuffer uniffi_fieldcap_ffi_fn_func_sync_policy(int8_t wifi_only, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_FFI_FIELDCAP_FFI_RUSTBUFFER_ALLOC
@@ -853,6 +883,12 @@ uint16_t uniffi_fieldcap_ffi_checksum_func_init_logging(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_FIELDCAP_FFI_CHECKSUM_FUNC_STOP_LOGGING
 #define UNIFFI_FFIDEF_UNIFFI_FIELDCAP_FFI_CHECKSUM_FUNC_STOP_LOGGING
 uint16_t uniffi_fieldcap_ffi_checksum_func_stop_logging(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_FIELDCAP_FFI_CHECKSUM_FUNC_SYNC_POLICY
+#define UNIFFI_FFIDEF_UNIFFI_FIELDCAP_FFI_CHECKSUM_FUNC_SYNC_POLICY
+uint16_t uniffi_fieldcap_ffi_checksum_func_sync_policy(void
     
 );
 #endif

@@ -8,6 +8,7 @@ import kotlinx.coroutines.CoroutineScope
 import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.SupervisorJob
 import kotlinx.coroutines.launch
+import org.fieldcap.app.portable.ListenerSlots
 import org.fieldcap.core.AppInfo
 import org.fieldcap.core.Fieldcap
 import org.fieldcap.core.LogLevel
@@ -38,6 +39,9 @@ class FieldcapApp : Application() {
     val scope = CoroutineScope(SupervisorJob() + Dispatchers.IO)
     private val opened = CompletableDeferred<Fieldcap>()
 
+    /** The core's one listener: the screen's and the sync worker's slots (cleared when both are empty). */
+    val listeners = ListenerSlots()
+
     /** The opened core; suspends until it is ready. */
     suspend fun core(): Fieldcap = opened.await()
 
@@ -58,6 +62,7 @@ class FieldcapApp : Application() {
                     KeystoreKeys.protector(),
                     null, // the core's own rustls client; an OkHttp HttpTransport could go here
                 )
+                listeners.attach { core.setListener(it) }
                 opened.complete(core)
                 // Whatever is queued from before (e.g. a recording the system killed) goes out.
                 SyncScheduler.kick(this@FieldcapApp, expedited = false)

@@ -27,14 +27,23 @@ import org.fieldcap.app.portable.SegmentClock
 import org.fieldcap.core.CaptureOptions
 import org.fieldcap.core.CaptureSession
 import org.fieldcap.core.Fieldcap
+import org.fieldcap.core.FieldcapException
 
 /**
  * CameraX video recording into the paths the core hands out, cut into sealed segments every
  * `segmentSeconds`: stop the recorder (the file is closed), `sealSegment()` off the main
  * thread, restart on the returned next path. A phone taken mid-recording keeps every sealed
  * segment, and the next start seals the interrupted one (tag `recovered`).
+ *
+ * A segment that cannot be sealed while recording (e.g. the phone is out of space) stops the
+ * segmenting and is reported through [onError], never thrown out of [scope]: the recorder is
+ * already stopped and the file stays where it is, so `stop()` seals it (or the next start does).
  */
-class Recorder(private val context: Context, private val scope: CoroutineScope) {
+class Recorder(
+    private val context: Context,
+    private val scope: CoroutineScope,
+    private val onError: (FieldcapException) -> Unit = {},
+) {
     private var videoCapture: VideoCapture<CxRecorder>? = null
     private var recording: Recording? = null
     private var finalized: CompletableDeferred<Unit>? = null
@@ -64,12 +73,16 @@ class Recorder(private val context: Context, private val scope: CoroutineScope) 
         startInto(File(s.currentPath() ?: error("no capture path")))
         val clock = SegmentClock(segmentSeconds, System.currentTimeMillis())
         segmenter = scope.launch(Dispatchers.Main) {
-            while (isActive) {
-                delay(clock.millisUntilNext(System.currentTimeMillis()))
-                stopAndWait()
-                val next = withContext(Dispatchers.IO) { s.sealSegment() }.nextPath ?: break
-                clock.cut()
-                startInto(File(next))
+            try {
+                while (isActive) {
+                    delay(clock.millisUntilNext(System.currentTimeMillis()))
+                    stopAndWait()
+                    val next = withContext(Dispatchers.IO) { s.sealSegment() }.nextPath ?: break
+                    clock.cut()
+                    startInto(File(next))
+                }
+            } catch (e: FieldcapException) {
+                onError(e)
             }
         }
     }

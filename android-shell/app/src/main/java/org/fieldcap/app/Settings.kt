@@ -4,12 +4,20 @@ import android.content.Context
 
 /** User settings (SharedPreferences). */
 class Settings(context: Context) {
+    private val app = context.applicationContext
     private val prefs = context.getSharedPreferences("fieldcap", Context.MODE_PRIVATE)
 
-    /** Upload only on unmetered networks (Wi-Fi). */
+    /**
+     * Upload only on unmetered networks (Wi-Fi, Ethernet). Read through the core's sync policy
+     * (`SyncScheduler.policy`), the rule the iOS shell follows too; setting it re-schedules the
+     * periodic pass with the new network constraint.
+     */
     var wifiOnly: Boolean
         get() = prefs.getBoolean("wifi_only", false)
-        set(v) = prefs.edit().putBoolean("wifi_only", v).apply()
+        set(v) {
+            prefs.edit().putBoolean("wifi_only", v).apply()
+            SyncScheduler.ensurePeriodic(app)
+        }
 
     /** Seconds per sealed segment while recording. */
     var segmentSeconds: Long

@@ -13,8 +13,8 @@ import kotlinx.coroutines.CancellationException
 import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.async
 import kotlinx.coroutines.coroutineScope
-import org.fieldcap.app.portable.AfterSync
-import org.fieldcap.app.portable.SyncPolicy
+import org.fieldcap.app.portable.SyncText
+import org.fieldcap.core.AfterSync
 import org.fieldcap.core.FieldcapException
 import org.fieldcap.core.ItemState
 import org.fieldcap.core.StateListener
@@ -23,8 +23,10 @@ import org.fieldcap.core.SyncProgress
 
 /**
  * One `syncOnce` pass in the background, as a foreground service with a progress notification
- * while uploading. When WorkManager stops the worker (constraints lost, quota), `cancel()` stops
- * the pass at its next safe point; every acknowledged byte is kept and the next pass resumes.
+ * while uploading. Whether to run, the pass budget and what to do afterwards come from the core's
+ * sync policy (`SyncPolicy.decide` / `afterPass` / `afterError`), the same rule as on iOS.
+ * When WorkManager stops the worker (constraints lost, quota), `cancel()` stops the pass at its
+ * next safe point; every acknowledged byte is kept and the next pass resumes.
  */
 class SyncWorker(ctx: Context, params: WorkerParameters) : CoroutineWorker(ctx, params) {
     private val nm = ctx.getSystemService(NotificationManager::class.java)
@@ -32,42 +34,52 @@ class SyncWorker(ctx: Context, params: WorkerParameters) : CoroutineWorker(ctx, 
     override suspend fun getForegroundInfo(): ForegroundInfo = foregroundInfo("Preparing upload…")
 
     override suspend fun doWork(): Result {
-        val core = (applicationContext as FieldcapApp).core()
-        if (core.enrollment() == null || core.queuedCount() == 0uL) return Result.success()
-        setForeground(foregroundInfo("Uploading evidence…"))
-        val ui = MainViewModel.listener // the screen's listener, if it is open
-        core.setListener(object : StateListener {
-            override fun onItemChanged(clipId: String, state: ItemState) { ui?.onItemChanged(clipId, state) }
-            override fun onSyncProgress(progress: SyncProgress) {
-                ui?.onSyncProgress(progress)
-                if (progress.phase == SyncPhase.UPLOADING) {
-                    nm.notify(NOTIFICATION_ID, notification(SyncPolicy.progressLine(progress.itemBytesDone, progress.itemBytesTotal, progress.itemsDone, progress.itemsTotal)))
-                }
-            }
-        })
+        val app = applicationContext as FieldcapApp
+        val policy = SyncScheduler.policy(applicationContext)
         return try {
-            val summary = coroutineScope {
-                val pass = async(Dispatchers.IO) { core.syncOnce(SyncPolicy.WORKER_BUDGET_SECS) }
-                try {
-                    pass.await()
-                } catch (e: CancellationException) {
-                    core.cancel() // WorkManager stopped us: end the blocking pass promptly
-                    throw e
+            val core = app.core()
+            // Also catches work scheduled under an older setting (e.g. Wi-Fi only switched on since).
+            val decision = policy.decide(SyncScheduler.conditions(applicationContext), core.enrollment() != null, core.queuedCount())
+            if (!decision.run) return follow(decision.next)
+            setForeground(foregroundInfo("Uploading evidence…"))
+            app.listeners.setWorker(notifier) // the screen, if open, keeps hearing through its own slot
+            try {
+                val summary = coroutineScope {
+                    val pass = async(Dispatchers.IO) { core.syncOnce(decision.budgetSecs) }
+                    try {
+                        pass.await()
+                    } catch (e: CancellationException) {
+                        core.cancel() // WorkManager stopped us: end the blocking pass promptly
+                        throw e
+                    }
                 }
+                follow(policy.afterPass(summary))
+            } finally {
+                app.listeners.setWorker(null)
             }
-            when (SyncPolicy.decide(summary)) {
-                AfterSync.DONE -> Result.success()
-                AfterSync.CONTINUE -> { SyncScheduler.kick(applicationContext, expedited = false); Result.success() }
-                AfterSync.RETRY_LATER -> Result.retry()
-            }
-        } catch (e: FieldcapException.Network) {
-            Result.retry()
-        } catch (e: FieldcapException.NotEnrolled) {
-            Result.success()
         } catch (e: FieldcapException) {
-            Result.failure()
-        } finally {
-            core.setListener(MainViewModel.listener)
+            follow(policy.afterError(e))
+        }
+    }
+
+    /** The policy's next step as a WorkManager result. */
+    private fun follow(next: AfterSync): Result = when (next) {
+        AfterSync.DONE -> Result.success()
+        AfterSync.CONTINUE -> {
+            SyncScheduler.kick(applicationContext, expedited = false)
+            Result.success()
+        }
+        AfterSync.RETRY_LATER -> Result.retry() // WorkManager backs off from the policy's retryInitialSecs
+        AfterSync.STOP -> Result.failure()
+    }
+
+    /** Keeps the foreground notification's progress line current while uploading. */
+    private val notifier = object : StateListener {
+        override fun onItemChanged(clipId: String, state: ItemState) {}
+        override fun onSyncProgress(progress: SyncProgress) {
+            if (progress.phase == SyncPhase.UPLOADING) {
+                nm.notify(NOTIFICATION_ID, notification(SyncText.progressLine(progress.itemBytesDone, progress.itemBytesTotal, progress.itemsDone, progress.itemsTotal)))
+            }
         }
     }
 
