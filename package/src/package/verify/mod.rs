@@ -27,6 +27,7 @@ use crate::clip::{Check, VerifyReport};
 use fieldcap_evidence::error::{Error, Result};
 use fieldcap_evidence::hashing::Digests;
 use fieldcap_evidence::manifest::Media;
+use fieldcap_evidence::receipt::ReceiptVerifier;
 use ed25519_dalek::VerifyingKey;
 use std::collections::HashMap;
 use std::fs;
@@ -98,7 +99,8 @@ pub fn verify_package(dir: &Path) -> VerifyReport {
 /// The checks that need a well-formed index and the server key.
 fn verify_contents(c: &mut Verification<'_>, index: &PackageIndex, key: &VerifyingKey) {
     let device_keys = signatures::devices(c, index, key);
-    let checkpoint = receipts::package_checkpoint(c, index, key);
+    let receipt_verifier = ReceiptVerifier::new(*key, &index.log_origin);
+    let checkpoint = receipts::package_checkpoint(c, index, &receipt_verifier);
     // What each item's manifest holds, by (device, seq), for the chain check.
     let mut chain_seen: HashMap<(String, u64), String> = HashMap::new();
     for it in &index.items {
@@ -107,7 +109,7 @@ fn verify_contents(c: &mut Verification<'_>, index: &PackageIndex, key: &Verifyi
             chain_seen.insert((it.device_id.clone(), it.seq), f.original_sha256.clone());
         }
         media::check(c, it, facts.as_ref().ok());
-        receipts::check(c, index, it, key, facts.as_ref().ok().and_then(|f| f.media.as_ref()), checkpoint.as_ref().ok());
+        receipts::check(c, it, &receipt_verifier, facts.as_ref().ok().and_then(|f| f.media.as_ref()), checkpoint.as_ref().ok());
     }
     chains::check(c, index, &chain_seen);
     custody::check(c, index, key, &device_keys);
