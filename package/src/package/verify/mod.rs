@@ -114,7 +114,3 @@ fn verify_contents(c: &mut Verification<'_>, index: &PackageIndex, key: &Verifyi
     chains::check(c, index, &chain_seen);
     custody::check(c, index, key, &device_keys);
 }
-
-fn clone_err(e: &Error) -> Error {
-    e.duplicate()
-}

@@ -9,7 +9,7 @@
 //! ([`fieldcap_evidence::receipt::ReceiptVerifier`], the same the device uses after an upload),
 //! in two report lines: what the receipt names, then its own log proof.
 
-use super::{clone_err, Verification};
+use super::Verification;
 use crate::package::{InclusionFile, PackageIndex, PackageItem};
 use fieldcap_evidence::error::{Error, Result};
 use fieldcap_evidence::manifest::Media;
@@ -25,7 +25,7 @@ pub(super) fn package_checkpoint(c: &mut Verification<'_>, index: &PackageIndex,
         }
         Ok(cp)
     });
-    c.res("log checkpoint signed by the server", "log/checkpoint.txt", cp.as_ref().map(|cp| format!("tree size {}", cp.size)).map_err(clone_err));
+    c.res("log checkpoint signed by the server", "log/checkpoint.txt", cp.as_ref().map(|cp| format!("tree size {}", cp.size)).map_err(Error::duplicate));
     cp
 }
 
@@ -45,7 +45,7 @@ pub(super) fn check(c: &mut Verification<'_>, it: &PackageItem, receipts: &Recei
         }
         Ok(receipt)
     });
-    c.res("receipt signed by the server names this manifest and media", &rf, receipt.as_ref().map(|r| format!("received {}, log leaf {}", r.received_at, r.log.index)).map_err(clone_err));
+    c.res("receipt signed by the server names this manifest and media", &rf, receipt.as_ref().map(|r| format!("received {}, log leaf {}", r.received_at, r.log.index)).map_err(Error::duplicate));
     let Ok(receipt) = receipt else { return };
     let own = receipts.check_log(&receipt).map(|_| format!("leaf {} in tree of {}", receipt.log.index, receipt.log.tree_size));
     c.res("receipt's own inclusion proof", &rf, own);

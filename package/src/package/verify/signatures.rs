@@ -3,7 +3,7 @@
 //! derived manifest), together with whether each document is well-formed and is the one the
 //! index names.
 
-use super::{clone_err, Facts, Verification};
+use super::{Facts, Verification};
 use crate::package::{DerivedDevice, DerivedManifest, PackageIndex, PackageItem, PACKAGE_TYPE};
 use ed25519_dalek::VerifyingKey;
 use fieldcap_evidence::error::{Error, Result};
@@ -16,7 +16,7 @@ use std::collections::HashMap;
 /// names, and the server's signature over the index.
 pub(super) fn index_and_server_key(c: &mut Verification<'_>) -> (Result<PackageIndex>, Result<VerifyingKey>) {
     let index_bytes = c.read("package.json");
-    let index: Result<PackageIndex> = index_bytes.as_ref().map_err(clone_err).and_then(|b| {
+    let index: Result<PackageIndex> = index_bytes.as_ref().map_err(Error::duplicate).and_then(|b| {
         let i: PackageIndex = serde_json::from_slice(b).map_err(|e| Error::Integrity(format!("package.json is not a fieldcap.package/1 index: {e}")))?;
         if i.doc_type != PACKAGE_TYPE {
             return Err(Error::Integrity("package.json has the wrong type".into()));
@@ -26,14 +26,14 @@ pub(super) fn index_and_server_key(c: &mut Verification<'_>) -> (Result<PackageI
         }
         Ok(i)
     });
-    c.res("package index is well-formed", "package.json", index.as_ref().map(|i| format!("package {} ({}), {} items", i.package_id, i.profile, i.items.len())).map_err(clone_err));
+    c.res("package index is well-formed", "package.json", index.as_ref().map(|i| format!("package {} ({}), {} items", i.package_id, i.profile, i.items.len())).map_err(Error::duplicate));
     let key = c.read("server.pub.pem").and_then(|b| parse_public_pem(&String::from_utf8_lossy(&b)));
     let key = match (&key, &index) {
         (Ok(k), Ok(i)) if device_id_for(k) != i.server_key_id => Err(Error::Integrity(format!("server.pub.pem has key id {}, the index names {}", device_id_for(k), i.server_key_id))),
         (Ok(k), _) => Ok(*k),
-        (Err(e), _) => Err(clone_err(e)),
+        (Err(e), _) => Err(e.duplicate()),
     };
-    c.res("server key matches the index", "server.pub.pem", key.as_ref().map(device_id_for).map_err(clone_err));
+    c.res("server key matches the index", "server.pub.pem", key.as_ref().map(device_id_for).map_err(Error::duplicate));
     if let (Ok(k), Ok(b)) = (&key, &index_bytes) {
         let r = c.read("package.json.sig").and_then(|s| verify_sig(k, b, &s)).map(|_| "Ed25519 signature of the server valid".to_string());
         c.res("index signature", "package.json.sig", r);
@@ -56,11 +56,11 @@ pub(super) fn devices(c: &mut Verification<'_>, index: &PackageIndex, key: &Veri
                 Err(Error::Integrity(format!("{pem_f} is not the key of device {}", d.device_id)))
             }
         });
-        c.res("device key matches its id", &pem_f, k.as_ref().map(|_| d.device_id.clone()).map_err(clone_err));
+        c.res("device key matches its id", &pem_f, k.as_ref().map(|_| d.device_id.clone()).map_err(Error::duplicate));
         let cert = c.read(&cert_f);
-        let sig_ok = cert.as_ref().map_err(clone_err).and_then(|b| c.read(&sig_f).and_then(|s| verify_sig(key, b, &s)));
+        let sig_ok = cert.as_ref().map_err(Error::duplicate).and_then(|b| c.read(&sig_f).and_then(|s| verify_sig(key, b, &s)));
         c.res("device certificate signed by the server", &sig_f, sig_ok.map(|_| "Ed25519 signature of the server valid".into()));
-        let content = cert.as_ref().map_err(clone_err).and_then(|b| {
+        let content = cert.as_ref().map_err(Error::duplicate).and_then(|b| {
             let (id, pem, role) = if index.profile == "release" {
                 let dd: DerivedDevice = serde_json::from_slice(b).map_err(|e| Error::Integrity(format!("not a derived device document: {e}")))?;
                 (dd.device_id, dd.public_key_pem, dd.role)
@@ -91,7 +91,7 @@ pub(super) fn manifest(c: &mut Verification<'_>, it: &PackageItem, key: &Verifyi
     let mf = format!("clips/{}/manifest.json", it.clip_id);
     let sf = format!("clips/{}/manifest.sig", it.clip_id);
     let mbytes = c.read(&mf);
-    let facts = mbytes.as_ref().map_err(clone_err).and_then(|b| {
+    let facts = mbytes.as_ref().map_err(Error::duplicate).and_then(|b| {
         if it.derived {
             let d = DerivedManifest::parse(b)?;
             Ok(Facts {
@@ -124,13 +124,13 @@ pub(super) fn manifest(c: &mut Verification<'_>, it: &PackageItem, key: &Verifyi
     c.res(
         if it.derived { "derived manifest is well-formed and indexed" } else { "manifest is well-formed and indexed" },
         &mf,
-        facts.as_ref().map(|f| format!("seq {}", f.seq)).map_err(clone_err),
+        facts.as_ref().map(|f| format!("seq {}", f.seq)).map_err(Error::duplicate),
     );
     // Signature: device key for originals, server key for derived documents.
     let signer = if it.derived { Some(*key) } else { device_keys.get(&it.device_id).copied() };
     let sig = match (&mbytes, signer) {
         (Ok(b), Some(k)) => c.read(&sf).and_then(|s| verify_sig(&k, b, &s)).map(|_| if it.derived { "server signature valid (derived document)".to_string() } else { "device signature valid".to_string() }),
-        (Err(e), _) => Err(clone_err(e)),
+        (Err(e), _) => Err(e.duplicate()),
         (_, None) => Err(Error::Integrity(format!("no valid key for device {}", it.device_id))),
     };
     c.res("manifest signature", &sf, sig);
