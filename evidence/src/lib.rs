@@ -14,6 +14,7 @@
 //! * [`tlog`] — the RFC 6962 transparency log: Merkle tree, inclusion and consistency proofs,
 //!   C2SP signed-note checkpoints.
 //! * [`protocol`] — the sync protocol's wire types, request signing and problem types.
+//! * [`receipt`] — the one receipt verifier (signature, item, checkpoint, inclusion proof).
 //! * [`track`] — GPS tracks from GPX and GeoJSON; [`time`] — RFC 3339 timestamps.
 //! * [`fsutil`] — durable file writes (temporary file, fsync, rename, directory fsync).
 //!
@@ -34,6 +35,7 @@ pub mod hashing;
 pub mod identity;
 pub mod manifest;
 pub mod protocol;
+pub mod receipt;
 pub mod time;
 pub mod tlog;
 pub mod track;

@@ -117,7 +117,7 @@ pub fn list_files(dir: &Path) -> Result<Vec<String>> {
     Ok(out)
 }
 
-/// Verifies an exported clip folder (see [`crate::Store::export_clip`]).
+/// Verifies an exported clip folder (as `fieldcap export-clip` writes it).
 pub fn verify_clip_dir(dir: &Path) -> VerifyReport {
     let mut r = VerifyReport::default();
     let manifest_bytes = fs::read(dir.join("manifest.json"));
@@ -125,10 +125,10 @@ pub fn verify_clip_dir(dir: &Path) -> VerifyReport {
         Ok(b) => Manifest::parse(b),
         Err(e) => Err(Error::NotFound(format!("manifest.json cannot be read: {}", e.kind()))),
     };
-    r.push("manifest is well-formed fieldcap.manifest/1", "manifest.json", manifest.as_ref().map(|m| format!("clip {} seq {}", m.clip_id, m.seq)).map_err(clone_err));
+    r.push("manifest is well-formed fieldcap.manifest/1", "manifest.json", manifest.as_ref().map(|m| format!("clip {} seq {}", m.clip_id, m.seq)).map_err(Error::duplicate));
     let pem = fs::read_to_string(dir.join("device.pub.pem"));
     let key = pem.as_ref().map_err(|_| Error::NotFound("device.pub.pem cannot be read".into())).and_then(|p| fieldcap_evidence::identity::parse_public_pem(p));
-    r.push("device key is an Ed25519 SPKI PEM", "device.pub.pem", key.as_ref().map(fieldcap_evidence::identity::device_id_for).map_err(clone_err));
+    r.push("device key is an Ed25519 SPKI PEM", "device.pub.pem", key.as_ref().map(fieldcap_evidence::identity::device_id_for).map_err(Error::duplicate));
     let (Ok(m), Ok(key), Ok(bytes)) = (&manifest, &key, &manifest_bytes) else {
         return r;
     };
@@ -183,9 +183,6 @@ pub fn verify_clip_dir(dir: &Path) -> VerifyReport {
     r
 }
 
-fn clone_err(e: &Error) -> Error {
-    e.duplicate()
-}
 
 /// Checks that manifests (in the order given) form a device's whole chain: one device, seq
 /// 1, 2, 3 …, each `prev` the SHA-256 of the previous bytes. A removed, inserted or reordered

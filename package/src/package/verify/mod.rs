@@ -1,0 +1,116 @@
+//! The package verifier behind `fieldcap verify`: [`verify_package`].
+//!
+//! Every file is hashed once up front ([`super::hash_files`]); the checks then run family by
+//! family, each adding [`Check`] lines that name the file concerned, in this order:
+//!
+//! 1. `signatures.rs`: the index, the server key, the index signature;
+//! 2. `sums.rs`: SHA256SUMS, B3SUMS and the file list the server signed;
+//! 3. `signatures.rs`: device keys and certificates; `receipts.rs`: the package checkpoint;
+//! 4. per item: `signatures.rs` the manifest (well-formed, indexed, signed), `media.rs` the media
+//!    file (original, released copy or withheld), `receipts.rs` the receipt, its own log proof
+//!    and its inclusion in the package checkpoint;
+//! 5. `chains.rs`: each device's `seq`/`prev` chain;
+//! 6. `custody.rs`: the server's and the devices' custody events.
+//!
+//! A check that cannot run because an earlier one failed (no index, no server key) is left out;
+//! the earlier failure already makes the report fail. docs/VERIFY.md §3 describes every check.
+
+mod chains;
+mod custody;
+mod media;
+mod receipts;
+mod signatures;
+mod sums;
+
+use super::{hash_files, PackageIndex, ReleasedMedia};
+use crate::clip::{Check, VerifyReport};
+use fieldcap_evidence::error::{Error, Result};
+use fieldcap_evidence::hashing::Digests;
+use fieldcap_evidence::manifest::Media;
+use fieldcap_evidence::receipt::ReceiptVerifier;
+use ed25519_dalek::VerifyingKey;
+use std::collections::HashMap;
+use std::fs;
+use std::path::Path;
+
+/// One package verification in progress: the folder, every file's digests (hashed once), and
+/// the report so far.
+struct Verification<'a> {
+    dir: &'a Path,
+    digests: HashMap<String, Digests>,
+    report: VerifyReport,
+}
+
+impl Verification<'_> {
+    fn ok(&mut self, name: &str, file: &str, detail: String) {
+        self.report.checks.push(Check { name: name.into(), file: file.into(), ok: true, detail });
+    }
+    fn fail(&mut self, name: &str, file: &str, detail: String) {
+        self.report.checks.push(Check { name: name.into(), file: file.into(), ok: false, detail });
+    }
+    fn res(&mut self, name: &str, file: &str, r: Result<String>) {
+        self.report.push(name, file, r);
+    }
+    fn read(&self, f: &str) -> Result<Vec<u8>> {
+        fs::read(self.dir.join(f)).map_err(|_| Error::NotFound(format!("{f} cannot be read")))
+    }
+    fn digest_of(&self, f: &str) -> Result<&Digests> {
+        self.digests.get(f).ok_or_else(|| Error::NotFound(format!("{f} cannot be read")))
+    }
+}
+
+/// What a manifest (original or derived) says about its item.
+struct Facts {
+    clip_id: String,
+    device_id: String,
+    seq: u64,
+    /// The original's media digests.
+    media: Option<Media>,
+    /// SHA-256 of the device-signed original manifest.
+    original_sha256: String,
+    /// Derived manifests: the scrubbed copy in the package.
+    released: Option<ReleasedMedia>,
+    /// Derived manifests: why the media is not in the package.
+    withheld: Option<String>,
+}
+
+/// Verifies a package folder; see the module documentation for the checks.
+pub fn verify_package(dir: &Path) -> VerifyReport {
+    let on_disk = match crate::clip::list_files(dir) {
+        Ok(f) => f,
+        Err(e) => {
+            let mut r = VerifyReport::default();
+            r.push("package folder is readable", ".", Err(e));
+            return r;
+        }
+    };
+    let digests = hash_files(dir, &on_disk);
+    let mut c = Verification { dir, digests, report: VerifyReport::default() };
+
+    let (index, key) = signatures::index_and_server_key(&mut c);
+    sums::check(&mut c, &on_disk, index.as_ref().ok());
+    let (Ok(index), Ok(key)) = (index, key) else {
+        return c.report;
+    };
+    verify_contents(&mut c, &index, &key);
+    c.report
+}
+
+/// The checks that need a well-formed index and the server key.
+fn verify_contents(c: &mut Verification<'_>, index: &PackageIndex, key: &VerifyingKey) {
+    let device_keys = signatures::devices(c, index, key);
+    let receipt_verifier = ReceiptVerifier::new(*key, &index.log_origin);
+    let checkpoint = receipts::package_checkpoint(c, index, &receipt_verifier);
+    // What each item's manifest holds, by (device, seq), for the chain check.
+    let mut chain_seen: HashMap<(String, u64), String> = HashMap::new();
+    for it in &index.items {
+        let facts = signatures::manifest(c, it, key, &device_keys);
+        if let Ok(f) = &facts {
+            chain_seen.insert((it.device_id.clone(), it.seq), f.original_sha256.clone());
+        }
+        media::check(c, it, facts.as_ref().ok());
+        receipts::check(c, it, &receipt_verifier, facts.as_ref().ok().and_then(|f| f.media.as_ref()), checkpoint.as_ref().ok());
+    }
+    chains::check(c, index, &chain_seen);
+    custody::check(c, index, key, &device_keys);
+}
