@@ -20,7 +20,7 @@ pub fn parse(s: &str, what: &str) -> Result<DateTime<Utc>> {
         .map_err(|_| Error::InvalidInput(format!("{what} is not an RFC 3339 time (e.g. 2025-06-07T18:04:05.123Z)")))
 }
 
-/// Parses a time that must already be in the canonical form ([`format`]).
+/// Parses a time that must already be in the canonical form ([`format()`]).
 pub fn parse_canonical(s: &str, what: &str) -> Result<DateTime<Utc>> {
     let t = parse(s, what)?;
     if format(t) != s {
