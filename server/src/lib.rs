@@ -16,7 +16,7 @@
 //!   also while a server runs on it; [`records::Records`] reads everything for packages.
 //! * Storage sits behind [`store::RecordStore`] and [`store::BlobStore`].
 //!
-//! Module map: [`error`], [`schema`], [`store`], [`keys`], [`handlers`](crate) (JSON endpoints and
+//! Module map: [`error`], [`store`] (with the SQLite schema in [`store::sqlite::schema`]), [`keys`], [`handlers`](crate) (JSON endpoints and
 //! request authentication), [`tus`], [`log`] (Merkle cache over [`fieldcap_evidence::tlog`]),
 //! [`receipts`], [`custody`], [`incidents`], [`records`].
 //!
@@ -41,7 +41,6 @@ pub mod package;
 pub mod receipts;
 pub mod records;
 pub mod retention;
-pub mod schema;
 mod state;
 pub mod store;
 pub mod tus;

@@ -44,7 +44,7 @@ pub const DEFAULT_RETENTION_DAYS: i64 = 730;
 pub const DISPOSAL_LEAF_TYPE: &str = "fieldcap.log-disposal/1";
 
 fn conn(data_dir: &Path) -> Result<Connection> {
-    crate::schema::open(&data_dir.join("records.sqlite"))
+    crate::store::sqlite::schema::open(&data_dir.join("records.sqlite"))
 }
 
 fn valid_category(c: &str) -> bool {

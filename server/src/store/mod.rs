@@ -1,0 +1,255 @@
+//! Storage behind traits: [`RecordStore`] for records, [`BlobStore`] for media originals.
+//!
+//! Handlers only see the traits, so a PostgreSQL record store or an `object_store` blob store
+//! (S3, GCS, Azure) can replace the embedded defaults without touching them. The embedded
+//! defaults are [`SqliteRecordStore`] (one WAL database, `records.sqlite`; [`sqlite`]) and
+//! [`LocalBlobStore`] (a content-addressed directory: `blobs/sha256/<2 hex>/<64 hex>`, each blob
+//! written to a temporary file, fsynced, renamed, made read-only; originals are never modified;
+//! [`blobs`]).
+//!
+//! Operations that must be atomic are single trait methods (one transaction each): enrolment
+//! consumes the token and stores the device together; completing an item stores its log leaf,
+//! checkpoint, receipt and upload state together; a custody event takes the next chain position
+//! inside the same transaction that writes it, so two processes can append safely.
+//!
+//! ```
+//! use fieldcap_server::store::{RecordStore, SqliteRecordStore};
+//! let dir = tempfile::tempdir().unwrap();
+//! let s = SqliteRecordStore::open(&dir.path().join("records.sqlite")).unwrap();
+//! s.insert_token("ab", "monitor", "2025-06-07T18:04:05.000Z", i64::MAX).unwrap();
+//! assert!(s.device("00000000000000000000000000000000").unwrap().is_none());
+//! ```
+
+pub mod blobs;
+pub mod sqlite;
+
+pub use blobs::LocalBlobStore;
+pub use sqlite::SqliteRecordStore;
+
+use crate::error::Result;
+use fieldcap_evidence::custody::CustodyEvent;
+use fieldcap_evidence::tlog::Hash;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// An enrolled device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceRecord {
+    /// Device id (32 hex).
+    pub device_id: String,
+    /// SPKI PEM public key.
+    pub public_key_pem: String,
+    /// `monitor` or `police` (from the token).
+    pub role: String,
+    /// Organisation the device gave.
+    pub org: Option<String>,
+    /// When enrolled (RFC 3339).
+    pub enrolled_at: String,
+    /// Exact bytes of the signed device certificate.
+    pub cert: Vec<u8>,
+    /// Server signature over `cert`.
+    pub cert_sig: Vec<u8>,
+    /// When revoked, if it was.
+    pub revoked_at: Option<String>,
+}
+
+/// Media digests as declared in a manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaInfo {
+    /// MIME type.
+    pub mime: String,
+    /// Length.
+    pub bytes: u64,
+    /// SHA-256 hex.
+    pub sha256: String,
+    /// BLAKE3 hex.
+    pub blake3: String,
+}
+
+/// One item on record: the device's manifest and, once complete, the server's receipt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ItemRecord {
+    /// Item id (UUIDv7).
+    pub clip_id: String,
+    /// Device id.
+    pub device_id: String,
+    /// Device chain position.
+    pub seq: u64,
+    /// `video`, `audio`, `photo` or `observation`.
+    pub kind: String,
+    /// Exact manifest bytes as the device signed them.
+    pub manifest: Vec<u8>,
+    /// Device signature over `manifest`.
+    pub manifest_sig: Vec<u8>,
+    /// SHA-256 hex of `manifest`.
+    pub manifest_sha256: String,
+    /// Declared media, absent for observations.
+    pub media: Option<MediaInfo>,
+    /// Capture start.
+    pub started_at: String,
+    /// Capture end.
+    pub ended_at: String,
+    /// Exact bytes of the signed commitment.
+    pub commitment: Vec<u8>,
+    /// Server signature over `commitment`.
+    pub commitment_sig: Vec<u8>,
+    /// When committed.
+    pub committed_at: String,
+    /// `committed` (waiting for media) or `received` (receipted).
+    pub state: String,
+    /// SHA-256 hex naming the stored original in the blob store.
+    pub blob_sha256: Option<String>,
+    /// Exact bytes of the signed receipt.
+    pub receipt: Option<Vec<u8>>,
+    /// Server signature over `receipt`.
+    pub receipt_sig: Option<Vec<u8>>,
+    /// When everything was received.
+    pub received_at: Option<String>,
+    /// Log leaf index.
+    pub log_index: Option<u64>,
+    /// Number of refused uploads.
+    pub refusals: u64,
+    /// Why the last upload was refused.
+    pub last_refusal: Option<String>,
+}
+
+/// State of a tus upload resource.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadRecord {
+    /// Item the upload is bound to.
+    pub clip_id: String,
+    /// The capability in the upload URL (64 hex).
+    pub capability: String,
+    /// Expected length (the manifest's byte count).
+    pub length: u64,
+    /// Bytes received and fsynced.
+    pub offset: u64,
+    /// When created.
+    pub created_at: String,
+    /// Expiry, Unix ms.
+    pub expires_at_ms: i64,
+    /// `open`, `complete` or `terminated`.
+    pub state: String,
+}
+
+/// Everything stored when an item becomes complete (one transaction).
+#[derive(Debug, Clone)]
+pub struct Completion {
+    /// Item id.
+    pub clip_id: String,
+    /// Log leaf index.
+    pub log_index: u64,
+    /// Exact leaf bytes.
+    pub leaf: Vec<u8>,
+    /// Leaf hash.
+    pub leaf_hash: Hash,
+    /// Tree size after the append.
+    pub tree_size: u64,
+    /// Signed checkpoint note at `tree_size`.
+    pub checkpoint: String,
+    /// Exact receipt bytes.
+    pub receipt: Vec<u8>,
+    /// Server signature over `receipt`.
+    pub receipt_sig: Vec<u8>,
+    /// When received.
+    pub received_at: String,
+    /// Stored original, if the item has media.
+    pub blob_sha256: Option<String>,
+}
+
+/// Result of an enrolment attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EnrollOutcome {
+    /// Newly enrolled; the record stored.
+    Enrolled(DeviceRecord),
+    /// Already enrolled (token reused by the same device, or the device enrolled before).
+    Existing(DeviceRecord),
+    /// The token is unknown, expired or used by another device.
+    InvalidToken,
+    /// The device was revoked.
+    Revoked,
+}
+
+/// Builds a signed custody event body for a chain position: `(seq, prev hash) -> (body, sig)`.
+pub type CustodySigner<'a> = &'a dyn Fn(u64, Option<&str>) -> (Vec<u8>, Vec<u8>);
+
+/// Builds a signed device record once the token's role is known.
+pub type DeviceBuilder<'a> = &'a dyn Fn(&str) -> Result<DeviceRecord>;
+
+/// Records: tokens, devices, nonces, items, uploads, the log, custody.
+pub trait RecordStore: Send + Sync {
+    /// Stores a new enrolment token (its SHA-256 only).
+    fn insert_token(&self, token_sha256: &str, role: &str, created_at: &str, expires_at_ms: i64) -> Result<()>;
+    /// Consumes a token and enrols the device built by `build` for the token's role, atomically.
+    fn enroll(&self, token_sha256: &str, device_id: &str, now_ms: i64, at: &str, build: DeviceBuilder<'_>) -> Result<EnrollOutcome>;
+    /// A device by id.
+    fn device(&self, device_id: &str) -> Result<Option<DeviceRecord>>;
+    /// Every device.
+    fn devices(&self) -> Result<Vec<DeviceRecord>>;
+    /// Marks a device revoked; false if unknown.
+    fn revoke_device(&self, device_id: &str, at: &str) -> Result<bool>;
+    /// Records a request nonce; false if it was already used. Forgets nonces older than `prune_before_ms`.
+    fn use_nonce(&self, device_id: &str, nonce: &str, ts_ms: i64, prune_before_ms: i64) -> Result<bool>;
+    /// An item by clip id.
+    fn item(&self, clip_id: &str) -> Result<Option<ItemRecord>>;
+    /// An item by device and seq.
+    fn item_by_seq(&self, device_id: &str, seq: u64) -> Result<Option<ItemRecord>>;
+    /// Highest seq on record for a device.
+    fn max_seq(&self, device_id: &str) -> Result<Option<u64>>;
+    /// Every item, in commit order.
+    fn items(&self) -> Result<Vec<ItemRecord>>;
+    /// Stores a new item and its upload resource; `Ok(false)` if the clip id or (device, seq) exists.
+    fn insert_item(&self, item: &ItemRecord, upload: Option<&UploadRecord>) -> Result<bool>;
+    /// An upload by capability.
+    fn upload_by_capability(&self, capability: &str) -> Result<Option<UploadRecord>>;
+    /// The upload of an item.
+    fn upload_for_clip(&self, clip_id: &str) -> Result<Option<UploadRecord>>;
+    /// Inserts or replaces the upload of an item.
+    fn put_upload(&self, upload: &UploadRecord) -> Result<()>;
+    /// Sets the fsynced offset of an upload.
+    fn set_upload_offset(&self, clip_id: &str, offset: u64) -> Result<()>;
+    /// Sets the state of an upload (and its offset).
+    fn set_upload_state(&self, clip_id: &str, state: &str, offset: u64) -> Result<()>;
+    /// Counts a refused upload and why.
+    fn note_refusal(&self, clip_id: &str, reason: &str) -> Result<()>;
+    /// Every leaf hash, in log order.
+    fn leaf_hashes(&self) -> Result<Vec<Hash>>;
+    /// Stores a completed item: leaf, checkpoint, receipt, upload state.
+    fn complete_item(&self, c: &Completion) -> Result<()>;
+    /// Stores a checkpoint (no-op if one of that size exists).
+    fn put_checkpoint(&self, tree_size: u64, note: &str) -> Result<()>;
+    /// The newest checkpoint.
+    fn latest_checkpoint(&self) -> Result<Option<(u64, String)>>;
+    /// Appends a custody event; `sign` builds it for the next (seq, prev).
+    fn append_custody(&self, clip_id: Option<&str>, event: &str, at: &str, sign: CustodySigner<'_>) -> Result<CustodyEvent>;
+    /// Custody events, all or those of one item, in chain order.
+    fn custody(&self, clip_id: Option<&str>) -> Result<Vec<CustodyEvent>>;
+    /// The newest event of a device's uploaded custody log as (seq, body SHA-256).
+    fn device_custody_head(&self, device_id: &str) -> Result<Option<(u64, String)>>;
+    /// One event of a device's uploaded custody log.
+    fn device_custody_event(&self, device_id: &str, seq: u64) -> Result<Option<CustodyEvent>>;
+    /// Appends verified, consecutive device custody events in one transaction, if the device's
+    /// head is still `expect_head` (seq, hash); `Ok(false)` if another request moved it.
+    fn append_device_custody(&self, device_id: &str, expect_head: Option<(u64, &str)>, events: &[CustodyEvent], received_at: &str) -> Result<bool>;
+    /// A device's uploaded custody log, in seq order.
+    fn device_custody(&self, device_id: &str) -> Result<Vec<CustodyEvent>>;
+}
+
+/// Media originals, content-addressed by SHA-256.
+pub trait BlobStore: Send + Sync {
+    /// Takes ownership of the fully written, fsynced file at `src` (same filesystem as the store
+    /// for the local implementation) and stores it under `sha256`. If that blob already exists
+    /// (identical bytes) the existing one is kept and `src` removed. Never modifies a stored blob.
+    fn put_file(&self, src: &Path, sha256: &str) -> Result<()>;
+    /// True if a blob is stored.
+    fn contains(&self, sha256: &str) -> Result<bool>;
+    /// Opens a stored blob for reading.
+    fn open(&self, sha256: &str) -> Result<Box<dyn Read + Send>>;
+    /// A local file path of the blob, when the store keeps blobs on the local disk.
+    fn local_path(&self, sha256: &str) -> Option<PathBuf>;
+}
+
+/// True for 64 lowercase hex digits.
+pub fn is_sha256_hex(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
