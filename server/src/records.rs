@@ -25,11 +25,11 @@ use std::path::{Path, PathBuf};
 
 pub use crate::store::{DeviceRecord as Device, ItemRecord as Item, MediaInfo};
 
-/// A data directory's records.
+/// A data directory's records, reached through the store traits.
 pub struct Records {
     layout: Layout,
-    store: SqliteRecordStore,
-    blobs: LocalBlobStore,
+    store: Box<dyn RecordStore>,
+    blobs: Box<dyn BlobStore>,
     key: DeviceKey,
     key_id: String,
 }
@@ -49,12 +49,14 @@ impl Records {
         }
         let key = crate::keys::load(data_dir)?;
         let key_id = device_id_for(&key.verifying_key());
-        Ok(Records { store: SqliteRecordStore::open(&layout.db())?, blobs: LocalBlobStore::open(&layout.blobs())?, layout, key, key_id })
+        let store = Box::new(SqliteRecordStore::open(&layout.db())?);
+        let blobs = Box::new(LocalBlobStore::open(&layout.blobs())?);
+        Ok(Records { store, blobs, layout, key, key_id })
     }
 
     /// The underlying record store.
     pub fn store(&self) -> &dyn RecordStore {
-        &self.store
+        self.store.as_ref()
     }
 
     /// Server public key, SPKI PEM.
@@ -94,7 +96,7 @@ impl Records {
 
     /// The blob store.
     pub fn blobs(&self) -> &dyn BlobStore {
-        &self.blobs
+        self.blobs.as_ref()
     }
 
     /// Every enrolled device.
@@ -119,7 +121,7 @@ impl Records {
 
     /// Appends a signed server custody event (e.g. `exported`, `accessed`).
     pub fn append_custody(&self, event: &str, clip_id: Option<&str>, detail: serde_json::Value) -> Result<CustodyEvent> {
-        crate::custody::append(&self.store, &self.key, &self.key_id, event, clip_id, detail)
+        crate::custody::append(self.store.as_ref(), &self.key, &self.key_id, event, clip_id, detail)
     }
 
     /// The newest signed checkpoint as (tree size, note text).

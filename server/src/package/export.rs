@@ -135,7 +135,7 @@ pub fn export(data_dir: &Path, req: &PackageRequest) -> Result<PackageOutcome> {
         let m = Manifest::parse(&it.manifest).map_err(Error::Core)?;
         let reason = if it.state != "received" || it.receipt.is_none() {
             Some("not_received")
-        } else if crate::retention::is_disposed(data_dir, &it.clip_id)? {
+        } else if crate::retention::is_disposed(&r, &it.clip_id)? {
             Some("disposed")
         } else if it.media.is_some() && r.blob_path(&it).is_none() {
             Some("original_missing")
@@ -179,7 +179,7 @@ pub fn export(data_dir: &Path, req: &PackageRequest) -> Result<PackageOutcome> {
     };
     if req.profile == Profile::Full {
         let ids: Vec<String> = items.iter().map(|(i, _)| i.clip_id.clone()).collect();
-        crate::retention::record_referrals(data_dir, &ids, &index.package_id, &req.recipient)?;
+        crate::retention::record_referrals(&r, &ids, &index.package_id, &req.recipient)?;
     }
     Ok(PackageOutcome { path: req.out.clone(), zip, package_id: index.package_id.clone(), items: items.len(), omitted, bytes, custody_seq: index.export_custody_seq })
 }

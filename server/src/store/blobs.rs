@@ -67,4 +67,18 @@ impl BlobStore for LocalBlobStore {
     fn local_path(&self, sha256: &str) -> Option<PathBuf> {
         self.path_of(sha256).ok()
     }
+
+    fn remove_disposed(&self, sha256: &str) -> Result<()> {
+        let path = self.path_of(sha256)?;
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(Error::io("removing a disposed original", e)),
+        }
+        // The removal is durable before the caller moves on.
+        match path.parent() {
+            Some(dir) => sync_dir(dir),
+            None => Ok(()),
+        }
+    }
 }

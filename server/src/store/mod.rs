@@ -29,6 +29,7 @@ pub use sqlite::SqliteRecordStore;
 use crate::error::Result;
 use fieldcap_evidence::custody::CustodyEvent;
 use fieldcap_evidence::tlog::Hash;
+use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -170,13 +171,53 @@ pub enum EnrollOutcome {
     Revoked,
 }
 
+/// What retention needs to know about one item besides its record.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RetentionFacts {
+    /// Legal holds placed and not released.
+    pub active_holds: u64,
+    /// Full packages the item was referred in (a referred item is never disposed).
+    pub referrals: u64,
+    /// When the item was disposed, if it was.
+    pub disposed_at: Option<String>,
+}
+
+/// A disposal whose record and log leaf are stored but whose custody event is not (a crash in
+/// between); `crate::retention` finishes it on its next run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingDisposal {
+    /// Item disposed.
+    pub clip_id: String,
+    /// Index of its disposal leaf in the log.
+    pub log_index: u64,
+}
+
+/// Result of [`RecordStore::record_disposal`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DisposalOutcome {
+    /// The disposal and its log leaf are on record.
+    Recorded {
+        /// Index of the disposal leaf.
+        log_index: u64,
+    },
+    /// A legal hold was placed meanwhile; nothing was recorded.
+    Held,
+    /// The item was referred meanwhile; nothing was recorded.
+    Referred,
+}
+
 /// Builds a signed custody event body for a chain position: `(seq, prev hash) -> (body, sig)`.
 pub type CustodySigner<'a> = &'a dyn Fn(u64, Option<&str>) -> (Vec<u8>, Vec<u8>);
 
 /// Builds a signed device record once the token's role is known.
 pub type DeviceBuilder<'a> = &'a dyn Fn(&str) -> Result<DeviceRecord>;
 
-/// Records: tokens, devices, nonces, items, uploads, the log, custody.
+/// Signs the log's checkpoint after a leaf is appended outside the server process: given every
+/// leaf hash in log order (the new one last) and the newest checkpoint note on record (whose
+/// origin line the new note keeps), returns the signed note for the new size.
+pub type CheckpointSigner<'a> = &'a dyn Fn(&[Hash], Option<&str>) -> Result<String>;
+
+/// Records: tokens, devices, nonces, items, uploads, the log, custody, retention.
 pub trait RecordStore: Send + Sync {
     /// Stores a new enrolment token (its SHA-256 only).
     fn insert_token(&self, token_sha256: &str, role: &str, created_at: &str, expires_at_ms: i64) -> Result<()>;
@@ -233,6 +274,35 @@ pub trait RecordStore: Send + Sync {
     fn append_device_custody(&self, device_id: &str, expect_head: Option<(u64, &str)>, events: &[CustodyEvent], received_at: &str) -> Result<bool>;
     /// A device's uploaded custody log, in seq order.
     fn device_custody(&self, device_id: &str) -> Result<Vec<CustodyEvent>>;
+
+    // Retention, legal hold, referral and disposal (see `crate::retention`).
+
+    /// The configured retention periods: category (kind, tag or `default`) → days.
+    fn retention_policy(&self) -> Result<BTreeMap<String, i64>>;
+    /// Sets (or replaces) the retention period of a category.
+    fn set_retention_policy(&self, category: &str, days: i64, at: &str) -> Result<()>;
+    /// Places a legal hold on an item.
+    fn add_hold(&self, clip_id: &str, reason: &str, at: &str) -> Result<()>;
+    /// Releases every active hold of an item; returns how many were released.
+    fn release_holds(&self, clip_id: &str, reason: &str, at: &str) -> Result<u64>;
+    /// Records that items were referred in a full package (once per item and package), in one
+    /// transaction.
+    fn add_referrals(&self, clip_ids: &[String], package_id: &str, recipient: &str, at: &str) -> Result<()>;
+    /// Holds, referrals and disposal of one item.
+    fn retention_facts(&self, clip_id: &str) -> Result<RetentionFacts>;
+    /// Records the disposal of an item in one transaction, if it is still neither held nor
+    /// referred (checked again inside that transaction): appends `leaf` to the log under the
+    /// name `leaf_name` with a checkpoint made by `sign` — unless a leaf of that name is on record
+    /// already, from a run interrupted before — and stores the disposal with its custody event
+    /// still pending ([`RecordStore::pending_disposals`]).
+    fn record_disposal(&self, clip_id: &str, leaf_name: &str, leaf: &[u8], disposed_at: &str, sign: CheckpointSigner<'_>) -> Result<DisposalOutcome>;
+    /// Disposals whose custody event is not recorded yet, in log order.
+    fn pending_disposals(&self) -> Result<Vec<PendingDisposal>>;
+    /// Completes a disposal with the seq of its `disposed` custody event.
+    fn set_disposal_custody_seq(&self, clip_id: &str, custody_seq: u64) -> Result<()>;
+    /// True if an item other than `clip_id` that is not disposed names the same stored original
+    /// (identical bytes are stored once), so the blob must stay.
+    fn blob_needed_by_another_item(&self, blob_sha256: &str, clip_id: &str) -> Result<bool>;
 }
 
 /// Media originals, content-addressed by SHA-256.
@@ -247,6 +317,10 @@ pub trait BlobStore: Send + Sync {
     fn open(&self, sha256: &str) -> Result<Box<dyn Read + Send>>;
     /// A local file path of the blob, when the store keeps blobs on the local disk.
     fn local_path(&self, sha256: &str) -> Option<PathBuf>;
+    /// Deletes a stored original whose disposal is on record (log leaf and custody event):
+    /// retention is the only caller, and nothing else ever deletes an original. A blob that is
+    /// already gone is not an error (a disposal finished again after a crash).
+    fn remove_disposed(&self, sha256: &str) -> Result<()>;
 }
 
 /// True for 64 lowercase hex digits.

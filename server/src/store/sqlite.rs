@@ -3,11 +3,15 @@
 
 pub mod schema;
 
-use super::{Completion, CustodySigner, DeviceBuilder, DeviceRecord, EnrollOutcome, ItemRecord, MediaInfo, RecordStore, UploadRecord};
+use super::{
+    CheckpointSigner, Completion, CustodySigner, DeviceBuilder, DeviceRecord, DisposalOutcome, EnrollOutcome, ItemRecord, MediaInfo, PendingDisposal,
+    RecordStore, RetentionFacts, UploadRecord,
+};
 use crate::error::{Error, Result};
 use fieldcap_evidence::custody::CustodyEvent;
 use fieldcap_evidence::tlog::Hash;
 use rusqlite::{params, Connection, OptionalExtension, Row};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
@@ -295,19 +299,7 @@ impl RecordStore for SqliteRecordStore {
     }
 
     fn leaf_hashes(&self) -> Result<Vec<Hash>> {
-        let conn = self.conn()?;
-        let mut st = conn.prepare("SELECT idx, leaf_hash FROM log_leaves ORDER BY idx")?;
-        let mut out = Vec::new();
-        let mut rows = st.query([])?;
-        while let Some(r) = rows.next()? {
-            let idx: i64 = r.get(0)?;
-            let h: Vec<u8> = r.get(1)?;
-            if idx as usize != out.len() {
-                return Err(Error::Internal(format!("log leaf {} is missing", out.len())));
-            }
-            out.push(h.try_into().map_err(|_| Error::Internal(format!("log leaf {idx} has a bad hash")))?);
-        }
-        Ok(out)
+        leaf_hashes_of(&*self.conn()?)
     }
 
     fn complete_item(&self, c: &Completion) -> Result<()> {
@@ -431,4 +423,143 @@ impl RecordStore for SqliteRecordStore {
         }
         Ok(out)
     }
+
+    fn retention_policy(&self) -> Result<BTreeMap<String, i64>> {
+        let conn = self.conn()?;
+        let mut st = conn.prepare("SELECT category, days FROM retention_policy ORDER BY category")?;
+        let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?.collect::<rusqlite::Result<BTreeMap<_, _>>>()?;
+        Ok(rows)
+    }
+
+    fn set_retention_policy(&self, category: &str, days: i64, at: &str) -> Result<()> {
+        self.conn()?.execute(
+            "INSERT INTO retention_policy (category, days, set_at) VALUES (?1, ?2, ?3) ON CONFLICT(category) DO UPDATE SET days = ?2, set_at = ?3",
+            params![category, days, at],
+        )?;
+        Ok(())
+    }
+
+    fn add_hold(&self, clip_id: &str, reason: &str, at: &str) -> Result<()> {
+        self.conn()?.execute("INSERT INTO holds (clip_id, reason, held_at) VALUES (?1, ?2, ?3)", params![clip_id, reason, at])?;
+        Ok(())
+    }
+
+    fn release_holds(&self, clip_id: &str, reason: &str, at: &str) -> Result<u64> {
+        let n = self.conn()?.execute(
+            "UPDATE holds SET released_at = ?2, release_reason = ?3 WHERE clip_id = ?1 AND released_at IS NULL",
+            params![clip_id, at, reason],
+        )?;
+        Ok(n as u64)
+    }
+
+    fn add_referrals(&self, clip_ids: &[String], package_id: &str, recipient: &str, at: &str) -> Result<()> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction()?;
+        for id in clip_ids {
+            tx.execute(
+                "INSERT OR IGNORE INTO referrals (clip_id, package_id, recipient, at) VALUES (?1, ?2, ?3, ?4)",
+                params![id, package_id, recipient, at],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn retention_facts(&self, clip_id: &str) -> Result<RetentionFacts> {
+        let conn = self.conn()?;
+        let (active_holds, referrals) = hold_and_referral_counts(&conn, clip_id)?;
+        let disposed_at: Option<String> =
+            conn.query_row("SELECT disposed_at FROM disposals WHERE clip_id = ?1", [clip_id], |r| r.get(0)).optional()?;
+        Ok(RetentionFacts { active_holds, referrals, disposed_at })
+    }
+
+    fn record_disposal(&self, clip_id: &str, leaf_name: &str, leaf: &[u8], disposed_at: &str, sign: CheckpointSigner<'_>) -> Result<DisposalOutcome> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        // Checked again under the write lock: a hold or export made meanwhile wins.
+        let (holds, referrals) = hold_and_referral_counts(&tx, clip_id)?;
+        if holds > 0 {
+            return Ok(DisposalOutcome::Held);
+        }
+        if referrals > 0 {
+            return Ok(DisposalOutcome::Referred);
+        }
+        let existing: Option<i64> = tx.query_row("SELECT idx FROM log_leaves WHERE clip_id = ?1", [leaf_name], |r| r.get(0)).optional()?;
+        let log_index = match existing {
+            Some(i) => i as u64,
+            None => append_leaf(&tx, leaf_name, leaf, sign)?,
+        };
+        // The disposal row is written in the same transaction as the leaf; custody follows.
+        tx.execute(
+            "INSERT INTO disposals (clip_id, disposed_at, log_index, custody_seq) VALUES (?1, ?2, ?3, 0)",
+            params![clip_id, disposed_at, log_index as i64],
+        )?;
+        tx.commit()?;
+        Ok(DisposalOutcome::Recorded { log_index })
+    }
+
+    fn pending_disposals(&self) -> Result<Vec<PendingDisposal>> {
+        let conn = self.conn()?;
+        let mut st = conn.prepare("SELECT clip_id, log_index FROM disposals WHERE custody_seq = 0 ORDER BY log_index")?;
+        let rows = st
+            .query_map([], |r| Ok(PendingDisposal { clip_id: r.get(0)?, log_index: r.get::<_, i64>(1)? as u64 }))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    fn set_disposal_custody_seq(&self, clip_id: &str, custody_seq: u64) -> Result<()> {
+        self.conn()?.execute("UPDATE disposals SET custody_seq = ?2 WHERE clip_id = ?1", params![clip_id, custody_seq as i64])?;
+        Ok(())
+    }
+
+    fn blob_needed_by_another_item(&self, blob_sha256: &str, clip_id: &str) -> Result<bool> {
+        let n: i64 = self.conn()?.query_row(
+            "SELECT COUNT(*) FROM items WHERE blob_sha256 = ?1 AND clip_id != ?2 AND clip_id NOT IN (SELECT clip_id FROM disposals)",
+            params![blob_sha256, clip_id],
+            |r| r.get(0),
+        )?;
+        Ok(n > 0)
+    }
+}
+
+/// (active legal holds, referrals) of an item.
+fn hold_and_referral_counts(conn: &Connection, clip_id: &str) -> Result<(u64, u64)> {
+    let holds: i64 = conn.query_row("SELECT COUNT(*) FROM holds WHERE clip_id = ?1 AND released_at IS NULL", [clip_id], |r| r.get(0))?;
+    let referrals: i64 = conn.query_row("SELECT COUNT(*) FROM referrals WHERE clip_id = ?1", [clip_id], |r| r.get(0))?;
+    Ok((holds as u64, referrals as u64))
+}
+
+/// Appends a leaf to the log inside `tx`, with the checkpoint `sign` makes for the new size.
+/// Used by processes other than the server (retention); a running server catches up on its next
+/// log access. Returns the leaf's index.
+fn append_leaf(tx: &rusqlite::Transaction<'_>, leaf_name: &str, leaf: &[u8], sign: CheckpointSigner<'_>) -> Result<u64> {
+    let mut hashes = leaf_hashes_of(tx)?;
+    let latest_note: Option<String> =
+        tx.query_row("SELECT note FROM checkpoints ORDER BY tree_size DESC LIMIT 1", [], |r| r.get(0)).optional()?;
+    let h = fieldcap_evidence::tlog::leaf_hash(leaf);
+    hashes.push(h);
+    let index = hashes.len() as u64 - 1;
+    let note = sign(&hashes, latest_note.as_deref())?;
+    tx.execute(
+        "INSERT INTO log_leaves (idx, clip_id, leaf, leaf_hash) VALUES (?1, ?2, ?3, ?4)",
+        params![index as i64, leaf_name, leaf, h.to_vec()],
+    )?;
+    tx.execute("INSERT OR IGNORE INTO checkpoints (tree_size, note) VALUES (?1, ?2)", params![index as i64 + 1, note])?;
+    Ok(index)
+}
+
+/// Every leaf hash in log order; a gap or a malformed hash is a damaged log.
+fn leaf_hashes_of(conn: &Connection) -> Result<Vec<Hash>> {
+    let mut st = conn.prepare("SELECT idx, leaf_hash FROM log_leaves ORDER BY idx")?;
+    let mut out = Vec::new();
+    let mut rows = st.query([])?;
+    while let Some(r) = rows.next()? {
+        let idx: i64 = r.get(0)?;
+        let h: Vec<u8> = r.get(1)?;
+        if idx as usize != out.len() {
+            return Err(Error::Internal(format!("log leaf {} is missing", out.len())));
+        }
+        out.push(h.try_into().map_err(|_| Error::Internal(format!("log leaf {idx} has a bad hash")))?);
+    }
+    Ok(out)
 }
