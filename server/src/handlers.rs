@@ -372,7 +372,7 @@ fn answer(state: &AppState, item: &ItemRecord) -> Result<CommitmentResponse> {
     let mut up = state.records.upload_for_clip(&item.clip_id)?;
     let usable = up.as_ref().is_some_and(|u| u.state == "open" && u.expires_at_ms > now_ms());
     if !usable {
-        let _ = std::fs::remove_file(state.layout.partial(&item.clip_id));
+        crate::tus::discard_unwanted_partial(state, &item.clip_id);
         let fresh = new_upload(state, &item.clip_id, md.bytes);
         state.records.put_upload(&fresh)?;
         up = Some(fresh);

@@ -50,7 +50,7 @@ impl Records {
         let key = crate::keys::load(data_dir)?;
         let key_id = device_id_for(&key.verifying_key());
         let store = Box::new(SqliteRecordStore::open(&layout.db())?);
-        let blobs = Box::new(LocalBlobStore::open(&layout.blobs())?);
+        let blobs = Box::new(LocalBlobStore::open(&layout.blobs(), &layout.uploads())?);
         Ok(Records { store, blobs, layout, key, key_id })
     }
 

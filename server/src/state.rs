@@ -29,10 +29,6 @@ impl Layout {
     pub fn uploads(&self) -> PathBuf {
         self.root.join("uploads")
     }
-    /// Partial upload file of a clip; `clip_id` must already be validated as a UUID.
-    pub fn partial(&self, clip_id: &str) -> PathBuf {
-        self.uploads().join(format!("{clip_id}.part"))
-    }
 }
 
 /// Default log origin for a server key id.
@@ -43,7 +39,6 @@ pub(crate) fn default_origin(key_id: &str) -> String {
 /// Everything a request handler needs.
 pub(crate) struct AppState {
     pub cfg: ServerConfig,
-    pub layout: Layout,
     pub records: Arc<dyn RecordStore>,
     pub blobs: Arc<dyn BlobStore>,
     pub key: DeviceKey,
@@ -61,16 +56,14 @@ impl AppState {
     pub fn open(cfg: ServerConfig) -> Result<AppState> {
         let layout = Layout::new(&cfg.data_dir);
         std::fs::create_dir_all(&layout.root).map_err(|e| Error::io("creating the data directory", e))?;
-        std::fs::create_dir_all(layout.uploads()).map_err(|e| Error::io("creating the upload directory", e))?;
         let (key, created) = crate::keys::load_or_create(&layout.root)?;
         let key_id = device_id_for(&key.verifying_key());
         let origin = cfg.log_origin.clone().unwrap_or_else(|| default_origin(&key_id));
         let records: Arc<dyn RecordStore> = Arc::new(SqliteRecordStore::open(&layout.db())?);
-        let blobs: Arc<dyn BlobStore> = Arc::new(LocalBlobStore::open(&layout.blobs())?);
+        let blobs: Arc<dyn BlobStore> = Arc::new(LocalBlobStore::open(&layout.blobs(), &layout.uploads())?);
         let tree = LogTree::from_leaves(&records.leaf_hashes()?);
         let state = AppState {
             cfg,
-            layout,
             records,
             blobs,
             key,

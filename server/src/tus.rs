@@ -22,7 +22,9 @@
 //! the next `POST /v1/manifests`); a completed upload cannot be deleted. Each upload expires
 //! (`Upload-Expires`, default 7 days) and then answers 410.
 //!
-//! Partial bytes go to `<data>/uploads/<clip_id>.part`. The offset on record only advances after
+//! Partial bytes go to the item's partial upload in the blob store
+//! ([`crate::store::BlobStore::open_partial`]; `<data>/uploads/<clip_id>.part` in the embedded
+//! store). The offset on record only advances after
 //! an fsync (at the end of each PATCH, every 64 MiB within one, and when a connection breaks
 //! mid-body), so a server killed at any instant resumes at the last fsynced offset; unsynced
 //! bytes past it are truncated before the next write. When the last byte arrives the file is
@@ -41,7 +43,7 @@
 use crate::error::{Error, Result};
 use crate::handlers::{blocking, now_ms, upload_path, AppStateRef};
 use crate::state::AppState;
-use crate::store::{ItemRecord, UploadRecord};
+use crate::store::{ItemRecord, PartialWriter, UploadRecord};
 use axum::body::Body;
 use axum::extract::{Path, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
@@ -49,7 +51,6 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use futures_util::StreamExt;
-use std::io::{Seek, SeekFrom, Write};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -108,6 +109,15 @@ fn is_capability(s: &str) -> bool {
     crate::store::is_sha256_hex(s)
 }
 
+/// Discards a partial upload whose bytes are no longer wanted (expired, terminated, refused or
+/// restarted upload). A failure is logged, not returned: the upload's offset on record goes back
+/// to 0 regardless, and the next write truncates the partial there.
+pub(crate) fn discard_unwanted_partial(state: &AppState, clip_id: &str) {
+    if let Err(e) = state.blobs.discard_partial(clip_id) {
+        tracing::warn!(error = %e, "a partial upload could not be removed");
+    }
+}
+
 /// Loads an upload and its item; refuses unknown, terminated and expired uploads.
 fn load(state: &AppState, capability: &str) -> Result<(UploadRecord, ItemRecord)> {
     if !is_capability(capability) {
@@ -119,7 +129,7 @@ fn load(state: &AppState, capability: &str) -> Result<(UploadRecord, ItemRecord)
         "terminated" => return Err(Error::Gone("the upload was terminated; submit the manifest again for a new upload URL".into())),
         "expired" => return Err(Error::Gone("the upload expired; submit the manifest again for a new upload URL".into())),
         "open" if up.expires_at_ms <= now_ms() => {
-            let _ = std::fs::remove_file(state.layout.partial(&up.clip_id));
+            discard_unwanted_partial(state, &up.clip_id);
             state.records.set_upload_state(&up.clip_id, "expired", 0)?;
             return Err(Error::Gone("the upload expired; submit the manifest again for a new upload URL".into()));
         }
@@ -239,23 +249,24 @@ async fn write_and_maybe_finish(
     Ok(r)
 }
 
-type FileBuf = (std::fs::File, Vec<u8>);
+type Partial = Box<dyn PartialWriter>;
 
-async fn write_buf(file: std::fs::File, buf: Vec<u8>) -> Result<FileBuf> {
+async fn write_buf(partial: Partial, buf: Vec<u8>) -> Result<(Partial, Vec<u8>)> {
     blocking(move || {
-        let mut file = file;
+        let mut partial = partial;
         let mut buf = buf;
-        file.write_all(&buf).map_err(|e| Error::io("writing upload bytes", e))?;
+        partial.write_all(&buf)?;
         buf.clear();
-        Ok((file, buf))
+        Ok((partial, buf))
     })
     .await
 }
 
-async fn sync_file(file: std::fs::File) -> Result<std::fs::File> {
+async fn sync_partial(partial: Partial) -> Result<Partial> {
     blocking(move || {
-        file.sync_data().map_err(|e| Error::io("syncing upload bytes", e))?;
-        Ok(file)
+        let mut partial = partial;
+        partial.sync()?;
+        Ok(partial)
     })
     .await
 }
@@ -266,24 +277,12 @@ async fn set_offset(state: &Arc<AppState>, clip_id: &str, offset: u64) -> Result
     blocking(move || st.records.set_upload_offset(&c, offset)).await
 }
 
-/// Appends the body to the partial file from the upload's offset; returns the new fsynced
+/// Appends the body to the partial upload from the upload's offset; returns the new fsynced
 /// offset. On a cut connection the bytes received are kept (fsynced) before the error returns.
 async fn receive(state: &Arc<AppState>, up: &UploadRecord, body: Body) -> Result<u64> {
-    let path = state.layout.partial(&up.clip_id);
     let start = up.offset;
-    let mut file = blocking(move || {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(|e| Error::io("opening the partial upload", e))?;
-        // Bytes past the last fsynced offset (a crash mid-write) are dropped.
-        f.set_len(start).map_err(|e| Error::io("truncating the partial upload", e))?;
-        f.seek(SeekFrom::Start(start)).map_err(|e| Error::io("seeking in the partial upload", e))?;
-        Ok(f)
-    })
-    .await?;
+    let (st, clip_id) = (state.clone(), up.clip_id.clone());
+    let mut file = blocking(move || st.blobs.open_partial(&clip_id, start)).await?;
     let mut buf: Vec<u8> = Vec::with_capacity(WRITE_BUF);
     let mut written = start;
     let mut synced = start;
@@ -312,7 +311,7 @@ async fn receive(state: &Arc<AppState>, up: &UploadRecord, body: Body) -> Result
                     (file, buf) = write_buf(file, buf).await?;
                     written += n;
                     if written - synced >= SYNC_EVERY {
-                        file = sync_file(file).await?;
+                        file = sync_partial(file).await?;
                         set_offset(state, &up.clip_id, written).await?;
                         synced = written;
                     }
@@ -323,8 +322,8 @@ async fn receive(state: &Arc<AppState>, up: &UploadRecord, body: Body) -> Result
     if overflow {
         drop(buf);
         blocking(move || {
-            file.set_len(start).map_err(|e| Error::io("truncating the partial upload", e))?;
-            file.sync_data().map_err(|e| Error::io("syncing the partial upload", e))
+            let mut file = file;
+            file.truncate(start)
         })
         .await?;
         set_offset(state, &up.clip_id, start).await?;
@@ -337,7 +336,7 @@ async fn receive(state: &Arc<AppState>, up: &UploadRecord, body: Body) -> Result
     }
     drop(buf);
     if written != synced {
-        sync_file(file).await?;
+        sync_partial(file).await?;
         set_offset(state, &up.clip_id, written).await?;
     }
     match failure {
@@ -352,19 +351,23 @@ async fn receive(state: &Arc<AppState>, up: &UploadRecord, body: Body) -> Result
 /// between), and for zero-length media at commit time.
 pub(crate) fn finalize(state: &AppState, item: &ItemRecord, up: &UploadRecord) -> Result<()> {
     let md = item.media.as_ref().ok_or_else(|| Error::Internal("finalising an item without media".into()))?;
-    let path = state.layout.partial(&item.clip_id);
-    if !path.exists() {
-        if up.length == 0 {
-            fieldcap_evidence::fsutil::write_new(&path, b"")?;
-        } else if state.blobs.contains(&md.sha256)? {
+    let received = match state.blobs.read_partial(&item.clip_id)? {
+        Some(r) => r,
+        None if up.length == 0 => {
+            // Empty media: the received file is an empty partial, made now.
+            state.blobs.open_partial(&item.clip_id, 0)?.sync()?;
+            state.blobs.read_partial(&item.clip_id)?.ok_or_else(|| Error::Internal("an empty partial upload vanished".into()))?
+        }
+        None if state.blobs.contains(&md.sha256)? => {
             // Crashed after the move into the blob store: the blob is the received file.
             return finish_stored(state, item, md);
-        } else {
+        }
+        None => {
             state.records.set_upload_state(&item.clip_id, "open", 0)?;
             return Err(Error::Internal("the received bytes are missing; the upload was reset".into()));
         }
-    }
-    let d = fieldcap_evidence::hashing::hash_file(&path, &mut |_| {}).map_err(|e| Error::io("hashing the received file", e))?;
+    };
+    let d = fieldcap_evidence::hashing::hash_reader(received, &mut |_| {}).map_err(|e| Error::io("hashing the received file", e))?;
     let mut why = Vec::new();
     if d.bytes != md.bytes {
         why.push(format!("length {} instead of {}", d.bytes, md.bytes));
@@ -377,7 +380,7 @@ pub(crate) fn finalize(state: &AppState, item: &ItemRecord, up: &UploadRecord) -
     }
     if !why.is_empty() {
         let reason = format!("received media does not match the signed manifest: {}", why.join(", "));
-        let _ = std::fs::remove_file(&path);
+        discard_unwanted_partial(state, &item.clip_id);
         state.records.set_upload_state(&item.clip_id, "open", 0)?;
         state.records.note_refusal(&item.clip_id, &reason)?;
         state.custody(
@@ -395,7 +398,7 @@ pub(crate) fn finalize(state: &AppState, item: &ItemRecord, up: &UploadRecord) -
         Some(&item.clip_id),
         serde_json::json!({ "bytes": d.bytes, "sha256": d.sha256_hex(), "blake3": d.blake3_hex() }),
     )?;
-    state.blobs.put_file(&path, &md.sha256)?;
+    state.blobs.store_partial(&item.clip_id, &md.sha256)?;
     finish_stored(state, item, md)
 }
 
@@ -449,7 +452,7 @@ async fn create(state: Arc<AppState>, cap: String, headers: HeaderMap, body: Bod
     let (mut up, item) = blocking(move || {
         let (up, item) = load(&st, &cap)?;
         if up.offset != 0 {
-            let _ = std::fs::remove_file(st.layout.partial(&up.clip_id));
+            discard_unwanted_partial(&st, &up.clip_id);
             st.records.set_upload_offset(&up.clip_id, 0)?;
         }
         Ok((up, item))
@@ -508,7 +511,7 @@ pub(crate) async fn delete(State(state): AppStateRef, Path(cap): Path<String>) -
         if up.state == "complete" {
             return Err(Error::Conflict("a received original is never deleted".into()));
         }
-        let _ = std::fs::remove_file(st.layout.partial(&up.clip_id));
+        discard_unwanted_partial(&st, &up.clip_id);
         st.records.set_upload_state(&up.clip_id, "terminated", 0)?;
         st.custody("terminated", Some(&up.clip_id), serde_json::json!({ "discarded_bytes": up.offset }))
     })

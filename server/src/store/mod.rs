@@ -26,11 +26,12 @@ pub mod sqlite;
 pub use blobs::LocalBlobStore;
 pub use sqlite::SqliteRecordStore;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use fieldcap_evidence::custody::CustodyEvent;
+use fieldcap_evidence::hashing::{hash_reader, Digests};
 use fieldcap_evidence::tlog::Hash;
 use std::collections::BTreeMap;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 /// An enrolled device.
@@ -305,22 +306,73 @@ pub trait RecordStore: Send + Sync {
     fn blob_needed_by_another_item(&self, blob_sha256: &str, clip_id: &str) -> Result<bool>;
 }
 
-/// Media originals, content-addressed by SHA-256.
+/// Media originals, content-addressed by SHA-256 and never modified, and the partial uploads
+/// (one per item, named by clip id) that become them.
+///
+/// An upload is received into its partial ([`BlobStore::open_partial`]), read back whole for
+/// verification ([`BlobStore::read_partial`]) and, if it matches the signed manifest, stored as
+/// the original ([`BlobStore::store_partial`]); otherwise discarded.
 pub trait BlobStore: Send + Sync {
-    /// Takes ownership of the fully written, fsynced file at `src` (same filesystem as the store
-    /// for the local implementation) and stores it under `sha256`. If that blob already exists
-    /// (identical bytes) the existing one is kept and `src` removed. Never modifies a stored blob.
-    fn put_file(&self, src: &Path, sha256: &str) -> Result<()>;
-    /// True if a blob is stored.
+    /// Opens the partial upload of an item for appending at `offset`, creating it empty if there
+    /// is none. Bytes past `offset` (written but never confirmed durable before a crash) are
+    /// dropped first.
+    fn open_partial(&self, clip_id: &str, offset: u64) -> Result<Box<dyn PartialWriter>>;
+    /// Reads the partial upload of an item from its first byte; `None` if there is none.
+    fn read_partial(&self, clip_id: &str) -> Result<Option<Box<dyn Read + Send>>>;
+    /// Discards the partial upload of an item (terminated, expired, refused or restarted). No
+    /// partial is not an error.
+    fn discard_partial(&self, clip_id: &str) -> Result<()>;
+    /// Stores the complete, verified partial upload of an item as the original named `sha256`,
+    /// durably, and removes the partial. If that original is stored already (identical bytes)
+    /// the stored one is kept. Never modifies a stored original.
+    fn store_partial(&self, clip_id: &str, sha256: &str) -> Result<()>;
+    /// True if an original is stored.
     fn contains(&self, sha256: &str) -> Result<bool>;
-    /// Opens a stored blob for reading.
+    /// Opens a stored original for reading.
     fn open(&self, sha256: &str) -> Result<Box<dyn Read + Send>>;
-    /// A local file path of the blob, when the store keeps blobs on the local disk.
+    /// Copies a stored original into a new file `dst` (which must not exist), hashing the bytes
+    /// as they are written, and fsyncs it; returns the digests of what was written. On error no
+    /// `dst` is left.
+    fn copy_to(&self, sha256: &str, dst: &Path) -> Result<Digests> {
+        let mut input = self.open(sha256)?;
+        let mut out = std::fs::OpenOptions::new().write(true).create_new(true).open(dst).map_err(|e| Error::io("creating a copy of an original", e))?;
+        let copied = hash_reader(TeeReader { inner: &mut input, copy: &mut out }, &mut |_| {}).and_then(|d| out.sync_all().map(|_| d));
+        copied.map_err(|e| {
+            let _ = std::fs::remove_file(dst);
+            Error::io("copying an original", e)
+        })
+    }
+    /// A local file path of an original, when the store keeps originals on the local disk.
     fn local_path(&self, sha256: &str) -> Option<PathBuf>;
     /// Deletes a stored original whose disposal is on record (log leaf and custody event):
-    /// retention is the only caller, and nothing else ever deletes an original. A blob that is
-    /// already gone is not an error (a disposal finished again after a crash).
+    /// retention is the only caller, and nothing else ever deletes an original. An original that
+    /// is already gone is not an error (a disposal finished again after a crash).
     fn remove_disposed(&self, sha256: &str) -> Result<()>;
+}
+
+/// Appends to a partial upload (see [`BlobStore::open_partial`]).
+pub trait PartialWriter: Send {
+    /// Appends bytes.
+    fn write_all(&mut self, bytes: &[u8]) -> Result<()>;
+    /// Makes everything appended so far durable. The offset on record advances only after this.
+    fn sync(&mut self) -> Result<()>;
+    /// Drops everything past `len` and makes that durable (a body that ran past the upload's
+    /// length is taken back to where it started).
+    fn truncate(&mut self, len: u64) -> Result<()>;
+}
+
+/// Writes every byte read through it to `copy` as well.
+struct TeeReader<'a, R: Read + ?Sized, W: Write> {
+    inner: &'a mut R,
+    copy: &'a mut W,
+}
+
+impl<R: Read + ?Sized, W: Write> Read for TeeReader<'_, R, W> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.copy.write_all(&buf[..n])?;
+        Ok(n)
+    }
 }
 
 /// True for 64 lowercase hex digits.
