@@ -25,9 +25,10 @@ pub enum Error {
     /// An error from the Fieldcap core (mapped by its kind: invalid input → 400, integrity → 422).
     #[error(transparent)]
     Core(#[from] fieldcap_evidence::Error),
-    /// The record database failed.
-    #[error("database error: {0}")]
-    Sqlite(#[from] rusqlite::Error),
+    /// The record or blob store failed (its own error, e.g. from SQLite, kept as the source).
+    /// Each store maps its errors into this at its boundary (see [`crate::store`]).
+    #[error("storage error: {0}")]
+    Storage(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// A file operation failed; `context` says what the server was doing.
     #[error("{context}: {source}")]
     Io {
@@ -134,7 +135,7 @@ impl Error {
             Error::Core(C::Integrity(m)) => (StatusCode::UNPROCESSABLE_ENTITY, "integrity", "Integrity check failed", Some(m.clone())),
             Error::Core(C::NotFound(m)) => (StatusCode::NOT_FOUND, "not-found", "Not found", Some(m.clone())),
             Error::Core(C::Key(m)) => (StatusCode::BAD_REQUEST, "bad-key", "Unusable public key", Some(m.clone())),
-            Error::Core(_) | Error::Sqlite(_) | Error::Io { .. } | Error::Json(_) | Error::Internal(_) => {
+            Error::Core(_) | Error::Storage(_) | Error::Io { .. } | Error::Json(_) | Error::Internal(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal server error", None)
             }
             Error::BadRequest(m) => (StatusCode::BAD_REQUEST, "malformed-request", "Malformed request", Some(m.clone())),

@@ -93,6 +93,13 @@ fn upload_from_row(r: &Row<'_>) -> rusqlite::Result<UploadRecord> {
     })
 }
 
+/// SQLite errors leave the store as [`Error::Storage`].
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Error {
+        Error::Storage(Box::new(e))
+    }
+}
+
 fn is_constraint(e: &rusqlite::Error) -> bool {
     matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation)
 }
