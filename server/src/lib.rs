@@ -52,6 +52,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use store::RecordStore as _;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -232,22 +233,18 @@ impl Drop for ServerHandle {
     }
 }
 
-fn open_records(data_dir: &Path) -> Result<store::SqliteRecordStore> {
-    std::fs::create_dir_all(data_dir).map_err(|e| Error::io("creating the data directory", e))?;
-    store::SqliteRecordStore::open(&state::Layout::new(data_dir).db())
-}
 
 /// Issues a one-time enrolment token for `role` (`monitor` or `police`), valid for
 /// [`TOKEN_TTL`]. Works while a server runs on the same directory. Only the token's SHA-256 is
 /// stored; the token itself is returned once.
 pub fn issue_token(data_dir: &Path, role: &str) -> Result<String> {
     fieldcap_evidence::manifest::Role::parse(role)?;
-    let store = open_records(data_dir)?;
+    let records = store::open_embedded_records(data_dir)?;
     let mut b = [0u8; 32];
     rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut b);
     let token = base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, b);
     let expires = handlers::now_ms().saturating_add(TOKEN_TTL.as_millis() as i64);
-    store::RecordStore::insert_token(&store, &handlers::token_hash(&token), role, &fieldcap_evidence::time::now(), expires)?;
+    records.insert_token(&handlers::token_hash(&token), role, &fieldcap_evidence::time::now(), expires)?;
     Ok(token)
 }
 
@@ -256,12 +253,12 @@ pub fn issue_token(data_dir: &Path, role: &str) -> Result<String> {
 /// `{device_id, reason}` if the server key exists. Returns false if the device was unknown or
 /// already revoked.
 pub fn revoke_device(data_dir: &Path, device_id: &str, reason: &str) -> Result<bool> {
-    let store = open_records(data_dir)?;
-    let done = store::RecordStore::revoke_device(&store, device_id, &fieldcap_evidence::time::now())?;
+    let records = store::open_embedded_records(data_dir)?;
+    let done = records.revoke_device(device_id, &fieldcap_evidence::time::now())?;
     if done {
         if let Ok(key) = keys::load(data_dir) {
             let id = fieldcap_evidence::identity::device_id_for(&key.verifying_key());
-            custody::append(&store, &key, &id, "revoked", None, serde_json::json!({ "device_id": device_id, "reason": reason }))?;
+            custody::append(&records, &key, &id, "revoked", None, serde_json::json!({ "device_id": device_id, "reason": reason }))?;
         }
     }
     Ok(done)
@@ -269,13 +266,13 @@ pub fn revoke_device(data_dir: &Path, device_id: &str, reason: &str) -> Result<b
 
 /// Every enrolled device of a data directory (revoked ones included, with `revoked_at`).
 pub fn devices(data_dir: &Path) -> Result<Vec<store::DeviceRecord>> {
-    let store = open_records(data_dir)?;
-    store::RecordStore::devices(&store)
+    let records = store::open_embedded_records(data_dir)?;
+    records.devices()
 }
 
 /// Incidents of a data directory (see [`incidents`] for the grouping rule).
 pub fn incidents(data_dir: &Path) -> Result<Vec<Incident>> {
-    let store = open_records(data_dir)?;
-    let items: Vec<_> = store::RecordStore::items(&store)?.iter().filter_map(incidents::item_of).collect();
+    let records = store::open_embedded_records(data_dir)?;
+    let items: Vec<_> = records.items()?.iter().filter_map(incidents::item_of).collect();
     Ok(incidents::group(&items))
 }

@@ -17,19 +17,20 @@
 
 use crate::error::{Error, Result};
 use crate::log::LogTree;
-use crate::state::{default_origin, Layout};
-use crate::store::{BlobStore, DeviceRecord, ItemRecord, LocalBlobStore, RecordStore, SqliteRecordStore};
+use crate::state::default_origin;
+use crate::store::{BlobStore, DeviceRecord, ItemRecord, RecordStore, Stores, RECORDS_FILE};
 use fieldcap_evidence::custody::CustodyEvent;
 use fieldcap_evidence::identity::{device_id_for, DeviceKey};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 pub use crate::store::{DeviceRecord as Device, ItemRecord as Item, MediaInfo};
 
 /// A data directory's records, reached through the store traits.
 pub struct Records {
-    layout: Layout,
-    store: Box<dyn RecordStore>,
-    blobs: Box<dyn BlobStore>,
+    data_dir: PathBuf,
+    store: Arc<dyn RecordStore>,
+    blobs: Arc<dyn BlobStore>,
     key: DeviceKey,
     key_id: String,
 }
@@ -43,15 +44,13 @@ impl std::fmt::Debug for Records {
 impl Records {
     /// Opens the records of a data directory a server has run on (its key must exist).
     pub fn open(data_dir: &Path) -> Result<Records> {
-        let layout = Layout::new(data_dir);
-        if !layout.db().exists() {
+        if !data_dir.join(RECORDS_FILE).exists() {
             return Err(Error::NotFound("no server records in that directory (run `fieldcap serve` first)".into()));
         }
         let key = crate::keys::load(data_dir)?;
         let key_id = device_id_for(&key.verifying_key());
-        let store = Box::new(SqliteRecordStore::open(&layout.db())?);
-        let blobs = Box::new(LocalBlobStore::open(&layout.blobs(), &layout.uploads())?);
-        Ok(Records { store, blobs, layout, key, key_id })
+        let Stores { records: store, blobs } = Stores::open_embedded(data_dir)?;
+        Ok(Records { data_dir: data_dir.to_path_buf(), store, blobs, key, key_id })
     }
 
     /// The underlying record store.
@@ -156,6 +155,6 @@ impl Records {
 
     /// The data directory.
     pub fn data_dir(&self) -> &Path {
-        &self.layout.root
+        &self.data_dir
     }
 }

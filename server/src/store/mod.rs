@@ -33,6 +33,7 @@ use fieldcap_evidence::tlog::Hash;
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// An enrolled device.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -373,6 +374,47 @@ impl<R: Read + ?Sized, W: Write> Read for TeeReader<'_, R, W> {
         self.copy.write_all(&buf[..n])?;
         Ok(n)
     }
+}
+
+/// File name of the embedded record database inside a data directory.
+pub const RECORDS_FILE: &str = "records.sqlite";
+/// Folder of the embedded blob store's originals inside a data directory.
+pub const BLOBS_DIR: &str = "blobs";
+/// Folder of the embedded blob store's partial uploads inside a data directory.
+pub const UPLOADS_DIR: &str = "uploads";
+
+/// The two stores a server works on. This is where the backends are chosen: the embedded
+/// default opens a data directory ([`Stores::open_embedded`]); another deployment builds one
+/// from its own record and blob stores.
+#[derive(Clone)]
+pub struct Stores {
+    /// Records.
+    pub records: Arc<dyn RecordStore>,
+    /// Originals and partial uploads.
+    pub blobs: Arc<dyn BlobStore>,
+}
+
+impl std::fmt::Debug for Stores {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stores").finish_non_exhaustive()
+    }
+}
+
+impl Stores {
+    /// The embedded stores of a data directory (created if needed): records in
+    /// [`RECORDS_FILE`], originals in [`BLOBS_DIR`], partial uploads in [`UPLOADS_DIR`].
+    pub fn open_embedded(data_dir: &Path) -> Result<Stores> {
+        let records = open_embedded_records(data_dir)?;
+        let blobs = LocalBlobStore::open(&data_dir.join(BLOBS_DIR), &data_dir.join(UPLOADS_DIR))?;
+        Ok(Stores { records: Arc::new(records), blobs: Arc::new(blobs) })
+    }
+}
+
+/// The embedded record store of a data directory alone, created if needed (issuing tokens,
+/// revoking devices and listing need no blob store).
+pub fn open_embedded_records(data_dir: &Path) -> Result<SqliteRecordStore> {
+    std::fs::create_dir_all(data_dir).map_err(|e| Error::io("creating the data directory", e))?;
+    SqliteRecordStore::open(&data_dir.join(RECORDS_FILE))
 }
 
 /// True for 64 lowercase hex digits.
