@@ -12,13 +12,17 @@
 //!   Nothing is ever written outside it.
 //! * Endpoints follow [`fieldcap_evidence::protocol`]; tus details in [`tus`]; errors are RFC 9457
 //!   problem+json ([`error`]).
-//! * [`issue_token`], [`revoke_device`] and [`incidents`] work on the data directory directly,
+//! * [`issue_token`], [`revoke_device`] and [`incidents()`] work on the data directory directly,
 //!   also while a server runs on it; [`records::Records`] reads everything for packages.
-//! * Storage sits behind [`store::RecordStore`] and [`store::BlobStore`].
+//! * Storage sits behind [`store::RecordStore`] and [`store::BlobStore`]: every module reaches
+//!   records and originals only through them, and [`store::Stores`] is where backends are chosen.
 //!
-//! Module map: [`error`], [`store`] (with the SQLite schema in [`store::sqlite::schema`]), [`keys`], [`handlers`](crate) (JSON endpoints and
-//! request authentication), [`tus`], [`log`] (Merkle cache over [`fieldcap_evidence::tlog`]),
-//! [`receipts`], [`custody`], [`incidents`], [`records`].
+//! Module map: [`store`] (the storage traits, the SQLite records with their schema in
+//! [`store::sqlite::schema`], the local blob folder); `endpoints` (one file per resource, the
+//! route table) with [`tus`] among them; `http` (request authentication, bodies, limits,
+//! problem+json, blocking work); [`error`]; [`keys`]; [`log`] (Merkle cache over
+//! [`fieldcap_evidence::tlog`]); [`receipts`]; [`custody`]; [`mod@incidents`]; [`records`];
+//! [`retention`]; [`package`].
 //!
 //! ```no_run
 //! use fieldcap_server::{issue_token, ServerConfig, ServerHandle};
@@ -30,10 +34,11 @@
 //! # Ok::<(), fieldcap_server::Error>(())
 //! ```
 
+mod clock;
 pub mod custody;
-pub mod device_custody;
+mod endpoints;
 pub mod error;
-mod handlers;
+mod http;
 pub mod incidents;
 pub mod keys;
 pub mod log;
@@ -43,20 +48,19 @@ pub mod records;
 pub mod retention;
 mod state;
 pub mod store;
-pub mod tus;
+
+pub use endpoints::tus;
 
 pub use error::{Error, Result};
 pub use incidents::Incident;
 
-use axum::routing::{get, post};
-use axum::Router;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use store::RecordStore as _;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use handlers::{MAX_HEADERS_TOTAL, MAX_HEADER_BYTES, MAX_JSON_BODY, MAX_MANIFEST_BYTES, MAX_SUBMISSION_BODY, MAX_URI_BYTES};
+pub use http::limits::{MAX_CUSTODY_BODY, MAX_HEADERS_TOTAL, MAX_HEADER_BYTES, MAX_JSON_BODY, MAX_MANIFEST_BYTES, MAX_SUBMISSION_BODY, MAX_URI_BYTES};
 
 /// How long an enrolment token stays valid.
 pub const TOKEN_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -98,30 +102,6 @@ impl Default for ServerConfig {
     }
 }
 
-fn router(state: Arc<state::AppState>) -> Router {
-    let tus_routes = Router::new()
-        .route("/v1/uploads", post(tus::post_endpoint).options(tus::options))
-        .route(
-            "/v1/uploads/{cap}",
-            axum::routing::head(tus::head).patch(tus::patch).delete(tus::delete).post(tus::post_at).options(tus::options),
-        )
-        .layer(axum::middleware::from_fn(tus::tus_headers));
-    Router::new()
-        .route("/v1/time", get(handlers::time))
-        .route("/v1/enroll", post(handlers::enroll))
-        .route("/v1/manifests", post(handlers::manifests))
-        .route("/v1/custody", post(device_custody::post_custody))
-        .route("/v1/receipts/{clip_id}", get(handlers::receipt))
-        .route("/v1/log/checkpoint", get(handlers::checkpoint))
-        .route("/v1/log/consistency", get(handlers::consistency))
-        .route("/v1/log/inclusion", get(handlers::inclusion))
-        .merge(tus_routes)
-        .fallback(handlers::not_found)
-        .layer(axum::middleware::from_fn(handlers::problem_safety_net))
-        .layer(axum::middleware::from_fn(handlers::limits))
-        .with_state(state)
-}
-
 /// A running server. Dropping it shuts the server down.
 pub struct ServerHandle {
     addr: SocketAddr,
@@ -160,7 +140,7 @@ impl ServerHandle {
             tokio::net::TcpListener::from_std(std_listener).map_err(|e| Error::io("registering the listener", e))?
         };
         let (tx, mut rx) = tokio::sync::watch::channel(false);
-        let app = router(state);
+        let app = endpoints::router(state);
         let thread = std::thread::Builder::new()
             .name("fieldcap-server".into())
             .spawn(move || {
@@ -243,8 +223,8 @@ pub fn issue_token(data_dir: &Path, role: &str) -> Result<String> {
     let mut b = [0u8; 32];
     rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut b);
     let token = base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, b);
-    let expires = handlers::now_ms().saturating_add(TOKEN_TTL.as_millis() as i64);
-    records.insert_token(&handlers::token_hash(&token), role, &fieldcap_evidence::time::now(), expires)?;
+    let expires = clock::now_ms().saturating_add(TOKEN_TTL.as_millis() as i64);
+    records.insert_token(&endpoints::enrol::token_hash(&token), role, &fieldcap_evidence::time::now(), expires)?;
     Ok(token)
 }
 
@@ -270,7 +250,7 @@ pub fn devices(data_dir: &Path) -> Result<Vec<store::DeviceRecord>> {
     records.devices()
 }
 
-/// Incidents of a data directory (see [`incidents`] for the grouping rule).
+/// Incidents of a data directory (see [`mod@incidents`] for the grouping rule).
 pub fn incidents(data_dir: &Path) -> Result<Vec<Incident>> {
     let records = store::open_embedded_records(data_dir)?;
     let items: Vec<_> = records.items()?.iter().filter_map(incidents::item_of).collect();

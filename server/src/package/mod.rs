@@ -55,7 +55,7 @@ use std::path::PathBuf;
 /// Which items go into a package.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Selection {
-    /// Every item of an incident (see [`crate::incidents`]).
+    /// Every item of an incident (see [`mod@crate::incidents`]).
     Incident(String),
     /// These items.
     Clips(Vec<String>),

@@ -40,17 +40,25 @@
 //! PATCH /v1/uploads/9f…  (Upload-Offset: 0, 1 MiB)  <- 204 Upload-Offset: 1048576
 //! ```
 
+
+mod complete;
+mod receive;
+
+pub(crate) use complete::{discard_unwanted_partial, finalize, recover};
+
+use crate::clock::{http_date, now_ms};
+use crate::endpoints::manifests::upload_path;
 use crate::error::{Error, Result};
-use crate::handlers::{blocking, now_ms, upload_path, AppStateRef};
+use crate::http::{blocking, AppStateRef};
 use crate::state::AppState;
-use crate::store::{ItemRecord, PartialWriter, UploadRecord};
+use crate::store::{ItemRecord, UploadRecord};
 use axum::body::Body;
 use axum::extract::{Path, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
-use futures_util::StreamExt;
+use receive::receive;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -71,13 +79,6 @@ const LOCK_WAIT: Duration = Duration::from_secs(5);
 
 fn hv(s: &str) -> HeaderValue {
     HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static(""))
-}
-
-/// HTTP-date (RFC 9110) of a Unix-ms time, for `Upload-Expires`.
-fn http_date(ms: i64) -> String {
-    chrono::DateTime::<chrono::Utc>::from_timestamp_millis(ms)
-        .map(|t| t.format("%a, %d %b %Y %H:%M:%S GMT").to_string())
-        .unwrap_or_default()
 }
 
 /// Checks `Tus-Resumable` on every tus request except OPTIONS, and adds it to every answer.
@@ -107,15 +108,6 @@ pub(crate) async fn options(State(state): AppStateRef) -> Response {
 
 fn is_capability(s: &str) -> bool {
     crate::store::is_sha256_hex(s)
-}
-
-/// Discards a partial upload whose bytes are no longer wanted (expired, terminated, refused or
-/// restarted upload). A failure is logged, not returned: the upload's offset on record goes back
-/// to 0 regardless, and the next write truncates the partial there.
-pub(crate) fn discard_unwanted_partial(state: &AppState, clip_id: &str) {
-    if let Err(e) = state.blobs.discard_partial(clip_id) {
-        tracing::warn!(error = %e, "a partial upload could not be removed");
-    }
 }
 
 /// Loads an upload and its item; refuses unknown, terminated and expired uploads.
@@ -247,184 +239,6 @@ async fn write_and_maybe_finish(
         r.headers_mut().insert("fieldcap-receipt", hv(&u));
     }
     Ok(r)
-}
-
-type Partial = Box<dyn PartialWriter>;
-
-async fn write_buf(partial: Partial, buf: Vec<u8>) -> Result<(Partial, Vec<u8>)> {
-    blocking(move || {
-        let mut partial = partial;
-        let mut buf = buf;
-        partial.write_all(&buf)?;
-        buf.clear();
-        Ok((partial, buf))
-    })
-    .await
-}
-
-async fn sync_partial(partial: Partial) -> Result<Partial> {
-    blocking(move || {
-        let mut partial = partial;
-        partial.sync()?;
-        Ok(partial)
-    })
-    .await
-}
-
-async fn set_offset(state: &Arc<AppState>, clip_id: &str, offset: u64) -> Result<()> {
-    let st = state.clone();
-    let c = clip_id.to_string();
-    blocking(move || st.records.set_upload_offset(&c, offset)).await
-}
-
-/// Appends the body to the partial upload from the upload's offset; returns the new fsynced
-/// offset. On a cut connection the bytes received are kept (fsynced) before the error returns.
-async fn receive(state: &Arc<AppState>, up: &UploadRecord, body: Body) -> Result<u64> {
-    let start = up.offset;
-    let (st, clip_id) = (state.clone(), up.clip_id.clone());
-    let mut file = blocking(move || st.blobs.open_partial(&clip_id, start)).await?;
-    let mut buf: Vec<u8> = Vec::with_capacity(WRITE_BUF);
-    let mut written = start;
-    let mut synced = start;
-    let mut stream = body.into_data_stream();
-    let mut failure: Option<Error> = None;
-    let mut overflow = false;
-    loop {
-        match tokio::time::timeout(IDLE_TIMEOUT, stream.next()).await {
-            Err(_) => {
-                failure = Some(Error::BadRequest("the upload body stalled".into()));
-                break;
-            }
-            Ok(None) => break,
-            Ok(Some(Err(_))) => {
-                failure = Some(Error::BadRequest("the upload body was cut off".into()));
-                break;
-            }
-            Ok(Some(Ok(chunk))) => {
-                if written + buf.len() as u64 + chunk.len() as u64 > up.length {
-                    overflow = true;
-                    break;
-                }
-                buf.extend_from_slice(&chunk);
-                if buf.len() >= WRITE_BUF {
-                    let n = buf.len() as u64;
-                    (file, buf) = write_buf(file, buf).await?;
-                    written += n;
-                    if written - synced >= SYNC_EVERY {
-                        file = sync_partial(file).await?;
-                        set_offset(state, &up.clip_id, written).await?;
-                        synced = written;
-                    }
-                }
-            }
-        }
-    }
-    if overflow {
-        drop(buf);
-        blocking(move || {
-            let mut file = file;
-            file.truncate(start)
-        })
-        .await?;
-        set_offset(state, &up.clip_id, start).await?;
-        return Err(Error::UploadLength(format!("the body goes past the upload's length {}", up.length)));
-    }
-    if !buf.is_empty() {
-        let n = buf.len() as u64;
-        (file, buf) = write_buf(file, buf).await?;
-        written += n;
-    }
-    drop(buf);
-    if written != synced {
-        sync_partial(file).await?;
-        set_offset(state, &up.clip_id, written).await?;
-    }
-    match failure {
-        Some(e) => Err(e),
-        None => Ok(written),
-    }
-}
-
-/// Verifies a fully received upload against the signed manifest and completes the item.
-///
-/// Also used at start-up for uploads whose last byte was fsynced but not finished (a crash
-/// between), and for zero-length media at commit time.
-pub(crate) fn finalize(state: &AppState, item: &ItemRecord, up: &UploadRecord) -> Result<()> {
-    let md = item.media.as_ref().ok_or_else(|| Error::Internal("finalising an item without media".into()))?;
-    let received = match state.blobs.read_partial(&item.clip_id)? {
-        Some(r) => r,
-        None if up.length == 0 => {
-            // Empty media: the received file is an empty partial, made now.
-            state.blobs.open_partial(&item.clip_id, 0)?.sync()?;
-            state.blobs.read_partial(&item.clip_id)?.ok_or_else(|| Error::Internal("an empty partial upload vanished".into()))?
-        }
-        None if state.blobs.contains(&md.sha256)? => {
-            // Crashed after the move into the blob store: the blob is the received file.
-            return finish_stored(state, item, md);
-        }
-        None => {
-            state.records.set_upload_state(&item.clip_id, "open", 0)?;
-            return Err(Error::Internal("the received bytes are missing; the upload was reset".into()));
-        }
-    };
-    let d = fieldcap_evidence::hashing::hash_reader(received, &mut |_| {}).map_err(|e| Error::io("hashing the received file", e))?;
-    let mut why = Vec::new();
-    if d.bytes != md.bytes {
-        why.push(format!("length {} instead of {}", d.bytes, md.bytes));
-    }
-    if d.sha256_hex() != md.sha256 {
-        why.push("SHA-256 differs".to_string());
-    }
-    if d.blake3_hex() != md.blake3 {
-        why.push("BLAKE3 differs".to_string());
-    }
-    if !why.is_empty() {
-        let reason = format!("received media does not match the signed manifest: {}", why.join(", "));
-        discard_unwanted_partial(state, &item.clip_id);
-        state.records.set_upload_state(&item.clip_id, "open", 0)?;
-        state.records.note_refusal(&item.clip_id, &reason)?;
-        state.custody(
-            "refused",
-            Some(&item.clip_id),
-            serde_json::json!({
-                "reason": reason,
-                "received": { "bytes": d.bytes, "sha256": d.sha256_hex(), "blake3": d.blake3_hex() },
-            }),
-        )?;
-        return Err(Error::DigestMismatch(format!("{reason}; the bytes were discarded and the upload reset to offset 0")));
-    }
-    state.custody(
-        "verified",
-        Some(&item.clip_id),
-        serde_json::json!({ "bytes": d.bytes, "sha256": d.sha256_hex(), "blake3": d.blake3_hex() }),
-    )?;
-    state.blobs.store_partial(&item.clip_id, &md.sha256)?;
-    finish_stored(state, item, md)
-}
-
-fn finish_stored(state: &AppState, item: &ItemRecord, md: &crate::store::MediaInfo) -> Result<()> {
-    let media = fieldcap_evidence::protocol::ReceiptMedia { bytes: md.bytes, sha256: md.sha256.clone(), blake3: md.blake3.clone() };
-    crate::receipts::complete(state, item, Some(media), Some(md.sha256.clone()))?;
-    let idx = state.records.item(&item.clip_id)?.and_then(|i| i.log_index);
-    state.custody("stored", Some(&item.clip_id), serde_json::json!({ "blob_sha256": md.sha256, "log_index": idx }))?;
-    Ok(())
-}
-
-/// Finishes uploads whose bytes were all fsynced but whose completion did not happen (crash).
-pub(crate) fn recover(state: &AppState) -> Result<()> {
-    for item in state.records.items()? {
-        if item.state != "committed" || item.media.is_none() {
-            continue;
-        }
-        if let Some(up) = state.records.upload_for_clip(&item.clip_id)? {
-            if up.state == "open" && up.offset == up.length && up.length > 0 {
-                if let Err(e) = finalize(state, &item, &up) {
-                    tracing::warn!(problem = %e.problem().problem_type, "an interrupted upload could not be completed at start-up");
-                }
-            }
-        }
-    }
-    Ok(())
 }
 
 fn upload_length(h: &HeaderMap, up: &UploadRecord) -> Result<()> {
