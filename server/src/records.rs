@@ -24,8 +24,6 @@ use fieldcap_evidence::identity::{device_id_for, DeviceKey};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-pub use crate::store::{DeviceRecord as Device, ItemRecord as Item, MediaInfo};
-
 /// A data directory's records, reached through the store traits.
 pub struct Records {
     data_dir: PathBuf,
