@@ -4,6 +4,7 @@
 
 use super::{is_sha256_hex, BlobStore, PartialWriter};
 use crate::error::{Error, Result};
+use fieldcap_evidence::fsutil::sync_dir;
 use fieldcap_evidence::hashing::Digests;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -41,10 +42,6 @@ impl LocalBlobStore {
             _ => Err(Error::BadRequest("a partial upload is named by a clip id (a UUID)".into())),
         }
     }
-}
-
-fn sync_dir(dir: &Path) -> Result<()> {
-    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| Error::io("syncing a directory", e))
 }
 
 /// A partial upload file open for appending.
@@ -116,7 +113,7 @@ impl BlobStore for LocalBlobStore {
         f.sync_all().map_err(|e| Error::io("syncing the received file", e))?;
         std::fs::rename(&src, &dst).map_err(|e| Error::io("moving the original into the blob store", e))?;
         sync_dir(dir)?;
-        sync_dir(&self.uploads)
+        Ok(sync_dir(&self.uploads)?)
     }
 
     fn contains(&self, sha256: &str) -> Result<bool> {
@@ -145,10 +142,10 @@ impl BlobStore for LocalBlobStore {
             Err(e) => return Err(Error::io("removing a disposed original", e)),
         }
         // The removal is durable before the caller moves on.
-        match path.parent() {
-            Some(dir) => sync_dir(dir),
-            None => Ok(()),
+        if let Some(dir) = path.parent() {
+            sync_dir(dir)?;
         }
+        Ok(())
     }
 }
 
