@@ -258,7 +258,7 @@ async fn create(state: Arc<AppState>, cap: String, headers: HeaderMap, body: Bod
     let (up, _) = blocking(move || load(&st, &cap)).await?;
     upload_length(&headers, &up)?;
     if up.state == "complete" {
-        return Err(Error::Conflict("this item's media was already received; its receipt is at /v1/receipts/{clip_id}".into()));
+        return Err(Error::Conflict(format!("this item's media was already received; its receipt is at /v1/receipts/{}", up.clip_id)));
     }
     let _guard = lock(&state, &up.clip_id).await?;
     let st = state.clone();
