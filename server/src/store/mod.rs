@@ -1,16 +1,27 @@
-//! Storage behind traits: [`RecordStore`] for records, [`BlobStore`] for media originals.
+//! Storage behind traits: [`RecordStore`] for records, [`BlobStore`] for media originals and
+//! partial uploads.
 //!
-//! Handlers only see the traits, so a PostgreSQL record store or an `object_store` blob store
-//! (S3, GCS, Azure) can replace the embedded defaults without touching them. The embedded
-//! defaults are [`SqliteRecordStore`] (one WAL database, `records.sqlite`; [`sqlite`]) and
-//! [`LocalBlobStore`] (a content-addressed directory: `blobs/sha256/<2 hex>/<64 hex>`, each blob
-//! written to a temporary file, fsynced, renamed, made read-only; originals are never modified;
-//! [`blobs`]).
+//! Every server module — endpoints, tus, receipts, custody, incidents, retention and disposal,
+//! package export, [`crate::records::Records`] — reaches stored data only through these traits,
+//! so a PostgreSQL record store or an `object_store` blob store (S3, GCS, Azure) is a new file in
+//! this folder implementing them, plus a constructor beside [`Stores::open_embedded`], the one
+//! place where backends are chosen. The embedded defaults are [`SqliteRecordStore`] (one WAL
+//! database, `records.sqlite`, with its schema and migrations in [`sqlite::schema`]; all row SQL
+//! of the server is in [`sqlite`]) and [`LocalBlobStore`] (a content-addressed directory,
+//! `blobs/sha256/<2 hex>/<64 hex>`, each original fsynced, renamed into place and made
+//! read-only, never modified; partial uploads in `uploads/`; [`blobs`]). Each store maps its own
+//! errors to [`crate::Error::Storage`] (or I/O) at this boundary.
 //!
-//! Operations that must be atomic are single trait methods (one transaction each): enrolment
-//! consumes the token and stores the device together; completing an item stores its log leaf,
-//! checkpoint, receipt and upload state together; a custody event takes the next chain position
-//! inside the same transaction that writes it, so two processes can append safely.
+//! Operations that must be atomic are single trait methods (one transaction each), because other
+//! processes (`fieldcap token`, `fieldcap dispose`, package export) write the same records while
+//! a server runs: enrolment consumes the token and stores the device together; completing an
+//! item stores its log leaf, checkpoint, receipt and upload state together; a custody event
+//! takes the next chain position inside the same transaction that writes it; a disposal checks
+//! holds and referrals again, appends its log leaf with a checkpoint and records itself together.
+//! Where such a method needs something only the caller can make (a signature over the next
+//! chain position, a device certificate for the token's role, a checkpoint over the new tree),
+//! it takes a closure ([`CustodySigner`], [`DeviceBuilder`], [`CheckpointSigner`]) and calls it
+//! inside the transaction.
 //!
 //! ```
 //! use fieldcap_server::store::{RecordStore, SqliteRecordStore};
@@ -221,6 +232,8 @@ pub type CheckpointSigner<'a> = &'a dyn Fn(&[Hash], Option<&str>) -> Result<Stri
 
 /// Records: tokens, devices, nonces, items, uploads, the log, custody, retention.
 pub trait RecordStore: Send + Sync {
+    // Enrolment tokens, devices and request nonces.
+
     /// Stores a new enrolment token (its SHA-256 only).
     fn insert_token(&self, token_sha256: &str, role: &str, created_at: &str, expires_at_ms: i64) -> Result<()>;
     /// Consumes a token and enrols the device built by `build` for the token's role, atomically.
@@ -233,6 +246,9 @@ pub trait RecordStore: Send + Sync {
     fn revoke_device(&self, device_id: &str, at: &str) -> Result<bool>;
     /// Records a request nonce; false if it was already used. Forgets nonces older than `prune_before_ms`.
     fn use_nonce(&self, device_id: &str, nonce: &str, ts_ms: i64, prune_before_ms: i64) -> Result<bool>;
+
+    // Items (manifests, commitments, receipts) and their tus uploads.
+
     /// An item by clip id.
     fn item(&self, clip_id: &str) -> Result<Option<ItemRecord>>;
     /// An item by device and seq.
@@ -255,6 +271,9 @@ pub trait RecordStore: Send + Sync {
     fn set_upload_state(&self, clip_id: &str, state: &str, offset: u64) -> Result<()>;
     /// Counts a refused upload and why.
     fn note_refusal(&self, clip_id: &str, reason: &str) -> Result<()>;
+
+    // Completing items, and the transparency log.
+
     /// Every leaf hash, in log order.
     fn leaf_hashes(&self) -> Result<Vec<Hash>>;
     /// Stores a completed item: leaf, checkpoint, receipt, upload state.
@@ -263,6 +282,9 @@ pub trait RecordStore: Send + Sync {
     fn put_checkpoint(&self, tree_size: u64, note: &str) -> Result<()>;
     /// The newest checkpoint.
     fn latest_checkpoint(&self) -> Result<Option<(u64, String)>>;
+
+    // Server custody events, and the custody logs devices upload.
+
     /// Appends a custody event; `sign` builds it for the next (seq, prev).
     fn append_custody(&self, clip_id: Option<&str>, event: &str, at: &str, sign: CustodySigner<'_>) -> Result<CustodyEvent>;
     /// Custody events, all or those of one item, in chain order.
