@@ -36,7 +36,7 @@ fn new_capability() -> String {
     hex::encode(b)
 }
 
-pub(crate) fn new_upload(state: &AppState, clip_id: &str, length: u64) -> UploadRecord {
+fn new_upload(state: &AppState, clip_id: &str, length: u64) -> UploadRecord {
     UploadRecord {
         clip_id: clip_id.to_string(),
         capability: new_capability(),

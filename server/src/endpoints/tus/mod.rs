@@ -39,7 +39,9 @@
 //! HEAD  /v1/uploads/9f…         <- Upload-Offset: 0, Upload-Length: 1048576
 //! PATCH /v1/uploads/9f…  (Upload-Offset: 0, 1 MiB)  <- 204 Upload-Offset: 1048576
 //! ```
-
+//!
+//! This file speaks the protocol; `receive.rs` writes a body into the partial upload and
+//! `complete.rs` verifies a finished upload, stores it and receipts it.
 
 mod complete;
 mod receive;
