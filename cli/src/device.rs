@@ -297,28 +297,11 @@ pub fn verify(path: &Path, json: bool) -> anyhow::Result<i32> {
 /// entry whose name would land outside it), verifies that folder, and removes it. A damaged
 /// archive (bad CRC, truncated) fails with an error naming the entry.
 fn verify_zip(path: &Path, json: bool) -> anyhow::Result<i32> {
-    let file = std::fs::File::open(path).with_context(|| format!("opening '{}'", path.display()))?;
-    let mut archive = zip::ZipArchive::new(file).with_context(|| format!("'{}' is not a readable ZIP archive", path.display()))?;
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
     let tmp = std::env::temp_dir().join(format!("fieldcap-verify-{}-{nanos}", std::process::id()));
     std::fs::create_dir(&tmp).context("creating a temporary folder to extract into")?;
     let result = (|| -> anyhow::Result<i32> {
-        for i in 0..archive.len() {
-            let mut entry = archive.by_index(i).with_context(|| format!("reading entry {} of the archive", i + 1))?;
-            let name = entry.name().to_string();
-            let rel = entry.enclosed_name().with_context(|| format!("the archive entry '{name}' would land outside the package"))?;
-            let dest = tmp.join(rel);
-            if entry.is_dir() {
-                std::fs::create_dir_all(&dest)?;
-                continue;
-            }
-            if let Some(parent) = dest.parent() {
-                std::fs::create_dir_all(parent)?;
-            }
-            let mut out = std::fs::File::create(&dest)?;
-            // `copy` reads to the end, where the zip reader checks the entry's CRC-32.
-            std::io::copy(&mut entry, &mut out).with_context(|| format!("the archive entry '{name}' is damaged"))?;
-        }
+        fieldcap_server::package::zip::unzip_into(path, &tmp)?;
         // The package may sit at the archive's root or in one top-level folder.
         let root = if tmp.join("package.json").exists() || tmp.join("manifest.json").exists() {
             tmp.clone()

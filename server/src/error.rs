@@ -4,6 +4,7 @@
 //! `https://fieldcap.org/problems/<name>` (a name, never fetched): clients branch on it, not on
 //! the human text. Internal failures (database, disk) answer a generic 500 `internal` problem and
 //! are logged without personal data; details of a refusal never contain locations, tokens or keys.
+//! (The HTTP answers themselves are written by the `http::problem` module.)
 //!
 //! ```
 //! use fieldcap_server::Error;
@@ -12,8 +13,7 @@
 //! assert_eq!(e.problem().problem_type, "https://fieldcap.org/problems/conflict");
 //! ```
 
-use axum::http::{HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
 use fieldcap_evidence::protocol::Problem;
 
 /// Prefix of every problem type URI.
@@ -25,9 +25,10 @@ pub enum Error {
     /// An error from the Fieldcap core (mapped by its kind: invalid input → 400, integrity → 422).
     #[error(transparent)]
     Core(#[from] fieldcap_evidence::Error),
-    /// The record database failed.
-    #[error("database error: {0}")]
-    Sqlite(#[from] rusqlite::Error),
+    /// The record or blob store failed (its own error, e.g. from SQLite, kept as the source).
+    /// Each store maps its errors into this at its boundary (see [`crate::store`]).
+    #[error("storage error: {0}")]
+    Storage(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// A file operation failed; `context` says what the server was doing.
     #[error("{context}: {source}")]
     Io {
@@ -134,7 +135,7 @@ impl Error {
             Error::Core(C::Integrity(m)) => (StatusCode::UNPROCESSABLE_ENTITY, "integrity", "Integrity check failed", Some(m.clone())),
             Error::Core(C::NotFound(m)) => (StatusCode::NOT_FOUND, "not-found", "Not found", Some(m.clone())),
             Error::Core(C::Key(m)) => (StatusCode::BAD_REQUEST, "bad-key", "Unusable public key", Some(m.clone())),
-            Error::Core(_) | Error::Sqlite(_) | Error::Io { .. } | Error::Json(_) | Error::Internal(_) => {
+            Error::Core(_) | Error::Storage(_) | Error::Io { .. } | Error::Json(_) | Error::Internal(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal server error", None)
             }
             Error::BadRequest(m) => (StatusCode::BAD_REQUEST, "malformed-request", "Malformed request", Some(m.clone())),
@@ -180,33 +181,8 @@ pub fn problem(status: StatusCode, name: &str, title: &str, detail: Option<Strin
     Problem { problem_type: format!("{PROBLEM_BASE}{name}"), title: title.to_string(), status: status.as_u16(), detail }
 }
 
-/// The HTTP response of a problem document.
-pub fn problem_response(p: &Problem) -> Response {
-    let status = StatusCode::from_u16(p.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let body = serde_json::to_vec(p).unwrap_or_default();
-    let mut r = (status, body).into_response();
-    r.headers_mut().insert(axum::http::header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
-    r
-}
-
-impl IntoResponse for Error {
-    fn into_response(self) -> Response {
-        let p = self.problem();
-        if p.status >= 500 {
-            // The full error stays in the server log; it names operations, never personal data.
-            tracing::error!(error = %self, "request failed");
-        } else {
-            tracing::debug!(problem = %p.problem_type, "request refused");
-        }
-        let mut r = problem_response(&p);
-        if let Error::OffsetMismatch { expected } = self {
-            if let Ok(v) = HeaderValue::from_str(&expected.to_string()) {
-                r.headers_mut().insert("upload-offset", v);
-            }
-        }
-        if let Error::TusVersion = self {
-            r.headers_mut().insert("tus-version", HeaderValue::from_static("1.0.0"));
-        }
-        r
-    }
+/// The message of an evidence error without its kind prefix (`invalid input: `, `integrity
+/// check failed: `), for the detail of a refusal whose problem type already says the kind.
+pub(crate) fn evidence_message(e: &fieldcap_evidence::Error) -> String {
+    e.to_string().trim_start_matches("invalid input: ").trim_start_matches("integrity check failed: ").to_string()
 }

@@ -52,7 +52,7 @@ pub fn load_or_create(data_dir: &Path) -> Result<(DeviceKey, bool)> {
     let _ = fs::remove_file(&tmp);
     match linked {
         Ok(()) => {
-            fs::File::open(data_dir).and_then(|d| d.sync_all()).map_err(|e| Error::io("syncing the data directory", e))?;
+            fieldcap_evidence::fsutil::sync_dir(data_dir)?;
             fieldcap_evidence::fsutil::write_atomic(&data_dir.join(PUB_FILE), key.public_pem().as_bytes())?;
             Ok((key, true))
         }

@@ -12,13 +12,17 @@
 //!   Nothing is ever written outside it.
 //! * Endpoints follow [`fieldcap_evidence::protocol`]; tus details in [`tus`]; errors are RFC 9457
 //!   problem+json ([`error`]).
-//! * [`issue_token`], [`revoke_device`] and [`incidents`] work on the data directory directly,
+//! * [`issue_token`], [`revoke_device`] and [`incidents()`] work on the data directory directly,
 //!   also while a server runs on it; [`records::Records`] reads everything for packages.
-//! * Storage sits behind [`store::RecordStore`] and [`store::BlobStore`].
+//! * Storage sits behind [`store::RecordStore`] and [`store::BlobStore`]: every module reaches
+//!   records and originals only through them, and [`store::Stores`] is where backends are chosen.
 //!
-//! Module map: [`error`], [`schema`], [`store`], [`keys`], [`handlers`](crate) (JSON endpoints and
-//! request authentication), [`tus`], [`log`] (Merkle cache over [`fieldcap_evidence::tlog`]),
-//! [`receipts`], [`custody`], [`incidents`], [`records`].
+//! Module map: [`store`] (the storage traits, the SQLite records with their schema in
+//! [`store::sqlite::schema`], the local blob folder); `endpoints` (one file per resource, the
+//! route table) with [`tus`] among them; `http` (request authentication, bodies, limits,
+//! problem+json, blocking work); [`error`]; [`keys`]; [`log`] (Merkle cache over
+//! [`fieldcap_evidence::tlog`]); [`receipts`]; [`custody`]; [`mod@incidents`]; [`records`];
+//! [`retention`]; [`package`].
 //!
 //! ```no_run
 //! use fieldcap_server::{issue_token, ServerConfig, ServerHandle};
@@ -30,10 +34,11 @@
 //! # Ok::<(), fieldcap_server::Error>(())
 //! ```
 
+mod clock;
 pub mod custody;
-pub mod device_custody;
+mod endpoints;
 pub mod error;
-mod handlers;
+mod http;
 pub mod incidents;
 pub mod keys;
 pub mod log;
@@ -41,22 +46,21 @@ pub mod package;
 pub mod receipts;
 pub mod records;
 pub mod retention;
-pub mod schema;
 mod state;
 pub mod store;
-pub mod tus;
+
+pub use endpoints::tus;
 
 pub use error::{Error, Result};
 pub use incidents::Incident;
 
-use axum::routing::{get, post};
-use axum::Router;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use store::RecordStore as _;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use handlers::{MAX_HEADERS_TOTAL, MAX_HEADER_BYTES, MAX_JSON_BODY, MAX_MANIFEST_BYTES, MAX_SUBMISSION_BODY, MAX_URI_BYTES};
+pub use http::limits::{MAX_CUSTODY_BODY, MAX_HEADERS_TOTAL, MAX_HEADER_BYTES, MAX_JSON_BODY, MAX_MANIFEST_BYTES, MAX_SUBMISSION_BODY, MAX_URI_BYTES};
 
 /// How long an enrolment token stays valid.
 pub const TOKEN_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -98,30 +102,6 @@ impl Default for ServerConfig {
     }
 }
 
-fn router(state: Arc<state::AppState>) -> Router {
-    let tus_routes = Router::new()
-        .route("/v1/uploads", post(tus::post_endpoint).options(tus::options))
-        .route(
-            "/v1/uploads/{cap}",
-            axum::routing::head(tus::head).patch(tus::patch).delete(tus::delete).post(tus::post_at).options(tus::options),
-        )
-        .layer(axum::middleware::from_fn(tus::tus_headers));
-    Router::new()
-        .route("/v1/time", get(handlers::time))
-        .route("/v1/enroll", post(handlers::enroll))
-        .route("/v1/manifests", post(handlers::manifests))
-        .route("/v1/custody", post(device_custody::post_custody))
-        .route("/v1/receipts/{clip_id}", get(handlers::receipt))
-        .route("/v1/log/checkpoint", get(handlers::checkpoint))
-        .route("/v1/log/consistency", get(handlers::consistency))
-        .route("/v1/log/inclusion", get(handlers::inclusion))
-        .merge(tus_routes)
-        .fallback(handlers::not_found)
-        .layer(axum::middleware::from_fn(handlers::problem_safety_net))
-        .layer(axum::middleware::from_fn(handlers::limits))
-        .with_state(state)
-}
-
 /// A running server. Dropping it shuts the server down.
 pub struct ServerHandle {
     addr: SocketAddr,
@@ -160,7 +140,7 @@ impl ServerHandle {
             tokio::net::TcpListener::from_std(std_listener).map_err(|e| Error::io("registering the listener", e))?
         };
         let (tx, mut rx) = tokio::sync::watch::channel(false);
-        let app = router(state);
+        let app = endpoints::router(state);
         let thread = std::thread::Builder::new()
             .name("fieldcap-server".into())
             .spawn(move || {
@@ -233,22 +213,18 @@ impl Drop for ServerHandle {
     }
 }
 
-fn open_records(data_dir: &Path) -> Result<store::SqliteRecordStore> {
-    std::fs::create_dir_all(data_dir).map_err(|e| Error::io("creating the data directory", e))?;
-    store::SqliteRecordStore::open(&state::Layout::new(data_dir).db())
-}
 
 /// Issues a one-time enrolment token for `role` (`monitor` or `police`), valid for
 /// [`TOKEN_TTL`]. Works while a server runs on the same directory. Only the token's SHA-256 is
 /// stored; the token itself is returned once.
 pub fn issue_token(data_dir: &Path, role: &str) -> Result<String> {
     fieldcap_evidence::manifest::Role::parse(role)?;
-    let store = open_records(data_dir)?;
+    let records = store::open_embedded_records(data_dir)?;
     let mut b = [0u8; 32];
     rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut b);
     let token = base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, b);
-    let expires = handlers::now_ms().saturating_add(TOKEN_TTL.as_millis() as i64);
-    store::RecordStore::insert_token(&store, &handlers::token_hash(&token), role, &fieldcap_evidence::time::now(), expires)?;
+    let expires = clock::now_ms().saturating_add(TOKEN_TTL.as_millis() as i64);
+    records.insert_token(&endpoints::enrol::token_hash(&token), role, &fieldcap_evidence::time::now(), expires)?;
     Ok(token)
 }
 
@@ -257,12 +233,12 @@ pub fn issue_token(data_dir: &Path, role: &str) -> Result<String> {
 /// `{device_id, reason}` if the server key exists. Returns false if the device was unknown or
 /// already revoked.
 pub fn revoke_device(data_dir: &Path, device_id: &str, reason: &str) -> Result<bool> {
-    let store = open_records(data_dir)?;
-    let done = store::RecordStore::revoke_device(&store, device_id, &fieldcap_evidence::time::now())?;
+    let records = store::open_embedded_records(data_dir)?;
+    let done = records.revoke_device(device_id, &fieldcap_evidence::time::now())?;
     if done {
         if let Ok(key) = keys::load(data_dir) {
             let id = fieldcap_evidence::identity::device_id_for(&key.verifying_key());
-            custody::append(&store, &key, &id, "revoked", None, serde_json::json!({ "device_id": device_id, "reason": reason }))?;
+            custody::append(&records, &key, &id, "revoked", None, serde_json::json!({ "device_id": device_id, "reason": reason }))?;
         }
     }
     Ok(done)
@@ -270,13 +246,13 @@ pub fn revoke_device(data_dir: &Path, device_id: &str, reason: &str) -> Result<b
 
 /// Every enrolled device of a data directory (revoked ones included, with `revoked_at`).
 pub fn devices(data_dir: &Path) -> Result<Vec<store::DeviceRecord>> {
-    let store = open_records(data_dir)?;
-    store::RecordStore::devices(&store)
+    let records = store::open_embedded_records(data_dir)?;
+    records.devices()
 }
 
-/// Incidents of a data directory (see [`incidents`] for the grouping rule).
+/// Incidents of a data directory (see [`mod@incidents`] for the grouping rule).
 pub fn incidents(data_dir: &Path) -> Result<Vec<Incident>> {
-    let store = open_records(data_dir)?;
-    let items: Vec<_> = store::RecordStore::items(&store)?.iter().filter_map(incidents::item_of).collect();
+    let records = store::open_embedded_records(data_dir)?;
+    let items: Vec<_> = records.items()?.iter().filter_map(incidents::item_of).collect();
     Ok(incidents::group(&items))
 }

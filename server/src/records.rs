@@ -17,19 +17,18 @@
 
 use crate::error::{Error, Result};
 use crate::log::LogTree;
-use crate::state::{default_origin, Layout};
-use crate::store::{BlobStore, DeviceRecord, ItemRecord, LocalBlobStore, RecordStore, SqliteRecordStore};
+use crate::state::default_origin;
+use crate::store::{BlobStore, DeviceRecord, ItemRecord, RecordStore, Stores, RECORDS_FILE};
 use fieldcap_evidence::custody::CustodyEvent;
 use fieldcap_evidence::identity::{device_id_for, DeviceKey};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-pub use crate::store::{DeviceRecord as Device, ItemRecord as Item, MediaInfo};
-
-/// A data directory's records.
+/// A data directory's records, reached through the store traits.
 pub struct Records {
-    layout: Layout,
-    store: SqliteRecordStore,
-    blobs: LocalBlobStore,
+    data_dir: PathBuf,
+    store: Arc<dyn RecordStore>,
+    blobs: Arc<dyn BlobStore>,
     key: DeviceKey,
     key_id: String,
 }
@@ -43,18 +42,18 @@ impl std::fmt::Debug for Records {
 impl Records {
     /// Opens the records of a data directory a server has run on (its key must exist).
     pub fn open(data_dir: &Path) -> Result<Records> {
-        let layout = Layout::new(data_dir);
-        if !layout.db().exists() {
+        if !data_dir.join(RECORDS_FILE).exists() {
             return Err(Error::NotFound("no server records in that directory (run `fieldcap serve` first)".into()));
         }
         let key = crate::keys::load(data_dir)?;
         let key_id = device_id_for(&key.verifying_key());
-        Ok(Records { store: SqliteRecordStore::open(&layout.db())?, blobs: LocalBlobStore::open(&layout.blobs())?, layout, key, key_id })
+        let Stores { records: store, blobs } = Stores::open_embedded(data_dir)?;
+        Ok(Records { data_dir: data_dir.to_path_buf(), store, blobs, key, key_id })
     }
 
     /// The underlying record store.
     pub fn store(&self) -> &dyn RecordStore {
-        &self.store
+        self.store.as_ref()
     }
 
     /// Server public key, SPKI PEM.
@@ -94,7 +93,7 @@ impl Records {
 
     /// The blob store.
     pub fn blobs(&self) -> &dyn BlobStore {
-        &self.blobs
+        self.blobs.as_ref()
     }
 
     /// Every enrolled device.
@@ -119,7 +118,7 @@ impl Records {
 
     /// Appends a signed server custody event (e.g. `exported`, `accessed`).
     pub fn append_custody(&self, event: &str, clip_id: Option<&str>, detail: serde_json::Value) -> Result<CustodyEvent> {
-        crate::custody::append(&self.store, &self.key, &self.key_id, event, clip_id, detail)
+        crate::custody::append(self.store.as_ref(), &self.key, &self.key_id, event, clip_id, detail)
     }
 
     /// The newest signed checkpoint as (tree size, note text).
@@ -154,6 +153,6 @@ impl Records {
 
     /// The data directory.
     pub fn data_dir(&self) -> &Path {
-        &self.layout.root
+        &self.data_dir
     }
 }

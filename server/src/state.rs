@@ -2,38 +2,12 @@
 
 use crate::error::{Error, Result};
 use crate::log::LogTree;
-use crate::store::{BlobStore, LocalBlobStore, RecordStore, SqliteRecordStore};
+use crate::store::{BlobStore, RecordStore, Stores};
 use crate::ServerConfig;
 use fieldcap_evidence::identity::{device_id_for, DeviceKey};
 use fieldcap_evidence::tlog::{sign_checkpoint, Checkpoint};
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
-
-/// Paths inside a data directory. Nothing is written anywhere else.
-#[derive(Debug, Clone)]
-pub(crate) struct Layout {
-    pub root: PathBuf,
-}
-
-impl Layout {
-    pub fn new(root: &Path) -> Layout {
-        Layout { root: root.to_path_buf() }
-    }
-    pub fn db(&self) -> PathBuf {
-        self.root.join("records.sqlite")
-    }
-    pub fn blobs(&self) -> PathBuf {
-        self.root.join("blobs")
-    }
-    pub fn uploads(&self) -> PathBuf {
-        self.root.join("uploads")
-    }
-    /// Partial upload file of a clip; `clip_id` must already be validated as a UUID.
-    pub fn partial(&self, clip_id: &str) -> PathBuf {
-        self.uploads().join(format!("{clip_id}.part"))
-    }
-}
 
 /// Default log origin for a server key id.
 pub(crate) fn default_origin(key_id: &str) -> String {
@@ -43,7 +17,6 @@ pub(crate) fn default_origin(key_id: &str) -> String {
 /// Everything a request handler needs.
 pub(crate) struct AppState {
     pub cfg: ServerConfig,
-    pub layout: Layout,
     pub records: Arc<dyn RecordStore>,
     pub blobs: Arc<dyn BlobStore>,
     pub key: DeviceKey,
@@ -59,18 +32,14 @@ pub(crate) struct AppState {
 
 impl AppState {
     pub fn open(cfg: ServerConfig) -> Result<AppState> {
-        let layout = Layout::new(&cfg.data_dir);
-        std::fs::create_dir_all(&layout.root).map_err(|e| Error::io("creating the data directory", e))?;
-        std::fs::create_dir_all(layout.uploads()).map_err(|e| Error::io("creating the upload directory", e))?;
-        let (key, created) = crate::keys::load_or_create(&layout.root)?;
+        std::fs::create_dir_all(&cfg.data_dir).map_err(|e| Error::io("creating the data directory", e))?;
+        let (key, created) = crate::keys::load_or_create(&cfg.data_dir)?;
         let key_id = device_id_for(&key.verifying_key());
         let origin = cfg.log_origin.clone().unwrap_or_else(|| default_origin(&key_id));
-        let records: Arc<dyn RecordStore> = Arc::new(SqliteRecordStore::open(&layout.db())?);
-        let blobs: Arc<dyn BlobStore> = Arc::new(LocalBlobStore::open(&layout.blobs())?);
+        let Stores { records, blobs } = Stores::open_embedded(&cfg.data_dir)?;
         let tree = LogTree::from_leaves(&records.leaf_hashes()?);
         let state = AppState {
             cfg,
-            layout,
             records,
             blobs,
             key,

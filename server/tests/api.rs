@@ -227,6 +227,25 @@ fn generic_tus_creation_at_the_upload_url_and_termination() {
 }
 
 #[test]
+fn creation_on_a_finished_upload_is_refused_naming_the_items_receipt() {
+    let srv = Srv::start();
+    let dev = DeviceKey::generate();
+    srv.enroll(&dev, "monitor");
+    let data = media(5_000, 4);
+    let vid = manifest(&dev, 1, None, Some(&data), "2025-06-07T18:02:00.000Z", vec![]);
+    let url = commit(&srv, &dev, &vid).upload_url.unwrap();
+    assert_eq!(srv.patch(&url, 0, &data).status(), 204);
+    // A generic tus client that lost the answer and starts over gets a 409 telling it where
+    // the receipt of this very item is.
+    let p = problem(srv.tus("POST", &url).header("upload-length", "5000").send().unwrap(), 409, "conflict");
+    let detail = p.detail.unwrap();
+    let receipt_path = format!("/v1/receipts/{}", vid.manifest.clip_id);
+    assert!(detail.contains(&receipt_path), "{detail}");
+    assert!(!detail.contains('{'), "{detail}");
+    assert_eq!(srv.signed(&dev, "GET", &receipt_path, b"").status(), 200);
+}
+
+#[test]
 fn server_restart_mid_upload_resumes_at_the_fsynced_offset() {
     let mut srv = Srv::start();
     let dev = DeviceKey::generate();

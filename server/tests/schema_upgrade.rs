@@ -29,12 +29,12 @@ fn upgrade_from(fixture: &str) {
     let mut old = rusqlite::Connection::open(t.path().join("old.sqlite")).unwrap();
     old.execute_batch(fixture).unwrap();
     old.execute("INSERT INTO meta (key, value) VALUES ('upgrade-test', 'kept')", []).unwrap();
-    fieldcap_server::schema::migrate(&mut old).unwrap();
+    fieldcap_server::store::sqlite::schema::migrate(&mut old).unwrap();
     let mut fresh = rusqlite::Connection::open(t.path().join("fresh.sqlite")).unwrap();
-    fieldcap_server::schema::migrate(&mut fresh).unwrap();
+    fieldcap_server::store::sqlite::schema::migrate(&mut fresh).unwrap();
     assert_eq!(columns(&old), columns(&fresh));
     let v: i64 = old.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
-    assert_eq!(v, fieldcap_server::schema::VERSION);
+    assert_eq!(v, fieldcap_server::store::sqlite::schema::VERSION);
     let kept: String = old.query_row("SELECT value FROM meta WHERE key = 'upgrade-test'", [], |r| r.get(0)).unwrap();
     assert_eq!(kept, "kept");
 }

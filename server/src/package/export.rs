@@ -6,7 +6,8 @@ use super::{PackageOutcome, PackageRequest, Profile, Selection};
 use crate::error::{Error, Result};
 use crate::incidents::haversine_m;
 use crate::log::LogTree;
-use crate::records::{Item, Records};
+use crate::records::Records;
+use crate::store::{BlobStore, ItemRecord};
 use fieldcap_evidence::custody::CustodyEvent;
 use fieldcap_evidence::manifest::Manifest;
 use fieldcap_package::package::{
@@ -17,7 +18,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
-const SENSITIVE_TAGS: &[&str] = &["minor_present", "victim_present"];
 const CUSTODY_NOTE: &str = "Server custody events of these items, of their devices' enrolment and custody uploads and of this export, \
 then the devices' own custody events as they uploaded them (signed by each device key): in a full package each device's complete \
 log from its first event; in a release only the events of the released items with key creation, enrolment, clock measurements and \
@@ -33,7 +33,7 @@ fn parse_time(s: &str, what: &str) -> Result<chrono::DateTime<chrono::Utc>> {
     Ok(fieldcap_evidence::time::parse(s, what)?)
 }
 
-fn select(r: &Records, sel: &Selection) -> Result<Vec<Item>> {
+fn select(r: &Records, sel: &Selection) -> Result<Vec<ItemRecord>> {
     Ok(match sel {
         Selection::Clips(ids) => {
             let mut out = Vec::new();
@@ -88,6 +88,45 @@ fn selection_json(sel: &Selection, release: bool) -> serde_json::Value {
     }
 }
 
+/// True if the stored original of an item is in the blob store.
+fn original_stored(r: &Records, it: &ItemRecord) -> Result<bool> {
+    match it.blob_sha256.as_deref() {
+        Some(blob) => r.blobs().contains(blob),
+        None => Ok(false),
+    }
+}
+
+/// A stored original as a local file, for the release scrubber, which reads from a path: the
+/// blob store's own file when it keeps originals on local disk, else a temporary copy in
+/// `scratch` (beside the package, never inside it), removed when this is dropped.
+struct OriginalFile {
+    path: PathBuf,
+    temporary: bool,
+}
+
+impl OriginalFile {
+    fn of(blobs: &dyn BlobStore, sha256: &str, scratch: &Path) -> Result<OriginalFile> {
+        if let Some(path) = blobs.local_path(sha256).filter(|p| p.is_file()) {
+            return Ok(OriginalFile { path, temporary: false });
+        }
+        let path = scratch.join(format!(".original-{sha256}-{}.tmp", uuid::Uuid::new_v4().simple()));
+        blobs.copy_to(sha256, &path)?;
+        Ok(OriginalFile { path, temporary: true })
+    }
+
+    fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for OriginalFile {
+    fn drop(&mut self) {
+        if self.temporary {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
 struct Writer {
     root: PathBuf,
     bytes: u64,
@@ -125,7 +164,7 @@ pub fn export(data_dir: &Path, req: &PackageRequest) -> Result<PackageOutcome> {
 
     // Select and filter.
     let mut omitted: BTreeMap<String, u64> = BTreeMap::new();
-    let mut items: Vec<(Item, Manifest)> = Vec::new();
+    let mut items: Vec<(ItemRecord, Manifest)> = Vec::new();
     let mut seen = BTreeSet::new();
     for it in select(&r, &req.selection)? {
         if !seen.insert(it.clip_id.clone()) {
@@ -135,11 +174,11 @@ pub fn export(data_dir: &Path, req: &PackageRequest) -> Result<PackageOutcome> {
         let m = Manifest::parse(&it.manifest).map_err(Error::Core)?;
         let reason = if it.state != "received" || it.receipt.is_none() {
             Some("not_received")
-        } else if crate::retention::is_disposed(data_dir, &it.clip_id)? {
+        } else if crate::retention::is_disposed(&r, &it.clip_id)? {
             Some("disposed")
-        } else if it.media.is_some() && r.blob_path(&it).is_none() {
+        } else if it.media.is_some() && !original_stored(&r, &it)? {
             Some("original_missing")
-        } else if req.profile == Profile::Release && req.sensitive_reason.is_none() && m.tags.iter().any(|t| SENSITIVE_TAGS.contains(&t.as_str())) {
+        } else if req.profile == Profile::Release && req.sensitive_reason.is_none() && super::release::is_sensitive(&m.tags) {
             Some("sensitive")
         } else {
             None
@@ -179,18 +218,20 @@ pub fn export(data_dir: &Path, req: &PackageRequest) -> Result<PackageOutcome> {
     };
     if req.profile == Profile::Full {
         let ids: Vec<String> = items.iter().map(|(i, _)| i.clip_id.clone()).collect();
-        crate::retention::record_referrals(data_dir, &ids, &index.package_id, &req.recipient)?;
+        crate::retention::record_referrals(&r, &ids, &index.package_id, &req.recipient)?;
     }
     Ok(PackageOutcome { path: req.out.clone(), zip, package_id: index.package_id.clone(), items: items.len(), omitted, bytes, custody_seq: index.export_custody_seq })
 }
 
-fn build(r: &Records, req: &PackageRequest, tmp: &Path, items: &[(Item, Manifest)], omitted: BTreeMap<String, u64>) -> Result<(PackageIndex, u64)> {
+fn build(r: &Records, req: &PackageRequest, tmp: &Path, items: &[(ItemRecord, Manifest)], omitted: BTreeMap<String, u64>) -> Result<(PackageIndex, u64)> {
     let release = req.profile == Profile::Release;
     let key = r.server_key();
     let key_id = r.server_key_id().to_string();
     let now = fieldcap_evidence::time::now();
     let package_id = uuid::Uuid::now_v7().to_string();
     let mut w = Writer { root: tmp.to_path_buf(), bytes: 0 };
+    // Temporary files that must not become part of the package go beside it.
+    let scratch = tmp.parent().ok_or_else(|| Error::Internal("the temporary package folder has no parent".into()))?;
 
     // Log: checkpoint first, then leaves (at least as many), one tree for every proof.
     let (cp_size, cp_note) = r.latest_checkpoint()?.ok_or_else(|| Error::Internal("the log has no checkpoint".into()))?;
@@ -260,10 +301,11 @@ fn build(r: &Records, req: &PackageRequest, tmp: &Path, items: &[(Item, Manifest
         let media = match &m.media {
             Some(mm) => {
                 let path = format!("{dir}/{}", media_file_name(&mm.mime));
-                let src = r.blob_path(it).ok_or_else(|| Error::NotFound("an original is missing from the blob store".into()))?;
+                let blob = it.blob_sha256.as_deref().ok_or_else(|| Error::NotFound("an original is missing from the blob store".into()))?;
                 fs::create_dir_all(tmp.join(&dir)).map_err(|e| Error::io("creating a package folder", e))?;
                 if release {
-                    match super::release::release_media(&it.clip_id, &src, &tmp.join(&path), mm)? {
+                    let original = OriginalFile::of(r.blobs(), blob, scratch)?;
+                    match super::release::release_media(&it.clip_id, original.path(), &tmp.join(&path), mm)? {
                         ReleasedFile::Copy(rm) => {
                             w.bytes += rm.bytes;
                             let pm = PackageMedia { path, mime: mm.mime.clone(), bytes: rm.bytes, sha256: rm.sha256.clone(), blake3: rm.blake3.clone() };
@@ -276,7 +318,7 @@ fn build(r: &Records, req: &PackageRequest, tmp: &Path, items: &[(Item, Manifest
                         }
                     }
                 } else {
-                    let dg = fieldcap_evidence::fsutil::copy_hashed(&src, &tmp.join(&path), &mut |_| {})?;
+                    let dg = r.blobs().copy_to(blob, &tmp.join(&path))?;
                     if dg.bytes != mm.bytes || dg.sha256_hex() != mm.sha256 || dg.blake3_hex() != mm.blake3 {
                         return Err(Error::Internal(format!("the stored original of {} does not match its manifest; not exported", it.clip_id)));
                     }
@@ -482,4 +524,72 @@ fn walk_dirs(root: &Path) -> Result<Vec<PathBuf>> {
         i += 1;
     }
     Ok(out)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::store::{LocalBlobStore, PartialWriter};
+    use std::io::Read;
+
+    /// A blob store that keeps no local paths, as an object store would, over a local one.
+    struct WithoutLocalPaths(LocalBlobStore);
+
+    impl BlobStore for WithoutLocalPaths {
+        fn open_partial(&self, clip_id: &str, offset: u64) -> Result<Box<dyn PartialWriter>> {
+            self.0.open_partial(clip_id, offset)
+        }
+        fn read_partial(&self, clip_id: &str) -> Result<Option<Box<dyn Read + Send>>> {
+            self.0.read_partial(clip_id)
+        }
+        fn discard_partial(&self, clip_id: &str) -> Result<()> {
+            self.0.discard_partial(clip_id)
+        }
+        fn store_partial(&self, clip_id: &str, sha256: &str) -> Result<()> {
+            self.0.store_partial(clip_id, sha256)
+        }
+        fn contains(&self, sha256: &str) -> Result<bool> {
+            self.0.contains(sha256)
+        }
+        fn open(&self, sha256: &str) -> Result<Box<dyn Read + Send>> {
+            self.0.open(sha256)
+        }
+        fn local_path(&self, _sha256: &str) -> Option<PathBuf> {
+            None
+        }
+        fn remove_disposed(&self, sha256: &str) -> Result<()> {
+            self.0.remove_disposed(sha256)
+        }
+    }
+
+    #[test]
+    fn an_original_without_a_local_path_is_copied_beside_the_package_and_removed_after_use() {
+        let d = tempfile::tempdir().unwrap();
+        let local = LocalBlobStore::open(&d.path().join("blobs"), &d.path().join("uploads")).unwrap();
+        let clip = "0190a0b2-1c2d-7e3f-8a4b-5c6d7e8f9a0b";
+        let bytes = b"an original, as received".to_vec();
+        let sha = fieldcap_evidence::hashing::sha256_hex(&bytes);
+        let mut w = local.open_partial(clip, 0).unwrap();
+        w.write_all(&bytes).unwrap();
+        w.sync().unwrap();
+        drop(w);
+        local.store_partial(clip, &sha).unwrap();
+        let scratch = d.path().join("out");
+        fs::create_dir(&scratch).unwrap();
+
+        let copy = OriginalFile::of(&WithoutLocalPaths(local.clone()), &sha, &scratch).unwrap();
+        assert!(copy.path().starts_with(&scratch));
+        assert_eq!(fs::read(copy.path()).unwrap(), bytes);
+        let copied = copy.path().to_path_buf();
+        drop(copy);
+        assert!(!copied.exists(), "the temporary copy is removed");
+
+        // A local store hands over its own file, which is never removed.
+        let own = OriginalFile::of(&local, &sha, &scratch).unwrap();
+        let path = own.path().to_path_buf();
+        drop(own);
+        assert!(path.exists());
+        assert!(fs::read_dir(&scratch).unwrap().next().is_none());
+    }
 }

@@ -1,6 +1,6 @@
 //! Evidence packages for prosecutors, defence, courts and records requests.
 //!
-//! [`export`] selects items (an incident, clip ids, or a time window optionally near a place),
+//! [`export()`] selects items (an incident, clip ids, or a time window optionally near a place),
 //! records the export as signed server custody events (who, to whom, why, which items), and writes
 //! a package folder that a recipient verifies without trusting the city or this software:
 //!
@@ -55,7 +55,7 @@ use std::path::PathBuf;
 /// Which items go into a package.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Selection {
-    /// Every item of an incident (see [`crate::incidents`]).
+    /// Every item of an incident (see [`mod@crate::incidents`]).
     Incident(String),
     /// These items.
     Clips(Vec<String>),

@@ -1,234 +1,19 @@
-//! Storage behind traits: [`RecordStore`] for records, [`BlobStore`] for media originals.
-//!
-//! Handlers only see the traits, so a PostgreSQL record store or an `object_store` blob store
-//! (S3, GCS, Azure) can replace the embedded defaults without touching them. The embedded
-//! defaults are [`SqliteRecordStore`] (one WAL database, `records.sqlite`) and
-//! [`LocalBlobStore`] (a content-addressed directory: `blobs/sha256/<2 hex>/<64 hex>`, each blob
-//! written to a temporary file, fsynced, renamed, made read-only; originals are never modified).
-//!
-//! Operations that must be atomic are single trait methods (one transaction each): enrolment
-//! consumes the token and stores the device together; completing an item stores its log leaf,
-//! checkpoint, receipt and upload state together; a custody event takes the next chain position
-//! inside the same transaction that writes it, so two processes can append safely.
-//!
-//! ```
-//! use fieldcap_server::store::{RecordStore, SqliteRecordStore};
-//! let dir = tempfile::tempdir().unwrap();
-//! let s = SqliteRecordStore::open(&dir.path().join("records.sqlite")).unwrap();
-//! s.insert_token("ab", "monitor", "2025-06-07T18:04:05.000Z", i64::MAX).unwrap();
-//! assert!(s.device("00000000000000000000000000000000").unwrap().is_none());
-//! ```
+//! The embedded record store: one SQLite database in WAL mode (`records.sqlite`), schema and
+//! migrations in [`schema`]. All row SQL of the server lives here.
 
+pub mod schema;
+
+use super::{
+    CheckpointSigner, Completion, CustodySigner, DeviceBuilder, DeviceRecord, DisposalOutcome, EnrollOutcome, ItemRecord, MediaInfo, PendingDisposal,
+    RecordStore, RetentionFacts, UploadRecord,
+};
 use crate::error::{Error, Result};
 use fieldcap_evidence::custody::CustodyEvent;
 use fieldcap_evidence::tlog::Hash;
 use rusqlite::{params, Connection, OptionalExtension, Row};
-use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
-
-/// An enrolled device.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeviceRecord {
-    /// Device id (32 hex).
-    pub device_id: String,
-    /// SPKI PEM public key.
-    pub public_key_pem: String,
-    /// `monitor` or `police` (from the token).
-    pub role: String,
-    /// Organisation the device gave.
-    pub org: Option<String>,
-    /// When enrolled (RFC 3339).
-    pub enrolled_at: String,
-    /// Exact bytes of the signed device certificate.
-    pub cert: Vec<u8>,
-    /// Server signature over `cert`.
-    pub cert_sig: Vec<u8>,
-    /// When revoked, if it was.
-    pub revoked_at: Option<String>,
-}
-
-/// Media digests as declared in a manifest.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MediaInfo {
-    /// MIME type.
-    pub mime: String,
-    /// Length.
-    pub bytes: u64,
-    /// SHA-256 hex.
-    pub sha256: String,
-    /// BLAKE3 hex.
-    pub blake3: String,
-}
-
-/// One item on record: the device's manifest and, once complete, the server's receipt.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ItemRecord {
-    /// Item id (UUIDv7).
-    pub clip_id: String,
-    /// Device id.
-    pub device_id: String,
-    /// Device chain position.
-    pub seq: u64,
-    /// `video`, `audio`, `photo` or `observation`.
-    pub kind: String,
-    /// Exact manifest bytes as the device signed them.
-    pub manifest: Vec<u8>,
-    /// Device signature over `manifest`.
-    pub manifest_sig: Vec<u8>,
-    /// SHA-256 hex of `manifest`.
-    pub manifest_sha256: String,
-    /// Declared media, absent for observations.
-    pub media: Option<MediaInfo>,
-    /// Capture start.
-    pub started_at: String,
-    /// Capture end.
-    pub ended_at: String,
-    /// Exact bytes of the signed commitment.
-    pub commitment: Vec<u8>,
-    /// Server signature over `commitment`.
-    pub commitment_sig: Vec<u8>,
-    /// When committed.
-    pub committed_at: String,
-    /// `committed` (waiting for media) or `received` (receipted).
-    pub state: String,
-    /// SHA-256 hex naming the stored original in the blob store.
-    pub blob_sha256: Option<String>,
-    /// Exact bytes of the signed receipt.
-    pub receipt: Option<Vec<u8>>,
-    /// Server signature over `receipt`.
-    pub receipt_sig: Option<Vec<u8>>,
-    /// When everything was received.
-    pub received_at: Option<String>,
-    /// Log leaf index.
-    pub log_index: Option<u64>,
-    /// Number of refused uploads.
-    pub refusals: u64,
-    /// Why the last upload was refused.
-    pub last_refusal: Option<String>,
-}
-
-/// State of a tus upload resource.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UploadRecord {
-    /// Item the upload is bound to.
-    pub clip_id: String,
-    /// The capability in the upload URL (64 hex).
-    pub capability: String,
-    /// Expected length (the manifest's byte count).
-    pub length: u64,
-    /// Bytes received and fsynced.
-    pub offset: u64,
-    /// When created.
-    pub created_at: String,
-    /// Expiry, Unix ms.
-    pub expires_at_ms: i64,
-    /// `open`, `complete` or `terminated`.
-    pub state: String,
-}
-
-/// Everything stored when an item becomes complete (one transaction).
-#[derive(Debug, Clone)]
-pub struct Completion {
-    /// Item id.
-    pub clip_id: String,
-    /// Log leaf index.
-    pub log_index: u64,
-    /// Exact leaf bytes.
-    pub leaf: Vec<u8>,
-    /// Leaf hash.
-    pub leaf_hash: Hash,
-    /// Tree size after the append.
-    pub tree_size: u64,
-    /// Signed checkpoint note at `tree_size`.
-    pub checkpoint: String,
-    /// Exact receipt bytes.
-    pub receipt: Vec<u8>,
-    /// Server signature over `receipt`.
-    pub receipt_sig: Vec<u8>,
-    /// When received.
-    pub received_at: String,
-    /// Stored original, if the item has media.
-    pub blob_sha256: Option<String>,
-}
-
-/// Result of an enrolment attempt.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum EnrollOutcome {
-    /// Newly enrolled; the record stored.
-    Enrolled(DeviceRecord),
-    /// Already enrolled (token reused by the same device, or the device enrolled before).
-    Existing(DeviceRecord),
-    /// The token is unknown, expired or used by another device.
-    InvalidToken,
-    /// The device was revoked.
-    Revoked,
-}
-
-/// Builds a signed custody event body for a chain position: `(seq, prev hash) -> (body, sig)`.
-pub type CustodySigner<'a> = &'a dyn Fn(u64, Option<&str>) -> (Vec<u8>, Vec<u8>);
-
-/// Builds a signed device record once the token's role is known.
-pub type DeviceBuilder<'a> = &'a dyn Fn(&str) -> Result<DeviceRecord>;
-
-/// Records: tokens, devices, nonces, items, uploads, the log, custody.
-pub trait RecordStore: Send + Sync {
-    /// Stores a new enrolment token (its SHA-256 only).
-    fn insert_token(&self, token_sha256: &str, role: &str, created_at: &str, expires_at_ms: i64) -> Result<()>;
-    /// Consumes a token and enrols the device built by `build` for the token's role, atomically.
-    fn enroll(&self, token_sha256: &str, device_id: &str, now_ms: i64, at: &str, build: DeviceBuilder<'_>) -> Result<EnrollOutcome>;
-    /// A device by id.
-    fn device(&self, device_id: &str) -> Result<Option<DeviceRecord>>;
-    /// Every device.
-    fn devices(&self) -> Result<Vec<DeviceRecord>>;
-    /// Marks a device revoked; false if unknown.
-    fn revoke_device(&self, device_id: &str, at: &str) -> Result<bool>;
-    /// Records a request nonce; false if it was already used. Forgets nonces older than `prune_before_ms`.
-    fn use_nonce(&self, device_id: &str, nonce: &str, ts_ms: i64, prune_before_ms: i64) -> Result<bool>;
-    /// An item by clip id.
-    fn item(&self, clip_id: &str) -> Result<Option<ItemRecord>>;
-    /// An item by device and seq.
-    fn item_by_seq(&self, device_id: &str, seq: u64) -> Result<Option<ItemRecord>>;
-    /// Highest seq on record for a device.
-    fn max_seq(&self, device_id: &str) -> Result<Option<u64>>;
-    /// Every item, in commit order.
-    fn items(&self) -> Result<Vec<ItemRecord>>;
-    /// Stores a new item and its upload resource; `Ok(false)` if the clip id or (device, seq) exists.
-    fn insert_item(&self, item: &ItemRecord, upload: Option<&UploadRecord>) -> Result<bool>;
-    /// An upload by capability.
-    fn upload_by_capability(&self, capability: &str) -> Result<Option<UploadRecord>>;
-    /// The upload of an item.
-    fn upload_for_clip(&self, clip_id: &str) -> Result<Option<UploadRecord>>;
-    /// Inserts or replaces the upload of an item.
-    fn put_upload(&self, upload: &UploadRecord) -> Result<()>;
-    /// Sets the fsynced offset of an upload.
-    fn set_upload_offset(&self, clip_id: &str, offset: u64) -> Result<()>;
-    /// Sets the state of an upload (and its offset).
-    fn set_upload_state(&self, clip_id: &str, state: &str, offset: u64) -> Result<()>;
-    /// Counts a refused upload and why.
-    fn note_refusal(&self, clip_id: &str, reason: &str) -> Result<()>;
-    /// Every leaf hash, in log order.
-    fn leaf_hashes(&self) -> Result<Vec<Hash>>;
-    /// Stores a completed item: leaf, checkpoint, receipt, upload state.
-    fn complete_item(&self, c: &Completion) -> Result<()>;
-    /// Stores a checkpoint (no-op if one of that size exists).
-    fn put_checkpoint(&self, tree_size: u64, note: &str) -> Result<()>;
-    /// The newest checkpoint.
-    fn latest_checkpoint(&self) -> Result<Option<(u64, String)>>;
-    /// Appends a custody event; `sign` builds it for the next (seq, prev).
-    fn append_custody(&self, clip_id: Option<&str>, event: &str, at: &str, sign: CustodySigner<'_>) -> Result<CustodyEvent>;
-    /// Custody events, all or those of one item, in chain order.
-    fn custody(&self, clip_id: Option<&str>) -> Result<Vec<CustodyEvent>>;
-    /// The newest event of a device's uploaded custody log as (seq, body SHA-256).
-    fn device_custody_head(&self, device_id: &str) -> Result<Option<(u64, String)>>;
-    /// One event of a device's uploaded custody log.
-    fn device_custody_event(&self, device_id: &str, seq: u64) -> Result<Option<CustodyEvent>>;
-    /// Appends verified, consecutive device custody events in one transaction, if the device's
-    /// head is still `expect_head` (seq, hash); `Ok(false)` if another request moved it.
-    fn append_device_custody(&self, device_id: &str, expect_head: Option<(u64, &str)>, events: &[CustodyEvent], received_at: &str) -> Result<bool>;
-    /// A device's uploaded custody log, in seq order.
-    fn device_custody(&self, device_id: &str) -> Result<Vec<CustodyEvent>>;
-}
 
 /// The embedded record store: one SQLite database in WAL mode.
 pub struct SqliteRecordStore {
@@ -308,6 +93,13 @@ fn upload_from_row(r: &Row<'_>) -> rusqlite::Result<UploadRecord> {
     })
 }
 
+/// SQLite errors leave the store as [`Error::Storage`].
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Error {
+        Error::Storage(Box::new(e))
+    }
+}
+
 fn is_constraint(e: &rusqlite::Error) -> bool {
     matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation)
 }
@@ -315,7 +107,7 @@ fn is_constraint(e: &rusqlite::Error) -> bool {
 impl SqliteRecordStore {
     /// Opens (creating and migrating) the database at `path`.
     pub fn open(path: &Path) -> Result<SqliteRecordStore> {
-        Ok(SqliteRecordStore { conn: Mutex::new(crate::schema::open(path)?) })
+        Ok(SqliteRecordStore { conn: Mutex::new(schema::open(path)?) })
     }
 
     fn conn(&self) -> Result<MutexGuard<'_, Connection>> {
@@ -514,19 +306,7 @@ impl RecordStore for SqliteRecordStore {
     }
 
     fn leaf_hashes(&self) -> Result<Vec<Hash>> {
-        let conn = self.conn()?;
-        let mut st = conn.prepare("SELECT idx, leaf_hash FROM log_leaves ORDER BY idx")?;
-        let mut out = Vec::new();
-        let mut rows = st.query([])?;
-        while let Some(r) = rows.next()? {
-            let idx: i64 = r.get(0)?;
-            let h: Vec<u8> = r.get(1)?;
-            if idx as usize != out.len() {
-                return Err(Error::Internal(format!("log leaf {} is missing", out.len())));
-            }
-            out.push(h.try_into().map_err(|_| Error::Internal(format!("log leaf {idx} has a bad hash")))?);
-        }
-        Ok(out)
+        leaf_hashes_of(&*self.conn()?)
     }
 
     fn complete_item(&self, c: &Completion) -> Result<()> {
@@ -650,86 +430,143 @@ impl RecordStore for SqliteRecordStore {
         }
         Ok(out)
     }
-}
 
-/// Media originals, content-addressed by SHA-256.
-pub trait BlobStore: Send + Sync {
-    /// Takes ownership of the fully written, fsynced file at `src` (same filesystem as the store
-    /// for the local implementation) and stores it under `sha256`. If that blob already exists
-    /// (identical bytes) the existing one is kept and `src` removed. Never modifies a stored blob.
-    fn put_file(&self, src: &Path, sha256: &str) -> Result<()>;
-    /// True if a blob is stored.
-    fn contains(&self, sha256: &str) -> Result<bool>;
-    /// Opens a stored blob for reading.
-    fn open(&self, sha256: &str) -> Result<Box<dyn Read + Send>>;
-    /// A local file path of the blob, when the store keeps blobs on the local disk.
-    fn local_path(&self, sha256: &str) -> Option<PathBuf>;
-}
-
-/// Blobs in a local directory: `<root>/sha256/<2 hex>/<64 hex>`, read-only files.
-#[derive(Debug, Clone)]
-pub struct LocalBlobStore {
-    root: PathBuf,
-}
-
-/// True for 64 lowercase hex digits.
-pub fn is_sha256_hex(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-}
-
-impl LocalBlobStore {
-    /// A blob store rooted at `root` (created if needed).
-    pub fn open(root: &Path) -> Result<LocalBlobStore> {
-        std::fs::create_dir_all(root.join("sha256")).map_err(|e| Error::io("creating the blob directory", e))?;
-        Ok(LocalBlobStore { root: root.to_path_buf() })
+    fn retention_policy(&self) -> Result<BTreeMap<String, i64>> {
+        let conn = self.conn()?;
+        let mut st = conn.prepare("SELECT category, days FROM retention_policy ORDER BY category")?;
+        let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?.collect::<rusqlite::Result<BTreeMap<_, _>>>()?;
+        Ok(rows)
     }
 
-    fn path_of(&self, sha256: &str) -> Result<PathBuf> {
-        if !is_sha256_hex(sha256) {
-            return Err(Error::BadRequest("a blob name must be 64 lowercase hex digits".into()));
-        }
-        Ok(self.root.join("sha256").join(&sha256[..2]).join(sha256))
-    }
-}
-
-fn sync_dir(dir: &Path) -> Result<()> {
-    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| Error::io("syncing a directory", e))
-}
-
-impl BlobStore for LocalBlobStore {
-    fn put_file(&self, src: &Path, sha256: &str) -> Result<()> {
-        let dst = self.path_of(sha256)?;
-        let dir = dst.parent().ok_or_else(|| Error::Internal("blob path has no parent".into()))?;
-        std::fs::create_dir_all(dir).map_err(|e| Error::io("creating a blob directory", e))?;
-        if dst.exists() {
-            std::fs::remove_file(src).map_err(|e| Error::io("removing a duplicate upload", e))?;
-            return Ok(());
-        }
-        // The source was fsynced by its writer; make it read-only, then move it into place.
-        let f = std::fs::File::open(src).map_err(|e| Error::io("opening the received file", e))?;
-        let mut perm = f.metadata().map_err(|e| Error::io("reading the received file's metadata", e))?.permissions();
-        perm.set_readonly(true);
-        std::fs::set_permissions(src, perm).map_err(|e| Error::io("making the original read-only", e))?;
-        f.sync_all().map_err(|e| Error::io("syncing the received file", e))?;
-        std::fs::rename(src, &dst).map_err(|e| Error::io("moving the original into the blob store", e))?;
-        sync_dir(dir)?;
-        if let Some(src_dir) = src.parent() {
-            sync_dir(src_dir)?;
-        }
+    fn set_retention_policy(&self, category: &str, days: i64, at: &str) -> Result<()> {
+        self.conn()?.execute(
+            "INSERT INTO retention_policy (category, days, set_at) VALUES (?1, ?2, ?3) ON CONFLICT(category) DO UPDATE SET days = ?2, set_at = ?3",
+            params![category, days, at],
+        )?;
         Ok(())
     }
 
-    fn contains(&self, sha256: &str) -> Result<bool> {
-        Ok(self.path_of(sha256)?.is_file())
+    fn add_hold(&self, clip_id: &str, reason: &str, at: &str) -> Result<()> {
+        self.conn()?.execute("INSERT INTO holds (clip_id, reason, held_at) VALUES (?1, ?2, ?3)", params![clip_id, reason, at])?;
+        Ok(())
     }
 
-    fn open(&self, sha256: &str) -> Result<Box<dyn Read + Send>> {
-        let p = self.path_of(sha256)?;
-        let f = std::fs::File::open(p).map_err(|e| Error::io("opening a blob", e))?;
-        Ok(Box::new(f))
+    fn release_holds(&self, clip_id: &str, reason: &str, at: &str) -> Result<u64> {
+        let n = self.conn()?.execute(
+            "UPDATE holds SET released_at = ?2, release_reason = ?3 WHERE clip_id = ?1 AND released_at IS NULL",
+            params![clip_id, at, reason],
+        )?;
+        Ok(n as u64)
     }
 
-    fn local_path(&self, sha256: &str) -> Option<PathBuf> {
-        self.path_of(sha256).ok()
+    fn add_referrals(&self, clip_ids: &[String], package_id: &str, recipient: &str, at: &str) -> Result<()> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction()?;
+        for id in clip_ids {
+            tx.execute(
+                "INSERT OR IGNORE INTO referrals (clip_id, package_id, recipient, at) VALUES (?1, ?2, ?3, ?4)",
+                params![id, package_id, recipient, at],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
     }
+
+    fn retention_facts(&self, clip_id: &str) -> Result<RetentionFacts> {
+        let conn = self.conn()?;
+        let (active_holds, referrals) = hold_and_referral_counts(&conn, clip_id)?;
+        let disposed_at: Option<String> =
+            conn.query_row("SELECT disposed_at FROM disposals WHERE clip_id = ?1", [clip_id], |r| r.get(0)).optional()?;
+        Ok(RetentionFacts { active_holds, referrals, disposed_at })
+    }
+
+    fn record_disposal(&self, clip_id: &str, leaf_name: &str, leaf: &[u8], disposed_at: &str, sign: CheckpointSigner<'_>) -> Result<DisposalOutcome> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        // Checked again under the write lock: a hold or export made meanwhile wins.
+        let (holds, referrals) = hold_and_referral_counts(&tx, clip_id)?;
+        if holds > 0 {
+            return Ok(DisposalOutcome::Held);
+        }
+        if referrals > 0 {
+            return Ok(DisposalOutcome::Referred);
+        }
+        let existing: Option<i64> = tx.query_row("SELECT idx FROM log_leaves WHERE clip_id = ?1", [leaf_name], |r| r.get(0)).optional()?;
+        let log_index = match existing {
+            Some(i) => i as u64,
+            None => append_leaf(&tx, leaf_name, leaf, sign)?,
+        };
+        // The disposal row is written in the same transaction as the leaf; custody follows.
+        tx.execute(
+            "INSERT INTO disposals (clip_id, disposed_at, log_index, custody_seq) VALUES (?1, ?2, ?3, 0)",
+            params![clip_id, disposed_at, log_index as i64],
+        )?;
+        tx.commit()?;
+        Ok(DisposalOutcome::Recorded { log_index })
+    }
+
+    fn pending_disposals(&self) -> Result<Vec<PendingDisposal>> {
+        let conn = self.conn()?;
+        let mut st = conn.prepare("SELECT clip_id, log_index FROM disposals WHERE custody_seq = 0 ORDER BY log_index")?;
+        let rows = st
+            .query_map([], |r| Ok(PendingDisposal { clip_id: r.get(0)?, log_index: r.get::<_, i64>(1)? as u64 }))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    fn set_disposal_custody_seq(&self, clip_id: &str, custody_seq: u64) -> Result<()> {
+        self.conn()?.execute("UPDATE disposals SET custody_seq = ?2 WHERE clip_id = ?1", params![clip_id, custody_seq as i64])?;
+        Ok(())
+    }
+
+    fn blob_needed_by_another_item(&self, blob_sha256: &str, clip_id: &str) -> Result<bool> {
+        let n: i64 = self.conn()?.query_row(
+            "SELECT COUNT(*) FROM items WHERE blob_sha256 = ?1 AND clip_id != ?2 AND clip_id NOT IN (SELECT clip_id FROM disposals)",
+            params![blob_sha256, clip_id],
+            |r| r.get(0),
+        )?;
+        Ok(n > 0)
+    }
+}
+
+/// (active legal holds, referrals) of an item.
+fn hold_and_referral_counts(conn: &Connection, clip_id: &str) -> Result<(u64, u64)> {
+    let holds: i64 = conn.query_row("SELECT COUNT(*) FROM holds WHERE clip_id = ?1 AND released_at IS NULL", [clip_id], |r| r.get(0))?;
+    let referrals: i64 = conn.query_row("SELECT COUNT(*) FROM referrals WHERE clip_id = ?1", [clip_id], |r| r.get(0))?;
+    Ok((holds as u64, referrals as u64))
+}
+
+/// Appends a leaf to the log inside `tx`, with the checkpoint `sign` makes for the new size.
+/// Used by processes other than the server (retention); a running server catches up on its next
+/// log access. Returns the leaf's index.
+fn append_leaf(tx: &rusqlite::Transaction<'_>, leaf_name: &str, leaf: &[u8], sign: CheckpointSigner<'_>) -> Result<u64> {
+    let mut hashes = leaf_hashes_of(tx)?;
+    let latest_note: Option<String> =
+        tx.query_row("SELECT note FROM checkpoints ORDER BY tree_size DESC LIMIT 1", [], |r| r.get(0)).optional()?;
+    let h = fieldcap_evidence::tlog::leaf_hash(leaf);
+    hashes.push(h);
+    let index = hashes.len() as u64 - 1;
+    let note = sign(&hashes, latest_note.as_deref())?;
+    tx.execute(
+        "INSERT INTO log_leaves (idx, clip_id, leaf, leaf_hash) VALUES (?1, ?2, ?3, ?4)",
+        params![index as i64, leaf_name, leaf, h.to_vec()],
+    )?;
+    tx.execute("INSERT OR IGNORE INTO checkpoints (tree_size, note) VALUES (?1, ?2)", params![index as i64 + 1, note])?;
+    Ok(index)
+}
+
+/// Every leaf hash in log order; a gap or a malformed hash is a damaged log.
+fn leaf_hashes_of(conn: &Connection) -> Result<Vec<Hash>> {
+    let mut st = conn.prepare("SELECT idx, leaf_hash FROM log_leaves ORDER BY idx")?;
+    let mut out = Vec::new();
+    let mut rows = st.query([])?;
+    while let Some(r) = rows.next()? {
+        let idx: i64 = r.get(0)?;
+        let h: Vec<u8> = r.get(1)?;
+        if idx as usize != out.len() {
+            return Err(Error::Internal(format!("log leaf {} is missing", out.len())));
+        }
+        out.push(h.try_into().map_err(|_| Error::Internal(format!("log leaf {idx} has a bad hash")))?);
+    }
+    Ok(out)
 }

@@ -7,9 +7,9 @@
 //!
 //! ```
 //! let dir = tempfile::tempdir().unwrap();
-//! let conn = fieldcap_server::schema::open(&dir.path().join("records.sqlite")).unwrap();
+//! let conn = fieldcap_server::store::sqlite::schema::open(&dir.path().join("records.sqlite")).unwrap();
 //! let v: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
-//! assert_eq!(v, fieldcap_server::schema::VERSION);
+//! assert_eq!(v, fieldcap_server::store::sqlite::schema::VERSION);
 //! ```
 
 use crate::error::{Error, Result};

@@ -11,34 +11,30 @@
 //! stored log is never rewritten. Each accepted batch is itself a server custody event
 //! (`device_custody_received {device_id, from_seq, to_seq}`).
 
-use crate::error::{Error, Result};
-use crate::handlers::{authenticate, blocking, read_body, strip_prefix, AppStateRef};
+use crate::error::{evidence_message, Error, Result};
+use crate::http::auth::authenticate;
+use crate::http::body::{json_response, parse_json, read_body};
+use crate::http::limits::MAX_CUSTODY_BODY;
+use crate::http::{blocking, AppStateRef};
 use crate::state::AppState;
 use crate::store::DeviceRecord;
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::Response;
 use fieldcap_evidence::custody::CustodyEvent;
 use fieldcap_evidence::protocol::{CustodyAck, CustodySubmission, MAX_CUSTODY_BATCH};
-
-/// Largest `POST /v1/custody` body.
-pub const MAX_CUSTODY_BODY: usize = 2 * 1024 * 1024;
 
 /// `POST /v1/custody` (device-signed).
 pub(crate) async fn post_custody(State(state): AppStateRef, method: Method, uri: Uri, headers: HeaderMap, body: Body) -> Result<Response> {
     let bytes = read_body(body, MAX_CUSTODY_BODY).await?;
     let ack = blocking(move || {
         let device = authenticate(&state, &method, &uri, &headers, &bytes)?;
-        let sub: CustodySubmission =
-            serde_json::from_slice(&bytes).map_err(|e| Error::BadRequest(format!("the custody submission is not valid: {e}")))?;
+        let sub: CustodySubmission = parse_json(&bytes, "the custody submission")?;
         accept(&state, &device, &sub)
     })
     .await?;
-    let mut r = (StatusCode::OK, serde_json::to_vec(&ack)?).into_response();
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(r)
+    json_response(StatusCode::OK, &ack)
 }
 
 fn accept(state: &AppState, device: &DeviceRecord, sub: &CustodySubmission) -> Result<CustodyAck> {
@@ -49,7 +45,7 @@ fn accept(state: &AppState, device: &DeviceRecord, sub: &CustodySubmission) -> R
     let actor = format!("device:{}", device.device_id);
     let mut events = Vec::with_capacity(sub.events.len());
     for (i, v) in sub.events.iter().enumerate() {
-        let e = CustodyEvent::from_jsonl(&v.to_string()).map_err(|e| Error::BadRequest(format!("custody event #{}: {}", i + 1, strip_prefix(&e.to_string()))))?;
+        let e = CustodyEvent::from_jsonl(&v.to_string()).map_err(|e| Error::BadRequest(format!("custody event #{}: {}", i + 1, evidence_message(&e))))?;
         let body: serde_json::Value = serde_json::from_slice(&e.body)?;
         if body.get("actor").and_then(|a| a.as_str()) != Some(actor.as_str()) {
             return Err(Error::BadRequest(format!("custody event #{}: the actor is not the device that signed the request", i + 1)));

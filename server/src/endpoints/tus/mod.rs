@@ -22,7 +22,9 @@
 //! the next `POST /v1/manifests`); a completed upload cannot be deleted. Each upload expires
 //! (`Upload-Expires`, default 7 days) and then answers 410.
 //!
-//! Partial bytes go to `<data>/uploads/<clip_id>.part`. The offset on record only advances after
+//! Partial bytes go to the item's partial upload in the blob store
+//! ([`crate::store::BlobStore::open_partial`]; `<data>/uploads/<clip_id>.part` in the embedded
+//! store). The offset on record only advances after
 //! an fsync (at the end of each PATCH, every 64 MiB within one, and when a connection breaks
 //! mid-body), so a server killed at any instant resumes at the last fsynced offset; unsynced
 //! bytes past it are truncated before the next write. When the last byte arrives the file is
@@ -37,9 +39,19 @@
 //! HEAD  /v1/uploads/9f…         <- Upload-Offset: 0, Upload-Length: 1048576
 //! PATCH /v1/uploads/9f…  (Upload-Offset: 0, 1 MiB)  <- 204 Upload-Offset: 1048576
 //! ```
+//!
+//! This file speaks the protocol; `receive.rs` writes a body into the partial upload and
+//! `complete.rs` verifies a finished upload, stores it and receipts it.
 
+mod complete;
+mod receive;
+
+pub(crate) use complete::{discard_unwanted_partial, finalize, recover};
+
+use crate::clock::{http_date, now_ms};
+use crate::endpoints::manifests::upload_path;
 use crate::error::{Error, Result};
-use crate::handlers::{blocking, now_ms, upload_path, AppStateRef};
+use crate::http::{blocking, AppStateRef};
 use crate::state::AppState;
 use crate::store::{ItemRecord, UploadRecord};
 use axum::body::Body;
@@ -48,8 +60,7 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
-use futures_util::StreamExt;
-use std::io::{Seek, SeekFrom, Write};
+use receive::receive;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -70,13 +81,6 @@ const LOCK_WAIT: Duration = Duration::from_secs(5);
 
 fn hv(s: &str) -> HeaderValue {
     HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static(""))
-}
-
-/// HTTP-date (RFC 9110) of a Unix-ms time, for `Upload-Expires`.
-fn http_date(ms: i64) -> String {
-    chrono::DateTime::<chrono::Utc>::from_timestamp_millis(ms)
-        .map(|t| t.format("%a, %d %b %Y %H:%M:%S GMT").to_string())
-        .unwrap_or_default()
 }
 
 /// Checks `Tus-Resumable` on every tus request except OPTIONS, and adds it to every answer.
@@ -119,7 +123,7 @@ fn load(state: &AppState, capability: &str) -> Result<(UploadRecord, ItemRecord)
         "terminated" => return Err(Error::Gone("the upload was terminated; submit the manifest again for a new upload URL".into())),
         "expired" => return Err(Error::Gone("the upload expired; submit the manifest again for a new upload URL".into())),
         "open" if up.expires_at_ms <= now_ms() => {
-            let _ = std::fs::remove_file(state.layout.partial(&up.clip_id));
+            discard_unwanted_partial(state, &up.clip_id);
             state.records.set_upload_state(&up.clip_id, "expired", 0)?;
             return Err(Error::Gone("the upload expired; submit the manifest again for a new upload URL".into()));
         }
@@ -239,191 +243,6 @@ async fn write_and_maybe_finish(
     Ok(r)
 }
 
-type FileBuf = (std::fs::File, Vec<u8>);
-
-async fn write_buf(file: std::fs::File, buf: Vec<u8>) -> Result<FileBuf> {
-    blocking(move || {
-        let mut file = file;
-        let mut buf = buf;
-        file.write_all(&buf).map_err(|e| Error::io("writing upload bytes", e))?;
-        buf.clear();
-        Ok((file, buf))
-    })
-    .await
-}
-
-async fn sync_file(file: std::fs::File) -> Result<std::fs::File> {
-    blocking(move || {
-        file.sync_data().map_err(|e| Error::io("syncing upload bytes", e))?;
-        Ok(file)
-    })
-    .await
-}
-
-async fn set_offset(state: &Arc<AppState>, clip_id: &str, offset: u64) -> Result<()> {
-    let st = state.clone();
-    let c = clip_id.to_string();
-    blocking(move || st.records.set_upload_offset(&c, offset)).await
-}
-
-/// Appends the body to the partial file from the upload's offset; returns the new fsynced
-/// offset. On a cut connection the bytes received are kept (fsynced) before the error returns.
-async fn receive(state: &Arc<AppState>, up: &UploadRecord, body: Body) -> Result<u64> {
-    let path = state.layout.partial(&up.clip_id);
-    let start = up.offset;
-    let mut file = blocking(move || {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(|e| Error::io("opening the partial upload", e))?;
-        // Bytes past the last fsynced offset (a crash mid-write) are dropped.
-        f.set_len(start).map_err(|e| Error::io("truncating the partial upload", e))?;
-        f.seek(SeekFrom::Start(start)).map_err(|e| Error::io("seeking in the partial upload", e))?;
-        Ok(f)
-    })
-    .await?;
-    let mut buf: Vec<u8> = Vec::with_capacity(WRITE_BUF);
-    let mut written = start;
-    let mut synced = start;
-    let mut stream = body.into_data_stream();
-    let mut failure: Option<Error> = None;
-    let mut overflow = false;
-    loop {
-        match tokio::time::timeout(IDLE_TIMEOUT, stream.next()).await {
-            Err(_) => {
-                failure = Some(Error::BadRequest("the upload body stalled".into()));
-                break;
-            }
-            Ok(None) => break,
-            Ok(Some(Err(_))) => {
-                failure = Some(Error::BadRequest("the upload body was cut off".into()));
-                break;
-            }
-            Ok(Some(Ok(chunk))) => {
-                if written + buf.len() as u64 + chunk.len() as u64 > up.length {
-                    overflow = true;
-                    break;
-                }
-                buf.extend_from_slice(&chunk);
-                if buf.len() >= WRITE_BUF {
-                    let n = buf.len() as u64;
-                    (file, buf) = write_buf(file, buf).await?;
-                    written += n;
-                    if written - synced >= SYNC_EVERY {
-                        file = sync_file(file).await?;
-                        set_offset(state, &up.clip_id, written).await?;
-                        synced = written;
-                    }
-                }
-            }
-        }
-    }
-    if overflow {
-        drop(buf);
-        blocking(move || {
-            file.set_len(start).map_err(|e| Error::io("truncating the partial upload", e))?;
-            file.sync_data().map_err(|e| Error::io("syncing the partial upload", e))
-        })
-        .await?;
-        set_offset(state, &up.clip_id, start).await?;
-        return Err(Error::UploadLength(format!("the body goes past the upload's length {}", up.length)));
-    }
-    if !buf.is_empty() {
-        let n = buf.len() as u64;
-        (file, buf) = write_buf(file, buf).await?;
-        written += n;
-    }
-    drop(buf);
-    if written != synced {
-        sync_file(file).await?;
-        set_offset(state, &up.clip_id, written).await?;
-    }
-    match failure {
-        Some(e) => Err(e),
-        None => Ok(written),
-    }
-}
-
-/// Verifies a fully received upload against the signed manifest and completes the item.
-///
-/// Also used at start-up for uploads whose last byte was fsynced but not finished (a crash
-/// between), and for zero-length media at commit time.
-pub(crate) fn finalize(state: &AppState, item: &ItemRecord, up: &UploadRecord) -> Result<()> {
-    let md = item.media.as_ref().ok_or_else(|| Error::Internal("finalising an item without media".into()))?;
-    let path = state.layout.partial(&item.clip_id);
-    if !path.exists() {
-        if up.length == 0 {
-            fieldcap_evidence::fsutil::write_new(&path, b"")?;
-        } else if state.blobs.contains(&md.sha256)? {
-            // Crashed after the move into the blob store: the blob is the received file.
-            return finish_stored(state, item, md);
-        } else {
-            state.records.set_upload_state(&item.clip_id, "open", 0)?;
-            return Err(Error::Internal("the received bytes are missing; the upload was reset".into()));
-        }
-    }
-    let d = fieldcap_evidence::hashing::hash_file(&path, &mut |_| {}).map_err(|e| Error::io("hashing the received file", e))?;
-    let mut why = Vec::new();
-    if d.bytes != md.bytes {
-        why.push(format!("length {} instead of {}", d.bytes, md.bytes));
-    }
-    if d.sha256_hex() != md.sha256 {
-        why.push("SHA-256 differs".to_string());
-    }
-    if d.blake3_hex() != md.blake3 {
-        why.push("BLAKE3 differs".to_string());
-    }
-    if !why.is_empty() {
-        let reason = format!("received media does not match the signed manifest: {}", why.join(", "));
-        let _ = std::fs::remove_file(&path);
-        state.records.set_upload_state(&item.clip_id, "open", 0)?;
-        state.records.note_refusal(&item.clip_id, &reason)?;
-        state.custody(
-            "refused",
-            Some(&item.clip_id),
-            serde_json::json!({
-                "reason": reason,
-                "received": { "bytes": d.bytes, "sha256": d.sha256_hex(), "blake3": d.blake3_hex() },
-            }),
-        )?;
-        return Err(Error::DigestMismatch(format!("{reason}; the bytes were discarded and the upload reset to offset 0")));
-    }
-    state.custody(
-        "verified",
-        Some(&item.clip_id),
-        serde_json::json!({ "bytes": d.bytes, "sha256": d.sha256_hex(), "blake3": d.blake3_hex() }),
-    )?;
-    state.blobs.put_file(&path, &md.sha256)?;
-    finish_stored(state, item, md)
-}
-
-fn finish_stored(state: &AppState, item: &ItemRecord, md: &crate::store::MediaInfo) -> Result<()> {
-    let media = fieldcap_evidence::protocol::ReceiptMedia { bytes: md.bytes, sha256: md.sha256.clone(), blake3: md.blake3.clone() };
-    crate::receipts::complete(state, item, Some(media), Some(md.sha256.clone()))?;
-    let idx = state.records.item(&item.clip_id)?.and_then(|i| i.log_index);
-    state.custody("stored", Some(&item.clip_id), serde_json::json!({ "blob_sha256": md.sha256, "log_index": idx }))?;
-    Ok(())
-}
-
-/// Finishes uploads whose bytes were all fsynced but whose completion did not happen (crash).
-pub(crate) fn recover(state: &AppState) -> Result<()> {
-    for item in state.records.items()? {
-        if item.state != "committed" || item.media.is_none() {
-            continue;
-        }
-        if let Some(up) = state.records.upload_for_clip(&item.clip_id)? {
-            if up.state == "open" && up.offset == up.length && up.length > 0 {
-                if let Err(e) = finalize(state, &item, &up) {
-                    tracing::warn!(problem = %e.problem().problem_type, "an interrupted upload could not be completed at start-up");
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
 fn upload_length(h: &HeaderMap, up: &UploadRecord) -> Result<()> {
     if h.contains_key("upload-defer-length") {
         return Err(Error::UploadLength("Upload-Defer-Length is not supported; the length is the manifest's byte count".into()));
@@ -441,7 +260,7 @@ async fn create(state: Arc<AppState>, cap: String, headers: HeaderMap, body: Bod
     let (up, _) = blocking(move || load(&st, &cap)).await?;
     upload_length(&headers, &up)?;
     if up.state == "complete" {
-        return Err(Error::Conflict("this item's media was already received; its receipt is at /v1/receipts/{clip_id}".into()));
+        return Err(Error::Conflict(format!("this item's media was already received; its receipt is at /v1/receipts/{}", up.clip_id)));
     }
     let _guard = lock(&state, &up.clip_id).await?;
     let st = state.clone();
@@ -449,7 +268,7 @@ async fn create(state: Arc<AppState>, cap: String, headers: HeaderMap, body: Bod
     let (mut up, item) = blocking(move || {
         let (up, item) = load(&st, &cap)?;
         if up.offset != 0 {
-            let _ = std::fs::remove_file(st.layout.partial(&up.clip_id));
+            discard_unwanted_partial(&st, &up.clip_id);
             st.records.set_upload_offset(&up.clip_id, 0)?;
         }
         Ok((up, item))
@@ -508,7 +327,7 @@ pub(crate) async fn delete(State(state): AppStateRef, Path(cap): Path<String>) -
         if up.state == "complete" {
             return Err(Error::Conflict("a received original is never deleted".into()));
         }
-        let _ = std::fs::remove_file(st.layout.partial(&up.clip_id));
+        discard_unwanted_partial(&st, &up.clip_id);
         st.records.set_upload_state(&up.clip_id, "terminated", 0)?;
         st.custody("terminated", Some(&up.clip_id), serde_json::json!({ "discarded_bytes": up.offset }))
     })

@@ -1,0 +1,202 @@
+//! `POST /v1/manifests`: hash first. A device puts an item's signed manifest on record before
+//! its media moves; the server checks the signature and the device's chain (seq, prev), stores
+//! the manifest with a signed commitment and answers the upload URL for the media (or, for an
+//! observation, the receipt at once). Sending the same manifest again answers the same record.
+
+use crate::clock::{now_ms, rfc3339_ms};
+use crate::error::{evidence_message, Error, Result};
+use crate::http::auth::authenticate;
+use crate::http::body::{json_response, parse_json, read_body};
+use crate::http::limits::{MAX_MANIFEST_BYTES, MAX_SUBMISSION_BODY};
+use crate::http::{blocking, AppStateRef};
+use crate::state::AppState;
+use crate::store::{DeviceRecord, ItemRecord, MediaInfo, UploadRecord};
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::Response;
+use fieldcap_evidence::manifest::{ItemKind, Manifest};
+use fieldcap_evidence::protocol::{self, Commitment, CommitmentResponse, ManifestSubmission, SignedDoc};
+
+/// `POST /v1/manifests` (device-signed).
+pub(crate) async fn manifests(State(state): AppStateRef, method: Method, uri: Uri, headers: HeaderMap, body: Body) -> Result<Response> {
+    let bytes = read_body(body, MAX_SUBMISSION_BODY).await?;
+    let (created, resp) = blocking(move || {
+        let device = authenticate(&state, &method, &uri, &headers, &bytes)?;
+        let sub: ManifestSubmission = parse_json(&bytes, "the manifest submission")?;
+        commit_manifest(&state, &device, &sub)
+    })
+    .await?;
+    json_response(if created { StatusCode::CREATED } else { StatusCode::OK }, &resp)
+}
+
+fn new_capability() -> String {
+    let mut b = [0u8; 32];
+    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut b);
+    hex::encode(b)
+}
+
+fn new_upload(state: &AppState, clip_id: &str, length: u64) -> UploadRecord {
+    UploadRecord {
+        clip_id: clip_id.to_string(),
+        capability: new_capability(),
+        length,
+        offset: 0,
+        created_at: fieldcap_evidence::time::now(),
+        expires_at_ms: now_ms().saturating_add(state.cfg.upload_ttl.as_millis() as i64),
+        state: "open".into(),
+    }
+}
+
+/// Path of an upload URL.
+pub(crate) fn upload_path(capability: &str) -> String {
+    format!("/v1/uploads/{capability}")
+}
+
+fn commit_manifest(state: &AppState, device: &DeviceRecord, sub: &ManifestSubmission) -> Result<(bool, CommitmentResponse)> {
+    if sub.manifest.len() > MAX_SUBMISSION_BODY || sub.sig.len() > 200 {
+        return Err(Error::TooLarge("manifest or signature too long".into()));
+    }
+    let bytes = protocol::unb64(&sub.manifest, "manifest").map_err(|_| Error::BadRequest("manifest is not base64".into()))?;
+    let sig = protocol::unb64(&sub.sig, "sig").map_err(|_| Error::BadRequest("sig is not base64".into()))?;
+    if bytes.len() > MAX_MANIFEST_BYTES {
+        return Err(Error::TooLarge("the manifest is larger than 4 MiB".into()));
+    }
+    let m = Manifest::parse(&bytes).map_err(|e| Error::InvalidManifest(evidence_message(&e)))?;
+    if m.device_id != device.device_id {
+        return Err(Error::DeviceMismatch("the manifest's device_id is not the device that signed the request".into()));
+    }
+    fieldcap_evidence::identity::verify_with_pem(&device.public_key_pem, &bytes, &sig)
+        .map_err(|e| Error::BadSignature(evidence_message(&e)))?;
+    if let Some(md) = &m.media {
+        if md.bytes > state.cfg.max_upload_bytes {
+            return Err(Error::TooLarge(format!("media of {} bytes exceeds the server's limit of {}", md.bytes, state.cfg.max_upload_bytes)));
+        }
+    }
+    let sha = fieldcap_evidence::hashing::sha256_hex(&bytes);
+    let _guard = state.commit_lock.lock().map_err(|_| Error::Internal("commit lock poisoned".into()))?;
+
+    if let Some(existing) = state.records.item(&m.clip_id)? {
+        if existing.manifest_sha256 == sha && existing.device_id == device.device_id {
+            return Ok((false, answer(state, &existing)?));
+        }
+        state.custody(
+            "conflict",
+            Some(&m.clip_id),
+            serde_json::json!({ "reason": "a different manifest for a known clip_id", "on_record": existing.manifest_sha256, "offered": sha }),
+        )?;
+        return Err(Error::Conflict("a different manifest is on record for this clip_id".into()));
+    }
+    if let Some(other) = state.records.item_by_seq(&device.device_id, m.seq)? {
+        state.custody(
+            "conflict",
+            Some(&m.clip_id),
+            serde_json::json!({ "reason": "a different manifest for a known seq", "seq": m.seq, "on_record_clip_id": other.clip_id, "offered": sha }),
+        )?;
+        return Err(Error::Conflict(format!("seq {} of this device is on record with another clip", m.seq)));
+    }
+    if m.seq > 1 {
+        if let Some(p) = state.records.item_by_seq(&device.device_id, m.seq - 1)? {
+            if m.prev.as_deref() != Some(p.manifest_sha256.as_str()) {
+                state.custody(
+                    "conflict",
+                    Some(&m.clip_id),
+                    serde_json::json!({ "reason": "prev does not name the manifest on record for seq-1", "seq": m.seq, "offered": sha }),
+                )?;
+                return Err(Error::Conflict("prev does not match the manifest on record for the previous seq".into()));
+            }
+        }
+    }
+    if let Some(n) = state.records.item_by_seq(&device.device_id, m.seq + 1)? {
+        let next_prev = Manifest::parse(&n.manifest).ok().and_then(|nm| nm.prev);
+        if next_prev.as_deref() != Some(sha.as_str()) {
+            state.custody(
+                "conflict",
+                Some(&m.clip_id),
+                serde_json::json!({ "reason": "the manifest on record for seq+1 names another prev", "seq": m.seq, "offered": sha }),
+            )?;
+            return Err(Error::Conflict("the manifest on record for the next seq names another previous manifest".into()));
+        }
+    }
+    let max = state.records.max_seq(&device.device_id)?.unwrap_or(0);
+    if m.seq > max + 1 {
+        state.custody("seq_gap", Some(&m.clip_id), serde_json::json!({ "device_id": device.device_id, "expected": max + 1, "got": m.seq }))?;
+    }
+
+    let committed_at = fieldcap_evidence::time::now();
+    let commitment = Commitment {
+        doc_type: protocol::types::COMMITMENT.into(),
+        clip_id: m.clip_id.clone(),
+        device_id: m.device_id.clone(),
+        seq: m.seq,
+        manifest_sha256: sha.clone(),
+        committed_at: committed_at.clone(),
+        server_key_id: state.key_id.clone(),
+    };
+    let (cbody, csig) = state.sign_doc(&commitment)?;
+    let item = ItemRecord {
+        clip_id: m.clip_id.clone(),
+        device_id: m.device_id.clone(),
+        seq: m.seq,
+        kind: m.kind.as_str().into(),
+        manifest: bytes.clone(),
+        manifest_sig: sig,
+        manifest_sha256: sha.clone(),
+        media: m.media.as_ref().map(|md| MediaInfo { mime: md.mime.clone(), bytes: md.bytes, sha256: md.sha256.clone(), blake3: md.blake3.clone() }),
+        started_at: m.capture.started_at.clone(),
+        ended_at: m.capture.ended_at.clone(),
+        commitment: cbody,
+        commitment_sig: csig,
+        committed_at,
+        state: "committed".into(),
+        blob_sha256: None,
+        receipt: None,
+        receipt_sig: None,
+        received_at: None,
+        log_index: None,
+        refusals: 0,
+        last_refusal: None,
+    };
+    let upload = item.media.as_ref().map(|md| new_upload(state, &item.clip_id, md.bytes));
+    if !state.records.insert_item(&item, upload.as_ref())? {
+        return Err(Error::Conflict("the clip_id or seq was recorded concurrently".into()));
+    }
+    state.custody("received", Some(&item.clip_id), serde_json::json!({ "manifest_sha256": sha, "seq": m.seq, "kind": m.kind.as_str() }))?;
+    if m.kind == ItemKind::Observation {
+        crate::receipts::complete(state, &item, None, None)?;
+    } else if let Some(u) = &upload {
+        if u.length == 0 {
+            // Nothing to upload: verify the empty file now.
+            let _ = crate::tus::finalize(state, &item, u);
+        }
+    }
+    let stored = state.records.item(&item.clip_id)?.ok_or_else(|| Error::Internal("item vanished".into()))?;
+    Ok((true, answer(state, &stored)?))
+}
+
+/// The commitment response for an item on record (fresh upload URL if the old one expired or
+/// was terminated).
+fn answer(state: &AppState, item: &ItemRecord) -> Result<CommitmentResponse> {
+    let commitment = SignedDoc::new(&item.commitment, &item.commitment_sig);
+    if let (Some(r), Some(s)) = (&item.receipt, &item.receipt_sig) {
+        return Ok(CommitmentResponse { commitment, upload_url: None, upload_expires: None, receipt: Some(SignedDoc::new(r, s)) });
+    }
+    let Some(md) = &item.media else {
+        return Ok(CommitmentResponse { commitment, upload_url: None, upload_expires: None, receipt: None });
+    };
+    let mut up = state.records.upload_for_clip(&item.clip_id)?;
+    let usable = up.as_ref().is_some_and(|u| u.state == "open" && u.expires_at_ms > now_ms());
+    if !usable {
+        crate::tus::discard_unwanted_partial(state, &item.clip_id);
+        let fresh = new_upload(state, &item.clip_id, md.bytes);
+        state.records.put_upload(&fresh)?;
+        up = Some(fresh);
+    }
+    let u = up.ok_or_else(|| Error::Internal("no upload".into()))?;
+    Ok(CommitmentResponse {
+        commitment,
+        upload_url: Some(upload_path(&u.capability)),
+        upload_expires: Some(rfc3339_ms(u.expires_at_ms)),
+        receipt: None,
+    })
+}

@@ -1,0 +1,51 @@
+//! The HTTP API's endpoints, one file per resource, and the route table ([`router`]).
+//!
+//! | route | file |
+//! |---|---|
+//! | `GET /v1/time`, `POST /v1/enroll` | [`enrol`] |
+//! | `POST /v1/manifests` | [`manifests`] |
+//! | `/v1/uploads`, `/v1/uploads/{capability}` (tus 1.0) | [`tus`] |
+//! | `GET /v1/receipts/{clip_id}` | [`receipts`] |
+//! | `GET /v1/log/checkpoint`, `/v1/log/consistency`, `/v1/log/inclusion` | [`log`] |
+//! | `POST /v1/custody` | [`custody`] |
+//!
+//! What every endpoint shares (authentication, bodies, limits, problem+json) is in
+//! [`crate::http`].
+
+pub(crate) mod custody;
+pub(crate) mod enrol;
+pub(crate) mod log;
+pub(crate) mod manifests;
+pub(crate) mod receipts;
+pub mod tus;
+
+use crate::http::{limits, problem};
+use crate::state::AppState;
+use axum::routing::{get, post};
+use axum::Router;
+use std::sync::Arc;
+
+/// Every route, behind the request limits and the problem+json safety net.
+pub(crate) fn router(state: Arc<AppState>) -> Router {
+    let tus_routes = Router::new()
+        .route("/v1/uploads", post(tus::post_endpoint).options(tus::options))
+        .route(
+            "/v1/uploads/{cap}",
+            axum::routing::head(tus::head).patch(tus::patch).delete(tus::delete).post(tus::post_at).options(tus::options),
+        )
+        .layer(axum::middleware::from_fn(tus::tus_headers));
+    Router::new()
+        .route("/v1/time", get(enrol::time))
+        .route("/v1/enroll", post(enrol::enroll))
+        .route("/v1/manifests", post(manifests::manifests))
+        .route("/v1/custody", post(custody::post_custody))
+        .route("/v1/receipts/{clip_id}", get(receipts::receipt))
+        .route("/v1/log/checkpoint", get(log::checkpoint))
+        .route("/v1/log/consistency", get(log::consistency))
+        .route("/v1/log/inclusion", get(log::inclusion))
+        .merge(tus_routes)
+        .fallback(problem::not_found)
+        .layer(axum::middleware::from_fn(problem::problem_safety_net))
+        .layer(axum::middleware::from_fn(limits::limits))
+        .with_state(state)
+}

@@ -1,0 +1,99 @@
+//! Completing an upload: the received bytes re-hashed (length, SHA-256, BLAKE3) against the
+//! signed manifest; a mismatch refused and recorded in custody, a match stored as the original
+//! and receipted ([`crate::receipts::complete`]). Also run at start-up for uploads whose last
+//! byte was fsynced before a crash ([`recover`]).
+
+use crate::error::{Error, Result};
+use crate::state::AppState;
+use crate::store::{ItemRecord, MediaInfo, UploadRecord};
+
+/// Discards a partial upload whose bytes are no longer wanted (expired, terminated, refused or
+/// restarted upload). A failure is logged, not returned: the upload's offset on record goes back
+/// to 0 regardless, and the next write truncates the partial there.
+pub(crate) fn discard_unwanted_partial(state: &AppState, clip_id: &str) {
+    if let Err(e) = state.blobs.discard_partial(clip_id) {
+        tracing::warn!(error = %e, "a partial upload could not be removed");
+    }
+}
+
+/// Verifies a fully received upload against the signed manifest and completes the item.
+///
+/// Also used at start-up for uploads whose last byte was fsynced but not finished (a crash
+/// between), and for zero-length media at commit time.
+pub(crate) fn finalize(state: &AppState, item: &ItemRecord, up: &UploadRecord) -> Result<()> {
+    let md = item.media.as_ref().ok_or_else(|| Error::Internal("finalising an item without media".into()))?;
+    let received = match state.blobs.read_partial(&item.clip_id)? {
+        Some(r) => r,
+        None if up.length == 0 => {
+            // Empty media: the received file is an empty partial, made now.
+            state.blobs.open_partial(&item.clip_id, 0)?.sync()?;
+            state.blobs.read_partial(&item.clip_id)?.ok_or_else(|| Error::Internal("an empty partial upload vanished".into()))?
+        }
+        None if state.blobs.contains(&md.sha256)? => {
+            // Crashed after the move into the blob store: the blob is the received file.
+            return finish_stored(state, item, md);
+        }
+        None => {
+            state.records.set_upload_state(&item.clip_id, "open", 0)?;
+            return Err(Error::Internal("the received bytes are missing; the upload was reset".into()));
+        }
+    };
+    let d = fieldcap_evidence::hashing::hash_reader(received, &mut |_| {}).map_err(|e| Error::io("hashing the received file", e))?;
+    let mut why = Vec::new();
+    if d.bytes != md.bytes {
+        why.push(format!("length {} instead of {}", d.bytes, md.bytes));
+    }
+    if d.sha256_hex() != md.sha256 {
+        why.push("SHA-256 differs".to_string());
+    }
+    if d.blake3_hex() != md.blake3 {
+        why.push("BLAKE3 differs".to_string());
+    }
+    if !why.is_empty() {
+        let reason = format!("received media does not match the signed manifest: {}", why.join(", "));
+        discard_unwanted_partial(state, &item.clip_id);
+        state.records.set_upload_state(&item.clip_id, "open", 0)?;
+        state.records.note_refusal(&item.clip_id, &reason)?;
+        state.custody(
+            "refused",
+            Some(&item.clip_id),
+            serde_json::json!({
+                "reason": reason,
+                "received": { "bytes": d.bytes, "sha256": d.sha256_hex(), "blake3": d.blake3_hex() },
+            }),
+        )?;
+        return Err(Error::DigestMismatch(format!("{reason}; the bytes were discarded and the upload reset to offset 0")));
+    }
+    state.custody(
+        "verified",
+        Some(&item.clip_id),
+        serde_json::json!({ "bytes": d.bytes, "sha256": d.sha256_hex(), "blake3": d.blake3_hex() }),
+    )?;
+    state.blobs.store_partial(&item.clip_id, &md.sha256)?;
+    finish_stored(state, item, md)
+}
+
+fn finish_stored(state: &AppState, item: &ItemRecord, md: &MediaInfo) -> Result<()> {
+    let media = fieldcap_evidence::protocol::ReceiptMedia { bytes: md.bytes, sha256: md.sha256.clone(), blake3: md.blake3.clone() };
+    crate::receipts::complete(state, item, Some(media), Some(md.sha256.clone()))?;
+    let idx = state.records.item(&item.clip_id)?.and_then(|i| i.log_index);
+    state.custody("stored", Some(&item.clip_id), serde_json::json!({ "blob_sha256": md.sha256, "log_index": idx }))?;
+    Ok(())
+}
+
+/// Finishes uploads whose bytes were all fsynced but whose completion did not happen (crash).
+pub(crate) fn recover(state: &AppState) -> Result<()> {
+    for item in state.records.items()? {
+        if item.state != "committed" || item.media.is_none() {
+            continue;
+        }
+        if let Some(up) = state.records.upload_for_clip(&item.clip_id)? {
+            if up.state == "open" && up.offset == up.length && up.length > 0 {
+                if let Err(e) = finalize(state, &item, &up) {
+                    tracing::warn!(problem = %e.problem().problem_type, "an interrupted upload could not be completed at start-up");
+                }
+            }
+        }
+    }
+    Ok(())
+}

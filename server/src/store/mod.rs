@@ -1,0 +1,445 @@
+//! Storage behind traits: [`RecordStore`] for records, [`BlobStore`] for media originals and
+//! partial uploads.
+//!
+//! Every server module — endpoints, tus, receipts, custody, incidents, retention and disposal,
+//! package export, [`crate::records::Records`] — reaches stored data only through these traits,
+//! so a PostgreSQL record store or an `object_store` blob store (S3, GCS, Azure) is a new file in
+//! this folder implementing them, plus a constructor beside [`Stores::open_embedded`], the one
+//! place where backends are chosen. The embedded defaults are [`SqliteRecordStore`] (one WAL
+//! database, `records.sqlite`, with its schema and migrations in [`sqlite::schema`]; all row SQL
+//! of the server is in [`sqlite`]) and [`LocalBlobStore`] (a content-addressed directory,
+//! `blobs/sha256/<2 hex>/<64 hex>`, each original fsynced, renamed into place and made
+//! read-only, never modified; partial uploads in `uploads/`; [`blobs`]). Each store maps its own
+//! errors to [`crate::Error::Storage`] (or I/O) at this boundary.
+//!
+//! Operations that must be atomic are single trait methods (one transaction each), because other
+//! processes (`fieldcap token`, `fieldcap dispose`, package export) write the same records while
+//! a server runs: enrolment consumes the token and stores the device together; completing an
+//! item stores its log leaf, checkpoint, receipt and upload state together; a custody event
+//! takes the next chain position inside the same transaction that writes it; a disposal checks
+//! holds and referrals again, appends its log leaf with a checkpoint and records itself together.
+//! Where such a method needs something only the caller can make (a signature over the next
+//! chain position, a device certificate for the token's role, a checkpoint over the new tree),
+//! it takes a closure ([`CustodySigner`], [`DeviceBuilder`], [`CheckpointSigner`]) and calls it
+//! inside the transaction.
+//!
+//! ```
+//! use fieldcap_server::store::{RecordStore, SqliteRecordStore};
+//! let dir = tempfile::tempdir().unwrap();
+//! let s = SqliteRecordStore::open(&dir.path().join("records.sqlite")).unwrap();
+//! s.insert_token("ab", "monitor", "2025-06-07T18:04:05.000Z", i64::MAX).unwrap();
+//! assert!(s.device("00000000000000000000000000000000").unwrap().is_none());
+//! ```
+
+pub mod blobs;
+pub mod sqlite;
+
+pub use blobs::LocalBlobStore;
+pub use sqlite::SqliteRecordStore;
+
+use crate::error::{Error, Result};
+use fieldcap_evidence::custody::CustodyEvent;
+use fieldcap_evidence::hashing::{hash_reader, Digests};
+use fieldcap_evidence::tlog::Hash;
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// An enrolled device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceRecord {
+    /// Device id (32 hex).
+    pub device_id: String,
+    /// SPKI PEM public key.
+    pub public_key_pem: String,
+    /// `monitor` or `police` (from the token).
+    pub role: String,
+    /// Organisation the device gave.
+    pub org: Option<String>,
+    /// When enrolled (RFC 3339).
+    pub enrolled_at: String,
+    /// Exact bytes of the signed device certificate.
+    pub cert: Vec<u8>,
+    /// Server signature over `cert`.
+    pub cert_sig: Vec<u8>,
+    /// When revoked, if it was.
+    pub revoked_at: Option<String>,
+}
+
+/// Media digests as declared in a manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaInfo {
+    /// MIME type.
+    pub mime: String,
+    /// Length.
+    pub bytes: u64,
+    /// SHA-256 hex.
+    pub sha256: String,
+    /// BLAKE3 hex.
+    pub blake3: String,
+}
+
+/// One item on record: the device's manifest and, once complete, the server's receipt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ItemRecord {
+    /// Item id (UUIDv7).
+    pub clip_id: String,
+    /// Device id.
+    pub device_id: String,
+    /// Device chain position.
+    pub seq: u64,
+    /// `video`, `audio`, `photo` or `observation`.
+    pub kind: String,
+    /// Exact manifest bytes as the device signed them.
+    pub manifest: Vec<u8>,
+    /// Device signature over `manifest`.
+    pub manifest_sig: Vec<u8>,
+    /// SHA-256 hex of `manifest`.
+    pub manifest_sha256: String,
+    /// Declared media, absent for observations.
+    pub media: Option<MediaInfo>,
+    /// Capture start.
+    pub started_at: String,
+    /// Capture end.
+    pub ended_at: String,
+    /// Exact bytes of the signed commitment.
+    pub commitment: Vec<u8>,
+    /// Server signature over `commitment`.
+    pub commitment_sig: Vec<u8>,
+    /// When committed.
+    pub committed_at: String,
+    /// `committed` (waiting for media) or `received` (receipted).
+    pub state: String,
+    /// SHA-256 hex naming the stored original in the blob store.
+    pub blob_sha256: Option<String>,
+    /// Exact bytes of the signed receipt.
+    pub receipt: Option<Vec<u8>>,
+    /// Server signature over `receipt`.
+    pub receipt_sig: Option<Vec<u8>>,
+    /// When everything was received.
+    pub received_at: Option<String>,
+    /// Log leaf index.
+    pub log_index: Option<u64>,
+    /// Number of refused uploads.
+    pub refusals: u64,
+    /// Why the last upload was refused.
+    pub last_refusal: Option<String>,
+}
+
+/// State of a tus upload resource.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadRecord {
+    /// Item the upload is bound to.
+    pub clip_id: String,
+    /// The capability in the upload URL (64 hex).
+    pub capability: String,
+    /// Expected length (the manifest's byte count).
+    pub length: u64,
+    /// Bytes received and fsynced.
+    pub offset: u64,
+    /// When created.
+    pub created_at: String,
+    /// Expiry, Unix ms.
+    pub expires_at_ms: i64,
+    /// `open`, `complete` or `terminated`.
+    pub state: String,
+}
+
+/// Everything stored when an item becomes complete (one transaction).
+#[derive(Debug, Clone)]
+pub struct Completion {
+    /// Item id.
+    pub clip_id: String,
+    /// Log leaf index.
+    pub log_index: u64,
+    /// Exact leaf bytes.
+    pub leaf: Vec<u8>,
+    /// Leaf hash.
+    pub leaf_hash: Hash,
+    /// Tree size after the append.
+    pub tree_size: u64,
+    /// Signed checkpoint note at `tree_size`.
+    pub checkpoint: String,
+    /// Exact receipt bytes.
+    pub receipt: Vec<u8>,
+    /// Server signature over `receipt`.
+    pub receipt_sig: Vec<u8>,
+    /// When received.
+    pub received_at: String,
+    /// Stored original, if the item has media.
+    pub blob_sha256: Option<String>,
+}
+
+/// Result of an enrolment attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EnrollOutcome {
+    /// Newly enrolled; the record stored.
+    Enrolled(DeviceRecord),
+    /// Already enrolled (token reused by the same device, or the device enrolled before).
+    Existing(DeviceRecord),
+    /// The token is unknown, expired or used by another device.
+    InvalidToken,
+    /// The device was revoked.
+    Revoked,
+}
+
+/// What retention needs to know about one item besides its record.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RetentionFacts {
+    /// Legal holds placed and not released.
+    pub active_holds: u64,
+    /// Full packages the item was referred in (a referred item is never disposed).
+    pub referrals: u64,
+    /// When the item was disposed, if it was.
+    pub disposed_at: Option<String>,
+}
+
+/// A disposal whose record and log leaf are stored but whose custody event is not (a crash in
+/// between); `crate::retention` finishes it on its next run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingDisposal {
+    /// Item disposed.
+    pub clip_id: String,
+    /// Index of its disposal leaf in the log.
+    pub log_index: u64,
+}
+
+/// Result of [`RecordStore::record_disposal`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DisposalOutcome {
+    /// The disposal and its log leaf are on record.
+    Recorded {
+        /// Index of the disposal leaf.
+        log_index: u64,
+    },
+    /// A legal hold was placed meanwhile; nothing was recorded.
+    Held,
+    /// The item was referred meanwhile; nothing was recorded.
+    Referred,
+}
+
+/// Builds a signed custody event body for a chain position: `(seq, prev hash) -> (body, sig)`.
+pub type CustodySigner<'a> = &'a dyn Fn(u64, Option<&str>) -> (Vec<u8>, Vec<u8>);
+
+/// Builds a signed device record once the token's role is known.
+pub type DeviceBuilder<'a> = &'a dyn Fn(&str) -> Result<DeviceRecord>;
+
+/// Signs the log's checkpoint after a leaf is appended outside the server process: given every
+/// leaf hash in log order (the new one last) and the newest checkpoint note on record (whose
+/// origin line the new note keeps), returns the signed note for the new size.
+pub type CheckpointSigner<'a> = &'a dyn Fn(&[Hash], Option<&str>) -> Result<String>;
+
+/// Records: tokens, devices, nonces, items, uploads, the log, custody, retention.
+pub trait RecordStore: Send + Sync {
+    // Enrolment tokens, devices and request nonces.
+
+    /// Stores a new enrolment token (its SHA-256 only).
+    fn insert_token(&self, token_sha256: &str, role: &str, created_at: &str, expires_at_ms: i64) -> Result<()>;
+    /// Consumes a token and enrols the device built by `build` for the token's role, atomically.
+    fn enroll(&self, token_sha256: &str, device_id: &str, now_ms: i64, at: &str, build: DeviceBuilder<'_>) -> Result<EnrollOutcome>;
+    /// A device by id.
+    fn device(&self, device_id: &str) -> Result<Option<DeviceRecord>>;
+    /// Every device.
+    fn devices(&self) -> Result<Vec<DeviceRecord>>;
+    /// Marks a device revoked; false if unknown.
+    fn revoke_device(&self, device_id: &str, at: &str) -> Result<bool>;
+    /// Records a request nonce; false if it was already used. Forgets nonces older than `prune_before_ms`.
+    fn use_nonce(&self, device_id: &str, nonce: &str, ts_ms: i64, prune_before_ms: i64) -> Result<bool>;
+
+    // Items (manifests, commitments, receipts) and their tus uploads.
+
+    /// An item by clip id.
+    fn item(&self, clip_id: &str) -> Result<Option<ItemRecord>>;
+    /// An item by device and seq.
+    fn item_by_seq(&self, device_id: &str, seq: u64) -> Result<Option<ItemRecord>>;
+    /// Highest seq on record for a device.
+    fn max_seq(&self, device_id: &str) -> Result<Option<u64>>;
+    /// Every item, in commit order.
+    fn items(&self) -> Result<Vec<ItemRecord>>;
+    /// Stores a new item and its upload resource; `Ok(false)` if the clip id or (device, seq) exists.
+    fn insert_item(&self, item: &ItemRecord, upload: Option<&UploadRecord>) -> Result<bool>;
+    /// An upload by capability.
+    fn upload_by_capability(&self, capability: &str) -> Result<Option<UploadRecord>>;
+    /// The upload of an item.
+    fn upload_for_clip(&self, clip_id: &str) -> Result<Option<UploadRecord>>;
+    /// Inserts or replaces the upload of an item.
+    fn put_upload(&self, upload: &UploadRecord) -> Result<()>;
+    /// Sets the fsynced offset of an upload.
+    fn set_upload_offset(&self, clip_id: &str, offset: u64) -> Result<()>;
+    /// Sets the state of an upload (and its offset).
+    fn set_upload_state(&self, clip_id: &str, state: &str, offset: u64) -> Result<()>;
+    /// Counts a refused upload and why.
+    fn note_refusal(&self, clip_id: &str, reason: &str) -> Result<()>;
+
+    // Completing items, and the transparency log.
+
+    /// Every leaf hash, in log order.
+    fn leaf_hashes(&self) -> Result<Vec<Hash>>;
+    /// Stores a completed item: leaf, checkpoint, receipt, upload state.
+    fn complete_item(&self, c: &Completion) -> Result<()>;
+    /// Stores a checkpoint (no-op if one of that size exists).
+    fn put_checkpoint(&self, tree_size: u64, note: &str) -> Result<()>;
+    /// The newest checkpoint.
+    fn latest_checkpoint(&self) -> Result<Option<(u64, String)>>;
+
+    // Server custody events, and the custody logs devices upload.
+
+    /// Appends a custody event; `sign` builds it for the next (seq, prev).
+    fn append_custody(&self, clip_id: Option<&str>, event: &str, at: &str, sign: CustodySigner<'_>) -> Result<CustodyEvent>;
+    /// Custody events, all or those of one item, in chain order.
+    fn custody(&self, clip_id: Option<&str>) -> Result<Vec<CustodyEvent>>;
+    /// The newest event of a device's uploaded custody log as (seq, body SHA-256).
+    fn device_custody_head(&self, device_id: &str) -> Result<Option<(u64, String)>>;
+    /// One event of a device's uploaded custody log.
+    fn device_custody_event(&self, device_id: &str, seq: u64) -> Result<Option<CustodyEvent>>;
+    /// Appends verified, consecutive device custody events in one transaction, if the device's
+    /// head is still `expect_head` (seq, hash); `Ok(false)` if another request moved it.
+    fn append_device_custody(&self, device_id: &str, expect_head: Option<(u64, &str)>, events: &[CustodyEvent], received_at: &str) -> Result<bool>;
+    /// A device's uploaded custody log, in seq order.
+    fn device_custody(&self, device_id: &str) -> Result<Vec<CustodyEvent>>;
+
+    // Retention, legal hold, referral and disposal (see `crate::retention`).
+
+    /// The configured retention periods: category (kind, tag or `default`) → days.
+    fn retention_policy(&self) -> Result<BTreeMap<String, i64>>;
+    /// Sets (or replaces) the retention period of a category.
+    fn set_retention_policy(&self, category: &str, days: i64, at: &str) -> Result<()>;
+    /// Places a legal hold on an item.
+    fn add_hold(&self, clip_id: &str, reason: &str, at: &str) -> Result<()>;
+    /// Releases every active hold of an item; returns how many were released.
+    fn release_holds(&self, clip_id: &str, reason: &str, at: &str) -> Result<u64>;
+    /// Records that items were referred in a full package (once per item and package), in one
+    /// transaction.
+    fn add_referrals(&self, clip_ids: &[String], package_id: &str, recipient: &str, at: &str) -> Result<()>;
+    /// Holds, referrals and disposal of one item.
+    fn retention_facts(&self, clip_id: &str) -> Result<RetentionFacts>;
+    /// Records the disposal of an item in one transaction, if it is still neither held nor
+    /// referred (checked again inside that transaction): appends `leaf` to the log under the
+    /// name `leaf_name` with a checkpoint made by `sign` — unless a leaf of that name is on record
+    /// already, from a run interrupted before — and stores the disposal with its custody event
+    /// still pending ([`RecordStore::pending_disposals`]).
+    fn record_disposal(&self, clip_id: &str, leaf_name: &str, leaf: &[u8], disposed_at: &str, sign: CheckpointSigner<'_>) -> Result<DisposalOutcome>;
+    /// Disposals whose custody event is not recorded yet, in log order.
+    fn pending_disposals(&self) -> Result<Vec<PendingDisposal>>;
+    /// Completes a disposal with the seq of its `disposed` custody event.
+    fn set_disposal_custody_seq(&self, clip_id: &str, custody_seq: u64) -> Result<()>;
+    /// True if an item other than `clip_id` that is not disposed names the same stored original
+    /// (identical bytes are stored once), so the blob must stay.
+    fn blob_needed_by_another_item(&self, blob_sha256: &str, clip_id: &str) -> Result<bool>;
+}
+
+/// Media originals, content-addressed by SHA-256 and never modified, and the partial uploads
+/// (one per item, named by clip id) that become them.
+///
+/// An upload is received into its partial ([`BlobStore::open_partial`]), read back whole for
+/// verification ([`BlobStore::read_partial`]) and, if it matches the signed manifest, stored as
+/// the original ([`BlobStore::store_partial`]); otherwise discarded.
+pub trait BlobStore: Send + Sync {
+    /// Opens the partial upload of an item for appending at `offset`, creating it empty if there
+    /// is none. Bytes past `offset` (written but never confirmed durable before a crash) are
+    /// dropped first.
+    fn open_partial(&self, clip_id: &str, offset: u64) -> Result<Box<dyn PartialWriter>>;
+    /// Reads the partial upload of an item from its first byte; `None` if there is none.
+    fn read_partial(&self, clip_id: &str) -> Result<Option<Box<dyn Read + Send>>>;
+    /// Discards the partial upload of an item (terminated, expired, refused or restarted). No
+    /// partial is not an error.
+    fn discard_partial(&self, clip_id: &str) -> Result<()>;
+    /// Stores the complete, verified partial upload of an item as the original named `sha256`,
+    /// durably, and removes the partial. If that original is stored already (identical bytes)
+    /// the stored one is kept. Never modifies a stored original.
+    fn store_partial(&self, clip_id: &str, sha256: &str) -> Result<()>;
+    /// True if an original is stored.
+    fn contains(&self, sha256: &str) -> Result<bool>;
+    /// Opens a stored original for reading.
+    fn open(&self, sha256: &str) -> Result<Box<dyn Read + Send>>;
+    /// Copies a stored original into a new file `dst` (which must not exist), hashing the bytes
+    /// as they are written, and fsyncs it; returns the digests of what was written. On error no
+    /// `dst` is left.
+    fn copy_to(&self, sha256: &str, dst: &Path) -> Result<Digests> {
+        let mut input = self.open(sha256)?;
+        let mut out = std::fs::OpenOptions::new().write(true).create_new(true).open(dst).map_err(|e| Error::io("creating a copy of an original", e))?;
+        let copied = hash_reader(TeeReader { inner: &mut input, copy: &mut out }, &mut |_| {}).and_then(|d| out.sync_all().map(|_| d));
+        copied.map_err(|e| {
+            let _ = std::fs::remove_file(dst);
+            Error::io("copying an original", e)
+        })
+    }
+    /// A local file path of an original, when the store keeps originals on the local disk.
+    fn local_path(&self, sha256: &str) -> Option<PathBuf>;
+    /// Deletes a stored original whose disposal is on record (log leaf and custody event):
+    /// retention is the only caller, and nothing else ever deletes an original. An original that
+    /// is already gone is not an error (a disposal finished again after a crash).
+    fn remove_disposed(&self, sha256: &str) -> Result<()>;
+}
+
+/// Appends to a partial upload (see [`BlobStore::open_partial`]).
+pub trait PartialWriter: Send {
+    /// Appends bytes.
+    fn write_all(&mut self, bytes: &[u8]) -> Result<()>;
+    /// Makes everything appended so far durable. The offset on record advances only after this.
+    fn sync(&mut self) -> Result<()>;
+    /// Drops everything past `len` and makes that durable (a body that ran past the upload's
+    /// length is taken back to where it started).
+    fn truncate(&mut self, len: u64) -> Result<()>;
+}
+
+/// Writes every byte read through it to `copy` as well.
+struct TeeReader<'a, R: Read + ?Sized, W: Write> {
+    inner: &'a mut R,
+    copy: &'a mut W,
+}
+
+impl<R: Read + ?Sized, W: Write> Read for TeeReader<'_, R, W> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.copy.write_all(&buf[..n])?;
+        Ok(n)
+    }
+}
+
+/// File name of the embedded record database inside a data directory.
+pub const RECORDS_FILE: &str = "records.sqlite";
+/// Folder of the embedded blob store's originals inside a data directory.
+pub const BLOBS_DIR: &str = "blobs";
+/// Folder of the embedded blob store's partial uploads inside a data directory.
+pub const UPLOADS_DIR: &str = "uploads";
+
+/// The two stores a server works on. This is where the backends are chosen: the embedded
+/// default opens a data directory ([`Stores::open_embedded`]); another deployment builds one
+/// from its own record and blob stores.
+#[derive(Clone)]
+pub struct Stores {
+    /// Records.
+    pub records: Arc<dyn RecordStore>,
+    /// Originals and partial uploads.
+    pub blobs: Arc<dyn BlobStore>,
+}
+
+impl std::fmt::Debug for Stores {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stores").finish_non_exhaustive()
+    }
+}
+
+impl Stores {
+    /// The embedded stores of a data directory (created if needed): records in
+    /// [`RECORDS_FILE`], originals in [`BLOBS_DIR`], partial uploads in [`UPLOADS_DIR`].
+    pub fn open_embedded(data_dir: &Path) -> Result<Stores> {
+        let records = open_embedded_records(data_dir)?;
+        let blobs = LocalBlobStore::open(&data_dir.join(BLOBS_DIR), &data_dir.join(UPLOADS_DIR))?;
+        Ok(Stores { records: Arc::new(records), blobs: Arc::new(blobs) })
+    }
+}
+
+/// The embedded record store of a data directory alone, created if needed (issuing tokens,
+/// revoking devices and listing need no blob store).
+pub fn open_embedded_records(data_dir: &Path) -> Result<SqliteRecordStore> {
+    std::fs::create_dir_all(data_dir).map_err(|e| Error::io("creating the data directory", e))?;
+    SqliteRecordStore::open(&data_dir.join(RECORDS_FILE))
+}
+
+/// True for 64 lowercase hex digits.
+pub fn is_sha256_hex(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
