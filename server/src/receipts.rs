@@ -8,7 +8,8 @@
 //! is undone, so the log on disk and in memory never disagree. Appends are serialised by the log
 //! lock.
 //!
-//! A device verifies a receipt with [`verify_receipt`] (also usable by any verifier):
+//! Anyone verifies a receipt with [`verify_receipt`] (a thin call of
+//! [`fieldcap_evidence::receipt::ReceiptVerifier`]):
 //!
 //! ```no_run
 //! # fn f(doc: fieldcap_evidence::protocol::SignedDoc, key: ed25519_dalek::VerifyingKey) -> fieldcap_server::Result<()> {
@@ -17,11 +18,12 @@
 //! # Ok(()) }
 //! ```
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::state::AppState;
 use crate::store::{Completion, ItemRecord};
 use ed25519_dalek::VerifyingKey;
-use fieldcap_evidence::tlog::{leaf_hash, proof_from_hex, proof_to_hex, verify_checkpoint, verify_inclusion};
+use fieldcap_evidence::receipt::ReceiptVerifier;
+use fieldcap_evidence::tlog::{leaf_hash, proof_to_hex};
 use fieldcap_evidence::protocol::{log_leaf_bytes, types, Receipt, ReceiptLog, ReceiptMedia, SignedDoc};
 
 /// Completes `item` (in state `committed`): appends its leaf and stores the signed receipt.
@@ -78,19 +80,12 @@ pub(crate) fn complete(state: &AppState, item: &ItemRecord, media: Option<Receip
     }
 }
 
-/// Verifies a signed receipt completely: server signature, checkpoint signature (key name =
-/// `origin`), and the inclusion proof of the receipt's own leaf against the checkpoint root.
-/// Returns the receipt. (Comparing its digests with the item's is the caller's part.)
+/// Verifies a signed receipt completely: server signature, type and key id, checkpoint
+/// signature (key name = `origin`), and the inclusion proof of the receipt's own leaf against the
+/// checkpoint root — through [`ReceiptVerifier`], the one receipt verifier the device, the server
+/// and the package verifier share. Returns the receipt. (Comparing its digests with the item's is
+/// the caller's part: [`ReceiptVerifier::verify`] does both when the item is known.)
 pub fn verify_receipt(doc: &SignedDoc, server_key: &VerifyingKey, origin: &str) -> Result<Receipt> {
-    let (receipt, _, _): (Receipt, _, _) = doc.open(server_key)?;
-    if receipt.doc_type != types::RECEIPT {
-        return Err(Error::Core(fieldcap_evidence::Error::Integrity("not a receipt".into())));
-    }
-    let cp = verify_checkpoint(&receipt.log.checkpoint, origin, server_key)?;
-    if cp.size != receipt.log.tree_size || cp.origin != origin {
-        return Err(Error::Core(fieldcap_evidence::Error::Integrity("receipt checkpoint does not match its tree size or origin".into())));
-    }
-    let proof = proof_from_hex(&receipt.log.inclusion)?;
-    verify_inclusion(receipt.log.index, receipt.log.tree_size, &leaf_hash(&receipt.leaf_bytes()), &proof, &cp.root)?;
-    Ok(receipt)
+    let (body, sig) = doc.decode()?;
+    Ok(ReceiptVerifier::new(*server_key, origin).verify_unbound(&body, &sig)?)
 }
