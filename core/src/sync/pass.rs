@@ -1,0 +1,279 @@
+//! One sync pass: its state, the order of its steps, and how it talks to the server.
+//!
+//! [`Pass::run`] puts every pending manifest on record first (hash first), then moves media and
+//! receipts item by item, then the device's custody log. Every request goes through
+//! [`Pass::send`], which owns the retry policy: transient failures (no answer, 5xx, 408, 429)
+//! are retried with exponential backoff and jitter (honouring `Retry-After`) while the retries
+//! and the budget last; the pass stops between requests on cancel or at its deadline. How a
+//! step ended, when not normally, is a [`Stop`].
+
+use super::clock::get_time;
+use super::rows::{self, ItemRow};
+use super::transport::{path_and_query, HttpRequest, HttpResponse, Transport, TransportError};
+use super::{CancelToken, SyncOptions, SyncPhase, SyncProgress, SyncSummary};
+use crate::error::Error;
+use crate::protocol::{self, Problem};
+use crate::store::Store;
+use ed25519_dalek::VerifyingKey;
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+/// How a step ended, when not normally.
+pub(super) enum Stop {
+    /// The budget ran out.
+    Budget,
+    /// The pass was cancelled.
+    Cancelled,
+    /// Transient failures persisted past the retries.
+    Transient(String),
+    /// A hard error (store, integrity) to return.
+    Fatal(Error),
+}
+
+impl From<Error> for Stop {
+    fn from(e: Error) -> Self {
+        Stop::Fatal(e)
+    }
+}
+
+impl From<fieldcap_evidence::Error> for Stop {
+    fn from(e: fieldcap_evidence::Error) -> Self {
+        Stop::Fatal(e.into())
+    }
+}
+
+impl From<rusqlite::Error> for Stop {
+    fn from(e: rusqlite::Error) -> Self {
+        Stop::Fatal(e.into())
+    }
+}
+
+impl From<serde_json::Error> for Stop {
+    fn from(e: serde_json::Error) -> Self {
+        Stop::Fatal(e.into())
+    }
+}
+
+/// The result of one step of a pass.
+pub(super) type Step<T> = std::result::Result<T, Stop>;
+
+/// The pinned server, from enrolment.
+pub(super) struct Server {
+    /// Base URL.
+    pub(super) url: String,
+    /// The log origin its checkpoints must name (empty: not recorded at enrolment).
+    pub(super) origin: String,
+    /// Its Ed25519 key.
+    pub(super) key: VerifyingKey,
+    /// Its key id.
+    pub(super) key_id: String,
+}
+
+/// The state of one pass.
+pub(super) struct Pass<'a> {
+    pub(super) store: &'a Store,
+    pub(super) t: &'a dyn Transport,
+    pub(super) opts: &'a SyncOptions,
+    pub(super) cancel: &'a CancelToken,
+    pub(super) deadline: Instant,
+    pub(super) server: Server,
+    /// Device minus server clock, ms (signed requests are stamped with server time).
+    pub(super) offset_ms: i64,
+    pub(super) summary: SyncSummary,
+    pub(super) progress: &'a mut dyn FnMut(&SyncProgress),
+    pub(super) items_done: usize,
+    pub(super) items_total: usize,
+}
+
+/// The tus protocol version header every tus request carries.
+pub(super) const TUS: (&str, &str) = ("Tus-Resumable", "1.0.0");
+
+pub(super) fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// The problem title of a 4xx answer, or a short description.
+pub(super) fn problem_title(resp: &HttpResponse) -> String {
+    match serde_json::from_slice::<Problem>(&resp.body) {
+        Ok(p) => {
+            let name = p.problem_type.rsplit('/').next().unwrap_or_default().to_string();
+            if name.is_empty() {
+                format!("{} ({})", p.title, resp.status)
+            } else {
+                format!("{} ({}, {name})", p.title, resp.status)
+            }
+        }
+        Err(_) => format!("the server answered HTTP {}", resp.status),
+    }
+}
+
+pub(super) fn is_transient_status(s: u16) -> bool {
+    s >= 500 || s == 429 || s == 408
+}
+
+/// `Retry-After` in seconds (the HTTP-date form is ignored: backoff applies).
+fn retry_after(resp: &HttpResponse) -> Option<Duration> {
+    resp.header("retry-after").and_then(|v| v.trim().parse::<u64>().ok()).map(Duration::from_secs)
+}
+
+/// Exponential backoff with jitter: between half and all of `base * 2^attempt`, capped.
+pub(super) fn backoff(opts: &SyncOptions, attempt: u32) -> Duration {
+    let base = opts.backoff_base.as_millis() as u64;
+    let max = opts.backoff_max.as_millis() as u64;
+    let exp = base.saturating_mul(1u64 << attempt.min(20)).min(max).max(1);
+    let r = rand_core::RngCore::next_u64(&mut rand_core::OsRng) % (exp / 2 + 1);
+    Duration::from_millis(exp / 2 + r)
+}
+
+impl Pass<'_> {
+    /// The whole pass: manifests, then media and receipts, then custody.
+    pub(super) fn run(&mut self) -> Step<()> {
+        // 1. Hash first: every pending manifest, oldest first.
+        let to_commit = rows::items_to_commit(&self.store.conn())?;
+        for row in to_commit {
+            self.check_stop()?;
+            self.report(SyncPhase::Manifests, Some(&row.clip_id), 0, 0);
+            self.send_manifest(&row)?;
+        }
+        if self.opts.manifests_only {
+            return self.upload_custody();
+        }
+        // 2. Media and receipts, oldest first.
+        let to_upload = rows::items_to_upload(&self.store.conn())?;
+        for row in to_upload {
+            self.check_stop()?;
+            match self.item(&row) {
+                Ok(()) => {}
+                Err(Stop::Fatal(e)) => return Err(Stop::Fatal(e)),
+                Err(other) => return Err(other),
+            }
+            self.items_done += 1;
+        }
+        // 3. The device's own custody log, so packages carry the device side too.
+        self.upload_custody()
+    }
+
+    /// The item's row as it is now.
+    pub(super) fn reload(&self, clip_id: &str) -> Step<ItemRow> {
+        let row = rows::item(&self.store.conn(), clip_id)?;
+        row.ok_or_else(|| Stop::Fatal(Error::NotFound(format!("item {clip_id}"))))
+    }
+
+    pub(super) fn report(&mut self, phase: SyncPhase, clip_id: Option<&str>, done: u64, total: u64) {
+        let p = SyncProgress {
+            phase,
+            clip_id: clip_id.map(String::from),
+            item_bytes_done: done,
+            item_bytes_total: total,
+            items_done: self.items_done,
+            items_total: self.items_total,
+            bytes_uploaded: self.summary.bytes_uploaded,
+        };
+        (self.progress)(&p);
+    }
+
+    pub(super) fn check_stop(&self) -> Step<()> {
+        if self.cancel.is_cancelled() {
+            return Err(Stop::Cancelled);
+        }
+        if Instant::now() >= self.deadline {
+            return Err(Stop::Budget);
+        }
+        Ok(())
+    }
+
+    /// Sleeps for `d`, waking early on cancel; fails if the sleep would pass the deadline.
+    pub(super) fn sleep(&self, d: Duration) -> Step<()> {
+        let until = Instant::now() + d;
+        if until >= self.deadline {
+            return Err(Stop::Budget);
+        }
+        while Instant::now() < until {
+            if self.cancel.is_cancelled() {
+                return Err(Stop::Cancelled);
+            }
+            std::thread::sleep((until - Instant::now()).min(Duration::from_millis(50)));
+        }
+        Ok(())
+    }
+
+    pub(super) fn backoff(&self, attempt: u32) -> Duration {
+        backoff(self.opts, attempt)
+    }
+
+    /// Sends a request built by `build` (called again for each attempt, so signatures and nonces
+    /// are fresh), retrying transient failures. Returns any non-transient response.
+    pub(super) fn send(&mut self, what: &str, build: &dyn Fn(&Pass<'_>) -> HttpRequest) -> Step<HttpResponse> {
+        let mut attempt = 0u32;
+        loop {
+            self.check_stop()?;
+            let mut req = build(self);
+            let left = self.deadline.saturating_duration_since(Instant::now());
+            req.timeout = req.timeout.min(self.opts.request_timeout).min(left.max(Duration::from_millis(1)));
+            let (err, wait) = match self.t.send(req) {
+                Ok(resp) if resp.status == 401 && attempt == 0 && self.is_skew(&resp) => {
+                    // Our clock correction is stale: measure again and retry at once.
+                    let (_, offset, rtt) = get_time(self.t, &self.server.url, Duration::from_secs(10)).map_err(|e| Stop::Transient(e.to_string()))?;
+                    self.offset_ms = offset;
+                    self.store.record_clock(offset, rtt)?;
+                    (format!("{what}: {}", problem_title(&resp)), Duration::ZERO)
+                }
+                Ok(resp) if is_transient_status(resp.status) => (format!("{what}: {}", problem_title(&resp)), retry_after(&resp).unwrap_or_else(|| self.backoff(attempt))),
+                Ok(resp) => return Ok(resp),
+                Err(TransportError::Refused(e)) => return Err(Stop::Fatal(Error::Network(format!("{what}: {e}")))),
+                Err(e) => (format!("{what}: {e}"), self.backoff(attempt)),
+            };
+            tracing::debug!("transient failure, retrying: {err}");
+            if attempt >= self.opts.max_retries {
+                return Err(Stop::Transient(err));
+            }
+            attempt += 1;
+            self.sleep(wait)?;
+        }
+    }
+
+    fn is_skew(&self, resp: &HttpResponse) -> bool {
+        serde_json::from_slice::<Problem>(&resp.body)
+            .map(|p| p.problem_type.ends_with("/stale-request") || p.problem_type.contains("skew") || p.problem_type.contains("clock"))
+            .unwrap_or(false)
+    }
+
+    /// A signed device request.
+    pub(super) fn signed(&self, method: &str, url: &str, body: Vec<u8>, content_type: Option<&str>) -> HttpRequest {
+        let ts = now_ms() - self.offset_ms;
+        let mut headers: Vec<(String, String)> = protocol::sign_request(self.store.device_key(), method, &path_and_query(url), ts, &body)
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+        if let Some(ct) = content_type {
+            headers.push(("Content-Type".into(), ct.into()));
+        }
+        HttpRequest { method: method.into(), url: url.into(), headers, body, timeout: self.opts.request_timeout }
+    }
+
+    /// Records a permanent refusal: the item waits for a person, with the reason shown.
+    pub(super) fn needs_attention(&mut self, row: &ItemRow, reason: &str) -> Step<()> {
+        rows::set_needs_attention(&self.store.conn(), &row.clip_id, reason)?;
+        self.store.append_custody("sync_refused", Some(&row.clip_id), json!({"reason": reason}))?;
+        Ok(())
+    }
+
+    fn note_transient(&self, clip_id: &str, err: &str) {
+        let next = crate::time::format(chrono::Utc::now() + chrono::Duration::seconds(30));
+        let _ = rows::note_transient(&self.store.conn(), clip_id, err, &next);
+    }
+
+    /// Notes a transient stop on the item (attempts, last error, next attempt) and passes the
+    /// result on.
+    pub(super) fn with_transient_note<T>(&self, clip_id: &str, r: Step<T>) -> Step<T> {
+        if let Err(Stop::Transient(e)) = &r {
+            self.note_transient(clip_id, e);
+        }
+        r
+    }
+
+    pub(super) fn set_state(&self, clip_id: &str, state: &str) -> Step<()> {
+        rows::set_state(&self.store.conn(), clip_id, state)?;
+        Ok(())
+    }
+}
