@@ -27,6 +27,11 @@ struct State {
     refuse_manifests: bool,  // answer 422 to manifests
     fork_after: Option<u64>, // rewrite history once the log has this many leaves
     patches: u32,
+    skew_ms: i64,            // the server's clock jumps by this much
+    times: u32,              // GET /v1/time answered
+    stale_answers: u32,      // signed requests refused as stale (outside the 300 s window)
+    proxy_401: bool,         // a proxy in front answers manifests 401 with a problem of its own
+    consistency_gets: u32,   // GET /v1/log/consistency answered
 }
 
 struct Mock {
@@ -95,17 +100,17 @@ impl Transport for Mock {
         let path = req.url.splitn(4, '/').nth(3).map(|p| format!("/{p}")).unwrap_or_default();
         let server_key_id = fieldcap_core::identity::device_id_for(&self.key.verifying_key());
         match (req.method.as_str(), path.split('?').next().unwrap_or_default()) {
-            ("GET", "/v1/time") => Ok(resp(
-                200,
+            ("GET", "/v1/time") => Ok(resp(200, {
+                st.times += 1;
                 serde_json::to_vec(&TimeResponse {
                     server_time: fieldcap_core::time::now(),
-                    server_time_ms: chrono::Utc::now().timestamp_millis() - 1500,
+                    server_time_ms: chrono::Utc::now().timestamp_millis() - 1500 + st.skew_ms,
                     server_key_pem: self.key.public_pem(),
                     server_key_id,
                     log_origin: ORIGIN.into(),
                 })
-                .expect("json"),
-            )),
+                .expect("json")
+            })),
             ("POST", "/v1/enroll") => {
                 let e: EnrollRequest = serde_json::from_slice(&req.body).expect("enroll");
                 let vk = fieldcap_core::identity::parse_public_pem(&e.public_key_pem).expect("pem");
@@ -123,7 +128,15 @@ impl Transport for Mock {
             ("POST", "/v1/manifests") => {
                 // The device signs its requests, with a server-corrected timestamp.
                 let ts: i64 = req.headers.iter().find(|h| h.0 == H_TIMESTAMP).expect("signed").1.parse().expect("ts");
-                assert!((ts - (chrono::Utc::now().timestamp_millis() - 1500)).abs() < 1000, "corrected timestamp");
+                let server_now = chrono::Utc::now().timestamp_millis() - 1500 + st.skew_ms;
+                if st.proxy_401 {
+                    return Ok(resp(401, br#"{"type":"https://proxy.example/problems/clock-skew","title":"clock skew","status":401}"#.to_vec()));
+                }
+                if (ts - server_now).abs() > 300_000 {
+                    st.stale_answers += 1;
+                    return Ok(resp(401, br#"{"type":"https://fieldcap.org/problems/stale-request","title":"Request timestamp outside the allowed window","status":401}"#.to_vec()));
+                }
+                assert!((ts - server_now).abs() < 1000, "corrected timestamp");
                 if st.refuse_manifests {
                     return Ok(resp(422, br#"{"type":"https://fieldcap.org/problems/bad-manifest","title":"manifest schema invalid","status":422}"#.to_vec()));
                 }
@@ -178,6 +191,7 @@ impl Transport for Mock {
                 None => Ok(resp(404, vec![])),
             },
             ("GET", "/v1/log/consistency") => {
+                st.consistency_gets += 1;
                 let q: HashMap<String, u64> = path
                     .split_once('?')
                     .map(|(_, q)| q.split('&').filter_map(|kv| kv.split_once('=')).map(|(k, v)| (k.to_string(), v.parse().unwrap_or(0))).collect())
@@ -355,4 +369,73 @@ fn concurrent_passes_never_double_upload() {
     lock.lock().expect("hold");
     let o = SyncOptions { wait_for_lock: false, ..opts(4_000) };
     assert!(busy.sync_once(srv.as_ref(), &o, &CancelToken::new(), &mut |_| {}).expect("busy").busy);
+}
+
+#[test]
+fn a_stale_request_measures_the_clock_again_and_is_sent_once_more() {
+    let srv = Mock::new();
+    let (d, s) = device();
+    let a = video(&d, &s, 3_000, 3);
+    s.enroll(srv.as_ref(), "http://127.0.0.1:9", "tok").expect("enroll");
+    let measured = |s: &Store| s.custody_events(None).expect("c").iter().filter(|e| e.event == "clock_offset_measured").count();
+    let before = measured(&s);
+    // The server's clock jumps ten minutes after the pass measured it: the device's corrected
+    // timestamps fall outside the server's window.
+    let sum = s
+        .sync_once(srv.as_ref(), &opts(10_000), &CancelToken::new(), &mut |p| {
+            if p.phase == SyncPhase::Manifests {
+                srv.st.lock().expect("l").skew_ms = 600_000;
+            }
+        })
+        .expect("pass");
+    let st = srv.st.lock().expect("l");
+    assert_eq!((st.stale_answers, st.times), (1, 3), "refused once; measured at enrolment, at the pass's start, and again");
+    drop(st);
+    assert_eq!((sum.manifests_committed, sum.receipts_verified, sum.remaining), (1, 1, 0), "{sum:?}");
+    assert_eq!(measured(&s), before + 2, "both measurements of the pass are in custody");
+    assert_eq!(s.item(&a).expect("a").summary.state, "receipted");
+}
+
+#[test]
+fn a_401_that_is_not_ours_does_not_touch_the_clock() {
+    let srv = Mock::new();
+    let (d, s) = device();
+    let a = video(&d, &s, 1_000, 3);
+    s.enroll(srv.as_ref(), "http://127.0.0.1:9", "tok").expect("enroll");
+    srv.st.lock().expect("l").proxy_401 = true;
+    let sum = s.sync_once(srv.as_ref(), &opts(10_000), &CancelToken::new(), &mut |_| {}).expect("pass");
+    // A proxy's problem that mentions the clock is not the server's stale-request: no second
+    // measurement, no second try; the refusal is shown on the item.
+    assert_eq!(srv.st.lock().expect("l").times, 2, "measured at enrolment and at the pass's start only");
+    assert_eq!(sum.needs_attention, 1, "{sum:?}");
+    assert!(s.item(&a).expect("a").summary.last_error.expect("reason").contains("clock skew"));
+}
+
+#[test]
+fn a_cancel_while_a_receipt_is_verified_stops_the_pass_there() {
+    let srv = Mock::new();
+    let (d, s) = device();
+    video(&d, &s, 1_000, 2);
+    s.enroll(srv.as_ref(), "http://127.0.0.1:9", "tok").expect("enroll");
+    s.sync_once(srv.as_ref(), &opts(10_000), &CancelToken::new(), &mut |_| {}).expect("pass 1");
+    assert!(s.newest_checkpoint().expect("cp").is_some(), "a checkpoint is held: the next receipt needs a consistency proof");
+    let b = video(&d, &s, 1_000, 4);
+    // Cancel as the receipt that came with the final PATCH is being verified.
+    let cancel = CancelToken::new();
+    let mut after_cancel = Vec::new();
+    let sum = s
+        .sync_once(srv.as_ref(), &opts(10_000), &cancel, &mut |p| {
+            if cancel.is_cancelled() {
+                after_cancel.push(p.phase);
+            } else if p.phase == SyncPhase::Receipt {
+                cancel.cancel();
+            }
+        })
+        .expect("pass 2");
+    assert!(sum.cancelled, "{sum:?}");
+    assert_eq!(after_cancel, vec![SyncPhase::Done], "nothing more was attempted");
+    assert_eq!(srv.st.lock().expect("l").consistency_gets, 0);
+    assert_eq!(s.item(&b).expect("b").summary.state, "uploaded", "on the server; the receipt is fetched next time");
+    let sum = s.sync_once(srv.as_ref(), &opts(10_000), &CancelToken::new(), &mut |_| {}).expect("pass 3");
+    assert_eq!((sum.receipts_verified, sum.remaining, sum.alarms), (1, 0, 0), "{sum:?}");
 }

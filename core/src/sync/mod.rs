@@ -37,6 +37,10 @@
 //! Transient failures (network, 5xx, 408, 429) are retried with exponential backoff and jitter,
 //! honouring `Retry-After`, while the budget lasts; a permanent refusal (another 4xx) puts the
 //! item in `needs_attention` with the problem's title in `last_error` — items are never dropped.
+//! A signed request the server refuses as stale (problem type
+//! [`stale-request`](fieldcap_evidence::problem::STALE_REQUEST): its timestamp is outside the
+//! server's window, so the device's clock correction is out of date) measures the clock again
+//! and is sent once more. Problems are told apart by their `type`, never by their text.
 //! A pass stops at its budget or when its [`CancelToken`] is cancelled, between requests, with
 //! every acknowledged byte recorded; the next pass resumes from the server's offset. Two passes
 //! never run at once on one store (a lock file, `sync.lock`): the second one waits for the

@@ -4,8 +4,10 @@
 //! receipts item by item, then the device's custody log. Every request goes through
 //! [`Pass::send`], which owns the retry policy: transient failures (no answer, 5xx, 408, 429)
 //! are retried with exponential backoff and jitter (honouring `Retry-After`) while the retries
-//! and the budget last; the pass stops between requests on cancel or at its deadline. How a
-//! step ended, when not normally, is a [`Stop`].
+//! and the budget last; the pass stops between requests on cancel or at its deadline. A signed
+//! request refused as stale (the server's `stale-request` problem: its timestamp is outside the
+//! server's window) measures the clock again and is signed and sent once more. How a step ended,
+//! when not normally, is a [`Stop`].
 
 use super::clock::get_time;
 use super::rows::{self, ItemRow};
@@ -15,6 +17,7 @@ use crate::error::Error;
 use crate::protocol::{self, Problem};
 use crate::store::Store;
 use ed25519_dalek::VerifyingKey;
+use fieldcap_evidence::problem;
 use serde_json::json;
 use std::time::{Duration, Instant};
 
@@ -107,6 +110,14 @@ pub(super) fn problem_title(resp: &HttpResponse) -> String {
     }
 }
 
+/// The server refused a signed request because its timestamp is outside the server's window
+/// (401, problem type [`problem::STALE_REQUEST`]): the device's clock correction is stale.
+/// Only the problem's `type` counts, never its human-readable text.
+fn is_stale_request(resp: &HttpResponse) -> bool {
+    resp.status == 401
+        && serde_json::from_slice::<Problem>(&resp.body).is_ok_and(|p| problem::name_of(&p.problem_type) == Some(problem::STALE_REQUEST))
+}
+
 pub(super) fn is_transient_status(s: u16) -> bool {
     s >= 500 || s == 429 || s == 408
 }
@@ -142,11 +153,7 @@ impl Pass<'_> {
         let to_upload = rows::items_to_upload(&self.store.conn())?;
         for row in to_upload {
             self.check_stop()?;
-            match self.item(&row) {
-                Ok(()) => {}
-                Err(Stop::Fatal(e)) => return Err(Stop::Fatal(e)),
-                Err(other) => return Err(other),
-            }
+            self.item(&row)?;
             self.items_done += 1;
         }
         // 3. The device's own custody log, so packages carry the device side too.
@@ -211,8 +218,9 @@ impl Pass<'_> {
             let left = self.deadline.saturating_duration_since(Instant::now());
             req.timeout = req.timeout.min(self.opts.request_timeout).min(left.max(Duration::from_millis(1)));
             let (err, wait) = match self.t.send(req) {
-                Ok(resp) if resp.status == 401 && attempt == 0 && self.is_skew(&resp) => {
-                    // Our clock correction is stale: measure again and retry at once.
+                Ok(resp) if attempt == 0 && is_stale_request(&resp) => {
+                    // Our clock correction is stale: measure again and retry at once (once:
+                    // a second refusal is the server's answer).
                     let (_, offset, rtt) = get_time(self.t, &self.server.url, Duration::from_secs(10)).map_err(|e| Stop::Transient(e.to_string()))?;
                     self.offset_ms = offset;
                     self.store.record_clock(offset, rtt)?;
@@ -230,12 +238,6 @@ impl Pass<'_> {
             attempt += 1;
             self.sleep(wait)?;
         }
-    }
-
-    fn is_skew(&self, resp: &HttpResponse) -> bool {
-        serde_json::from_slice::<Problem>(&resp.body)
-            .map(|p| p.problem_type.ends_with("/stale-request") || p.problem_type.contains("skew") || p.problem_type.contains("clock"))
-            .unwrap_or(false)
     }
 
     /// A signed device request.
@@ -275,5 +277,27 @@ impl Pass<'_> {
     pub(super) fn set_state(&self, clip_id: &str, state: &str) -> Step<()> {
         rows::set_state(&self.store.conn(), clip_id, state)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(status: u16, problem_type: &str, title: &str) -> HttpResponse {
+        let p = Problem { problem_type: problem_type.into(), title: title.into(), status, detail: None };
+        HttpResponse { status, headers: vec![], body: serde_json::to_vec(&p).expect("json") }
+    }
+
+    #[test]
+    fn a_stale_request_is_recognised_by_its_problem_type_only() {
+        assert!(is_stale_request(&answer(401, &problem::type_uri(problem::STALE_REQUEST), "Request timestamp outside the allowed window")));
+        // Look-alikes: another namespace (a proxy in front of the server), another name whose
+        // words mention the clock, the right name with another status, no problem document.
+        assert!(!is_stale_request(&answer(401, "https://proxy.example/problems/clock-skew", "clock skew")));
+        assert!(!is_stale_request(&answer(401, "https://proxy.example/problems/stale-request", "stale")));
+        assert!(!is_stale_request(&answer(401, &problem::type_uri(problem::UNAUTHENTICATED), "check your clock")));
+        assert!(!is_stale_request(&answer(403, &problem::type_uri(problem::STALE_REQUEST), "stale")));
+        assert!(!is_stale_request(&HttpResponse { status: 401, headers: vec![], body: b"clock skew".to_vec() }));
     }
 }

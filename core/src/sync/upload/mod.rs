@@ -36,6 +36,17 @@ use serde_json::json;
 use std::fs;
 use std::path::Path;
 
+/// How an upload ended, when it did not stop the pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Uploaded {
+    /// The server holds every byte; its receipt is still to be fetched.
+    ReceiptDue,
+    /// Nothing more for this item in this pass: its receipt was verified and kept already (it
+    /// came with the last `PATCH`, or the server had it), or the item was set aside (flagged,
+    /// refused, waiting for a person).
+    Settled,
+}
+
 /// One upload in progress: where the server is, what was hashed, what may have been sent.
 struct Upload {
     /// The item's row (as reloaded when the upload started or was renewed).
@@ -100,7 +111,7 @@ impl Pass<'_> {
                     self.flag_media(row, "mismatch", "before_upload", earlier_partial.as_deref())?;
                     return Ok(());
                 }
-                if !self.upload(row, file, &path, media)? {
+                if let Uploaded::Settled = self.upload(row, file, &path, media)? {
                     return Ok(());
                 }
             } else {
@@ -110,23 +121,26 @@ impl Pass<'_> {
         self.fetch_receipt(&row.clip_id)
     }
 
-    /// Uploads the media from the server's offset. Returns true when the server has it all.
+    /// Uploads the media from the server's offset: [`Uploaded::ReceiptDue`] when the server
+    /// holds every byte and its receipt is still to be fetched, [`Uploaded::Settled`] when there
+    /// is nothing more to do for the item in this pass (its receipt was verified and kept
+    /// already, or the item was set aside).
     ///
     /// The digests are taken over exactly the bytes of the upload while it runs: the bytes
     /// already on the server are read back from the file by the hasher's own thread, each chunk
     /// is handed to the hash workers as it is sent, and the final chunk is held back until the
     /// length, SHA-256 and BLAKE3 of the whole equal the signed manifest's. A difference flags
     /// the item and terminates the partial upload; the final chunk is never sent.
-    fn upload(&mut self, row0: &ItemRow, file: fs::File, path: &Path, media: &Media) -> Step<bool> {
+    fn upload(&mut self, row0: &ItemRow, file: fs::File, path: &Path, media: &Media) -> Step<Uploaded> {
         let total = media.bytes;
         let (row, offset) = match self.locate_server_offset(row0)? {
             Located::At(row, offset) => (row, offset),
-            Located::Settled(done) => return Ok(done),
+            Located::Settled(end) => return Ok(end),
         };
         let url = join_url(&self.server.url, row.upload_url.as_deref().unwrap_or_default());
         if offset > total {
             self.needs_attention(&row, "the server reports more bytes than the file has")?;
-            return Ok(false);
+            return Ok(Uploaded::Settled);
         }
         if offset < row.upload_offset {
             // The server kept less than it acknowledged: those bytes go again.
@@ -138,7 +152,7 @@ impl Pass<'_> {
         let hasher = match self.start_hashing(&row, &url, path, offset, total)? {
             PrefixHash::Running(h) => Some(h),
             PrefixHash::NothingToSend => None,
-            PrefixHash::FileGone => return Ok(false),
+            PrefixHash::FileGone => return Ok(Uploaded::Settled),
         };
         let mut up = Upload {
             row,
@@ -157,13 +171,15 @@ impl Pass<'_> {
         };
         match self.send_chunks(&mut up, media)? {
             Sent::All => self.complete_upload(up),
-            Sent::SetAside => Ok(false),
+            Sent::SetAside => Ok(Uploaded::Settled),
         }
     }
 
     /// Every byte is on the server: the item is `uploaded` (with a custody event), and a receipt
-    /// that came with the last `PATCH` is verified at once.
-    fn complete_upload(&mut self, up: Upload) -> Step<bool> {
+    /// that came with the last `PATCH` is verified at once. A stop while verifying it (cancel,
+    /// budget, a store failure) stops the pass like any other; the item stays `uploaded` and
+    /// the next pass fetches the receipt again.
+    fn complete_upload(&mut self, up: Upload) -> Step<Uploaded> {
         let _ = rows::server_del(&self.store.conn(), &up.hw_key);
         {
             let mut conn = self.store.conn();
@@ -175,11 +191,10 @@ impl Pass<'_> {
         self.summary.uploads_completed += 1;
         if let Some(doc) = up.last_receipt {
             let row = self.reload(&up.row.clip_id)?;
-            if self.accept_receipt(&row, &doc).is_ok() {
-                return Ok(false);
-            }
+            self.accept_receipt(&row, &doc)?;
+            return Ok(Uploaded::Settled);
         }
-        Ok(true)
+        Ok(Uploaded::ReceiptDue)
     }
 
     /// Flags an item whose media file is missing or no longer matches its signed manifest:

@@ -14,6 +14,7 @@ use super::super::pass::{problem_title, Pass, Step, Stop, TUS};
 use super::super::rows::{self, ItemRow};
 use super::super::transport::{join_url, HttpRequest};
 use super::super::SyncPhase;
+use super::Uploaded;
 use crate::error::Error;
 use crate::hashing::StreamingDigests;
 use std::fs;
@@ -33,8 +34,8 @@ pub(super) enum HeadResult {
 pub(super) enum Located {
     /// At this offset, on the row's (possibly renewed) upload URL.
     At(ItemRow, u64),
-    /// Nothing to send: the upload ended with this result (see `upload`).
-    Settled(bool),
+    /// Nothing to send: the upload ended so.
+    Settled(Uploaded),
 }
 
 /// The hashing of an upload, as started.
@@ -54,22 +55,22 @@ impl Pass<'_> {
         let mut renewed = false;
         loop {
             let Some(u) = row.upload_url.clone() else {
-                if let Some(done) = self.renew_or_stop(&mut row, &mut renewed, "the server gave no upload URL for media it does not hold")? {
-                    return Ok(Located::Settled(done));
+                if let Some(end) = self.renew_or_stop(&mut row, &mut renewed, "the server gave no upload URL for media it does not hold")? {
+                    return Ok(Located::Settled(end));
                 }
                 continue;
             };
             let url = join_url(&self.server.url, &u);
             match self.head_or_attention(&row, &url)? {
                 HeadResult::Offset(o) => return Ok(Located::At(row, o)),
-                HeadResult::Attention => return Ok(Located::Settled(false)),
+                HeadResult::Attention => return Ok(Located::Settled(Uploaded::Settled)),
                 HeadResult::Gone => {
                     // Expired or finished: does the server already have it all?
                     if self.try_receipt(&row.clip_id)? {
-                        return Ok(Located::Settled(false));
+                        return Ok(Located::Settled(Uploaded::Settled));
                     }
-                    if let Some(done) = self.renew_or_stop(&mut row, &mut renewed, "the upload URL is gone and the server has no receipt")? {
-                        return Ok(Located::Settled(done));
+                    if let Some(end) = self.renew_or_stop(&mut row, &mut renewed, "the upload URL is gone and the server has no receipt")? {
+                        return Ok(Located::Settled(end));
                     }
                 }
             }
@@ -100,21 +101,21 @@ impl Pass<'_> {
     }
 
     /// Asks the server for a fresh upload URL, at most once per upload (a second need puts the
-    /// item in needs_attention with `why`). `Some(done)` ends the upload with that result
-    /// (`true` when the server already holds all the media); `None` means try the new URL.
-    fn renew_or_stop(&mut self, row: &mut ItemRow, renewed: &mut bool, why: &str) -> Step<Option<bool>> {
+    /// item in needs_attention with `why`). `Some(end)` ends the upload so (`ReceiptDue` when
+    /// the server already holds all the media); `None` means try the new URL.
+    fn renew_or_stop(&mut self, row: &mut ItemRow, renewed: &mut bool, why: &str) -> Step<Option<Uploaded>> {
         if *renewed {
             self.needs_attention(row, why)?;
-            return Ok(Some(false));
+            return Ok(Some(Uploaded::Settled));
         }
         *renewed = true;
         if !self.renew_upload_url(row)? {
-            return Ok(Some(false));
+            return Ok(Some(Uploaded::Settled));
         }
         *row = self.reload(&row.clip_id)?;
         Ok(match row.state.as_str() {
-            "uploaded" => Some(true),
-            "receipted" => Some(false),
+            "uploaded" => Some(Uploaded::ReceiptDue),
+            "receipted" => Some(Uploaded::Settled),
             _ => None,
         })
     }
