@@ -13,18 +13,20 @@
 //! 3. Media, oldest first, over tus 1.0. A missing file, or one whose length differs from the
 //!    signed manifest's, is flagged before anything is sent. `HEAD` gives the server's offset;
 //!    `PATCH` chunks of [`SyncOptions::chunk_size`] follow and `upload_offset` is stored after
-//!    each acknowledged chunk; a `409` means "HEAD again and continue". The file is verified
-//!    over exactly the bytes sent, while they are sent: each chunk goes to two hash workers
-//!    (SHA-256, BLAKE3; [`crate::hashing::StreamingDigests`]) as it is PATCHed, and on a resume
-//!    the bytes already on the server are read back from the file and hashed alongside
-//!    ([`SyncPhase::Verifying`]). **The final chunk is held back** until the length and both
-//!    digests of the whole equal the signed manifest's. On a difference the item is flagged
+//!    each acknowledged chunk; a `409` means "HEAD again and continue". The file is verified over exactly the
+//!    bytes sent, while they are sent: each chunk goes to a BLAKE3 worker
+//!    ([`crate::hashing::StreamingDigests`], BLAKE3-only mode) as it is PATCHed, and on a
+//!    resume the bytes already on the server are read back from the file and hashed ahead of
+//!    it ([`SyncPhase::Verifying`]). **The final chunk is held back** until the length and
+//!    BLAKE3 of the whole equal the signed manifest's. On a difference the item is flagged
 //!    (`integrity` `mismatch`, `needs_attention`, custody `flagged` with `when:
 //!    before_final_chunk`), the partial upload is terminated on the server (tus `DELETE`; if
 //!    that fails it is noted, and the server expires it), and the final chunk is never sent —
-//!    so the server never holds the whole of a changed file. (It re-verifies on completion
-//!    too: nothing altered can be receipted either way.) When the server already holds every
-//!    byte, nothing is hashed: its receipt rests on its own verification.
+//!    so the server never holds the whole of a changed file. The device takes BLAKE3 alone:
+//!    either signed digest catches a changed file, BLAKE3 costs a fraction of SHA-256's CPU
+//!    (battery, on a phone), and the server re-hashes both (length, SHA-256, BLAKE3) on
+//!    completion, so nothing altered can be receipted either way. When the server already holds
+//!    every byte, nothing is hashed: its receipt rests on its own verification.
 //! 4. Receipts: taken from the last `PATCH` (or the commitment answer) or fetched with
 //!    `GET /v1/receipts/{clip_id}`, then verified in full: server signature, clip/device/seq/
 //!    manifest and media digests equal to ours, inclusion proof against the receipt's
@@ -178,9 +180,10 @@ pub enum SyncPhase {
     Clock,
     /// Sending manifests.
     Manifests,
-    /// Hashing the part of a media file already on the server, when an upload resumes; it runs
-    /// alongside the upload of the rest (which is hashed as it is sent), and the final chunk
-    /// waits for it.
+    /// Hashing the part of a media file already on the server, when an upload resumes: it is
+    /// read back from the file on a thread of its own while the first chunk of the rest is
+    /// read; that chunk leaves once the part is hashed (the BLAKE3 worker hashes the file in
+    /// order and holds at most one chunk), and the rest is hashed as it is sent.
     Verifying,
     /// Uploading media.
     Uploading,

@@ -5,14 +5,13 @@
 //!
 //! 1. **Resume** (`resume.rs`): `HEAD` gives the server's offset; an expired or vanished upload
 //!    URL is renewed once by posting the manifest again. On a resume, the bytes already on the
-//!    server are read back from the file and hashed on a thread of their own while the rest is
-//!    sent ([`super::SyncPhase::Verifying`]).
+//!    server are read back from the file and hashed first ([`super::SyncPhase::Verifying`]).
 //! 2. **Send** (`send.rs`): `PATCH` chunks from the server's offset; each acknowledged offset is
 //!    stored (and a high-water mark of what may have left, so that re-sent bytes are counted);
-//!    a `409` means "HEAD again and continue from there". Each chunk is handed to the hash
-//!    workers as it is sent, so the digests cover exactly the bytes of the upload.
+//!    a `409` means "HEAD again and continue from there". Each chunk is handed to the BLAKE3
+//!    worker as it is sent, so the digest covers exactly the bytes of the upload.
 //! 3. **Final check** (`final_check.rs`): the final chunk is held back until the length and
-//!    digests of the whole equal the signed manifest's. On a difference the item is flagged
+//!    BLAKE3 of the whole equal the signed manifest's. On a difference the item is flagged
 //!    (`before_final_chunk`), the partial upload terminated (tus `DELETE`), and the final chunk
 //!    never sent: the server never holds the whole of a changed file.
 //!
@@ -59,7 +58,7 @@ struct Upload {
     total: u64,
     /// The server's offset, as last acknowledged.
     offset: u64,
-    /// The digests of `[0, hashed_to)`; `None` once the final check took them (or when the
+    /// The BLAKE3 of `[0, hashed_to)`; `None` once the final check took it (or when the
     /// server held everything from the start).
     hasher: Option<StreamingDigests>,
     /// How far the stream given to `hasher` reaches.
@@ -126,11 +125,11 @@ impl Pass<'_> {
     /// is nothing more to do for the item in this pass (its receipt was verified and kept
     /// already, or the item was set aside).
     ///
-    /// The digests are taken over exactly the bytes of the upload while it runs: the bytes
+    /// The digest is taken over exactly the bytes of the upload while it runs: the bytes
     /// already on the server are read back from the file by the hasher's own thread, each chunk
-    /// is handed to the hash workers as it is sent, and the final chunk is held back until the
-    /// length, SHA-256 and BLAKE3 of the whole equal the signed manifest's. A difference flags
-    /// the item and terminates the partial upload; the final chunk is never sent.
+    /// is handed to the BLAKE3 worker as it is sent, and the final chunk is held back until the
+    /// length and BLAKE3 of the whole equal the signed manifest's. A difference flags the item
+    /// and terminates the partial upload; the final chunk is never sent.
     fn upload(&mut self, row0: &ItemRow, file: fs::File, path: &Path, media: &Media) -> Step<Uploaded> {
         let total = media.bytes;
         let (row, offset) = match self.locate_server_offset(row0)? {

@@ -142,9 +142,11 @@ impl Pass<'_> {
         Ok(stored.and_then(|b| String::from_utf8(b).ok()).and_then(|s| s.parse().ok()).unwrap_or(0).max(stored_offset))
     }
 
-    /// Starts the digests of what this upload consists of: `[0, offset)` read back from the
-    /// file on the hasher's thread, then every chunk as it is sent. Nothing to hash (nor to
-    /// send) when the server already holds it all: its receipt comes from its own verification.
+    /// Starts the digest of what this upload consists of: `[0, offset)` read back from the file
+    /// on the hasher's thread, then every chunk as it is sent. BLAKE3 only: either digest of the
+    /// signed manifest catches a changed file, BLAKE3 costs a fraction of SHA-256's CPU, and the
+    /// server re-hashes both on completion. Nothing to hash (nor to send) when the server
+    /// already holds it all: its receipt comes from its own verification.
     pub(super) fn start_hashing(&mut self, row: &ItemRow, url: &str, path: &Path, offset: u64, total: u64) -> Step<PrefixHash> {
         if offset >= total {
             return Ok(PrefixHash::NothingToSend);
@@ -159,10 +161,10 @@ impl Pass<'_> {
                 Err(e) => return Err(Stop::Fatal(Error::io("opening the media file", e))),
             };
             self.report(SyncPhase::Verifying, Some(&row.clip_id), offset, total);
-            StreamingDigests::with_prefix(prefix, offset)
+            StreamingDigests::blake3_only_with_prefix(prefix, offset)
         } else {
-            StreamingDigests::new()
+            StreamingDigests::blake3_only()
         };
-        Ok(PrefixHash::Running(started.map_err(|e| Error::io("starting the hash workers", e))?))
+        Ok(PrefixHash::Running(started.map_err(|e| Error::io("starting the hash worker", e))?))
     }
 }

@@ -1,6 +1,6 @@
 //! The send loop: tus `PATCH` chunks from the server's offset to the end of the file.
 //!
-//! Each chunk is read from the file, handed to the hash workers, and sent; the acknowledged
+//! Each chunk is read from the file, handed to the BLAKE3 worker, and sent; the acknowledged
 //! offset is stored after every chunk, in one transaction with the high-water mark of the next
 //! chunk (which must be on record before any of its bytes leave, so that bytes sent twice after
 //! a cut are counted, and bounded by one chunk). A `409` asks the server where it is (`HEAD`) and
@@ -105,7 +105,7 @@ impl Pass<'_> {
         Ok(true)
     }
 
-    /// Hands the chunk `[up.offset, end)` to the hash workers, each byte once: after a 409 the
+    /// Hands the chunk `[up.offset, end)` to the BLAKE3 worker, each byte once: after a 409 the
     /// server may ask for bytes again that were already hashed.
     fn hash_chunk(&mut self, up: &mut Upload, buf: &Arc<Vec<u8>>, end: u64) -> Step<()> {
         let Some(h) = up.hasher.as_mut() else { return Ok(()) };
@@ -131,7 +131,9 @@ impl Pass<'_> {
         Ok(())
     }
 
-    /// One tus `PATCH` of `chunk` at `offset` (retried on transient failures).
+    /// One tus `PATCH` of `chunk` at `offset` (retried on transient failures). Each attempt
+    /// carries its own copy of the chunk (the transport takes the body); the hash worker shares
+    /// the original meanwhile.
     fn patch(&mut self, url: &str, offset: u64, chunk: Arc<Vec<u8>>) -> Step<super::super::HttpResponse> {
         let offset = offset.to_string();
         self.send("PATCH upload", &move |p: &Pass<'_>| HttpRequest {
@@ -218,15 +220,16 @@ fn read_media(file: &mut fs::File, at: u64, buf: &mut [u8]) -> Step<bool> {
     }
 }
 
-/// The upload's chunk buffers, reused once the hash workers and the request have let go of
-/// them: a fresh multi-MiB buffer per chunk costs the kernel a page fault per 4 KiB, about as
-/// much CPU as hashing it.
+/// The upload's chunk buffers, reused once the hash worker has let go of them: a fresh
+/// multi-MiB buffer per chunk costs the kernel a page fault per 4 KiB, about as much CPU as
+/// hashing it.
 #[derive(Default)]
 pub(super) struct ChunkBufs(Vec<Arc<Vec<u8>>>);
 
 impl ChunkBufs {
-    /// Buffers kept for reuse (the hash queues hold a few chunks each).
-    const KEEP: usize = 12;
+    /// Buffers kept for reuse: the BLAKE3 worker holds at most one chunk (it has no queue)
+    /// while the send loop fills and sends the next.
+    const KEEP: usize = 2;
 
     /// A buffer of `len` bytes: a free one reused, else a new one.
     pub(super) fn take(&mut self, len: usize) -> Vec<u8> {
