@@ -32,6 +32,7 @@ struct State {
     stale_answers: u32,      // signed requests refused as stale (outside the 300 s window)
     proxy_401: bool,         // a proxy in front answers manifests 401 with a problem of its own
     consistency_gets: u32,   // GET /v1/log/consistency answered
+    patch_sizes: Vec<usize>, // body length of every PATCH, in order
 }
 
 struct Mock {
@@ -173,6 +174,7 @@ impl Transport for Mock {
                     return Ok(HttpResponse { status: 200, headers: vec![("Upload-Offset".into(), have.to_string()), ("Upload-Length".into(), total.to_string())], body: vec![] });
                 }
                 st.patches += 1;
+                st.patch_sizes.push(req.body.len());
                 let off: u64 = req.headers.iter().find(|h| h.0 == "Upload-Offset").expect("offset").1.parse().expect("n");
                 if off != have {
                     return Ok(resp(409, br#"{"type":"https://fieldcap.org/problems/offset-mismatch","title":"offset mismatch","status":409}"#.to_vec()));
@@ -438,4 +440,40 @@ fn a_cancel_while_a_receipt_is_verified_stops_the_pass_there() {
     assert_eq!(s.item(&b).expect("b").summary.state, "uploaded", "on the server; the receipt is fetched next time");
     let sum = s.sync_once(srv.as_ref(), &opts(10_000), &CancelToken::new(), &mut |_| {}).expect("pass 3");
     assert_eq!((sum.receipts_verified, sum.remaining, sum.alarms), (1, 0, 0), "{sum:?}");
+}
+
+/// Pass 1 stops after ~200 KB; the server then loses its last 50 KB (as one restored from a
+/// backup would): pass 2 sends those again and counts them as re-sent, once; nothing else goes
+/// twice.
+fn lost_bytes_go_again_and_are_counted_once(o: SyncOptions) {
+    let srv = Mock::new();
+    let (d, s) = device();
+    let len = 400_000u64;
+    let a = video(&d, &s, len as usize, 5);
+    s.enroll(srv.as_ref(), "http://127.0.0.1:9", "tok").expect("enroll");
+    let cancel = CancelToken::new();
+    let s1 = s
+        .sync_once(srv.as_ref(), &o, &cancel, &mut |p| {
+            if p.item_bytes_done >= 200_000 {
+                cancel.cancel()
+            }
+        })
+        .expect("pass 1");
+    assert!(s1.cancelled);
+    {
+        let mut st = srv.st.lock().expect("l");
+        let have = st.uploads[&a].len();
+        st.uploads.get_mut(&a).expect("u").truncate(have - 50_000);
+    }
+    let s2 = s.sync_once(srv.as_ref(), &o, &CancelToken::new(), &mut |_| {}).expect("pass 2");
+    assert_eq!(s2.receipts_verified, 1, "{s2:?}");
+    assert_eq!(s1.bytes_uploaded + s2.bytes_uploaded - s2.bytes_resent, len, "{s1:?} {s2:?}");
+    assert_eq!(s2.bytes_resent, 50_000, "exactly what the server lost; the cancel itself re-sent nothing");
+    let sent: u64 = srv.st.lock().expect("l").patch_sizes.iter().map(|&n| n as u64).sum();
+    assert_eq!(sent, len + 50_000);
+}
+
+#[test]
+fn bytes_a_server_lost_go_again_and_are_counted_once() {
+    lost_bytes_go_again_and_are_counted_once(opts(4_000));
 }

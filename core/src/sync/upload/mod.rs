@@ -141,10 +141,9 @@ impl Pass<'_> {
             self.needs_attention(&row, "the server reports more bytes than the file has")?;
             return Ok(Uploaded::Settled);
         }
-        if offset < row.upload_offset {
-            // The server kept less than it acknowledged: those bytes go again.
-            self.summary.bytes_resent += row.upload_offset - offset;
-        }
+        // When the server kept less than it acknowledged (restored from a backup), those bytes
+        // go again; the send loop counts them as re-sent as they leave (the high-water mark is
+        // never below the acknowledged offset), so they are not counted here as well.
         let hw_key = format!("upload_hw/{}", row.clip_id);
         let high_water = self.load_high_water(&hw_key, row.upload_offset)?;
         self.set_offset(&row.clip_id, offset)?;
