@@ -33,6 +33,8 @@ struct State {
     proxy_401: bool,         // a proxy in front answers manifests 401 with a problem of its own
     consistency_gets: u32,   // GET /v1/log/consistency answered
     patch_sizes: Vec<usize>, // body length of every PATCH, in order
+    fail_patch: Vec<u32>,    // answer 503 to these PATCHes (1-based, counting every PATCH)
+    cut_patch: Vec<u32>,     // store these PATCHes' bytes, then lose the answer (a cut connection)
 }
 
 struct Mock {
@@ -175,12 +177,18 @@ impl Transport for Mock {
                 }
                 st.patches += 1;
                 st.patch_sizes.push(req.body.len());
+                if st.fail_patch.contains(&st.patches) {
+                    return Ok(resp(503, br#"{"type":"https://fieldcap.org/problems/internal","title":"busy","status":503}"#.to_vec()));
+                }
                 let off: u64 = req.headers.iter().find(|h| h.0 == "Upload-Offset").expect("offset").1.parse().expect("n");
                 if off != have {
                     return Ok(resp(409, br#"{"type":"https://fieldcap.org/problems/offset-mismatch","title":"offset mismatch","status":409}"#.to_vec()));
                 }
                 st.uploads.get_mut(&clip).expect("upload").extend_from_slice(&req.body);
                 let now = have + req.body.len() as u64;
+                if st.cut_patch.contains(&st.patches) && now < total {
+                    return Err(TransportError::Network("connection reset".into()));
+                }
                 let mut body = vec![];
                 if now == total {
                     self.complete(&mut st, &clip);
@@ -218,8 +226,10 @@ fn video(d: &tempfile::TempDir, s: &Store, len: usize, seed: u8) -> String {
     s.seal_file(&p, CaptureRequest::default(), &mut |_, _| {}).expect("seal").clip_id
 }
 
+/// Options with every chunk `chunk` bytes (the tests count chunks; adaptive sizes have tests of
+/// their own).
 fn opts(chunk: usize) -> SyncOptions {
-    SyncOptions { chunk_size: chunk, backoff_base: Duration::from_millis(1), backoff_max: Duration::from_millis(5), budget: Duration::from_secs(30), ..Default::default() }
+    SyncOptions { chunk_size: chunk, max_chunk_size: chunk, backoff_base: Duration::from_millis(1), backoff_max: Duration::from_millis(5), budget: Duration::from_secs(30), ..Default::default() }
 }
 
 #[test]
@@ -442,6 +452,26 @@ fn a_cancel_while_a_receipt_is_verified_stops_the_pass_there() {
     assert_eq!((sum.receipts_verified, sum.remaining, sum.alarms), (1, 0, 0), "{sum:?}");
 }
 
+#[test]
+fn chunks_double_while_fast_up_to_the_cap_and_halve_after_a_failure() {
+    let srv = Mock::new();
+    let (d, s) = device();
+    let len = 250_000;
+    let a = video(&d, &s, len, 3);
+    s.enroll(srv.as_ref(), "http://127.0.0.1:9", "tok").expect("enroll");
+    // The 6th PATCH is answered 503 once (then retried): the chunk after it is half the size.
+    srv.st.lock().expect("l").fail_patch = vec![6];
+    let o = SyncOptions { max_chunk_size: 32_000, ..opts(2_000) };
+    let sum = s.sync_once(srv.as_ref(), &o, &CancelToken::new(), &mut |_| {}).expect("pass");
+    assert_eq!((sum.receipts_verified, sum.bytes_uploaded), (1, len as u64), "{sum:?}");
+    let sizes = srv.st.lock().expect("l").patch_sizes.clone();
+    // 2k, 4k, 8k, 16k, 32k (cap), then the 503 and its retry of the same 32k chunk, then half.
+    assert_eq!(&sizes[..8], &[2_000, 4_000, 8_000, 16_000, 32_000, 32_000, 32_000, 16_000], "{sizes:?}");
+    assert!(sizes.iter().all(|&n| n <= 32_000), "never above the cap: {sizes:?}");
+    assert_eq!(sizes[8], 32_000, "and it grows again: {sizes:?}");
+    assert_eq!(s.item(&a).expect("a").summary.state, "receipted");
+}
+
 /// Pass 1 stops after ~200 KB; the server then loses its last 50 KB (as one restored from a
 /// backup would): pass 2 sends those again and counts them as re-sent, once; nothing else goes
 /// twice.
@@ -476,4 +506,27 @@ fn lost_bytes_go_again_and_are_counted_once(o: SyncOptions) {
 #[test]
 fn bytes_a_server_lost_go_again_and_are_counted_once() {
     lost_bytes_go_again_and_are_counted_once(opts(4_000));
+}
+
+#[test]
+fn with_adaptive_chunks_bytes_a_server_lost_go_again_and_are_counted_once() {
+    lost_bytes_go_again_and_are_counted_once(SyncOptions { max_chunk_size: 64_000, ..opts(4_000) });
+}
+
+#[test]
+fn with_adaptive_chunks_a_cut_connection_costs_at_most_one_chunk() {
+    let srv = Mock::new();
+    let (d, s) = device();
+    let len = 300_000u64;
+    video(&d, &s, len as usize, 7);
+    s.enroll(srv.as_ref(), "http://127.0.0.1:9", "tok").expect("enroll");
+    // The 6th PATCH (a full 64 KB chunk) reaches the server but its answer is lost.
+    srv.st.lock().expect("l").cut_patch = vec![6];
+    let o = SyncOptions { max_chunk_size: 64_000, ..opts(4_000) };
+    let sum = s.sync_once(srv.as_ref(), &o, &CancelToken::new(), &mut |_| {}).expect("pass");
+    assert_eq!((sum.receipts_verified, sum.remaining), (1, 0), "{sum:?}");
+    let sizes = srv.st.lock().expect("l").patch_sizes.clone();
+    assert_eq!(sizes[5], 64_000, "{sizes:?}");
+    let sent: u64 = sizes.iter().map(|&n| n as u64).sum();
+    assert_eq!(sent, len + 64_000, "the cut chunk went twice (refused the second time: 409), nothing else: {sizes:?}");
 }

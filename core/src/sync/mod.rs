@@ -12,8 +12,8 @@
 //!    kept (`manifest_committed`).
 //! 3. Media, oldest first, over tus 1.0. A missing file, or one whose length differs from the
 //!    signed manifest's, is flagged before anything is sent. `HEAD` gives the server's offset;
-//!    `PATCH` chunks of [`SyncOptions::chunk_size`] follow and `upload_offset` is stored after
-//!    each acknowledged chunk; a `409` means "HEAD again and continue". The file is verified over exactly the
+//!    `PATCH` chunks follow (sizes below) and `upload_offset` is stored after each acknowledged
+//!    chunk; a `409` means "HEAD again and continue". The file is verified over exactly the
 //!    bytes sent, while they are sent: each chunk goes to a BLAKE3 worker
 //!    ([`crate::hashing::StreamingDigests`], BLAKE3-only mode) as it is PATCHed, and on a
 //!    resume the bytes already on the server are read back from the file and hashed ahead of
@@ -48,6 +48,24 @@
 //! never run at once on one store (a lock file, `sync.lock`): the second one waits for the
 //! first, or returns at once with `busy` when [`SyncOptions::wait_for_lock`] is false.
 //!
+//! ## Chunk sizes and memory
+//! The first `PATCH` carries [`SyncOptions::chunk_size`] bytes (4 MiB). A full chunk
+//! acknowledged at its first attempt within 0.5 s doubles the next (at the throughput just
+//! measured, the doubled chunk takes at most 1 s), up to [`SyncOptions::max_chunk_size`]
+//! (16 MiB); a `PATCH` that needed a retry (no answer, 5xx, 408, 429) or met a `409`, or a chunk
+//! that took over 4 s, halves the next (never below 1 MiB, or the starting size if smaller). A
+//! cap at or below the starting size fixes every chunk. The size is learned over the pass.
+//!
+//! Memory stays bounded by the cap, whatever the file's size: the send loop keeps two chunk
+//! buffers and reuses them (one being read and sent, one the BLAKE3 worker may still hold: it has
+//! no queue), and each attempt of a `PATCH` gets its own copy of the chunk (the transport takes
+//! the body). So at most 3 × `max_chunk_size` of chunk memory is alive (48 MiB at the default
+//! 16 MiB; 12 MiB with chunks fixed at 4 MiB), and one more chunk, briefly, after a `409`
+//! sends back bytes already hashed; while a resume reads back the server's prefix, up to ten
+//! 1 MiB pieces more. A cut re-sends at most the chunk in flight: the high-water mark of each
+//! chunk is on record before any of its bytes leave, so re-sent bytes are counted
+//! ([`SyncSummary::bytes_resent`]) and bounded by one chunk, at most `max_chunk_size`.
+//!
 //! The network is behind [`Transport`], so a phone shell can supply its platform HTTP stack;
 //! `ReqwestTransport` is the built-in one (rustls with the `ring` provider and bundled web
 //! roots; plain `http://` only to loopback), behind the default-on cargo feature
@@ -63,7 +81,7 @@
 //! | `clock.rs` | `GET /v1/time` and the recorded clock offset |
 //! | `enroll.rs` | enrolment and what it stores |
 //! | `manifests.rs` | hash first: `POST /v1/manifests` and the commitment check |
-//! | `upload/` | the media of one item: `resume.rs` (HEAD, renewal, re-hash of the server's prefix), `send.rs` (the PATCH loop), `final_check.rs` (the held-back final chunk) |
+//! | `upload/` | the media of one item: `resume.rs` (HEAD, renewal, re-hash of the server's prefix), `send.rs` (the PATCH loop), `chunk_size.rs` (adaptive chunk sizes), `final_check.rs` (the held-back final chunk) |
 //! | `receipts.rs` | receipts, inclusion and consistency proofs, purge |
 //! | `custody_upload.rs` | the device's custody log to the server |
 //! | `rows.rs` | every row of SQL sync runs |
@@ -102,6 +120,7 @@ pub use transport::{url_allowed, HttpRequest, HttpResponse, Transport, Transport
 use crate::error::{Error, IoContext, Result};
 use crate::store::Store;
 use pass::{Pass, Server, Stop};
+use upload::ChunkSizer;
 use serde::{Deserialize, Serialize};
 use std::fs;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -135,8 +154,15 @@ pub struct SyncOptions {
     /// Time budget of the pass (it stops between requests once exceeded; a request in flight
     /// is given at most what is left).
     pub budget: Duration,
-    /// Bytes per tus `PATCH` (default 4 MiB).
+    /// Bytes of the first tus `PATCH` (default 4 MiB). Later chunks adapt to the link, up to
+    /// [`max_chunk_size`](SyncOptions::max_chunk_size); a cap at or below this fixes every chunk
+    /// at this size.
     pub chunk_size: usize,
+    /// Largest tus `PATCH` (default 16 MiB). Chunks double while they are acknowledged quickly
+    /// (a full chunk within 0.5 s) and halve after a failure; see the module documentation for
+    /// the rule and the memory it bounds.
+    #[serde(default = "default_max_chunk_size")]
+    pub max_chunk_size: usize,
     /// Remove the local media copy after a verified receipt (default off). The manifest, its
     /// signature and the receipt stay.
     pub purge_after_receipt: bool,
@@ -159,6 +185,7 @@ impl Default for SyncOptions {
         SyncOptions {
             budget: Duration::from_secs(600),
             chunk_size: 4 << 20,
+            max_chunk_size: default_max_chunk_size(),
             purge_after_receipt: false,
             max_retries: 8,
             backoff_base: Duration::from_millis(250),
@@ -168,6 +195,10 @@ impl Default for SyncOptions {
             manifests_only: false,
         }
     }
+}
+
+fn default_max_chunk_size() -> usize {
+    16 << 20
 }
 
 /// What a pass is doing.
@@ -317,6 +348,7 @@ impl Store {
             server: Server { url, origin, key, key_id },
             offset_ms: offset,
             summary: SyncSummary { clock_offset_ms: Some(offset), rtt_ms: Some(rtt), ..Default::default() },
+            chunks: ChunkSizer::new(opts.chunk_size, opts.max_chunk_size),
             progress,
             items_done: 0,
             items_total,

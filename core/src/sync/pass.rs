@@ -11,6 +11,7 @@
 
 use super::clock::get_time;
 use super::rows::{self, ItemRow};
+use super::upload::ChunkSizer;
 use super::transport::{path_and_query, HttpRequest, HttpResponse, Transport, TransportError};
 use super::{CancelToken, SyncOptions, SyncPhase, SyncProgress, SyncSummary};
 use crate::error::Error;
@@ -83,6 +84,8 @@ pub(super) struct Pass<'a> {
     /// Device minus server clock, ms (signed requests are stamped with server time).
     pub(super) offset_ms: i64,
     pub(super) summary: SyncSummary,
+    /// The size of the next `PATCH`, learned over the pass.
+    pub(super) chunks: ChunkSizer,
     pub(super) progress: &'a mut dyn FnMut(&SyncProgress),
     pub(super) items_done: usize,
     pub(super) items_total: usize,
@@ -211,7 +214,13 @@ impl Pass<'_> {
     /// Sends a request built by `build` (called again for each attempt, so signatures and nonces
     /// are fresh), retrying transient failures. Returns any non-transient response.
     pub(super) fn send(&mut self, what: &str, build: &dyn Fn(&Pass<'_>) -> HttpRequest) -> Step<HttpResponse> {
+        self.send_counting(what, build).map(|(resp, _)| resp)
+    }
+
+    /// [`Pass::send`], also saying how many attempts failed transiently before the answer.
+    pub(super) fn send_counting(&mut self, what: &str, build: &dyn Fn(&Pass<'_>) -> HttpRequest) -> Step<(HttpResponse, u32)> {
         let mut attempt = 0u32;
+        let mut failures = 0u32;
         loop {
             self.check_stop()?;
             let mut req = build(self);
@@ -226,10 +235,16 @@ impl Pass<'_> {
                     self.store.record_clock(offset, rtt)?;
                     (format!("{what}: {}", problem_title(&resp)), Duration::ZERO)
                 }
-                Ok(resp) if is_transient_status(resp.status) => (format!("{what}: {}", problem_title(&resp)), retry_after(&resp).unwrap_or_else(|| self.backoff(attempt))),
-                Ok(resp) => return Ok(resp),
+                Ok(resp) if is_transient_status(resp.status) => {
+                    failures += 1;
+                    (format!("{what}: {}", problem_title(&resp)), retry_after(&resp).unwrap_or_else(|| self.backoff(attempt)))
+                }
+                Ok(resp) => return Ok((resp, failures)),
                 Err(TransportError::Refused(e)) => return Err(Stop::Fatal(Error::Network(format!("{what}: {e}")))),
-                Err(e) => (format!("{what}: {e}"), self.backoff(attempt)),
+                Err(e) => {
+                    failures += 1;
+                    (format!("{what}: {e}"), self.backoff(attempt))
+                }
             };
             tracing::debug!("transient failure, retrying: {err}");
             if attempt >= self.opts.max_retries {

@@ -9,7 +9,8 @@
 //! 2. **Send** (`send.rs`): `PATCH` chunks from the server's offset; each acknowledged offset is
 //!    stored (and a high-water mark of what may have left, so that re-sent bytes are counted);
 //!    a `409` means "HEAD again and continue from there". Each chunk is handed to the BLAKE3
-//!    worker as it is sent, so the digest covers exactly the bytes of the upload.
+//!    worker as it is sent, so the digest covers exactly the bytes of the upload. Chunk sizes
+//!    adapt to the link (`chunk_size.rs`).
 //! 3. **Final check** (`final_check.rs`): the final chunk is held back until the length and
 //!    BLAKE3 of the whole equal the signed manifest's. On a difference the item is flagged
 //!    (`before_final_chunk`), the partial upload terminated (tus `DELETE`), and the final chunk
@@ -18,9 +19,12 @@
 //! When the server already holds every byte, nothing is hashed or sent: its receipt rests on its
 //! own verification (it re-hashes on completion whatever the device did).
 
+mod chunk_size;
 mod final_check;
 mod resume;
 mod send;
+
+pub(super) use chunk_size::ChunkSizer;
 
 use super::pass::{problem_title, Pass, Step, Stop, TUS};
 use super::rows::{self, ItemRow};

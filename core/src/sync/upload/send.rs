@@ -9,7 +9,7 @@
 //! for its receipt; any other refusal puts the item in needs_attention.
 
 use super::super::pass::{problem_title, Pass, Step, Stop, TUS};
-use super::super::transport::HttpRequest;
+use super::super::transport::{HttpRequest, HttpResponse};
 use super::super::SyncPhase;
 use super::resume::HeadResult;
 use super::Upload;
@@ -19,6 +19,7 @@ use crate::protocol::SignedDoc;
 use std::fs;
 use std::io::{Read, Seek, SeekFrom};
 use std::sync::Arc;
+use std::time::Instant;
 
 /// How the send loop ended (other than with a [`Stop`]).
 pub(super) enum Sent {
@@ -47,7 +48,7 @@ impl Pass<'_> {
                 }
                 return Err(stop);
             }
-            let len = ((up.total - up.offset) as usize).min(self.opts.chunk_size);
+            let len = ((up.total - up.offset) as usize).min(self.chunks.size());
             let end = up.offset + len as u64;
             if !self.hash_gap(up)? {
                 return Ok(Sent::SetAside);
@@ -64,10 +65,22 @@ impl Pass<'_> {
                 return Ok(Sent::SetAside);
             }
             self.record_leaving(up, end)?;
-            let resp = self.patch(&up.url, up.offset, buf)?;
+            let started = Instant::now();
+            let (resp, failures) = self.patch(&up.url, up.offset, buf)?;
+            let elapsed = started.elapsed();
             let next = match resp.status {
-                200 | 201 | 204 => self.on_acknowledged(up, &resp, end)?,
-                409 => self.on_offset_conflict(up)?,
+                200 | 201 | 204 => {
+                    if failures == 0 {
+                        self.chunks.acknowledged(len, elapsed);
+                    } else {
+                        self.chunks.failed();
+                    }
+                    self.on_acknowledged(up, &resp, end)?
+                }
+                409 => {
+                    self.chunks.failed();
+                    self.on_offset_conflict(up)?
+                }
                 404 | 410 => {
                     // The upload resource went away (expired, or completed and removed).
                     if self.try_receipt(&up.row.clip_id)? {
@@ -93,7 +106,7 @@ impl Pass<'_> {
     fn hash_gap(&mut self, up: &mut Upload) -> Step<bool> {
         let Some(h) = up.hasher.as_mut() else { return Ok(true) };
         while up.hashed_to < up.offset {
-            let n = (up.offset - up.hashed_to).min(self.opts.chunk_size as u64) as usize;
+            let n = (up.offset - up.hashed_to).min(self.chunks.size() as u64) as usize;
             let mut gap = up.bufs.take(n);
             if !read_media(&mut up.file, up.hashed_to, &mut gap)? {
                 self.flag_media(&up.row, "mismatch", "before_final_chunk", Some(&up.url))?;
@@ -131,12 +144,12 @@ impl Pass<'_> {
         Ok(())
     }
 
-    /// One tus `PATCH` of `chunk` at `offset` (retried on transient failures). Each attempt
-    /// carries its own copy of the chunk (the transport takes the body); the hash worker shares
-    /// the original meanwhile.
-    fn patch(&mut self, url: &str, offset: u64, chunk: Arc<Vec<u8>>) -> Step<super::super::HttpResponse> {
+    /// One tus `PATCH` of `chunk` at `offset` (retried on transient failures), and how many
+    /// attempts failed before the answer. Each attempt carries its own copy of the chunk (the
+    /// transport takes the body); the hash worker shares the original meanwhile.
+    fn patch(&mut self, url: &str, offset: u64, chunk: Arc<Vec<u8>>) -> Step<(HttpResponse, u32)> {
         let offset = offset.to_string();
-        self.send("PATCH upload", &move |p: &Pass<'_>| HttpRequest {
+        self.send_counting("PATCH upload", &move |p: &Pass<'_>| HttpRequest {
             method: "PATCH".into(),
             url: url.into(),
             headers: vec![
@@ -151,15 +164,16 @@ impl Pass<'_> {
 
     /// A `PATCH` was acknowledged: stores the new offset (one durable commit per chunk, with
     /// the high-water mark of the next chunk) and keeps a receipt that came with the answer.
-    fn on_acknowledged(&mut self, up: &mut Upload, resp: &super::super::HttpResponse, end: u64) -> Step<Next> {
+    fn on_acknowledged(&mut self, up: &mut Upload, resp: &HttpResponse, end: u64) -> Step<Next> {
         let new = resp.header("upload-offset").and_then(|v| v.trim().parse::<u64>().ok()).unwrap_or(end);
         if new < up.offset || new > up.total {
             return Err(Stop::Transient("PATCH upload: implausible Upload-Offset".into()));
         }
         self.summary.bytes_uploaded += new - up.offset;
         up.offset = new;
-        // The high-water mark of the next chunk must be on record before any of its bytes leave.
-        let next_end = (up.offset + self.opts.chunk_size as u64).min(up.total);
+        // The high-water mark of the next chunk (at its size as adapted to this one) must be on
+        // record before any of its bytes leave.
+        let next_end = (up.offset + self.chunks.size() as u64).min(up.total);
         if up.offset < up.total && next_end > up.high_water {
             up.high_water = next_end;
             self.set_offset_and_high_water(&up.row.clip_id, up.offset, &up.hw_key, up.high_water)?;
