@@ -99,9 +99,14 @@ pub enum Command {
         /// Machine-readable summary.
         #[arg(long)]
         json: bool,
-        /// Bytes per upload request (default 4 MiB).
+        /// Bytes per upload request. Alone, every request carries this many; with
+        /// --max-chunk-size, the first does and later ones adapt to the link. Default: start at
+        /// 4 MiB, double while requests are acknowledged within 0.5 s, halve after a failure.
         #[arg(long)]
         chunk_size: Option<usize>,
+        /// Largest upload request while sizes adapt (default 16 MiB).
+        #[arg(long)]
+        max_chunk_size: Option<usize>,
         /// Remove local media copies after a verified receipt (manifest and receipt stay).
         #[arg(long)]
         purge: bool,
@@ -210,7 +215,9 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Custody { clip_id, all, json } => device::custody(&h()?, clip_id.as_deref(), *all, *json),
         Command::Verify { path, json } => device::verify(path, *json),
         Command::Enroll { server, token, json } => sync_cmds::enroll(&h()?, server, token, *json),
-        Command::Sync { timeout, json, chunk_size, purge, manifests_only } => sync_cmds::sync(&h()?, *timeout, *json, *chunk_size, *purge, *manifests_only),
+        Command::Sync { timeout, json, chunk_size, max_chunk_size, purge, manifests_only } => {
+            sync_cmds::sync(&h()?, *timeout, *json, *chunk_size, *max_chunk_size, *purge, *manifests_only)
+        }
         Command::Serve { data, listen } => server_cmds::serve(data, listen),
         Command::Token { data, role } => server_cmds::token(data, role),
         Command::Incidents { data, json } => server_cmds::incidents(data, *json),

@@ -104,14 +104,37 @@ pub fn describe(s: &SyncSummary) -> String {
     out
 }
 
-/// `fieldcap sync [--timeout SECS] [--json] [--chunk-size BYTES] [--purge]`.
-pub fn sync(home: &Path, timeout: u64, json: bool, chunk_size: Option<usize>, purge: bool, manifests_only: bool) -> anyhow::Result<i32> {
+/// Applies `--chunk-size` and `--max-chunk-size`: `--chunk-size` alone fixes every chunk at
+/// that size (as it did before sizes adapted); with `--max-chunk-size` it is the first size;
+/// `--max-chunk-size` alone keeps the default start (4 MiB, or the cap if smaller).
+fn chunk_options(opts: &mut SyncOptions, chunk_size: Option<usize>, max_chunk_size: Option<usize>) {
+    match (chunk_size, max_chunk_size) {
+        (None, None) => {}
+        (Some(fixed), None) => {
+            opts.chunk_size = fixed;
+            opts.max_chunk_size = fixed;
+        }
+        (start, Some(max)) => {
+            opts.chunk_size = start.unwrap_or(opts.chunk_size.min(max));
+            opts.max_chunk_size = max;
+        }
+    }
+}
+
+/// `fieldcap sync [--timeout SECS] [--json] [--chunk-size BYTES] [--max-chunk-size BYTES] [--purge]`.
+pub fn sync(
+    home: &Path,
+    timeout: u64,
+    json: bool,
+    chunk_size: Option<usize>,
+    max_chunk_size: Option<usize>,
+    purge: bool,
+    manifests_only: bool,
+) -> anyhow::Result<i32> {
     let store = open(home)?;
     let net = ReqwestTransport::new()?;
     let mut opts = SyncOptions { budget: Duration::from_secs(timeout), purge_after_receipt: purge, manifests_only, ..Default::default() };
-    if let Some(c) = chunk_size {
-        opts.chunk_size = c;
-    }
+    chunk_options(&mut opts, chunk_size, max_chunk_size);
     let bar = if json { SyncBar::hidden() } else { SyncBar::new("") };
     let cancel = CancelToken::new();
     let summary = store.sync_once(&net, &opts, &cancel, &mut |p| bar.update(p));
@@ -127,4 +150,25 @@ pub fn sync(home: &Path, timeout: u64, json: bool, chunk_size: Option<usize>, pu
         return Ok(0);
     }
     Ok(if summary.remaining == 0 && summary.needs_attention == 0 && summary.alarms == 0 && !summary.busy { 0 } else { 1 })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sizes(chunk: Option<usize>, max: Option<usize>) -> (usize, usize) {
+        let mut o = SyncOptions::default();
+        chunk_options(&mut o, chunk, max);
+        (o.chunk_size, o.max_chunk_size)
+    }
+
+    #[test]
+    fn chunk_size_alone_fixes_the_size_and_the_cap_makes_it_adapt() {
+        const MIB: usize = 1 << 20;
+        assert_eq!(sizes(None, None), (4 * MIB, 16 * MIB), "default: adaptive from 4 MiB to 16 MiB");
+        assert_eq!(sizes(Some(65_536), None), (65_536, 65_536), "fixed, as before");
+        assert_eq!(sizes(Some(MIB), Some(32 * MIB)), (MIB, 32 * MIB));
+        assert_eq!(sizes(None, Some(64 * MIB)), (4 * MIB, 64 * MIB));
+        assert_eq!(sizes(None, Some(2 * MIB)), (2 * MIB, 2 * MIB), "a cap below the default start");
+    }
 }

@@ -260,7 +260,7 @@ impl Store {
         segment: Option<Segment>,
         observation: Option<Observation>,
     ) -> Result<Manifest> {
-        let offset: Option<(i64, String)> = db::server_value(&self.conn(), "clock_offset")?
+        let offset: Option<(i64, String)> = db::sync::server_get(&self.conn(), "clock_offset")?
             .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
             .and_then(|v| Some((v.get("offset_ms")?.as_i64()?, v.get("measured_at")?.as_str()?.to_string())));
         Ok(Manifest {

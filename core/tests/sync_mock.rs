@@ -27,6 +27,14 @@ struct State {
     refuse_manifests: bool,  // answer 422 to manifests
     fork_after: Option<u64>, // rewrite history once the log has this many leaves
     patches: u32,
+    skew_ms: i64,            // the server's clock jumps by this much
+    times: u32,              // GET /v1/time answered
+    stale_answers: u32,      // signed requests refused as stale (outside the 300 s window)
+    proxy_401: bool,         // a proxy in front answers manifests 401 with a problem of its own
+    consistency_gets: u32,   // GET /v1/log/consistency answered
+    patch_sizes: Vec<usize>, // body length of every PATCH, in order
+    fail_patch: Vec<u32>,    // answer 503 to these PATCHes (1-based, counting every PATCH)
+    cut_patch: Vec<u32>,     // store these PATCHes' bytes, then lose the answer (a cut connection)
 }
 
 struct Mock {
@@ -95,17 +103,17 @@ impl Transport for Mock {
         let path = req.url.splitn(4, '/').nth(3).map(|p| format!("/{p}")).unwrap_or_default();
         let server_key_id = fieldcap_core::identity::device_id_for(&self.key.verifying_key());
         match (req.method.as_str(), path.split('?').next().unwrap_or_default()) {
-            ("GET", "/v1/time") => Ok(resp(
-                200,
+            ("GET", "/v1/time") => Ok(resp(200, {
+                st.times += 1;
                 serde_json::to_vec(&TimeResponse {
                     server_time: fieldcap_core::time::now(),
-                    server_time_ms: chrono::Utc::now().timestamp_millis() - 1500,
+                    server_time_ms: chrono::Utc::now().timestamp_millis() - 1500 + st.skew_ms,
                     server_key_pem: self.key.public_pem(),
                     server_key_id,
                     log_origin: ORIGIN.into(),
                 })
-                .expect("json"),
-            )),
+                .expect("json")
+            })),
             ("POST", "/v1/enroll") => {
                 let e: EnrollRequest = serde_json::from_slice(&req.body).expect("enroll");
                 let vk = fieldcap_core::identity::parse_public_pem(&e.public_key_pem).expect("pem");
@@ -123,7 +131,15 @@ impl Transport for Mock {
             ("POST", "/v1/manifests") => {
                 // The device signs its requests, with a server-corrected timestamp.
                 let ts: i64 = req.headers.iter().find(|h| h.0 == H_TIMESTAMP).expect("signed").1.parse().expect("ts");
-                assert!((ts - (chrono::Utc::now().timestamp_millis() - 1500)).abs() < 1000, "corrected timestamp");
+                let server_now = chrono::Utc::now().timestamp_millis() - 1500 + st.skew_ms;
+                if st.proxy_401 {
+                    return Ok(resp(401, br#"{"type":"https://proxy.example/problems/clock-skew","title":"clock skew","status":401}"#.to_vec()));
+                }
+                if (ts - server_now).abs() > 300_000 {
+                    st.stale_answers += 1;
+                    return Ok(resp(401, br#"{"type":"https://fieldcap.org/problems/stale-request","title":"Request timestamp outside the allowed window","status":401}"#.to_vec()));
+                }
+                assert!((ts - server_now).abs() < 1000, "corrected timestamp");
                 if st.refuse_manifests {
                     return Ok(resp(422, br#"{"type":"https://fieldcap.org/problems/bad-manifest","title":"manifest schema invalid","status":422}"#.to_vec()));
                 }
@@ -160,12 +176,19 @@ impl Transport for Mock {
                     return Ok(HttpResponse { status: 200, headers: vec![("Upload-Offset".into(), have.to_string()), ("Upload-Length".into(), total.to_string())], body: vec![] });
                 }
                 st.patches += 1;
+                st.patch_sizes.push(req.body.len());
+                if st.fail_patch.contains(&st.patches) {
+                    return Ok(resp(503, br#"{"type":"https://fieldcap.org/problems/internal","title":"busy","status":503}"#.to_vec()));
+                }
                 let off: u64 = req.headers.iter().find(|h| h.0 == "Upload-Offset").expect("offset").1.parse().expect("n");
                 if off != have {
                     return Ok(resp(409, br#"{"type":"https://fieldcap.org/problems/offset-mismatch","title":"offset mismatch","status":409}"#.to_vec()));
                 }
                 st.uploads.get_mut(&clip).expect("upload").extend_from_slice(&req.body);
                 let now = have + req.body.len() as u64;
+                if st.cut_patch.contains(&st.patches) && now < total {
+                    return Err(TransportError::Network("connection reset".into()));
+                }
                 let mut body = vec![];
                 if now == total {
                     self.complete(&mut st, &clip);
@@ -178,6 +201,7 @@ impl Transport for Mock {
                 None => Ok(resp(404, vec![])),
             },
             ("GET", "/v1/log/consistency") => {
+                st.consistency_gets += 1;
                 let q: HashMap<String, u64> = path
                     .split_once('?')
                     .map(|(_, q)| q.split('&').filter_map(|kv| kv.split_once('=')).map(|(k, v)| (k.to_string(), v.parse().unwrap_or(0))).collect())
@@ -202,8 +226,10 @@ fn video(d: &tempfile::TempDir, s: &Store, len: usize, seed: u8) -> String {
     s.seal_file(&p, CaptureRequest::default(), &mut |_, _| {}).expect("seal").clip_id
 }
 
+/// Options with every chunk `chunk` bytes (the tests count chunks; adaptive sizes have tests of
+/// their own).
 fn opts(chunk: usize) -> SyncOptions {
-    SyncOptions { chunk_size: chunk, backoff_base: Duration::from_millis(1), backoff_max: Duration::from_millis(5), budget: Duration::from_secs(30), ..Default::default() }
+    SyncOptions { chunk_size: chunk, max_chunk_size: chunk, backoff_base: Duration::from_millis(1), backoff_max: Duration::from_millis(5), budget: Duration::from_secs(30), ..Default::default() }
 }
 
 #[test]
@@ -355,4 +381,152 @@ fn concurrent_passes_never_double_upload() {
     lock.lock().expect("hold");
     let o = SyncOptions { wait_for_lock: false, ..opts(4_000) };
     assert!(busy.sync_once(srv.as_ref(), &o, &CancelToken::new(), &mut |_| {}).expect("busy").busy);
+}
+
+#[test]
+fn a_stale_request_measures_the_clock_again_and_is_sent_once_more() {
+    let srv = Mock::new();
+    let (d, s) = device();
+    let a = video(&d, &s, 3_000, 3);
+    s.enroll(srv.as_ref(), "http://127.0.0.1:9", "tok").expect("enroll");
+    let measured = |s: &Store| s.custody_events(None).expect("c").iter().filter(|e| e.event == "clock_offset_measured").count();
+    let before = measured(&s);
+    // The server's clock jumps ten minutes after the pass measured it: the device's corrected
+    // timestamps fall outside the server's window.
+    let sum = s
+        .sync_once(srv.as_ref(), &opts(10_000), &CancelToken::new(), &mut |p| {
+            if p.phase == SyncPhase::Manifests {
+                srv.st.lock().expect("l").skew_ms = 600_000;
+            }
+        })
+        .expect("pass");
+    let st = srv.st.lock().expect("l");
+    assert_eq!((st.stale_answers, st.times), (1, 3), "refused once; measured at enrolment, at the pass's start, and again");
+    drop(st);
+    assert_eq!((sum.manifests_committed, sum.receipts_verified, sum.remaining), (1, 1, 0), "{sum:?}");
+    assert_eq!(measured(&s), before + 2, "both measurements of the pass are in custody");
+    assert_eq!(s.item(&a).expect("a").summary.state, "receipted");
+}
+
+#[test]
+fn a_401_that_is_not_ours_does_not_touch_the_clock() {
+    let srv = Mock::new();
+    let (d, s) = device();
+    let a = video(&d, &s, 1_000, 3);
+    s.enroll(srv.as_ref(), "http://127.0.0.1:9", "tok").expect("enroll");
+    srv.st.lock().expect("l").proxy_401 = true;
+    let sum = s.sync_once(srv.as_ref(), &opts(10_000), &CancelToken::new(), &mut |_| {}).expect("pass");
+    // A proxy's problem that mentions the clock is not the server's stale-request: no second
+    // measurement, no second try; the refusal is shown on the item.
+    assert_eq!(srv.st.lock().expect("l").times, 2, "measured at enrolment and at the pass's start only");
+    assert_eq!(sum.needs_attention, 1, "{sum:?}");
+    assert!(s.item(&a).expect("a").summary.last_error.expect("reason").contains("clock skew"));
+}
+
+#[test]
+fn a_cancel_while_a_receipt_is_verified_stops_the_pass_there() {
+    let srv = Mock::new();
+    let (d, s) = device();
+    video(&d, &s, 1_000, 2);
+    s.enroll(srv.as_ref(), "http://127.0.0.1:9", "tok").expect("enroll");
+    s.sync_once(srv.as_ref(), &opts(10_000), &CancelToken::new(), &mut |_| {}).expect("pass 1");
+    assert!(s.newest_checkpoint().expect("cp").is_some(), "a checkpoint is held: the next receipt needs a consistency proof");
+    let b = video(&d, &s, 1_000, 4);
+    // Cancel as the receipt that came with the final PATCH is being verified.
+    let cancel = CancelToken::new();
+    let mut after_cancel = Vec::new();
+    let sum = s
+        .sync_once(srv.as_ref(), &opts(10_000), &cancel, &mut |p| {
+            if cancel.is_cancelled() {
+                after_cancel.push(p.phase);
+            } else if p.phase == SyncPhase::Receipt {
+                cancel.cancel();
+            }
+        })
+        .expect("pass 2");
+    assert!(sum.cancelled, "{sum:?}");
+    assert_eq!(after_cancel, vec![SyncPhase::Done], "nothing more was attempted");
+    assert_eq!(srv.st.lock().expect("l").consistency_gets, 0);
+    assert_eq!(s.item(&b).expect("b").summary.state, "uploaded", "on the server; the receipt is fetched next time");
+    let sum = s.sync_once(srv.as_ref(), &opts(10_000), &CancelToken::new(), &mut |_| {}).expect("pass 3");
+    assert_eq!((sum.receipts_verified, sum.remaining, sum.alarms), (1, 0, 0), "{sum:?}");
+}
+
+#[test]
+fn chunks_double_while_fast_up_to_the_cap_and_halve_after_a_failure() {
+    let srv = Mock::new();
+    let (d, s) = device();
+    let len = 250_000;
+    let a = video(&d, &s, len, 3);
+    s.enroll(srv.as_ref(), "http://127.0.0.1:9", "tok").expect("enroll");
+    // The 6th PATCH is answered 503 once (then retried): the chunk after it is half the size.
+    srv.st.lock().expect("l").fail_patch = vec![6];
+    let o = SyncOptions { max_chunk_size: 32_000, ..opts(2_000) };
+    let sum = s.sync_once(srv.as_ref(), &o, &CancelToken::new(), &mut |_| {}).expect("pass");
+    assert_eq!((sum.receipts_verified, sum.bytes_uploaded), (1, len as u64), "{sum:?}");
+    let sizes = srv.st.lock().expect("l").patch_sizes.clone();
+    // 2k, 4k, 8k, 16k, 32k (cap), then the 503 and its retry of the same 32k chunk, then half.
+    assert_eq!(&sizes[..8], &[2_000, 4_000, 8_000, 16_000, 32_000, 32_000, 32_000, 16_000], "{sizes:?}");
+    assert!(sizes.iter().all(|&n| n <= 32_000), "never above the cap: {sizes:?}");
+    assert_eq!(sizes[8], 32_000, "and it grows again: {sizes:?}");
+    assert_eq!(s.item(&a).expect("a").summary.state, "receipted");
+}
+
+/// Pass 1 stops after ~200 KB; the server then loses its last 50 KB (as one restored from a
+/// backup would): pass 2 sends those again and counts them as re-sent, once; nothing else goes
+/// twice.
+fn lost_bytes_go_again_and_are_counted_once(o: SyncOptions) {
+    let srv = Mock::new();
+    let (d, s) = device();
+    let len = 400_000u64;
+    let a = video(&d, &s, len as usize, 5);
+    s.enroll(srv.as_ref(), "http://127.0.0.1:9", "tok").expect("enroll");
+    let cancel = CancelToken::new();
+    let s1 = s
+        .sync_once(srv.as_ref(), &o, &cancel, &mut |p| {
+            if p.item_bytes_done >= 200_000 {
+                cancel.cancel()
+            }
+        })
+        .expect("pass 1");
+    assert!(s1.cancelled);
+    {
+        let mut st = srv.st.lock().expect("l");
+        let have = st.uploads[&a].len();
+        st.uploads.get_mut(&a).expect("u").truncate(have - 50_000);
+    }
+    let s2 = s.sync_once(srv.as_ref(), &o, &CancelToken::new(), &mut |_| {}).expect("pass 2");
+    assert_eq!(s2.receipts_verified, 1, "{s2:?}");
+    assert_eq!(s1.bytes_uploaded + s2.bytes_uploaded - s2.bytes_resent, len, "{s1:?} {s2:?}");
+    assert_eq!(s2.bytes_resent, 50_000, "exactly what the server lost; the cancel itself re-sent nothing");
+    let sent: u64 = srv.st.lock().expect("l").patch_sizes.iter().map(|&n| n as u64).sum();
+    assert_eq!(sent, len + 50_000);
+}
+
+#[test]
+fn bytes_a_server_lost_go_again_and_are_counted_once() {
+    lost_bytes_go_again_and_are_counted_once(opts(4_000));
+}
+
+#[test]
+fn with_adaptive_chunks_bytes_a_server_lost_go_again_and_are_counted_once() {
+    lost_bytes_go_again_and_are_counted_once(SyncOptions { max_chunk_size: 64_000, ..opts(4_000) });
+}
+
+#[test]
+fn with_adaptive_chunks_a_cut_connection_costs_at_most_one_chunk() {
+    let srv = Mock::new();
+    let (d, s) = device();
+    let len = 300_000u64;
+    video(&d, &s, len as usize, 7);
+    s.enroll(srv.as_ref(), "http://127.0.0.1:9", "tok").expect("enroll");
+    // The 6th PATCH (a full 64 KB chunk) reaches the server but its answer is lost.
+    srv.st.lock().expect("l").cut_patch = vec![6];
+    let o = SyncOptions { max_chunk_size: 64_000, ..opts(4_000) };
+    let sum = s.sync_once(srv.as_ref(), &o, &CancelToken::new(), &mut |_| {}).expect("pass");
+    assert_eq!((sum.receipts_verified, sum.remaining), (1, 0), "{sum:?}");
+    let sizes = srv.st.lock().expect("l").patch_sizes.clone();
+    assert_eq!(sizes[5], 64_000, "{sizes:?}");
+    let sent: u64 = sizes.iter().map(|&n| n as u64).sum();
+    assert_eq!(sent, len + 64_000, "the cut chunk went twice (refused the second time: 409), nothing else: {sizes:?}");
 }

@@ -6,9 +6,12 @@
 //! two, so on a two-core phone both cores hash at once. Memory is bounded by the pool
 //! (`POOL` × `CHUNK`), whatever the file size.
 //!
-//! Uploading uses [`StreamingDigests`] instead: the chunks being sent are handed to two worker
-//! threads (SHA-256, BLAKE3) as they go, so the digests cover exactly the bytes sent and the
-//! hashing overlaps the network.
+//! Streams handed over chunk by chunk use [`StreamingDigests`] instead: the chunks are hashed on
+//! worker threads while the caller does something else with them (the release scrubber writes
+//! them; the sync client sends them), so the digests cover exactly the bytes handled and the
+//! hashing overlaps the I/O. The sync client runs it in its BLAKE3-only mode
+//! ([`StreamingDigests::blake3_only`]): either digest catches a changed file, BLAKE3 costs a
+//! fraction of SHA-256's CPU (battery, on a phone), and the server re-hashes both anyway.
 //!
 //! ```
 //! let d = fieldcap_evidence::hashing::hash_reader(&b"abc"[..], &mut |_| {}).unwrap();
@@ -124,27 +127,57 @@ pub fn hash_file(path: &std::path::Path, progress: &mut dyn FnMut(u64)) -> io::R
     hash_reader(f, progress)
 }
 
-/// Chunks queued per worker before [`StreamingDigests::update`] waits for the workers.
+/// Chunks queued per worker before [`StreamingDigests::update`] waits for the workers (both
+/// digests), and prefix pieces queued per worker (every mode).
 const STREAM_QUEUE: usize = 4;
+
+/// Which digests a [`StreamingDigests`] takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamMode {
+    /// SHA-256 and BLAKE3, on a worker each; up to [`STREAM_QUEUE`] (4) chunks queue per worker.
+    Both,
+    /// BLAKE3 alone, on one worker, and no queue: [`update`](StreamingDigests::update) hands the
+    /// chunk straight to the worker, waiting while it still hashes the previous one. So at most
+    /// one chunk is being hashed while the caller holds the next: the memory an uploader needs
+    /// stays at two chunk buffers whatever the chunk size.
+    Blake3Only,
+}
+
+/// Length and BLAKE3 of a stream hashed in [`StreamMode::Blake3Only`] (or of any stream).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Blake3Digest {
+    /// Number of bytes hashed.
+    pub bytes: u64,
+    /// BLAKE3 of the whole stream.
+    pub blake3: [u8; 32],
+}
+
+impl Blake3Digest {
+    /// Lowercase hex BLAKE3.
+    pub fn blake3_hex(&self) -> String {
+        hex::encode(self.blake3)
+    }
+}
 
 /// One shared chunk of a stream.
 type Chunk = Arc<Vec<u8>>;
 
-/// SHA-256 and BLAKE3 of a byte stream handed over chunk by chunk, hashed on two worker threads
-/// (SHA-256 on one, BLAKE3 on the other) while the caller does something else with the same
-/// chunks: the sync client sends them to the server, so the digests cover exactly the bytes
-/// sent, at no extra wall time while the workers keep up.
+/// SHA-256 and BLAKE3 (or BLAKE3 alone, [`StreamMode`]) of a byte stream handed over chunk by
+/// chunk, hashed on worker threads (SHA-256 on one, BLAKE3 on another) while the caller does
+/// something else with the same chunks: the sync client sends them to the server, so the digests
+/// cover exactly the bytes sent, at no extra wall time while the workers keep up.
 ///
 /// Chunks are shared, not copied: [`update`](StreamingDigests::update) takes an `Arc<Vec<u8>>`
-/// and queues it for both workers, at most a few chunks each; beyond that `update` waits for
-/// them, so memory stays bounded whatever the stream's length. The stream may begin with a
+/// and queues it for the workers, at most a few chunks each (none in BLAKE3-only mode); beyond
+/// that `update` waits for them, so memory stays bounded whatever the stream's length. The stream may begin with a
 /// *prefix* that a third thread reads from a reader
 /// ([`with_prefix`](StreamingDigests::with_prefix)): when an upload resumes, the bytes already
 /// on the server are read back from the file and hashed while the rest is being sent. Chunks
 /// given to `update` are hashed after the whole prefix, whatever the timing.
 ///
-/// [`finish`](StreamingDigests::finish) waits for the workers and returns the length and
-/// digests of prefix + chunks, or the prefix's read error (a reader that ends before the
+/// [`finish`](StreamingDigests::finish) (both digests) or
+/// [`finish_blake3`](StreamingDigests::finish_blake3) (any mode) waits for the workers and
+/// returns the length and digests of prefix + chunks, or the prefix's read error (a reader that ends before the
 /// announced prefix length gives `UnexpectedEof`). Dropping the value without finishing stops
 /// the prefix reader at its next piece, lets the workers drop what is queued unhashed, and joins
 /// every thread, so nothing is left running.
@@ -158,6 +191,8 @@ type Chunk = Arc<Vec<u8>>;
 /// assert_eq!(s.finish().unwrap(), Digests::of_bytes(b"abcdef"));
 /// ```
 pub struct StreamingDigests {
+    mode: StreamMode,
+    /// The SHA-256 worker's queue (`None` in BLAKE3-only mode, and once finishing).
     sha_tx: Option<SyncSender<Chunk>>,
     b3_tx: Option<SyncSender<Chunk>>,
     sha: Option<JoinHandle<(u64, [u8; 32])>>,
@@ -168,7 +203,7 @@ pub struct StreamingDigests {
 
 impl std::fmt::Debug for StreamingDigests {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StreamingDigests").field("prefix_reader", &self.prefix.is_some()).finish_non_exhaustive()
+        f.debug_struct("StreamingDigests").field("mode", &self.mode).field("prefix_reader", &self.prefix.is_some()).finish_non_exhaustive()
     }
 }
 
@@ -203,41 +238,66 @@ impl StreamingDigests {
     /// Starts the two workers for a stream that begins with the first chunk given to
     /// [`update`](StreamingDigests::update).
     pub fn new() -> io::Result<StreamingDigests> {
-        Self::start::<io::Empty>(None)
+        Self::start::<io::Empty>(StreamMode::Both, None)
     }
 
     /// Starts the workers for a stream whose first `len` bytes are read from `reader`, on a
     /// thread of its own, in pieces of [`CHUNK`] bytes; chunks given to
     /// [`update`](StreamingDigests::update) follow them. `len` may be 0 (no prefix).
     pub fn with_prefix<R: Read + Send + 'static>(reader: R, len: u64) -> io::Result<StreamingDigests> {
-        Self::start(Some((reader, len)))
+        Self::start(StreamMode::Both, Some((reader, len)))
     }
 
-    fn start<R: Read + Send + 'static>(prefix: Option<(R, u64)>) -> io::Result<StreamingDigests> {
+    /// Like [`new`](StreamingDigests::new), BLAKE3 only ([`StreamMode::Blake3Only`]).
+    pub fn blake3_only() -> io::Result<StreamingDigests> {
+        Self::start::<io::Empty>(StreamMode::Blake3Only, None)
+    }
+
+    /// Like [`with_prefix`](StreamingDigests::with_prefix), BLAKE3 only
+    /// ([`StreamMode::Blake3Only`]). The chunks given to [`update`](StreamingDigests::update)
+    /// wait until the whole prefix is hashed.
+    pub fn blake3_only_with_prefix<R: Read + Send + 'static>(reader: R, len: u64) -> io::Result<StreamingDigests> {
+        Self::start(StreamMode::Blake3Only, Some((reader, len)))
+    }
+
+    /// What this stream computes.
+    pub fn mode(&self) -> StreamMode {
+        self.mode
+    }
+
+    fn start<R: Read + Send + 'static>(mode: StreamMode, prefix: Option<(R, u64)>) -> io::Result<StreamingDigests> {
         let prefix = prefix.filter(|(_, len)| *len > 0);
-        let (sha_tx, sha_rx) = sync_channel::<Chunk>(STREAM_QUEUE);
-        let (b3_tx, b3_rx) = sync_channel::<Chunk>(STREAM_QUEUE);
-        let (mut pre_tx, mut pre_sha_rx, mut pre_b3_rx) = (None, None, None);
-        if prefix.is_some() {
-            let (a_tx, a_rx) = sync_channel::<Chunk>(STREAM_QUEUE);
-            let (b_tx, b_rx) = sync_channel::<Chunk>(STREAM_QUEUE);
-            (pre_tx, pre_sha_rx, pre_b3_rx) = (Some((a_tx, b_tx)), Some(a_rx), Some(b_rx));
-        }
         let stop = Arc::new(AtomicBool::new(false));
         // From here on, dropping `s` (a failed spawn below) stops and joins what was started.
-        let mut s = StreamingDigests { sha_tx: Some(sha_tx), b3_tx: Some(b3_tx), sha: None, b3: None, prefix: None, stop: stop.clone() };
-        s.sha = Some(spawn_worker(
-            "fieldcap-sha256",
-            pre_sha_rx,
-            sha_rx,
-            stop.clone(),
-            sha2::Sha256::new(),
-            |h, b| h.update(b),
-            |h| h.finalize().into(),
-        )?);
+        let mut s = StreamingDigests { mode, sha_tx: None, b3_tx: None, sha: None, b3: None, prefix: None, stop: stop.clone() };
+        // The prefix reader feeds every worker through a queue of its own.
+        let mut prefix_txs = Vec::new();
+        let mut prefix_queue = || {
+            prefix.as_ref().map(|_| {
+                let (tx, rx) = sync_channel::<Chunk>(STREAM_QUEUE);
+                prefix_txs.push(tx);
+                rx
+            })
+        };
+        if mode == StreamMode::Both {
+            let (sha_tx, sha_rx) = sync_channel::<Chunk>(STREAM_QUEUE);
+            s.sha_tx = Some(sha_tx);
+            s.sha = Some(spawn_worker(
+                "fieldcap-sha256",
+                prefix_queue(),
+                sha_rx,
+                stop.clone(),
+                sha2::Sha256::new(),
+                |h, b| h.update(b),
+                |h| h.finalize().into(),
+            )?);
+        }
+        // BLAKE3-only: no queue, the caller hands each chunk straight to the worker.
+        let (b3_tx, b3_rx) = sync_channel::<Chunk>(if mode == StreamMode::Both { STREAM_QUEUE } else { 0 });
+        s.b3_tx = Some(b3_tx);
         s.b3 = Some(spawn_worker(
             "fieldcap-blake3",
-            pre_b3_rx,
+            prefix_queue(),
             b3_rx,
             stop.clone(),
             blake3::Hasher::new(),
@@ -246,9 +306,9 @@ impl StreamingDigests {
             },
             |h| *h.finalize().as_bytes(),
         )?);
-        if let (Some((mut reader, len)), Some((a_tx, b_tx))) = (prefix, pre_tx) {
+        if let Some((mut reader, len)) = prefix {
             s.prefix = Some(std::thread::Builder::new().name("fieldcap-hash-prefix".into()).spawn(move || {
-                // Buffers come back for reuse once both workers have hashed them (a fresh one
+                // Buffers come back for reuse once every worker has hashed them (a fresh one
                 // per piece would cost a page fault per 4 KiB).
                 let mut kept: Vec<Chunk> = Vec::new();
                 let mut left = len;
@@ -268,8 +328,9 @@ impl StreamingDigests {
                     if kept.len() < 2 * STREAM_QUEUE + 2 {
                         kept.push(buf.clone());
                     }
-                    a_tx.send(buf.clone()).map_err(|_| worker_stopped())?;
-                    b_tx.send(buf).map_err(|_| worker_stopped())?;
+                    for tx in &prefix_txs {
+                        tx.send(buf.clone()).map_err(|_| worker_stopped())?;
+                    }
                     left -= n as u64;
                 }
                 Ok(())
@@ -278,28 +339,57 @@ impl StreamingDigests {
         Ok(s)
     }
 
-    /// Queues the next chunk of the stream for both workers; waits while their queues are full.
-    /// Fails only if a worker has stopped (it panicked).
+    /// Queues the next chunk of the stream for the workers; waits while their queues are full
+    /// (in BLAKE3-only mode, until the worker takes it). Fails only if a worker has stopped (it
+    /// panicked).
     pub fn update(&mut self, chunk: Arc<Vec<u8>>) -> io::Result<()> {
-        let (Some(sha), Some(b3)) = (&self.sha_tx, &self.b3_tx) else { return Err(worker_stopped()) };
-        sha.send(chunk.clone()).map_err(|_| worker_stopped())?;
+        let b3 = self.b3_tx.as_ref().ok_or_else(worker_stopped)?;
+        match (self.mode, &self.sha_tx) {
+            (StreamMode::Both, Some(sha)) => sha.send(chunk.clone()).map_err(|_| worker_stopped())?,
+            (StreamMode::Both, None) => return Err(worker_stopped()),
+            (StreamMode::Blake3Only, _) => {}
+        }
         b3.send(chunk).map_err(|_| worker_stopped())
     }
 
     /// Ends the stream: waits until the prefix and every chunk are hashed and returns the
-    /// length and both digests, or the prefix reader's error.
-    pub fn finish(mut self) -> io::Result<Digests> {
+    /// length and both digests, or the prefix reader's error. A BLAKE3-only stream has no
+    /// SHA-256 to give: `ErrorKind::Unsupported` (use
+    /// [`finish_blake3`](StreamingDigests::finish_blake3)).
+    pub fn finish(self) -> io::Result<Digests> {
+        if self.mode != StreamMode::Both {
+            return Err(io::Error::new(io::ErrorKind::Unsupported, "SHA-256 was not computed (a BLAKE3-only stream)"));
+        }
+        let (bytes, sha256, blake3) = self.join()?;
+        let sha256 = sha256.ok_or_else(worker_stopped)?;
+        Ok(Digests { bytes, sha256, blake3 })
+    }
+
+    /// Ends the stream (in any mode): waits until the prefix and every chunk are hashed and
+    /// returns the length and BLAKE3, or the prefix reader's error.
+    pub fn finish_blake3(self) -> io::Result<Blake3Digest> {
+        let (bytes, _, blake3) = self.join()?;
+        Ok(Blake3Digest { bytes, blake3 })
+    }
+
+    /// Closes the queues and joins every thread: (length, SHA-256 if computed, BLAKE3).
+    fn join(mut self) -> io::Result<(u64, Option<[u8; 32]>, [u8; 32])> {
         self.sha_tx = None;
         self.b3_tx = None;
         if let Some(p) = self.prefix.take() {
             p.join().map_err(|_| io::Error::other("the prefix reader panicked"))??;
         }
-        let (n_sha, sha256) = self.sha.take().ok_or_else(worker_stopped)?.join().map_err(|_| io::Error::other("the SHA-256 worker panicked"))?;
+        let sha = match self.sha.take() {
+            Some(h) => Some(h.join().map_err(|_| io::Error::other("the SHA-256 worker panicked"))?),
+            None => None,
+        };
         let (n_b3, blake3) = self.b3.take().ok_or_else(worker_stopped)?.join().map_err(|_| io::Error::other("the BLAKE3 worker panicked"))?;
-        if n_sha != n_b3 {
-            return Err(io::Error::other("the hash workers saw different lengths"));
+        if let Some((n_sha, _)) = sha {
+            if n_sha != n_b3 {
+                return Err(io::Error::other("the hash workers saw different lengths"));
+            }
         }
-        Ok(Digests { bytes: n_sha, sha256, blake3 })
+        Ok((n_b3, sha.map(|(_, d)| d), blake3))
     }
 }
 
@@ -392,6 +482,48 @@ mod tests {
             }
             proptest::prop_assert_eq!(s.finish().expect("finish"), Digests::of_bytes(&data));
         }
+
+        /// The same in BLAKE3-only mode: the BLAKE3 of the whole stream, whatever the split.
+        #[test]
+        fn blake3_only_equals_one_shot_for_random_splits(
+            data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..(3 * CHUNK + 100)),
+            cuts in proptest::collection::vec(0.0f64..1.0, 0..12),
+            prefix_frac in 0.0f64..1.0,
+        ) {
+            let p = ((data.len() as f64) * prefix_frac) as usize;
+            let mut s = StreamingDigests::blake3_only_with_prefix(std::io::Cursor::new(data[..p].to_vec()), p as u64).expect("start");
+            for c in split(&data[p..], &cuts) {
+                s.update(c).expect("update");
+            }
+            let d = s.finish_blake3().expect("finish");
+            proptest::prop_assert_eq!((d.bytes, d.blake3), (data.len() as u64, *blake3::hash(&data).as_bytes()));
+        }
+    }
+
+    #[test]
+    fn blake3_only_has_no_sha256_to_give_and_both_gives_blake3_alone_too() {
+        let mut s = StreamingDigests::blake3_only().expect("start");
+        assert_eq!(s.mode(), StreamMode::Blake3Only);
+        assert!(s.sha.is_none() && s.sha_tx.is_none(), "no SHA-256 worker runs");
+        s.update(Arc::new(b"abc".to_vec())).expect("update");
+        assert_eq!(s.finish().expect_err("no SHA-256").kind(), io::ErrorKind::Unsupported);
+        let mut s = StreamingDigests::new().expect("start");
+        s.update(Arc::new(b"abc".to_vec())).expect("update");
+        let d = s.finish_blake3().expect("finish");
+        assert_eq!(d.blake3_hex(), Digests::of_bytes(b"abc").blake3_hex());
+    }
+
+    #[test]
+    fn blake3_only_holds_at_most_one_chunk_besides_the_callers() {
+        // No queue: when update returns, the worker has taken the chunk, and it let go of the
+        // one before (it takes the next only after hashing the previous).
+        let mut s = StreamingDigests::blake3_only().expect("start");
+        let first = Arc::new(vec![1u8; CHUNK]);
+        s.update(first.clone()).expect("update");
+        s.update(Arc::new(vec![2u8; CHUNK])).expect("update");
+        assert_eq!(Arc::strong_count(&first), 1, "the first chunk is released once the second is taken");
+        let d = s.finish_blake3().expect("finish");
+        assert_eq!(d.bytes, 2 * CHUNK as u64);
     }
 
     #[test]

@@ -13,7 +13,8 @@
 //! * [`custody`] — hash-chained, signed custody events (device and server).
 //! * [`tlog`] — the RFC 6962 transparency log: Merkle tree, inclusion and consistency proofs,
 //!   C2SP signed-note checkpoints.
-//! * [`protocol`] — the sync protocol's wire types, request signing and problem types.
+//! * [`protocol`] — the sync protocol's wire types and request signing; [`problem`] — the
+//!   names of the problems the server answers (RFC 9457 `type`), which clients branch on.
 //! * [`receipt`] — the one receipt verifier (signature, item, checkpoint, inclusion proof).
 //! * [`track`] — GPS tracks from GPX and GeoJSON; [`time`] — RFC 3339 timestamps.
 //! * [`fsutil`] — durable file writes (temporary file, fsync, rename, directory fsync).
@@ -34,6 +35,7 @@ pub mod fsutil;
 pub mod hashing;
 pub mod identity;
 pub mod manifest;
+pub mod problem;
 pub mod protocol;
 pub mod receipt;
 pub mod time;

@@ -10,10 +10,11 @@
 //! seq 1 once; anything else the server refuses is reported in the pass summary and retried on
 //! the next pass. Nothing here changes the local log.
 
-use super::{join_url, problem_title, server_get, server_put, Pass, Step};
+use super::pass::{problem_title, Pass, Step, Stop};
+use crate::store::db::sync as rows;
+use super::transport::join_url;
 use crate::error::Error;
 use crate::protocol::{self, CustodyAck, CustodySubmission};
-use rusqlite::params;
 
 /// Key of the `server` table holding the highest custody seq the server acknowledged.
 const UPLOADED_KEY: &str = "custody_uploaded_seq";
@@ -21,7 +22,8 @@ const UPLOADED_KEY: &str = "custody_uploaded_seq";
 impl Pass<'_> {
     /// Sends every custody event the server does not hold yet.
     pub(super) fn upload_custody(&mut self) -> Step<()> {
-        let mut done: u64 = server_get(self.store, UPLOADED_KEY)?
+        let stored = rows::server_get(&self.store.conn(), UPLOADED_KEY)?;
+        let mut done: u64 = stored
             .and_then(|b| String::from_utf8(b).ok())
             .and_then(|s| s.parse().ok())
             .unwrap_or(0);
@@ -40,7 +42,7 @@ impl Pass<'_> {
             match resp.status {
                 200 => {
                     let ack: CustodyAck = serde_json::from_slice(&resp.body)
-                        .map_err(|_| super::Stop::Transient("POST custody: the answer is not a custody acknowledgement".into()))?;
+                        .map_err(|_| Stop::Transient("POST custody: the answer is not a custody acknowledgement".into()))?;
                     if ack.stored_through < last {
                         // The server holds less than it was just sent: do not loop on it.
                         self.summary.last_error = Some("the server did not store the whole custody batch".into());
@@ -48,7 +50,7 @@ impl Pass<'_> {
                     }
                     self.summary.custody_events_uploaded += last - done;
                     done = ack.stored_through;
-                    server_put(self.store, UPLOADED_KEY, done.to_string().as_bytes())?;
+                    rows::server_put(&self.store.conn(), UPLOADED_KEY, done.to_string().as_bytes())?;
                 }
                 409 if !restarted && done > 0 => {
                     // The server's copy does not continue where we thought (a new or restored
@@ -68,15 +70,9 @@ impl Pass<'_> {
 
     /// The next batch of local custody events after `seq`, as (seq, JSON Lines object).
     fn custody_after(&self, seq: u64) -> Step<Vec<(u64, serde_json::Value)>> {
-        let conn = self.store.conn();
-        let mut st = conn.prepare("SELECT body, sig FROM custody WHERE seq > ?1 ORDER BY seq LIMIT ?2").map_err(Error::from)?;
-        let rows = st
-            .query_map(params![seq as i64, protocol::MAX_CUSTODY_BATCH as i64], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?)))
-            .map_err(Error::from)?
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(Error::from)?;
-        let mut out = Vec::with_capacity(rows.len());
-        for (body, sig) in rows {
+        let events = rows::custody_after(&self.store.conn(), seq, protocol::MAX_CUSTODY_BATCH)?;
+        let mut out = Vec::with_capacity(events.len());
+        for (body, sig) in events {
             let e = crate::custody::CustodyEvent::from_body(body, sig)?;
             let v: serde_json::Value = serde_json::from_str(&e.to_jsonl()).map_err(Error::from)?;
             out.push((e.seq, v));

@@ -118,11 +118,13 @@ pub fn seal_observation(d: &Device, text: &str) -> fieldcap_core::seal::SealedIt
     d.store.observe(req).expect("observe")
 }
 
-/// Options for tests: small chunks, short backoff, short request timeouts.
+/// Options for tests: small chunks of a fixed size (the tests bound re-sent bytes by it),
+/// short backoff, short request timeouts.
 pub fn fast_opts(chunk: usize) -> SyncOptions {
     SyncOptions {
         budget: Duration::from_secs(60),
         chunk_size: chunk,
+        max_chunk_size: chunk,
         backoff_base: Duration::from_millis(20),
         backoff_max: Duration::from_millis(300),
         request_timeout: Duration::from_secs(3),

@@ -3,7 +3,11 @@
 //! The rest of the core never writes SQL: sealing, listing, recovery and sync call these
 //! functions on a [`Connection`] (a [`rusqlite::Transaction`] derefs to one, so a caller decides
 //! what commits together). Every value is bound as a parameter; no SQL text is ever built from
-//! data. Tables and columns are defined by the migrations in [`super::schema`].
+//! data. Tables and columns are defined by the migrations in [`super::schema`]. The rows the
+//! sync pass reads and writes (upload state, receipts, the `server` key/value table) are in
+//! [`sync`].
+
+pub(crate) mod sync;
 
 use crate::error::{Error, Result};
 use crate::items::ItemSummary;
@@ -82,14 +86,6 @@ pub(crate) fn alarms(conn: &Connection) -> Result<Vec<(String, String, String)>>
     let mut stmt = conn.prepare("SELECT at, kind, detail FROM alarms ORDER BY id")?;
     let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
     collect(rows)
-}
-
-// ---------------------------------------------------------------------------------------------
-// server: small key/value facts about the enrolled server
-
-/// A value of the `server` table (e.g. `clock_offset`).
-pub(crate) fn server_value(conn: &Connection, key: &str) -> Result<Option<Vec<u8>>> {
-    Ok(conn.query_row("SELECT value FROM server WHERE key = ?1", params![key], |r| r.get(0)).optional()?)
 }
 
 // ---------------------------------------------------------------------------------------------
