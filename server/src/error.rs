@@ -13,11 +13,12 @@
 //! assert_eq!(e.problem().problem_type, "https://fieldcap.org/problems/conflict");
 //! ```
 
+use fieldcap_evidence::problem;
 use axum::http::StatusCode;
 use fieldcap_evidence::protocol::Problem;
 
 /// Prefix of every problem type URI.
-pub const PROBLEM_BASE: &str = "https://fieldcap.org/problems/";
+pub use fieldcap_evidence::problem::BASE as PROBLEM_BASE;
 
 /// Everything that can go wrong in the server.
 #[derive(Debug, thiserror::Error)]
@@ -131,41 +132,41 @@ impl Error {
     fn parts(&self) -> (StatusCode, &'static str, &'static str, Option<String>) {
         use fieldcap_evidence::Error as C;
         match self {
-            Error::Core(C::InvalidInput(m)) => (StatusCode::BAD_REQUEST, "malformed-request", "Malformed request", Some(m.clone())),
-            Error::Core(C::Integrity(m)) => (StatusCode::UNPROCESSABLE_ENTITY, "integrity", "Integrity check failed", Some(m.clone())),
-            Error::Core(C::NotFound(m)) => (StatusCode::NOT_FOUND, "not-found", "Not found", Some(m.clone())),
-            Error::Core(C::Key(m)) => (StatusCode::BAD_REQUEST, "bad-key", "Unusable public key", Some(m.clone())),
+            Error::Core(C::InvalidInput(m)) => (StatusCode::BAD_REQUEST, problem::MALFORMED_REQUEST, "Malformed request", Some(m.clone())),
+            Error::Core(C::Integrity(m)) => (StatusCode::UNPROCESSABLE_ENTITY, problem::INTEGRITY, "Integrity check failed", Some(m.clone())),
+            Error::Core(C::NotFound(m)) => (StatusCode::NOT_FOUND, problem::NOT_FOUND, "Not found", Some(m.clone())),
+            Error::Core(C::Key(m)) => (StatusCode::BAD_REQUEST, problem::BAD_KEY, "Unusable public key", Some(m.clone())),
             Error::Core(_) | Error::Storage(_) | Error::Io { .. } | Error::Json(_) | Error::Internal(_) => {
-                (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal server error", None)
+                (StatusCode::INTERNAL_SERVER_ERROR, problem::INTERNAL, "Internal server error", None)
             }
-            Error::BadRequest(m) => (StatusCode::BAD_REQUEST, "malformed-request", "Malformed request", Some(m.clone())),
-            Error::InvalidManifest(m) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid-manifest", "Invalid manifest", Some(m.clone())),
-            Error::BadSignature(m) => (StatusCode::UNPROCESSABLE_ENTITY, "bad-signature", "Signature does not verify", Some(m.clone())),
-            Error::Unauthenticated(m) => (StatusCode::UNAUTHORIZED, "unauthenticated", "Request signature missing or invalid", Some(m.clone())),
-            Error::StaleRequest(m) => (StatusCode::UNAUTHORIZED, "stale-request", "Request timestamp outside the allowed window", Some(m.clone())),
-            Error::ReplayedRequest => (StatusCode::UNAUTHORIZED, "replayed-request", "Request nonce already used", None),
-            Error::UnknownDevice => (StatusCode::FORBIDDEN, "unknown-device", "Device not enrolled", None),
-            Error::DeviceRevoked => (StatusCode::FORBIDDEN, "device-revoked", "Device revoked", None),
-            Error::DeviceMismatch(m) => (StatusCode::FORBIDDEN, "device-mismatch", "Manifest is not from the signing device", Some(m.clone())),
-            Error::InvalidToken => (StatusCode::FORBIDDEN, "invalid-token", "Enrolment token unknown, expired or used", None),
-            Error::Conflict(m) => (StatusCode::CONFLICT, "conflict", "Conflicts with the record", Some(m.clone())),
-            Error::NotFound(m) => (StatusCode::NOT_FOUND, "not-found", "Not found", Some(m.clone())),
-            Error::NoReceiptYet(m) => (StatusCode::NOT_FOUND, "no-receipt-yet", "No receipt yet", Some(m.clone())),
-            Error::Gone(m) => (StatusCode::GONE, "upload-gone", "Upload expired or terminated", Some(m.clone())),
+            Error::BadRequest(m) => (StatusCode::BAD_REQUEST, problem::MALFORMED_REQUEST, "Malformed request", Some(m.clone())),
+            Error::InvalidManifest(m) => (StatusCode::UNPROCESSABLE_ENTITY, problem::INVALID_MANIFEST, "Invalid manifest", Some(m.clone())),
+            Error::BadSignature(m) => (StatusCode::UNPROCESSABLE_ENTITY, problem::BAD_SIGNATURE, "Signature does not verify", Some(m.clone())),
+            Error::Unauthenticated(m) => (StatusCode::UNAUTHORIZED, problem::UNAUTHENTICATED, "Request signature missing or invalid", Some(m.clone())),
+            Error::StaleRequest(m) => (StatusCode::UNAUTHORIZED, problem::STALE_REQUEST, "Request timestamp outside the allowed window", Some(m.clone())),
+            Error::ReplayedRequest => (StatusCode::UNAUTHORIZED, problem::REPLAYED_REQUEST, "Request nonce already used", None),
+            Error::UnknownDevice => (StatusCode::FORBIDDEN, problem::UNKNOWN_DEVICE, "Device not enrolled", None),
+            Error::DeviceRevoked => (StatusCode::FORBIDDEN, problem::DEVICE_REVOKED, "Device revoked", None),
+            Error::DeviceMismatch(m) => (StatusCode::FORBIDDEN, problem::DEVICE_MISMATCH, "Manifest is not from the signing device", Some(m.clone())),
+            Error::InvalidToken => (StatusCode::FORBIDDEN, problem::INVALID_TOKEN, "Enrolment token unknown, expired or used", None),
+            Error::Conflict(m) => (StatusCode::CONFLICT, problem::CONFLICT, "Conflicts with the record", Some(m.clone())),
+            Error::NotFound(m) => (StatusCode::NOT_FOUND, problem::NOT_FOUND, "Not found", Some(m.clone())),
+            Error::NoReceiptYet(m) => (StatusCode::NOT_FOUND, problem::NO_RECEIPT_YET, "No receipt yet", Some(m.clone())),
+            Error::Gone(m) => (StatusCode::GONE, problem::UPLOAD_GONE, "Upload expired or terminated", Some(m.clone())),
             Error::OffsetMismatch { expected } => (
                 StatusCode::CONFLICT,
                 "offset-mismatch",
                 "Upload-Offset does not match the upload",
                 Some(format!("the upload is at offset {expected}; send HEAD and continue from there")),
             ),
-            Error::UploadLength(m) => (StatusCode::BAD_REQUEST, "upload-length", "Upload-Length not acceptable", Some(m.clone())),
-            Error::DigestMismatch(m) => (StatusCode::UNPROCESSABLE_ENTITY, "digest-mismatch", "Media does not match the signed manifest", Some(m.clone())),
-            Error::UploadLocked => (StatusCode::LOCKED, "upload-locked", "Another request is writing to this upload", None),
-            Error::TooLarge(m) => (StatusCode::PAYLOAD_TOO_LARGE, "too-large", "Request body too large", Some(m.clone())),
-            Error::HeadersTooLarge => (StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "headers-too-large", "Request headers too large", None),
-            Error::UnsupportedMediaType(m) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type", "Unsupported Content-Type", Some(m.clone())),
-            Error::TusVersion => (StatusCode::PRECONDITION_FAILED, "tus-version", "Tus-Resumable 1.0.0 required", None),
-            Error::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "Method not allowed", None),
+            Error::UploadLength(m) => (StatusCode::BAD_REQUEST, problem::UPLOAD_LENGTH, "Upload-Length not acceptable", Some(m.clone())),
+            Error::DigestMismatch(m) => (StatusCode::UNPROCESSABLE_ENTITY, problem::DIGEST_MISMATCH, "Media does not match the signed manifest", Some(m.clone())),
+            Error::UploadLocked => (StatusCode::LOCKED, problem::UPLOAD_LOCKED, "Another request is writing to this upload", None),
+            Error::TooLarge(m) => (StatusCode::PAYLOAD_TOO_LARGE, problem::TOO_LARGE, "Request body too large", Some(m.clone())),
+            Error::HeadersTooLarge => (StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, problem::HEADERS_TOO_LARGE, "Request headers too large", None),
+            Error::UnsupportedMediaType(m) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, problem::UNSUPPORTED_MEDIA_TYPE, "Unsupported Content-Type", Some(m.clone())),
+            Error::TusVersion => (StatusCode::PRECONDITION_FAILED, problem::TUS_VERSION, "Tus-Resumable 1.0.0 required", None),
+            Error::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, problem::METHOD_NOT_ALLOWED, "Method not allowed", None),
         }
     }
 
