@@ -70,6 +70,21 @@ impl Error {
     }
 }
 
+/// Result alias for the evidence formats.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Adds I/O context to a `Result<_, io::Error>`.
+pub trait IoContext<T> {
+    /// Maps an I/O error to [`Error::Io`] with the context `context()` returns.
+    fn ctx(self, context: impl FnOnce() -> String) -> Result<T>;
+}
+
+impl<T> IoContext<T> for std::result::Result<T, io::Error> {
+    fn ctx(self, context: impl FnOnce() -> String) -> Result<T> {
+        self.map_err(|e| Error::io(context(), e))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -89,20 +104,5 @@ mod tests {
         let json = serde_json::from_str::<serde_json::Value>("{").expect_err("bad JSON");
         assert!(matches!(Error::Json(json).duplicate(), Error::InvalidInput(_)));
         assert_eq!(io.duplicate().to_string(), io.to_string());
-    }
-}
-
-/// Result alias for the evidence formats.
-pub type Result<T, E = Error> = std::result::Result<T, E>;
-
-/// Adds I/O context to a `Result<_, io::Error>`.
-pub trait IoContext<T> {
-    /// Maps an I/O error to [`Error::Io`] with the context `context()` returns.
-    fn ctx(self, context: impl FnOnce() -> String) -> Result<T>;
-}
-
-impl<T> IoContext<T> for std::result::Result<T, io::Error> {
-    fn ctx(self, context: impl FnOnce() -> String) -> Result<T> {
-        self.map_err(|e| Error::io(context(), e))
     }
 }
