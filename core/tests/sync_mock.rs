@@ -5,12 +5,13 @@
 
 #![allow(clippy::unwrap_used)]
 
-use fieldcap_core::identity::{DeviceKey, FileKeyProtector};
+use fieldcap_core::identity::DeviceKey;
 use fieldcap_core::tlog::{self, Checkpoint, Hash};
 use fieldcap_core::protocol::*;
 use fieldcap_core::seal::{CaptureRequest, ObservationRequest};
 use fieldcap_core::sync::*;
-use fieldcap_core::Store;
+use fieldcap_testkit::bytes::seeded;
+use fieldcap_testkit::device::{open_store, Device};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -190,16 +191,9 @@ impl Transport for Mock {
     }
 }
 
-fn device() -> (tempfile::TempDir, Store) {
-    let d = tempfile::tempdir().expect("tmp");
-    let s = Store::open(d.path(), Arc::new(FileKeyProtector)).expect("store");
-    (d, s)
-}
-
-fn video(d: &tempfile::TempDir, s: &Store, len: usize, seed: u8) -> String {
-    let p = d.path().join(format!("v{seed}.mp4"));
-    std::fs::write(&p, (0..len).map(|i| (i as u8).wrapping_mul(seed)).collect::<Vec<u8>>()).expect("write");
-    s.seal_file(&p, CaptureRequest::default(), &mut |_, _| {}).expect("seal").clip_id
+/// Seals `len` seeded bytes as `v{seed}.mp4`; returns the clip id.
+fn video(d: &Device, len: usize, seed: u64) -> String {
+    d.seal_bytes(&format!("v{seed}.mp4"), &seeded(len, seed), CaptureRequest::default()).clip_id
 }
 
 fn opts(chunk: usize) -> SyncOptions {
@@ -209,9 +203,10 @@ fn opts(chunk: usize) -> SyncOptions {
 #[test]
 fn full_pass_with_cut_resume_retries_and_receipts() {
     let srv = Mock::new();
-    let (d, s) = device();
-    let a = video(&d, &s, 100_000, 3);
-    let b = video(&d, &s, 5_000, 5);
+    let d = Device::new();
+    let s = &d.store;
+    let a = video(&d, 100_000, 3);
+    let b = video(&d, 5_000, 5);
     s.observe(ObservationRequest { observation: fieldcap_core::manifest::Observation { text: "x".into(), ..Default::default() }, ..Default::default() }).expect("obs");
     assert!(s.sync_once(srv.as_ref(), &opts(1000), &CancelToken::new(), &mut |_| {}).is_err(), "not enrolled");
     s.enroll(srv.as_ref(), "http://127.0.0.1:9", "tok").expect("enroll");
@@ -246,7 +241,7 @@ fn full_pass_with_cut_resume_retries_and_receipts() {
         assert!(events.iter().any(|x| x == e), "{e} in custody");
     }
     // Later manifests carry the measured offset.
-    let c = video(&d, &s, 10, 7);
+    let c = video(&d, 10, 7);
     let m = fieldcap_core::manifest::Manifest::parse(&s.item(&c).expect("c").manifest).expect("m");
     assert!(m.capture.clock.offset_ms.is_some());
 }
@@ -254,8 +249,9 @@ fn full_pass_with_cut_resume_retries_and_receipts() {
 #[test]
 fn offset_conflict_is_resolved_with_head() {
     let srv = Mock::new();
-    let (d, s) = device();
-    let a = video(&d, &s, 50_000, 9);
+    let d = Device::new();
+    let s = &d.store;
+    let a = video(&d, 50_000, 9);
     s.enroll(srv.as_ref(), "http://127.0.0.1:9", "tok").expect("enroll");
     let cancel = CancelToken::new();
     s.sync_once(srv.as_ref(), &opts(10_000), &cancel, &mut |p| {
@@ -268,7 +264,7 @@ fn offset_conflict_is_resolved_with_head() {
     {
         let mut st = srv.st.lock().expect("l");
         let have = st.uploads[&a].len();
-        let data: Vec<u8> = (0..50_000usize).map(|i| (i as u8).wrapping_mul(9)).collect();
+        let data = seeded(50_000, 9);
         st.uploads.get_mut(&a).expect("u").extend_from_slice(&data[have..have + 5_000]);
     }
     let s2 = s.sync_once(srv.as_ref(), &opts(10_000), &CancelToken::new(), &mut |_| {}).expect("pass 2");
@@ -279,8 +275,9 @@ fn offset_conflict_is_resolved_with_head() {
 #[test]
 fn permanent_refusal_needs_attention_with_the_title() {
     let srv = Mock::new();
-    let (d, s) = device();
-    let a = video(&d, &s, 1000, 2);
+    let d = Device::new();
+    let s = &d.store;
+    let a = video(&d, 1000, 2);
     s.enroll(srv.as_ref(), "http://127.0.0.1:9", "tok").expect("enroll");
     srv.st.lock().expect("l").refuse_manifests = true;
     let sum = s.sync_once(srv.as_ref(), &opts(10_000), &CancelToken::new(), &mut |_| {}).expect("pass");
@@ -293,13 +290,14 @@ fn permanent_refusal_needs_attention_with_the_title() {
 #[test]
 fn a_rewritten_log_raises_an_alarm() {
     let srv = Mock::new();
-    let (d, s) = device();
-    video(&d, &s, 1000, 2);
+    let d = Device::new();
+    let s = &d.store;
+    video(&d, 1000, 2);
     s.enroll(srv.as_ref(), "http://127.0.0.1:9", "tok").expect("enroll");
     s.sync_once(srv.as_ref(), &opts(10_000), &CancelToken::new(), &mut |_| {}).expect("pass 1");
     srv.st.lock().expect("l").fork_after = Some(3);
-    video(&d, &s, 1000, 4);
-    video(&d, &s, 1000, 6);
+    video(&d, 1000, 4);
+    video(&d, 1000, 6);
     let sum = s.sync_once(srv.as_ref(), &opts(10_000), &CancelToken::new(), &mut |_| {}).expect("pass 2");
     assert!(sum.alarms >= 1, "{sum:?}");
     assert!(s.alarms().expect("alarms").iter().any(|a| a.1 == "log_inconsistent"));
@@ -308,8 +306,9 @@ fn a_rewritten_log_raises_an_alarm() {
 #[test]
 fn a_different_server_key_is_an_alarm() {
     let srv = Mock::new();
-    let (d, s) = device();
-    video(&d, &s, 1000, 2);
+    let d = Device::new();
+    let s = &d.store;
+    video(&d, 1000, 2);
     s.enroll(srv.as_ref(), "http://127.0.0.1:9", "tok").expect("enroll");
     let other = Mock::new();
     assert!(s.sync_once(other.as_ref(), &opts(10_000), &CancelToken::new(), &mut |_| {}).is_err());
@@ -331,12 +330,13 @@ fn plain_http_only_to_loopback() {
 #[test]
 fn concurrent_passes_never_double_upload() {
     let srv = Mock::new();
-    let (d, s) = device();
+    let d = Device::new();
+    let s = &d.store;
     for i in 0..4 {
-        video(&d, &s, 40_000, 11 + i);
+        video(&d, 40_000, 11 + i);
     }
     s.enroll(srv.as_ref(), "http://127.0.0.1:9", "tok").expect("enroll");
-    let s = Arc::new(s);
+    let s = Arc::new(d.store);
     let sums: Vec<SyncSummary> = std::thread::scope(|sc| {
         let hs: Vec<_> = (0..3)
             .map(|_| {
@@ -350,8 +350,8 @@ fn concurrent_passes_never_double_upload() {
     assert_eq!(sums.iter().map(|x| x.receipts_verified).sum::<usize>(), 4);
     assert_eq!(srv.st.lock().expect("l").patches, 40, "each chunk sent once");
     // Busy when not waiting.
-    let busy = Store::open(d.path(), Arc::new(FileKeyProtector)).expect("second handle");
-    let lock = std::fs::OpenOptions::new().write(true).open(d.path().join("sync.lock")).expect("lock");
+    let busy = open_store(d.home.path());
+    let lock = std::fs::OpenOptions::new().write(true).open(d.home.path().join("sync.lock")).expect("lock");
     lock.lock().expect("hold");
     let o = SyncOptions { wait_for_lock: false, ..opts(4_000) };
     assert!(busy.sync_once(srv.as_ref(), &o, &CancelToken::new(), &mut |_| {}).expect("busy").busy);
