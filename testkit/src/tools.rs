@@ -6,6 +6,16 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
+/// The `fieldcap` binary cargo built for the calling test: `Cli::at(env!("CARGO_BIN_EXE_fieldcap"))`
+/// expanded in the caller, so it works only in the `fieldcap` crate's own tests. Elsewhere use
+/// [`Cli::built`].
+#[macro_export]
+macro_rules! fieldcap_cli {
+    () => {
+        $crate::tools::Cli::at(env!("CARGO_BIN_EXE_fieldcap"))
+    };
+}
+
 /// The `fieldcap` command line.
 #[derive(Debug, Clone)]
 pub struct Cli {
@@ -13,7 +23,7 @@ pub struct Cli {
 }
 
 impl Cli {
-    /// The binary at `bin`: in the CLI crate's own tests, `env!("CARGO_BIN_EXE_fieldcap")`.
+    /// The binary at `bin` (in the CLI crate's own tests, [`fieldcap_cli!`] gives cargo's).
     pub fn at(bin: impl Into<PathBuf>) -> Cli {
         Cli { bin: bin.into() }
     }

@@ -4,6 +4,11 @@
 use chrono::{DateTime, Duration, Utc};
 use fieldcap_evidence::track::TrackPoint;
 
+/// The instant `t` (RFC 3339, e.g. `2025-06-07T18:00:00Z`).
+pub fn utc(t: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(t).unwrap_or_else(|e| panic!("{t}: {e}")).with_timezone(&Utc)
+}
+
 /// One GPS fix at `t`: accuracy 5 m, nothing else measured. Change fields with struct update
 /// syntax (`TrackPoint { altitude_m: Some(12.0), ..fix(t, lat, lon) }`).
 pub fn fix(t: DateTime<Utc>, lat: f64, lon: f64) -> TrackPoint {
@@ -74,8 +79,7 @@ mod tests {
 
     #[test]
     fn both_files_read_back_as_the_walk() {
-        let t0 = DateTime::parse_from_rfc3339("2025-06-07T18:00:00Z").unwrap().with_timezone(&Utc);
-        let mut w = walk(t0, Duration::seconds(5), &[(33.7361, -118.2922), (33.7362, -118.2921)]);
+        let mut w = walk(utc("2025-06-07T18:00:00Z"), Duration::seconds(5), &[(33.7361, -118.2922), (33.7362, -118.2921)]);
         w[0].altitude_m = Some(10.0);
         for (got, provider) in [(parse_gpx(&gpx(&w)).unwrap(), "gpx"), (parse_geojson(&geojson(&w)).unwrap(), "geojson")] {
             let want: Vec<TrackPoint> = w.iter().map(|p| TrackPoint { provider: provider.into(), heading_deg: None, speed_mps: None, ..p.clone() }).collect();
