@@ -77,6 +77,15 @@ impl TestServer {
     /// Stops the server: `fieldcap serve` is killed with SIGKILL (a crash: no clean shutdown);
     /// the in-process server shuts down (in-flight requests finish). Stopping twice is harmless.
     pub fn stop(&mut self) {
+        if let Backend::Process(_, Some(c)) = &mut self.backend {
+            c.kill().expect("SIGKILL fieldcap serve");
+            c.wait().expect("reap fieldcap serve");
+        }
+        self.halt();
+    }
+
+    /// Stops without asserting anything (also from `drop`).
+    fn halt(&mut self) {
         match &mut self.backend {
             Backend::InProcess(h) => {
                 if let Some(h) = h.take() {
@@ -113,7 +122,7 @@ impl TestServer {
 
 impl Drop for TestServer {
     fn drop(&mut self) {
-        self.stop();
+        self.halt();
     }
 }
 

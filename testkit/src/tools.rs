@@ -1,7 +1,6 @@
 //! Programs a test runs: the `fieldcap` binary (given by cargo, or built once), and the stock
 //! tools a court expert uses (openssl, sha256sum, b3sum) on a package's VERIFY.txt.
 
-use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
@@ -56,17 +55,17 @@ impl Cli {
     }
 
     /// Runs `fieldcap ARGS…` to the end.
-    pub fn run<S: AsRef<OsStr>>(&self, args: &[S]) -> Output {
+    pub fn run(&self, args: &[&str]) -> Output {
         self.command().args(args).output().expect("run fieldcap")
     }
 
     /// Runs `fieldcap --home HOME ARGS…` to the end (a device command).
-    pub fn run_home<S: AsRef<OsStr>>(&self, home: &Path, args: &[S]) -> Output {
+    pub fn run_home(&self, home: &Path, args: &[&str]) -> Output {
         self.command().arg("--home").arg(home).args(args).output().expect("run fieldcap")
     }
 
     /// Runs `fieldcap --home HOME ARGS…`, asserts that it succeeded and returns its stdout.
-    pub fn ok<S: AsRef<OsStr> + std::fmt::Debug>(&self, home: &Path, args: &[S]) -> String {
+    pub fn ok(&self, home: &Path, args: &[&str]) -> String {
         let o = self.run_home(home, args);
         assert!(o.status.success(), "fieldcap {args:?} failed: {}", String::from_utf8_lossy(&o.stderr));
         String::from_utf8(o.stdout).expect("utf8")
