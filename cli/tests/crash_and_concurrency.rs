@@ -59,9 +59,7 @@ fn check_store(cli: &Cli, home: &std::path::Path, sources: &[(std::path::PathBuf
 #[test]
 fn sigkill_during_capture_loses_and_duplicates_nothing() {
     let cli = fieldcap_cli!();
-    let t = tempfile::tempdir().unwrap();
-    let home = t.path().join("home");
-    cli.ok(&home, &["init"]);
+    let (t, home) = cli.init_home(&[]);
     // Calibrate: kill instants are spread over the whole run of one capture (start-up, recovery,
     // hashing, the move, the commit), so every window is hit across the iterations.
     let probe = t.path().join("probe.mp4");
@@ -111,9 +109,7 @@ fn sigkill_during_capture_loses_and_duplicates_nothing() {
 #[test]
 fn two_processes_capturing_at_once_produce_a_gap_free_chain() {
     let cli = fieldcap_cli!();
-    let t = tempfile::tempdir().unwrap();
-    let home = t.path().join("home");
-    cli.ok(&home, &["init"]);
+    let (t, home) = cli.init_home(&[]);
     let mut sources = Vec::new();
     for w in 0..2u64 {
         for i in 0..10u64 {

@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used)]
 use chrono::Duration;
+use fieldcap_core::track::TrackPoint;
 use fieldcap_testkit::bytes::seeded;
 use fieldcap_testkit::device::manifests_in_db;
 use fieldcap_testkit::fieldcap_cli;
@@ -13,9 +14,7 @@ use std::fs;
 #[test]
 fn exported_clip_verifies_with_openssl_sha256sum_and_b3sum() {
     let cli = fieldcap_cli!();
-    let t = tempfile::tempdir().unwrap();
-    let home = t.path().join("home");
-    cli.ok(&home, &["init", "--role", "police", "--org", "Port Police"]);
+    let (t, home) = cli.init_home(&["--role", "police", "--org", "Port Police"]);
     let src = t.path().join("clip.mp4");
     fs::write(&src, seeded(3 * 1024 * 1024 + 123, 1)).unwrap();
     let walk_file = t.path().join("walk.gpx");
@@ -78,9 +77,7 @@ fn exported_clip_verifies_with_openssl_sha256sum_and_b3sum() {
 #[test]
 fn bad_input_gets_one_clear_line_and_changes_nothing() {
     let cli = fieldcap_cli!();
-    let t = tempfile::tempdir().unwrap();
-    let home = t.path().join("home");
-    cli.ok(&home, &["init"]);
+    let (t, home) = cli.init_home(&[]);
     let empty = t.path().join("empty.mp4");
     fs::write(&empty, b"").unwrap();
     let dir = t.path().join("folder.mp4");
@@ -149,9 +146,7 @@ fn reinit_never_replaces_the_key() {
 #[test]
 fn a_gpx_and_a_geojson_track_give_the_same_manifest_track() {
     let cli = fieldcap_cli!();
-    let t = tempfile::tempdir().unwrap();
-    let home = t.path().join("home");
-    cli.ok(&home, &["init"]);
+    let (t, home) = cli.init_home(&[]);
     let mut points = walk(utc("2025-06-07T18:00:00Z"), Duration::seconds(5), &[(33.7361, -118.2922), (33.7362, -118.2921), (33.7364, -118.2919)]);
     points[0].altitude_m = Some(10.0);
     for (n, (ext, text)) in [("gpx", gpx(&points)), ("geojson", geojson(&points))].into_iter().enumerate() {
@@ -161,16 +156,10 @@ fn a_gpx_and_a_geojson_track_give_the_same_manifest_track() {
         fs::write(&src, seeded(4096, n as u64)).unwrap();
         cli.ok(&home, &["capture", src.to_str().unwrap(), "--track", track.to_str().unwrap()]);
     }
-    let tracks: Vec<serde_json::Value> = manifests_in_db(&home).iter().map(|m| serde_json::from_slice::<serde_json::Value>(m).unwrap()["track"].clone()).collect();
+    let tracks: Vec<Vec<TrackPoint>> = manifests_in_db(&home).iter().map(|m| serde_json::from_value(serde_json::from_slice::<serde_json::Value>(m).unwrap()["track"].clone()).unwrap()).collect();
     assert_eq!(tracks.len(), 2);
-    for (track, provider) in tracks.iter().zip(["gpx", "geojson"]) {
-        let got: Vec<(f64, f64, &str, f64, Option<f64>, &str)> = track
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|p| (p["lat"].as_f64().unwrap(), p["lon"].as_f64().unwrap(), p["t"].as_str().unwrap(), p["accuracy_m"].as_f64().unwrap(), p["altitude_m"].as_f64(), p["provider"].as_str().unwrap()))
-            .collect();
-        let want: Vec<(f64, f64, &str, f64, Option<f64>, &str)> = points.iter().map(|p| (p.lat, p.lon, p.t.as_str(), p.accuracy_m, p.altitude_m, provider)).collect();
-        assert_eq!(got, want, "{provider}");
+    for (got, provider) in tracks.iter().zip(["gpx", "geojson"]) {
+        let want: Vec<TrackPoint> = points.iter().map(|p| TrackPoint { provider: provider.into(), ..p.clone() }).collect();
+        assert_eq!(got, &want, "{provider}");
     }
 }

@@ -71,6 +71,15 @@ impl Cli {
         String::from_utf8(o.stdout).expect("utf8")
     }
 
+    /// A device home in a new temporary folder: `fieldcap --home TMP/home init ARGS…` must
+    /// succeed. Returns the folder (keep it alive) and the home.
+    pub fn init_home(&self, args: &[&str]) -> (tempfile::TempDir, PathBuf) {
+        let t = tempfile::tempdir().expect("tempdir");
+        let home = t.path().join("home");
+        self.ok(&home, &[&["init"][..], args].concat());
+        (t, home)
+    }
+
     /// `fieldcap --home HOME clips --json`, parsed (it also runs the store's start-up recovery).
     pub fn clips_json(&self, home: &Path) -> serde_json::Value {
         serde_json::from_str(&self.ok(home, &["clips", "--json"])).expect("clips json")

@@ -89,7 +89,7 @@ fn held_or_referred_items_are_never_disposed_and_disposal_is_logged() {
             purpose: "referral".into(),
             zip: true,
             exported_by: "custodian".into(),
-            ..request(&[referred.clone()], fx.work.path().join("referral"), Profile::Full)
+            ..request(std::slice::from_ref(&referred), fx.work.path().join("referral"), Profile::Full)
         },
     )
     .unwrap();
