@@ -13,6 +13,16 @@
 //! | `api` | a raw API client: signed requests, tus, problem+json, hand-signed manifests | `server` |
 //! | `package` | the package fixture: devices synced to a server, packages exported | `package` |
 //!
+//! A crate's tests name the features they use:
+//!
+//! ```toml
+//! [dev-dependencies]
+//! fieldcap-testkit = { workspace = true, features = ["device", "server"] }
+//! ```
+//!
+//! The CLI crate's own tests get cargo's `fieldcap` binary with [`fieldcap_cli!`]; other tests
+//! build it once with [`tools::Cli::built`].
+//!
 //! It is a dev-dependency only. A crate that testkit depends on (evidence, core, server,
 //! package, and media through the server) may use the feature-free modules from its inline
 //! unit tests (they deal in bytes and strings), but not the device or server helpers: a unit
