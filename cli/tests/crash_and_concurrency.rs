@@ -6,22 +6,24 @@
 //! * Two processes capturing at once produce a gap-free chain.
 
 #![allow(clippy::unwrap_used)]
-mod common;
-use common::*;
+use fieldcap_testkit::bytes::seeded;
+use fieldcap_testkit::device::manifests_in_db;
+use fieldcap_testkit::fieldcap_cli;
+use fieldcap_testkit::tools::Cli;
 use fieldcap_core::hashing::Digests;
 use std::collections::HashMap;
 use std::fs;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 fn random_u64() -> u64 {
     rand_core::RngCore::next_u64(&mut rand_core::OsRng)
 }
 
-fn check_store(home: &std::path::Path, sources: &[(std::path::PathBuf, Digests)]) -> usize {
-    let listing = clips_json(home); // runs recovery
+fn check_store(cli: &Cli, home: &std::path::Path, sources: &[(std::path::PathBuf, Digests)]) -> usize {
+    let listing = cli.clips_json(home); // runs recovery
     let items = listing["items"].as_array().unwrap().clone();
-    let manifests = manifests(home);
+    let manifests = manifests_in_db(home);
     assert_eq!(manifests.len(), items.len());
     fieldcap_package::clip::verify_device_chain(&manifests).expect("device chain unbroken");
     let pem = fs::read_to_string(home.join("keys/device.pub.pem")).unwrap();
@@ -56,29 +58,28 @@ fn check_store(home: &std::path::Path, sources: &[(std::path::PathBuf, Digests)]
 
 #[test]
 fn sigkill_during_capture_loses_and_duplicates_nothing() {
-    let t = tempfile::tempdir().unwrap();
-    let home = t.path().join("home");
-    ok(&home, &["init"]);
+    let cli = fieldcap_cli!();
+    let (t, home) = cli.init_home(&[]);
     // Calibrate: kill instants are spread over the whole run of one capture (start-up, recovery,
     // hashing, the move, the commit), so every window is hit across the iterations.
     let probe = t.path().join("probe.mp4");
-    fs::write(&probe, bytes(3 << 20, 999)).unwrap();
+    fs::write(&probe, seeded(3 << 20, 999)).unwrap();
     let t0 = Instant::now();
-    ok(&home, &["capture", probe.to_str().unwrap()]);
+    cli.ok(&home, &["capture", probe.to_str().unwrap()]);
     let window_us = (t0.elapsed().as_micros() as u64 * 12 / 10).max(1000);
     let start = Instant::now();
-    let mut sources = vec![(probe.clone(), Digests::of_bytes(&bytes(3 << 20, 999)))];
+    let mut sources = vec![(probe.clone(), Digests::of_bytes(&seeded(3 << 20, 999)))];
     let mut iterations = 0;
     let mut recoveries = 0;
     // 50 kills whatever the machine's speed (each is bounded by the calibrated window), and up
     // to 60 while time allows.
     while iterations < 50 || (iterations < 60 && start.elapsed() < Duration::from_secs(60)) {
         let len = 256 * 1024 + (random_u64() % (6 << 20)) as usize;
-        let data = bytes(len, 1000 + iterations as u64);
+        let data = seeded(len, 1000 + iterations as u64);
         let src = t.path().join(format!("src-{iterations}.mp4"));
         fs::write(&src, &data).unwrap();
         sources.push((src.clone(), Digests::of_bytes(&data)));
-        let mut child = Command::new(bin())
+        let mut child = cli.command()
             .arg("--home")
             .arg(&home)
             .args(["capture", src.to_str().unwrap(), "--tag", "arrest"])
@@ -94,26 +95,25 @@ fn sigkill_during_capture_loses_and_duplicates_nothing() {
         }
         iterations += 1;
     }
-    let sealed = check_store(&home, &sources);
+    let sealed = check_store(&cli, &home, &sources);
     eprintln!("{iterations} kills over a {window_us} µs window: {sealed} sealed, {} left in place, {recoveries} start-up recoveries seen", sources.len() - sealed);
     // Everything left in place can still be sealed afterwards.
     for (src, _) in &sources {
         if src.exists() {
-            ok(&home, &["capture", src.to_str().unwrap()]);
+            cli.ok(&home, &["capture", src.to_str().unwrap()]);
         }
     }
-    assert_eq!(check_store(&home, &sources), sources.len());
+    assert_eq!(check_store(&cli, &home, &sources), sources.len());
 }
 
 #[test]
 fn two_processes_capturing_at_once_produce_a_gap_free_chain() {
-    let t = tempfile::tempdir().unwrap();
-    let home = t.path().join("home");
-    ok(&home, &["init"]);
+    let cli = fieldcap_cli!();
+    let (t, home) = cli.init_home(&[]);
     let mut sources = Vec::new();
     for w in 0..2u64 {
         for i in 0..10u64 {
-            let data = bytes(64 * 1024 + (i as usize) * 1000, w * 100 + i);
+            let data = seeded(64 * 1024 + (i as usize) * 1000, w * 100 + i);
             let src = t.path().join(format!("w{w}-{i}.mp4"));
             fs::write(&src, &data).unwrap();
             sources.push((src, Digests::of_bytes(&data)));
@@ -121,11 +121,11 @@ fn two_processes_capturing_at_once_produce_a_gap_free_chain() {
     }
     let workers: Vec<_> = (0..2)
         .map(|w| {
-            let home = home.clone();
+            let (cli, home) = (cli.clone(), home.clone());
             let files: Vec<_> = sources[w * 10..(w + 1) * 10].iter().map(|s| s.0.clone()).collect();
             std::thread::spawn(move || {
                 for f in files {
-                    ok(&home, &["capture", f.to_str().unwrap()]);
+                    cli.ok(&home, &["capture", f.to_str().unwrap()]);
                 }
             })
         })
@@ -133,5 +133,5 @@ fn two_processes_capturing_at_once_produce_a_gap_free_chain() {
     for w in workers {
         w.join().unwrap();
     }
-    assert_eq!(check_store(&home, &sources), 20);
+    assert_eq!(check_store(&cli, &home, &sources), 20);
 }

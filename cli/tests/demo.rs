@@ -3,26 +3,14 @@
 //! holds no exact place (the demo's phone videos carry their location in a `©xyz` atom).
 
 #![allow(clippy::unwrap_used)]
-mod common;
-use common::*;
-use std::process::Command;
-
-fn files_under(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            files_under(&p, out);
-        } else {
-            out.push(p);
-        }
-    }
-}
+use fieldcap_testkit::fieldcap_cli;
+use fieldcap_testkit::files::files_under;
 
 #[test]
 fn the_demo_tells_the_whole_story_and_its_packages_verify() {
     let t = tempfile::tempdir().unwrap();
     let dir = t.path().join("demo");
-    let out = Command::new(bin()).args(["demo", "--dir"]).arg(&dir).output().unwrap();
+    let out = fieldcap_cli!().command().args(["demo", "--dir"]).arg(&dir).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "demo failed:\n{text}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(text.contains("monitor phone") && text.contains("2/2 item(s) receipted and verified"), "{text}");
@@ -34,11 +22,10 @@ fn the_demo_tells_the_whole_story_and_its_packages_verify() {
     // The DA's package carries the originals (with the phone's ©xyz place); the public one does not.
     let needle = b"+33.7";
     let contains = |p: &std::path::Path| std::fs::read(p).unwrap().windows(needle.len()).any(|w| w == needle);
-    let mut full = Vec::new();
-    files_under(&dir.join("package-da"), &mut full);
+    let (da, public_dir) = (dir.join("package-da"), dir.join("package-public"));
+    let full: Vec<std::path::PathBuf> = files_under(&da).iter().map(|f| da.join(f)).collect();
     assert!(full.iter().any(|p| contains(p)), "the originals keep their metadata");
-    let mut public = Vec::new();
-    files_under(&dir.join("package-public"), &mut public);
+    let public: Vec<std::path::PathBuf> = files_under(&public_dir).iter().map(|f| public_dir.join(f)).collect();
     assert!(!public.is_empty());
     let exact = b"33.7361"; // the demo's place to 0.0001°; a release snaps to 0.001°
     for p in &public {

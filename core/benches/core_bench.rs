@@ -5,15 +5,14 @@
 #![allow(missing_docs)] // criterion_group! generates undocumented items
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use fieldcap_core::identity::FileKeyProtector;
 use fieldcap_core::manifest::Observation;
 use fieldcap_core::seal::ObservationRequest;
-use fieldcap_core::Store;
+use fieldcap_testkit::bytes::seeded;
+use fieldcap_testkit::device::open_store;
 use sha2::Digest;
-use std::sync::Arc;
 
 fn hashing(c: &mut Criterion) {
-    let data: Vec<u8> = (0..(64u32 << 20)).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    let data = seeded(64 << 20, 1);
     let mut g = c.benchmark_group("hashing_64MiB");
     g.throughput(Throughput::Bytes(data.len() as u64));
     g.sample_size(10);
@@ -28,7 +27,7 @@ fn hashing(c: &mut Criterion) {
 fn queue(c: &mut Criterion) {
     // Built once and kept under target/ (10,000 durable commits take a while).
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench-data/queue-10k");
-    let store = Store::open(&dir, Arc::new(FileKeyProtector)).expect("open");
+    let store = open_store(&dir);
     let have = store.list_items().expect("list").len();
     for i in have..10_000 {
         store
@@ -39,7 +38,7 @@ fn queue(c: &mut Criterion) {
     g.bench_with_input(BenchmarkId::new("list_items", 10_000), &store, |b, s| b.iter(|| s.list_items().expect("list").len()));
     g.bench_with_input(BenchmarkId::new("next_queued(1)", 10_000), &store, |b, s| b.iter(|| s.next_queued(1).expect("next").len()));
     g.bench_with_input(BenchmarkId::new("open_store_with_recovery", 10_000), &dir, |b, d| {
-        b.iter(|| Store::open(d, Arc::new(FileKeyProtector)).expect("open").device_id().len())
+        b.iter(|| open_store(d).device_id().len())
     });
     g.finish();
 }

@@ -4,21 +4,13 @@
 
 #![allow(clippy::unwrap_used)]
 
-use fieldcap_core::identity::FileKeyProtector;
 use fieldcap_core::seal::CaptureRequest;
 use fieldcap_core::track::TrackPoint;
-use fieldcap_core::{Error, Store};
+use fieldcap_core::Error;
+use fieldcap_testkit::bytes::seeded;
+use fieldcap_testkit::device::open_store;
 use std::fs;
 use std::path::Path;
-use std::sync::Arc;
-
-fn open(home: &Path) -> Store {
-    Store::open(home, Arc::new(FileKeyProtector)).unwrap()
-}
-
-fn data(len: usize, seed: u8) -> Vec<u8> {
-    (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
-}
 
 fn schema_of(conn: &rusqlite::Connection) -> Vec<(String, String)> {
     let mut s = conn
@@ -68,11 +60,11 @@ fn corrupt_database_is_moved_aside_and_items_restored_from_signed_manifests() {
     let t = tempfile::tempdir().unwrap();
     let home = t.path().join("home");
     let ids: Vec<String> = {
-        let s = open(&home);
+        let s = open_store(&home);
         (0..3u8)
             .map(|i| {
                 let f = t.path().join(format!("c{i}.mp4"));
-                fs::write(&f, data(10_000 + i as usize, i)).unwrap();
+                fs::write(&f, seeded(10_000 + i as usize, i.into())).unwrap();
                 s.seal_file(&f, CaptureRequest::default(), &mut |_, _| {}).unwrap().clip_id
             })
             .collect()
@@ -81,7 +73,7 @@ fn corrupt_database_is_moved_aside_and_items_restored_from_signed_manifests() {
         let _ = fs::remove_file(home.join(format!("fieldcap.db{ext}")));
     }
     fs::write(home.join("fieldcap.db"), b"this is not a database, just garbage bytes of some length ..........................................").unwrap();
-    let s = open(&home);
+    let s = open_store(&home);
     let r = s.open_report();
     let aside = r.database_moved_aside.clone().expect("moved aside");
     assert!(home.join(&aside).exists(), "the corrupt file is kept");
@@ -90,7 +82,7 @@ fn corrupt_database_is_moved_aside_and_items_restored_from_signed_manifests() {
     assert_eq!(listed, ids);
     // The chain continues where it was: the next seal is seq 4 and links to seq 3.
     let f = t.path().join("next.mp4");
-    fs::write(&f, data(500, 9)).unwrap();
+    fs::write(&f, seeded(500, 9)).unwrap();
     let next = s.seal_file(&f, CaptureRequest::default(), &mut |_, _| {}).unwrap();
     assert_eq!(next.seq, 4);
     let chain: Vec<Vec<u8>> = s.manifests().unwrap().into_iter().map(|m| m.0).collect();
@@ -103,19 +95,19 @@ fn orphan_recording_segment_is_sealed_as_recovered_and_vanished_media_flagged() 
     let t = tempfile::tempdir().unwrap();
     let home = t.path().join("home");
     let (rid, sealed_id) = {
-        let s = open(&home);
+        let s = open_store(&home);
         let (rid, p0) = s.start_recording(CaptureRequest { tags: vec!["arrest".into()], ..Default::default() }, "mp4").unwrap();
         s.add_fix(&rid, TrackPoint { t: "2025-06-07T18:00:00Z".into(), lat: 33.7, lon: -118.2, accuracy_m: 5.0, altitude_m: None, heading_deg: None, speed_mps: None, provider: "gps".into() }).unwrap();
-        fs::write(&p0, data(20_000, 1)).unwrap();
+        fs::write(&p0, seeded(20_000, 1)).unwrap();
         let (seg0, p1) = s.seal_segment(&rid, false, &mut |_, _| {}).unwrap();
         // The phone dies while segment 1 is being recorded: the process ends without sealing it.
-        fs::write(p1.unwrap(), data(7_000, 2)).unwrap();
+        fs::write(p1.unwrap(), seeded(7_000, 2)).unwrap();
         // Dropping the store closes the recording's owner lock, as the kernel does for a killed
         // process; nothing is sealed on drop.
         drop(s);
         (rid, seg0.clip_id)
     };
-    let s = open(&home);
+    let s = open_store(&home);
     let r = s.open_report().clone();
     assert_eq!(r.segments_recovered.len(), 1, "{r:?}");
     let rec = s.item(&r.segments_recovered[0]).unwrap();
@@ -130,7 +122,7 @@ fn orphan_recording_segment_is_sealed_as_recovered_and_vanished_media_flagged() 
 
     // A sealed file vanishes (e.g. deleted by another app): flagged, never silently dropped.
     fs::remove_file(home.join("items").join(&sealed_id).join("media.mp4")).unwrap();
-    let s = open(&home);
+    let s = open_store(&home);
     assert_eq!(s.open_report().flagged, vec![sealed_id.clone()]);
     let it = s.item(&sealed_id).unwrap();
     assert_eq!(it.summary.integrity, "missing");
@@ -140,9 +132,9 @@ fn orphan_recording_segment_is_sealed_as_recovered_and_vanished_media_flagged() 
 #[test]
 fn a_file_that_changes_while_sealed_is_refused_and_left_in_place() {
     let t = tempfile::tempdir().unwrap();
-    let s = open(&t.path().join("home"));
+    let s = open_store(&t.path().join("home"));
     let f = t.path().join("growing.mp4");
-    fs::write(&f, data(5 << 20, 3)).unwrap();
+    fs::write(&f, seeded(5 << 20, 3)).unwrap();
     let mut appended = false;
     let err = s
         .seal_file(&f, CaptureRequest::default(), &mut |_, _| {
@@ -180,17 +172,17 @@ fn copy_from_another_filesystem_is_verified_and_a_full_disk_leaves_nothing_behin
     }
     let _u = Unmount(&mnt);
     let home = mnt.join("home");
-    let s = open(&home);
+    let s = open_store(&home);
     // Fits: copied across filesystems, re-hashed, then the source removed.
     let small = t.path().join("small.mp4");
-    let bytes = data(600_000, 4);
+    let bytes = seeded(600_000, 4);
     fs::write(&small, &bytes).unwrap();
     let item = s.seal_file(&small, CaptureRequest::default(), &mut |_, _| {}).unwrap();
     assert!(!small.exists());
     assert_eq!(fs::read(home.join("items").join(&item.clip_id).join("media.mp4")).unwrap(), bytes);
     // Does not fit: ENOSPC during the copy. The original is untouched, nothing half-written.
     let big = t.path().join("big.mp4");
-    let big_bytes = data(4 << 20, 5);
+    let big_bytes = seeded(4 << 20, 5);
     fs::write(&big, &big_bytes).unwrap();
     let err = s.seal_file(&big, CaptureRequest::default(), &mut |_, _| {}).unwrap_err();
     assert!(err.is_disk_full(), "{err}");
@@ -199,7 +191,7 @@ fn copy_from_another_filesystem_is_verified_and_a_full_disk_leaves_nothing_behin
     assert_eq!(s.list_items().unwrap().len(), 1);
     assert_eq!(fs::read_dir(home.join("items")).unwrap().count(), 1);
     drop(s);
-    let s = open(&home);
+    let s = open_store(&home);
     assert!(!s.open_report().is_eventful(), "{:?}", s.open_report());
 }
 
@@ -207,11 +199,11 @@ fn copy_from_another_filesystem_is_verified_and_a_full_disk_leaves_nothing_behin
 fn a_live_recording_in_another_process_is_left_alone_by_recovery() {
     let t = tempfile::tempdir().unwrap();
     let home = t.path().join("home");
-    let a = open(&home);
+    let a = open_store(&home);
     let (rid, p0) = a.start_recording(CaptureRequest::default(), "m4a").unwrap();
-    fs::write(&p0, data(3000, 7)).unwrap();
+    fs::write(&p0, seeded(3000, 7)).unwrap();
     // A second opener (e.g. a sync worker) must not seal or move a recording still in progress.
-    let b = open(&home);
+    let b = open_store(&home);
     assert!(b.open_report().segments_recovered.is_empty());
     assert!(p0.exists());
     let (item, next) = a.seal_segment(&rid, true, &mut |_, _| {}).unwrap();

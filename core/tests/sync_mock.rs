@@ -5,12 +5,13 @@
 
 #![allow(clippy::unwrap_used)]
 
-use fieldcap_core::identity::{DeviceKey, FileKeyProtector};
+use fieldcap_core::identity::DeviceKey;
 use fieldcap_core::tlog::{self, Checkpoint, Hash};
 use fieldcap_core::protocol::*;
 use fieldcap_core::seal::{CaptureRequest, ObservationRequest};
 use fieldcap_core::sync::*;
-use fieldcap_core::Store;
+use fieldcap_testkit::bytes::seeded;
+use fieldcap_testkit::device::{open_store, Device};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -214,16 +215,9 @@ impl Transport for Mock {
     }
 }
 
-fn device() -> (tempfile::TempDir, Store) {
-    let d = tempfile::tempdir().expect("tmp");
-    let s = Store::open(d.path(), Arc::new(FileKeyProtector)).expect("store");
-    (d, s)
-}
-
-fn video(d: &tempfile::TempDir, s: &Store, len: usize, seed: u8) -> String {
-    let p = d.path().join(format!("v{seed}.mp4"));
-    std::fs::write(&p, (0..len).map(|i| (i as u8).wrapping_mul(seed)).collect::<Vec<u8>>()).expect("write");
-    s.seal_file(&p, CaptureRequest::default(), &mut |_, _| {}).expect("seal").clip_id
+/// Seals `len` seeded bytes as `v{seed}.mp4`; returns the clip id.
+fn video(d: &Device, len: usize, seed: u64) -> String {
+    d.seal_bytes(&format!("v{seed}.mp4"), &seeded(len, seed), CaptureRequest::default()).clip_id
 }
 
 /// Options with every chunk `chunk` bytes (the tests count chunks; adaptive sizes have tests of
@@ -235,9 +229,10 @@ fn opts(chunk: usize) -> SyncOptions {
 #[test]
 fn full_pass_with_cut_resume_retries_and_receipts() {
     let srv = Mock::new();
-    let (d, s) = device();
-    let a = video(&d, &s, 100_000, 3);
-    let b = video(&d, &s, 5_000, 5);
+    let d = Device::new();
+    let s = &d.store;
+    let a = video(&d, 100_000, 3);
+    let b = video(&d, 5_000, 5);
     s.observe(ObservationRequest { observation: fieldcap_core::manifest::Observation { text: "x".into(), ..Default::default() }, ..Default::default() }).expect("obs");
     assert!(s.sync_once(srv.as_ref(), &opts(1000), &CancelToken::new(), &mut |_| {}).is_err(), "not enrolled");
     s.enroll(srv.as_ref(), "http://127.0.0.1:9", "tok").expect("enroll");
@@ -272,7 +267,7 @@ fn full_pass_with_cut_resume_retries_and_receipts() {
         assert!(events.iter().any(|x| x == e), "{e} in custody");
     }
     // Later manifests carry the measured offset.
-    let c = video(&d, &s, 10, 7);
+    let c = video(&d, 10, 7);
     let m = fieldcap_core::manifest::Manifest::parse(&s.item(&c).expect("c").manifest).expect("m");
     assert!(m.capture.clock.offset_ms.is_some());
 }
@@ -280,8 +275,9 @@ fn full_pass_with_cut_resume_retries_and_receipts() {
 #[test]
 fn offset_conflict_is_resolved_with_head() {
     let srv = Mock::new();
-    let (d, s) = device();
-    let a = video(&d, &s, 50_000, 9);
+    let d = Device::new();
+    let s = &d.store;
+    let a = video(&d, 50_000, 9);
     s.enroll(srv.as_ref(), "http://127.0.0.1:9", "tok").expect("enroll");
     let cancel = CancelToken::new();
     s.sync_once(srv.as_ref(), &opts(10_000), &cancel, &mut |p| {
@@ -294,7 +290,7 @@ fn offset_conflict_is_resolved_with_head() {
     {
         let mut st = srv.st.lock().expect("l");
         let have = st.uploads[&a].len();
-        let data: Vec<u8> = (0..50_000usize).map(|i| (i as u8).wrapping_mul(9)).collect();
+        let data = seeded(50_000, 9);
         st.uploads.get_mut(&a).expect("u").extend_from_slice(&data[have..have + 5_000]);
     }
     let s2 = s.sync_once(srv.as_ref(), &opts(10_000), &CancelToken::new(), &mut |_| {}).expect("pass 2");
@@ -305,8 +301,9 @@ fn offset_conflict_is_resolved_with_head() {
 #[test]
 fn permanent_refusal_needs_attention_with_the_title() {
     let srv = Mock::new();
-    let (d, s) = device();
-    let a = video(&d, &s, 1000, 2);
+    let d = Device::new();
+    let s = &d.store;
+    let a = video(&d, 1000, 2);
     s.enroll(srv.as_ref(), "http://127.0.0.1:9", "tok").expect("enroll");
     srv.st.lock().expect("l").refuse_manifests = true;
     let sum = s.sync_once(srv.as_ref(), &opts(10_000), &CancelToken::new(), &mut |_| {}).expect("pass");
@@ -319,13 +316,14 @@ fn permanent_refusal_needs_attention_with_the_title() {
 #[test]
 fn a_rewritten_log_raises_an_alarm() {
     let srv = Mock::new();
-    let (d, s) = device();
-    video(&d, &s, 1000, 2);
+    let d = Device::new();
+    let s = &d.store;
+    video(&d, 1000, 2);
     s.enroll(srv.as_ref(), "http://127.0.0.1:9", "tok").expect("enroll");
     s.sync_once(srv.as_ref(), &opts(10_000), &CancelToken::new(), &mut |_| {}).expect("pass 1");
     srv.st.lock().expect("l").fork_after = Some(3);
-    video(&d, &s, 1000, 4);
-    video(&d, &s, 1000, 6);
+    video(&d, 1000, 4);
+    video(&d, 1000, 6);
     let sum = s.sync_once(srv.as_ref(), &opts(10_000), &CancelToken::new(), &mut |_| {}).expect("pass 2");
     assert!(sum.alarms >= 1, "{sum:?}");
     assert!(s.alarms().expect("alarms").iter().any(|a| a.1 == "log_inconsistent"));
@@ -334,8 +332,9 @@ fn a_rewritten_log_raises_an_alarm() {
 #[test]
 fn a_different_server_key_is_an_alarm() {
     let srv = Mock::new();
-    let (d, s) = device();
-    video(&d, &s, 1000, 2);
+    let d = Device::new();
+    let s = &d.store;
+    video(&d, 1000, 2);
     s.enroll(srv.as_ref(), "http://127.0.0.1:9", "tok").expect("enroll");
     let other = Mock::new();
     assert!(s.sync_once(other.as_ref(), &opts(10_000), &CancelToken::new(), &mut |_| {}).is_err());
@@ -357,12 +356,13 @@ fn plain_http_only_to_loopback() {
 #[test]
 fn concurrent_passes_never_double_upload() {
     let srv = Mock::new();
-    let (d, s) = device();
+    let d = Device::new();
+    let s = &d.store;
     for i in 0..4 {
-        video(&d, &s, 40_000, 11 + i);
+        video(&d, 40_000, 11 + i);
     }
     s.enroll(srv.as_ref(), "http://127.0.0.1:9", "tok").expect("enroll");
-    let s = Arc::new(s);
+    let s = Arc::new(d.store);
     let sums: Vec<SyncSummary> = std::thread::scope(|sc| {
         let hs: Vec<_> = (0..3)
             .map(|_| {
@@ -376,8 +376,8 @@ fn concurrent_passes_never_double_upload() {
     assert_eq!(sums.iter().map(|x| x.receipts_verified).sum::<usize>(), 4);
     assert_eq!(srv.st.lock().expect("l").patches, 40, "each chunk sent once");
     // Busy when not waiting.
-    let busy = Store::open(d.path(), Arc::new(FileKeyProtector)).expect("second handle");
-    let lock = std::fs::OpenOptions::new().write(true).open(d.path().join("sync.lock")).expect("lock");
+    let busy = open_store(d.home.path());
+    let lock = std::fs::OpenOptions::new().write(true).open(d.home.path().join("sync.lock")).expect("lock");
     lock.lock().expect("hold");
     let o = SyncOptions { wait_for_lock: false, ..opts(4_000) };
     assert!(busy.sync_once(srv.as_ref(), &o, &CancelToken::new(), &mut |_| {}).expect("busy").busy);
@@ -386,10 +386,11 @@ fn concurrent_passes_never_double_upload() {
 #[test]
 fn a_stale_request_measures_the_clock_again_and_is_sent_once_more() {
     let srv = Mock::new();
-    let (d, s) = device();
-    let a = video(&d, &s, 3_000, 3);
+    let d = Device::new();
+    let s = &d.store;
+    let a = video(&d, 3_000, 3);
     s.enroll(srv.as_ref(), "http://127.0.0.1:9", "tok").expect("enroll");
-    let measured = |s: &Store| s.custody_events(None).expect("c").iter().filter(|e| e.event == "clock_offset_measured").count();
+    let measured = |s: &fieldcap_core::Store| s.custody_events(None).expect("c").iter().filter(|e| e.event == "clock_offset_measured").count();
     let before = measured(&s);
     // The server's clock jumps ten minutes after the pass measured it: the device's corrected
     // timestamps fall outside the server's window.
@@ -411,8 +412,9 @@ fn a_stale_request_measures_the_clock_again_and_is_sent_once_more() {
 #[test]
 fn a_401_that_is_not_ours_does_not_touch_the_clock() {
     let srv = Mock::new();
-    let (d, s) = device();
-    let a = video(&d, &s, 1_000, 3);
+    let d = Device::new();
+    let s = &d.store;
+    let a = video(&d, 1_000, 3);
     s.enroll(srv.as_ref(), "http://127.0.0.1:9", "tok").expect("enroll");
     srv.st.lock().expect("l").proxy_401 = true;
     let sum = s.sync_once(srv.as_ref(), &opts(10_000), &CancelToken::new(), &mut |_| {}).expect("pass");
@@ -426,12 +428,13 @@ fn a_401_that_is_not_ours_does_not_touch_the_clock() {
 #[test]
 fn a_cancel_while_a_receipt_is_verified_stops_the_pass_there() {
     let srv = Mock::new();
-    let (d, s) = device();
-    video(&d, &s, 1_000, 2);
+    let d = Device::new();
+    let s = &d.store;
+    video(&d, 1_000, 2);
     s.enroll(srv.as_ref(), "http://127.0.0.1:9", "tok").expect("enroll");
     s.sync_once(srv.as_ref(), &opts(10_000), &CancelToken::new(), &mut |_| {}).expect("pass 1");
     assert!(s.newest_checkpoint().expect("cp").is_some(), "a checkpoint is held: the next receipt needs a consistency proof");
-    let b = video(&d, &s, 1_000, 4);
+    let b = video(&d, 1_000, 4);
     // Cancel as the receipt that came with the final PATCH is being verified.
     let cancel = CancelToken::new();
     let mut after_cancel = Vec::new();
@@ -455,9 +458,10 @@ fn a_cancel_while_a_receipt_is_verified_stops_the_pass_there() {
 #[test]
 fn chunks_double_while_fast_up_to_the_cap_and_halve_after_a_failure() {
     let srv = Mock::new();
-    let (d, s) = device();
+    let d = Device::new();
+    let s = &d.store;
     let len = 250_000;
-    let a = video(&d, &s, len, 3);
+    let a = video(&d, len, 3);
     s.enroll(srv.as_ref(), "http://127.0.0.1:9", "tok").expect("enroll");
     // The 6th PATCH is answered 503 once (then retried): the chunk after it is half the size.
     srv.st.lock().expect("l").fail_patch = vec![6];
@@ -477,9 +481,10 @@ fn chunks_double_while_fast_up_to_the_cap_and_halve_after_a_failure() {
 /// twice.
 fn lost_bytes_go_again_and_are_counted_once(o: SyncOptions) {
     let srv = Mock::new();
-    let (d, s) = device();
+    let d = Device::new();
+    let s = &d.store;
     let len = 400_000u64;
-    let a = video(&d, &s, len as usize, 5);
+    let a = video(&d, len as usize, 5);
     s.enroll(srv.as_ref(), "http://127.0.0.1:9", "tok").expect("enroll");
     let cancel = CancelToken::new();
     let s1 = s
@@ -516,9 +521,10 @@ fn with_adaptive_chunks_bytes_a_server_lost_go_again_and_are_counted_once() {
 #[test]
 fn with_adaptive_chunks_a_cut_connection_costs_at_most_one_chunk() {
     let srv = Mock::new();
-    let (d, s) = device();
+    let d = Device::new();
+    let s = &d.store;
     let len = 300_000u64;
-    video(&d, &s, len as usize, 7);
+    video(&d, len as usize, 7);
     s.enroll(srv.as_ref(), "http://127.0.0.1:9", "tok").expect("enroll");
     // The 6th PATCH (a full 64 KB chunk) reaches the server but its answer is lost.
     srv.st.lock().expect("l").cut_patch = vec![6];

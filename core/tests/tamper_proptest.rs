@@ -3,15 +3,16 @@
 
 #![allow(clippy::unwrap_used)]
 
-use fieldcap_core::identity::FileKeyProtector;
 use fieldcap_core::manifest::Observation;
 use fieldcap_core::seal::{CaptureRequest, ObservationRequest};
 use fieldcap_package::clip::{verify_clip_dir, verify_device_chain};
-use fieldcap_core::Store;
+use fieldcap_testkit::bytes::seeded;
+use fieldcap_testkit::device::open_store;
+use fieldcap_testkit::files::copy_dir;
 use proptest::prelude::*;
 use std::fs;
 use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
 struct Fixture {
     _dir: tempfile::TempDir,
@@ -23,9 +24,9 @@ fn fixture() -> &'static Fixture {
     static F: OnceLock<Fixture> = OnceLock::new();
     F.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(&dir.path().join("home"), Arc::new(FileKeyProtector)).unwrap();
+        let s = open_store(&dir.path().join("home"));
         let media = dir.path().join("clip.mp4");
-        fs::write(&media, (0..3000u32).map(|i| (i % 251) as u8).collect::<Vec<_>>()).unwrap();
+        fs::write(&media, seeded(3000, 1)).unwrap();
         let item = s.seal_file(&media, CaptureRequest { tags: vec!["injury".into()], ..Default::default() }, &mut |_, _| {}).unwrap();
         for i in 0..7 {
             s.observe(ObservationRequest { observation: Observation { text: format!("note {i}"), ..Default::default() }, ..Default::default() }).unwrap();
@@ -36,14 +37,6 @@ fn fixture() -> &'static Fixture {
         let chain = s.manifests().unwrap().into_iter().map(|m| m.0).collect();
         Fixture { _dir: dir, export, chain }
     })
-}
-
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    fs::create_dir_all(to).unwrap();
-    for e in fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        fs::copy(e.path(), to.join(e.file_name())).unwrap();
-    }
 }
 
 proptest! {

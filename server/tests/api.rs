@@ -1,18 +1,19 @@
 //! The intake server over real HTTP on 127.0.0.1: round trips, idempotency, conflicts, restarts.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
-use common::*;
 use fieldcap_evidence::identity::DeviceKey;
 use fieldcap_evidence::tlog::{from_hex, proof_from_hex, verify_checkpoint, verify_consistency};
 use fieldcap_evidence::protocol::{DeviceCertificate, ProofResponse, Receipt, SignedDoc};
 use fieldcap_server::records::Records;
+use fieldcap_testkit::api::*;
+use fieldcap_testkit::bytes::seeded;
+use fieldcap_testkit::files::files_under;
+use fieldcap_testkit::server::TestServer;
 use std::io::Write;
 
 #[test]
 fn manifest_tus_receipt_round_trip() {
-    let srv = Srv::start();
+    let srv = TestServer::start();
     let t = srv.time();
     assert!(t.server_key_pem.starts_with("-----BEGIN PUBLIC KEY-----"));
     let skey = srv.server_key();
@@ -31,7 +32,7 @@ fn manifest_tus_receipt_round_trip() {
     assert!(r0.media.is_none());
 
     // A video: commitment + upload URL, then tus HEAD/PATCH in two chunks.
-    let data = media(300_000, 7);
+    let data = seeded(300_000, 7);
     let vid = manifest(&dev, 2, Some(&obs.bytes), Some(&data), "2025-06-07T18:02:00.000Z", vec![(33.7407, -118.2761)]);
     let c1 = commit(&srv, &dev, &vid);
     let (commitment, _, _): (fieldcap_evidence::protocol::Commitment, _, _) = c1.commitment.open(&skey).unwrap();
@@ -68,17 +69,17 @@ fn manifest_tus_receipt_round_trip() {
     assert_eq!(receipt.seq, 2);
 
     // The checkpoint endpoint and a consistency proof from the observation's checkpoint.
-    let note = srv.client.get(format!("{}/v1/log/checkpoint", srv.url)).send().unwrap().text().unwrap();
+    let note = srv.client.get(format!("{}/v1/log/checkpoint", srv.url())).send().unwrap().text().unwrap();
     let cp = verify_checkpoint(&note, &t.log_origin, &skey).unwrap();
     assert_eq!(cp.size, 2);
     let old = verify_checkpoint(&r0.log.checkpoint, &t.log_origin, &skey).unwrap();
-    let p: ProofResponse = srv.client.get(format!("{}/v1/log/consistency?from=1&to=2", srv.url)).send().unwrap().json().unwrap();
+    let p: ProofResponse = srv.client.get(format!("{}/v1/log/consistency?from=1&to=2", srv.url())).send().unwrap().json().unwrap();
     verify_consistency(1, 2, &old.root, &cp.root, &proof_from_hex(&p.proof).unwrap()).unwrap();
-    let p: ProofResponse = srv.client.get(format!("{}/v1/log/inclusion?index=0&tree_size=2", srv.url)).send().unwrap().json().unwrap();
+    let p: ProofResponse = srv.client.get(format!("{}/v1/log/inclusion?index=0&tree_size=2", srv.url())).send().unwrap().json().unwrap();
     fieldcap_evidence::tlog::verify_inclusion(0, 2, &fieldcap_evidence::tlog::leaf_hash(&r0.leaf_bytes()), &proof_from_hex(&p.proof).unwrap(), &cp.root)
         .unwrap();
-    problem(srv.client.get(format!("{}/v1/log/consistency?from=2&to=9", srv.url)).send().unwrap(), 400, "malformed-request");
-    problem(srv.client.get(format!("{}/v1/log/inclusion?index=x", srv.url)).send().unwrap(), 400, "malformed-request");
+    problem(srv.client.get(format!("{}/v1/log/consistency?from=2&to=9", srv.url())).send().unwrap(), 400, "malformed-request");
+    problem(srv.client.get(format!("{}/v1/log/inclusion?index=x", srv.url())).send().unwrap(), 400, "malformed-request");
 
     // Idempotent: the same manifest again gets the same commitment and now the receipt.
     let again = srv.submit(&dev, &vid.bytes, &vid.sig);
@@ -110,12 +111,12 @@ fn manifest_tus_receipt_round_trip() {
     assert_eq!(recs.inclusion_proof(0, 2).unwrap(), p.proof);
     assert_eq!(fieldcap_server::incidents(&srv.data()).unwrap().len(), 1);
     // No partial files left.
-    assert!(common::files_under(&srv.data().join("uploads")).is_empty());
+    assert!(files_under(&srv.data().join("uploads")).is_empty());
 }
 
 #[test]
 fn enrolment_tokens_are_one_time_and_idempotent_for_the_same_device() {
-    let srv = Srv::start();
+    let srv = TestServer::start();
     let a = DeviceKey::generate();
     let b = DeviceKey::generate();
     let token = fieldcap_server::issue_token(&srv.data(), "monitor").unwrap();
@@ -135,7 +136,7 @@ fn enrolment_tokens_are_one_time_and_idempotent_for_the_same_device() {
 
 #[test]
 fn conflicts_and_seq_gaps() {
-    let srv = Srv::start();
+    let srv = TestServer::start();
     let dev = DeviceKey::generate();
     srv.enroll(&dev, "monitor");
     let a = manifest(&dev, 1, None, None, "2025-06-07T18:00:00.000Z", vec![]);
@@ -169,15 +170,15 @@ fn conflicts_and_seq_gaps() {
 
 #[test]
 fn generic_tus_creation_at_the_upload_url_and_termination() {
-    let srv = Srv::start();
+    let srv = TestServer::start();
     let dev = DeviceKey::generate();
     srv.enroll(&dev, "monitor");
-    let data = media(50_000, 3);
+    let data = seeded(50_000, 3);
     let vid = manifest(&dev, 1, None, Some(&data), "2025-06-07T18:02:00.000Z", vec![]);
     let c = commit(&srv, &dev, &vid);
     let url = c.upload_url.unwrap();
 
-    let o = srv.client.request(reqwest::Method::OPTIONS, format!("{}{}", srv.url, url)).send().unwrap();
+    let o = srv.client.request(reqwest::Method::OPTIONS, format!("{}{}", srv.url(), url)).send().unwrap();
     assert_eq!(o.status(), 204);
     assert_eq!(o.headers()["tus-version"], "1.0.0");
     assert_eq!(o.headers()["tus-extension"], "creation,creation-with-upload,termination,expiration");
@@ -214,7 +215,7 @@ fn generic_tus_creation_at_the_upload_url_and_termination() {
     assert_eq!(rr.status(), 200);
 
     // POST /v1/uploads with the capability in Upload-Metadata also works as an endpoint.
-    let data3 = media(10, 9);
+    let data3 = seeded(10, 9);
     let v3 = manifest(&dev, 2, Some(&vid.bytes), Some(&data3), "2025-06-07T18:04:00.000Z", vec![]);
     let url3 = commit(&srv, &dev, &v3).upload_url.unwrap();
     let cap = url3.rsplit('/').next().unwrap();
@@ -228,10 +229,10 @@ fn generic_tus_creation_at_the_upload_url_and_termination() {
 
 #[test]
 fn creation_on_a_finished_upload_is_refused_naming_the_items_receipt() {
-    let srv = Srv::start();
+    let srv = TestServer::start();
     let dev = DeviceKey::generate();
     srv.enroll(&dev, "monitor");
-    let data = media(5_000, 4);
+    let data = seeded(5_000, 4);
     let vid = manifest(&dev, 1, None, Some(&data), "2025-06-07T18:02:00.000Z", vec![]);
     let url = commit(&srv, &dev, &vid).upload_url.unwrap();
     assert_eq!(srv.patch(&url, 0, &data).status(), 204);
@@ -247,10 +248,10 @@ fn creation_on_a_finished_upload_is_refused_naming_the_items_receipt() {
 
 #[test]
 fn server_restart_mid_upload_resumes_at_the_fsynced_offset() {
-    let mut srv = Srv::start();
+    let mut srv = TestServer::start();
     let dev = DeviceKey::generate();
     srv.enroll(&dev, "monitor");
-    let data = media(3 * 1024 * 1024 + 17, 5);
+    let data = seeded(3 * 1024 * 1024 + 17, 5);
     let vid = manifest(&dev, 1, None, Some(&data), "2025-06-07T18:02:00.000Z", vec![]);
     let url = commit(&srv, &dev, &vid).upload_url.unwrap();
 
@@ -292,13 +293,13 @@ fn server_restart_mid_upload_resumes_at_the_fsynced_offset() {
     assert_eq!(std::fs::read(recs.blob_path(&item).unwrap()).unwrap(), data);
     // The log survived the restart: the checkpoint still verifies and has the leaf.
     let t = srv.time();
-    let note = srv.client.get(format!("{}/v1/log/checkpoint", srv.url)).send().unwrap().text().unwrap();
+    let note = srv.client.get(format!("{}/v1/log/checkpoint", srv.url())).send().unwrap().text().unwrap();
     assert_eq!(verify_checkpoint(&note, &t.log_origin, &srv.server_key()).unwrap().size, 1);
 }
 
 #[test]
 fn several_devices_concurrently_all_receipted_once() {
-    let srv = Srv::start();
+    let srv = TestServer::start();
     let srv = std::sync::Arc::new(srv);
     let mut threads = Vec::new();
     for d in 0..4u8 {
@@ -308,7 +309,7 @@ fn several_devices_concurrently_all_receipted_once() {
             srv.enroll(&dev, "monitor");
             let mut prev: Option<Vec<u8>> = None;
             for i in 0..5u8 {
-                let data = media(20_000 + i as usize * 1000, d * 10 + i);
+                let data = seeded(20_000 + i as usize * 1000, (d * 10 + i) as u64);
                 let start = format!("2025-06-07T18:{:02}:00.000Z", i * 5);
                 let b = manifest(&dev, i as u64 + 1, prev.as_deref(), Some(&data), &start, vec![(33.74, -118.27)]);
                 let c = commit(&srv, &dev, &b);
@@ -345,10 +346,10 @@ fn several_devices_concurrently_all_receipted_once() {
 
 #[test]
 fn custody_events_lost_to_a_crash_are_recorded_late_at_start() {
-    let mut srv = Srv::start();
+    let mut srv = TestServer::start();
     let dev = DeviceKey::generate();
     srv.enroll(&dev, "monitor");
-    let data = media(70_000, 9);
+    let data = seeded(70_000, 9);
     let vid = manifest(&dev, 1, None, Some(&data), "2025-06-07T18:02:00.000Z", vec![]);
     let url = commit(&srv, &dev, &vid).upload_url.unwrap();
     assert_eq!(srv.patch(&url, 0, &data).status(), 204);

@@ -2,12 +2,13 @@
 //! is half-written and nothing lands outside the data directory.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
-use common::*;
 use fieldcap_evidence::identity::DeviceKey;
 use fieldcap_evidence::protocol::{self, ManifestSubmission};
 use fieldcap_server::records::Records;
+use fieldcap_testkit::api::*;
+use fieldcap_testkit::bytes::seeded;
+use fieldcap_testkit::files::files_under;
+use fieldcap_testkit::server::TestServer;
 
 fn submission(bytes: &[u8], sig: &[u8]) -> Vec<u8> {
     serde_json::to_vec(&ManifestSubmission { manifest: protocol::b64(bytes), sig: protocol::b64(sig) }).unwrap()
@@ -15,7 +16,7 @@ fn submission(bytes: &[u8], sig: &[u8]) -> Vec<u8> {
 
 #[test]
 fn manifests_and_signed_requests() {
-    let srv = Srv::start();
+    let srv = TestServer::start();
     let dev = DeviceKey::generate();
     srv.enroll(&dev, "monitor");
     let good = manifest(&dev, 1, None, None, "2025-06-07T18:00:00.000Z", vec![]);
@@ -85,19 +86,19 @@ fn manifests_and_signed_requests() {
 
 #[test]
 fn uploads_refuse_bad_lengths_offsets_types_and_digests() {
-    let srv = Srv::start();
+    let srv = TestServer::start();
     let dev = DeviceKey::generate();
     srv.enroll(&dev, "monitor");
-    let data = media(10_000, 1);
+    let data = seeded(10_000, 1);
     let vid = manifest(&dev, 1, None, Some(&data), "2025-06-07T18:00:00.000Z", vec![]);
     let url = commit(&srv, &dev, &vid).upload_url.unwrap();
 
     // tus protocol errors.
-    let r = srv.client.request(reqwest::Method::HEAD, format!("{}{}", srv.url, url)).send().unwrap();
+    let r = srv.client.request(reqwest::Method::HEAD, format!("{}{}", srv.url(), url)).send().unwrap();
     assert_eq!(r.status(), 412, "no Tus-Resumable");
     assert_eq!(r.headers()["tus-version"], "1.0.0");
     problem(
-        srv.client.patch(format!("{}{}", srv.url, url)).header("tus-resumable", "0.2.2").body("x").send().unwrap(),
+        srv.client.patch(format!("{}{}", srv.url(), url)).header("tus-resumable", "0.2.2").body("x").send().unwrap(),
         412,
         "tus-version",
     );
@@ -140,10 +141,10 @@ fn uploads_refuse_bad_lengths_offsets_types_and_digests() {
 
 #[test]
 fn path_tricks_and_oversized_headers() {
-    let srv = Srv::start();
+    let srv = TestServer::start();
     let dev = DeviceKey::generate();
     srv.enroll(&dev, "monitor");
-    let before_parent = files_under(srv.dir.path());
+    let before_parent = files_under(srv.dir());
 
     for path in [
         "/v1/receipts/..%2F..%2F..%2Fetc%2Fpasswd",
@@ -167,21 +168,21 @@ fn path_tricks_and_oversized_headers() {
         assert!(text.to_ascii_lowercase().contains("application/problem+json"), "{target}: {text}");
     }
     // Unknown routes and methods are problems too.
-    problem(srv.client.get(format!("{}/nothing", srv.url)).send().unwrap(), 404, "not-found");
-    problem(srv.client.delete(format!("{}/v1/time", srv.url)).send().unwrap(), 405, "method-not-allowed");
+    problem(srv.client.get(format!("{}/nothing", srv.url())).send().unwrap(), 404, "not-found");
+    problem(srv.client.delete(format!("{}/v1/time", srv.url())).send().unwrap(), 405, "method-not-allowed");
     // Oversized header and URI.
-    let r = srv.client.get(format!("{}/v1/time", srv.url)).header("x-junk", "a".repeat(fieldcap_server::MAX_HEADER_BYTES + 1)).send().unwrap();
+    let r = srv.client.get(format!("{}/v1/time", srv.url())).header("x-junk", "a".repeat(fieldcap_server::MAX_HEADER_BYTES + 1)).send().unwrap();
     problem(r, 431, "headers-too-large");
-    let r = srv.client.get(format!("{}/v1/time?{}", srv.url, "a".repeat(fieldcap_server::MAX_URI_BYTES))).send().unwrap();
+    let r = srv.client.get(format!("{}/v1/time?{}", srv.url(), "a".repeat(fieldcap_server::MAX_URI_BYTES))).send().unwrap();
     problem(r, 400, "malformed-request");
     // Oversized enrolment body.
-    let r = srv.client.post(format!("{}/v1/enroll", srv.url)).body(vec![b'{'; fieldcap_server::MAX_JSON_BODY + 1]).send().unwrap();
+    let r = srv.client.post(format!("{}/v1/enroll", srv.url())).body(vec![b'{'; fieldcap_server::MAX_JSON_BODY + 1]).send().unwrap();
     problem(r, 413, "too-large");
-    problem(srv.client.post(format!("{}/v1/enroll", srv.url)).body("{}").send().unwrap(), 400, "malformed-request");
+    problem(srv.client.post(format!("{}/v1/enroll", srv.url())).body("{}").send().unwrap(), 400, "malformed-request");
 
     srv.still_serving();
     // Nothing new outside the data directory.
-    let after: Vec<String> = files_under(srv.dir.path()).into_iter().filter(|f| !f.starts_with("data/")).collect();
+    let after: Vec<String> = files_under(srv.dir()).into_iter().filter(|f| !f.starts_with("data/")).collect();
     let before: Vec<String> = before_parent.into_iter().filter(|f| !f.starts_with("data/")).collect();
     assert_eq!(after, before);
     assert!(!std::path::Path::new("/tmp/x").exists() || std::fs::read("/tmp/x").map(|b| b != b"abc").unwrap_or(true));

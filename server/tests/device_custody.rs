@@ -3,12 +3,11 @@
 //! refused without storing anything.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
-use common::*;
 use fieldcap_evidence::custody::{body, CustodyEvent};
 use fieldcap_evidence::identity::DeviceKey;
 use fieldcap_server::records::Records;
+use fieldcap_testkit::api::*;
+use fieldcap_testkit::server::TestServer;
 use serde_json::json;
 
 /// A device custody log of `n` events, signed by `key` (or by `signer` if given).
@@ -25,19 +24,19 @@ fn log(key: &DeviceKey, n: u64) -> Vec<CustodyEvent> {
     out
 }
 
-fn submit(srv: &Srv, key: &DeviceKey, events: &[CustodyEvent]) -> reqwest::blocking::Response {
+fn submit(srv: &TestServer, key: &DeviceKey, events: &[CustodyEvent]) -> reqwest::blocking::Response {
     let lines: Vec<serde_json::Value> = events.iter().map(|e| serde_json::from_str(&e.to_jsonl()).unwrap()).collect();
     let body = serde_json::to_vec(&json!({ "events": lines })).unwrap();
     srv.signed(key, "POST", "/v1/custody", &body)
 }
 
-fn stored(srv: &Srv, key: &DeviceKey) -> Vec<CustodyEvent> {
+fn stored(srv: &TestServer, key: &DeviceKey) -> Vec<CustodyEvent> {
     Records::open(&srv.data()).unwrap().device_custody(key.device_id()).unwrap()
 }
 
 #[test]
 fn a_device_custody_log_is_stored_verbatim_and_resending_is_harmless() {
-    let srv = Srv::start();
+    let srv = TestServer::start();
     let dev = DeviceKey::generate();
     srv.enroll(&dev, "monitor");
     let events = log(&dev, 7);
@@ -62,7 +61,7 @@ fn a_device_custody_log_is_stored_verbatim_and_resending_is_harmless() {
 
 #[test]
 fn gaps_broken_links_foreign_forged_and_rewritten_events_are_refused() {
-    let srv = Srv::start();
+    let srv = TestServer::start();
     let dev = DeviceKey::generate();
     let other = DeviceKey::generate();
     srv.enroll(&dev, "monitor");

@@ -4,22 +4,21 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
-use common::*;
 use fieldcap_core::sync::CancelToken;
+use fieldcap_testkit::device::*;
+use fieldcap_testkit::server::TestServer;
 
 fn server_log(server: &TestServer, device_id: &str) -> Vec<fieldcap_core::custody::CustodyEvent> {
-    fieldcap_server::records::Records::open(server.data.path()).expect("records").device_custody(device_id).expect("device custody")
+    fieldcap_server::records::Records::open(&server.data()).expect("records").device_custody(device_id).expect("device custody")
 }
 
 #[test]
 fn the_custody_log_is_uploaded_verbatim_once_and_repaired_after_a_restore() {
     let server = TestServer::start();
-    let d = device("monitor");
-    seal_video(&d, 150_000, 1);
-    seal_observation(&d, "two vehicles, plates noted");
-    d.store.enroll(&net(), &server.url(), &server.token("monitor")).expect("enrol");
+    let d = Device::with_role("monitor");
+    d.seal_video(150_000, 1);
+    d.observe("two vehicles, plates noted");
+    d.enroll(&server);
     let id = d.store.device_id().to_string();
 
     let s1 = d.store.sync_once(&net(), &fast_opts(64 * 1024), &CancelToken::new(), &mut |_| {}).expect("pass 1");
@@ -38,7 +37,7 @@ fn the_custody_log_is_uploaded_verbatim_once_and_repaired_after_a_restore() {
     // The server is restored from a backup that lacks the device's newest events: the device's
     // acknowledged point is now ahead of the server's copy; the next pass starts over and fills
     // the hole (events the server holds are skipped as identical).
-    let c = rusqlite::Connection::open(server.data.path().join("records.sqlite")).expect("records db");
+    let c = rusqlite::Connection::open(server.data().join("records.sqlite")).expect("records db");
     c.busy_timeout(std::time::Duration::from_secs(10)).expect("busy");
     let removed = c.execute("DELETE FROM device_custody WHERE device_id = ?1 AND seq > 3", [&id]).expect("delete");
     assert!(removed > 0);

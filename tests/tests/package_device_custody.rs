@@ -5,12 +5,11 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod package_support;
-
 use fieldcap_core::custody::CustodyEvent;
 use fieldcap_package::package::{verify_package, PackageIndex};
 use fieldcap_server::package::Profile;
-use package_support::*;
+use fieldcap_testkit::files::copy_dir;
+use fieldcap_testkit::package::*;
 use std::fs;
 use std::path::Path;
 
@@ -37,7 +36,7 @@ fn rewrite_custody(fx: &Fixture, dir: &Path, lines: &[String]) {
     f.bytes = d.bytes;
     f.sha256 = d.sha256_hex();
     f.blake3 = d.blake3_hex();
-    let key = fieldcap_server::keys::load(fx.data.path()).unwrap();
+    let key = fieldcap_server::keys::load(&fx.data()).unwrap();
     let b = fieldcap_core::canonical::to_vec_of(&idx).unwrap();
     fs::write(dir.join("package.json"), &b).unwrap();
     fs::write(dir.join("package.json.sig"), key.sign(&b)).unwrap();
@@ -64,7 +63,7 @@ fn full_packages_carry_complete_device_logs_that_an_exporter_cannot_trim_or_alte
 
     // Each device's whole log, seq 1.., equal to what the device holds; every item sealed.
     let evs = events(&pkg);
-    for store in &fx.stores {
+    for store in fx.devices.iter().map(|d| &d.store) {
         let actor = format!("device:{}", store.device_id());
         let mine: Vec<&CustodyEvent> = evs.iter().filter(|(_, v)| v["actor"] == actor.as_str()).map(|(e, _)| e).collect();
         let local = store.custody_events(None).unwrap();
@@ -94,7 +93,7 @@ fn full_packages_carry_complete_device_logs_that_an_exporter_cannot_trim_or_alte
     // Trim the tail: the server's own record of the upload gives it away.
     let d = fx.work.path().join("tail");
     copy_dir(&pkg, &d);
-    let dev0 = format!("device:{}", fx.stores[0].device_id());
+    let dev0 = format!("device:{}", fx.devices[0].store.device_id());
     let last = lines.iter().rposition(|l| l.contains(&format!("\"actor\":\"{dev0}\""))).unwrap();
     let mut tail = lines.clone();
     tail.remove(last);

@@ -7,133 +7,32 @@
 //! carries the originals byte for byte.
 #![allow(clippy::unwrap_used)]
 
-mod package_support;
-
-use fieldcap_core::identity::FileKeyProtector;
-use fieldcap_core::manifest::Role;
-use fieldcap_package::package::{verify_package, DerivedManifest, PackageIndex};
 use fieldcap_core::seal::CaptureRequest;
-use fieldcap_core::store::Profile as DeviceProfile;
-use fieldcap_core::sync::{CancelToken, ReqwestTransport, SyncOptions};
 use fieldcap_core::track::TrackPoint;
-use fieldcap_core::Store;
-use fieldcap_server::package::{export, PackageRequest, Profile, Selection};
-use package_support::{copy_dir, fieldcap_bin, have, stock_verify};
+use fieldcap_package::package::{verify_package, DerivedManifest, PackageIndex};
+use fieldcap_server::package::{export, PackageRequest, Profile};
+use fieldcap_testkit::bytes::seeded;
+use fieldcap_testkit::device::{sync_until_receipted, Device};
+use fieldcap_testkit::files::copy_dir;
+use fieldcap_testkit::media::{jpeg_scan, phone_movie, phone_photo, Tiff, GPS_LAT, GPS_LON, OWNER, PLACE_XYZ};
+use fieldcap_testkit::package::{request, sync_opts, MONITOR_ORG};
+use fieldcap_testkit::server::TestServer;
+use fieldcap_testkit::tools::{have, stock_verify, Cli};
+use fieldcap_testkit::track::fix;
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::Arc;
-use std::time::Duration;
 
-/// The place the phone wrote into its files (ISO 6709, as Android and iOS write it).
-const XYZ: &str = "+33.7406-118.2760/";
-const ISO6709: &str = "+33.7406-118.2760+012.000/";
-const OWNER: &str = "Jane Q Monitor";
-
-fn bx(typ: &[u8], payload: &[u8]) -> Vec<u8> {
-    let mut v = ((payload.len() + 8) as u32).to_be_bytes().to_vec();
-    v.extend_from_slice(typ);
-    v.extend_from_slice(payload);
-    v
-}
-
-fn full(typ: &[u8], payload: &[u8]) -> Vec<u8> {
-    bx(typ, &[&[0u8; 4][..], payload].concat())
-}
-
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
-
-/// A movie as a phone writes it: ftyp, mdat (the "video"), moov with a video track, udta with
-/// `©xyz` (Android) and `©aut`, and a QuickTime `meta` with keys (iOS).
-fn phone_movie(mdat: &[u8]) -> Vec<u8> {
-    let text = |t: &str| [&(t.len() as u16).to_be_bytes()[..], &0x15c7u16.to_be_bytes()[..], t.as_bytes()].concat();
-    let data = |t: &str| bx(b"data", &[&1u32.to_be_bytes()[..], &[0u8; 4][..], t.as_bytes()].concat());
-    let hdlr = |h: &[u8]| full(b"hdlr", &[&[0u8; 4][..], h, &[0u8; 12][..], b"Handler\0"].concat());
-    let mdia = bx(b"mdia", &[full(b"mdhd", &[0u8; 20]), hdlr(b"vide"), bx(b"minf", &[0u8; 24])].concat());
-    let trak = bx(b"trak", &[full(b"tkhd", &[0u8; 80]), mdia].concat());
-    let udta = bx(b"udta", &[bx(b"\xA9xyz", &text(XYZ)), bx(b"\xA9aut", &text(OWNER)), bx(b"\xA9mak", &text("Google"))].concat());
-    let key = |k: &str| [&((k.len() + 8) as u32).to_be_bytes()[..], b"mdta", k.as_bytes()].concat();
-    let keys = full(b"keys", &[&2u32.to_be_bytes()[..], &key("com.apple.quicktime.location.ISO6709"), &key("com.apple.quicktime.model")].concat());
-    let ilst = bx(b"ilst", &[bx(&1u32.to_be_bytes(), &data(ISO6709)), bx(&2u32.to_be_bytes(), &data("iPhone 15"))].concat());
-    let meta = bx(b"meta", &[hdlr(b"mdta"), keys, ilst].concat());
-    let moov = bx(b"moov", &[full(b"mvhd", &[0u8; 96]), trak, udta, meta].concat());
-    [bx(b"ftyp", b"isom\0\0\x02\0isommp41"), bx(b"mdat", mdat), moov].concat()
-}
-
-/// EXIF GPS rationals of 33°44'26.16" N and 118°16'33.60" W (big-endian).
-fn rationals(v: &[(u32, u32)]) -> Vec<u8> {
-    v.iter().flat_map(|(a, b)| [a.to_be_bytes(), b.to_be_bytes()].concat()).collect()
-}
+/// EXIF GPS rationals of the photo's place (big-endian, as the photo is written).
 fn lat() -> Vec<u8> {
-    rationals(&[(33, 1), (44, 1), (2616, 100)])
+    Tiff::new(false).rationals(&GPS_LAT)
 }
 fn lon() -> Vec<u8> {
-    rationals(&[(118, 1), (16, 1), (3360, 100)])
-}
-
-/// A JPEG with an EXIF block (big-endian TIFF): IFD0 Make, Artist and the GPS pointer; a GPS
-/// IFD with latitude and longitude. Offsets are relative to the TIFF header.
-fn phone_photo(scan: &[u8]) -> Vec<u8> {
-    let entry = |tag: u16, typ: u16, count: u32, value: [u8; 4]| [&tag.to_be_bytes()[..], &typ.to_be_bytes()[..], &count.to_be_bytes()[..], &value[..]].concat();
-    let mut t = b"MM\0\x2a\0\0\0\x08".to_vec();
-    // IFD0 at 8: three entries (2 + 36 + 4 bytes), then Make at 50, Artist at 56, GPS IFD at 72.
-    let artist = format!("{OWNER}\0");
-    t.extend_from_slice(&3u16.to_be_bytes());
-    t.extend(entry(0x010F, 2, 6, 50u32.to_be_bytes()));
-    t.extend(entry(0x013B, 2, artist.len() as u32, 56u32.to_be_bytes()));
-    t.extend(entry(0x8825, 4, 1, 72u32.to_be_bytes()));
-    t.extend_from_slice(&[0u8; 4]);
-    t.extend_from_slice(b"Pixel\0");
-    t.extend_from_slice(artist.as_bytes());
-    t.resize(72, 0);
-    // GPS IFD at 72: four entries (2 + 48 + 4), latitude at 126, longitude at 150.
-    t.extend_from_slice(&4u16.to_be_bytes());
-    t.extend(entry(1, 2, 2, *b"N\0\0\0"));
-    t.extend(entry(2, 5, 3, 126u32.to_be_bytes()));
-    t.extend(entry(3, 2, 2, *b"W\0\0\0"));
-    t.extend(entry(4, 5, 3, 150u32.to_be_bytes()));
-    t.extend_from_slice(&[0u8; 4]);
-    assert_eq!(t.len(), 126);
-    t.extend(lat());
-    t.extend(lon());
-    let seg = |code: u8, p: &[u8]| [&[0xFF, code][..], &((p.len() + 2) as u16).to_be_bytes()[..], p].concat();
-    [
-        vec![0xFF, 0xD8],
-        seg(0xE1, &[&b"Exif\0\0"[..], &t].concat()),
-        seg(0xDB, &[0u8; 65]),
-        seg(0xC0, &[8, 0, 16, 0, 16, 1, 1, 0x11, 0]),
-        seg(0xDA, &[1, 1, 0, 0, 63, 0]),
-        scan.to_vec(),
-        vec![0xFF, 0xD9],
-    ]
-    .concat()
-}
-
-fn opts() -> SyncOptions {
-    SyncOptions {
-        budget: Duration::from_secs(60),
-        chunk_size: 256 << 10,
-        backoff_base: Duration::from_millis(20),
-        backoff_max: Duration::from_millis(300),
-        request_timeout: Duration::from_secs(10),
-        max_retries: 12,
-        ..Default::default()
-    }
+    Tiff::new(false).rationals(&GPS_LON)
 }
 
 struct Setup {
-    _server: fieldcap_server::ServerHandle,
-    data: tempfile::TempDir,
-    _home: tempfile::TempDir,
+    _server: TestServer,
+    _phone: Device,
+    data: PathBuf,
     work: tempfile::TempDir,
     /// (clip id, original bytes) of the movie, the photo and the WebM clip.
     movie: (String, Vec<u8>),
@@ -145,74 +44,37 @@ struct Setup {
 
 /// A council server on 127.0.0.1 and one monitor's phone that captures the three files and syncs.
 fn setup() -> Setup {
-    let data = tempfile::tempdir().unwrap();
-    let server = fieldcap_server::ServerHandle::start(fieldcap_server::ServerConfig {
-        data_dir: data.path().to_path_buf(),
-        listen: "127.0.0.1:0".parse().unwrap(),
-        worker_threads: 2,
-        ..Default::default()
-    })
-    .unwrap();
-    let home = tempfile::tempdir().unwrap();
-    let mut store = Store::open(home.path(), Arc::new(FileKeyProtector)).unwrap();
-    store.set_profile(DeviceProfile { role: Role::parse("monitor").unwrap(), org: Some("Harbor Area Peace Patrol".into()), callsign: None }).unwrap();
-    let t = ReqwestTransport::new().unwrap();
-    store.enroll(&t, &server.url(), &fieldcap_server::issue_token(data.path(), "monitor").unwrap()).unwrap();
-    store.sync_once(&t, &opts(), &CancelToken::new(), &mut |_| {}).unwrap();
+    let server = TestServer::start();
+    let phone = Device::with_profile("monitor", Some(MONITOR_ORG), None);
+    phone.enroll(&server);
+    phone.pass(&sync_opts());
 
     let start = chrono::Utc::now() - chrono::Duration::minutes(20);
     // The track is where the phone was (the derived manifest coarsens it to 33.741, -118.276).
-    let track = |at: chrono::DateTime<chrono::Utc>| {
-        vec![TrackPoint {
-            t: fieldcap_core::time::format(at),
-            lat: 33.740_612,
-            lon: -118.276_015,
-            accuracy_m: 5.0,
-            altitude_m: Some(12.0),
-            heading_deg: None,
-            speed_mps: None,
-            provider: "gps".into(),
-        }]
-    };
-    let mdat = noise(400_000, 1).into_iter().map(|b| if b == b'+' { b'*' } else { b }).collect::<Vec<u8>>();
-    let scan: Vec<u8> = noise(30_000, 2).into_iter().map(|b| if b == 0xFF { 0xFE } else { b }).collect();
+    let track = |at| vec![TrackPoint { altitude_m: Some(12.0), ..fix(at, 33.740_612, -118.276_015) }];
+    let mdat = seeded(400_000, 1).into_iter().map(|b| if b == b'+' { b'*' } else { b }).collect::<Vec<u8>>();
+    let scan = jpeg_scan(30_000, 2);
     let seal = |name: &str, bytes: &[u8], minute: i64| {
-        let src = home.path().join(name);
-        std::fs::write(&src, bytes).unwrap();
         let at = start + chrono::Duration::minutes(minute);
         let req = CaptureRequest { started_at: Some(at), ended_at: Some(at + chrono::Duration::seconds(30)), track: track(at), ..Default::default() };
-        (store.seal_file(&src, req, &mut |_, _| {}).unwrap().clip_id, bytes.to_vec())
+        (phone.seal_bytes(name, bytes, req).clip_id, bytes.to_vec())
     };
-    let movie = seal("clip.mp4", &phone_movie(&mdat), 0);
-    let photo = seal("photo.jpg", &phone_photo(&scan), 2);
+    let movie = seal("clip.mp4", &phone_movie(&mdat, true, false), 0);
+    let photo = seal("photo.jpg", &phone_photo(false, &scan), 2);
     // A WebM (Matroska) file: the scrubber does not parse it, so its location stays unknown.
-    let webm = seal("clip.webm", &[&[0x1A, 0x45, 0xDF, 0xA3][..], b"webm", XYZ.as_bytes(), &noise(50_000, 3)].concat(), 4);
-    for _ in 0..5 {
-        store.sync_once(&t, &opts(), &CancelToken::new(), &mut |_| {}).unwrap();
-        if store.list_items().unwrap().iter().all(|i| i.receipted_at.is_some()) {
-            break;
-        }
-    }
-    assert!(store.list_items().unwrap().iter().all(|i| i.receipted_at.is_some()), "items still without receipts");
-    Setup { _server: server, data, _home: home, work: tempfile::tempdir().unwrap(), movie, photo, webm, mdat, scan }
+    let webm = seal("clip.webm", &[&[0x1A, 0x45, 0xDF, 0xA3][..], b"webm", PLACE_XYZ.as_bytes(), &seeded(50_000, 3)].concat(), 4);
+    sync_until_receipted(&phone.store, &sync_opts());
+    Setup { data: server.data(), _server: server, _phone: phone, work: tempfile::tempdir().unwrap(), movie, photo, webm, mdat, scan }
 }
 
 fn package(s: &Setup, name: &str, clips: &[&str], profile: Profile) -> PathBuf {
-    export(
-        s.data.path(),
-        &PackageRequest {
-            selection: Selection::Clips(clips.iter().map(|c| c.to_string()).collect()),
-            out: s.work.path().join(name),
-            recipient: "Records request 25-301".into(),
-            purpose: "public records request".into(),
-            profile,
-            sensitive_reason: None,
-            zip: false,
-            exported_by: "records custodian".into(),
-        },
-    )
-    .unwrap()
-    .path
+    let clips: Vec<String> = clips.iter().map(|c| c.to_string()).collect();
+    let req = PackageRequest {
+        recipient: "Records request 25-301".into(),
+        purpose: "public records request".into(),
+        ..request(&clips, s.work.path().join(name), profile)
+    };
+    export(&s.data, &req).unwrap().path
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
@@ -220,7 +82,7 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 }
 
 fn cli_verify(dir: &Path) -> (bool, String) {
-    let out = Command::new(fieldcap_bin()).arg("verify").arg(dir).output().unwrap();
+    let out = Cli::built().command().arg("verify").arg(dir).output().unwrap();
     (out.status.code() == Some(0), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
 }
 

@@ -4,12 +4,11 @@
 //! working with the leaves another process appended).
 #![allow(clippy::unwrap_used)]
 
-mod package_support;
-
 use fieldcap_package::package::{verify_package, PackageIndex};
-use fieldcap_server::package::Profile;
+use fieldcap_server::package::{PackageRequest, Profile};
 use fieldcap_server::records::Records;
-use package_support::*;
+use fieldcap_testkit::package::*;
+use fieldcap_testkit::tools::{have, stock_verify, Cli};
 use std::fs;
 
 fn forbidden() -> Vec<String> {
@@ -21,7 +20,7 @@ fn forbidden() -> Vec<String> {
 #[test]
 fn release_profile_hides_exact_places_identity_and_sensitive_items() {
     let fx = Fixture::new();
-    let r = Records::open(fx.data.path()).unwrap();
+    let r = Records::open(&fx.data()).unwrap();
     let before: Vec<Vec<u8>> = r.items().unwrap().into_iter().map(|i| i.manifest).collect();
 
     let full = fx.package("full", Profile::Full, None).path;
@@ -76,7 +75,7 @@ fn release_profile_hides_exact_places_identity_and_sensitive_items() {
 #[test]
 fn held_or_referred_items_are_never_disposed_and_disposal_is_logged() {
     let fx = Fixture::new();
-    let data = fx.data.path();
+    let data = &fx.data();
     let r = Records::open(data).unwrap();
     // clips: monitor video, observation, photo; police video.
     let (held, referred) = (fx.clips[0].clone(), fx.clips[3].clone());
@@ -85,22 +84,19 @@ fn held_or_referred_items_are_never_disposed_and_disposal_is_logged() {
     // A full export refers the item (to a prosecutor).
     fieldcap_server::package::export(
         data,
-        &fieldcap_server::package::PackageRequest {
-            selection: fieldcap_server::package::Selection::Clips(vec![referred.clone()]),
-            out: fx.work.path().join("referral"),
+        &PackageRequest {
             recipient: "U.S. Attorney's Office".into(),
             purpose: "referral".into(),
-            profile: Profile::Full,
-            sensitive_reason: None,
             zip: true,
             exported_by: "custodian".into(),
+            ..request(std::slice::from_ref(&referred), fx.work.path().join("referral"), Profile::Full)
         },
     )
     .unwrap();
     let zip = fx.work.path().join("referral.zip");
     assert!(zip.is_file());
     // A recipient can verify the archive as received, without unzipping it first.
-    let out = std::process::Command::new(fieldcap_bin()).arg("verify").arg(&zip).output().unwrap();
+    let out = Cli::built().command().arg("verify").arg(&zip).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "verify zip: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("VERIFIED"));
     // One flipped byte inside the archive (in a stored entry's data) is caught.
@@ -109,7 +105,7 @@ fn held_or_referred_items_are_never_disposed_and_disposal_is_logged() {
     let media_at = bytes.windows(6).position(|w| w == b"media.").expect("a media entry") + 4096;
     bytes[media_at] ^= 0x01;
     std::fs::write(&damaged, &bytes).unwrap();
-    let out = std::process::Command::new(fieldcap_bin()).arg("verify").arg(&damaged).output().unwrap();
+    let out = Cli::built().command().arg("verify").arg(&damaged).output().unwrap();
     assert_ne!(out.status.code(), Some(0), "a damaged archive must not verify");
     fieldcap_server::retention::set_policy(data, "default", 0).unwrap();
     let size0 = r.log_size().unwrap();
@@ -167,26 +163,17 @@ fn held_or_referred_items_are_never_disposed_and_disposal_is_logged() {
     // A disposed item cannot be exported.
     let err = fieldcap_server::package::export(
         data,
-        &fieldcap_server::package::PackageRequest {
-            selection: fieldcap_server::package::Selection::Clips(others.clone()),
-            out: fx.work.path().join("after"),
-            recipient: "x".into(),
-            purpose: "y".into(),
-            profile: Profile::Full,
-            sensitive_reason: None,
-            zip: false,
-            exported_by: "custodian".into(),
-        },
+        &PackageRequest { recipient: "x".into(), purpose: "y".into(), exported_by: "custodian".into(), ..request(&others, fx.work.path().join("after"), Profile::Full) },
     );
     assert!(err.is_err_and(|e| e.to_string().contains("disposed")));
     assert!(!fx.work.path().join("after").exists());
 
     // The running server picks up the leaves another process appended: a new item still syncs.
-    let src = fx.homes[0].path().join("late.mp4");
+    let src = fx.devices[0].home.path().join("late.mp4");
     fs::write(&src, vec![5u8; 10_000]).unwrap();
-    let late = fx.stores[0].seal_file(&src, Default::default(), &mut |_, _| {}).unwrap().clip_id;
+    let late = fx.devices[0].store.seal_file(&src, Default::default(), &mut |_, _| {}).unwrap().clip_id;
     let t = fieldcap_core::sync::ReqwestTransport::new().unwrap();
-    fx.stores[0].sync_once(&t, &Default::default(), &fieldcap_core::sync::CancelToken::new(), &mut |_| {}).unwrap();
+    fx.devices[0].store.sync_once(&t, &Default::default(), &fieldcap_core::sync::CancelToken::new(), &mut |_| {}).unwrap();
     let it = r.item(&late).unwrap().unwrap();
     assert_eq!(it.state, "received");
     assert_eq!(it.log_index, Some(size0 + others.len() as u64));

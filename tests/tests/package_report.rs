@@ -4,10 +4,8 @@
 //! timeline drawn. Skips with a message when Chromium is not installed.
 #![allow(clippy::unwrap_used)]
 
-mod package_support;
-
 use fieldcap_server::package::Profile;
-use package_support::*;
+use fieldcap_testkit::package::*;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;

@@ -5,11 +5,11 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod package_support;
-
 use fieldcap_package::package::verify_package;
 use fieldcap_server::package::Profile;
-use package_support::*;
+use fieldcap_testkit::files::copy_dir;
+use fieldcap_testkit::package::*;
+use fieldcap_testkit::tools::{have, stock_verify, Cli};
 use std::fs;
 use std::path::Path;
 
@@ -49,7 +49,7 @@ fn tamper_matrix() {
         assert!(ok, "VERIFY.txt fails on a clean package:\n{out}");
         assert!(out.contains("ALL STOCK-TOOL CHECKS PASSED"));
     }
-    let cli = std::process::Command::new(fieldcap_bin()).arg("verify").arg(&clean).output().unwrap();
+    let cli = Cli::built().command().arg("verify").arg(&clean).output().unwrap();
     assert_eq!(cli.status.code(), Some(0), "{}", String::from_utf8_lossy(&cli.stdout));
 
     let files = fieldcap_package::clip::list_files(&clean).unwrap();
@@ -130,11 +130,11 @@ fn tamper_matrix() {
     let mut bytes = fs::read(d.join(media)).unwrap();
     bytes[10] ^= 0xff;
     fs::write(d.join(media), bytes).unwrap();
-    let out = std::process::Command::new(fieldcap_bin()).arg("verify").arg(&d).output().unwrap();
+    let out = Cli::built().command().arg("verify").arg(&d).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.lines().any(|l| l.starts_with("FAIL") && l.contains(media.as_str())), "{text}");
-    let out = std::process::Command::new(fieldcap_bin()).args(["verify", "--json"]).arg(&d).output().unwrap();
+    let out = Cli::built().command().args(["verify", "--json"]).arg(&d).output().unwrap();
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["ok"], false);
 }
@@ -145,7 +145,7 @@ fn missing_seq_in_a_device_chain_is_reported_by_number() {
     let pkg = fx.package("chain", Profile::Full, None).path;
     // Remove seq 2 of the monitor's device from the signed chain list and re-sign the index
     // with the *server* key (as a dishonest exporter could): the verifier names the seq.
-    let key = fieldcap_server::keys::load(fx.data.path()).unwrap();
+    let key = fieldcap_server::keys::load(&fx.data()).unwrap();
     let mut idx: fieldcap_package::package::PackageIndex = serde_json::from_slice(&fs::read(pkg.join("package.json")).unwrap()).unwrap();
     let dev = idx.items[0].device_id.clone();
     let d = idx.devices.iter_mut().find(|d| d.device_id == dev).unwrap();

@@ -19,7 +19,7 @@ fn every_error() -> Vec<Error> {
         Error::Core(C::NotFound("x".into())),
         Error::Core(C::Key("x".into())),
         Error::Core(C::AlreadyExists("x".into())),
-        Error::Sqlite(rusqlite::Error::InvalidQuery),
+        Error::Storage(Box::new(io())),
         Error::Io { context: "x".into(), source: io() },
         Error::Json(serde_json::from_str::<u8>("x").unwrap_err()),
         Error::BadRequest("x".into()),
@@ -51,7 +51,7 @@ fn every_error() -> Vec<Error> {
         // No wildcard: a new variant must be added to the list above.
         match e {
             Error::Core(_)
-            | Error::Sqlite(_)
+            | Error::Storage(_)
             | Error::Io { .. }
             | Error::Json(_)
             | Error::BadRequest(_)

@@ -4,59 +4,55 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
-use common::*;
-use std::process::Command;
+use fieldcap_testkit::device::*;
+use fieldcap_testkit::server::TestServer;
+use fieldcap_testkit::tools::Cli;
 use std::time::Duration;
-
-fn run(args: &[&str]) -> std::process::Output {
-    Command::new(fieldcap_bin()).args(args).output().expect("run fieldcap")
-}
 
 #[test]
 fn a_revoked_device_submits_nothing_more_and_keeps_what_it_sent() {
+    let cli = Cli::built();
     let server = TestServer::start();
-    let data = server.data.path().to_str().expect("utf-8 path").to_string();
-    let d = device("monitor");
-    let before = seal_video(&d, 200_000, 1);
-    d.store.enroll(&net(), &server.url(), &server.token("monitor")).expect("enrol");
+    let data = server.data().to_str().expect("utf-8 path").to_string();
+    let d = Device::with_role("monitor");
+    let before = d.seal_video(200_000, 1);
+    d.enroll(&server);
     sync_until_done(&d.store, &fast_opts(64 * 1024), 5, Duration::from_secs(60));
     let id = d.store.device_id().to_string();
 
     // Listed as active.
-    let out = run(&["devices", "--data", &data, "--json"]);
+    let out = cli.run(&["devices", "--data", &data, "--json"]);
     assert!(out.status.success());
     let list: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(list[0]["device_id"], id.as_str());
     assert!(list[0]["revoked_at"].is_null());
 
     // Bad input: no reason, unknown device — one clear line, nothing changed.
-    let out = run(&["revoke", "--data", &data, &id, "--reason", " "]);
+    let out = cli.run(&["revoke", "--data", &data, &id, "--reason", " "]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--reason"));
-    let out = run(&["revoke", "--data", &data, &"0".repeat(32), "--reason", "lost"]);
+    let out = cli.run(&["revoke", "--data", &data, &"0".repeat(32), "--reason", "lost"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no enrolled device"));
 
-    let out = run(&["revoke", "--data", &data, &id, "--reason", "phone reported seized"]);
+    let out = cli.run(&["revoke", "--data", &data, &id, "--reason", "phone reported seized"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let out = run(&["devices", "--data", &data]);
+    let out = cli.run(&["devices", "--data", &data]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("REVOKED"));
     // Revoking again changes nothing.
-    let out = run(&["revoke", "--data", &data, &id, "--reason", "again"]);
+    let out = cli.run(&["revoke", "--data", &data, &id, "--reason", "again"]);
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("already revoked"));
 
     // The phone's next item is refused and waits, with the reason shown.
-    let after = seal_video(&d, 100_000, 2);
+    let after = d.seal_video(100_000, 2);
     let _ = d.store.sync_once(&net(), &fast_opts(64 * 1024), &fieldcap_core::sync::CancelToken::new(), &mut |_| {});
     let item = d.store.item(&after.clip_id).expect("item").summary;
     assert_eq!(item.state, "needs_attention");
     assert!(item.last_error.unwrap_or_default().to_lowercase().contains("revoked"));
 
     // What it sent before stays on record, and the revocation is a custody event with the reason.
-    let recs = fieldcap_server::records::Records::open(server.data.path()).expect("records");
+    let recs = fieldcap_server::records::Records::open(&server.data()).expect("records");
     assert!(recs.item(&before.clip_id).expect("item").and_then(|i| i.receipt).is_some());
     assert!(recs.item(&after.clip_id).expect("item").is_none());
     let revoked: Vec<_> = recs.custody(None).expect("custody").into_iter().filter(|e| e.event == "revoked").collect();

@@ -4,11 +4,12 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
-use common::proxy::{Fault, Proxy};
-use common::*;
 use fieldcap_core::sync::{CancelToken, SyncOptions};
+use fieldcap_testkit::bytes::XorShift;
+use fieldcap_testkit::device::*;
+use fieldcap_testkit::files::file_digests;
+use fieldcap_testkit::proxy::{Fault, Proxy};
+use fieldcap_testkit::server::TestServer;
 use std::time::Duration;
 
 fn media_digests(d: &Device) -> Vec<String> {
@@ -39,15 +40,15 @@ fn several_devices_dozens_of_items_all_receipted() {
     let t = net();
     let mut devices = Vec::new();
     for (k, role) in ["monitor", "police", "monitor"].iter().enumerate() {
-        let d = device(role);
+        let d = Device::with_role(role);
         // Captured offline, before enrolment.
         for i in 0..8u64 {
-            seal_video(&d, 100_000 + (i as usize * 37_919) % 900_000, k as u64 * 100 + i);
+            d.seal_video(100_000 + (i as usize * 37_919) % 900_000, k as u64 * 100 + i);
         }
         for i in 0..4 {
-            seal_observation(&d, &format!("observation {i} of device {k}"));
+            d.observe(&format!("observation {i} of device {k}"));
         }
-        d.store.enroll(&t, &server.url(), &server.token(role)).expect("enrol");
+        d.enroll(&server);
         devices.push(d);
     }
     let opts = fast_opts(256 * 1024);
@@ -62,7 +63,7 @@ fn several_devices_dozens_of_items_all_receipted() {
             });
         }
     });
-    let stored = file_digests(server.data.path());
+    let stored = file_digests(&server.data());
     let mut total = 0u64;
     for d in &devices {
         assert_all_receipted(d);
@@ -84,9 +85,9 @@ fn several_devices_dozens_of_items_all_receipted() {
 fn cancel_mid_upload_resumes_from_the_offset_and_purge_keeps_the_receipt() {
     let server = TestServer::start();
     let t = net();
-    let d = device("police");
-    let item = seal_video(&d, 3 * 1024 * 1024 + 123, 7);
-    d.store.enroll(&t, &server.url(), &server.token("police")).expect("enrol");
+    let d = Device::with_role("police");
+    let item = d.seal_video(3 * 1024 * 1024 + 123, 7);
+    d.enroll(&server);
     let chunk = 256 * 1024;
     let opts = SyncOptions { purge_after_receipt: true, ..fast_opts(chunk) };
     let cancel = CancelToken::new();
@@ -118,12 +119,12 @@ fn cancel_mid_upload_resumes_from_the_offset_and_purge_keeps_the_receipt() {
 /// first) but it was never receipted, no copy of it is stored (neither the signed digests nor
 /// the changed bytes), and no partial upload lingers (terminated, recorded in custody).
 fn assert_server_never_took_it(server: &TestServer, clip_id: &str, signed_sha: &str, changed_sha: &str, terminated: bool) {
-    let recs = fieldcap_server::records::Records::open(server.data.path()).expect("records");
+    let recs = fieldcap_server::records::Records::open(&server.data()).expect("records");
     let it = recs.item(clip_id).expect("item").expect("the manifest is on record");
     assert!(it.receipt.is_none() && it.blob_sha256.is_none(), "never receipted, never stored: {:?}", it.state);
-    let stored = file_digests(server.data.path());
+    let stored = file_digests(&server.data());
     assert!(!stored.contains(signed_sha) && !stored.contains(changed_sha), "no copy of the file on the server");
-    let part = server.data.path().join("uploads").join(format!("{clip_id}.part"));
+    let part = server.data().join("uploads").join(format!("{clip_id}.part"));
     assert!(!part.exists(), "no partial upload lingers");
     let events: Vec<String> = recs.custody(Some(clip_id)).expect("custody").into_iter().map(|e| e.event).collect();
     assert_eq!(events.iter().any(|e| e == "terminated"), terminated, "{events:?}");
@@ -157,12 +158,12 @@ fn flip_byte(d: &Device, clip_id: &str, at: usize) -> String {
 fn a_changed_file_is_flagged_before_its_final_chunk() {
     let server = TestServer::start();
     let t = net();
-    let d = device("monitor");
-    let good = seal_video(&d, 200_000, 1);
-    let bad = seal_video(&d, 200_000, 2);
+    let d = Device::with_role("monitor");
+    let good = d.seal_video(200_000, 1);
+    let bad = d.seal_video(200_000, 2);
     // Same length, one byte flipped near the start: only the digests can tell.
     let changed_sha = flip_byte(&d, &bad.clip_id, 1000);
-    d.store.enroll(&t, &server.url(), &server.token("monitor")).expect("enrol");
+    d.enroll(&server);
     let chunk = 64 * 1024; // 3 full chunks and a final one of 3392 bytes
     let s = d.store.sync_once(&t, &fast_opts(chunk), &CancelToken::new(), &mut |_| {}).expect("pass");
     assert_eq!(s.receipts_verified, 1);
@@ -186,10 +187,10 @@ fn a_changed_file_is_flagged_before_its_final_chunk() {
 fn a_file_changed_after_part_was_uploaded_is_caught_by_the_prefix_hash_on_resume() {
     let server = TestServer::start();
     let t = net();
-    let d = device("police");
+    let d = Device::with_role("police");
     let total = 1024 * 1024 + 777;
-    let item = seal_video(&d, total, 11);
-    d.store.enroll(&t, &server.url(), &server.token("police")).expect("enrol");
+    let item = d.seal_video(total, 11);
+    d.enroll(&server);
     let chunk = 64 * 1024;
     let cancel = CancelToken::new();
     let s1 = d
@@ -228,15 +229,15 @@ fn a_file_changed_after_part_was_uploaded_is_caught_by_the_prefix_hash_on_resume
 fn a_truncated_or_missing_file_is_flagged_and_nothing_is_sent() {
     let server = TestServer::start();
     let t = net();
-    let d = device("monitor");
-    let short = seal_video(&d, 150_000, 21);
-    let gone = seal_video(&d, 150_000, 22);
+    let d = Device::with_role("monitor");
+    let short = d.seal_video(150_000, 21);
+    let gone = d.seal_video(150_000, 22);
     let p = d.store.item(&short.clip_id).expect("item").media_path.expect("path");
     let b = std::fs::read(&p).expect("read");
     std::fs::write(&p, &b[..100_000]).expect("truncate");
     let short_sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&b[..100_000]));
     std::fs::remove_file(d.store.item(&gone.clip_id).expect("item").media_path.expect("path")).expect("remove");
-    d.store.enroll(&t, &server.url(), &server.token("monitor")).expect("enrol");
+    d.enroll(&server);
     let s = d.store.sync_once(&t, &fast_opts(64 * 1024), &CancelToken::new(), &mut |_| {}).expect("pass");
     assert_eq!((s.bytes_uploaded, s.needs_attention, s.remaining), (0, 2, 0), "{s:?}");
     let detail = assert_flagged(&d, &short.clip_id, "mismatch", "before_upload");
@@ -249,13 +250,10 @@ fn a_truncated_or_missing_file_is_flagged_and_nothing_is_sent() {
 #[test]
 fn faults_every_item_receipted_exactly_once() {
     let server = TestServer::start();
-    let t = net();
     // Seeded plan: about 40 % of connections get a fault, of every kind.
-    let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+    let mut rng = XorShift::from_state(0x2545_F491_4F6C_DD1D);
     let plan = Box::new(move |n: u64| {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
+        let x = rng.next_u64();
         if n < 2 {
             return Fault::Pass; // let enrolment through
         }
@@ -270,12 +268,12 @@ fn faults_every_item_receipted_exactly_once() {
     let proxy = Proxy::start(server.addr(), plan);
     let mut devices = Vec::new();
     for (k, role) in ["monitor", "police"].iter().enumerate() {
-        let d = device(role);
+        let d = Device::with_role(role);
         for i in 0..6u64 {
-            seal_video(&d, 300_000 + i as usize * 50_000, 1000 + k as u64 * 10 + i);
+            d.seal_video(300_000 + i as usize * 50_000, 1000 + k as u64 * 10 + i);
         }
-        seal_observation(&d, "agents at the corner");
-        d.store.enroll(&t, &proxy.url(), &server.token(role)).expect("enrol through the proxy");
+        d.observe("agents at the corner");
+        d.enroll_via(&proxy.url(), &server);
         devices.push(d);
     }
     let opts = SyncOptions { request_timeout: Duration::from_secs(2), ..fast_opts(128 * 1024) };
@@ -285,7 +283,7 @@ fn faults_every_item_receipted_exactly_once() {
         assert_eq!(sums.last().expect("pass").remaining, 0, "{sums:?}");
     }
     assert!(proxy.faults.load(std::sync::atomic::Ordering::SeqCst) >= 5, "faults were injected");
-    let stored = file_digests(server.data.path());
+    let stored = file_digests(&server.data());
     let mut total = 0;
     for d in &devices {
         assert_all_receipted(d);

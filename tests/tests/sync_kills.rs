@@ -5,12 +5,13 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
-use common::proxy::Proxy;
-use common::*;
 use fieldcap_core::sync::CancelToken;
-use std::io::{BufRead, BufReader};
+use fieldcap_testkit::bytes::{seeded, XorShift};
+use fieldcap_testkit::device::*;
+use fieldcap_testkit::files::file_digests;
+use fieldcap_testkit::proxy::Proxy;
+use fieldcap_testkit::server::TestServer;
+use fieldcap_testkit::tools::Cli;
 use std::process::{Command, Stdio};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -28,19 +29,19 @@ fn total_offsets(home: &std::path::Path) -> u64 {
 
 #[test]
 fn sigkill_the_syncing_cli_at_random_instants() {
-    let bin = fieldcap_bin();
+    let cli = Cli::built();
     let server = TestServer::start();
     let proxy = Proxy::passthrough(server.addr());
-    let d = device("monitor");
+    let d = Device::with_role("monitor");
     let mut media_total = 0u64;
     for i in 0..6u64 {
-        media_total += seal_video(&d, 500_000 + i as usize * 100_000, 50 + i).media.expect("media").bytes;
+        media_total += d.seal_video(500_000 + i as usize * 100_000, 50 + i).media.expect("media").bytes;
     }
     for i in 0..3 {
-        seal_observation(&d, &format!("note {i}"));
+        d.observe(&format!("note {i}"));
     }
     let mut n_items = d.store.list_items().expect("list").len() as u64;
-    d.store.enroll(&net(), &proxy.url(), &server.token("monitor")).expect("enrol");
+    d.enroll_via(&proxy.url(), &server);
     let home = d.home.path().to_path_buf();
     drop(d.store);
     let chunk: u64 = 64 * 1024;
@@ -50,25 +51,23 @@ fn sigkill_the_syncing_cli_at_random_instants() {
     // lands while the sync is running — in its manifest, upload, completion or receipt step —
     // instead of depending on how fast this machine happens to be.
     proxy.up_rate.store(2 << 20, Ordering::SeqCst);
-    let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut rng = XorShift::from_state(0x9E37_79B9_7F4A_7C15);
     let mut kills = 0;
     let mut last_total = 0;
     let mut iterations = 0;
     while iterations < 32 {
         iterations += 1;
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
+        let seed = rng.next_u64();
         // New evidence keeps arriving, so every iteration has an upload to cut.
         let clip = home.join(format!("new-{iterations}.mp4"));
         let len = 400_000 + (seed % 600_000) as usize;
-        std::fs::write(&clip, bytes(len, seed)).expect("write clip");
-        let st = Command::new(&bin).arg("--home").arg(&home).arg("capture").arg(&clip).stdout(Stdio::null()).status().expect("capture");
+        std::fs::write(&clip, seeded(len, seed)).expect("write clip");
+        let st = cli.command().arg("--home").arg(&home).arg("capture").arg(&clip).stdout(Stdio::null()).status().expect("capture");
         assert!(st.success());
         media_total += len as u64;
         n_items += 1;
         let delay = Duration::from_millis(5 + seed % 600);
-        let mut child = Command::new(&bin)
+        let mut child = cli.command()
             .args(["--home"])
             .arg(&home)
             .args(["sync", "--json", "--timeout", "60", "--chunk-size", &chunk.to_string()])
@@ -91,14 +90,14 @@ fn sigkill_the_syncing_cli_at_random_instants() {
     eprintln!("{iterations} iterations, {kills} kills, {last_total}/{media_total} bytes acknowledged");
     // A final, uninterrupted pass at full speed finishes the job.
     proxy.up_rate.store(0, Ordering::SeqCst);
-    let out = Command::new(&bin).arg("--home").arg(&home).args(["sync", "--json", "--timeout", "300"]).output().expect("final sync");
+    let out = cli.command().arg("--home").arg(&home).args(["sync", "--json", "--timeout", "300"]).output().expect("final sync");
     assert!(out.status.success(), "final sync: {}", String::from_utf8_lossy(&out.stdout));
-    let store = fieldcap_core::Store::open(&home, std::sync::Arc::new(fieldcap_core::identity::FileKeyProtector)).expect("reopen");
+    let store = open_store(&home);
     for (id, state) in states(&store) {
         assert_eq!(state, "receipted", "item {id}");
     }
     assert_eq!(checkpoint_size(&store), n_items, "each item in the log exactly once");
-    let stored = file_digests(server.data.path());
+    let stored = file_digests(&server.data());
     for (m, _) in store.manifests().expect("manifests") {
         if let Some(media) = fieldcap_core::manifest::Manifest::parse(&m).expect("manifest").media {
             assert!(stored.contains(&media.sha256));
@@ -111,50 +110,24 @@ fn sigkill_the_syncing_cli_at_random_instants() {
     assert!(overhead <= allowed, "sent {up} bytes for {media_total} of media with {kills} kills (overhead {overhead} > {allowed})");
 }
 
-fn spawn_server(bin: &std::path::Path, data: &std::path::Path) -> (std::process::Child, std::net::SocketAddr) {
-    let mut child = Command::new(bin)
-        .args(["serve", "--data"])
-        .arg(data)
-        .args(["--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn server");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("first line");
-    let addr = line.trim().trim_start_matches("listening on http://").parse().expect("listening on http://ADDR");
-    (child, addr)
-}
-
-fn token_cli(bin: &std::path::Path, data: &std::path::Path, role: &str) -> String {
-    let out = Command::new(bin).args(["token", "--data"]).arg(data).args(["--role", role]).output().expect("token");
-    assert!(out.status.success());
-    String::from_utf8_lossy(&out.stdout).lines().last().expect("token line").trim().to_string()
-}
-
 #[test]
 fn sigkill_the_server_mid_upload_and_resume() {
-    let bin = fieldcap_bin();
-    let data = tempfile::tempdir().expect("tmp");
-    let (mut srv, addr) = spawn_server(&bin, data.path());
-    let proxy = Proxy::passthrough(addr);
-    let d = device("police");
+    // `fieldcap serve` (a process that can be SIGKILLed); its token comes from `fieldcap token`.
+    let mut server = TestServer::serve(&Cli::built());
+    let proxy = Proxy::passthrough(server.addr());
+    let d = Device::with_role("police");
     let total = 12 * 1024 * 1024 + 5;
-    let item = seal_video(&d, total, 99);
-    d.store.enroll(&net(), &proxy.url(), &token_cli(&bin, data.path(), "police")).expect("enrol");
+    let item = d.seal_video(total, 99);
+    d.enroll_via(&proxy.url(), &server);
     let chunk = 512 * 1024;
     let opts = fieldcap_core::sync::SyncOptions { budget: Duration::from_secs(8), ..fast_opts(chunk) };
-    // Kill the server once about a third has been acknowledged.
+    // Kill the server (SIGKILL) once about a third has been acknowledged.
     let killed = std::sync::atomic::AtomicBool::new(false);
-    let mut srv_opt = Some(&mut srv);
     let s1 = d
         .store
         .sync_once(&net(), &opts, &CancelToken::new(), &mut |p| {
             if p.item_bytes_done >= total as u64 / 3 && !killed.load(Ordering::SeqCst) {
-                if let Some(s) = srv_opt.take() {
-                    s.kill().expect("SIGKILL server");
-                    s.wait().expect("reap");
-                }
+                server.stop();
                 killed.store(true, Ordering::SeqCst);
             }
         })
@@ -164,11 +137,10 @@ fn sigkill_the_server_mid_upload_and_resume() {
     let acked = d.store.item(&item.clip_id).expect("item").summary.state;
     assert_eq!(acked, "uploading");
     // Restart on the same data; the proxy keeps the device's URL stable.
-    let (mut srv2, addr2) = spawn_server(&bin, data.path());
-    proxy.set_upstream(addr2);
+    server.restart();
+    proxy.set_upstream(server.addr());
     let s2 = d.store.sync_once(&net(), &fast_opts(chunk), &CancelToken::new(), &mut |_| {}).expect("pass 2");
-    let _ = srv2.kill();
-    let _ = srv2.wait();
+    server.stop();
     assert_eq!(s2.remaining, 0, "{s2:?}");
     assert_eq!(s2.receipts_verified, 1);
     assert!(s2.bytes_uploaded < total as u64, "resumed from the server's offset, not from zero: {s2:?}");
@@ -187,10 +159,10 @@ fn a_generic_tus_client_uploads_and_the_receipt_follows() {
         return;
     }
     let server = TestServer::start();
-    let d = device("monitor");
+    let d = Device::with_role("monitor");
     let total = 2 * 1024 * 1024 + 77;
-    let item = seal_video(&d, total, 4242);
-    d.store.enroll(&net(), &server.url(), &server.token("monitor")).expect("enrol");
+    let item = d.seal_video(total, 4242);
+    d.enroll(&server);
     // Hash first only: stop the pass as soon as the upload would start.
     let cancel = CancelToken::new();
     d.store

@@ -2,8 +2,6 @@
 //! per connection, may drop it mid-request, stall it, answer 503, or truncate the response.
 //! It also counts the bytes it forwarded upstream (to bound re-sent bytes).
 
-#![allow(dead_code)]
-
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -1,0 +1,176 @@
+//! The one test server: a council intake server on 127.0.0.1 (a free port) over a temporary
+//! data folder, run either in this process (`fieldcap_server::ServerHandle`) or as the real
+//! `fieldcap serve` process (which a test can SIGKILL). Either can be stopped and restarted
+//! on the same data (on a new port). Its raw API client is in [`crate::api`].
+
+use crate::tools::Cli;
+use fieldcap_server::{ServerConfig, ServerHandle};
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// How long `fieldcap serve` may take to print its address.
+const SERVE_START: Duration = Duration::from_secs(30);
+
+enum Backend {
+    InProcess(Option<ServerHandle>),
+    Process(Cli, Option<Child>),
+}
+
+/// A running (or stopped) test server.
+pub struct TestServer {
+    dir: tempfile::TempDir,
+    backend: Backend,
+    addr: SocketAddr,
+    /// HTTP client for raw requests (30 s timeout).
+    pub client: reqwest::blocking::Client,
+}
+
+impl TestServer {
+    /// A server in this process.
+    pub fn start() -> TestServer {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let handle = start_in_process(&dir.path().join("data"));
+        let addr = handle.addr();
+        TestServer { dir, backend: Backend::InProcess(Some(handle)), addr, client: client() }
+    }
+
+    /// `fieldcap serve` as a child process of `cli`'s binary.
+    pub fn serve(cli: &Cli) -> TestServer {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (child, addr) = spawn_serve(cli, &dir.path().join("data"));
+        TestServer { dir, backend: Backend::Process(cli.clone(), Some(child)), addr, client: client() }
+    }
+
+    /// The folder holding the data folder; nothing but `data/` may appear in it.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The server's data folder (`--data`).
+    pub fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// Where it listens (the latest address after a restart).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// A one-time enrolment token for `role`, issued as this server's operator would: in
+    /// process through the library, for `fieldcap serve` with `fieldcap token`.
+    pub fn token(&self, role: &str) -> String {
+        match &self.backend {
+            Backend::InProcess(_) => fieldcap_server::issue_token(&self.data(), role).expect("token"),
+            Backend::Process(cli, _) => cli.token(&self.data(), role),
+        }
+    }
+
+    /// Stops the server: `fieldcap serve` is killed with SIGKILL (a crash: no clean shutdown);
+    /// the in-process server shuts down (in-flight requests finish). Stopping twice is harmless.
+    pub fn stop(&mut self) {
+        if let Backend::Process(_, Some(c)) = &mut self.backend {
+            c.kill().expect("SIGKILL fieldcap serve");
+            c.wait().expect("reap fieldcap serve");
+        }
+        self.halt();
+    }
+
+    /// Stops without asserting anything (also from `drop`).
+    fn halt(&mut self) {
+        match &mut self.backend {
+            Backend::InProcess(h) => {
+                if let Some(h) = h.take() {
+                    h.shutdown();
+                }
+            }
+            Backend::Process(_, c) => {
+                if let Some(mut c) = c.take() {
+                    let _ = c.kill();
+                    let _ = c.wait();
+                }
+            }
+        }
+    }
+
+    /// Stops the server if it runs and starts it again on the same data (on a new port).
+    pub fn restart(&mut self) {
+        self.stop();
+        let data = self.data();
+        match &mut self.backend {
+            Backend::InProcess(h) => {
+                let handle = start_in_process(&data);
+                self.addr = handle.addr();
+                *h = Some(handle);
+            }
+            Backend::Process(cli, c) => {
+                let (child, addr) = spawn_serve(cli, &data);
+                self.addr = addr;
+                *c = Some(child);
+            }
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.halt();
+    }
+}
+
+fn client() -> reqwest::blocking::Client {
+    // reqwest may be built with rustls but without a crypto provider (see fieldcap-core).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::blocking::Client::builder().timeout(Duration::from_secs(30)).build().expect("HTTP client")
+}
+
+fn start_in_process(data: &Path) -> ServerHandle {
+    ServerHandle::start(ServerConfig::new(data.to_path_buf(), "127.0.0.1:0".parse().expect("addr"))).expect("server starts")
+}
+
+/// Starts `fieldcap serve --data DATA --listen 127.0.0.1:0` and reads its first stdout line,
+/// `listening on http://ADDR`, waiting at most [`SERVE_START`]. The rest of its stdout is
+/// drained so that the server never writes to a closed pipe.
+fn spawn_serve(cli: &Cli, data: &Path) -> (Child, SocketAddr) {
+    let mut child = cli
+        .command()
+        .args(["serve", "--data"])
+        .arg(data)
+        .args(["--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn fieldcap serve");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = BufReader::new(stdout).lines();
+        if let Some(Ok(first)) = lines.next() {
+            let _ = tx.send(first);
+        }
+        lines.for_each(drop);
+    });
+    let line = match rx.recv_timeout(SERVE_START) {
+        Ok(l) => l,
+        Err(e) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("fieldcap serve printed no address within {SERVE_START:?}: {e}");
+        }
+    };
+    let addr = line.trim().strip_prefix("listening on http://").and_then(|a| a.parse().ok());
+    let Some(addr) = addr else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("fieldcap serve's first line is not `listening on http://ADDR`: {line:?}");
+    };
+    (child, addr)
+}

@@ -1,0 +1,126 @@
+//! Programs a test runs: the `fieldcap` binary (given by cargo, or built once), and the stock
+//! tools a court expert uses (openssl, sha256sum, b3sum) on a package's VERIFY.txt.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+/// The `fieldcap` binary cargo built for the calling test: `Cli::at(env!("CARGO_BIN_EXE_fieldcap"))`
+/// expanded in the caller, so it works only in the `fieldcap` crate's own tests. Elsewhere use
+/// [`Cli::built`].
+#[macro_export]
+macro_rules! fieldcap_cli {
+    () => {
+        $crate::tools::Cli::at(env!("CARGO_BIN_EXE_fieldcap"))
+    };
+}
+
+/// The `fieldcap` command line.
+#[derive(Debug, Clone)]
+pub struct Cli {
+    bin: PathBuf,
+}
+
+impl Cli {
+    /// The binary at `bin` (in the CLI crate's own tests, [`fieldcap_cli!`] gives cargo's).
+    pub fn at(bin: impl Into<PathBuf>) -> Cli {
+        Cli { bin: bin.into() }
+    }
+
+    /// The binary of this workspace, built with `cargo build -p fieldcap` once per test
+    /// process (for tests outside the CLI crate, which cargo does not build it for).
+    pub fn built() -> Cli {
+        static BIN: OnceLock<PathBuf> = OnceLock::new();
+        let bin = BIN.get_or_init(|| {
+            let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace").to_path_buf();
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let status = Command::new(cargo).args(["build", "-p", "fieldcap", "--bin", "fieldcap"]).current_dir(&root).status().expect("cargo build");
+            assert!(status.success(), "building fieldcap failed");
+            let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
+            let bin = target.join("debug").join("fieldcap");
+            assert!(bin.exists(), "no binary at {}", bin.display());
+            bin
+        });
+        Cli::at(bin.clone())
+    }
+
+    /// Path of the binary.
+    pub fn bin(&self) -> &Path {
+        &self.bin
+    }
+
+    /// A command for the binary, to add arguments, pipes or environment to.
+    pub fn command(&self) -> Command {
+        Command::new(&self.bin)
+    }
+
+    /// Runs `fieldcap ARGS…` to the end.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.command().args(args).output().expect("run fieldcap")
+    }
+
+    /// Runs `fieldcap --home HOME ARGS…` to the end (a device command).
+    pub fn run_home(&self, home: &Path, args: &[&str]) -> Output {
+        self.command().arg("--home").arg(home).args(args).output().expect("run fieldcap")
+    }
+
+    /// Runs `fieldcap --home HOME ARGS…`, asserts that it succeeded and returns its stdout.
+    pub fn ok(&self, home: &Path, args: &[&str]) -> String {
+        let o = self.run_home(home, args);
+        assert!(o.status.success(), "fieldcap {args:?} failed: {}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout).expect("utf8")
+    }
+
+    /// A device home in a new temporary folder: `fieldcap --home TMP/home init ARGS…` must
+    /// succeed. Returns the folder (keep it alive) and the home.
+    pub fn init_home(&self, args: &[&str]) -> (tempfile::TempDir, PathBuf) {
+        let t = tempfile::tempdir().expect("tempdir");
+        let home = t.path().join("home");
+        self.ok(&home, &[&["init"][..], args].concat());
+        (t, home)
+    }
+
+    /// `fieldcap --home HOME clips --json`, parsed (it also runs the store's start-up recovery).
+    pub fn clips_json(&self, home: &Path) -> serde_json::Value {
+        serde_json::from_str(&self.ok(home, &["clips", "--json"])).expect("clips json")
+    }
+
+    /// `fieldcap token --data DATA --role ROLE`: the one-time token on its last stdout line.
+    pub fn token(&self, data: &Path, role: &str) -> String {
+        let out = self.command().args(["token", "--data"]).arg(data).args(["--role", role]).output().expect("fieldcap token");
+        assert!(out.status.success(), "fieldcap token: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).lines().last().expect("token line").trim().to_string()
+    }
+}
+
+/// `PATH` with `~/.cargo/bin` in front (where `cargo install b3sum` puts b3sum).
+fn tool_path() -> String {
+    let path = std::env::var("PATH").unwrap_or_default();
+    match std::env::var_os("HOME") {
+        Some(h) => format!("{}/.cargo/bin:{path}", Path::new(&h).display()),
+        None => path,
+    }
+}
+
+/// True when a stock tool is on PATH (or in ~/.cargo/bin).
+pub fn have(tool: &str) -> bool {
+    std::process::Command::new("sh").arg("-c").arg(format!("command -v {tool}")).env("PATH", tool_path()).output().map(|o| o.status.success()).unwrap_or(false)
+}
+
+/// Runs a stock tool in `dir`, which must be installed; returns (success, stdout + stderr).
+pub fn tool(dir: &Path, program: &str, args: &[&str]) -> (bool, String) {
+    let o = Command::new(program)
+        .current_dir(dir)
+        .args(args)
+        .env("PATH", tool_path())
+        .output()
+        .unwrap_or_else(|e| panic!("{program} must be installed (scripts/install_test_tools.sh): {e}"));
+    (o.status.success(), format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)))
+}
+
+/// Runs a package's VERIFY.txt with `sh` inside it, as written; returns (exit 0, stdout +
+/// stderr).
+pub fn stock_verify(dir: &Path) -> (bool, String) {
+    let out = Command::new("sh").arg("VERIFY.txt").current_dir(dir).env("PATH", tool_path()).output().expect("sh");
+    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
