@@ -9,60 +9,18 @@ use crate::{plan, scrub_copy, Plan, ScrubError};
 use fieldcap_evidence::hashing::Digests;
 use std::io;
 
+// The box, TIFF and JPEG-segment primitives are the workspace's one copy, in the test kit; the
+// movies and photos below are this crate's own fixtures (their exact bytes are what these tests
+// reason about).
+pub(crate) use fieldcap_testkit::media::{
+    bx, data_box as data, exif, full_box as full, hdlr, jpeg_segment as segment, keys, large_box as large, qt_text, trak, Tiff, GPS_LAT as LAT,
+    GPS_LON as LON,
+};
+
 // --- ISO-BMFF ---------------------------------------------------------------------------------
 
-pub(crate) fn bx(typ: &[u8; 4], payload: &[u8]) -> Vec<u8> {
-    let mut v = ((payload.len() + 8) as u32).to_be_bytes().to_vec();
-    v.extend_from_slice(typ);
-    v.extend_from_slice(payload);
-    v
-}
-pub(crate) fn full(typ: &[u8; 4], payload: &[u8]) -> Vec<u8> {
-    let mut p = vec![0u8; 4];
-    p.extend_from_slice(payload);
-    bx(typ, &p)
-}
-pub(crate) fn large(typ: &[u8; 4], payload: &[u8]) -> Vec<u8> {
-    let mut v = 1u32.to_be_bytes().to_vec();
-    v.extend_from_slice(typ);
-    v.extend_from_slice(&((payload.len() + 16) as u64).to_be_bytes());
-    v.extend_from_slice(payload);
-    v
-}
 pub(crate) fn cat(parts: &[Vec<u8>]) -> Vec<u8> {
     parts.concat()
-}
-pub(crate) fn hdlr(handler: &[u8; 4]) -> Vec<u8> {
-    let mut p = vec![0u8; 4];
-    p.extend_from_slice(handler);
-    p.extend_from_slice(&[0u8; 12]);
-    p.extend_from_slice(b"Handler\0");
-    full(b"hdlr", &p)
-}
-pub(crate) fn qt_text(typ: &[u8; 4], text: &str) -> Vec<u8> {
-    let mut p = (text.len() as u16).to_be_bytes().to_vec();
-    p.extend_from_slice(&0x15c7u16.to_be_bytes());
-    p.extend_from_slice(text.as_bytes());
-    bx(typ, &p)
-}
-pub(crate) fn data(text: &str) -> Vec<u8> {
-    let mut p = 1u32.to_be_bytes().to_vec();
-    p.extend_from_slice(&[0u8; 4]);
-    p.extend_from_slice(text.as_bytes());
-    bx(b"data", &p)
-}
-pub(crate) fn keys(names: &[&str]) -> Vec<u8> {
-    let mut p = (names.len() as u32).to_be_bytes().to_vec();
-    for n in names {
-        p.extend_from_slice(&((n.len() + 8) as u32).to_be_bytes());
-        p.extend_from_slice(b"mdta");
-        p.extend_from_slice(n.as_bytes());
-    }
-    full(b"keys", &p)
-}
-pub(crate) fn trak(handler: &[u8; 4], extra: &[u8]) -> Vec<u8> {
-    let mdia = bx(b"mdia", &cat(&[full(b"mdhd", &[0u8; 20]), hdlr(handler), bx(b"minf", &[0u8; 16])]));
-    bx(b"trak", &cat(&[full(b"tkhd", &[0u8; 80]), mdia, extra.to_vec()]))
 }
 pub(crate) fn mdat_payload() -> Vec<u8> {
     (0..20_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect()
@@ -150,98 +108,9 @@ pub(crate) fn plan_of(f: &[u8], mime: &str) -> Result<Plan, ScrubError> {
 
 // --- JPEG / EXIF -------------------------------------------------------------------------------
 
-pub(crate) struct Tiff {
-    pub(crate) little: bool,
-    pub(crate) buf: Vec<u8>,
-}
-impl Tiff {
-    fn u16(&self, v: u16) -> [u8; 2] {
-        if self.little {
-            v.to_le_bytes()
-        } else {
-            v.to_be_bytes()
-        }
-    }
-    fn u32(&self, v: u32) -> [u8; 4] {
-        if self.little {
-            v.to_le_bytes()
-        } else {
-            v.to_be_bytes()
-        }
-    }
-    /// Appends an IFD with `entries` (tag, type, count, value bytes); values longer than 4
-    /// bytes go after the IFD. Returns the IFD offset and the offsets of the entries'
-    /// 4-byte fields (to patch pointers).
-    pub(crate) fn ifd(&mut self, entries: &[(u16, u16, u32, Vec<u8>)]) -> (u32, Vec<usize>) {
-        let start = self.buf.len();
-        let mut data_at = start + 2 + 12 * entries.len() + 4;
-        let mut fields = Vec::new();
-        let mut tail = Vec::new();
-        let cnt = self.u16(entries.len() as u16);
-        self.buf.extend_from_slice(&cnt);
-        for (tag, typ, count, val) in entries {
-            let (a, b, c) = (self.u16(*tag), self.u16(*typ), self.u32(*count));
-            self.buf.extend_from_slice(&a);
-            self.buf.extend_from_slice(&b);
-            self.buf.extend_from_slice(&c);
-            fields.push(self.buf.len());
-            if val.len() <= 4 {
-                let mut v = val.clone();
-                v.resize(4, 0);
-                self.buf.extend_from_slice(&v);
-            } else {
-                let o = self.u32(data_at as u32);
-                self.buf.extend_from_slice(&o);
-                tail.extend_from_slice(val);
-                data_at += val.len();
-            }
-        }
-        self.buf.extend_from_slice(&[0u8; 4]);
-        self.buf.extend_from_slice(&tail);
-        (start as u32, fields)
-    }
-    pub(crate) fn patch32(&mut self, at: usize, v: u32) {
-        let b = self.u32(v);
-        self.buf[at..at + 4].copy_from_slice(&b);
-    }
-    pub(crate) fn rationals(&self, v: &[(u32, u32)]) -> Vec<u8> {
-        v.iter().flat_map(|(a, b)| [self.u32(*a), self.u32(*b)].concat()).collect()
-    }
-}
 
-pub(crate) const LAT: [(u32, u32); 3] = [(33, 1), (44, 1), (2616, 100)];
-pub(crate) const LON: [(u32, u32); 3] = [(118, 1), (16, 1), (3360, 100)];
 
-pub(crate) fn exif(little: bool) -> Vec<u8> {
-    let mut t = Tiff { little, buf: Vec::new() };
-    t.buf.extend_from_slice(if little { b"II" } else { b"MM" });
-    let m = t.u16(42);
-    t.buf.extend_from_slice(&m);
-    let o = t.u32(8);
-    t.buf.extend_from_slice(&o);
-    let (_, f0) = t.ifd(&[
-        (0x010F, 2, 6, b"Pixel\0".to_vec()),
-        (0x013B, 2, 9, b"Jane Doe\0".to_vec()),
-        (0x8769, 4, 1, vec![0; 4]),
-        (0x8825, 4, 1, vec![0; 4]),
-    ]);
-    let (exif_ifd, _) = t.ifd(&[(0xA431, 2, 12, b"SN123456789\0".to_vec()), (0xA430, 2, 5, b"Jane\0".to_vec()), (0x9003, 2, 20, b"2025:01:01 10:00:00\0".to_vec())]);
-    let (lat, lon) = (t.rationals(&LAT), t.rationals(&LON));
-    let alt = t.rationals(&[(12, 1)]);
-    let (gps, _) = t.ifd(&[(0, 1, 4, vec![2, 3, 0, 0]), (1, 2, 2, b"N\0".to_vec()), (2, 5, 3, lat), (3, 2, 2, b"W\0".to_vec()), (4, 5, 3, lon), (6, 5, 1, alt)]);
-    t.patch32(f0[2], exif_ifd);
-    t.patch32(f0[3], gps);
-    let mut seg = b"Exif\0\0".to_vec();
-    seg.extend_from_slice(&t.buf);
-    seg
-}
 
-pub(crate) fn segment(code: u8, payload: &[u8]) -> Vec<u8> {
-    let mut v = vec![0xFF, code];
-    v.extend_from_slice(&((payload.len() + 2) as u16).to_be_bytes());
-    v.extend_from_slice(payload);
-    v
-}
 
 pub(crate) fn scan_data() -> Vec<u8> {
     // Entropy-coded bytes with stuffed 0xFF 0x00 and restart markers, as a real scan has.
