@@ -391,7 +391,7 @@ fn a_stale_request_measures_the_clock_again_and_is_sent_once_more() {
     let a = video(&d, 3_000, 3);
     s.enroll(srv.as_ref(), "http://127.0.0.1:9", "tok").expect("enroll");
     let measured = |s: &fieldcap_core::Store| s.custody_events(None).expect("c").iter().filter(|e| e.event == "clock_offset_measured").count();
-    let before = measured(&s);
+    let before = measured(s);
     // The server's clock jumps ten minutes after the pass measured it: the device's corrected
     // timestamps fall outside the server's window.
     let sum = s
@@ -405,7 +405,7 @@ fn a_stale_request_measures_the_clock_again_and_is_sent_once_more() {
     assert_eq!((st.stale_answers, st.times), (1, 3), "refused once; measured at enrolment, at the pass's start, and again");
     drop(st);
     assert_eq!((sum.manifests_committed, sum.receipts_verified, sum.remaining), (1, 1, 0), "{sum:?}");
-    assert_eq!(measured(&s), before + 2, "both measurements of the pass are in custody");
+    assert_eq!(measured(s), before + 2, "both measurements of the pass are in custody");
     assert_eq!(s.item(&a).expect("a").summary.state, "receipted");
 }
 

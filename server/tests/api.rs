@@ -382,3 +382,37 @@ fn custody_events_lost_to_a_crash_are_recorded_late_at_start() {
     let n: i64 = c.query_row("SELECT COUNT(*) FROM custody WHERE clip_id = ?1 AND event = 'stored'", [&clip], |r| r.get(0)).unwrap();
     assert_eq!(n, 1);
 }
+
+/// A PATCH that delivers every byte of the upload but is cut before its chunked body ends (a
+/// phone killed after sending the last byte) must not leave the upload whole but unfinished
+/// until the next server start: the item is stored and receipted at once.
+#[test]
+fn an_upload_whose_last_byte_arrived_on_a_cut_request_is_finished_without_a_restart() {
+    let srv = TestServer::start();
+    let dev = DeviceKey::generate();
+    srv.enroll(&dev, "monitor");
+    let data = seeded(70_000, 9);
+    let vid = manifest(&dev, 1, None, Some(&data), "2025-06-07T18:02:00.000Z", vec![]);
+    let url = commit(&srv, &dev, &vid).upload_url.unwrap();
+    {
+        let mut s = std::net::TcpStream::connect(srv.addr()).unwrap();
+        let head = format!("PATCH {url} HTTP/1.1\r\nHost: x\r\nTus-Resumable: 1.0.0\r\nUpload-Offset: 0\r\nContent-Type: application/offset+octet-stream\r\nTransfer-Encoding: chunked\r\n\r\n");
+        s.write_all(head.as_bytes()).unwrap();
+        s.write_all(format!("{:x}\r\n", data.len()).as_bytes()).unwrap();
+        s.write_all(&data).unwrap();
+        s.write_all(b"\r\n").unwrap(); // ... but never the final zero-length chunk
+        s.flush().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    } // the connection is cut here
+    let receipt = format!("/v1/receipts/{}", vid.manifest.clip_id);
+    let mut got = 0;
+    for _ in 0..40 {
+        got = srv.signed(&dev, "GET", &receipt, b"").status().as_u16();
+        if got == 200 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(got, 200, "no receipt for an upload whose every byte arrived");
+    assert_eq!(srv.head_offset(&url), data.len() as u64);
+}

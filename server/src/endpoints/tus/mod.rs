@@ -142,9 +142,34 @@ fn upload_headers(r: &mut Response, up: &UploadRecord, offset: u64) {
     }
 }
 
-/// `HEAD <upload_url>`.
+/// Finishes an upload that holds every byte but was never finished (its last request was cut
+/// after the last byte, or its handler was dropped): under the upload's lock, re-read, and
+/// complete it if it is still open at full length. Returns the upload as it now stands.
+async fn finish_if_whole(state: &Arc<AppState>, item: &ItemRecord) -> Result<Option<UploadRecord>> {
+    let _guard = lock(state, &item.clip_id).await?;
+    finish_if_whole_locked(state, item).await
+}
+
+/// [`finish_if_whole`] for a caller that already holds the upload's lock (PATCH, POST).
+async fn finish_if_whole_locked(state: &Arc<AppState>, item: &ItemRecord) -> Result<Option<UploadRecord>> {
+    let (st, clip_id) = (state.clone(), item.clip_id.clone());
+    let Some(mut up) = blocking(move || st.records.upload_for_clip(&clip_id)).await? else { return Ok(None) };
+    if up.state == "open" && up.length > 0 && up.offset == up.length {
+        let (st, i2, u2) = (state.clone(), item.clone(), up.clone());
+        blocking(move || finalize(&st, &i2, &u2)).await?;
+        up.state = "complete".into();
+    }
+    Ok(Some(up))
+}
+
+/// `HEAD <upload_url>`. An upload found whole but unfinished is finished first, so a client
+/// that resumes after a cut learns it is complete (and its receipt exists).
 pub(crate) async fn head(State(state): AppStateRef, Path(cap): Path<String>) -> Result<Response> {
-    let (up, _) = blocking(move || load(&state, &cap)).await?;
+    let st = state.clone();
+    let (mut up, item) = blocking(move || load(&st, &cap)).await?;
+    if up.state == "open" && up.length > 0 && up.offset == up.length {
+        up = finish_if_whole(&state, &item).await?.unwrap_or(up);
+    }
     let mut r = StatusCode::OK.into_response();
     let offset = up.offset;
     upload_headers(&mut r, &up, offset);
@@ -221,7 +246,16 @@ async fn write_and_maybe_finish(
             )));
         }
     }
-    let offset = receive(&state, &up, body).await?;
+    let offset = match receive(&state, &up, body).await {
+        Ok(offset) => offset,
+        Err(e) => {
+            // A request cut after its last byte arrived (the client killed before the body's
+            // end) still delivered the whole upload: finish it now, not at the next start.
+            // (The caller holds the upload's lock.)
+            finish_if_whole_locked(&state, &item).await?;
+            return Err(e);
+        }
+    };
     let mut up_now = up.clone();
     up_now.offset = offset;
     let mut receipt_url = None;
