@@ -91,6 +91,7 @@ impl Role {
 
 /// The media file an item seals.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Media {
     /// MIME type, from the file extension.
     pub mime: String,
@@ -104,6 +105,7 @@ pub struct Media {
 
 /// The clock the capture times came from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Clock {
     /// `system`, `gnss` or `network`.
     pub source: String,
@@ -119,6 +121,7 @@ pub struct Clock {
 
 /// Capture window.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Capture {
     /// Start, RFC 3339 UTC ms.
     pub started_at: String,
@@ -130,6 +133,7 @@ pub struct Capture {
 
 /// Operator.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Operator {
     /// Monitor or police.
     pub role: Role,
@@ -143,6 +147,7 @@ pub struct Operator {
 
 /// Position of a segment in a long recording.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Segment {
     /// The recording this segment belongs to (UUID).
     pub recording_id: String,
@@ -155,6 +160,7 @@ pub struct Segment {
 
 /// Structured fields of a witness log entry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
 pub struct Observation {
     /// Free text as the witness wrote it.
     pub text: String,
@@ -180,6 +186,7 @@ pub struct Observation {
 
 /// Application that produced the item.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct App {
     /// Name.
     pub name: String,
@@ -191,6 +198,7 @@ pub struct App {
 
 /// A `fieldcap.manifest/1` document.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Manifest {
     /// Always [`MANIFEST_TYPE`].
     #[serde(rename = "type")]

@@ -49,6 +49,8 @@ pub fn append(
     clip_id: Option<&str>,
     detail: serde_json::Value,
 ) -> Result<CustodyEvent> {
+    // No floating point in a detail (FORMATS.md §5), on the server's side either.
+    fieldcap_evidence::custody::check_detail(&detail)?;
     let at = fieldcap_evidence::time::now();
     let who = actor(server_key_id);
     let sign = |seq: u64, prev: Option<&str>| {
