@@ -35,6 +35,11 @@ pub const KNOWN_TAGS: &[&str] = &[
     "recovered",
 ];
 
+/// The highest `seq` a manifest may carry: 2^53 − 1, the largest integer every JSON reader
+/// (JavaScript's included) holds exactly. A device seals one item per seq, so no device reaches
+/// it; the bound keeps a hostile device from naming seq numbers that wrap or overflow.
+pub const MAX_SEQ: u64 = (1 << 53) - 1;
+
 /// What kind of item.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Hash)]
 #[serde(rename_all = "lowercase")]
@@ -338,6 +343,9 @@ impl Manifest {
         }
         if self.seq == 0 {
             return bad("seq starts at 1");
+        }
+        if self.seq > MAX_SEQ {
+            return bad("seq is larger than 2^53 - 1");
         }
         match (&self.prev, self.seq) {
             (None, 1) => {}

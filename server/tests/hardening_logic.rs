@@ -6,7 +6,7 @@
 
 use base64::Engine as _;
 use fieldcap_evidence::identity::DeviceKey;
-use fieldcap_evidence::protocol::{self, EnrollRequest};
+use fieldcap_evidence::protocol::EnrollRequest;
 use fieldcap_server::records::Records;
 use fieldcap_testkit::api::*;
 use fieldcap_testkit::bytes::seeded;
@@ -91,4 +91,86 @@ fn unknown_manifest_fields_and_float_custody_details_are_refused_naming_the_fiel
     let body = serde_json::to_vec(&serde_json::json!({ "events": [e1, e2] })).unwrap();
     assert_eq!(srv.signed(&dev, "POST", "/v1/custody", &body).status(), 200);
     srv.still_serving();
+}
+
+fn package_request(selection: fieldcap_server::package::Selection, out: std::path::PathBuf) -> fieldcap_server::package::PackageRequest {
+    fieldcap_server::package::PackageRequest {
+        selection,
+        out,
+        recipient: "Los Angeles County District Attorney".into(),
+        purpose: "Case 25-1234".into(),
+        profile: fieldcap_server::package::Profile::Full,
+        sensitive_reason: None,
+        zip: false,
+        exported_by: "records custodian".into(),
+    }
+}
+
+#[test]
+fn a_huge_seq_is_refused_and_a_far_one_does_not_hang_the_package_of_its_incident() {
+    let srv = TestServer::start();
+    let honest = DeviceKey::generate();
+    let hostile = DeviceKey::generate();
+    srv.enroll(&honest, "monitor");
+    srv.enroll(&hostile, "monitor");
+    let place = vec![(33.7361, -118.2922)];
+    let h1 = manifest(&honest, 1, None, None, "2025-06-07T18:00:00.000Z", place.clone());
+    commit(&srv, &honest, &h1);
+    // seq at or past 2^63 (stored as a negative number before) and 2^64 - 1: refused.
+    for seq in [u64::MAX, 1 << 63, fieldcap_evidence::manifest::MAX_SEQ + 1] {
+        let m = manifest(&hostile, seq, Some(b"an earlier manifest"), None, "2025-06-07T18:00:00.000Z", place.clone());
+        let p = problem(srv.submit(&hostile, &m.bytes, &m.sig), 422, "invalid-manifest");
+        assert!(p.detail.as_deref().unwrap_or("").contains("seq"), "{p:?}");
+    }
+    // The largest allowed seq, copying the honest item's time and place: accepted as a gap, and
+    // grouped into the honest item's incident.
+    let far = manifest(&hostile, fieldcap_evidence::manifest::MAX_SEQ, Some(b"an earlier manifest"), None, "2025-06-07T18:00:00.000Z", place.clone());
+    commit(&srv, &hostile, &far);
+    let far2 = manifest(&hostile, 3, Some(b"another"), None, "2025-06-07T18:00:30.000Z", place);
+    commit(&srv, &hostile, &far2);
+    let recs = Records::open(&srv.data()).unwrap();
+    let item = recs.item(&far.manifest.clip_id).unwrap().unwrap();
+    assert_eq!(item.seq, fieldcap_evidence::manifest::MAX_SEQ);
+    let inc = recs.incidents().unwrap().into_iter().find(|i| i.clip_ids.contains(&h1.manifest.clip_id)).unwrap();
+    assert_eq!(inc.clip_ids.len(), 3, "the hostile items join the honest item's incident");
+    // The package of that incident is written (before: one query per seq from 3 to 2^53 - 1).
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = out_dir.path().join("pkg");
+    let done = fieldcap_server::package::export(&srv.data(), &package_request(fieldcap_server::package::Selection::Incident(inc.id.clone()), out.clone())).unwrap();
+    assert_eq!(done.items, 3);
+    let index: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("package.json")).unwrap()).unwrap();
+    let dev = index["devices"].as_array().unwrap().iter().find(|d| d["device_id"] == hostile.device_id()).unwrap();
+    let seqs: Vec<u64> = dev["chain"].as_array().unwrap().iter().map(|l| l["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, vec![3, fieldcap_evidence::manifest::MAX_SEQ], "the chain names the stored seqs only");
+    let names: Vec<String> = std::fs::read_dir(out_dir.path()).unwrap().flatten().map(|e| e.file_name().to_string_lossy().to_string()).collect();
+    assert_eq!(names, vec!["pkg".to_string()], "no temporary folder left beside the package");
+}
+
+#[test]
+fn an_export_removes_the_temporary_folders_of_a_killed_one_and_nothing_else() {
+    let srv = TestServer::start();
+    let dev = DeviceKey::generate();
+    srv.enroll(&dev, "monitor");
+    let m = manifest(&dev, 1, None, None, "2025-06-07T18:00:00.000Z", vec![]);
+    commit(&srv, &dev, &m);
+    let out_dir = tempfile::tempdir().unwrap();
+    let p = out_dir.path();
+    let hex = "0123456789abcdef0123456789abcdef";
+    // A killed export of this version: folder, scratch folder and a lock nobody holds.
+    let killed = format!(".pkg-old.tmp-1-{hex}");
+    std::fs::create_dir_all(p.join(&killed).join("clips")).unwrap();
+    std::fs::write(p.join(&killed).join("clips").join("media.mp4"), seeded(1000, 1)).unwrap();
+    std::fs::create_dir(p.join(format!("{killed}.scratch"))).unwrap();
+    std::fs::write(p.join(format!("{killed}.lock")), b"").unwrap();
+    // A killed export of an earlier version (no lock file), by a process that no longer exists.
+    let older = format!(".pkg-older.tmp-999999999-{hex}");
+    std::fs::create_dir(p.join(&older)).unwrap();
+    // Not ours: kept.
+    for keep in ["evidence", ".pkg.tmp-notours", "pkg-old.tmp-1-0123456789abcdef0123456789abcdef"] {
+        std::fs::create_dir(p.join(keep)).unwrap();
+    }
+    fieldcap_server::package::export(&srv.data(), &package_request(fieldcap_server::package::Selection::Clips(vec![m.manifest.clip_id.clone()]), p.join("pkg"))).unwrap();
+    let mut names: Vec<String> = std::fs::read_dir(p).unwrap().flatten().map(|e| e.file_name().to_string_lossy().to_string()).collect();
+    names.sort();
+    assert_eq!(names, vec![".pkg.tmp-notours", "evidence", "pkg", "pkg-old.tmp-1-0123456789abcdef0123456789abcdef"]);
 }

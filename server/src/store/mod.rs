@@ -253,6 +253,8 @@ pub trait RecordStore: Send + Sync {
     fn item(&self, clip_id: &str) -> Result<Option<ItemRecord>>;
     /// An item by device and seq.
     fn item_by_seq(&self, device_id: &str, seq: u64) -> Result<Option<ItemRecord>>;
+    /// Every item of a device (one query), in no particular order.
+    fn items_of_device(&self, device_id: &str) -> Result<Vec<ItemRecord>>;
     /// Highest seq on record for a device.
     fn max_seq(&self, device_id: &str) -> Result<Option<u64>>;
     /// Every item, in commit order.

@@ -226,6 +226,13 @@ impl RecordStore for SqliteRecordStore {
             .optional()?)
     }
 
+    fn items_of_device(&self, device_id: &str) -> Result<Vec<ItemRecord>> {
+        let conn = self.conn()?;
+        let mut st = conn.prepare(&format!("SELECT {ITEM_COLS} FROM items WHERE device_id = ?1"))?;
+        let rows = st.query_map([device_id], item_from_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
     fn max_seq(&self, device_id: &str) -> Result<Option<u64>> {
         let v: Option<i64> = self.conn()?.query_row("SELECT MAX(seq) FROM items WHERE device_id = ?1", [device_id], |r| r.get(0))?;
         Ok(v.map(|v| v as u64))
