@@ -174,3 +174,98 @@ fn an_export_removes_the_temporary_folders_of_a_killed_one_and_nothing_else() {
     names.sort();
     assert_eq!(names, vec![".pkg.tmp-notours", "evidence", "pkg", "pkg-old.tmp-1-0123456789abcdef0123456789abcdef"]);
 }
+
+/// Events of one item's custody after its `stored` event (none may follow but exports).
+fn events_after_stored(recs: &Records, clip_id: &str) -> Vec<String> {
+    let evs = recs.custody(Some(clip_id)).unwrap();
+    match evs.iter().position(|e| e.event == "stored") {
+        Some(i) => evs[i + 1..].iter().map(|e| e.event.clone()).collect(),
+        None => vec!["(no stored event)".into()],
+    }
+}
+
+#[test]
+fn a_creation_post_racing_the_final_patch_never_reopens_a_finished_upload() {
+    let srv = TestServer::start();
+    let dev = DeviceKey::generate();
+    srv.enroll(&dev, "monitor");
+    const LEN: usize = 3 << 20;
+    const TRIES: u64 = 30;
+    let mut prev: Option<Vec<u8>> = None;
+    let mut clips = Vec::new();
+    let mut post_won = 0;
+    for t in 0..TRIES {
+        let data = seeded(LEN, 100 + t);
+        let m = manifest(&dev, t + 1, prev.as_deref(), Some(&data), "2025-06-07T18:00:00.000Z", vec![]);
+        prev = Some(m.bytes.clone());
+        let url = commit(&srv, &dev, &m).upload_url.unwrap();
+        let split = 4096;
+        assert_eq!(srv.patch(&url, 0, &data[..split]).status(), 204);
+        let mut wrong = data.clone();
+        wrong[0] ^= 0xff;
+        let barrier = std::sync::Barrier::new(2);
+        // Connections of their own, never reused (a refused body may close one).
+        let fresh = || reqwest::blocking::Client::builder().pool_max_idle_per_host(0).build().unwrap();
+        let (patch_status, post_status) = std::thread::scope(|s| {
+            let p = s.spawn(|| {
+                let client = fresh();
+                barrier.wait();
+                client
+                    .patch(format!("{}{}", srv.url(), url))
+                    .header("tus-resumable", "1.0.0")
+                    .header("upload-offset", split.to_string())
+                    .header("content-type", "application/offset+octet-stream")
+                    .body(data[split..].to_vec())
+                    .send()
+                    .unwrap()
+                    .status()
+                    .as_u16()
+            });
+            let c = s.spawn(|| {
+                let client = fresh();
+                barrier.wait();
+                // Creation-with-upload of a full-length wrong body at the same URL.
+                client
+                    .post(format!("{}{}", srv.url(), url))
+                    .header("tus-resumable", "1.0.0")
+                    .header("upload-length", LEN.to_string())
+                    .header("content-type", "application/offset+octet-stream")
+                    .body(wrong.clone())
+                    .send()
+                    .unwrap()
+                    .status()
+                    .as_u16()
+            });
+            (p.join().unwrap(), c.join().unwrap())
+        });
+        assert!(patch_status < 500 && post_status < 500, "try {t}: PATCH {patch_status}, POST {post_status}");
+        if patch_status != 204 {
+            // The POST went first (reset, wrong bytes refused): the client resumes as tus says.
+            post_won += 1;
+            let off = srv.head_offset(&url);
+            assert_eq!(srv.patch(&url, off, &data[off as usize..]).status(), 204, "try {t}");
+        } else {
+            assert!(post_status == 409 || post_status == 422, "try {t}: POST after the finish got {post_status}");
+        }
+        // Finished for good: HEAD says the full length, the receipt is there.
+        assert_eq!(srv.head_offset(&url), LEN as u64, "try {t}");
+        assert_eq!(srv.signed(&dev, "GET", &format!("/v1/receipts/{}", m.manifest.clip_id), b"").status(), 200, "try {t}");
+        // A late creation POST is refused and changes nothing.
+        problem(srv.tus("POST", &url).header("upload-length", LEN.to_string()).send().unwrap(), 409, "conflict");
+        assert_eq!(srv.head_offset(&url), LEN as u64, "try {t}");
+        clips.push(m.manifest.clip_id.clone());
+    }
+    let recs = Records::open(&srv.data()).unwrap();
+    assert!(fieldcap_testkit::files::files_under(&srv.data().join("uploads")).is_empty(), "no stray partial upload");
+    for c in &clips {
+        let item = recs.item(c).unwrap().unwrap();
+        assert_eq!(item.state, "received");
+        assert_eq!(events_after_stored(&recs, c), Vec::<String>::new(), "custody of {c} goes on after stored");
+        let stored = recs.custody(Some(c)).unwrap().iter().filter(|e| e.event == "verified" || e.event == "stored").count();
+        assert_eq!(stored, 2, "one verified and one stored event for {c}");
+    }
+    assert_eq!(recs.log_size().unwrap(), TRIES, "one log leaf per item");
+    fieldcap_evidence::custody::verify_chain(&recs.custody(None).unwrap(), &srv.server_key()).unwrap();
+    eprintln!("the creation POST went first in {post_won} of {TRIES} tries");
+    srv.still_serving();
+}

@@ -265,12 +265,14 @@ pub trait RecordStore: Send + Sync {
     fn upload_by_capability(&self, capability: &str) -> Result<Option<UploadRecord>>;
     /// The upload of an item.
     fn upload_for_clip(&self, clip_id: &str) -> Result<Option<UploadRecord>>;
-    /// Inserts or replaces the upload of an item.
+    /// Inserts or replaces the upload of an item; a `Conflict` error if the item's upload is
+    /// complete (a complete upload is never replaced).
     fn put_upload(&self, upload: &UploadRecord) -> Result<()>;
-    /// Sets the fsynced offset of an upload.
+    /// Sets the fsynced offset of an upload, unless it is complete (then nothing changes).
     fn set_upload_offset(&self, clip_id: &str, offset: u64) -> Result<()>;
-    /// Sets the state of an upload (and its offset).
-    fn set_upload_state(&self, clip_id: &str, state: &str, offset: u64) -> Result<()>;
+    /// Sets the state of an upload (and its offset), unless it is complete: a complete upload
+    /// never changes state. Returns whether the upload changed.
+    fn set_upload_state(&self, clip_id: &str, state: &str, offset: u64) -> Result<bool>;
     /// Counts a refused upload and why.
     fn note_refusal(&self, clip_id: &str, reason: &str) -> Result<()>;
 

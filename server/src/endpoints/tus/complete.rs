@@ -22,6 +22,12 @@ pub(crate) fn discard_unwanted_partial(state: &AppState, clip_id: &str) {
 /// between), and for zero-length media at commit time.
 pub(crate) fn finalize(state: &AppState, item: &ItemRecord, up: &UploadRecord) -> Result<()> {
     let md = item.media.as_ref().ok_or_else(|| Error::Internal("finalising an item without media".into()))?;
+    // Finished once only: an item received meanwhile (or an upload complete) is left as it is.
+    let now = state.records.item(&item.clip_id)?.ok_or_else(|| Error::Internal("finalising an item that is not on record".into()))?;
+    let up_now = state.records.upload_for_clip(&item.clip_id)?;
+    if now.state != "committed" || up_now.as_ref().is_some_and(|u| u.state == "complete") {
+        return Err(Error::Conflict(format!("this item's media was already received; its receipt is at /v1/receipts/{}", item.clip_id)));
+    }
     let received = match state.blobs.read_partial(&item.clip_id)? {
         Some(r) => r,
         None if up.length == 0 => {

@@ -300,7 +300,12 @@ async fn create(state: Arc<AppState>, cap: String, headers: HeaderMap, body: Bod
     let st = state.clone();
     let cap = up.capability.clone();
     let (mut up, item) = blocking(move || {
+        // Re-read under the lock: a PATCH may have finished the upload since the check above,
+        // and a finished upload never goes back to open.
         let (up, item) = load(&st, &cap)?;
+        if up.state == "complete" {
+            return Err(Error::Conflict(format!("this item's media was already received; its receipt is at /v1/receipts/{}", up.clip_id)));
+        }
         if up.offset != 0 {
             discard_unwanted_partial(&st, &up.clip_id);
             st.records.set_upload_offset(&up.clip_id, 0)?;
@@ -362,7 +367,9 @@ pub(crate) async fn delete(State(state): AppStateRef, Path(cap): Path<String>) -
             return Err(Error::Conflict("a received original is never deleted".into()));
         }
         discard_unwanted_partial(&st, &up.clip_id);
-        st.records.set_upload_state(&up.clip_id, "terminated", 0)?;
+        if !st.records.set_upload_state(&up.clip_id, "terminated", 0)? {
+            return Err(Error::Conflict("a received original is never deleted".into()));
+        }
         st.custody("terminated", Some(&up.clip_id), serde_json::json!({ "discarded_bytes": up.offset }))
     })
     .await?;
