@@ -269,3 +269,124 @@ fn a_creation_post_racing_the_final_patch_never_reopens_a_finished_upload() {
     eprintln!("the creation POST went first in {post_won} of {TRIES} tries");
     srv.still_serving();
 }
+
+/// A request body fed from a channel: the test decides when each part is sent and when it ends.
+struct ChannelBody {
+    rx: std::sync::mpsc::Receiver<Vec<u8>>,
+    buf: Vec<u8>,
+    pos: usize,
+}
+
+impl std::io::Read for ChannelBody {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        while self.pos == self.buf.len() {
+            match self.rx.recv() {
+                Ok(b) => {
+                    self.buf = b;
+                    self.pos = 0;
+                }
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = out.len().min(self.buf.len() - self.pos);
+        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// Checks that a revoked device's item got nothing: no receipt, no log leaf, the upload
+/// terminated with reason `device_revoked`, the bytes set aside (not an original).
+fn assert_ended_by_revocation(srv: &TestServer, recs: &Records, clip_id: &str, url: &str, leaves_before: u64) {
+    let item = recs.item(clip_id).unwrap().unwrap();
+    assert_eq!(item.state, "committed");
+    assert!(item.receipt.is_none(), "no receipt after revocation");
+    assert_eq!(recs.log_size().unwrap(), leaves_before, "no log leaf after revocation");
+    let evs = recs.custody(Some(clip_id)).unwrap();
+    let term: Vec<_> = evs.iter().filter(|e| e.event == "terminated").collect();
+    assert_eq!(term.len(), 1, "one terminated event");
+    let body: serde_json::Value = serde_json::from_slice(&term[0].body).unwrap();
+    assert_eq!(body["detail"]["reason"], "device_revoked");
+    assert!(!evs.iter().any(|e| e.event == "verified" || e.event == "stored"));
+    // Further tus requests: refused as the device's.
+    assert_eq!(srv.tus("HEAD", url).send().unwrap().status(), 403, "HEAD (no body)");
+    problem(srv.patch(url, 0, b"x"), 403, "device-revoked");
+    problem(srv.tus("POST", url).header("upload-length", "1").send().unwrap(), 403, "device-revoked");
+    problem(srv.tus("DELETE", url).send().unwrap(), 403, "device-revoked");
+    assert_eq!(recs.custody(Some(clip_id)).unwrap().iter().filter(|e| e.event == "terminated").count(), 1, "terminated once");
+    assert!(!srv.data().join("uploads").join(format!("{clip_id}.part")).exists(), "no live partial");
+}
+
+#[test]
+fn revocation_ends_uploads_already_begun() {
+    let srv = TestServer::start();
+    let dev = DeviceKey::generate();
+    srv.enroll(&dev, "monitor");
+    let honest = DeviceKey::generate();
+    srv.enroll(&honest, "monitor");
+    let data = seeded(200_000, 7);
+    let a = manifest(&dev, 1, None, Some(&data), "2025-06-07T18:00:00.000Z", vec![]);
+    let url_a = commit(&srv, &dev, &a).upload_url.unwrap();
+    let b = manifest(&dev, 2, Some(&a.bytes), Some(&data[..150_000]), "2025-06-07T18:02:00.000Z", vec![]);
+    let url_b = commit(&srv, &dev, &b).upload_url.unwrap();
+    let h = manifest(&honest, 1, None, Some(&data[..1000]), "2025-06-07T18:00:00.000Z", vec![]);
+    let url_h = commit(&srv, &honest, &h).upload_url.unwrap();
+    assert_eq!(srv.patch(&url_a, 0, &data[..100_000]).status(), 204);
+    assert_eq!(srv.patch(&url_h, 0, &data[..500]).status(), 204);
+
+    // b: a PATCH under way when the device is revoked (the body's second half sent after).
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    let b_data = data[..150_000].to_vec();
+    let in_flight = std::thread::scope(|s| {
+        let t = s.spawn(|| {
+            let body = reqwest::blocking::Body::new(ChannelBody { rx, buf: Vec::new(), pos: 0 });
+            srv.tus("PATCH", &url_b)
+                .header("upload-offset", "0")
+                .header("content-type", "application/offset+octet-stream")
+                .body(body)
+                .send()
+                .unwrap()
+        });
+        tx.send(b_data[..75_000].to_vec()).unwrap();
+        assert!(fieldcap_server::revoke_device(&srv.data(), dev.device_id(), "phone seized").unwrap());
+        tx.send(b_data[75_000..].to_vec()).unwrap();
+        drop(tx);
+        t.join().unwrap()
+    });
+    problem(in_flight, 403, "device-revoked");
+
+    // a: an upload begun before the revocation, continued after it.
+    problem(srv.patch(&url_a, 100_000, &data[100_000..]), 403, "device-revoked");
+
+    let recs = Records::open(&srv.data()).unwrap();
+    assert_ended_by_revocation(&srv, &recs, &a.manifest.clip_id, &url_a, 0);
+    assert_ended_by_revocation(&srv, &recs, &b.manifest.clip_id, &url_b, 0);
+    // a's 100 000 bytes received before the revocation are kept aside, byte for byte.
+    let aside: Vec<_> = std::fs::read_dir(srv.data().join("uploads").join("revoked")).unwrap().flatten().map(|e| e.path()).collect();
+    let a_aside = aside.iter().find(|p| p.file_name().unwrap().to_string_lossy().starts_with(&a.manifest.clip_id)).expect("a's bytes set aside");
+    assert_eq!(std::fs::read(a_aside).unwrap(), data[..100_000].to_vec());
+    assert!(fieldcap_testkit::files::files_under(&srv.data().join("blobs")).is_empty(), "nothing stored as an original");
+    // Another device's upload is not touched.
+    assert_eq!(srv.patch(&url_h, 500, &data[500..1000]).status(), 204);
+    assert_eq!(srv.signed(&honest, "GET", &format!("/v1/receipts/{}", h.manifest.clip_id), b"").status(), 200);
+    fieldcap_evidence::custody::verify_chain(&recs.custody(None).unwrap(), &srv.server_key()).unwrap();
+    srv.still_serving();
+}
+
+#[test]
+fn a_revoked_devices_open_upload_is_ended_at_the_next_start() {
+    let mut srv = TestServer::start();
+    let dev = DeviceKey::generate();
+    srv.enroll(&dev, "monitor");
+    let data = seeded(50_000, 9);
+    let m = manifest(&dev, 1, None, Some(&data), "2025-06-07T18:00:00.000Z", vec![]);
+    let url = commit(&srv, &dev, &m).upload_url.unwrap();
+    assert_eq!(srv.patch(&url, 0, &data[..20_000]).status(), 204);
+    srv.stop();
+    assert!(fieldcap_server::revoke_device(&srv.data(), dev.device_id(), "phone lost").unwrap());
+    // The server starts with the revoked device's upload open: it is ended at start-up.
+    srv.restart();
+    let recs = Records::open(&srv.data()).unwrap();
+    assert_eq!(recs.custody(Some(&m.manifest.clip_id)).unwrap().iter().filter(|e| e.event == "terminated").count(), 1, "ended at start-up");
+    assert_ended_by_revocation(&srv, &recs, &m.manifest.clip_id, &url, 0);
+}

@@ -539,6 +539,9 @@ mod tests {
         fn discard_partial(&self, clip_id: &str) -> Result<()> {
             self.0.discard_partial(clip_id)
         }
+        fn set_aside_partial(&self, clip_id: &str) -> Result<Option<String>> {
+            self.0.set_aside_partial(clip_id)
+        }
         fn store_partial(&self, clip_id: &str, sha256: &str) -> Result<()> {
             self.0.store_partial(clip_id, sha256)
         }

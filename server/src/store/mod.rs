@@ -349,6 +349,11 @@ pub trait BlobStore: Send + Sync {
     /// Discards the partial upload of an item (terminated, expired, refused or restarted). No
     /// partial is not an error.
     fn discard_partial(&self, clip_id: &str) -> Result<()>;
+    /// Moves the partial upload of an item aside, kept for the record but never as evidence (the
+    /// upload of a revoked device): it is no longer the item's partial, is never stored as an
+    /// original, and is never deleted by the server. Returns a name for it (for custody), or
+    /// `None` if there was no partial.
+    fn set_aside_partial(&self, clip_id: &str) -> Result<Option<String>>;
     /// Stores the complete, verified partial upload of an item as the original named `sha256`,
     /// durably, and removes the partial. If that original is stored already (identical bytes)
     /// the stored one is kept. Never modifies a stored original.
