@@ -390,3 +390,33 @@ fn a_revoked_devices_open_upload_is_ended_at_the_next_start() {
     assert_eq!(recs.custody(Some(&m.manifest.clip_id)).unwrap().iter().filter(|e| e.event == "terminated").count(), 1, "ended at start-up");
     assert_ended_by_revocation(&srv, &recs, &m.manifest.clip_id, &url, 0);
 }
+
+#[test]
+fn two_hundred_conflicting_submissions_add_a_bounded_number_of_custody_events() {
+    let srv = TestServer::start();
+    let dev = DeviceKey::generate();
+    srv.enroll(&dev, "monitor");
+    let first = manifest(&dev, 1, None, None, "2025-06-07T18:00:00.000Z", vec![]);
+    commit(&srv, &dev, &first);
+    let events_before = Records::open(&srv.data()).unwrap().custody(None).unwrap().len();
+    let started = std::time::Instant::now();
+    for i in 0..100 {
+        // The same clip id with another manifest.
+        let mut m = first.manifest.clone();
+        m.note = Some(format!("rewrite {i}"));
+        let bytes = m.to_canonical_bytes().unwrap();
+        problem(srv.submit(&dev, &bytes, &dev.sign(&bytes)), 409, "conflict");
+        // Another clip at the same seq (a new clip id each time).
+        let other = manifest(&dev, 1, None, None, "2025-06-07T18:00:00.000Z", vec![]);
+        problem(srv.submit(&dev, &other.bytes, &other.sig), 409, "conflict");
+    }
+    let minutes = started.elapsed().as_secs() / 60;
+    let recs = Records::open(&srv.data()).unwrap();
+    let all = recs.custody(None).unwrap();
+    let conflicts = all.iter().filter(|e| e.event == "conflict").count() as u64;
+    // One per kind of refusal per minute (two kinds here), whatever the number of refusals.
+    assert!(conflicts >= 2 && conflicts <= 2 * (1 + minutes), "{conflicts} conflict events for 200 refusals in {minutes} min");
+    assert_eq!(all.len() - events_before, conflicts as usize, "nothing else was recorded");
+    fieldcap_evidence::custody::verify_chain(&all, &srv.server_key()).unwrap();
+    srv.still_serving();
+}

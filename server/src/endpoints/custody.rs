@@ -68,7 +68,7 @@ fn accept(state: &AppState, device: &DeviceRecord, sub: &CustodySubmission) -> R
         if e.seq <= head_seq {
             let same = state.records.device_custody_event(&device.device_id, e.seq)?.is_some_and(|old| old.body == e.body && old.sig == e.sig);
             if !same {
-                state.custody("device_custody_conflict", None, serde_json::json!({ "device_id": device.device_id, "seq": e.seq as i64 }))?;
+                state.custody_refusal(&device.device_id, "device_custody_conflict", "device_custody_conflict", None, serde_json::json!({ "device_id": device.device_id, "seq": e.seq as i64 }))?;
                 return Err(Error::Conflict(format!("a different custody event {} of this device is on record", e.seq)));
             }
         } else {
