@@ -49,6 +49,50 @@ pub fn body(actor: &str, seq: u64, at: &str, event: &str, clip_id: Option<&str>,
     }))
 }
 
+/// Checks a custody event's `detail` (§5 of FORMATS.md): an object whose values, at any depth,
+/// are integers, strings, booleans, null, arrays or objects — never a floating-point number (a
+/// verifier re-serialises the body to get the signed bytes, which floats would not survive).
+/// The error names the path of the first float found.
+pub fn check_detail(detail: &Value) -> Result<()> {
+    fn walk(v: &Value, path: &mut String) -> Result<()> {
+        match v {
+            Value::Number(n) if !(n.is_i64() || n.is_u64()) => Err(Error::InvalidInput(format!("custody detail field '{path}' is a floating-point number (only integers, strings and booleans are allowed)"))),
+            Value::Array(a) => {
+                for (i, x) in a.iter().enumerate() {
+                    let len = path.len();
+                    path.push_str(&format!("[{i}]"));
+                    walk(x, path)?;
+                    path.truncate(len);
+                }
+                Ok(())
+            }
+            Value::Object(m) => {
+                for (k, x) in m {
+                    let len = path.len();
+                    if !path.is_empty() {
+                        path.push('.');
+                    }
+                    path.push_str(k);
+                    walk(x, path)?;
+                    path.truncate(len);
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+    if !detail.is_object() {
+        return Err(Error::InvalidInput("custody detail must be a JSON object".into()));
+    }
+    walk(detail, &mut String::new())
+}
+
+/// Checks a whole custody body as received from another party: [`check_detail`] on its `detail`.
+pub fn check_body(body: &[u8]) -> Result<()> {
+    let v: Value = serde_json::from_slice(body).map_err(|e| Error::InvalidInput(format!("custody event is not JSON: {e}")))?;
+    check_detail(v.get("detail").unwrap_or(&Value::Null))
+}
+
 impl CustodyEvent {
     /// SHA-256 hex of the body (what the next event's `prev` names).
     pub fn hash(&self) -> String {
@@ -112,4 +156,23 @@ pub fn verify_chain(events: &[CustodyEvent], key: &VerifyingKey) -> Result<()> {
         prev = Some(e.hash());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn floats_in_a_detail_are_refused_and_named() {
+        check_detail(&json!({"seq": 3, "when": "before_upload", "ok": true, "n": -4, "x": null, "list": [1, "a"], "o": {"k": 18446744073709551615u64}})).unwrap();
+        let e = check_detail(&json!({"offset_ms": 1.5})).unwrap_err();
+        assert!(e.to_string().contains("'offset_ms'"), "{e}");
+        let e = check_detail(&json!({"a": {"b": [1, 2.0]}})).unwrap_err();
+        assert!(e.to_string().contains("'a.b[1]'"), "{e}");
+        assert!(check_detail(&json!([1])).is_err(), "a detail is an object");
+        let b = body("device:00", 1, "2025-06-07T18:04:05.123Z", "alarm", None, json!({"rtt": 0.25}), None);
+        assert!(check_body(&b).is_err());
+        let b = body("device:00", 1, "2025-06-07T18:04:05.123Z", "alarm", None, json!({"rtt_ms": 250}), None);
+        check_body(&b).unwrap();
+    }
 }

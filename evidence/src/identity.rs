@@ -88,6 +88,28 @@ pub fn parse_public_pem(pem: &str) -> Result<VerifyingKey> {
     VerifyingKey::from_public_key_pem(pem.trim()).map_err(|_| Error::Key("not an Ed25519 SPKI PEM public key".into()))
 }
 
+/// Checks that a public key is fit to be a device key: its 32 bytes are the canonical encoding
+/// of the point they name (a `y` below the field prime, no sign bit on `x = 0`), and the point is
+/// not of small order (the identity, the all-zero key and the other torsion points). Under a
+/// small-order key a lax verifier accepts forged signatures, and a non-canonical encoding gives
+/// one point two device ids; enrolment refuses both (before it consumes the token).
+pub fn check_device_key(key: &VerifyingKey) -> Result<()> {
+    if key.is_weak() {
+        return Err(Error::Key("the public key is a small-order point (e.g. the identity or all zeros), not a usable Ed25519 key".into()));
+    }
+    if key.to_edwards().compress().to_bytes() != key.to_bytes() {
+        return Err(Error::Key("the public key is not the canonical encoding of its point".into()));
+    }
+    Ok(())
+}
+
+/// Parses an SPKI PEM Ed25519 public key and checks it with [`check_device_key`].
+pub fn parse_device_key_pem(pem: &str) -> Result<VerifyingKey> {
+    let key = parse_public_pem(pem)?;
+    check_device_key(&key)?;
+    Ok(key)
+}
+
 /// Verifies a raw 64-byte Ed25519 signature over `msg` (strict verification: no malleable forms).
 pub fn verify(key: &VerifyingKey, msg: &[u8], sig: &[u8]) -> Result<()> {
     let sig: [u8; 64] = sig
@@ -242,5 +264,62 @@ mod tests {
         verify_with_pem(&pem, b"x", &sig).unwrap();
         assert!(verify_with_pem(&pem, b"y", &sig).is_err());
         assert_eq!(device_id_for(&parse_public_pem(&pem).unwrap()), k.device_id());
+    }
+
+    /// SPKI DER prefix of an Ed25519 public key (RFC 8410).
+    const SPKI_PREFIX: [u8; 12] = [0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00];
+
+    fn pem_of_raw(raw: [u8; 32]) -> String {
+        use base64::Engine as _;
+        let mut der = SPKI_PREFIX.to_vec();
+        der.extend_from_slice(&raw);
+        format!("-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n", base64::engine::general_purpose::STANDARD.encode(der))
+    }
+
+    #[test]
+    fn weak_and_non_canonical_device_keys_are_refused() {
+        let raw = |first: u8, fill: u8, last: u8| -> [u8; 32] {
+            let mut r = [fill; 32];
+            r[0] = first;
+            r[31] = last;
+            r
+        };
+        let weak = [
+            ("all zeros", [0u8; 32]),
+            ("identity", raw(1, 0, 0)),                  // y = 1, x = 0
+            ("identity, sign bit", raw(1, 0, 0x80)),     // x = 0 with the sign bit set: a second encoding
+            ("identity, y = p + 1", raw(0xee, 0xff, 0x7f)), // y not reduced mod p = 2^255 - 19
+        ];
+        for (what, raw) in weak {
+            let key = parse_public_pem(&pem_of_raw(raw)).expect(what);
+            let e = check_device_key(&key).expect_err(what);
+            assert!(matches!(e, Error::Key(_)), "{what}: {e}");
+            assert!(parse_device_key_pem(&pem_of_raw(raw)).is_err(), "{what}");
+        }
+        // y + p names the same point as a small y: find a small y that is a point not of small
+        // order (only the encoding check can then refuse the y + p form).
+        let mut found = 0;
+        for y in 2u8..19 {
+            let mut canon = [0u8; 32];
+            canon[0] = y;
+            let Ok(a) = parse_public_pem(&pem_of_raw(canon)) else { continue };
+            if a.is_weak() {
+                continue;
+            }
+            check_device_key(&a).unwrap();
+            let mut big = [0xffu8; 32];
+            big[0] = 0xed + y; // p = 2^255 - 19: low byte 0xed
+            big[31] = 0x7f;
+            let b = parse_public_pem(&pem_of_raw(big)).expect("y + p decodes");
+            assert!(!b.is_weak());
+            let e = check_device_key(&b).expect_err("y + p");
+            assert!(e.to_string().contains("canonical"), "{e}");
+            found += 1;
+        }
+        assert!(found > 0, "no small y on the curve to test with");
+        // An ordinary key passes.
+        let k = DeviceKey::generate();
+        check_device_key(&k.verifying_key()).unwrap();
+        assert_eq!(parse_device_key_pem(&k.public_pem()).unwrap(), k.verifying_key());
     }
 }

@@ -35,6 +35,11 @@ pub const KNOWN_TAGS: &[&str] = &[
     "recovered",
 ];
 
+/// The highest `seq` a manifest may carry: 2^53 − 1, the largest integer every JSON reader
+/// (JavaScript's included) holds exactly. A device seals one item per seq, so no device reaches
+/// it; the bound keeps a hostile device from naming seq numbers that wrap or overflow.
+pub const MAX_SEQ: u64 = (1 << 53) - 1;
+
 /// What kind of item.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Hash)]
 #[serde(rename_all = "lowercase")]
@@ -91,6 +96,7 @@ impl Role {
 
 /// The media file an item seals.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Media {
     /// MIME type, from the file extension.
     pub mime: String,
@@ -104,6 +110,7 @@ pub struct Media {
 
 /// The clock the capture times came from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Clock {
     /// `system`, `gnss` or `network`.
     pub source: String,
@@ -119,6 +126,7 @@ pub struct Clock {
 
 /// Capture window.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Capture {
     /// Start, RFC 3339 UTC ms.
     pub started_at: String,
@@ -130,6 +138,7 @@ pub struct Capture {
 
 /// Operator.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Operator {
     /// Monitor or police.
     pub role: Role,
@@ -143,6 +152,7 @@ pub struct Operator {
 
 /// Position of a segment in a long recording.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Segment {
     /// The recording this segment belongs to (UUID).
     pub recording_id: String,
@@ -155,6 +165,7 @@ pub struct Segment {
 
 /// Structured fields of a witness log entry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
 pub struct Observation {
     /// Free text as the witness wrote it.
     pub text: String,
@@ -180,6 +191,7 @@ pub struct Observation {
 
 /// Application that produced the item.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct App {
     /// Name.
     pub name: String,
@@ -191,6 +203,7 @@ pub struct App {
 
 /// A `fieldcap.manifest/1` document.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Manifest {
     /// Always [`MANIFEST_TYPE`].
     #[serde(rename = "type")]
@@ -330,6 +343,9 @@ impl Manifest {
         }
         if self.seq == 0 {
             return bad("seq starts at 1");
+        }
+        if self.seq > MAX_SEQ {
+            return bad("seq is larger than 2^53 - 1");
         }
         match (&self.prev, self.seq) {
             (None, 1) => {}

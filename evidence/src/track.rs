@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 
 /// One location fix.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TrackPoint {
     /// Time of the fix, RFC 3339 UTC with milliseconds.
     pub t: String,

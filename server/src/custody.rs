@@ -49,6 +49,8 @@ pub fn append(
     clip_id: Option<&str>,
     detail: serde_json::Value,
 ) -> Result<CustodyEvent> {
+    // No floating point in a detail (FORMATS.md §5), on the server's side either.
+    fieldcap_evidence::custody::check_detail(&detail)?;
     let at = fieldcap_evidence::time::now();
     let who = actor(server_key_id);
     let sign = |seq: u64, prev: Option<&str>| {
@@ -57,4 +59,65 @@ pub fn append(
         (b, sig)
     };
     records.append_custody(clip_id, event, &at, &sign)
+}
+
+/// Refusals of one kind by one device are recorded in custody at most once per this window.
+pub const REFUSAL_WINDOW_MS: i64 = 60_000;
+
+/// Bounds the custody events that refusals append (a hostile device could otherwise grow the
+/// log without bound by sending conflicting submissions): per device and kind of refusal, the
+/// first refusal in a [`REFUSAL_WINDOW_MS`] window is recorded; later ones in that window are only
+/// counted, and the count is carried by the next recorded one (`unrecorded_before`). Counts
+/// live in memory (a restart forgets them); every refusal is still answered (409).
+#[derive(Debug, Default)]
+pub(crate) struct RefusalLimiter {
+    windows: std::collections::HashMap<(String, String), (i64, u64)>,
+}
+
+impl RefusalLimiter {
+    /// At `now_ms`: `Some(unrecorded)` if this refusal is to be recorded (with the number of
+    /// refusals of its kind not recorded since the last recorded one), `None` if only counted.
+    pub(crate) fn admit(&mut self, device_id: &str, kind: &str, now_ms: i64) -> Option<u64> {
+        if self.windows.len() > 10_000 {
+            self.windows.retain(|_, (start, _)| now_ms.saturating_sub(*start) < REFUSAL_WINDOW_MS);
+        }
+        let key = (device_id.to_string(), kind.to_string());
+        match self.windows.get_mut(&key) {
+            Some((start, unrecorded)) if now_ms.saturating_sub(*start) < REFUSAL_WINDOW_MS && now_ms >= *start => {
+                *unrecorded += 1;
+                None
+            }
+            Some(w) => {
+                let n = w.1;
+                *w = (now_ms, 0);
+                Some(n)
+            }
+            None => {
+                self.windows.insert(key, (now_ms, 0));
+                Some(0)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_recorded_refusal_per_device_kind_and_window_carrying_the_count() {
+        let mut l = RefusalLimiter::default();
+        assert_eq!(l.admit("d1", "conflict:clip", 0), Some(0));
+        for t in 1..200 {
+            assert_eq!(l.admit("d1", "conflict:clip", t), None);
+        }
+        // Another kind, another device: their own windows.
+        assert_eq!(l.admit("d1", "conflict:seq", 5), Some(0));
+        assert_eq!(l.admit("d2", "conflict:clip", 5), Some(0));
+        // The next window records again, with the count of those not recorded.
+        assert_eq!(l.admit("d1", "conflict:clip", REFUSAL_WINDOW_MS), Some(199));
+        assert_eq!(l.admit("d1", "conflict:clip", REFUSAL_WINDOW_MS + 1), None);
+        // A clock set back starts a new window rather than silencing refusals.
+        assert_eq!(l.admit("d1", "conflict:clip", 10), Some(1));
+    }
 }

@@ -28,6 +28,8 @@ pub(crate) struct AppState {
     pub commit_lock: Mutex<()>,
     /// One lock per upload being written.
     pub upload_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Bounds the custody events of repeated refusals (see [`crate::custody::RefusalLimiter`]).
+    pub refusals: Mutex<crate::custody::RefusalLimiter>,
 }
 
 impl AppState {
@@ -48,6 +50,7 @@ impl AppState {
             log: Mutex::new(tree),
             commit_lock: Mutex::new(()),
             upload_locks: Mutex::new(HashMap::new()),
+            refusals: Mutex::new(crate::custody::RefusalLimiter::default()),
         };
         if created {
             state.custody("key_created", None, serde_json::json!({ "server_key_id": state.key_id }))?;
@@ -117,6 +120,20 @@ impl AppState {
     /// Appends a signed server custody event (see [`crate::custody`]).
     pub fn custody(&self, event: &str, clip_id: Option<&str>, detail: serde_json::Value) -> Result<()> {
         crate::custody::append(self.records.as_ref(), &self.key, &self.key_id, event, clip_id, detail).map(|_| ())
+    }
+
+    /// Appends the custody event of a refusal by `device_id` of kind `kind`, rate-limited (see
+    /// [`crate::custody::RefusalLimiter`]); a recorded event after unrecorded ones carries their
+    /// number in `unrecorded_before`.
+    pub fn custody_refusal(&self, device_id: &str, kind: &str, event: &str, clip_id: Option<&str>, mut detail: serde_json::Value) -> Result<()> {
+        let admitted = self.refusals.lock().map_err(|_| Error::Internal("refusal table poisoned".into()))?.admit(device_id, kind, crate::clock::now_ms());
+        let Some(unrecorded) = admitted else { return Ok(()) };
+        if unrecorded > 0 {
+            if let Some(o) = detail.as_object_mut() {
+                o.insert("unrecorded_before".into(), serde_json::json!(unrecorded));
+            }
+        }
+        self.custody(event, clip_id, detail)
     }
 
     /// The lock of one upload.

@@ -293,6 +293,8 @@ pub(crate) fn append_custody_tx(
     clip_id: Option<&str>,
     detail: serde_json::Value,
 ) -> Result<CustodyEvent> {
+    // The format allows no floating point in a detail (FORMATS.md §5): never sign one.
+    custody::check_detail(&detail)?;
     let last = db::custody_head(tx)?;
     let seq = last.as_ref().map(|l| l.0 as u64 + 1).unwrap_or(1);
     let at = crate::time::now();

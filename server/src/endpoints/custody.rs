@@ -46,6 +46,7 @@ fn accept(state: &AppState, device: &DeviceRecord, sub: &CustodySubmission) -> R
     let mut events = Vec::with_capacity(sub.events.len());
     for (i, v) in sub.events.iter().enumerate() {
         let e = CustodyEvent::from_jsonl(&v.to_string()).map_err(|e| Error::BadRequest(format!("custody event #{}: {}", i + 1, evidence_message(&e))))?;
+        fieldcap_evidence::custody::check_body(&e.body).map_err(|err| Error::BadRequest(format!("custody event #{}: {}", i + 1, evidence_message(&err))))?;
         let body: serde_json::Value = serde_json::from_slice(&e.body)?;
         if body.get("actor").and_then(|a| a.as_str()) != Some(actor.as_str()) {
             return Err(Error::BadRequest(format!("custody event #{}: the actor is not the device that signed the request", i + 1)));
@@ -67,7 +68,7 @@ fn accept(state: &AppState, device: &DeviceRecord, sub: &CustodySubmission) -> R
         if e.seq <= head_seq {
             let same = state.records.device_custody_event(&device.device_id, e.seq)?.is_some_and(|old| old.body == e.body && old.sig == e.sig);
             if !same {
-                state.custody("device_custody_conflict", None, serde_json::json!({ "device_id": device.device_id, "seq": e.seq as i64 }))?;
+                state.custody_refusal(&device.device_id, "device_custody_conflict", "device_custody_conflict", None, serde_json::json!({ "device_id": device.device_id, "seq": e.seq as i64 }))?;
                 return Err(Error::Conflict(format!("a different custody event {} of this device is on record", e.seq)));
             }
         } else {

@@ -13,7 +13,7 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
-use fieldcap_evidence::identity::{device_id_for, parse_public_pem};
+use fieldcap_evidence::identity::{device_id_for, parse_device_key_pem};
 use fieldcap_evidence::protocol::{self, DeviceCertificate, EnrollRequest, SignedDoc, TimeResponse};
 
 /// `GET /v1/time`.
@@ -54,7 +54,8 @@ fn enroll_blocking(state: &AppState, req: EnrollRequest) -> Result<(StatusCode, 
     if req.public_key_pem.len() > 4096 {
         return Err(Error::BadRequest("the public key is too long".into()));
     }
-    let key = parse_public_pem(&req.public_key_pem)?;
+    // A small-order or non-canonically encoded key is refused here, before the token is used.
+    let key = parse_device_key_pem(&req.public_key_pem)?;
     let device_id = device_id_for(&key);
     let pem = fieldcap_evidence::identity::public_key_pem(&key);
     let at = fieldcap_evidence::time::now();

@@ -80,7 +80,9 @@ fn commit_manifest(state: &AppState, device: &DeviceRecord, sub: &ManifestSubmis
         if existing.manifest_sha256 == sha && existing.device_id == device.device_id {
             return Ok((false, answer(state, &existing)?));
         }
-        state.custody(
+        state.custody_refusal(
+            &device.device_id,
+            "conflict:clip_id",
             "conflict",
             Some(&m.clip_id),
             serde_json::json!({ "reason": "a different manifest for a known clip_id", "on_record": existing.manifest_sha256, "offered": sha }),
@@ -88,7 +90,9 @@ fn commit_manifest(state: &AppState, device: &DeviceRecord, sub: &ManifestSubmis
         return Err(Error::Conflict("a different manifest is on record for this clip_id".into()));
     }
     if let Some(other) = state.records.item_by_seq(&device.device_id, m.seq)? {
-        state.custody(
+        state.custody_refusal(
+            &device.device_id,
+            "conflict:seq",
             "conflict",
             Some(&m.clip_id),
             serde_json::json!({ "reason": "a different manifest for a known seq", "seq": m.seq, "on_record_clip_id": other.clip_id, "offered": sha }),
@@ -98,7 +102,9 @@ fn commit_manifest(state: &AppState, device: &DeviceRecord, sub: &ManifestSubmis
     if m.seq > 1 {
         if let Some(p) = state.records.item_by_seq(&device.device_id, m.seq - 1)? {
             if m.prev.as_deref() != Some(p.manifest_sha256.as_str()) {
-                state.custody(
+                state.custody_refusal(
+                    &device.device_id,
+                    "conflict:prev",
                     "conflict",
                     Some(&m.clip_id),
                     serde_json::json!({ "reason": "prev does not name the manifest on record for seq-1", "seq": m.seq, "offered": sha }),
@@ -110,7 +116,9 @@ fn commit_manifest(state: &AppState, device: &DeviceRecord, sub: &ManifestSubmis
     if let Some(n) = state.records.item_by_seq(&device.device_id, m.seq + 1)? {
         let next_prev = Manifest::parse(&n.manifest).ok().and_then(|nm| nm.prev);
         if next_prev.as_deref() != Some(sha.as_str()) {
-            state.custody(
+            state.custody_refusal(
+                &device.device_id,
+                "conflict:next_prev",
                 "conflict",
                 Some(&m.clip_id),
                 serde_json::json!({ "reason": "the manifest on record for seq+1 names another prev", "seq": m.seq, "offered": sha }),

@@ -194,20 +194,13 @@ pub fn export(data_dir: &Path, req: &PackageRequest) -> Result<PackageOutcome> {
     }
     items.sort_by(|a, b| a.1.capture.started_at.cmp(&b.1.capture.started_at).then_with(|| a.0.clip_id.cmp(&b.0.clip_id)));
 
-    let tmp = parent.join(format!(".{name}.tmp-{}-{}", std::process::id(), uuid::Uuid::new_v4().simple()));
-    fs::create_dir(&tmp).map_err(|e| Error::io("creating the temporary package folder", e))?;
-    let built = build(&r, req, &tmp, &items, omitted.clone());
-    let (index, bytes) = match built {
-        Ok(v) => v,
-        Err(e) => {
-            let _ = fs::remove_dir_all(&tmp);
-            return Err(e);
-        }
-    };
-    fs::rename(&tmp, &req.out).map_err(|e| {
-        let _ = fs::remove_dir_all(&tmp);
-        Error::io("moving the package into place", e)
-    })?;
+    // Folders left by an earlier export that was killed go first (never a running one's).
+    super::tmpdirs::remove_stale(&parent);
+    // Removed again (with its scratch folder and lock) when this returns, whatever happens.
+    let temp = super::tmpdirs::ExportTemp::create(&parent, &name)?;
+    let tmp = temp.dir.clone();
+    let (index, bytes) = build(&r, req, &tmp, &temp.scratch, &items, omitted.clone())?;
+    fs::rename(&tmp, &req.out).map_err(|e| Error::io("moving the package into place", e))?;
     fieldcap_evidence::fsutil::sync_dir(&parent)?;
     let zip = if req.zip {
         let z = parent.join(format!("{name}.zip"));
@@ -223,15 +216,13 @@ pub fn export(data_dir: &Path, req: &PackageRequest) -> Result<PackageOutcome> {
     Ok(PackageOutcome { path: req.out.clone(), zip, package_id: index.package_id.clone(), items: items.len(), omitted, bytes, custody_seq: index.export_custody_seq })
 }
 
-fn build(r: &Records, req: &PackageRequest, tmp: &Path, items: &[(ItemRecord, Manifest)], omitted: BTreeMap<String, u64>) -> Result<(PackageIndex, u64)> {
+fn build(r: &Records, req: &PackageRequest, tmp: &Path, scratch: &Path, items: &[(ItemRecord, Manifest)], omitted: BTreeMap<String, u64>) -> Result<(PackageIndex, u64)> {
     let release = req.profile == Profile::Release;
     let key = r.server_key();
     let key_id = r.server_key_id().to_string();
     let now = fieldcap_evidence::time::now();
     let package_id = uuid::Uuid::now_v7().to_string();
     let mut w = Writer { root: tmp.to_path_buf(), bytes: 0 };
-    // Temporary files that must not become part of the package go beside it.
-    let scratch = tmp.parent().ok_or_else(|| Error::Internal("the temporary package folder has no parent".into()))?;
 
     // Log: checkpoint first, then leaves (at least as many), one tree for every proof.
     let (cp_size, cp_note) = r.latest_checkpoint()?.ok_or_else(|| Error::Internal("the log has no checkpoint".into()))?;
@@ -265,15 +256,17 @@ fn build(r: &Records, req: &PackageRequest, tmp: &Path, items: &[(ItemRecord, Ma
         };
         w.put(&format!("devices/{id}.cert.json"), &cert)?;
         w.put(&format!("devices/{id}.cert.sig"), &sig)?;
-        // Chain links from the lowest to the highest included seq.
+        // Chain links of the items on record from the lowest to the highest included seq: one
+        // query for the device's stored items, never one per seq in the range (a device's seq
+        // numbers may be far apart).
         let seqs: Vec<u64> = items.iter().filter(|(i, _)| &i.device_id == id).map(|(i, _)| i.seq).collect();
         let (lo, hi) = (seqs.iter().min().copied().unwrap_or(1), seqs.iter().max().copied().unwrap_or(0));
+        let mut stored: Vec<ItemRecord> = r.store().items_of_device(id)?.into_iter().filter(|it| (lo..=hi).contains(&it.seq)).collect();
+        stored.sort_by_key(|it| it.seq);
         let mut chain = Vec::new();
-        for s in lo..=hi {
-            if let Some(it) = r.store().item_by_seq(id, s)? {
-                let m = Manifest::parse(&it.manifest).map_err(Error::Core)?;
-                chain.push(ChainLink { seq: s, manifest_sha256: it.manifest_sha256.clone(), prev: m.prev.clone() });
-            }
+        for it in stored {
+            let m = Manifest::parse(&it.manifest).map_err(Error::Core)?;
+            chain.push(ChainLink { seq: it.seq, manifest_sha256: it.manifest_sha256.clone(), prev: m.prev.clone() });
         }
         let offset = items
             .iter()
@@ -545,6 +538,9 @@ mod tests {
         }
         fn discard_partial(&self, clip_id: &str) -> Result<()> {
             self.0.discard_partial(clip_id)
+        }
+        fn set_aside_partial(&self, clip_id: &str) -> Result<Option<String>> {
+            self.0.set_aside_partial(clip_id)
         }
         fn store_partial(&self, clip_id: &str, sha256: &str) -> Result<()> {
             self.0.store_partial(clip_id, sha256)

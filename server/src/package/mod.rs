@@ -46,6 +46,7 @@
 mod export;
 pub mod release;
 pub mod report;
+mod tmpdirs;
 pub mod zip;
 
 pub use export::export;

@@ -1,6 +1,7 @@
 //! The embedded blob store: originals in a local directory, `<blobs>/sha256/<2 hex>/<64 hex>`,
 //! each moved into place only after it was fsynced, then made read-only; partial uploads beside
-//! them in `<uploads>/<clip_id>.part`, on the same filesystem so that storing one is a rename.
+//! them in `<uploads>/<clip_id>.part`, on the same filesystem so that storing one is a rename;
+//! a revoked device's partial uploads set aside in `<uploads>/revoked/<clip_id>-<ms>.part`.
 
 use super::{is_sha256_hex, BlobStore, PartialWriter};
 use crate::error::{Error, Result};
@@ -9,6 +10,9 @@ use fieldcap_evidence::hashing::Digests;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+
+/// Folder inside the upload directory for partial uploads set aside (a revoked device's).
+pub const SET_ASIDE_DIR: &str = "revoked";
 
 /// Originals in a local directory (read-only files named by SHA-256) and partial uploads in
 /// another (one file per clip id).
@@ -94,6 +98,21 @@ impl BlobStore for LocalBlobStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(Error::io("removing a partial upload", e)),
         }
+    }
+
+    fn set_aside_partial(&self, clip_id: &str) -> Result<Option<String>> {
+        let src = self.partial_path(clip_id)?;
+        if !src.exists() {
+            return Ok(None);
+        }
+        let dir = self.uploads.join(SET_ASIDE_DIR);
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io("creating the folder of set-aside uploads", e))?;
+        let name = format!("{clip_id}-{}.part", chrono::Utc::now().timestamp_millis());
+        File::open(&src).and_then(|f| f.sync_all()).map_err(|e| Error::io("syncing a partial upload", e))?;
+        std::fs::rename(&src, dir.join(&name)).map_err(|e| Error::io("setting a partial upload aside", e))?;
+        sync_dir(&dir)?;
+        sync_dir(&self.uploads)?;
+        Ok(Some(format!("{SET_ASIDE_DIR}/{name}")))
     }
 
     fn store_partial(&self, clip_id: &str, sha256: &str) -> Result<()> {

@@ -253,6 +253,8 @@ pub trait RecordStore: Send + Sync {
     fn item(&self, clip_id: &str) -> Result<Option<ItemRecord>>;
     /// An item by device and seq.
     fn item_by_seq(&self, device_id: &str, seq: u64) -> Result<Option<ItemRecord>>;
+    /// Every item of a device (one query), in no particular order.
+    fn items_of_device(&self, device_id: &str) -> Result<Vec<ItemRecord>>;
     /// Highest seq on record for a device.
     fn max_seq(&self, device_id: &str) -> Result<Option<u64>>;
     /// Every item, in commit order.
@@ -263,12 +265,14 @@ pub trait RecordStore: Send + Sync {
     fn upload_by_capability(&self, capability: &str) -> Result<Option<UploadRecord>>;
     /// The upload of an item.
     fn upload_for_clip(&self, clip_id: &str) -> Result<Option<UploadRecord>>;
-    /// Inserts or replaces the upload of an item.
+    /// Inserts or replaces the upload of an item; a `Conflict` error if the item's upload is
+    /// complete (a complete upload is never replaced).
     fn put_upload(&self, upload: &UploadRecord) -> Result<()>;
-    /// Sets the fsynced offset of an upload.
+    /// Sets the fsynced offset of an upload, unless it is complete (then nothing changes).
     fn set_upload_offset(&self, clip_id: &str, offset: u64) -> Result<()>;
-    /// Sets the state of an upload (and its offset).
-    fn set_upload_state(&self, clip_id: &str, state: &str, offset: u64) -> Result<()>;
+    /// Sets the state of an upload (and its offset), unless it is complete: a complete upload
+    /// never changes state. Returns whether the upload changed.
+    fn set_upload_state(&self, clip_id: &str, state: &str, offset: u64) -> Result<bool>;
     /// Counts a refused upload and why.
     fn note_refusal(&self, clip_id: &str, reason: &str) -> Result<()>;
 
@@ -345,6 +349,11 @@ pub trait BlobStore: Send + Sync {
     /// Discards the partial upload of an item (terminated, expired, refused or restarted). No
     /// partial is not an error.
     fn discard_partial(&self, clip_id: &str) -> Result<()>;
+    /// Moves the partial upload of an item aside, kept for the record but never as evidence (the
+    /// upload of a revoked device): it is no longer the item's partial, is never stored as an
+    /// original, and is never deleted by the server. Returns a name for it (for custody), or
+    /// `None` if there was no partial.
+    fn set_aside_partial(&self, clip_id: &str) -> Result<Option<String>>;
     /// Stores the complete, verified partial upload of an item as the original named `sha256`,
     /// durably, and removes the partial. If that original is stored already (identical bytes)
     /// the stored one is kept. Never modifies a stored original.

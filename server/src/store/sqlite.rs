@@ -226,6 +226,13 @@ impl RecordStore for SqliteRecordStore {
             .optional()?)
     }
 
+    fn items_of_device(&self, device_id: &str) -> Result<Vec<ItemRecord>> {
+        let conn = self.conn()?;
+        let mut st = conn.prepare(&format!("SELECT {ITEM_COLS} FROM items WHERE device_id = ?1"))?;
+        let rows = st.query_map([device_id], item_from_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
     fn max_seq(&self, device_id: &str) -> Result<Option<u64>> {
         let v: Option<i64> = self.conn()?.query_row("SELECT MAX(seq) FROM items WHERE device_id = ?1", [device_id], |r| r.get(0))?;
         Ok(v.map(|v| v as u64))
@@ -279,22 +286,31 @@ impl RecordStore for SqliteRecordStore {
     }
 
     fn put_upload(&self, upload: &UploadRecord) -> Result<()> {
-        let conn = self.conn()?;
-        Self::insert_upload(&conn, upload)?;
+        let mut conn = self.conn()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let complete: Option<String> =
+            tx.query_row("SELECT state FROM uploads WHERE clip_id = ?1 AND state = 'complete'", [&upload.clip_id], |r| r.get(0)).optional()?;
+        if complete.is_some() {
+            return Err(Error::Conflict("the upload of this item is complete and is never replaced".into()));
+        }
+        Self::insert_upload(&tx, upload)?;
+        tx.commit()?;
         Ok(())
     }
 
     fn set_upload_offset(&self, clip_id: &str, offset: u64) -> Result<()> {
-        self.conn()?.execute("UPDATE uploads SET upload_offset = ?2 WHERE clip_id = ?1", params![clip_id, offset as i64])?;
+        // A complete upload never changes (its offset is its length).
+        self.conn()?.execute("UPDATE uploads SET upload_offset = ?2 WHERE clip_id = ?1 AND state != 'complete'", params![clip_id, offset as i64])?;
         Ok(())
     }
 
-    fn set_upload_state(&self, clip_id: &str, state: &str, offset: u64) -> Result<()> {
-        self.conn()?.execute(
-            "UPDATE uploads SET state = ?2, upload_offset = ?3 WHERE clip_id = ?1",
+    fn set_upload_state(&self, clip_id: &str, state: &str, offset: u64) -> Result<bool> {
+        // A complete upload never goes back to open (or to anything else).
+        let n = self.conn()?.execute(
+            "UPDATE uploads SET state = ?2, upload_offset = ?3 WHERE clip_id = ?1 AND state != 'complete'",
             params![clip_id, state, offset as i64],
         )?;
-        Ok(())
+        Ok(n == 1)
     }
 
     fn note_refusal(&self, clip_id: &str, reason: &str) -> Result<()> {

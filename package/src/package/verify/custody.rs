@@ -2,9 +2,11 @@
 //! as it uploaded them, signed by that device's key. Per actor the seq numbers increase and
 //! consecutive events are `prev`-linked (events of items not in the package are left out, so
 //! numbers skip). The package's own export event must be there, and a `received` or `stored`
-//! event for every item. In a full package each device's log runs from seq 1 without a hole up
-//! to at least what the server recorded receiving; a `sealed` or `restored` device event of a
-//! packaged item must name the manifest the package holds.
+//! event for every item, and no event after an item's `stored` that only an open upload can have
+//! (`verified`, `refused`, `terminated`, `stored` or `received` again). In a full package each
+//! device's log runs from seq 1 without a hole up to at least what the server recorded
+//! receiving; a `sealed` or `restored` device event of a packaged item must name the manifest
+//! the package holds.
 
 use super::Verification;
 use crate::package::PackageIndex;
@@ -60,6 +62,24 @@ fn events_hold(b: Vec<u8>, index: &PackageIndex, key: &VerifyingKey, device_keys
     for it in &index.items {
         if !server_events.iter().any(|(e, _)| e.clip_id.as_deref() == Some(it.clip_id.as_str()) && (e.event == "stored" || e.event == "received")) {
             return Err(Error::Integrity(format!("no server custody event for item {}", it.clip_id)));
+        }
+    }
+    // A stored item's upload is finished for good: an event that only an open upload can have
+    // (its bytes verified, refused or terminated, or stored again) after `stored` means the
+    // server's record of the item contradicts itself.
+    for it in &index.items {
+        let mut stored_at: Option<u64> = None;
+        for (e, _) in server_events.iter().filter(|(e, _)| e.clip_id.as_deref() == Some(it.clip_id.as_str())) {
+            match (stored_at, e.event.as_str()) {
+                (None, "stored") => stored_at = Some(e.seq),
+                (Some(s), "refused" | "terminated" | "verified" | "stored" | "received") => {
+                    return Err(Error::Integrity(format!(
+                        "server custody of item {} contradicts itself: a '{}' event (seq {}) after the item was stored (seq {s}); only an open upload can have one",
+                        it.clip_id, e.event, e.seq
+                    )));
+                }
+                _ => {}
+            }
         }
     }
     // Device events: each device's run in order and linked; in a full package each log is

@@ -16,12 +16,48 @@ pub(crate) fn discard_unwanted_partial(state: &AppState, clip_id: &str) {
     }
 }
 
+/// True if the item's device is revoked (or no longer on record).
+pub(crate) fn device_revoked(state: &AppState, item: &ItemRecord) -> Result<bool> {
+    Ok(state.records.device(&item.device_id)?.is_none_or(|d| d.revoked_at.is_some()))
+}
+
+/// Ends the open upload of a revoked device's item (the caller holds the upload's lock): the
+/// bytes received so far are set aside — kept for the record, never stored as an original — the
+/// upload becomes `terminated`, and custody records `terminated` with reason `device_revoked`.
+/// An upload that is not open is left as it is.
+pub(crate) fn terminate_for_revocation(state: &AppState, clip_id: &str) -> Result<()> {
+    let Some(up) = state.records.upload_for_clip(clip_id)? else { return Ok(()) };
+    if up.state != "open" {
+        return Ok(());
+    }
+    let kept_as = state.blobs.set_aside_partial(clip_id)?;
+    if state.records.set_upload_state(clip_id, "terminated", 0)? {
+        state.custody(
+            "terminated",
+            Some(clip_id),
+            serde_json::json!({ "reason": "device_revoked", "kept_bytes": up.offset, "kept_as": kept_as }),
+        )?;
+    }
+    Ok(())
+}
+
 /// Verifies a fully received upload against the signed manifest and completes the item.
 ///
 /// Also used at start-up for uploads whose last byte was fsynced but not finished (a crash
 /// between), and for zero-length media at commit time.
 pub(crate) fn finalize(state: &AppState, item: &ItemRecord, up: &UploadRecord) -> Result<()> {
     let md = item.media.as_ref().ok_or_else(|| Error::Internal("finalising an item without media".into()))?;
+    // Finished once only: an item received meanwhile (or an upload complete) is left as it is.
+    let now = state.records.item(&item.clip_id)?.ok_or_else(|| Error::Internal("finalising an item that is not on record".into()))?;
+    let up_now = state.records.upload_for_clip(&item.clip_id)?;
+    if now.state != "committed" || up_now.as_ref().is_some_and(|u| u.state == "complete") {
+        return Err(Error::Conflict(format!("this item's media was already received; its receipt is at /v1/receipts/{}", item.clip_id)));
+    }
+    // A device revoked while its upload was under way gets no receipt: the upload ends here.
+    if device_revoked(state, item)? {
+        terminate_for_revocation(state, &item.clip_id)?;
+        return Err(Error::DeviceRevoked);
+    }
     let received = match state.blobs.read_partial(&item.clip_id)? {
         Some(r) => r,
         None if up.length == 0 => {
@@ -88,6 +124,10 @@ pub(crate) fn recover(state: &AppState) -> Result<()> {
             continue;
         }
         if let Some(up) = state.records.upload_for_clip(&item.clip_id)? {
+            if up.state == "open" && device_revoked(state, &item)? {
+                terminate_for_revocation(state, &item.clip_id)?;
+                continue;
+            }
             if up.state == "open" && up.offset == up.length && up.length > 0 {
                 if let Err(e) = finalize(state, &item, &up) {
                     tracing::warn!(problem = %e.problem().problem_type, "an interrupted upload could not be completed at start-up");

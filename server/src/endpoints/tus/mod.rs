@@ -47,6 +47,7 @@ mod complete;
 mod receive;
 
 pub(crate) use complete::{discard_unwanted_partial, finalize, recover};
+use complete::{device_revoked, terminate_for_revocation};
 
 use crate::clock::{http_date, now_ms};
 use crate::endpoints::manifests::upload_path;
@@ -119,6 +120,9 @@ fn load(state: &AppState, capability: &str) -> Result<(UploadRecord, ItemRecord)
     }
     let up = state.records.upload_by_capability(capability)?.ok_or_else(|| Error::NotFound("no such upload".into()))?;
     let item = state.records.item(&up.clip_id)?.ok_or_else(|| Error::Internal("upload without item".into()))?;
+    if device_revoked(state, &item)? && up.state != "complete" {
+        return Err(Error::DeviceRevoked);
+    }
     match up.state.as_str() {
         "terminated" => return Err(Error::Gone("the upload was terminated; submit the manifest again for a new upload URL".into())),
         "expired" => return Err(Error::Gone("the upload expired; submit the manifest again for a new upload URL".into())),
@@ -130,6 +134,43 @@ fn load(state: &AppState, capability: &str) -> Result<(UploadRecord, ItemRecord)
         _ => {}
     }
     Ok((up, item))
+}
+
+/// [`load`] for a request handler: the upload of a revoked device is ended first (under the
+/// upload's lock, see [`terminate_for_revocation`]) and refused with `device-revoked`.
+async fn load_live(state: &Arc<AppState>, cap: String) -> Result<(UploadRecord, ItemRecord)> {
+    let (st, c) = (state.clone(), cap.clone());
+    match blocking(move || load(&st, &c)).await {
+        Err(Error::DeviceRevoked) => {
+            let (st, c) = (state.clone(), cap);
+            let up = blocking(move || st.records.upload_by_capability(&c)).await?.ok_or_else(|| Error::NotFound("no such upload".into()))?;
+            let _guard = lock(state, &up.clip_id).await?;
+            end_revoked_locked(state, up.clip_id).await
+        }
+        other => other,
+    }
+}
+
+/// Ends a revoked device's upload (the caller holds its lock) and answers `device-revoked`.
+async fn end_revoked_locked(state: &Arc<AppState>, clip_id: String) -> Result<(UploadRecord, ItemRecord)> {
+    let st = state.clone();
+    blocking(move || terminate_for_revocation(&st, &clip_id)).await?;
+    Err(Error::DeviceRevoked)
+}
+
+/// [`load`] again under the upload's lock (the caller holds it), ending the upload if the
+/// device was revoked meanwhile.
+async fn reload_locked(state: &Arc<AppState>, cap: String) -> Result<(UploadRecord, ItemRecord)> {
+    let st = state.clone();
+    let c = cap.clone();
+    match blocking(move || load(&st, &c)).await {
+        Err(Error::DeviceRevoked) => {
+            let st = state.clone();
+            let up = blocking(move || st.records.upload_by_capability(&cap)).await?.ok_or_else(|| Error::NotFound("no such upload".into()))?;
+            end_revoked_locked(state, up.clip_id).await
+        }
+        other => other,
+    }
 }
 
 fn upload_headers(r: &mut Response, up: &UploadRecord, offset: u64) {
@@ -165,8 +206,7 @@ async fn finish_if_whole_locked(state: &Arc<AppState>, item: &ItemRecord) -> Res
 /// `HEAD <upload_url>`. An upload found whole but unfinished is finished first, so a client
 /// that resumes after a cut learns it is complete (and its receipt exists).
 pub(crate) async fn head(State(state): AppStateRef, Path(cap): Path<String>) -> Result<Response> {
-    let st = state.clone();
-    let (mut up, item) = blocking(move || load(&st, &cap)).await?;
+    let (mut up, item) = load_live(&state, cap).await?;
     if up.state == "open" && up.length > 0 && up.offset == up.length {
         up = finish_if_whole(&state, &item).await?.unwrap_or(up);
     }
@@ -206,13 +246,10 @@ fn check_patch_content_type(h: &HeaderMap) -> Result<()> {
 pub(crate) async fn patch(State(state): AppStateRef, Path(cap): Path<String>, headers: HeaderMap, body: Body) -> Result<Response> {
     check_patch_content_type(&headers)?;
     let claimed = header_u64(&headers, "upload-offset")?.ok_or_else(|| Error::BadRequest("Upload-Offset is missing".into()))?;
-    let st = state.clone();
-    let (up, _) = blocking(move || load(&st, &cap)).await?;
+    let (up, _) = load_live(&state, cap).await?;
     let _guard = lock(&state, &up.clip_id).await?;
     // Re-read under the lock.
-    let st = state.clone();
-    let cap = up.capability.clone();
-    let (up, item) = blocking(move || load(&st, &cap)).await?;
+    let (up, item) = reload_locked(&state, up.capability.clone()).await?;
     if up.state == "complete" {
         if claimed == up.length {
             let mut r = StatusCode::NO_CONTENT.into_response();
@@ -290,17 +327,20 @@ fn upload_length(h: &HeaderMap, up: &UploadRecord) -> Result<()> {
 
 /// Creation on a known upload: resets partial bytes, optionally takes a first chunk.
 async fn create(state: Arc<AppState>, cap: String, headers: HeaderMap, body: Body) -> Result<Response> {
-    let st = state.clone();
-    let (up, _) = blocking(move || load(&st, &cap)).await?;
+    let (up, _) = load_live(&state, cap).await?;
     upload_length(&headers, &up)?;
     if up.state == "complete" {
         return Err(Error::Conflict(format!("this item's media was already received; its receipt is at /v1/receipts/{}", up.clip_id)));
     }
     let _guard = lock(&state, &up.clip_id).await?;
+    // Re-read under the lock: a PATCH may have finished the upload since the check above, and a
+    // finished upload never goes back to open.
+    let (up, item) = reload_locked(&state, up.capability.clone()).await?;
     let st = state.clone();
-    let cap = up.capability.clone();
     let (mut up, item) = blocking(move || {
-        let (up, item) = load(&st, &cap)?;
+        if up.state == "complete" {
+            return Err(Error::Conflict(format!("this item's media was already received; its receipt is at /v1/receipts/{}", up.clip_id)));
+        }
         if up.offset != 0 {
             discard_unwanted_partial(&st, &up.clip_id);
             st.records.set_upload_offset(&up.clip_id, 0)?;
@@ -349,20 +389,21 @@ pub(crate) async fn post_endpoint(State(state): AppStateRef, headers: HeaderMap,
 
 /// `DELETE <upload_url>`: termination of an unfinished upload.
 pub(crate) async fn delete(State(state): AppStateRef, Path(cap): Path<String>) -> Result<Response> {
-    let st = state.clone();
-    let (up, _) = blocking(move || load(&st, &cap)).await?;
+    let (up, _) = load_live(&state, cap).await?;
     if up.state == "complete" {
         return Err(Error::Conflict("a received original is never deleted".into()));
     }
     let _guard = lock(&state, &up.clip_id).await?;
+    let (up, _) = reload_locked(&state, up.capability.clone()).await?;
     let st = state.clone();
     blocking(move || {
-        let (up, _) = load(&st, &up.capability)?;
         if up.state == "complete" {
             return Err(Error::Conflict("a received original is never deleted".into()));
         }
         discard_unwanted_partial(&st, &up.clip_id);
-        st.records.set_upload_state(&up.clip_id, "terminated", 0)?;
+        if !st.records.set_upload_state(&up.clip_id, "terminated", 0)? {
+            return Err(Error::Conflict("a received original is never deleted".into()));
+        }
         st.custody("terminated", Some(&up.clip_id), serde_json::json!({ "discarded_bytes": up.offset }))
     })
     .await?;
