@@ -780,7 +780,7 @@ mod tests {
         assert!(parse_note("t\n\n").is_err(), "no signature line");
         assert!(parse_note(&format!("t\n\n- k {sig}\n")).is_err(), "hyphen, not em dash");
         assert!(parse_note(&format!("t\n\n\u{2014} k {sig}\n\n")).is_err(), "blank line after signatures");
-        assert!(parse_note(&format!("t\n\n\u{2014} k-only-a-name\n")).is_err(), "no signature");
+        assert!(parse_note("t\n\n\u{2014} k-only-a-name\n").is_err(), "no signature");
         assert!(parse_note("t\n\n\u{2014} k not*base64\n").is_err());
         // The text may hold blank lines; the last blank line separates the signatures.
         let n = parse_note(&format!("a\n\nb\n\n\u{2014} k {sig}\n\u{2014} l {sig}\n")).unwrap();

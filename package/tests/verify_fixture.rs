@@ -912,7 +912,7 @@ fn custody_events() {
                     e["detail"]["manifest_sha256"] = "0".repeat(64).into();
                 }
             }
-        }), format!("the sealed manifest is not the one in this package")),
+        }), "the sealed manifest is not the one in this package".to_string()),
         ("an unknown actor", Box::new(move |ev: &mut Vec<Value>| ev[0]["actor"] = "someone".into()), "neither this server's nor a device's".into()),
         ("a device not in the package", Box::new(move |ev: &mut Vec<Value>| ev[0]["actor"] = format!("device:{}", "ab".repeat(16)).into()), format!("device {} is not in this package", "ab".repeat(16))),
     ];
@@ -1048,7 +1048,8 @@ fn exported_clip_folders() {
     assert_eq!(check_sums(&d, "B3SUMS", true).unwrap(), format!("{n} files match"));
 
     // Damage, one at a time: named.
-    let damage: Vec<(&str, Box<dyn Fn(&Path)>, &str, &str)> = vec![
+    type Damage = (&'static str, Box<dyn Fn(&Path)>, &'static str, &'static str);
+    let damage: Vec<Damage> = vec![
         ("media flipped", Box::new({
             let media = media.clone();
             move |d: &Path| {
