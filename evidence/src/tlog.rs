@@ -232,6 +232,19 @@ pub fn consistency_proof(leaves: &[Hash], old_size: u64) -> Result<Vec<Hash>> {
     consistency_proof_from(leaves, old_size, leaves.len() as u64)
 }
 
+/// The longest inclusion proof a tree of at most `2^64 - 1` leaves has: one node per level.
+pub const MAX_INCLUSION_PROOF: usize = 64;
+
+/// The longest consistency proof the verifier can use for such a tree: its loop consumes one node
+/// per right shift of the 64-bit `new_size - 1` (64 at most), plus the first node of the path
+/// when the old size is not a power of two.
+pub const MAX_CONSISTENCY_PROOF: usize = 65;
+
+/// `x >> n`, and 0 when `n` is 64 or more (no overflow panic, no masked shift count).
+fn shr(x: u64, n: u32) -> u64 {
+    x.checked_shr(n).unwrap_or(0)
+}
+
 fn bad(msg: &str) -> Error {
     Error::Integrity(msg.to_string())
 }
@@ -242,6 +255,9 @@ pub fn verify_inclusion(index: u64, size: u64, leaf: &Hash, proof: &[Hash], root
     if index >= size {
         return Err(bad("inclusion proof: leaf index is not below the tree size"));
     }
+    if proof.len() > MAX_INCLUSION_PROOF {
+        return Err(bad("inclusion proof is longer than any tree of 2^64 - 1 leaves needs"));
+    }
     let mut fn_ = index;
     let mut sn = size - 1;
     let mut r = *leaf;
@@ -251,12 +267,12 @@ pub fn verify_inclusion(index: u64, size: u64, leaf: &Hash, proof: &[Hash], root
         }
         if fn_ & 1 == 1 || fn_ == sn {
             r = node_hash(p, &r);
-            if fn_ & 1 == 0 {
-                while fn_ & 1 == 0 && fn_ != 0 {
-                    fn_ >>= 1;
-                    sn >>= 1;
-                }
-            }
+            // RFC 9162: "until LSB(fn) is set or fn is 0, right-shift fn and sn equally"; one
+            // shift by the count of trailing zeros instead of a loop (fn is not 0 here: fn == sn
+            // and sn is not 0).
+            let z = fn_.trailing_zeros();
+            fn_ = shr(fn_, z);
+            sn = shr(sn, z);
         } else {
             r = node_hash(&r, p);
         }
@@ -299,17 +315,18 @@ pub fn verify_consistency(old_size: u64, new_size: u64, old_root: &Hash, new_roo
     if proof.is_empty() {
         return Err(bad("consistency proof is empty"));
     }
+    if proof.len() > MAX_CONSISTENCY_PROOF {
+        return Err(bad("consistency proof is longer than any tree of 2^64 - 1 leaves needs"));
+    }
     let mut path: Vec<Hash> = Vec::with_capacity(proof.len() + 1);
     if old_size.is_power_of_two() {
         path.push(*old_root);
     }
     path.extend_from_slice(proof);
-    let mut fn_ = old_size - 1;
-    let mut sn = new_size - 1;
-    while fn_ & 1 == 1 {
-        fn_ >>= 1;
-        sn >>= 1;
-    }
+    // RFC 9162: "if LSB(fn) is set, right-shift fn and sn until LSB(fn) is not set", as one shift.
+    let ones = (old_size - 1).trailing_ones();
+    let mut fn_ = shr(old_size - 1, ones);
+    let mut sn = shr(new_size - 1, ones);
     let mut fr = path[0];
     let mut sr = path[0];
     for c in &path[1..] {
@@ -319,12 +336,10 @@ pub fn verify_consistency(old_size: u64, new_size: u64, old_root: &Hash, new_roo
         if fn_ & 1 == 1 || fn_ == sn {
             fr = node_hash(c, &fr);
             sr = node_hash(c, &sr);
-            if fn_ & 1 == 0 {
-                while fn_ & 1 == 0 && fn_ != 0 {
-                    fn_ >>= 1;
-                    sn >>= 1;
-                }
-            }
+            // "until LSB(fn) is set or fn is 0": fn == sn != 0 here, or fn is odd (no shift).
+            let z = fn_.trailing_zeros();
+            fn_ = shr(fn_, z);
+            sn = shr(sn, z);
         } else {
             sr = node_hash(&sr, c);
         }
@@ -399,13 +414,17 @@ pub fn note_key_id(name: &str, key: &VerifyingKey) -> [u8; 4] {
     [d[0], d[1], d[2], d[3]]
 }
 
-/// Checks a signed-note key name: non-empty, no whitespace, no `+`.
+/// Checks a signed-note key name: non-empty, no Unicode space, no `+` (C2SP signed-note), and no
+/// control character.
 fn check_key_name(name: &str) -> Result<()> {
-    if name.is_empty() || name.chars().any(|c| c.is_whitespace() || c == '+') {
-        return Err(Error::InvalidInput("a note key name must be non-empty, without spaces or '+'".into()));
+    if name.is_empty() || name.chars().any(|c| c.is_whitespace() || c == '+' || c.is_control()) {
+        return Err(Error::InvalidInput("a note key name must be non-empty, without spaces, '+' or control characters".into()));
     }
     Ok(())
 }
+
+/// The largest signed note accepted (C2SP signed-note: verifiers should bound a note's size).
+pub const MAX_NOTE_BYTES: usize = 1 << 20;
 
 /// Formats and signs a checkpoint as a C2SP signed note, signature by `key` under `key_name`.
 pub fn sign_checkpoint(cp: &Checkpoint, key_name: &str, key: &crate::identity::DeviceKey) -> String {
@@ -428,8 +447,11 @@ pub struct SignedNote {
 
 /// Parses a C2SP signed note (no signature is checked here).
 pub fn parse_note(note: &str) -> Result<SignedNote> {
-    if note.len() > 1 << 20 {
+    if note.len() > MAX_NOTE_BYTES {
         return Err(Error::InvalidInput("signed note is larger than 1 MiB".into()));
+    }
+    if note.bytes().any(|b| b < 0x20 && b != b'\n') {
+        return Err(Error::InvalidInput("signed note contains a control character other than newline".into()));
     }
     let split = note
         .rfind("\n\n")
@@ -617,6 +639,258 @@ mod tests {
         assert_eq!(verify_checkpoint(&extra, "fieldcap.example/log", &key.verifying_key()).unwrap(), cp);
         assert!(parse_note("no blank line\n").is_err());
         assert!(Checkpoint::parse_body("o\n01\nAAAA\n").is_err());
+    }
+
+    const NAME: &str = "fieldcap.example/log";
+
+    fn b64(b: &[u8]) -> String {
+        base64::engine::general_purpose::STANDARD.encode(b)
+    }
+
+    /// A signature line by `key` under `name` over `text`.
+    fn sig_line(text: &str, name: &str, key: &crate::identity::DeviceKey) -> String {
+        let mut blob = note_key_id(name, &key.verifying_key()).to_vec();
+        blob.extend_from_slice(&key.sign(text.as_bytes()));
+        format!("\u{2014} {name} {}\n", b64(&blob))
+    }
+
+    #[test]
+    fn signature_lines_are_matched_on_name_and_key_id_together() {
+        let key = crate::identity::DeviceKey::generate();
+        let other = crate::identity::DeviceKey::generate();
+        let cp = Checkpoint { origin: NAME.into(), size: 9, root: leaf_hash(b"r") };
+        let body = cp.body();
+        let good = sig_line(&body, NAME, &key);
+        // The right name with another key's id and signature: an unknown key, to be ignored.
+        let same_name_other_key = sig_line(&body, NAME, &other);
+        // Another name carrying the expected key's id (for NAME) and a signature that does not
+        // verify: also an unknown key (C2SP: name *and* id identify the key), to be ignored.
+        let mut blob = note_key_id(NAME, &key.verifying_key()).to_vec();
+        blob.extend_from_slice(&[7u8; 64]);
+        let other_name_same_id = format!("\u{2014} other.example/log {}\n", b64(&blob));
+        for extra in [&same_name_other_key, &other_name_same_id] {
+            for note in [format!("{body}\n{extra}{good}"), format!("{body}\n{good}{extra}")] {
+                assert_eq!(verify_checkpoint(&note, NAME, &key.verifying_key()).unwrap(), cp, "{note}");
+            }
+            // Alone, neither is a signature by the expected key.
+            let alone = format!("{body}\n{extra}");
+            let e = verify_checkpoint(&alone, NAME, &key.verifying_key()).unwrap_err().to_string();
+            assert!(e.contains("no signature by the expected key"), "{e}");
+        }
+        // A known key (name and id match) whose signature fails rejects the whole note, even when
+        // a good signature follows.
+        let mut blob = note_key_id(NAME, &key.verifying_key()).to_vec();
+        blob.extend_from_slice(&other.sign(body.as_bytes()));
+        let forged = format!("\u{2014} {NAME} {}\n", b64(&blob));
+        let e = verify_checkpoint(&format!("{body}\n{forged}{good}"), NAME, &key.verifying_key()).unwrap_err().to_string();
+        assert!(e.contains("does not verify"), "{e}");
+    }
+
+    #[test]
+    fn size_line_is_strict_decimal() {
+        let root = b64(&leaf_hash(b"r"));
+        for (size, want) in [("0", Some(0u64)), ("7", Some(7)), ("42", Some(42)), ("18446744073709551615", Some(u64::MAX))] {
+            assert_eq!(Checkpoint::parse_body(&format!("o\n{size}\n{root}\n")).unwrap().size, want.unwrap());
+        }
+        for size in ["042", "00", "01", "+42", "-1", "-0", " 42", "42 ", "4 2", "", "4_2", "0x2a", "4.2", "1e3", "\u{0664}\u{0662}", "\u{ff14}2", "18446744073709551616", "99999999999999999999999"] {
+            let e = Checkpoint::parse_body(&format!("o\n{size}\n{root}\n"));
+            assert!(e.is_err(), "size line {size:?} accepted");
+        }
+        // The other lines.
+        assert!(Checkpoint::parse_body(&format!("\n1\n{root}\n")).is_err(), "empty origin");
+        assert!(Checkpoint::parse_body(&format!("o\n1\n{root}")).is_err(), "no final newline");
+        assert!(Checkpoint::parse_body("o\n1\n").is_err(), "no root line");
+        assert!(Checkpoint::parse_body("o\n").is_err(), "no size line");
+        assert!(Checkpoint::parse_body(&format!("o\n1\n{}\n", b64(&[1u8; 31]))).is_err(), "31-byte root");
+        assert!(Checkpoint::parse_body(&format!("o\n1\n{}\n", &root[..43])).is_err(), "unpadded root");
+        assert!(Checkpoint::parse_body(&format!("o\n1\n{root}\n\n")).is_err(), "empty extension line");
+        assert!(Checkpoint::parse_body(&format!("o\n1\n{root}\next\n\nmore\n")).is_err(), "empty extension line");
+        let cp = Checkpoint::parse_body(&format!("o\n1\n{root}\next one\next two\n")).unwrap();
+        assert_eq!((cp.origin.as_str(), cp.size, b64(&cp.root)), ("o", 1, root));
+    }
+
+    #[test]
+    fn key_names_follow_the_signed_note_rules() {
+        let sig = b64(&[5u8; 68]);
+        for name in ["example.com/log", "a", "fieldcap.intake/0123abcd", "caf\u{e9}/log", "a=b/c_d-e"] {
+            let n = parse_note(&format!("t\n\n\u{2014} {name} {sig}\n")).unwrap();
+            assert_eq!(n.signatures[0].0, name);
+            assert_eq!(n.signatures[0].1, [5u8; 4]);
+            assert_eq!(n.signatures[0].2, vec![5u8; 64]);
+            assert_eq!(n.text, "t\n");
+        }
+        for name in ["", "a+b", "+", "a\u{a0}b", "a\u{2003}b", "a\u{3000}b", "a\u{85}b", "a\u{7f}b", "a\u{9f}b"] {
+            let r = parse_note(&format!("t\n\n\u{2014} {name} {sig}\n"));
+            assert!(r.is_err(), "key name {name:?} accepted");
+        }
+        // ASCII control characters (other than newline) are refused anywhere in a note.
+        for bad in ["a\tb", "a\rb", "a\u{0}b", "a\u{1b}b"] {
+            assert!(parse_note(&format!("t\n\n\u{2014} {bad} {sig}\n")).is_err(), "{bad:?} in a key name");
+            assert!(parse_note(&format!("t{bad}\n\n\u{2014} k {sig}\n")).is_err(), "{bad:?} in the text");
+        }
+        // A space inside a name cannot be told from the separator: the rest is not base64.
+        assert!(parse_note(&format!("t\n\n\u{2014} a b {sig}\n")).is_err());
+    }
+
+    #[test]
+    fn signatures_of_four_bytes_or_fewer_are_refused_without_panic() {
+        let key = crate::identity::DeviceKey::generate();
+        let cp = Checkpoint { origin: NAME.into(), size: 1, root: leaf_hash(b"r") };
+        let body = cp.body();
+        let id = note_key_id(NAME, &key.verifying_key());
+        for len in 0..=4usize {
+            let raw = &id[..len];
+            let note = format!("{body}\n\u{2014} {NAME} {}\n", b64(raw));
+            let e = parse_note(&note).unwrap_err().to_string();
+            assert!(e.contains("too short"), "{len} bytes: {e}");
+            assert!(verify_checkpoint(&note, NAME, &key.verifying_key()).is_err());
+        }
+        // Five bytes: a well-formed line (any algorithm), but not an Ed25519 signature.
+        let mut raw = id.to_vec();
+        raw.push(0);
+        let note = format!("{body}\n\u{2014} {NAME} {}\n", b64(&raw));
+        assert_eq!(parse_note(&note).unwrap().signatures[0].2, vec![0u8]);
+        let e = verify_checkpoint(&note, NAME, &key.verifying_key()).unwrap_err().to_string();
+        assert!(e.contains("does not verify"), "{e}");
+    }
+
+    #[test]
+    fn signed_notes_up_to_one_mib_are_read_and_larger_ones_refused() {
+        let key = crate::identity::DeviceKey::generate();
+        let cp = Checkpoint { origin: NAME.into(), size: 3, root: leaf_hash(b"r") };
+        let sig_len = sig_line("x", NAME, &key).len();
+        // Body with one extension line sized so the whole note is exactly MAX_NOTE_BYTES.
+        let base = cp.body().len() + 1 + 1 + sig_len; // body, ext newline, blank line, signature
+        let ext = "e".repeat(MAX_NOTE_BYTES - base);
+        let body = format!("{}{ext}\n", cp.body());
+        let note = format!("{body}\n{}", sig_line(&body, NAME, &key));
+        assert_eq!(note.len(), MAX_NOTE_BYTES);
+        assert_eq!(verify_checkpoint(&note, NAME, &key.verifying_key()).unwrap(), cp);
+        let body = format!("{}{ext}e\n", cp.body());
+        let note = format!("{body}\n{}", sig_line(&body, NAME, &key));
+        assert_eq!(note.len(), MAX_NOTE_BYTES + 1);
+        let e = verify_checkpoint(&note, NAME, &key.verifying_key()).unwrap_err().to_string();
+        assert!(e.contains("larger than 1 MiB"), "{e}");
+    }
+
+    #[test]
+    fn note_structure_is_checked() {
+        let sig = b64(&[5u8; 68]);
+        assert!(parse_note(&format!("t\n\n\u{2014} k {sig}")).is_err(), "no final newline");
+        assert!(parse_note("t\n\n").is_err(), "no signature line");
+        assert!(parse_note(&format!("t\n\n- k {sig}\n")).is_err(), "hyphen, not em dash");
+        assert!(parse_note(&format!("t\n\n\u{2014} k {sig}\n\n")).is_err(), "blank line after signatures");
+        assert!(parse_note("t\n\n\u{2014} k-only-a-name\n").is_err(), "no signature");
+        assert!(parse_note("t\n\n\u{2014} k not*base64\n").is_err());
+        // The text may hold blank lines; the last blank line separates the signatures.
+        let n = parse_note(&format!("a\n\nb\n\n\u{2014} k {sig}\n\u{2014} l {sig}\n")).unwrap();
+        assert_eq!(n.text, "a\n\nb\n");
+        assert_eq!(n.signatures.len(), 2);
+    }
+
+    /// A tree with leaves repeating with period 4 (`leaf_hash([i % 4])`): every perfect subtree of
+    /// level >= 2 has the same hash, so subtrees, roots and proofs of trees of up to `2^64 - 1`
+    /// leaves cost O(64) hashes. Levels 0 and 1 still depend on the position.
+    struct Periodic;
+
+    impl SubtreeSource for Periodic {
+        fn subtree(&self, level: u32, index: u64) -> Result<Hash> {
+            let leaf = |i: u64| leaf_hash(&[(i % 4) as u8]);
+            let mut h = match level {
+                0 => return Ok(leaf(index)),
+                1 => return Ok(node_hash(&leaf(2 * (index % 2)), &leaf(2 * (index % 2) + 1))),
+                _ => node_hash(&node_hash(&leaf(0), &leaf(1)), &node_hash(&leaf(2), &leaf(3))),
+            };
+            for _ in 2..level {
+                h = node_hash(&h, &h);
+            }
+            Ok(h)
+        }
+    }
+
+    #[test]
+    fn proofs_in_trees_of_up_to_2_pow_64_minus_1_leaves_verify() {
+        let src = Periodic;
+        let small: Vec<Hash> = (0..37u64).map(|i| src.subtree(0, i).unwrap()).collect();
+        // The periodic source agrees with a real tree.
+        assert_eq!(root_from(&src, 37).unwrap(), root_of(&small));
+        let n = u64::MAX;
+        let root = root_from(&src, n).unwrap();
+        for index in [0, 1, 2, 5, 1 << 32, (1 << 63) - 1, 1 << 63, n - 3, n - 2, n - 1] {
+            let p = inclusion_proof_from(&src, index, n).unwrap();
+            assert!(p.len() <= MAX_INCLUSION_PROOF);
+            let leaf = src.subtree(0, index).unwrap();
+            verify_inclusion(index, n, &leaf, &p, &root).unwrap();
+            let mut long = p.clone();
+            long.push(leaf);
+            assert!(verify_inclusion(index, n, &leaf, &long, &root).is_err());
+            if index % 4 != 3 {
+                // A neighbour's leaf at this index (leaves repeat with period 4, so only a
+                // different residue changes the leaf).
+                let wrong = src.subtree(0, index + 1).unwrap();
+                assert!(verify_inclusion(index, n, &wrong, &p, &root).is_err());
+            }
+        }
+        // The leftmost leaf of the largest tree has a 64-node path, every sibling on its right.
+        let p = inclusion_proof_from(&src, 0, n).unwrap();
+        assert_eq!(p.len(), MAX_INCLUSION_PROOF);
+        let folded = p.iter().fold(src.subtree(0, 0).unwrap(), |r, s| node_hash(&r, s));
+        assert_eq!(folded, root);
+
+        for (old, new) in [(1, n), (3, n), (5, n), (1 << 63, n), ((1 << 63) + 1, n), (n - 1, n), (3, 1 << 63), (6, 1 << 40)] {
+            let p = consistency_proof_from(&src, old, new).unwrap();
+            assert!(p.len() <= MAX_CONSISTENCY_PROOF, "{old}->{new}: {}", p.len());
+            let (ro, rn) = (root_from(&src, old).unwrap(), root_from(&src, new).unwrap());
+            verify_consistency(old, new, &ro, &rn, &p).unwrap();
+            let mut long = p.clone();
+            long.push(ro);
+            assert!(verify_consistency(old, new, &ro, &rn, &long).is_err());
+        }
+        // Old size 3 into the largest tree needs the longest proof the verifier accepts.
+        assert_eq!(consistency_proof_from(&src, 3, n).unwrap().len(), MAX_CONSISTENCY_PROOF);
+    }
+
+    #[test]
+    fn hostile_sizes_indices_and_proof_lengths_fail_fast() {
+        let h = leaf_hash(b"h");
+        let huge = vec![h; 1_000_000];
+        for (index, size) in [(0, 0), (5, 0), (u64::MAX, u64::MAX), (u64::MAX, 0), (7, 7), (8, 7)] {
+            let e = verify_inclusion(index, size, &h, &[h], &h).unwrap_err().to_string();
+            assert!(e.contains("not below the tree size"), "{index}/{size}: {e}");
+        }
+        for size in [1, 2, 3, 1 << 40, u64::MAX] {
+            for len in [MAX_INCLUSION_PROOF + 1, huge.len()] {
+                let e = verify_inclusion(0, size, &h, &huge[..len], &h).unwrap_err().to_string();
+                assert!(e.contains("longer than any tree"), "{size}/{len}: {e}");
+            }
+            // Longer than this tree needs (but within 64): refused as too long.
+            if size < 1 << 32 {
+                let e = verify_inclusion(0, size, &h, &huge[..MAX_INCLUSION_PROOF], &h).unwrap_err().to_string();
+                assert!(e.contains("too long"), "{size}: {e}");
+            }
+            // A one-leaf tree needs no proof; a bigger one does.
+            if size > 1 {
+                assert!(verify_inclusion(size - 1, size, &h, &[], &h).unwrap_err().to_string().contains("too short"));
+            }
+        }
+        verify_inclusion(0, 1, &h, &[], &h).unwrap();
+        for (old, new) in [(1, 2), (3, u64::MAX), (1 << 63, u64::MAX), (u64::MAX - 1, u64::MAX), (5, 1 << 20)] {
+            for len in [MAX_CONSISTENCY_PROOF + 1, huge.len()] {
+                let e = verify_consistency(old, new, &h, &h, &huge[..len]).unwrap_err().to_string();
+                assert!(e.contains("longer than any tree"), "{old}->{new}/{len}: {e}");
+            }
+            let e = verify_consistency(old, new, &h, &h, &huge[..MAX_CONSISTENCY_PROOF]).unwrap_err().to_string();
+            assert!(e.contains("too long") || e.contains("does not lead"), "{old}->{new}: {e}");
+        }
+        assert!(verify_consistency(u64::MAX, u64::MAX, &h, &h, &[]).is_ok());
+        assert!(verify_consistency(u64::MAX, u64::MAX, &h, &leaf_hash(b"other"), &[]).is_err());
+        assert!(verify_consistency(u64::MAX, u64::MAX, &h, &h, &[h]).is_err());
+        assert!(verify_consistency(u64::MAX, u64::MAX - 1, &h, &h, &[]).is_err());
+        assert!(verify_consistency(0, u64::MAX, &h, &h, &[]).is_ok());
+        assert!(verify_consistency(0, u64::MAX, &h, &h, &[h]).is_err());
+        assert!(verify_consistency(1, u64::MAX, &h, &h, &[]).is_err());
+        assert!(inclusion_proof_from(&Periodic, u64::MAX, u64::MAX).is_err());
+        assert!(consistency_proof_from(&Periodic, u64::MAX, 3).is_err());
     }
 
     #[test]

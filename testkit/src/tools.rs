@@ -107,6 +107,25 @@ pub fn have(tool: &str) -> bool {
     std::process::Command::new("sh").arg("-c").arg(format!("command -v {tool}")).env("PATH", tool_path()).output().map(|o| o.status.success()).unwrap_or(false)
 }
 
+/// Whether the stock-tool half of a test can run: true when every tool in `tools` is installed.
+/// When one is missing the test is skipped with a message on stderr, unless
+/// `FIELDCAP_REQUIRE_STOCK_TOOLS` is set (as `scripts/test.sh` does): then it panics naming the
+/// missing tools, so the test command can never pass with the stock-tool half silently skipped.
+pub fn stock_tools(what: &str, tools: &[&str]) -> bool {
+    stock_tools_gated(what, tools, std::env::var_os("FIELDCAP_REQUIRE_STOCK_TOOLS").is_some())
+}
+
+fn stock_tools_gated(what: &str, tools: &[&str], required: bool) -> bool {
+    let missing: Vec<&str> = tools.iter().copied().filter(|t| !have(t)).collect();
+    if missing.is_empty() {
+        return true;
+    }
+    let msg = format!("{what}: {} not installed (scripts/install_test_tools.sh installs them)", missing.join(", "));
+    assert!(!required, "FIELDCAP_REQUIRE_STOCK_TOOLS is set and {msg}");
+    eprintln!("SKIPPING {msg}");
+    false
+}
+
 /// Runs a stock tool in `dir`, which must be installed; returns (success, stdout + stderr).
 pub fn tool(dir: &Path, program: &str, args: &[&str]) -> (bool, String) {
     let o = Command::new(program)
@@ -123,4 +142,21 @@ pub fn tool(dir: &Path, program: &str, args: &[&str]) -> (bool, String) {
 pub fn stock_verify(dir: &Path) -> (bool, String) {
     let out = Command::new("sh").arg("VERIFY.txt").current_dir(dir).env("PATH", tool_path()).output().expect("sh");
     (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    #[should_panic(expected = "FIELDCAP_REQUIRE_STOCK_TOOLS is set and the check: fieldcap-no-such-tool-7f3a not installed")]
+    fn a_missing_stock_tool_fails_the_test_when_required() {
+        stock_tools_gated("the check", &["sh", "fieldcap-no-such-tool-7f3a"], true);
+    }
+
+    #[test]
+    fn a_missing_stock_tool_skips_when_not_required_and_present_tools_run() {
+        assert!(!stock_tools_gated("the check", &["sh", "fieldcap-no-such-tool-7f3a"], false));
+        assert!(stock_tools_gated("the check", &["sh"], true));
+    }
 }

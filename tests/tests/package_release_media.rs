@@ -17,7 +17,7 @@ use fieldcap_testkit::files::copy_dir;
 use fieldcap_testkit::media::{jpeg_scan, phone_movie, phone_photo, Tiff, GPS_LAT, GPS_LON, OWNER, PLACE_XYZ};
 use fieldcap_testkit::package::{request, sync_opts, MONITOR_ORG};
 use fieldcap_testkit::server::TestServer;
-use fieldcap_testkit::tools::{have, stock_verify, Cli};
+use fieldcap_testkit::tools::{stock_tools, stock_verify, Cli};
 use fieldcap_testkit::track::fix;
 use std::path::{Path, PathBuf};
 
@@ -94,7 +94,7 @@ fn derived(dir: &Path, clip: &str) -> DerivedManifest {
 fn release_media_is_scrubbed_of_location_and_owner_verifiable_and_unsupported_media_withheld() {
     let s = setup();
     let all = [s.movie.0.as_str(), s.photo.0.as_str(), s.webm.0.as_str()];
-    let stock = have("openssl") && have("b3sum");
+    let stock = stock_tools("the VERIFY.txt runs of the release media packages", &["openssl", "sha256sum", "b3sum"]);
 
     // Full profile (prosecutors): the originals, byte for byte, location metadata and all.
     let full = package(&s, "full", &all, Profile::Full);

@@ -9,16 +9,12 @@ use fieldcap_package::package::verify_package;
 use fieldcap_server::package::Profile;
 use fieldcap_testkit::files::copy_dir;
 use fieldcap_testkit::package::*;
-use fieldcap_testkit::tools::{have, stock_verify, Cli};
+use fieldcap_testkit::tools::{stock_verify, Cli};
 use std::fs;
 use std::path::Path;
 
 fn stock_tools() -> bool {
-    let ok = have("openssl") && have("sha256sum") && have("b3sum");
-    if !ok {
-        eprintln!("SKIPPING the stock-tool half: openssl, sha256sum and b3sum are needed (scripts/install_test_tools.sh)");
-    }
-    ok
+    fieldcap_testkit::tools::stock_tools("the stock-tool half of the tamper matrix", &["openssl", "sha256sum", "b3sum"])
 }
 
 fn assert_fails_naming(dir: &Path, file: &str, what: &str, stock: bool) {
