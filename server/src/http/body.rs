@@ -90,9 +90,17 @@ pub(crate) async fn read_body(state: &Arc<AppState>, headers: &HeaderMap, body: 
         Ok(h) => h,
         Err(e) => return Err(linger(state, body, limit, e)),
     };
-    // Grown as bytes arrive, never past what was reserved.
-    let mut out = Vec::with_capacity(declared.unwrap_or(0).min(64 * 1024));
-    pull(state, body, declared.unwrap_or(limit).min(limit), |c| out.extend_from_slice(c)).await?;
+    // Grown as bytes arrive (doubling), never past what was reserved.
+    let cap = declared.unwrap_or(limit).min(limit);
+    let mut out: Vec<u8> = Vec::with_capacity(cap.min(64 * 1024));
+    pull(state, body, cap, |c| {
+        let need = out.len() + c.len();
+        if need > out.capacity() {
+            out.reserve_exact((out.capacity() * 2).clamp(need, cap.max(need)) - out.len());
+        }
+        out.extend_from_slice(c);
+    })
+    .await?;
     Ok((Bytes::from(out), hold))
 }
 
