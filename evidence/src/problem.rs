@@ -39,9 +39,13 @@ pub const UNAUTHENTICATED: &str = "unauthenticated";
 pub const STALE_REQUEST: &str = "stale-request";
 /// 401: the request's nonce was seen before (a replay).
 pub const REPLAYED_REQUEST: &str = "replayed-request";
-/// 403: the device is not enrolled.
+/// 403: the device is not enrolled. No longer sent (issue 12): until a request's signature
+/// holds, an unknown device, a revoked one and a bad signature all get 401 `unauthenticated`,
+/// so nobody learns without a key which device ids are enrolled. Kept so a client can still name
+/// it if an older server sends it.
 pub const UNKNOWN_DEVICE: &str = "unknown-device";
-/// 403: the device was revoked (a lost or seized phone); what it sent before stays.
+/// 403: the device was revoked (a lost or seized phone); what it sent before stays. Sent only
+/// for a request whose signature holds under the revoked device's key.
 pub const DEVICE_REVOKED: &str = "device-revoked";
 /// 403: the manifest names another device than the one that signed the request.
 pub const DEVICE_MISMATCH: &str = "device-mismatch";
@@ -71,8 +75,16 @@ pub const UNSUPPORTED_MEDIA_TYPE: &str = "unsupported-media-type";
 pub const TUS_VERSION: &str = "tus-version";
 /// 405: the method is not allowed on that resource.
 pub const METHOD_NOT_ALLOWED: &str = "method-not-allowed";
+/// 414: the request URI is longer than the server reads.
+pub const URI_TOO_LONG: &str = "uri-too-long";
+/// 408: a request body arrived too slowly (below the server's minimum rate after its grace
+/// time, or an upload idle too long). Transient for a client: send again.
+pub const REQUEST_TIMEOUT: &str = "request-timeout";
+/// 503: the server holds as many request bodies in memory as it allows; the answer carries
+/// `Retry-After` (seconds). Transient for a client: retry after that.
+pub const OVERLOADED: &str = "overloaded";
 
-/// Every problem name the server sends.
+/// Every problem name the server sends (not [`UNKNOWN_DEVICE`], which it no longer sends).
 pub const ALL: &[&str] = &[
     MALFORMED_REQUEST,
     INTEGRITY,
@@ -84,7 +96,6 @@ pub const ALL: &[&str] = &[
     UNAUTHENTICATED,
     STALE_REQUEST,
     REPLAYED_REQUEST,
-    UNKNOWN_DEVICE,
     DEVICE_REVOKED,
     DEVICE_MISMATCH,
     INVALID_TOKEN,
@@ -100,6 +111,9 @@ pub const ALL: &[&str] = &[
     UNSUPPORTED_MEDIA_TYPE,
     TUS_VERSION,
     METHOD_NOT_ALLOWED,
+    URI_TOO_LONG,
+    REQUEST_TIMEOUT,
+    OVERLOADED,
 ];
 
 /// The type URI of a problem name.

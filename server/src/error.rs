@@ -60,10 +60,7 @@ pub enum Error {
     /// The request nonce was seen before.
     #[error("replayed request")]
     ReplayedRequest,
-    /// The device is not enrolled.
-    #[error("unknown device")]
-    UnknownDevice,
-    /// The device was revoked.
+    /// The device was revoked (sent only once the request's signature holds under its key).
     #[error("device revoked")]
     DeviceRevoked,
     /// The manifest names another device than the one that signed the request.
@@ -102,9 +99,18 @@ pub enum Error {
     /// A body is larger than allowed.
     #[error("too large: {0}")]
     TooLarge(String),
-    /// Request headers or URI too long.
+    /// Request headers too large.
     #[error("request headers too large")]
     HeadersTooLarge,
+    /// Request URI too long.
+    #[error("request URI too long")]
+    UriTooLong,
+    /// A request body arrived too slowly (or an upload body stalled).
+    #[error("request timeout: {0}")]
+    RequestTimeout(String),
+    /// The server holds as many request bodies as it allows; retry after [`RETRY_AFTER_SECS`].
+    #[error("overloaded")]
+    Overloaded,
     /// Wrong `Content-Type`.
     #[error("unsupported media type: {0}")]
     UnsupportedMediaType(String),
@@ -118,6 +124,9 @@ pub enum Error {
     #[error("internal error: {0}")]
     Internal(String),
 }
+
+/// The `Retry-After` (seconds) of a 503 `overloaded` answer.
+pub const RETRY_AFTER_SECS: u64 = 5;
 
 /// Result alias of the server.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -145,7 +154,6 @@ impl Error {
             Error::Unauthenticated(m) => (StatusCode::UNAUTHORIZED, problem::UNAUTHENTICATED, "Request signature missing or invalid", Some(m.clone())),
             Error::StaleRequest(m) => (StatusCode::UNAUTHORIZED, problem::STALE_REQUEST, "Request timestamp outside the allowed window", Some(m.clone())),
             Error::ReplayedRequest => (StatusCode::UNAUTHORIZED, problem::REPLAYED_REQUEST, "Request nonce already used", None),
-            Error::UnknownDevice => (StatusCode::FORBIDDEN, problem::UNKNOWN_DEVICE, "Device not enrolled", None),
             Error::DeviceRevoked => (StatusCode::FORBIDDEN, problem::DEVICE_REVOKED, "Device revoked", None),
             Error::DeviceMismatch(m) => (StatusCode::FORBIDDEN, problem::DEVICE_MISMATCH, "Manifest is not from the signing device", Some(m.clone())),
             Error::InvalidToken => (StatusCode::FORBIDDEN, problem::INVALID_TOKEN, "Enrolment token unknown, expired or used", None),
@@ -164,6 +172,19 @@ impl Error {
             Error::UploadLocked => (StatusCode::LOCKED, problem::UPLOAD_LOCKED, "Another request is writing to this upload", None),
             Error::TooLarge(m) => (StatusCode::PAYLOAD_TOO_LARGE, problem::TOO_LARGE, "Request body too large", Some(m.clone())),
             Error::HeadersTooLarge => (StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, problem::HEADERS_TOO_LARGE, "Request headers too large", None),
+            Error::UriTooLong => (
+                StatusCode::URI_TOO_LONG,
+                problem::URI_TOO_LONG,
+                "Request URI too long",
+                Some(format!("the request URI is longer than {} bytes", crate::http::limits::MAX_URI_BYTES)),
+            ),
+            Error::RequestTimeout(m) => (StatusCode::REQUEST_TIMEOUT, problem::REQUEST_TIMEOUT, "Request body too slow", Some(m.clone())),
+            Error::Overloaded => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                problem::OVERLOADED,
+                "Server busy",
+                Some(format!("the server holds as many request bodies as it allows; retry in {RETRY_AFTER_SECS} s")),
+            ),
             Error::UnsupportedMediaType(m) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, problem::UNSUPPORTED_MEDIA_TYPE, "Unsupported Content-Type", Some(m.clone())),
             Error::TusVersion => (StatusCode::PRECONDITION_FAILED, problem::TUS_VERSION, "Tus-Resumable 1.0.0 required", None),
             Error::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, problem::METHOD_NOT_ALLOWED, "Method not allowed", None),

@@ -60,7 +60,10 @@ use store::RecordStore as _;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use http::limits::{MAX_CUSTODY_BODY, MAX_HEADERS_TOTAL, MAX_HEADER_BYTES, MAX_JSON_BODY, MAX_MANIFEST_BYTES, MAX_SUBMISSION_BODY, MAX_URI_BYTES};
+pub use http::limits::{
+    HEAD_BUFFER_BYTES, MAX_CUSTODY_BODY, MAX_HEADERS_COUNT, MAX_HEADERS_TOTAL, MAX_HEADER_BYTES, MAX_JSON_BODY, MAX_MANIFEST_BYTES, MAX_SUBMISSION_BODY,
+    MAX_URI_BYTES,
+};
 
 /// How long an enrolment token stays valid.
 pub const TOKEN_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -80,6 +83,31 @@ pub struct ServerConfig {
     pub max_upload_bytes: u64,
     /// Tokio worker threads.
     pub worker_threads: usize,
+    /// Most client connections open at once (default 1024). Beyond it new connections wait in
+    /// the listen backlog until one closes. Each open connection may hold a request head of up
+    /// to [`HEAD_BUFFER_BYTES`].
+    pub max_connections: usize,
+    /// How long a client may take to send a whole request head (default 15 s), counted from the
+    /// first moment the server waits for one — so it is also how long an idle keep-alive
+    /// connection stays open. A connection over it is closed.
+    pub header_read_timeout: Duration,
+    /// JSON bodies (`POST /v1/manifests`, `/v1/custody`, `/v1/enroll`): time given before the
+    /// minimum rate applies (default 10 s).
+    pub body_grace: Duration,
+    /// JSON bodies: slowest average rate accepted once `body_grace` has passed, in bytes per
+    /// second (default 16 KiB/s: the largest manifest submission then has ≈ 6 minutes). A body
+    /// that falls behind `body_grace + received / body_min_rate` is refused with 408
+    /// `request-timeout` and the connection closed.
+    pub body_min_rate: u64,
+    /// Media upload bodies (tus `PATCH`, creation-with-upload `POST`): longest gap without a
+    /// byte (default 60 s). A slow upload that keeps moving is never cut; the bytes received
+    /// are kept either way.
+    pub upload_idle_timeout: Duration,
+    /// Most bytes of JSON request bodies held in memory at once, over all requests (default
+    /// 64 MiB). A body is reserved at its `Content-Length` (or at its endpoint's limit when
+    /// chunked) before it is read; a request that does not fit gets 503 `overloaded` with
+    /// `Retry-After`. Media uploads stream to disk and are not counted.
+    pub max_buffered_body_bytes: usize,
 }
 
 impl ServerConfig {
@@ -92,6 +120,12 @@ impl ServerConfig {
             upload_ttl: Duration::from_secs(7 * 24 * 3600),
             max_upload_bytes: 64 * 1024 * 1024 * 1024,
             worker_threads: 4,
+            max_connections: 1024,
+            header_read_timeout: Duration::from_secs(15),
+            body_grace: Duration::from_secs(10),
+            body_min_rate: 16 * 1024,
+            upload_idle_timeout: Duration::from_secs(60),
+            max_buffered_body_bytes: 64 * 1024 * 1024,
         }
     }
 }
@@ -123,6 +157,7 @@ impl ServerHandle {
     pub fn start(config: ServerConfig) -> Result<ServerHandle> {
         let workers = config.worker_threads.max(1);
         let listen = config.listen;
+        let conn_limits = http::serve::ConnLimits { max_connections: config.max_connections, header_read_timeout: config.header_read_timeout };
         let state = Arc::new(state::AppState::open(config)?);
         tus::recover(&state)?;
         let std_listener = std::net::TcpListener::bind(listen).map_err(|e| Error::io("binding the listen address", e))?;
@@ -145,10 +180,7 @@ impl ServerHandle {
             .name("fieldcap-server".into())
             .spawn(move || {
                 rt.block_on(async move {
-                    let mut rx2 = rx.clone();
-                    let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
-                        let _ = rx2.wait_for(|v| *v).await;
-                    });
+                    let serve = http::serve::serve(listener, app, conn_limits, rx.clone());
                     let stopped = async move {
                         let _ = rx.wait_for(|v| *v).await;
                         // In-flight requests get a few seconds, then they are cut (an upload
@@ -156,7 +188,7 @@ impl ServerHandle {
                         tokio::time::sleep(Duration::from_secs(3)).await;
                     };
                     tokio::select! {
-                        r = serve => if let Err(e) = r { tracing::error!(error = %e, "server stopped") },
+                        _ = serve => {},
                         _ = stopped => {}
                     }
                 });

@@ -30,6 +30,9 @@ pub(crate) struct AppState {
     pub upload_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Bounds the custody events of repeated refusals (see [`crate::custody::RefusalLimiter`]).
     pub refusals: Mutex<crate::custody::RefusalLimiter>,
+    /// Bytes of request bodies that may be held in memory at once
+    /// ([`ServerConfig::max_buffered_body_bytes`]).
+    pub body_budget: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
@@ -40,7 +43,9 @@ impl AppState {
         let origin = cfg.log_origin.clone().unwrap_or_else(|| default_origin(&key_id));
         let Stores { records, blobs } = Stores::open_embedded(&cfg.data_dir)?;
         let tree = LogTree::from_leaves(&records.leaf_hashes()?);
+        let budget = cfg.max_buffered_body_bytes.min(tokio::sync::Semaphore::MAX_PERMITS);
         let state = AppState {
+            body_budget: Arc::new(tokio::sync::Semaphore::new(budget)),
             cfg,
             records,
             blobs,

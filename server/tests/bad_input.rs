@@ -49,8 +49,9 @@ fn manifests_and_signed_requests() {
     // A manifest of another device, sent by an enrolled one.
     let foreign = manifest(&other, 1, None, None, "2025-06-07T18:00:00.000Z", vec![]);
     problem(srv.submit(&dev, &foreign.bytes, &foreign.sig), 403, "device-mismatch");
-    // Unenrolled device.
-    problem(srv.submit(&other, &foreign.bytes, &foreign.sig), 403, "unknown-device");
+    // Unenrolled device: the same answer as a bad signature (issue 12: nobody learns without a
+    // key which device ids are enrolled).
+    problem(srv.submit(&other, &foreign.bytes, &foreign.sig), 401, "unauthenticated");
     // Request signed by the wrong key for the named device.
     let body = submission(&good.bytes, &good.sig);
     let mut h = protocol::sign_request(&other, "POST", "/v1/manifests", chrono::Utc::now().timestamp_millis(), &body);
@@ -174,7 +175,7 @@ fn path_tricks_and_oversized_headers() {
     let r = srv.client.get(format!("{}/v1/time", srv.url())).header("x-junk", "a".repeat(fieldcap_server::MAX_HEADER_BYTES + 1)).send().unwrap();
     problem(r, 431, "headers-too-large");
     let r = srv.client.get(format!("{}/v1/time?{}", srv.url(), "a".repeat(fieldcap_server::MAX_URI_BYTES))).send().unwrap();
-    problem(r, 400, "malformed-request");
+    problem(r, 414, "uri-too-long");
     // Oversized enrolment body.
     let r = srv.client.post(format!("{}/v1/enroll", srv.url())).body(vec![b'{'; fieldcap_server::MAX_JSON_BODY + 1]).send().unwrap();
     problem(r, 413, "too-large");

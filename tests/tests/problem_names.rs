@@ -28,7 +28,6 @@ fn every_error() -> Vec<Error> {
         Error::Unauthenticated("x".into()),
         Error::StaleRequest("x".into()),
         Error::ReplayedRequest,
-        Error::UnknownDevice,
         Error::DeviceRevoked,
         Error::DeviceMismatch("x".into()),
         Error::InvalidToken,
@@ -42,6 +41,9 @@ fn every_error() -> Vec<Error> {
         Error::UploadLocked,
         Error::TooLarge("x".into()),
         Error::HeadersTooLarge,
+        Error::UriTooLong,
+        Error::RequestTimeout("x".into()),
+        Error::Overloaded,
         Error::UnsupportedMediaType("x".into()),
         Error::TusVersion,
         Error::MethodNotAllowed,
@@ -60,7 +62,6 @@ fn every_error() -> Vec<Error> {
             | Error::Unauthenticated(_)
             | Error::StaleRequest(_)
             | Error::ReplayedRequest
-            | Error::UnknownDevice
             | Error::DeviceRevoked
             | Error::DeviceMismatch(_)
             | Error::InvalidToken
@@ -74,6 +75,9 @@ fn every_error() -> Vec<Error> {
             | Error::UploadLocked
             | Error::TooLarge(_)
             | Error::HeadersTooLarge
+            | Error::UriTooLong
+            | Error::RequestTimeout(_)
+            | Error::Overloaded
             | Error::UnsupportedMediaType(_)
             | Error::TusVersion
             | Error::MethodNotAllowed

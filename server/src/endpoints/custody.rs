@@ -12,8 +12,8 @@
 //! (`device_custody_received {device_id, from_seq, to_seq}`).
 
 use crate::error::{evidence_message, Error, Result};
-use crate::http::auth::authenticate;
-use crate::http::body::{json_response, parse_json, read_body};
+use crate::http::auth::{signed_body, verify};
+use crate::http::body::{json_response, parse_json};
 use crate::http::limits::MAX_CUSTODY_BODY;
 use crate::http::{blocking, AppStateRef};
 use crate::state::AppState;
@@ -27,9 +27,9 @@ use fieldcap_evidence::protocol::{CustodyAck, CustodySubmission, MAX_CUSTODY_BAT
 
 /// `POST /v1/custody` (device-signed).
 pub(crate) async fn post_custody(State(state): AppStateRef, method: Method, uri: Uri, headers: HeaderMap, body: Body) -> Result<Response> {
-    let bytes = read_body(body, MAX_CUSTODY_BODY).await?;
+    let (claim, bytes, _hold) = signed_body(&state, &headers, body, MAX_CUSTODY_BODY).await?;
     let ack = blocking(move || {
-        let device = authenticate(&state, &method, &uri, &headers, &bytes)?;
+        let device = verify(&state, &claim, &method, &uri, &bytes)?;
         let sub: CustodySubmission = parse_json(&bytes, "the custody submission")?;
         accept(&state, &device, &sub)
     })

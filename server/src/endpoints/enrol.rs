@@ -11,7 +11,7 @@ use crate::state::AppState;
 use crate::store::{DeviceRecord, EnrollOutcome};
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use fieldcap_evidence::identity::{device_id_for, parse_device_key_pem};
 use fieldcap_evidence::protocol::{self, DeviceCertificate, EnrollRequest, SignedDoc, TimeResponse};
@@ -32,8 +32,8 @@ pub(crate) async fn time(State(state): AppStateRef) -> Result<Response> {
 }
 
 /// `POST /v1/enroll`.
-pub(crate) async fn enroll(State(state): AppStateRef, body: Body) -> Result<Response> {
-    let bytes = read_body(body, MAX_JSON_BODY).await?;
+pub(crate) async fn enroll(State(state): AppStateRef, headers: HeaderMap, body: Body) -> Result<Response> {
+    let (bytes, _hold) = read_body(&state, &headers, body, MAX_JSON_BODY).await?;
     let req: EnrollRequest = parse_json(&bytes, "the enrolment request")?;
     let (status, doc) = blocking(move || enroll_blocking(&state, req)).await?;
     json_response(status, &doc)

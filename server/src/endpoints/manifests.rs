@@ -5,8 +5,8 @@
 
 use crate::clock::{now_ms, rfc3339_ms};
 use crate::error::{evidence_message, Error, Result};
-use crate::http::auth::authenticate;
-use crate::http::body::{json_response, parse_json, read_body};
+use crate::http::auth::{signed_body, verify};
+use crate::http::body::{json_response, parse_json};
 use crate::http::limits::{MAX_MANIFEST_BYTES, MAX_SUBMISSION_BODY};
 use crate::http::{blocking, AppStateRef};
 use crate::state::AppState;
@@ -20,9 +20,9 @@ use fieldcap_evidence::protocol::{self, Commitment, CommitmentResponse, Manifest
 
 /// `POST /v1/manifests` (device-signed).
 pub(crate) async fn manifests(State(state): AppStateRef, method: Method, uri: Uri, headers: HeaderMap, body: Body) -> Result<Response> {
-    let bytes = read_body(body, MAX_SUBMISSION_BODY).await?;
+    let (claim, bytes, _hold) = signed_body(&state, &headers, body, MAX_SUBMISSION_BODY).await?;
     let (created, resp) = blocking(move || {
-        let device = authenticate(&state, &method, &uri, &headers, &bytes)?;
+        let device = verify(&state, &claim, &method, &uri, &bytes)?;
         let sub: ManifestSubmission = parse_json(&bytes, "the manifest submission")?;
         commit_manifest(&state, &device, &sub)
     })

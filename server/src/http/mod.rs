@@ -1,14 +1,16 @@
 //! HTTP plumbing shared by every endpoint, apart from the endpoints themselves
 //! ([`crate::endpoints`]): device request authentication ([`auth`]), request bodies and JSON
 //! answers ([`body`]), path and query parameters ([`params`]), request limits ([`limits`]) and
-//! problem+json answers ([`problem`]), and [`blocking`] for work that must not run on the async
-//! workers.
+//! problem+json answers ([`problem`]), the connection loop ([`serve`]: timeouts, connection cap,
+//! problem+json for what the HTTP parser refuses), and [`blocking`] for work that must not run on
+//! the async workers.
 
 pub(crate) mod auth;
 pub(crate) mod body;
 pub(crate) mod limits;
 pub(crate) mod params;
 pub(crate) mod problem;
+pub(crate) mod serve;
 
 use crate::error::{Error, Result};
 use crate::state::AppState;

@@ -34,6 +34,9 @@ impl IntoResponse for Error {
                 r.headers_mut().insert("upload-offset", v);
             }
         }
+        if let Error::Overloaded = self {
+            r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(crate::error::RETRY_AFTER_SECS));
+        }
         if let Error::TusVersion = self {
             r.headers_mut().insert("tus-version", HeaderValue::from_static("1.0.0"));
         }
@@ -66,6 +69,8 @@ pub(crate) async fn problem_safety_net(req: Request<Body>, next: Next) -> Respon
         StatusCode::METHOD_NOT_ALLOWED => ("method-not-allowed", "Method not allowed"),
         StatusCode::NOT_FOUND => ("not-found", "Not found"),
         StatusCode::PAYLOAD_TOO_LARGE => ("too-large", "Request body too large"),
+        StatusCode::URI_TOO_LONG => ("uri-too-long", "Request URI too long"),
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => ("headers-too-large", "Request headers too large"),
         s if s.is_server_error() => ("internal", "Internal server error"),
         _ => ("malformed-request", "Malformed request"),
     };

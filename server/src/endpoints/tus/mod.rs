@@ -75,8 +75,6 @@ pub const OFFSET_OCTET_STREAM: &str = "application/offset+octet-stream";
 pub const SYNC_EVERY: u64 = 64 * 1024 * 1024;
 /// Body bytes are buffered up to this size before each write.
 const WRITE_BUF: usize = 1024 * 1024;
-/// A body that sends nothing for this long is treated as cut.
-const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a request waits for another one writing to the same upload.
 const LOCK_WAIT: Duration = Duration::from_secs(5);
 

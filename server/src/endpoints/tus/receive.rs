@@ -2,7 +2,7 @@
 //! writes, an fsync (and only then a new offset on record) every [`SYNC_EVERY`] bytes and at the
 //! end, and the bytes already received kept when the connection breaks or stalls.
 
-use super::{IDLE_TIMEOUT, SYNC_EVERY, WRITE_BUF};
+use super::{SYNC_EVERY, WRITE_BUF};
 use crate::error::{Error, Result};
 use crate::http::blocking;
 use crate::state::AppState;
@@ -52,9 +52,12 @@ pub(super) async fn receive(state: &Arc<AppState>, up: &UploadRecord, body: Body
     let mut failure: Option<Error> = None;
     let mut overflow = false;
     loop {
-        match tokio::time::timeout(IDLE_TIMEOUT, stream.next()).await {
+        match tokio::time::timeout(state.cfg.upload_idle_timeout, stream.next()).await {
             Err(_) => {
-                failure = Some(Error::BadRequest("the upload body stalled".into()));
+                failure = Some(Error::RequestTimeout(format!(
+                    "the upload body sent nothing for {} s; the bytes before are kept, send HEAD and continue",
+                    state.cfg.upload_idle_timeout.as_secs_f64()
+                )));
                 break;
             }
             Ok(None) => break,
