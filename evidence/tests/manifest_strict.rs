@@ -67,7 +67,8 @@ fn manifests_the_core_writes_still_parse() {
 #[test]
 fn unknown_fields_are_refused_at_every_level_and_named() {
     let base = serde_json::to_value(full_manifest()).unwrap();
-    let places: [(&str, fn(&mut Value) -> &mut Value); 8] = [
+    type Place = fn(&mut Value) -> &mut Value;
+    let places: [(&str, Place); 8] = [
         ("top level", |v| v),
         ("media", |v| &mut v["media"]),
         ("capture", |v| &mut v["capture"]),

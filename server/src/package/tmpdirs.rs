@@ -4,7 +4,8 @@
 //! behind; the next export in the same folder removes them ([`remove_stale`]) — only names of
 //! this exact pattern, and only when their lock is free (no export is running with them) or,
 //! for a folder without a lock file (left by a version before the lock), when the process named
-//! in it no longer exists.
+//! in it no longer exists. A zip being written is `<OUT>.zip.tmp-<pid>`; a leftover one is
+//! removed once the process named in it no longer exists.
 
 use crate::error::{Error, Result};
 use std::fs::{self, File, OpenOptions};
@@ -64,6 +65,16 @@ fn parse(file_name: &str) -> Option<(&str, u32)> {
     Some((base, pid.parse().ok()?))
 }
 
+/// The pid of a zip being written, `<OUT>.zip.tmp-<pid>` ([`super::zip::zip_dir`]); `None` for
+/// any other name.
+fn parse_zip_tmp(file_name: &str) -> Option<u32> {
+    let (_, pid) = file_name.rsplit_once(".zip.tmp-")?;
+    if pid.is_empty() || pid.len() > 10 || !pid.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    pid.parse().ok()
+}
+
 /// True when no process has `pid` (only decidable where `/proc` exists; elsewhere assumed alive).
 fn process_gone(pid: u32) -> bool {
     Path::new("/proc/self").exists() && !Path::new(&format!("/proc/{pid}")).exists()
@@ -78,6 +89,15 @@ pub(super) fn remove_stale(parent: &Path) -> usize {
     let mut bases: Vec<(String, u32)> = Vec::new();
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().to_string();
+        // A zip of a killed export: a plain file, removed once its process is gone.
+        if let Some(pid) = parse_zip_tmp(&name) {
+            if pid != std::process::id() && process_gone(pid) && e.file_type().is_ok_and(|t| t.is_file()) {
+                if let Err(err) = fs::remove_file(e.path()) {
+                    tracing::warn!(error = %err, "a leftover temporary zip could not be removed");
+                }
+            }
+            continue;
+        }
         if let Some((base, pid)) = parse(&name) {
             if !bases.iter().any(|(b, _)| b == base) {
                 bases.push((base.to_string(), pid));
@@ -147,14 +167,19 @@ mod tests {
         fs::write(d.path().join(format!("{dead}.lock")), b"").unwrap();
         // Something else that merely looks similar is never touched.
         fs::create_dir(d.path().join("pkg.tmp-1-x")).unwrap();
+        // The zip of a killed export (a process that is gone), and one of a live process (this one).
+        fs::write(d.path().join("pkg.zip.tmp-999999999"), b"PK").unwrap();
+        fs::write(d.path().join(format!("pkg.zip.tmp-{}", std::process::id())), b"PK").unwrap();
         assert_eq!(remove_stale(d.path()), 1);
         assert!(live.dir.join("x").exists(), "the running export's folder stays");
         assert!(!d.path().join(&dead).exists());
         assert!(!d.path().join(format!("{dead}.scratch")).exists());
         assert!(!d.path().join(format!("{dead}.lock")).exists());
         assert!(d.path().join("pkg.tmp-1-x").exists());
+        assert!(!d.path().join("pkg.zip.tmp-999999999").exists());
+        assert!(d.path().join(format!("pkg.zip.tmp-{}", std::process::id())).exists());
         drop(live);
         let left: Vec<_> = fs::read_dir(d.path()).unwrap().flatten().map(|e| e.file_name()).collect();
-        assert_eq!(left.len(), 1, "{left:?}");
+        assert_eq!(left.len(), 2, "{left:?}");
     }
 }
