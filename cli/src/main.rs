@@ -122,6 +122,17 @@ pub enum Command {
         /// Address to listen on (port 0: a free one).
         #[arg(long, default_value = "127.0.0.1:8443")]
         listen: String,
+        /// Most client connections open at once; more wait until one closes (default 1024).
+        #[arg(long, value_name = "N")]
+        max_connections: Option<usize>,
+        /// Seconds a client may take to send a request head, and an idle connection may stay
+        /// open (default 15).
+        #[arg(long, value_name = "SECS")]
+        header_timeout: Option<u64>,
+        /// MiB of request bodies held in memory at once over all requests; beyond it requests
+        /// get 503 with Retry-After (default 64, at least 6: the largest manifest submission).
+        #[arg(long, value_name = "MIB")]
+        body_budget_mib: Option<usize>,
     },
     /// Issue a one-time enrolment token (works while the server runs).
     Token {
@@ -218,7 +229,9 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Sync { timeout, json, chunk_size, max_chunk_size, purge, manifests_only } => {
             sync_cmds::sync(&h()?, *timeout, *json, *chunk_size, *max_chunk_size, *purge, *manifests_only)
         }
-        Command::Serve { data, listen } => server_cmds::serve(data, listen),
+        Command::Serve { data, listen, max_connections, header_timeout, body_budget_mib } => {
+            server_cmds::serve(data, listen, server_cmds::Limits { max_connections: *max_connections, header_timeout: *header_timeout, body_budget_mib: *body_budget_mib })
+        }
         Command::Token { data, role } => server_cmds::token(data, role),
         Command::Incidents { data, json } => server_cmds::incidents(data, *json),
         Command::Devices { data, json } => server_cmds::devices(data, *json),

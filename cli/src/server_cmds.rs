@@ -23,14 +23,48 @@ fn parse_listen(listen: &str) -> anyhow::Result<SocketAddr> {
         .ok_or_else(|| anyhow::anyhow!("--listen {listen} resolves to no address"))
 }
 
-/// `fieldcap serve --data DIR --listen ADDR`.
-pub fn serve(data: &Path, listen: &str) -> anyhow::Result<i32> {
+/// `fieldcap serve`'s optional limits (`None`: the server's default).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Limits {
+    /// `--max-connections N`.
+    pub max_connections: Option<usize>,
+    /// `--header-timeout SECS`.
+    pub header_timeout: Option<u64>,
+    /// `--body-budget-mib MIB`.
+    pub body_budget_mib: Option<usize>,
+}
+
+const MIB: usize = 1024 * 1024;
+
+/// A server configuration with `limits` applied; a limit that would stop the server from
+/// working is refused, naming its flag.
+fn config(data: &Path, addr: SocketAddr, limits: Limits) -> anyhow::Result<fieldcap_server::ServerConfig> {
+    let mut cfg = fieldcap_server::ServerConfig::new(data.to_path_buf(), addr);
+    if let Some(n) = limits.max_connections {
+        anyhow::ensure!(n >= 1, "--max-connections must be at least 1");
+        cfg.max_connections = n;
+    }
+    if let Some(s) = limits.header_timeout {
+        anyhow::ensure!(s >= 1, "--header-timeout must be at least 1 second");
+        cfg.header_read_timeout = std::time::Duration::from_secs(s);
+    }
+    if let Some(m) = limits.body_budget_mib {
+        let least = fieldcap_server::MAX_SUBMISSION_BODY.div_ceil(MIB);
+        anyhow::ensure!(m >= least, "--body-budget-mib must be at least {least} (the largest manifest submission)");
+        cfg.max_buffered_body_bytes = m.checked_mul(MIB).ok_or_else(|| anyhow::anyhow!("--body-budget-mib {m} is too large"))?;
+    }
+    Ok(cfg)
+}
+
+/// `fieldcap serve --data DIR --listen ADDR [--max-connections N] [--header-timeout SECS]
+/// [--body-budget-mib MIB]`.
+pub fn serve(data: &Path, listen: &str, limits: Limits) -> anyhow::Result<i32> {
     let addr = parse_listen(listen)?;
+    let cfg = config(data, addr, limits)?;
     if !addr.ip().is_loopback() {
         eprintln!("note: plain HTTP on a non-loopback address; put a TLS terminator in front of it for phones");
     }
-    let server = fieldcap_server::ServerHandle::start(fieldcap_server::ServerConfig::new(data.to_path_buf(), addr))
-        .context("starting the server")?;
+    let server = fieldcap_server::ServerHandle::start(cfg).context("starting the server")?;
     println!("listening on {}", server.url());
     std::io::stdout().flush()?;
     eprintln!("data directory {}; stop with Ctrl-C", data.display());
