@@ -35,6 +35,10 @@ pub const H_TIMESTAMP: &str = "fieldcap-timestamp";
 pub const H_NONCE: &str = "fieldcap-nonce";
 /// Header with the base64 request signature.
 pub const H_SIGNATURE: &str = "fieldcap-signature";
+/// Response header on every error answer naming its problem type (the last path segment of
+/// the problem's `type`, e.g. `device-revoked`): an answer to `HEAD` has no body to carry the
+/// problem document, so a client reads the name here.
+pub const H_PROBLEM: &str = "fieldcap-problem";
 /// Largest accepted difference between a request's timestamp and the server clock.
 pub const MAX_SKEW_MS: i64 = 300_000;
 

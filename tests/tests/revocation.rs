@@ -85,13 +85,13 @@ fn an_upload_begun_before_the_revocation_gets_no_receipt() {
     let out = cli.run(&["revoke", "--data", &data, &id, "--reason", "phone reported seized"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 
-    // The phone resumes: its HEAD is refused (403; a HEAD answer has no body to name the
-    // problem in), and the item waits for attention.
+    // The phone resumes: its HEAD is refused (403; a HEAD answer has no body, the problem's
+    // name comes in the fieldcap-problem header), and the item waits for attention.
     let _ = d.store.sync_once(&net(), &fast_opts(64 * 1024), &fieldcap_core::sync::CancelToken::new(), &mut |_| {});
     let summary = d.store.item(&item.clip_id).expect("item").summary;
     assert_eq!(summary.state, "needs_attention", "{summary:?}");
     let err = summary.last_error.unwrap_or_default();
-    assert!(err.contains("403") || err.to_lowercase().contains("revoked"), "{err}");
+    assert!(err.contains("403") && err.contains("device-revoked"), "{err}");
 
     // The server: manifest on record, no receipt, no log leaf, the upload terminated for the
     // revocation with the bytes received kept aside (not as an original).

@@ -109,7 +109,11 @@ pub(super) fn problem_title(resp: &HttpResponse) -> String {
                 format!("{} ({}, {name})", p.title, resp.status)
             }
         }
-        Err(_) => format!("the server answered HTTP {}", resp.status),
+        // A HEAD answer has no body: the problem's name comes in a header.
+        Err(_) => match resp.header(protocol::H_PROBLEM) {
+            Some(name) => format!("the server answered HTTP {} ({})", resp.status, name.trim()),
+            None => format!("the server answered HTTP {}", resp.status),
+        },
     }
 }
 

@@ -16,6 +16,12 @@ pub(crate) fn problem_response(p: &Problem) -> Response {
     let body = serde_json::to_vec(p).unwrap_or_default();
     let mut r = (status, body).into_response();
     r.headers_mut().insert(axum::http::header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+    // The name again as a header: a HEAD answer carries no body (a revoked device's tus HEAD).
+    if let Some(name) = fieldcap_evidence::problem::name_of(&p.problem_type) {
+        if let Ok(v) = HeaderValue::from_str(name) {
+            r.headers_mut().insert(fieldcap_evidence::protocol::H_PROBLEM, v);
+        }
+    }
     r
 }
 
