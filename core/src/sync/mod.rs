@@ -321,7 +321,7 @@ impl Store {
         let mut attempt = 0u32;
         let (tr, offset, rtt) = loop {
             let timeout = opts.request_timeout.min(deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(500)));
-            match clock::get_time(t, &url, timeout) {
+            match clock::get_time(self, t, &url, timeout) {
                 Ok(v) => break v,
                 Err(e) => {
                     let wait = pass::backoff(opts, attempt);

@@ -94,10 +94,6 @@ pub(super) struct Pass<'a> {
 /// The tus protocol version header every tus request carries.
 pub(super) const TUS: (&str, &str) = ("Tus-Resumable", "1.0.0");
 
-pub(super) fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
-
 /// The problem title of a 4xx answer, or a short description.
 pub(super) fn problem_title(resp: &HttpResponse) -> String {
     match serde_json::from_slice::<Problem>(&resp.body) {
@@ -230,7 +226,7 @@ impl Pass<'_> {
                 Ok(resp) if attempt == 0 && is_stale_request(&resp) => {
                     // Our clock correction is stale: measure again and retry at once (once:
                     // a second refusal is the server's answer).
-                    let (_, offset, rtt) = get_time(self.t, &self.server.url, Duration::from_secs(10)).map_err(|e| Stop::Transient(e.to_string()))?;
+                    let (_, offset, rtt) = get_time(self.store, self.t, &self.server.url, Duration::from_secs(10)).map_err(|e| Stop::Transient(e.to_string()))?;
                     self.offset_ms = offset;
                     self.store.record_clock(offset, rtt)?;
                     (format!("{what}: {}", problem_title(&resp)), Duration::ZERO)
@@ -257,7 +253,7 @@ impl Pass<'_> {
 
     /// A signed device request.
     pub(super) fn signed(&self, method: &str, url: &str, body: Vec<u8>, content_type: Option<&str>) -> HttpRequest {
-        let ts = now_ms() - self.offset_ms;
+        let ts = self.store.clock_ms() - self.offset_ms;
         let mut headers: Vec<(String, String)> = protocol::sign_request(self.store.device_key(), method, &path_and_query(url), ts, &body)
             .into_iter()
             .map(|(k, v)| (k.to_string(), v))
