@@ -278,6 +278,8 @@ fn path_kind(url: &str) -> &'static str {
 impl Transport for Watched {
     fn send(&self, req: HttpRequest) -> Result<HttpResponse, TransportError> {
         let what = format!("{} {}", req.method, path_kind(&req.url));
+        // An answer to HEAD has no body (RFC 9110): only its Content-Type can say "problem".
+        let head = req.method == "HEAD";
         let r = self.inner.send(req);
         match &r {
             Err(_) => {
@@ -286,10 +288,13 @@ impl Transport for Watched {
             Ok(resp) if resp.status >= 400 => {
                 let problem: Option<serde_json::Value> = serde_json::from_slice(&resp.body).ok();
                 let ptype = problem.as_ref().and_then(|p| p.get("type")).and_then(|t| t.as_str()).unwrap_or("");
-                let from_proxy = ptype.ends_with("/problems/test");
                 let ct = resp.header("content-type").unwrap_or("");
+                // The proxy's own 503s name a test problem type; to HEAD they come bodiless, and
+                // the server never answers 503, so a bodiless 503 to HEAD is the proxy's.
+                let from_proxy = ptype.ends_with("/problems/test") || (head && resp.status == 503 && resp.body.is_empty());
                 let is_problem = ct.starts_with("application/problem+json")
-                    && problem.as_ref().is_some_and(|p| p.get("title").is_some() && p.get("status").and_then(|s| s.as_u64()) == Some(resp.status as u64));
+                    && (head && resp.body.is_empty()
+                        || problem.as_ref().is_some_and(|p| p.get("title").is_some() && p.get("status").and_then(|s| s.as_u64()) == Some(resp.status as u64)));
                 if !is_problem {
                     self.stats.fail(format!("{what}: HTTP {} without a problem document (content-type {ct:?})", resp.status));
                 }
