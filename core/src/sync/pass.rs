@@ -217,15 +217,24 @@ impl Pass<'_> {
     pub(super) fn send_counting(&mut self, what: &str, build: &dyn Fn(&Pass<'_>) -> HttpRequest) -> Step<(HttpResponse, u32)> {
         let mut attempt = 0u32;
         let mut failures = 0u32;
+        let mut measured_again = false;
         loop {
             self.check_stop()?;
             let mut req = build(self);
             let left = self.deadline.saturating_duration_since(Instant::now());
             req.timeout = req.timeout.min(self.opts.request_timeout).min(left.max(Duration::from_millis(1)));
             let (err, wait) = match self.t.send(req) {
-                Ok(resp) if attempt == 0 && is_stale_request(&resp) => {
-                    // Our clock correction is stale: measure again and retry at once (once:
-                    // a second refusal is the server's answer).
+                Ok(resp) if is_stale_request(&resp) && measured_again => {
+                    // Stale again right after a fresh measurement: the clocks moved under us.
+                    // A request's time is never a reason to set an item aside: the pass stops
+                    // (transient) and the item stays queued for the next one.
+                    return Err(Stop::Transient(format!("{what}: {}", problem_title(&resp))));
+                }
+                Ok(resp) if is_stale_request(&resp) => {
+                    // Our clock correction is stale (at the first attempt or after a transient
+                    // failure, the device clock may have been set meanwhile): measure again and
+                    // retry at once, once per request.
+                    measured_again = true;
                     let (_, offset, rtt) = get_time(self.store, self.t, &self.server.url, Duration::from_secs(10)).map_err(|e| Stop::Transient(e.to_string()))?;
                     self.offset_ms = offset;
                     self.store.record_clock(offset, rtt)?;
