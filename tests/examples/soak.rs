@@ -117,6 +117,10 @@ struct Stats {
     clock_jumps: AtomicU64,
     kills: AtomicU64,
     restart_attempts_failed: AtomicU64,
+    /// SIGKILLs while the disk was full, and what the immediate restart did.
+    kills_disk_full: AtomicU64,
+    started_disk_full: AtomicU64,
+    refused_start_disk_full: AtomicU64,
     disk_full_episodes: AtomicU64,
     disk_full_ms: AtomicU64,
     filler_peak: AtomicU64,
@@ -610,22 +614,42 @@ fn run(args: Args) -> Result<bool, String> {
         }));
     }
 
-    // Disk-full episodes: fill ROOT until ENOSPC, hold it full, free it.
+    // Disk-full episodes: fill ROOT until ENOSPC, hold it full (topped up every second, as
+    // the server may free a little), free it. Every second episode also SIGKILLs the server
+    // while the disk is full and tries to start it then (recovery at start-up under ENOSPC);
+    // if it will not start, it is started once the disk is free again.
     if args.disk_full {
-        let (stop, stats, disk_full, grace, filler) = (stop.clone(), stats.clone(), disk_full.clone(), disk_grace_until.clone(), filler.clone());
+        let (stop, stats, disk_full, grace, filler, serve) = (stop.clone(), stats.clone(), disk_full.clone(), disk_grace_until.clone(), filler.clone(), serve.clone());
         let mut rng = XorShift::new(args.seed ^ 0xd15c);
         handles.push(std::thread::spawn(move || {
+            let mut episode = 0u64;
             while nap(secs(20.0, 50.0, &mut rng), &stop) {
+                episode += 1;
                 let began = Instant::now();
                 match fill(&filler) {
                     Ok(n) => {
                         disk_full.store(true, Ordering::SeqCst);
                         stats.disk_full_episodes.fetch_add(1, Ordering::SeqCst);
                         stats.filler_peak.fetch_max(n, Ordering::SeqCst);
-                        nap(secs(4.0, 15.0, &mut rng), &AtomicBool::new(false));
-                        // While full, whatever else gets written (the server's, a device's)
-                        // keeps it full: top it up once more before letting go.
-                        let _ = fill_more(&filler);
+                        let hold_until = Instant::now() + secs(4.0, 15.0, &mut rng);
+                        let kill_at = Instant::now() + secs(1.0, 3.0, &mut rng);
+                        let mut killed = episode % 2 == 1;
+                        while Instant::now() < hold_until {
+                            std::thread::sleep(Duration::from_millis(250));
+                            let _ = fill_more(&filler);
+                            if !killed && Instant::now() >= kill_at {
+                                killed = true;
+                                let mut s = serve.lock().expect("serve");
+                                s.kill();
+                                stats.kills.fetch_add(1, Ordering::SeqCst);
+                                stats.kills_disk_full.fetch_add(1, Ordering::SeqCst);
+                                let port = s.addr.lock().expect("addr").port();
+                                match s.spawn(&format!("127.0.0.1:{port}")) {
+                                    Ok(_) => stats.started_disk_full.fetch_add(1, Ordering::SeqCst),
+                                    Err(_) => stats.refused_start_disk_full.fetch_add(1, Ordering::SeqCst),
+                                };
+                            }
+                        }
                     }
                     Err(e) => stats.fail(format!("filling the data filesystem: {e}")),
                 }
@@ -635,6 +659,12 @@ fn run(args: Args) -> Result<bool, String> {
                 disk_full.store(false, Ordering::SeqCst);
                 grace.store(chrono::Utc::now().timestamp_millis() + 3000, Ordering::SeqCst);
                 stats.disk_full_ms.fetch_add(began.elapsed().as_millis() as u64, Ordering::SeqCst);
+                let mut s = serve.lock().expect("serve");
+                if s.child.is_none() {
+                    if let Err(e) = s.restart(&stats, Duration::from_secs(120)) {
+                        stats.fail(e);
+                    }
+                }
             }
         }));
     }
@@ -1117,7 +1147,15 @@ fn summarise(
     let _ = writeln!(o, "items sealed             {} ({} MiB of media; one per device every {mean_interval:.1} s on average)", l(stats.sealed.load(Ordering::SeqCst)), stats.sealed_bytes.load(Ordering::SeqCst) >> 20);
     let _ = writeln!(o, "items receipted          {} on the devices (receipt verified), {} received by the server, {} log leaves", rep.device_receipted, rep.server_received, rep.leaves);
     let _ = writeln!(o, "originals re-hashed      {} ({} MiB), {} files in the data folder ({} MiB)", rep.blobs_checked, rep.blob_bytes >> 20, files.0, files.1 >> 20);
-    let _ = writeln!(o, "server SIGKILLs          {} (restart attempts refused: {})", stats.kills.load(Ordering::SeqCst), stats.restart_attempts_failed.load(Ordering::SeqCst));
+    let _ = writeln!(
+        o,
+        "server SIGKILLs          {} ({} while the disk was full: started at once {}, refused to start {}; restart attempts refused in all: {})",
+        stats.kills.load(Ordering::SeqCst),
+        stats.kills_disk_full.load(Ordering::SeqCst),
+        stats.started_disk_full.load(Ordering::SeqCst),
+        stats.refused_start_disk_full.load(Ordering::SeqCst),
+        stats.restart_attempts_failed.load(Ordering::SeqCst)
+    );
     let _ = writeln!(
         o,
         "disk-full episodes       {} ({:.0} s full in all, filler up to {} MiB)",
