@@ -1143,7 +1143,7 @@ fn summarise(
     }
     let _ = writeln!(o, "\n== soak under faults: {} devices, {} min of faults (seed {}) ==", args.devices, args.minutes, args.seed);
     let _ = writeln!(o, "data filesystem          {} MiB ({})", root_size.unwrap_or(0) >> 20, if args.disk_full { "disk-full episodes on" } else { "disk-full episodes OFF" });
-    let _ = writeln!(o, "duration                 {fault_secs:.0} s of faults + {drain_secs:.0} s quiet drain");
+    let _ = writeln!(o, "duration                 {fault_secs:.0} s of faults + {drain_secs:.1} s quiet drain");
     let _ = writeln!(o, "items sealed             {} ({} MiB of media; one per device every {mean_interval:.1} s on average)", l(stats.sealed.load(Ordering::SeqCst)), stats.sealed_bytes.load(Ordering::SeqCst) >> 20);
     let _ = writeln!(o, "items receipted          {} on the devices (receipt verified), {} received by the server, {} log leaves", rep.device_receipted, rep.server_received, rep.leaves);
     let _ = writeln!(o, "originals re-hashed      {} ({} MiB), {} files in the data folder ({} MiB)", rep.blobs_checked, rep.blob_bytes >> 20, files.0, files.1 >> 20);
