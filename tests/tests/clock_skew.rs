@@ -61,11 +61,14 @@ fn a_clock_that_jumps_mid_pass_is_measured_again() {
     assert!(d.store.alarms().expect("alarms").is_empty());
 }
 
+/// Called before a request is sent; an error fails it as a cut connection would.
+type Before<'a> = Box<dyn Fn(&HttpRequest) -> Option<TransportError> + Send + Sync + 'a>;
+
 /// The built-in transport, with a hook called before each request is sent (it may fail the
 /// request as a cut connection would) and one called after each answer.
 struct Hooked<'a> {
     inner: fieldcap_core::sync::ReqwestTransport,
-    before: Box<dyn Fn(&HttpRequest) -> Option<TransportError> + Send + Sync + 'a>,
+    before: Before<'a>,
     after: Box<dyn Fn(&str) + Send + Sync + 'a>,
 }
 
