@@ -35,6 +35,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// The operator profile kept in `device.json`.
@@ -106,6 +107,9 @@ pub struct Store {
     pub(crate) conn: Mutex<Connection>,
     pub(crate) active_recordings: Mutex<std::collections::HashMap<String, File>>,
     report: OpenReport,
+    /// Test hook: milliseconds added to the system clock where sync reads it (see
+    /// [`Store::set_clock_skew_ms`]); 0 on a real device.
+    clock_skew_ms: AtomicI64,
 }
 
 impl std::fmt::Debug for Store {
@@ -170,6 +174,7 @@ impl Store {
             conn: Mutex::new(conn),
             active_recordings: Mutex::new(Default::default()),
             report: OpenReport::default(),
+            clock_skew_ms: AtomicI64::new(0),
         };
         {
             let _guard = StoreLock::acquire(lock)?;
@@ -219,6 +224,21 @@ impl Store {
     /// The device key (for signing sync requests).
     pub fn device_key(&self) -> &DeviceKey {
         &self.key
+    }
+
+    /// Test hook: sets this store's clock `ms` milliseconds ahead of the system clock (behind,
+    /// if negative), as on a phone whose clock is set wrong, so that tests and soaks can run many
+    /// devices with different clocks in one process. Sync reads the device clock through it (the
+    /// offset measured with `GET /v1/time`, the timestamps of signed requests); sealing and
+    /// custody times still read the system clock. A real device never calls it (the skew starts
+    /// at 0 on every open).
+    pub fn set_clock_skew_ms(&self, ms: i64) {
+        self.clock_skew_ms.store(ms, Ordering::SeqCst);
+    }
+
+    /// The device clock as sync reads it, Unix ms: the system clock plus the test skew.
+    pub(crate) fn clock_ms(&self) -> i64 {
+        chrono::Utc::now().timestamp_millis().saturating_add(self.clock_skew_ms.load(Ordering::SeqCst))
     }
 
     /// Operator profile.

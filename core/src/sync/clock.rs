@@ -7,7 +7,7 @@
 //! court sees which correction applied when. Signed requests carry a server-corrected
 //! timestamp; when the server still finds one stale, the pass measures again (see `pass.rs`).
 
-use super::pass::{now_ms, problem_title};
+use super::pass::problem_title;
 use crate::store::db::sync as rows;
 use super::transport::{join_url, HttpRequest, Transport};
 use crate::error::{Error, Result};
@@ -16,10 +16,10 @@ use crate::store::Store;
 use serde_json::json;
 use std::time::{Duration, Instant};
 
-/// `GET /v1/time`: the server's answer, the offset (device minus server, ms) and the round
-/// trip (ms).
-pub(super) fn get_time(t: &dyn Transport, base: &str, timeout: Duration) -> Result<(TimeResponse, i64, i64)> {
-    let t0 = now_ms();
+/// `GET /v1/time`: the server's answer, the offset (device minus server, ms, the device clock
+/// read from `store`) and the round trip (ms).
+pub(super) fn get_time(store: &Store, t: &dyn Transport, base: &str, timeout: Duration) -> Result<(TimeResponse, i64, i64)> {
+    let t0 = store.clock_ms();
     let started = Instant::now();
     let resp = t
         .send(HttpRequest { method: "GET".into(), url: join_url(base, "/v1/time"), headers: vec![], body: vec![], timeout })

@@ -36,7 +36,7 @@ impl Store {
     pub fn enroll(&self, t: &dyn Transport, server_url: &str, token: &str) -> Result<DeviceCertificate> {
         let base = server_url.trim_end_matches('/').to_string();
         url_allowed(&base).map_err(|e| Error::InvalidInput(format!("server URL: {e}")))?;
-        let (tr, offset, rtt) = get_time(t, &base, Duration::from_secs(30))?;
+        let (tr, offset, rtt) = get_time(self, t, &base, Duration::from_secs(30))?;
         let key = crate::identity::parse_public_pem(&tr.server_key_pem)?;
         let key_id = crate::identity::device_id_for(&key);
         if key_id != tr.server_key_id {

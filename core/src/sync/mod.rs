@@ -42,7 +42,9 @@
 //! A signed request the server refuses as stale (problem type
 //! [`stale-request`](fieldcap_evidence::problem::STALE_REQUEST): its timestamp is outside the
 //! server's window, so the device's clock correction is out of date) measures the clock again
-//! and is sent once more. Problems are told apart by their `type`, never by their text.
+//! and is sent once more, whichever attempt met it; stale again, the pass stops as on a
+//! transient failure and the item stays queued (a request's time is never a reason to set an
+//! item aside). Problems are told apart by their `type`, never by their text.
 //! A pass stops at its budget or when its [`CancelToken`] is cancelled, between requests, with
 //! every acknowledged byte recorded; the next pass resumes from the server's offset. Two passes
 //! never run at once on one store (a lock file, `sync.lock`): the second one waits for the
@@ -321,7 +323,7 @@ impl Store {
         let mut attempt = 0u32;
         let (tr, offset, rtt) = loop {
             let timeout = opts.request_timeout.min(deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(500)));
-            match clock::get_time(t, &url, timeout) {
+            match clock::get_time(self, t, &url, timeout) {
                 Ok(v) => break v,
                 Err(e) => {
                     let wait = pass::backoff(opts, attempt);

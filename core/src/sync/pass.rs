@@ -94,10 +94,6 @@ pub(super) struct Pass<'a> {
 /// The tus protocol version header every tus request carries.
 pub(super) const TUS: (&str, &str) = ("Tus-Resumable", "1.0.0");
 
-pub(super) fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
-
 /// The problem title of a 4xx answer, or a short description.
 pub(super) fn problem_title(resp: &HttpResponse) -> String {
     match serde_json::from_slice::<Problem>(&resp.body) {
@@ -225,16 +221,25 @@ impl Pass<'_> {
     pub(super) fn send_counting(&mut self, what: &str, build: &dyn Fn(&Pass<'_>) -> HttpRequest) -> Step<(HttpResponse, u32)> {
         let mut attempt = 0u32;
         let mut failures = 0u32;
+        let mut measured_again = false;
         loop {
             self.check_stop()?;
             let mut req = build(self);
             let left = self.deadline.saturating_duration_since(Instant::now());
             req.timeout = req.timeout.min(self.opts.request_timeout).min(left.max(Duration::from_millis(1)));
             let (err, wait) = match self.t.send(req) {
-                Ok(resp) if attempt == 0 && is_stale_request(&resp) => {
-                    // Our clock correction is stale: measure again and retry at once (once:
-                    // a second refusal is the server's answer).
-                    let (_, offset, rtt) = get_time(self.t, &self.server.url, Duration::from_secs(10)).map_err(|e| Stop::Transient(e.to_string()))?;
+                Ok(resp) if is_stale_request(&resp) && measured_again => {
+                    // Stale again right after a fresh measurement: the clocks moved under us.
+                    // A request's time is never a reason to set an item aside: the pass stops
+                    // (transient) and the item stays queued for the next one.
+                    return Err(Stop::Transient(format!("{what}: {}", problem_title(&resp))));
+                }
+                Ok(resp) if is_stale_request(&resp) => {
+                    // Our clock correction is stale (at the first attempt or after a transient
+                    // failure, the device clock may have been set meanwhile): measure again and
+                    // retry at once, once per request.
+                    measured_again = true;
+                    let (_, offset, rtt) = get_time(self.store, self.t, &self.server.url, Duration::from_secs(10)).map_err(|e| Stop::Transient(e.to_string()))?;
                     self.offset_ms = offset;
                     self.store.record_clock(offset, rtt)?;
                     (format!("{what}: {}", problem_title(&resp)), Duration::ZERO)
@@ -261,7 +266,7 @@ impl Pass<'_> {
 
     /// A signed device request.
     pub(super) fn signed(&self, method: &str, url: &str, body: Vec<u8>, content_type: Option<&str>) -> HttpRequest {
-        let ts = now_ms() - self.offset_ms;
+        let ts = self.store.clock_ms() - self.offset_ms;
         let mut headers: Vec<(String, String)> = protocol::sign_request(self.store.device_key(), method, &path_and_query(url), ts, &body)
             .into_iter()
             .map(|(k, v)| (k.to_string(), v))
