@@ -83,6 +83,9 @@ pub const REQUEST_TIMEOUT: &str = "request-timeout";
 /// 503: the server holds as many request bodies in memory as it allows; the answer carries
 /// `Retry-After` (seconds). Transient for a client: retry after that.
 pub const OVERLOADED: &str = "overloaded";
+/// 507: the server's disk (or its database) is full; nothing of the request was kept. The
+/// answer carries `Retry-After` (seconds). Transient for a client: retry later.
+pub const INSUFFICIENT_STORAGE: &str = "insufficient-storage";
 
 /// Every problem name the server sends (not [`UNKNOWN_DEVICE`], which it no longer sends).
 pub const ALL: &[&str] = &[
@@ -114,6 +117,7 @@ pub const ALL: &[&str] = &[
     URI_TOO_LONG,
     REQUEST_TIMEOUT,
     OVERLOADED,
+    INSUFFICIENT_STORAGE,
 ];
 
 /// The type URI of a problem name.

@@ -127,6 +127,14 @@ pub enum Error {
 
 /// The `Retry-After` (seconds) of a 503 `overloaded` answer.
 pub const RETRY_AFTER_SECS: u64 = 5;
+/// The `Retry-After` (seconds) of a 507 `insufficient-storage` answer: a full disk is freed by
+/// an operator, not in a moment.
+pub const DISK_FULL_RETRY_AFTER_SECS: u64 = 30;
+
+/// True when an I/O error means "no space left" (ENOSPC, or EDQUOT: over quota).
+fn io_is_disk_full(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::StorageFull || e.kind() == std::io::ErrorKind::QuotaExceeded || matches!(e.raw_os_error(), Some(28) | Some(122))
+}
 
 /// Result alias of the server.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -137,6 +145,27 @@ impl Error {
         Error::Io { context: context.into(), source }
     }
 
+    /// True when the failure is a full disk or database (anywhere in its source chain): the
+    /// answer is then 507 `insufficient-storage` with `Retry-After`, so devices wait and retry
+    /// instead of reporting a server fault.
+    pub fn is_disk_full(&self) -> bool {
+        let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(self);
+        while let Some(e) = cur {
+            if let Some(io) = e.downcast_ref::<std::io::Error>() {
+                if io_is_disk_full(io) {
+                    return true;
+                }
+            }
+            if let Some(sq) = e.downcast_ref::<rusqlite::Error>() {
+                if sq.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull) {
+                    return true;
+                }
+            }
+            cur = e.source();
+        }
+        false
+    }
+
     /// (status, stable name, title, detail shown to the client).
     fn parts(&self) -> (StatusCode, &'static str, &'static str, Option<String>) {
         use fieldcap_evidence::Error as C;
@@ -145,6 +174,12 @@ impl Error {
             Error::Core(C::Integrity(m)) => (StatusCode::UNPROCESSABLE_ENTITY, problem::INTEGRITY, "Integrity check failed", Some(m.clone())),
             Error::Core(C::NotFound(m)) => (StatusCode::NOT_FOUND, problem::NOT_FOUND, "Not found", Some(m.clone())),
             Error::Core(C::Key(m)) => (StatusCode::BAD_REQUEST, problem::BAD_KEY, "Unusable public key", Some(m.clone())),
+            Error::Core(_) | Error::Storage(_) | Error::Io { .. } if self.is_disk_full() => (
+                StatusCode::INSUFFICIENT_STORAGE,
+                problem::INSUFFICIENT_STORAGE,
+                "Server storage full",
+                Some(format!("the server's storage is full; nothing of this request was kept; retry in {DISK_FULL_RETRY_AFTER_SECS} s")),
+            ),
             Error::Core(_) | Error::Storage(_) | Error::Io { .. } | Error::Json(_) | Error::Internal(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, problem::INTERNAL, "Internal server error", None)
             }
@@ -207,4 +242,28 @@ pub fn problem(status: StatusCode, name: &str, title: &str, detail: Option<Strin
 /// check failed: `), for the detail of a refusal whose problem type already says the kind.
 pub(crate) fn evidence_message(e: &fieldcap_evidence::Error) -> String {
     e.to_string().trim_start_matches("invalid input: ").trim_start_matches("integrity check failed: ").to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_disk_or_database_is_507_insufficient_storage_and_other_failures_stay_500() {
+        let enospc = Error::io("writing the upload", std::io::Error::from_raw_os_error(28));
+        let p = enospc.problem();
+        assert_eq!((p.status, p.problem_type.as_str()), (507, "https://fieldcap.org/problems/insufficient-storage"));
+        let full_kind = Error::Storage(Box::new(std::io::Error::from(std::io::ErrorKind::StorageFull)));
+        assert_eq!(full_kind.problem().status, 507);
+        let sqlite_full = rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL), None);
+        assert_eq!(Error::Storage(Box::new(sqlite_full)).problem().status, 507);
+        // Wrapped one level deeper (a store error whose source is the I/O error) is found too.
+        let nested = Error::Storage(Box::new(Error::io("fsync", std::io::Error::from_raw_os_error(28))));
+        assert_eq!(nested.problem().status, 507);
+        // Any other disk or database failure is a plain 500.
+        let other = Error::io("reading", std::io::Error::from_raw_os_error(5));
+        assert_eq!(other.problem().status, 500);
+        let busy = rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY), None);
+        assert_eq!(Error::Storage(Box::new(busy)).problem().status, 500);
+    }
 }

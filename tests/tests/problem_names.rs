@@ -21,6 +21,7 @@ fn every_error() -> Vec<Error> {
         Error::Core(C::AlreadyExists("x".into())),
         Error::Storage(Box::new(io())),
         Error::Io { context: "x".into(), source: io() },
+        Error::Io { context: "x".into(), source: std::io::Error::from_raw_os_error(28) },
         Error::Json(serde_json::from_str::<u8>("x").unwrap_err()),
         Error::BadRequest("x".into()),
         Error::InvalidManifest("x".into()),
