@@ -40,6 +40,7 @@ if [ "$toolchain" != nightly ]; then
 fi
 cargo_fuzz=(cargo "+$toolchain" fuzz)
 sanitizer=${FUZZ_SANITIZER:-address}
+export LSAN_OPTIONS="suppressions=$PWD/fuzz/lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
 
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then

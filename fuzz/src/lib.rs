@@ -214,6 +214,9 @@ pub mod media {
     pub struct Built {
         pub bytes: Vec<u8>,
         pub protected: Vec<(usize, usize)>,
+        /// A size lie was written: bytes after it are no longer parsed as written (a size 0
+        /// box swallows its later siblings), so nothing after it is protected.
+        pub lied: bool,
     }
 
     const XMP_UUID: [u8; 16] = [0xBE, 0x7A, 0xCF, 0xCB, 0x97, 0xA9, 0x42, 0xE8, 0x9C, 0x71, 0x99, 0x94, 0x91, 0xE3, 0xAF, 0xAC];
@@ -246,15 +249,16 @@ pub mod media {
     }
 
     fn boxed(out: &mut Built, typ: [u8; 4], lie: Option<SizeLie>, body: impl FnOnce(&mut Built)) {
-        let mut inner = Built::default();
+        let mut inner = Built { lied: out.lied, ..Built::default() };
         body(&mut inner);
         header(&mut out.bytes, typ, inner.bytes.len(), lie);
         let base = out.bytes.len();
         out.bytes.extend_from_slice(&inner.bytes);
         // Payload inside a box whose size lies is not protected (its meaning changed).
-        if lie.is_none() {
+        if lie.is_none() && !out.lied {
             out.protected.extend(inner.protected.iter().map(|(a, b)| (a + base, b + base)));
         }
+        out.lied |= inner.lied || lie.is_some();
     }
 
     /// Serialises one box; `top` is true at the file's top level (where `mdat` is media).
@@ -314,7 +318,7 @@ pub mod media {
                 header(&mut out.bytes, *b"mdat", payload.len(), lie);
                 let start = out.bytes.len();
                 out.bytes.extend_from_slice(payload);
-                if top {
+                if top && !out.lied {
                     out.protected.push((start, out.bytes.len()));
                 }
             }
@@ -520,7 +524,7 @@ pub mod media {
                     let b = m.build();
                     let base = out.bytes.len();
                     out.bytes.extend_from_slice(&b.bytes);
-                    if honest {
+                    if honest && !b.lied {
                         out.protected.extend(b.protected.iter().map(|(a, c)| (a + base, c + base)));
                     }
                 }
