@@ -13,3 +13,5 @@ fi
 command -v b3sum >/dev/null || cargo install --locked b3sum
 # A tus 1.0 client that is not ours, for the interoperability test.
 python3 -c "import tusclient" 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check tuspy
+# cargo-fuzz, for the fuzz targets in fuzz/ (scripts/fuzz.sh; scripts/test.sh runs each briefly).
+cargo fuzz --version >/dev/null 2>&1 || cargo install cargo-fuzz --locked

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The one test command: installs what the tests need on a fresh machine (idempotent), then runs
 # every test: the Rust workspace (unit, integration, property, crash and network tests on
-# 127.0.0.1, doc tests) and the generated Kotlin and Python bindings against a real server.
+# 127.0.0.1, doc tests), a short run of every fuzz target, and the generated Kotlin and Python
+# bindings against a real server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -13,5 +14,8 @@ export FIELDCAP_REQUIRE_CHROMIUM=1  # so must the report rendering test
 export FIELDCAP_REQUIRE_STOCK_TOOLS=1  # and the openssl/sha256sum/b3sum (VERIFY.txt) halves of the package tests
 status=0
 cargo test --workspace --no-fail-fast -- --test-threads=2 || status=1
+# Every fuzz target for a few seconds over its committed corpus, so a parser regression on a
+# known input fails here (long runs: scripts/fuzz.sh SECONDS).
+bash scripts/fuzz.sh "${FIELDCAP_FUZZ_SECONDS:-5}" || status=1
 bash scripts/bindings_test.sh || status=1
 exit $status

@@ -38,6 +38,8 @@ mod clock;
 pub mod custody;
 mod endpoints;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod http;
 pub mod incidents;
 pub mod keys;

@@ -219,7 +219,7 @@ async fn lock(state: &AppState, clip_id: &str) -> Result<tokio::sync::OwnedMutex
     tokio::time::timeout(LOCK_WAIT, l.lock_owned()).await.map_err(|_| Error::UploadLocked)
 }
 
-fn header_u64(h: &HeaderMap, name: &str) -> Result<Option<u64>> {
+pub(crate) fn header_u64(h: &HeaderMap, name: &str) -> Result<Option<u64>> {
     match h.get(name) {
         None => Ok(None),
         Some(v) => v
@@ -232,7 +232,7 @@ fn header_u64(h: &HeaderMap, name: &str) -> Result<Option<u64>> {
     }
 }
 
-fn check_patch_content_type(h: &HeaderMap) -> Result<()> {
+pub(crate) fn check_patch_content_type(h: &HeaderMap) -> Result<()> {
     let ct = h.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     if ct.split(';').next().map(str::trim) != Some(OFFSET_OCTET_STREAM) {
         return Err(Error::UnsupportedMediaType(format!("upload bodies must be {OFFSET_OCTET_STREAM}")));
@@ -369,8 +369,14 @@ pub(crate) async fn post_at(State(state): AppStateRef, Path(cap): Path<String>, 
 
 /// `POST /v1/uploads`: creation endpoint; `Upload-Metadata` must carry `fieldcap-upload <base64 capability>`.
 pub(crate) async fn post_endpoint(State(state): AppStateRef, headers: HeaderMap, body: Body) -> Result<Response> {
+    let cap = capability_from_metadata(&headers)?;
+    create(state, cap, headers, body).await
+}
+
+/// The upload capability carried by `Upload-Metadata` as `fieldcap-upload <base64>`.
+pub(crate) fn capability_from_metadata(headers: &HeaderMap) -> Result<String> {
     let meta = headers.get("upload-metadata").and_then(|v| v.to_str().ok()).unwrap_or("");
-    let cap = meta
+    meta
         .split(',')
         .filter_map(|pair| {
             let mut it = pair.trim().splitn(2, ' ');
@@ -381,8 +387,7 @@ pub(crate) async fn post_endpoint(State(state): AppStateRef, headers: HeaderMap,
         })
         .next()
         .and_then(|v| String::from_utf8(v).ok())
-        .ok_or_else(|| Error::BadRequest("Upload-Metadata must carry fieldcap-upload with the upload URL's capability".into()))?;
-    create(state, cap, headers, body).await
+        .ok_or_else(|| Error::BadRequest("Upload-Metadata must carry fieldcap-upload with the upload URL's capability".into()))
 }
 
 /// `DELETE <upload_url>`: termination of an unfinished upload.
