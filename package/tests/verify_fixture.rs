@@ -167,6 +167,12 @@ fn only(r: &VerifyReport, names: &[&str]) {
     assert!(bad.is_empty(), "unexpected failures: {bad:#?}");
 }
 
+/// The summary line `name` that a family adds when all of its checks hold is absent.
+#[track_caller]
+fn no_ok(r: &VerifyReport, name: &str) {
+    assert!(!r.checks.iter().any(|c| c.ok && c.name == name), "{name} claimed to hold: {:#?}", r.checks.iter().filter(|c| c.name == name).collect::<Vec<_>>());
+}
+
 fn detail<'a>(r: &'a VerifyReport, name: &str, file: &str) -> &'a str {
     &r.checks.iter().find(|c| c.name == name && c.file == file).unwrap_or_else(|| panic!("no check {name} on {file}: {:#?}", r.checks)).detail
 }
@@ -293,6 +299,7 @@ fn added_files_fail_naming_them() {
         p.recompute_sums();
         let r = fails(&p, &extra, "not listed in package.json (added)");
         only(&r, &["file listed in the signed index"]);
+        no_ok(&r, "files match the signed index");
     }
 }
 
@@ -316,15 +323,19 @@ fn sums_files_are_checked_line_by_line_and_blamed_when_at_fault() {
     let r = fails(&p, "SHA256SUMS", &format!("{file} does not match SHA256SUMS"));
     assert!(!r.checks.iter().any(|c| !c.ok && c.file == file), "{:#?}", failures(&r));
     only(&r, &["SHA256SUMS entry"]);
+    no_ok(&r, "SHA256SUMS covers every file");
+    assert!(r.checks.iter().any(|c| c.ok && c.name == "B3SUMS covers every file"));
     // A line missing: the sums file is blamed (the file is signed).
     p.write("SHA256SUMS", rest);
     let r = fails(&p, "SHA256SUMS", &format!("{file} is in the package but not listed in SHA256SUMS"));
     only(&r, &["SHA256SUMS covers every file"]);
+    no_ok(&r, "SHA256SUMS covers every file");
     // A line naming a file that is not there, or a path outside the package.
     for (line, says) in [(format!("{other}  clips/nothing.bin"), "clips/nothing.bin is listed in SHA256SUMS but missing"), (format!("{other}  ../etc/passwd"), "names a path outside the package: ../etc/passwd"), (format!("{other}  /etc/passwd"), "names a path outside the package: /etc/passwd")] {
         p.write("SHA256SUMS", format!("{sums}{line}\n"));
         let r = fails(&p, "SHA256SUMS", says);
         only(&r, &["SHA256SUMS entry"]);
+        no_ok(&r, "SHA256SUMS covers every file");
     }
     // B3SUMS the same way, with the BLAKE3 digests.
     let p = Pkg::new("full");
@@ -364,6 +375,7 @@ fn the_signed_file_list_names_missing_and_changed_files() {
     p.recompute_sums();
     let r = fails(&p, &f, "differs from the digests in package.json");
     only(&r, &["file listed in the signed index"]);
+    no_ok(&r, "files match the signed index");
     for field in ["sha256", "blake3"] {
         let p = Pkg::new("full");
         let mut idx = p.index();
@@ -386,6 +398,7 @@ fn the_signed_file_list_names_missing_and_changed_files() {
     p.recompute_sums();
     let r = fails(&p, "clips/gone.bin", "missing");
     only(&r, &["file listed in the signed index"]);
+    no_ok(&r, "files match the signed index");
 }
 
 #[test]
