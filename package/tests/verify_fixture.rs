@@ -607,6 +607,25 @@ fn media_must_match_the_manifest_or_be_withheld() {
     let r = fails(&p, &path, "the manifest names no media");
     only(&r, &["media matches the manifest"]);
 
+    // A manifest that cannot be read: the media file is not blamed for what the manifest says.
+    let p = Pkg::new("full");
+    let c = idx.items[i].clip_id.clone();
+    fs::remove_file(p.p(&format!("clips/{c}/manifest.json"))).unwrap();
+    let r = p.report();
+    assert!(r.checks.iter().any(|x| !x.ok && x.file == format!("clips/{c}/manifest.json")));
+    assert!(!r.checks.iter().any(|x| x.name == "media matches the manifest" && x.file == path), "{:#?}", failures(&r));
+
+    // Release: an item with a released copy that the index does not list.
+    let p = Pkg::new("release");
+    let mut ridx = p.index();
+    let ri = ridx.items.iter().position(|i| i.media.is_some()).unwrap();
+    ridx.items[ri].media = None;
+    p.sign_index(&ridx);
+    p.recompute_sums();
+    let rc = ridx.items[ri].clip_id.clone();
+    let r = fails(&p, &format!("clips/{rc}/manifest.json"), "the manifest names media the index does not list");
+    assert!(!r.checks.iter().any(|x| x.name == "media withheld" && x.file == format!("clips/{rc}/manifest.json")), "{:#?}", failures(&r));
+
     // Release: the released copy against the derived manifest.
     let p = Pkg::new("release");
     let idx = p.index();
