@@ -993,6 +993,31 @@ fn custody_events() {
     p.write("custody.jsonl", [p.read("custody.jsonl"), vec![0xff, b'\n']].concat());
     p.reseal();
     assert!(p.report().checks.iter().find(|c| c.name == "custody events").unwrap().detail.contains("custody.jsonl is not UTF-8"));
+    // A device that never uploaded its custody log (no upload recorded, none held) is not a
+    // failure in a full package: its items are noted.
+    let p = Pkg::new("full");
+    let n_monitor = idx.items.iter().filter(|i| i.device_id == monitor).count();
+    p.edit_custody(|ev| {
+        ev.retain(|e| !is(e, &dev) && !(e["event"] == "device_custody_received" && e["detail"]["device_id"] == monitor.as_str()));
+    });
+    p.reseal();
+    let r = p.report();
+    let c = r.checks.iter().find(|c| c.name == "custody events").unwrap();
+    assert!(c.ok && c.detail.contains(&format!("note: {n_monitor} item(s) without a device custody event")), "{c:?}");
+    // An item whose `sealed` event is not among its device's events is noted (release: the
+    // device log may skip events).
+    let p = Pkg::new("release");
+    let rel = p.index();
+    for it in &rel.items {
+        let p = Pkg::new("release");
+        let actor = format!("device:{}", it.device_id);
+        p.edit_custody(|ev| ev.retain(|e| !(e["actor"] == actor.as_str() && e["event"] == "sealed" && e["clip_id"] == it.clip_id.as_str())));
+        p.reseal();
+        let r = p.report();
+        let c = r.checks.iter().find(|c| c.name == "custody events").unwrap();
+        assert!(c.ok && c.detail.contains("note: 1 item(s) without a device custody event"), "{}: {c:?}", it.clip_id);
+    }
+
     // In a release the device logs may have holes (events of other items are left out).
     let p = Pkg::new("release");
     let rel = p.index();
