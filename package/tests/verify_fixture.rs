@@ -998,7 +998,7 @@ fn custody_events() {
     let p = Pkg::new("full");
     let n_monitor = idx.items.iter().filter(|i| i.device_id == monitor).count();
     p.edit_custody(|ev| {
-        ev.retain(|e| !is(e, &dev) && !(e["event"] == "device_custody_received" && e["detail"]["device_id"] == monitor.as_str()));
+        ev.retain(|e| !(is(e, &dev) || (e["event"] == "device_custody_received" && e["detail"]["device_id"] == monitor.as_str())));
     });
     p.reseal();
     let r = p.report();
@@ -1170,6 +1170,28 @@ fn exported_clip_folders() {
         let r = verify_clip_dir(&d);
         assert!(r.checks.iter().any(|c| !c.ok && c.name == check && c.detail.contains(says)), "{what}: {:#?}", r.checks);
     }
+    // The device log up to the item's `sealed` event is enough; a `sealed` event naming another
+    // manifest is not (even when a later event of the item names the right one).
+    let (_t, d) = clip_folder(&p, v, true);
+    let t = fs::read_to_string(d.join("custody.jsonl")).unwrap();
+    let upto: Vec<&str> = t.lines().take_while(|l| !(l.contains("\"event\":\"sealed\"") && l.contains(&it.clip_id))).collect();
+    let sealed_line = t.lines().nth(upto.len()).unwrap();
+    fs::write(d.join("custody.jsonl"), format!("{}\n{sealed_line}\n", upto.join("\n"))).unwrap();
+    fs::remove_file(d.join("SHA256SUMS")).unwrap();
+    fs::remove_file(d.join("B3SUMS")).unwrap();
+    let r = verify_clip_dir(&d);
+    assert!(r.all_ok(), "{:#?}", r.checks);
+    let p2 = Pkg::new("full");
+    let clip = it.clip_id.clone();
+    p2.edit_custody(|ev| {
+        for e in ev.iter_mut().filter(|e| e["event"] == "sealed" && e["clip_id"] == clip.as_str()) {
+            e["detail"]["manifest_sha256"] = "0".repeat(64).into();
+        }
+    });
+    let (_t, d) = clip_folder(&p2, v, true);
+    let r = verify_clip_dir(&d);
+    assert!(r.checks.iter().any(|c| !c.ok && c.name == "device custody chain" && c.detail.contains("no sealed event for this manifest")), "{:#?}", r.checks);
+
     // Without sums and custody files those checks are not run; an observation has no media check.
     let o = idx.items.iter().position(|i| i.kind == "observation").unwrap();
     let (_t, d) = clip_folder(&p, o, false);
