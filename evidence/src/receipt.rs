@@ -267,6 +267,14 @@ mod tests {
     }
 
     #[test]
+    fn the_verifier_names_its_key_and_log() {
+        let log = Log::new();
+        let v = log.verifier();
+        assert_eq!(v.server_key(), &log.server.verifying_key());
+        assert_eq!(v.log_origin(), ORIGIN);
+    }
+
+    #[test]
     fn a_forged_or_altered_signature_fails() {
         let log = Log::new();
         let r = log.video();

@@ -894,6 +894,23 @@ mod tests {
     }
 
     #[test]
+    fn hashes_and_proofs_in_hex() {
+        let a = leaf_hash(b"a");
+        let b = leaf_hash(b"b");
+        assert_eq!(to_hex(&a).len(), 64);
+        assert_eq!(from_hex(&to_hex(&a), "x").unwrap(), a);
+        let hexes = proof_to_hex(&[a, b]);
+        assert_eq!(hexes, vec![to_hex(&a), to_hex(&b)]);
+        assert_eq!(proof_from_hex(&hexes).unwrap(), vec![a, b]);
+        assert!(proof_from_hex(&[]).unwrap().is_empty());
+        assert!(proof_to_hex(&[]).is_empty());
+        assert!(from_hex("zz", "the root").unwrap_err().to_string().contains("the root is not hex"));
+        assert!(from_hex(&to_hex(&a)[..62], "the root").unwrap_err().to_string().contains("the root is not 32 bytes"));
+        let e = proof_from_hex(&[to_hex(&a), "0g".repeat(32)]).unwrap_err().to_string();
+        assert!(e.contains("proof node 1 is not hex"), "{e}");
+    }
+
+    #[test]
     fn key_id_matches_the_signed_note_definition() {
         // Key id = SHA-256(name || "\n" || 0x01 || key)[:4], computed here by hand.
         let key = crate::identity::DeviceKey::generate();

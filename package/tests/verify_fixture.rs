@@ -167,6 +167,12 @@ fn only(r: &VerifyReport, names: &[&str]) {
     assert!(bad.is_empty(), "unexpected failures: {bad:#?}");
 }
 
+/// The summary line `name` that a family adds when all of its checks hold is absent.
+#[track_caller]
+fn no_ok(r: &VerifyReport, name: &str) {
+    assert!(!r.checks.iter().any(|c| c.ok && c.name == name), "{name} claimed to hold: {:#?}", r.checks.iter().filter(|c| c.name == name).collect::<Vec<_>>());
+}
+
 fn detail<'a>(r: &'a VerifyReport, name: &str, file: &str) -> &'a str {
     &r.checks.iter().find(|c| c.name == name && c.file == file).unwrap_or_else(|| panic!("no check {name} on {file}: {:#?}", r.checks)).detail
 }
@@ -293,6 +299,7 @@ fn added_files_fail_naming_them() {
         p.recompute_sums();
         let r = fails(&p, &extra, "not listed in package.json (added)");
         only(&r, &["file listed in the signed index"]);
+        no_ok(&r, "files match the signed index");
     }
 }
 
@@ -316,15 +323,19 @@ fn sums_files_are_checked_line_by_line_and_blamed_when_at_fault() {
     let r = fails(&p, "SHA256SUMS", &format!("{file} does not match SHA256SUMS"));
     assert!(!r.checks.iter().any(|c| !c.ok && c.file == file), "{:#?}", failures(&r));
     only(&r, &["SHA256SUMS entry"]);
+    no_ok(&r, "SHA256SUMS covers every file");
+    assert!(r.checks.iter().any(|c| c.ok && c.name == "B3SUMS covers every file"));
     // A line missing: the sums file is blamed (the file is signed).
     p.write("SHA256SUMS", rest);
     let r = fails(&p, "SHA256SUMS", &format!("{file} is in the package but not listed in SHA256SUMS"));
     only(&r, &["SHA256SUMS covers every file"]);
+    no_ok(&r, "SHA256SUMS covers every file");
     // A line naming a file that is not there, or a path outside the package.
     for (line, says) in [(format!("{other}  clips/nothing.bin"), "clips/nothing.bin is listed in SHA256SUMS but missing"), (format!("{other}  ../etc/passwd"), "names a path outside the package: ../etc/passwd"), (format!("{other}  /etc/passwd"), "names a path outside the package: /etc/passwd")] {
         p.write("SHA256SUMS", format!("{sums}{line}\n"));
         let r = fails(&p, "SHA256SUMS", says);
         only(&r, &["SHA256SUMS entry"]);
+        no_ok(&r, "SHA256SUMS covers every file");
     }
     // B3SUMS the same way, with the BLAKE3 digests.
     let p = Pkg::new("full");
@@ -364,6 +375,7 @@ fn the_signed_file_list_names_missing_and_changed_files() {
     p.recompute_sums();
     let r = fails(&p, &f, "differs from the digests in package.json");
     only(&r, &["file listed in the signed index"]);
+    no_ok(&r, "files match the signed index");
     for field in ["sha256", "blake3"] {
         let p = Pkg::new("full");
         let mut idx = p.index();
@@ -386,6 +398,7 @@ fn the_signed_file_list_names_missing_and_changed_files() {
     p.recompute_sums();
     let r = fails(&p, "clips/gone.bin", "missing");
     only(&r, &["file listed in the signed index"]);
+    no_ok(&r, "files match the signed index");
 }
 
 #[test]
@@ -593,6 +606,25 @@ fn media_must_match_the_manifest_or_be_withheld() {
     p.recompute_sums();
     let r = fails(&p, &path, "the manifest names no media");
     only(&r, &["media matches the manifest"]);
+
+    // A manifest that cannot be read: the media file is not blamed for what the manifest says.
+    let p = Pkg::new("full");
+    let c = idx.items[i].clip_id.clone();
+    fs::remove_file(p.p(&format!("clips/{c}/manifest.json"))).unwrap();
+    let r = p.report();
+    assert!(r.checks.iter().any(|x| !x.ok && x.file == format!("clips/{c}/manifest.json")));
+    assert!(!r.checks.iter().any(|x| x.name == "media matches the manifest" && x.file == path), "{:#?}", failures(&r));
+
+    // Release: an item with a released copy that the index does not list.
+    let p = Pkg::new("release");
+    let mut ridx = p.index();
+    let ri = ridx.items.iter().position(|i| i.media.is_some()).unwrap();
+    ridx.items[ri].media = None;
+    p.sign_index(&ridx);
+    p.recompute_sums();
+    let rc = ridx.items[ri].clip_id.clone();
+    let r = fails(&p, &format!("clips/{rc}/manifest.json"), "the manifest names media the index does not list");
+    assert!(!r.checks.iter().any(|x| x.name == "media withheld" && x.file == format!("clips/{rc}/manifest.json")), "{:#?}", failures(&r));
 
     // Release: the released copy against the derived manifest.
     let p = Pkg::new("release");
@@ -961,6 +993,31 @@ fn custody_events() {
     p.write("custody.jsonl", [p.read("custody.jsonl"), vec![0xff, b'\n']].concat());
     p.reseal();
     assert!(p.report().checks.iter().find(|c| c.name == "custody events").unwrap().detail.contains("custody.jsonl is not UTF-8"));
+    // A device that never uploaded its custody log (no upload recorded, none held) is not a
+    // failure in a full package: its items are noted.
+    let p = Pkg::new("full");
+    let n_monitor = idx.items.iter().filter(|i| i.device_id == monitor).count();
+    p.edit_custody(|ev| {
+        ev.retain(|e| !(is(e, &dev) || (e["event"] == "device_custody_received" && e["detail"]["device_id"] == monitor.as_str())));
+    });
+    p.reseal();
+    let r = p.report();
+    let c = r.checks.iter().find(|c| c.name == "custody events").unwrap();
+    assert!(c.ok && c.detail.contains(&format!("note: {n_monitor} item(s) without a device custody event")), "{c:?}");
+    // An item whose `sealed` event is not among its device's events is noted (release: the
+    // device log may skip events).
+    let p = Pkg::new("release");
+    let rel = p.index();
+    for it in &rel.items {
+        let p = Pkg::new("release");
+        let actor = format!("device:{}", it.device_id);
+        p.edit_custody(|ev| ev.retain(|e| !(e["actor"] == actor.as_str() && e["event"] == "sealed" && e["clip_id"] == it.clip_id.as_str())));
+        p.reseal();
+        let r = p.report();
+        let c = r.checks.iter().find(|c| c.name == "custody events").unwrap();
+        assert!(c.ok && c.detail.contains("note: 1 item(s) without a device custody event"), "{}: {c:?}", it.clip_id);
+    }
+
     // In a release the device logs may have holes (events of other items are left out).
     let p = Pkg::new("release");
     let rel = p.index();
@@ -1113,6 +1170,28 @@ fn exported_clip_folders() {
         let r = verify_clip_dir(&d);
         assert!(r.checks.iter().any(|c| !c.ok && c.name == check && c.detail.contains(says)), "{what}: {:#?}", r.checks);
     }
+    // The device log up to the item's `sealed` event is enough; a `sealed` event naming another
+    // manifest is not (even when a later event of the item names the right one).
+    let (_t, d) = clip_folder(&p, v, true);
+    let t = fs::read_to_string(d.join("custody.jsonl")).unwrap();
+    let upto: Vec<&str> = t.lines().take_while(|l| !(l.contains("\"event\":\"sealed\"") && l.contains(&it.clip_id))).collect();
+    let sealed_line = t.lines().nth(upto.len()).unwrap();
+    fs::write(d.join("custody.jsonl"), format!("{}\n{sealed_line}\n", upto.join("\n"))).unwrap();
+    fs::remove_file(d.join("SHA256SUMS")).unwrap();
+    fs::remove_file(d.join("B3SUMS")).unwrap();
+    let r = verify_clip_dir(&d);
+    assert!(r.all_ok(), "{:#?}", r.checks);
+    let p2 = Pkg::new("full");
+    let clip = it.clip_id.clone();
+    p2.edit_custody(|ev| {
+        for e in ev.iter_mut().filter(|e| e["event"] == "sealed" && e["clip_id"] == clip.as_str()) {
+            e["detail"]["manifest_sha256"] = "0".repeat(64).into();
+        }
+    });
+    let (_t, d) = clip_folder(&p2, v, true);
+    let r = verify_clip_dir(&d);
+    assert!(r.checks.iter().any(|c| !c.ok && c.name == "device custody chain" && c.detail.contains("no sealed event for this manifest")), "{:#?}", r.checks);
+
     // Without sums and custody files those checks are not run; an observation has no media check.
     let o = idx.items.iter().position(|i| i.kind == "observation").unwrap();
     let (_t, d) = clip_folder(&p, o, false);

@@ -24,7 +24,7 @@ pub(super) fn check(c: &mut Verification<'_>, on_disk: &[String], index: Option<
 
 /// Every file the index lists is present with its digests; every file present is listed.
 fn check_signed_list(c: &mut Verification<'_>, on_disk: &[String], signed: &BTreeMap<String, FileEntry>, i: &PackageIndex) {
-    let mut bad = 0;
+    let mut bad = 0usize;
     for f in &i.files {
         match c.digests.get(&f.path) {
             None => {
@@ -59,7 +59,7 @@ fn check_sums(c: &mut Verification<'_>, on_disk: &[String], signed: &BTreeMap<St
             return;
         }
     };
-    let mut bad = 0;
+    let mut bad = 0usize;
     for (f, want) in &listed {
         if f.contains("..") || f.starts_with('/') {
             bad += 1;
