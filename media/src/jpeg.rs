@@ -7,7 +7,8 @@
 //! spaces; APP0 JFIF, APP2 `ICC_PROFILE`/`MPF` and APP14 `Adobe` are kept; every other APPn
 //! segment (IPTC, vendor blocks, C2PA/JUMBF) is zeroed. Images appended after the first (MPF
 //! secondary images) are scrubbed as JPEGs, an appended motion-photo movie as ISO-BMFF; zero
-//! padding is accepted, any other trailing data refused.
+//! padding is accepted, any other trailing data refused. EXIF whose blanked values or thumbnail
+//! overlap its TIFF header or IFDs is refused, so blanking never changes structure.
 
 use crate::isobmff::walk_bmff;
 use crate::walk::{clean, too_deep, Ctx, Src, MAX_DEPTH};
@@ -249,6 +250,11 @@ fn tiff_type_size(typ: u16) -> Option<u64> {
 
 /// The TIFF structure of an EXIF APP1 segment, `[start, end)` (at most 64 KiB, read whole).
 /// Offsets inside are relative to `start`.
+///
+/// A block in which a value to be blanked (or the thumbnail) overlaps the TIFF header or any
+/// IFD followed (its entry count, entry table or next-IFD pointer) is refused: blanking it would
+/// change the structure a reader — and a second scrub — walks, so the copy would no longer parse
+/// or would scrub differently. Only an entry's own 4-byte value field may be blanked in place.
 fn scrub_exif<T: Read + Seek>(src: &mut Src<T>, ctx: &mut Ctx, start: u64, end: u64, path: &str, depth: u32) -> R<()> {
     let t = src.bytes(start, end - start)?;
     let len = t.len() as u64;
@@ -272,6 +278,11 @@ fn scrub_exif<T: Read + Seek>(src: &mut Src<T>, ctx: &mut Ctx, start: u64, end: 
     }
     let mut queue: Vec<(u32, Ifd)> = vec![(rd32(4)?, Ifd::Main(0))];
     let mut seen = BTreeSet::new();
+    // Structure a reader walks, relative to the TIFF header: the header itself, then every
+    // IFD followed, from its entry count to the end of its next-IFD pointer.
+    let mut structure: Vec<(u64, u64, String)> = vec![(0, 8, "the TIFF header".into())];
+    // Values to blank: (range, tag, the IFD whose entry holds the value inline, if it does).
+    let mut values: Vec<(u64, u64, u16, Option<usize>)> = Vec::new();
     let mut thumb: (Option<u32>, Option<u32>) = (None, None);
     while let Some((off, kind)) = queue.pop() {
         // The chain of image directories ends with offset 0; an IFD seen before is a loop.
@@ -287,6 +298,13 @@ fn scrub_exif<T: Read + Seek>(src: &mut Src<T>, ctx: &mut Ctx, start: u64, end: 
         if entries_end + 4 > len {
             return malformed(format!("{path}: an IFD at offset {o} runs past the EXIF block"));
         }
+        let this_ifd = structure.len();
+        let name = match kind {
+            Ifd::Main(k) => format!("IFD{k}"),
+            Ifd::Exif => "the Exif IFD".into(),
+            Ifd::Gps => "the GPS IFD".into(),
+        };
+        structure.push((o, entries_end + 4, format!("{name} at offset {o}: its entry count, entries or next-IFD pointer")));
         for i in 0..n {
             let e = o + 2 + 12 * i;
             let (tag, typ, count) = (rd16(e)?, rd16(e + 2)?, rd32(e + 4)?);
@@ -296,20 +314,21 @@ fn scrub_exif<T: Read + Seek>(src: &mut Src<T>, ctx: &mut Ctx, start: u64, end: 
                 Some(sz) => {
                     let bytes = u64::from(count) * sz;
                     if bytes <= 4 {
-                        Some((field, field + 4))
+                        Some((field, field + 4, Some(this_ifd)))
                     } else {
                         let vo = u64::from(rd32(field)?);
                         if vo.checked_add(bytes).is_none_or(|ve| ve > len) {
                             return malformed(format!("{path}: tag 0x{tag:04X} points outside the EXIF block"));
                         }
-                        Some((vo, vo + bytes))
+                        Some((vo, vo + bytes, None))
                     }
                 }
                 None => None,
             };
             match (kind, tag) {
                 (Ifd::Gps, _) => {
-                    let (a, b) = value.ok_or_else(|| ScrubError::Malformed(format!("{path}: GPS tag 0x{tag:04X} has unknown type {typ}")))?;
+                    let (a, b, inline) = value.ok_or_else(|| ScrubError::Malformed(format!("{path}: GPS tag 0x{tag:04X} has unknown type {typ}")))?;
+                    values.push((a, b, tag, inline));
                     ctx.blank(format!("{path}/GPS IFD 0x{tag:04X} {}", gps_tag_name(tag)), Category::Location, start + a, start + b, Fill::Zeros)?;
                 }
                 (_, 0x8825) => queue.push((rd32(field)?, Ifd::Gps)),
@@ -318,7 +337,8 @@ fn scrub_exif<T: Read + Seek>(src: &mut Src<T>, ctx: &mut Ctx, start: u64, end: 
                 (Ifd::Main(1), 0x0202) => thumb.1 = Some(rd32(field)?),
                 (_, tag) => {
                     if let Some((name, cat)) = exif_deny(tag) {
-                        let (a, b) = value.ok_or_else(|| ScrubError::Malformed(format!("{path}: tag 0x{tag:04X} has unknown type {typ}")))?;
+                        let (a, b, inline) = value.ok_or_else(|| ScrubError::Malformed(format!("{path}: tag 0x{tag:04X} has unknown type {typ}")))?;
+                        values.push((a, b, tag, inline));
                         let ifd = match kind {
                             Ifd::Main(k) => format!("IFD{k}"),
                             _ => "Exif IFD".into(),
@@ -332,12 +352,31 @@ fn scrub_exif<T: Read + Seek>(src: &mut Src<T>, ctx: &mut Ctx, start: u64, end: 
             queue.push((rd32(entries_end)?, Ifd::Main(k + 1)));
         }
     }
+    // Blanking must leave every structure byte as it was (see above): the second walk of the
+    // copy then follows the same IFDs and entries and plans the same ranges.
+    let overlaps = |a: u64, b: u64, s: u64, e: u64| a < e && s < b;
+    for &(a, b, tag, inline) in &values {
+        for (i, (s, e, what)) in structure.iter().enumerate() {
+            // An inline value is its own entry's value field: inside its IFD, but no other.
+            if overlaps(a, b, *s, *e) && inline != Some(i) {
+                return malformed(format!("{path}: the value of tag 0x{tag:04X} overlaps the IFD structure ({what})"));
+            }
+        }
+    }
     if let (Some(to), Some(tl)) = thumb {
         let (a, b) = (u64::from(to), u64::from(to) + u64::from(tl));
         if b > len {
             return malformed(format!("{path}: the thumbnail runs past the EXIF block"));
         }
         if tl > 0 {
+            // The thumbnail's own blanks (or its zeroing) must not touch structure either, and
+            // no blanked value may change the thumbnail's segments under it.
+            if let Some((_, _, what)) = structure.iter().find(|(s, e, _)| overlaps(a, b, *s, *e)) {
+                return malformed(format!("{path}: the thumbnail overlaps the IFD structure ({what})"));
+            }
+            if let Some(&(_, _, tag, _)) = values.iter().find(|v| overlaps(a, b, v.0, v.1)) {
+                return malformed(format!("{path}: the value of tag 0x{tag:04X} overlaps the thumbnail"));
+            }
             // The thumbnail is a JPEG with its own segments; one that does not parse is zeroed.
             let mark = ctx.blanks.len();
             match walk_jpeg(src, ctx, start + a, start + b, &format!("{path}/thumbnail"), depth + 1) {
@@ -486,6 +525,136 @@ mod tests {
         seg.extend_from_slice(&t.buf);
         let f = cat(&[vec![0xFF, 0xD8], segment(0xE1, &seg), vec![0xFF, 0xD9]]);
         assert!(plan_of(&f, "image/jpeg").is_ok());
+    }
+
+    /// A JPEG whose only metadata is the EXIF block `tiff`.
+    fn with_exif(tiff: &[u8]) -> Vec<u8> {
+        let mut seg = b"Exif\0\0".to_vec();
+        seg.extend_from_slice(tiff);
+        cat(&[vec![0xFF, 0xD8], segment(0xE1, &seg), segment(0xDA, &[1, 1, 0, 0, 63, 0]), scan_data(), vec![0xFF, 0xD9]])
+    }
+
+    /// IFD0 (Make, Artist, GPS pointer, next pointer) and a GPS IFD with a latitude; returns
+    /// the TIFF, IFD0's value fields, IFD0's offset and entry count, and the GPS IFD's fields.
+    fn ifd0_and_gps(little: bool) -> (Tiff, Vec<usize>, Vec<usize>) {
+        let mut t = Tiff::new(little);
+        let (_, f0) = t.ifd(&[(0x010F, 2, 6, b"Pixel\0".to_vec()), (0x013B, 2, 9, b"Jane Doe\0".to_vec()), (0x8825, 4, 1, vec![0; 4])]);
+        let (gps, fg) = t.ifd(&[(1, 2, 2, b"N\0".to_vec()), (2, 5, 3, t.rationals(&LAT))]);
+        t.patch32(f0[2], gps);
+        (t, f0, fg)
+    }
+
+    /// Plans `f`, scrubs it in memory, plans the copy and scrubs it again: the copy must parse
+    /// and the second scrub must change nothing (the promises the fuzz harness checks).
+    fn settles(f: &[u8], mime: &str) -> Result<(), String> {
+        let apply = |d: &[u8], p: &Plan| {
+            let mut o = d.to_vec();
+            for b in &p.blanks {
+                o[b.offset as usize..(b.offset + b.len) as usize].fill(b.fill.byte());
+            }
+            o
+        };
+        let Ok(p) = plan_of(f, mime) else { return Ok(()) };
+        let once = apply(f, &p);
+        let again = plan_of(&once, mime).map_err(|e| format!("the copy no longer parses: {e}"))?;
+        if apply(&once, &again) != once {
+            return Err("a second scrub changed the copy".into());
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn exif_values_overlapping_the_ifd_structure_are_refused() {
+        for little in [true, false] {
+            // The well-formed block is scrubbed (inline GPS values blanked in their own field).
+            let (t, f0, fg) = ifd0_and_gps(little);
+            let (plan, out) = scrub_bytes(&with_exif(&t.buf), "image/jpeg");
+            assert!(plan.blanks.iter().any(|b| b.what.ends_with("GPSLatitudeRef")), "{:?}", plan.blanks);
+            assert!(!find(&out, &t.rationals(&LAT)));
+            settles(&with_exif(&t.buf), "image/jpeg").unwrap();
+            let mut cases: Vec<(&str, Tiff, &str)> = Vec::new();
+            // The GPS latitude (24 bytes) points at IFD0's entries (offset 8).
+            let mut c = t.clone();
+            c.patch32(fg[1], 8);
+            cases.push(("latitude over IFD0", c, "IFD0 at offset 8"));
+            // … at the TIFF header.
+            let mut c = t.clone();
+            c.patch32(fg[1], 0);
+            cases.push(("latitude over the header", c, "the TIFF header"));
+            // The Artist value (9 bytes) covers IFD0's next-IFD pointer (after 3 entries).
+            let mut c = t.clone();
+            c.patch32(f0[1], 8 + 2 + 36 - 2);
+            cases.push(("artist over the next pointer", c, "IFD0 at offset 8"));
+            // The GPS IFD inside the blanked Artist value: blanking zeroes its entries.
+            let mut c = t.clone();
+            let gps_at = (fg[0] - 8 - 2) as u32;
+            c.patch32(f0[1], gps_at - 4);
+            cases.push(("GPS IFD inside the artist value", c, "the GPS IFD"));
+            // The GPS IFD's latitude points into its own entries.
+            let mut c = t.clone();
+            c.patch32(fg[1], gps_at + 2);
+            cases.push(("latitude over its own IFD", c, "the GPS IFD"));
+            for (name, c, names) in cases {
+                let f = with_exif(&c.buf);
+                match plan_of(&f, "image/jpeg") {
+                    Err(ScrubError::Malformed(m)) => assert!(m.contains("overlaps the IFD structure") && m.contains(names), "{name}: {m}"),
+                    other => panic!("{name} (little {little}): {other:?}"),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_thumbnail_overlapping_the_ifds_or_a_blanked_value_is_refused() {
+        let thumb = cat(&[vec![0xFF, 0xD8], segment(0xFE, b"near 33.7406"), vec![0xFF, 0xD9]]);
+        let build = |over: Option<&str>| {
+            let mut t = Tiff::new(true);
+            let (_, f0) = t.ifd(&[(0x013B, 2, 9, b"Jane Doe\0".to_vec())]);
+            let (ifd1, f1) = t.ifd(&[(0x0201, 4, 1, vec![0; 4]), (0x0202, 4, 1, vec![0; 4])]);
+            t.patch32(f0[0] + 4, ifd1);
+            let at = t.buf.len() as u32;
+            t.buf.extend_from_slice(&thumb);
+            t.patch32(f1[0], at);
+            t.patch32(f1[1], thumb.len() as u32);
+            match over {
+                Some("ifd") => t.patch32(f1[0], ifd1),
+                Some("artist") => t.patch32(f0[0], at + 2),
+                _ => {}
+            }
+            with_exif(&t.buf)
+        };
+        let (_, out) = scrub_bytes(&build(None), "image/jpeg");
+        assert!(!find(&out, b"33.7406"));
+        for (over, says) in [("ifd", "the thumbnail overlaps the IFD structure (IFD1"), ("artist", "tag 0x013B overlaps the thumbnail")] {
+            match plan_of(&build(Some(over)), "image/jpeg") {
+                Err(ScrubError::Malformed(m)) => assert!(m.contains(says), "{over}: {m}"),
+                other => panic!("{over}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn the_fuzz_corpus_scrubs_to_a_copy_that_parses_and_settles() {
+        // The scrub target's inputs: the first byte picks the MIME type (fuzz_targets/scrub.rs),
+        // among them the two hostile-EXIF findings of issue 12.
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/scrub");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let data = std::fs::read(&path).unwrap();
+            let Some((&which, rest)) = data.split_first() else { continue };
+            let mime = ["image/jpeg", "video/mp4", "video/quicktime", "audio/mp4"][usize::from(which % 4)];
+            if let Err(e) = settles(rest, mime) {
+                panic!("{}: {e}", path.display());
+            }
+            seen += 1;
+        }
+        assert!(seen >= 8, "corpus at {} holds {seen} files", dir.display());
+        for name in ["exif-overlap-not-idempotent", "exif-ifd-inside-blanked-value"] {
+            let data = std::fs::read(dir.join(name)).unwrap();
+            assert_eq!(data[0] % 4, 0, "{name} is a JPEG input");
+            assert!(matches!(plan_of(&data[1..], "image/jpeg"), Err(ScrubError::Malformed(m)) if m.contains("overlaps")), "{name}");
+        }
     }
 
     proptest! {

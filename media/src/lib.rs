@@ -45,7 +45,11 @@
 //!   `ICC_PROFILE`/`MPF` and APP14 `Adobe` are kept; every other APPn segment (IPTC in APP13,
 //!   vendor blocks, C2PA/JUMBF) is zeroed. Images appended after the end of the first one (MPF
 //!   secondary images) are scrubbed as JPEGs, an appended motion-photo movie as ISO-BMFF;
-//!   zero padding is accepted; any other trailing data is refused.
+//!   zero padding is accepted; any other trailing data is refused. EXIF in which a value to be
+//!   blanked, or the thumbnail, overlaps the TIFF header or an IFD's entry count, entries or
+//!   next-IFD pointer (only hostile or broken writers do this) is refused
+//!   ([`ScrubError::Malformed`], naming the tag): blanking it would change the structure, so the
+//!   copy would no longer parse or would scrub differently a second time.
 //!
 //! Anything else — WebM, Matroska, PNG, HEIC, WebP, WAV, MP3, Ogg, AMR, AAC — is
 //! [`ScrubError::Unsupported`], and a file that does not parse ([`ScrubError::Malformed`]: a box
@@ -208,7 +212,8 @@ pub struct Plan {
     pub format: Format,
     /// Length of the file planned.
     pub len: u64,
-    /// Ranges to overwrite (they may overlap in a hostile EXIF block).
+    /// Ranges to overwrite. Two values of a hostile EXIF block may share bytes, so ranges may
+    /// overlap each other; none overlaps the structure a reader walks.
     pub blanks: Vec<Blank>,
 }
 
