@@ -325,6 +325,15 @@ impl Manifest {
             return Err(Error::InvalidInput("manifest is not canonical JSON (sorted keys, no whitespace)".into()));
         }
         m.validate()?;
+        // One spelling per manifest: the bytes must be exactly what this manifest serialises
+        // to, so what was signed is what was checked (an explicit `null` for an absent field, a
+        // missing `prev`, `4` for `4.0` or an empty optional list would otherwise parse to a
+        // manifest whose own bytes differ from the signed ones).
+        if m.to_canonical_bytes()? != bytes {
+            return Err(Error::InvalidInput(
+                "manifest is not in its one canonical spelling (an explicit null, a missing or empty optional field, or an integer where a decimal number is expected)".into(),
+            ));
+        }
         Ok(m)
     }
 

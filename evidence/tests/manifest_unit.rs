@@ -274,7 +274,10 @@ fn seq_and_prev_form_the_chain() {
     for bad in ["ab".repeat(31), "ab".repeat(33), "AB".repeat(32), format!("{}g", "a".repeat(63)), String::new()] {
         refused(&with(|m| m.prev = Some(bad.clone())), "prev");
     }
-    accepted(&with(|m| m.seq = u64::MAX));
+    // seq is bounded at 2^53 - 1 (exact in every JSON reader; issue 12 finding 3).
+    accepted(&with(|m| m.seq = fieldcap_evidence::manifest::MAX_SEQ));
+    refused(&with(|m| m.seq = fieldcap_evidence::manifest::MAX_SEQ + 1), "seq");
+    refused(&with(|m| m.seq = u64::MAX), "seq");
     accepted(&with(|m| m.prev = Some("0".repeat(64))));
 }
 
@@ -525,4 +528,30 @@ fn signatures_cover_the_exact_bytes() {
     let mut s2 = sig;
     s2[10] ^= 0x80;
     assert!(identity::verify(&key.verifying_key(), &bytes, &s2).is_err());
+}
+
+/// A manifest has one spelling: bytes that parse to a manifest whose own canonical bytes differ
+/// (an explicit `null` for an absent optional field) are refused, so what was signed is what was
+/// checked.
+#[test]
+fn other_spellings_of_the_same_manifest_are_refused() {
+    let m = with(|m| {
+        m.note = None;
+        m.incident_hint = None;
+        m.segment = None;
+    });
+    let mut tried = 0;
+    for key in ["note", "incident_hint", "segment"] {
+        let mut v = value_of(&m);
+        v.as_object_mut().unwrap().insert(key.to_string(), Value::Null);
+        let other = fieldcap_evidence::canonical::to_vec(&v);
+        assert!(fieldcap_evidence::canonical::is_canonical(&other));
+        // serde alone reads the null as "absent": the same manifest, other bytes.
+        assert_eq!(&serde_json::from_slice::<Manifest>(&other).unwrap(), &m);
+        let err = Manifest::parse(&other).expect_err("an explicit null was accepted").to_string();
+        assert!(err.contains("one canonical spelling"), "{err}");
+        tried += 1;
+    }
+    assert_eq!(tried, 3);
+    assert_eq!(Manifest::parse(&m.to_canonical_bytes().unwrap()).unwrap(), m);
 }
