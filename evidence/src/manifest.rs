@@ -321,15 +321,17 @@ impl Manifest {
             return Err(Error::InvalidInput("manifest is larger than 4 MiB".into()));
         }
         let m: Manifest = serde_json::from_slice(bytes).map_err(|e| Error::InvalidInput(format!("manifest does not match fieldcap.manifest/1: {e}")))?;
-        if !crate::canonical::is_canonical(bytes) {
-            return Err(Error::InvalidInput("manifest is not canonical JSON (sorted keys, no whitespace)".into()));
-        }
         m.validate()?;
         // One spelling per manifest: the bytes must be exactly what this manifest serialises
         // to, so what was signed is what was checked (an explicit `null` for an absent field, a
         // missing `prev`, `4` for `4.0` or an empty optional list would otherwise parse to a
         // manifest whose own bytes differ from the signed ones).
+        // (Canonical JSON is checked only on that failure path, to name the fault: equal bytes
+        // are canonical, so the hot path parses the JSON once.)
         if m.to_canonical_bytes()? != bytes {
+            if !crate::canonical::is_canonical(bytes) {
+                return Err(Error::InvalidInput("manifest is not canonical JSON (sorted keys, no whitespace)".into()));
+            }
             return Err(Error::InvalidInput(
                 "manifest is not in its one canonical spelling (an explicit null, a missing or empty optional field, or an integer where a decimal number is expected)".into(),
             ));
