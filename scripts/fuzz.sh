@@ -14,7 +14,9 @@
 # fresh CI machine has one toolchain and cannot fetch another). FUZZ_TOOLCHAIN=stable forces
 # the second path. FUZZ_SANITIZER (default address) is passed to `cargo fuzz -s`; `none` runs
 # about twice as fast but finds no leaks. FUZZ_JOBS>1 runs that many fuzzing processes per
-# target (libFuzzer -fork). The build goes to fuzz/target.
+# target (libFuzzer -fork). FUZZ_RUNS=N also stops a target after N executions (whichever of
+# the time and the count comes first; the issue's campaign goal is 10 million or 30 minutes:
+# `FUZZ_RUNS=10000000 scripts/fuzz.sh 1800`). The build goes to fuzz/target.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -64,12 +66,13 @@ for t in "${targets[@]}"; do
   artifacts="fuzz/artifacts/$t"
   mkdir -p "$seeds" "$work" "$artifacts"
   log="fuzz/artifacts/$t.log"
-  fork=()
-  [ "${FUZZ_JOBS:-1}" -gt 1 ] && fork=(-fork="$FUZZ_JOBS" -ignore_crashes=0)
+  extra=()
+  [ "${FUZZ_JOBS:-1}" -gt 1 ] && extra=(-fork="$FUZZ_JOBS" -ignore_crashes=0)
+  [ -n "${FUZZ_RUNS:-}" ] && extra+=(-runs="$FUZZ_RUNS")
   start=$(date +%s)
   (cd fuzz && "${cargo_fuzz[@]}" run -O -a -s "$sanitizer" "$t" "../$work" "../$seeds" -- \
       -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -max_len=1048576 -print_final_stats=1 \
-      -artifact_prefix="../$artifacts/" "${fork[@]}") >"$log" 2>&1
+      -artifact_prefix="../$artifacts/" "${extra[@]}") >"$log" 2>&1
   rc=$?
   took=$(( $(date +%s) - start ))
   execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | tail -1 | grep -o '[0-9]*$')

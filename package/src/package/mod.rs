@@ -50,7 +50,7 @@ mod verify;
 mod verify_txt;
 
 pub use derived::{coarsen, Derivation, DerivedDevice, DerivedManifest, ReleasedMedia, DERIVED_DEVICE_TYPE, DERIVED_MANIFEST_TYPE, RELEASE_GRID_DEG, RELEASE_MIN_ACCURACY_M};
-pub use verify::verify_package;
+pub use verify::{verify_package, verify_package_with, TrustAnchors};
 pub use verify_txt::verify_txt;
 
 use fieldcap_evidence::hashing::Digests;

