@@ -131,9 +131,10 @@ pub(crate) fn replacement_for(buf: &[u8]) -> Option<(usize, Vec<u8>)> {
     };
     let body = serde_json::to_vec(&problem(status, name, title, Some(detail))).ok()?;
     let mut out = format!(
-        "HTTP/1.1 {} {}\r\ncontent-type: application/problem+json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        "HTTP/1.1 {} {}\r\ncontent-type: application/problem+json\r\n{}: {name}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
         status.as_u16(),
         status.canonical_reason().unwrap_or("Error"),
+        fieldcap_evidence::protocol::H_PROBLEM,
         body.len()
     )
     .into_bytes();
@@ -192,6 +193,8 @@ mod tests {
         let text = String::from_utf8(out).expect("utf-8");
         assert!(text.starts_with("HTTP/1.1 400 Bad Request\r\ncontent-type: application/problem+json\r\n"), "{text}");
         assert!(text.contains("malformed-request"), "{text}");
+        // Like every other problem answer, it names the problem in a header too.
+        assert!(text.contains("\r\nfieldcap-problem: malformed-request\r\n"), "{text}");
         let (_, out) = replacement_for(b"HTTP/1.1 414 URI Too Long\r\ncontent-length: 0\r\n\r\n").expect("replaced");
         assert!(String::from_utf8_lossy(&out).contains("uri-too-long"));
         let (_, out) = replacement_for(b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-length: 0\r\n\r\n").expect("replaced");
