@@ -575,7 +575,7 @@ mod tests {
             (format!("old 3\n{}\n\n{note}", &h[..40]), "proof line 1"),
             (format!("old 3\n{h}\n{note}"), "proof line 2"),
             ("old 3\n".to_string(), "no empty line"),
-            (format!("old 3\n\nnot a note"), "signed note"),
+            ("old 3\n\nnot a note".to_string(), "signed note"),
             (format!("old 3\n{}\n{note}", format!("{h}\n").repeat(64)), "more than 63"),
         ] {
             let e = AddCheckpoint::parse(bad.as_bytes()).unwrap_err().to_string();
