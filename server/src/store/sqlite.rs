@@ -361,6 +361,28 @@ impl RecordStore for SqliteRecordStore {
             .optional()?)
     }
 
+    fn add_checkpoint_signatures(&self, tree_size: u64, note: &str) -> Result<bool> {
+        // Only an extension of the stored note: its text and signatures stay byte for byte.
+        let n = self.conn()?.execute(
+            "UPDATE checkpoints SET note = ?2 WHERE tree_size = ?1 AND length(?2) > length(note) AND substr(?2, 1, length(note)) = note",
+            params![tree_size as i64, note],
+        )?;
+        Ok(n == 1)
+    }
+
+    fn best_checkpoint(&self, min_size: u64) -> Result<Option<(u64, String)>> {
+        // Signature lines are counted by their em dashes (one per line; none in a checkpoint body).
+        Ok(self
+            .conn()?
+            .query_row(
+                "SELECT tree_size, note FROM checkpoints WHERE tree_size >= ?1 \
+                 ORDER BY length(note) - length(replace(note, '\u{2014}', '')) DESC, tree_size DESC LIMIT 1",
+                [min_size as i64],
+                |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)),
+            )
+            .optional()?)
+    }
+
     fn append_custody(&self, clip_id: Option<&str>, event: &str, at: &str, sign: CustodySigner<'_>) -> Result<CustodyEvent> {
         let mut conn = self.conn()?;
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
