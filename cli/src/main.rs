@@ -133,6 +133,34 @@ pub enum Command {
         /// get 503 with Retry-After (default 64, at least 6: the largest manifest submission).
         #[arg(long, value_name = "MIB")]
         body_budget_mib: Option<usize>,
+        /// A witness to ask for a cosignature of each new checkpoint, as URL=VKEY (its
+        /// submission URL and its verifier key, as `fieldcap witness` prints it); repeatable.
+        #[arg(long = "witness", value_name = "URL=VKEY")]
+        witnesses: Vec<String>,
+        /// Print the log's verifier key (what a witness is configured with) and exit; creates
+        /// the server key if there is none yet.
+        #[arg(long)]
+        log_vkey: bool,
+    },
+    /// Run a transparency-log witness (C2SP tlog-witness: POST /add-checkpoint) until
+    /// SIGINT/SIGTERM; first line: listening on http://ADDR, second: its verifier key.
+    Witness {
+        /// Witness data directory (key, name, the checkpoint held per log).
+        #[arg(long)]
+        data: PathBuf,
+        /// The witness's name (required the first time; e.g. witness.example.org/w1).
+        #[arg(long)]
+        name: Option<String>,
+        /// Address to listen on (port 0: a free one).
+        #[arg(long, default_value = "127.0.0.1:7380")]
+        listen: String,
+        /// A log to witness: its checkpoint verifier key (`fieldcap serve --log-vkey` prints
+        /// it); repeatable.
+        #[arg(long = "log", value_name = "VKEY")]
+        logs: Vec<String>,
+        /// Create the key if needed, print the witness's verifier key and exit.
+        #[arg(long)]
+        print_vkey: bool,
     },
     /// Issue a one-time enrolment token (works while the server runs).
     Token {
@@ -229,9 +257,18 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Sync { timeout, json, chunk_size, max_chunk_size, purge, manifests_only } => {
             sync_cmds::sync(&h()?, *timeout, *json, *chunk_size, *max_chunk_size, *purge, *manifests_only)
         }
-        Command::Serve { data, listen, max_connections, header_timeout, body_budget_mib } => {
-            server_cmds::serve(data, listen, server_cmds::Limits { max_connections: *max_connections, header_timeout: *header_timeout, body_budget_mib: *body_budget_mib })
+        Command::Serve { data, listen, max_connections, header_timeout, body_budget_mib, witnesses, log_vkey } => {
+            if *log_vkey {
+                return server_cmds::log_vkey(data);
+            }
+            server_cmds::serve(
+                data,
+                listen,
+                server_cmds::Limits { max_connections: *max_connections, header_timeout: *header_timeout, body_budget_mib: *body_budget_mib },
+                witnesses,
+            )
         }
+        Command::Witness { data, name, listen, logs, print_vkey } => server_cmds::witness(data, name.as_deref(), listen, logs, *print_vkey),
         Command::Token { data, role } => server_cmds::token(data, role),
         Command::Incidents { data, json } => server_cmds::incidents(data, *json),
         Command::Devices { data, json } => server_cmds::devices(data, *json),
