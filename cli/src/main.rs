@@ -78,6 +78,14 @@ pub enum Command {
         /// Machine-readable output.
         #[arg(long)]
         json: bool,
+        /// A witness whose cosignature the package checkpoint must carry: its verifier key
+        /// (`name+keyid+base64`, type 0x04, as `fieldcap witness` prints it, obtained from the
+        /// witness out of band); repeatable.
+        #[arg(long = "witness", value_name = "VKEY")]
+        witnesses: Vec<String>,
+        /// How many of the --witness keys must have cosigned (default: all of them).
+        #[arg(long, value_name = "N", requires = "witnesses")]
+        witness_threshold: Option<usize>,
     },
     /// Enrol this device with a council intake server (one-time token from the council office).
     Enroll {
@@ -90,6 +98,14 @@ pub enum Command {
         /// Print the device certificate as JSON.
         #[arg(long)]
         json: bool,
+        /// A witness whose cosignatures this device requires on the server's log (its verifier
+        /// key, type 0x04, from the list the council publishes); repeatable. Sync then raises
+        /// the `log_unwitnessed` alarm when the server's newest checkpoint lacks them.
+        #[arg(long = "witness", value_name = "VKEY")]
+        witnesses: Vec<String>,
+        /// How many of the --witness keys must have cosigned (default: all).
+        #[arg(long, value_name = "N", requires = "witnesses")]
+        witness_threshold: Option<usize>,
     },
     /// One sync pass: clock, manifests first, then media (resumable), then verified receipts.
     Sync {
@@ -252,8 +268,8 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Clips { json } => device::clips(&h()?, *json),
         Command::ExportClip { clip_id, out } => device::export_clip(&h()?, clip_id, out),
         Command::Custody { clip_id, all, json } => device::custody(&h()?, clip_id.as_deref(), *all, *json),
-        Command::Verify { path, json } => device::verify(path, *json),
-        Command::Enroll { server, token, json } => sync_cmds::enroll(&h()?, server, token, *json),
+        Command::Verify { path, json, witnesses, witness_threshold } => device::verify(path, *json, &device::trust_anchors(witnesses, *witness_threshold)?),
+        Command::Enroll { server, token, json, witnesses, witness_threshold } => sync_cmds::enroll(&h()?, server, token, *json, witnesses, *witness_threshold),
         Command::Sync { timeout, json, chunk_size, max_chunk_size, purge, manifests_only } => {
             sync_cmds::sync(&h()?, *timeout, *json, *chunk_size, *max_chunk_size, *purge, *manifests_only)
         }
