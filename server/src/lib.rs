@@ -22,7 +22,8 @@
 //! route table) with [`tus`] among them; `http` (request authentication, bodies, limits,
 //! problem+json, blocking work); [`error`]; [`keys`]; [`log`] (Merkle cache over
 //! [`fieldcap_evidence::tlog`]); [`receipts`]; [`custody`]; [`mod@incidents`]; [`records`];
-//! [`retention`]; [`package`].
+//! [`retention`]; [`package`]; [`witnessing`] (asking the server's witnesses to cosign its
+//! checkpoints) and [`witness`] (the witness service `fieldcap witness` runs).
 //!
 //! ```no_run
 //! use fieldcap_server::{issue_token, ServerConfig, ServerHandle};
