@@ -174,7 +174,9 @@ impl Witnessing {
             };
             match reply.status {
                 200 => {
-                    let lines = cosignature_lines_of(&String::from_utf8_lossy(&reply.body), &cp.body(), &endpoint.vkey);
+                    // Cosigned is the note's whole text (extension lines included, if any).
+                    let text = parse_note(note).map(|n| n.text).unwrap_or_else(|_| cp.body());
+                    let lines = cosignature_lines_of(&String::from_utf8_lossy(&reply.body), &text, &endpoint.vkey);
                     return match lines {
                         Ok(l) if !l.is_empty() => {
                             known.size = Some(cp.size);
