@@ -608,3 +608,41 @@ fn leaf_hashes_of(conn: &Connection) -> Result<Vec<Hash>> {
     }
     Ok(out)
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod witness_tests {
+    use super::*;
+
+    #[test]
+    fn cosignatures_only_extend_a_stored_checkpoint_and_the_best_covered_one_is_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteRecordStore::open(&dir.path().join("records.sqlite")).unwrap();
+        let note = |size: u64, lines: usize| {
+            let mut n = format!("o\n{size}\nAAAA\n\n\u{2014} o AAAAAAA=\n");
+            for i in 0..lines {
+                n.push_str(&format!("\u{2014} w{i} BBBBBBB=\n"));
+            }
+            n
+        };
+        for size in 1..=4 {
+            s.put_checkpoint(size, &note(size, 0)).unwrap();
+        }
+        // An extension is stored; anything else (another text, a changed or dropped line, the
+        // same note again, a size not on record) is not.
+        assert!(s.add_checkpoint_signatures(2, &note(2, 2)).unwrap());
+        assert!(!s.add_checkpoint_signatures(2, &note(2, 2)).unwrap());
+        assert!(!s.add_checkpoint_signatures(2, &note(2, 1)).unwrap());
+        assert!(!s.add_checkpoint_signatures(3, &note(3, 1).replace("\n3\n", "\n7\n")).unwrap());
+        assert!(!s.add_checkpoint_signatures(3, &format!("{}\u{2014} w9 CCCCCCC=\n", note(3, 0).replace("AAAAAAA=", "AAAAAAB="))).unwrap());
+        assert!(!s.add_checkpoint_signatures(9, &note(9, 1)).unwrap());
+        assert!(s.add_checkpoint_signatures(4, &note(4, 1)).unwrap());
+        assert_eq!(s.latest_checkpoint().unwrap().unwrap().1, note(4, 1));
+        // The best covering checkpoint: most signature lines, the newest among equals.
+        assert_eq!(s.best_checkpoint(1).unwrap().unwrap().0, 2);
+        assert_eq!(s.best_checkpoint(3).unwrap().unwrap().0, 4);
+        assert!(s.add_checkpoint_signatures(4, &note(4, 2)).unwrap());
+        assert_eq!(s.best_checkpoint(1).unwrap().unwrap().0, 4);
+        assert!(s.best_checkpoint(5).unwrap().is_none());
+    }
+}
