@@ -168,11 +168,11 @@ fn the_witness_answers_add_checkpoint_as_the_spec_says() {
     let key = DeviceKey::generate();
     let vk = VerifierKey::log(ORIGIN, key.verifying_key()).unwrap();
     let w = TestWitness::start("witness.example/w", &[vk]);
-    let client = reqwest::blocking::Client::new();
+    let client = fieldcap_testkit::witness::ReqwestWitnessTransport::new();
     let post = |body: String| {
-        let r = client.post(format!("{}/add-checkpoint", w.url())).body(body).send().unwrap();
-        let ct = r.headers().get("content-type").map(|v| v.to_str().unwrap().to_string());
-        (r.status().as_u16(), ct, r.text().unwrap())
+        use fieldcap_server::witnessing::WitnessTransport as _;
+        let r = client.post(&format!("{}/add-checkpoint", w.url()), body.into_bytes(), Duration::from_secs(30)).unwrap();
+        (r.status, r.content_type, String::from_utf8(r.body).unwrap())
     };
     let leaves: Vec<Hash> = (0..8u8).map(|i| leaf_hash(&[i])).collect();
     let (t5, cp5, n5) = log_of(&key, ORIGIN, &leaves[..5]);
