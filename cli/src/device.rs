@@ -268,16 +268,38 @@ pub fn custody(home: &Path, clip_id: Option<&str>, all: bool, json: bool) -> any
     Ok(0)
 }
 
-pub fn verify(path: &Path, json: bool) -> anyhow::Result<i32> {
+/// The trust anchors of `fieldcap verify`'s `--witness VKEY` and `--witness-threshold N`.
+pub fn trust_anchors(witnesses: &[String], threshold: Option<usize>) -> anyhow::Result<fieldcap_package::package::TrustAnchors> {
+    let mut anchors = fieldcap_package::package::TrustAnchors::default();
+    for w in witnesses {
+        let vk = fieldcap_evidence::cosignature::VerifierKey::parse(w).with_context(|| format!("--witness {w}"))?;
+        if !vk.is_witness() {
+            bail!("--witness {w}: not a witness key (signature type 0x04; a log's key is type 0x01)");
+        }
+        anchors.witnesses.push(vk);
+    }
+    if let Some(n) = threshold {
+        if n == 0 || n > anchors.witnesses.len() {
+            bail!("--witness-threshold {n}: between 1 and the number of --witness keys ({})", anchors.witnesses.len());
+        }
+    }
+    anchors.witness_threshold = threshold;
+    Ok(anchors)
+}
+
+pub fn verify(path: &Path, json: bool, anchors: &fieldcap_package::package::TrustAnchors) -> anyhow::Result<i32> {
     if path.is_file() && path.extension().is_some_and(|e| e.eq_ignore_ascii_case("zip")) {
-        return verify_zip(path, json);
+        return verify_zip(path, json, anchors);
     }
     if !path.is_dir() {
         bail!("'{}' is not a folder to verify", path.display());
     }
     let report = if path.join("package.json").exists() {
-        fieldcap_package::package::verify_package(path)
+        fieldcap_package::package::verify_package_with(path, anchors)
     } else if path.join("manifest.json").exists() {
+        if !anchors.witnesses.is_empty() {
+            bail!("--witness applies to packages (their log checkpoint); '{}' is an exported clip", path.display());
+        }
         fieldcap_package::clip::verify_clip_dir(path)
     } else {
         bail!("'{}' holds neither manifest.json (an exported clip) nor package.json (a package)", path.display());
@@ -296,7 +318,7 @@ pub fn verify(path: &Path, json: bool) -> anyhow::Result<i32> {
 /// Verifies a zipped package or clip: extracts it into a private temporary folder (refusing any
 /// entry whose name would land outside it), verifies that folder, and removes it. A damaged
 /// archive (bad CRC, truncated) fails with an error naming the entry.
-fn verify_zip(path: &Path, json: bool) -> anyhow::Result<i32> {
+fn verify_zip(path: &Path, json: bool, anchors: &fieldcap_package::package::TrustAnchors) -> anyhow::Result<i32> {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
     let tmp = std::env::temp_dir().join(format!("fieldcap-verify-{}-{nanos}", std::process::id()));
     std::fs::create_dir(&tmp).context("creating a temporary folder to extract into")?;
@@ -312,7 +334,7 @@ fn verify_zip(path: &Path, json: bool) -> anyhow::Result<i32> {
                 _ => bail!("the archive holds neither package.json nor manifest.json at its root or in one top-level folder"),
             }
         };
-        verify(&root, json)
+        verify(&root, json, anchors)
     })();
     let _ = std::fs::remove_dir_all(&tmp);
     result

@@ -78,6 +78,14 @@ pub enum Command {
         /// Machine-readable output.
         #[arg(long)]
         json: bool,
+        /// A witness whose cosignature the package checkpoint must carry: its verifier key
+        /// (`name+keyid+base64`, type 0x04, as `fieldcap witness` prints it, obtained from the
+        /// witness out of band); repeatable.
+        #[arg(long = "witness", value_name = "VKEY")]
+        witnesses: Vec<String>,
+        /// How many of the --witness keys must have cosigned (default: all of them).
+        #[arg(long, value_name = "N", requires = "witnesses")]
+        witness_threshold: Option<usize>,
     },
     /// Enrol this device with a council intake server (one-time token from the council office).
     Enroll {
@@ -90,6 +98,14 @@ pub enum Command {
         /// Print the device certificate as JSON.
         #[arg(long)]
         json: bool,
+        /// A witness whose cosignatures this device requires on the server's log (its verifier
+        /// key, type 0x04, from the list the council publishes); repeatable. Sync then raises
+        /// the `log_unwitnessed` alarm when the server's newest checkpoint lacks them.
+        #[arg(long = "witness", value_name = "VKEY")]
+        witnesses: Vec<String>,
+        /// How many of the --witness keys must have cosigned (default: all).
+        #[arg(long, value_name = "N", requires = "witnesses")]
+        witness_threshold: Option<usize>,
     },
     /// One sync pass: clock, manifests first, then media (resumable), then verified receipts.
     Sync {
@@ -133,6 +149,34 @@ pub enum Command {
         /// get 503 with Retry-After (default 64, at least 6: the largest manifest submission).
         #[arg(long, value_name = "MIB")]
         body_budget_mib: Option<usize>,
+        /// A witness to ask for a cosignature of each new checkpoint, as URL=VKEY (its
+        /// submission URL and its verifier key, as `fieldcap witness` prints it); repeatable.
+        #[arg(long = "witness", value_name = "URL=VKEY")]
+        witnesses: Vec<String>,
+        /// Print the log's verifier key (what a witness is configured with) and exit; creates
+        /// the server key if there is none yet.
+        #[arg(long)]
+        log_vkey: bool,
+    },
+    /// Run a transparency-log witness (C2SP tlog-witness: POST /add-checkpoint) until
+    /// SIGINT/SIGTERM; first line: listening on http://ADDR, second: its verifier key.
+    Witness {
+        /// Witness data directory (key, name, the checkpoint held per log).
+        #[arg(long)]
+        data: PathBuf,
+        /// The witness's name (required the first time; e.g. witness.example.org/w1).
+        #[arg(long)]
+        name: Option<String>,
+        /// Address to listen on (port 0: a free one).
+        #[arg(long, default_value = "127.0.0.1:7380")]
+        listen: String,
+        /// A log to witness: its checkpoint verifier key (`fieldcap serve --log-vkey` prints
+        /// it); repeatable.
+        #[arg(long = "log", value_name = "VKEY")]
+        logs: Vec<String>,
+        /// Create the key if needed, print the witness's verifier key and exit.
+        #[arg(long)]
+        print_vkey: bool,
     },
     /// Issue a one-time enrolment token (works while the server runs).
     Token {
@@ -224,14 +268,23 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Clips { json } => device::clips(&h()?, *json),
         Command::ExportClip { clip_id, out } => device::export_clip(&h()?, clip_id, out),
         Command::Custody { clip_id, all, json } => device::custody(&h()?, clip_id.as_deref(), *all, *json),
-        Command::Verify { path, json } => device::verify(path, *json),
-        Command::Enroll { server, token, json } => sync_cmds::enroll(&h()?, server, token, *json),
+        Command::Verify { path, json, witnesses, witness_threshold } => device::verify(path, *json, &device::trust_anchors(witnesses, *witness_threshold)?),
+        Command::Enroll { server, token, json, witnesses, witness_threshold } => sync_cmds::enroll(&h()?, server, token, *json, witnesses, *witness_threshold),
         Command::Sync { timeout, json, chunk_size, max_chunk_size, purge, manifests_only } => {
             sync_cmds::sync(&h()?, *timeout, *json, *chunk_size, *max_chunk_size, *purge, *manifests_only)
         }
-        Command::Serve { data, listen, max_connections, header_timeout, body_budget_mib } => {
-            server_cmds::serve(data, listen, server_cmds::Limits { max_connections: *max_connections, header_timeout: *header_timeout, body_budget_mib: *body_budget_mib })
+        Command::Serve { data, listen, max_connections, header_timeout, body_budget_mib, witnesses, log_vkey } => {
+            if *log_vkey {
+                return server_cmds::log_vkey(data);
+            }
+            server_cmds::serve(
+                data,
+                listen,
+                server_cmds::Limits { max_connections: *max_connections, header_timeout: *header_timeout, body_budget_mib: *body_budget_mib },
+                witnesses,
+            )
         }
+        Command::Witness { data, name, listen, logs, print_vkey } => server_cmds::witness(data, name.as_deref(), listen, logs, *print_vkey),
         Command::Token { data, role } => server_cmds::token(data, role),
         Command::Incidents { data, json } => server_cmds::incidents(data, *json),
         Command::Devices { data, json } => server_cmds::devices(data, *json),

@@ -58,9 +58,16 @@ fn config(data: &Path, addr: SocketAddr, limits: Limits) -> anyhow::Result<field
 
 /// `fieldcap serve --data DIR --listen ADDR [--max-connections N] [--header-timeout SECS]
 /// [--body-budget-mib MIB]`.
-pub fn serve(data: &Path, listen: &str, limits: Limits) -> anyhow::Result<i32> {
+pub fn serve(data: &Path, listen: &str, limits: Limits, witnesses: &[String]) -> anyhow::Result<i32> {
     let addr = parse_listen(listen)?;
-    let cfg = config(data, addr, limits)?;
+    let mut cfg = config(data, addr, limits)?;
+    for w in witnesses {
+        cfg.witnesses.push(fieldcap_server::witnessing::WitnessEndpoint::parse(w).with_context(|| "--witness".to_string())?);
+    }
+    if !cfg.witnesses.is_empty() {
+        let t = fieldcap_core::sync::ReqwestTransport::new().context("starting the witness client")?;
+        cfg.witness_client = Some(fieldcap_server::witnessing::WitnessClient(std::sync::Arc::new(CoreWitnessTransport(t))));
+    }
     if !addr.ip().is_loopback() {
         eprintln!("note: plain HTTP on a non-loopback address; put a TLS terminator in front of it for phones");
     }
@@ -69,6 +76,63 @@ pub fn serve(data: &Path, listen: &str, limits: Limits) -> anyhow::Result<i32> {
     std::io::stdout().flush()?;
     eprintln!("data directory {}; stop with Ctrl-C", data.display());
     server.wait_for_signal().context("waiting for a stop signal")?;
+    eprintln!("stopped");
+    Ok(0)
+}
+
+/// The intake server's witness client: the device core's rustls transport (https://, or
+/// http:// to loopback).
+struct CoreWitnessTransport(fieldcap_core::sync::ReqwestTransport);
+
+impl fieldcap_server::witnessing::WitnessTransport for CoreWitnessTransport {
+    fn post(&self, url: &str, body: Vec<u8>, timeout: std::time::Duration) -> Result<fieldcap_server::witnessing::WitnessReply, String> {
+        use fieldcap_core::sync::Transport as _;
+        let r = self
+            .0
+            .send(fieldcap_core::sync::HttpRequest {
+                method: "POST".into(),
+                url: url.to_string(),
+                headers: vec![("Content-Type".into(), "text/plain".into())],
+                body,
+                timeout,
+            })
+            .map_err(|e| e.to_string())?;
+        Ok(fieldcap_server::witnessing::WitnessReply { status: r.status, content_type: r.header("content-type").map(String::from), body: r.body })
+    }
+}
+
+/// `fieldcap serve --data DIR --log-vkey`: the log's checkpoint verifier key.
+pub fn log_vkey(data: &Path) -> anyhow::Result<i32> {
+    let vk = fieldcap_server::log_vkey(data, None).context("reading the server key")?;
+    println!("{vk}");
+    Ok(0)
+}
+
+/// `fieldcap witness --data DIR [--name NAME] [--listen ADDR] [--log VKEY]... [--print-vkey]`.
+pub fn witness(data: &Path, name: Option<&str>, listen: &str, logs: &[String], print_vkey: bool) -> anyhow::Result<i32> {
+    if print_vkey {
+        let c = fieldcap_server::witness::init(data, name).context("opening the witness")?;
+        println!("{}", c.vkey());
+        return Ok(0);
+    }
+    let logs = logs
+        .iter()
+        .map(|l| fieldcap_evidence::cosignature::VerifierKey::parse(l).with_context(|| format!("--log {l}")))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    anyhow::ensure!(!logs.is_empty(), "name at least one log to witness (--log VKEY, as `fieldcap serve --log-vkey` prints it)");
+    let addr = parse_listen(listen)?;
+    let w = fieldcap_server::witness::WitnessHandle::start(fieldcap_server::witness::WitnessConfig {
+        data_dir: data.to_path_buf(),
+        listen: addr,
+        name: name.map(String::from),
+        logs,
+    })
+    .context("starting the witness")?;
+    println!("listening on {}", w.url());
+    println!("{}", w.vkey());
+    std::io::stdout().flush()?;
+    eprintln!("witness data directory {}; stop with Ctrl-C", data.display());
+    w.wait_for_signal().context("waiting for a stop signal")?;
     eprintln!("stopped");
     Ok(0)
 }

@@ -7,10 +7,23 @@ use std::path::Path;
 use std::time::Duration;
 
 /// `fieldcap enroll --server URL --token TOKEN`.
-pub fn enroll(home: &Path, server: &str, token: &str, json: bool) -> anyhow::Result<i32> {
+pub fn enroll(home: &Path, server: &str, token: &str, json: bool, witnesses: &[String], threshold: Option<usize>) -> anyhow::Result<i32> {
+    let keys = witnesses
+        .iter()
+        .map(|w| fieldcap_evidence::cosignature::VerifierKey::parse(w).map_err(|e| anyhow::anyhow!("--witness {w}: {e}")))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    if let Some(k) = keys.iter().find(|k| !k.is_witness()) {
+        anyhow::bail!("--witness {k}: not a witness key (signature type 0x04)");
+    }
+    if let Some(n) = threshold {
+        anyhow::ensure!(n >= 1 && n <= keys.len(), "--witness-threshold {n}: between 1 and the number of --witness keys ({})", keys.len());
+    }
     let store = open(home)?;
     let net = ReqwestTransport::new()?;
     let cert = store.enroll(&net, server, token)?;
+    if !keys.is_empty() {
+        store.set_witnesses(&keys, threshold)?;
+    }
     if json {
         println!("{}", serde_json::to_string_pretty(&cert)?);
     } else {

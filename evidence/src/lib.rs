@@ -29,6 +29,7 @@
 //! ```
 
 pub mod canonical;
+pub mod cosignature;
 pub mod custody;
 pub mod error;
 pub mod fsutil;

@@ -8,6 +8,11 @@ pub fn format(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
+/// A POSIX time in seconds (e.g. a cosignature's), formatted; `None` beyond chrono's range.
+pub fn from_unix_secs(secs: u64) -> Option<String> {
+    i64::try_from(secs).ok().and_then(|t| DateTime::from_timestamp(t, 0)).map(format)
+}
+
 /// The current time, formatted.
 pub fn now() -> String {
     format(Utc::now())

@@ -29,54 +29,76 @@ const KEY_TYPE: &str = "fieldcap.server-key/1";
 /// Loads the server key of `data_dir`, creating it (race-free: temp file, fsync, hard link) if
 /// there is none. Returns the key and whether it was created now.
 pub fn load_or_create(data_dir: &Path) -> Result<(DeviceKey, bool)> {
-    let path = data_dir.join(KEY_FILE);
+    load_or_create_files(data_dir, &SERVER_FILES)
+}
+
+/// Where a key of one kind is kept in its data directory.
+pub(crate) struct KeyFiles {
+    /// The secret key file (0600).
+    pub key: &'static str,
+    /// The public key, PEM.
+    pub public: &'static str,
+    /// The `type` the secret key file names.
+    pub kind: &'static str,
+}
+
+const SERVER_FILES: KeyFiles = KeyFiles { key: KEY_FILE, public: PUB_FILE, kind: KEY_TYPE };
+
+/// [`load_or_create`] for the key files `files` (the server's, or a witness's).
+pub(crate) fn load_or_create_files(data_dir: &Path, files: &KeyFiles) -> Result<(DeviceKey, bool)> {
+    let path = data_dir.join(files.key);
     if path.exists() {
-        return Ok((load(data_dir)?, false));
+        return Ok((load_files(data_dir, files)?, false));
     }
     fs::create_dir_all(data_dir).map_err(|e| Error::io("creating the data directory", e))?;
     let key = DeviceKey::generate();
     let secret = key.secret();
-    let doc = Zeroizing::new(format!("{{\"secret\":\"{}\",\"type\":\"{KEY_TYPE}\"}}", hex::encode(&secret[..])));
-    let tmp = data_dir.join(format!(".server.key.{}.tmp", std::process::id()));
+    let doc = Zeroizing::new(format!("{{\"secret\":\"{}\",\"type\":\"{}\"}}", hex::encode(&secret[..]), files.kind));
+    let tmp = data_dir.join(format!(".{}.{}.tmp", files.key, std::process::id()));
     {
         let mut f = fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(0o600)
             .open(&tmp)
-            .map_err(|e| Error::io("creating the server key file", e))?;
-        f.write_all(doc.as_bytes()).map_err(|e| Error::io("writing the server key file", e))?;
-        f.sync_all().map_err(|e| Error::io("syncing the server key file", e))?;
+            .map_err(|e| Error::io("creating the key file", e))?;
+        f.write_all(doc.as_bytes()).map_err(|e| Error::io("writing the key file", e))?;
+        f.sync_all().map_err(|e| Error::io("syncing the key file", e))?;
     }
     let linked = fs::hard_link(&tmp, &path);
     let _ = fs::remove_file(&tmp);
     match linked {
         Ok(()) => {
             fieldcap_evidence::fsutil::sync_dir(data_dir)?;
-            fieldcap_evidence::fsutil::write_atomic(&data_dir.join(PUB_FILE), key.public_pem().as_bytes())?;
+            fieldcap_evidence::fsutil::write_atomic(&data_dir.join(files.public), key.public_pem().as_bytes())?;
             Ok((key, true))
         }
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok((load(data_dir)?, false)),
-        Err(e) => Err(Error::io("storing the server key file", e)),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok((load_files(data_dir, files)?, false)),
+        Err(e) => Err(Error::io("storing the key file", e)),
     }
 }
 
 /// Loads the existing server key of `data_dir`.
 pub fn load(data_dir: &Path) -> Result<DeviceKey> {
-    let raw = Zeroizing::new(fs::read(data_dir.join(KEY_FILE)).map_err(|e| Error::io("reading the server key file", e))?);
+    load_files(data_dir, &SERVER_FILES)
+}
+
+/// [`load`] for the key files `files`.
+pub(crate) fn load_files(data_dir: &Path, files: &KeyFiles) -> Result<DeviceKey> {
+    let raw = Zeroizing::new(fs::read(data_dir.join(files.key)).map_err(|e| Error::io("reading the key file", e))?);
     let v: serde_json::Value =
-        serde_json::from_slice(&raw).map_err(|_| Error::Internal("the server key file is not valid JSON".into()))?;
-    if v.get("type").and_then(|t| t.as_str()) != Some(KEY_TYPE) {
-        return Err(Error::Internal("the server key file has an unknown type".into()));
+        serde_json::from_slice(&raw).map_err(|_| Error::Internal("the key file is not valid JSON".into()))?;
+    if v.get("type").and_then(|t| t.as_str()) != Some(files.kind) {
+        return Err(Error::Internal("the key file has an unknown type".into()));
     }
     let secret = v
         .get("secret")
         .and_then(|s| s.as_str())
         .and_then(|s| hex::decode(s).ok())
         .map(Zeroizing::new)
-        .ok_or_else(|| Error::Internal("the server key file has no secret".into()))?;
+        .ok_or_else(|| Error::Internal("the key file has no secret".into()))?;
     let key = DeviceKey::from_secret(&secret)?;
-    let pub_path = data_dir.join(PUB_FILE);
+    let pub_path = data_dir.join(files.public);
     if !pub_path.exists() {
         fieldcap_evidence::fsutil::write_atomic(&pub_path, key.public_pem().as_bytes())?;
     }

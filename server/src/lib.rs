@@ -22,7 +22,8 @@
 //! route table) with [`tus`] among them; `http` (request authentication, bodies, limits,
 //! problem+json, blocking work); [`error`]; [`keys`]; [`log`] (Merkle cache over
 //! [`fieldcap_evidence::tlog`]); [`receipts`]; [`custody`]; [`mod@incidents`]; [`records`];
-//! [`retention`]; [`package`].
+//! [`retention`]; [`package`]; [`witnessing`] (asking the server's witnesses to cosign its
+//! checkpoints) and [`witness`] (the witness service `fieldcap witness` runs).
 //!
 //! ```no_run
 //! use fieldcap_server::{issue_token, ServerConfig, ServerHandle};
@@ -50,6 +51,8 @@ pub mod records;
 pub mod retention;
 mod state;
 pub mod store;
+pub mod witness;
+pub mod witnessing;
 
 pub use endpoints::tus;
 
@@ -110,6 +113,16 @@ pub struct ServerConfig {
     /// chunked) before it is read; a request that does not fit gets 503 `overloaded` with
     /// `Retry-After`. Media uploads stream to disk and are not counted.
     pub max_buffered_body_bytes: usize,
+    /// Witnesses asked to cosign each new checkpoint (see [`witnessing`]); none by default.
+    pub witnesses: Vec<witnessing::WitnessEndpoint>,
+    /// How the server reaches its witnesses (required when `witnesses` is not empty: the
+    /// server compiles no HTTP client of its own).
+    pub witness_client: Option<witnessing::WitnessClient>,
+    /// Longest wait for one witness's answer (default 5 s).
+    pub witness_timeout: Duration,
+    /// How long a witness that failed is left alone, and how often the newest checkpoint is
+    /// submitted again to witnesses whose cosignature it lacks (default 30 s).
+    pub witness_retry: Duration,
 }
 
 impl ServerConfig {
@@ -128,6 +141,10 @@ impl ServerConfig {
             body_min_rate: 16 * 1024,
             upload_idle_timeout: Duration::from_secs(60),
             max_buffered_body_bytes: 64 * 1024 * 1024,
+            witnesses: Vec::new(),
+            witness_client: None,
+            witness_timeout: Duration::from_secs(5),
+            witness_retry: Duration::from_secs(30),
         }
     }
 }
@@ -177,6 +194,27 @@ impl ServerHandle {
             tokio::net::TcpListener::from_std(std_listener).map_err(|e| Error::io("registering the listener", e))?
         };
         let (tx, mut rx) = tokio::sync::watch::channel(false);
+        if !state.witnessing.is_empty() {
+            // Submits the newest checkpoint to witnesses whose cosignature it lacks.
+            let st = state.clone();
+            let every = state.cfg.witness_retry.max(Duration::from_millis(100));
+            let mut stop = rx.clone();
+            runtime.spawn(async move {
+                loop {
+                    let s = st.clone();
+                    let _ = tokio::task::spawn_blocking(move || {
+                        if let Err(e) = witnessing::catch_up(&s) {
+                            tracing::warn!(error = %e, "witness catch-up");
+                        }
+                    })
+                    .await;
+                    tokio::select! {
+                        _ = tokio::time::sleep(every) => {},
+                        _ = stop.wait_for(|v| *v) => break,
+                    }
+                }
+            });
+        }
         let app = endpoints::router(state);
         let thread = std::thread::Builder::new()
             .name("fieldcap-server".into())
@@ -276,6 +314,17 @@ pub fn revoke_device(data_dir: &Path, device_id: &str, reason: &str) -> Result<b
         }
     }
     Ok(done)
+}
+
+/// The log's checkpoint verifier key (C2SP signed-note vkey, type 0x01, named by the log
+/// origin: `log_origin`, or `fieldcap.intake/<server key id>` by default), as a witness is
+/// configured with it. Creates the server key if the data directory has none yet, so witnesses
+/// can be set up before the server's first start.
+pub fn log_vkey(data_dir: &Path, log_origin: Option<&str>) -> Result<fieldcap_evidence::cosignature::VerifierKey> {
+    let (key, _) = keys::load_or_create(data_dir)?;
+    let vk = key.verifying_key();
+    let origin = log_origin.map(String::from).unwrap_or_else(|| state::default_origin(&fieldcap_evidence::identity::device_id_for(&vk)));
+    Ok(fieldcap_evidence::cosignature::VerifierKey::log(&origin, vk)?)
 }
 
 /// Every enrolled device of a data directory (revoked ones included, with `revoked_at`).

@@ -38,11 +38,10 @@ pub(crate) fn complete(state: &AppState, item: &ItemRecord, media: Option<Receip
     let built = (|| -> Result<(Completion, Vec<u8>, Vec<u8>)> {
         let root = tree.root(size)?;
         let proof = tree.inclusion(index, size)?;
-        let note = fieldcap_evidence::tlog::sign_checkpoint(
-            &fieldcap_evidence::tlog::Checkpoint { origin: state.origin.clone(), size, root },
-            &state.origin,
-            &state.key,
-        );
+        let cp = fieldcap_evidence::tlog::Checkpoint { origin: state.origin.clone(), size, root };
+        let note = fieldcap_evidence::tlog::sign_checkpoint(&cp, &state.origin, &state.key);
+        // The witnesses' cosignatures (those that answer in time), before the receipt is signed.
+        let note = state.witnessing.cosign(&tree, &cp, &note);
         let receipt = Receipt {
             doc_type: types::RECEIPT.into(),
             clip_id: item.clip_id.clone(),

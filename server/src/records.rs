@@ -126,6 +126,12 @@ impl Records {
         self.store.latest_checkpoint()
     }
 
+    /// Of the checkpoints covering at least `min_size` leaves, the one with the most signatures
+    /// (witness cosignatures), the newest among equals; see [`crate::witnessing`].
+    pub fn best_checkpoint(&self, min_size: u64) -> Result<Option<(u64, String)>> {
+        self.store.best_checkpoint(min_size)
+    }
+
     fn tree(&self) -> Result<LogTree> {
         Ok(LogTree::from_leaves(&self.store.leaf_hashes()?))
     }

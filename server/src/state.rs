@@ -33,6 +33,8 @@ pub(crate) struct AppState {
     /// Bytes of request bodies that may be held in memory at once
     /// ([`ServerConfig::max_buffered_body_bytes`]).
     pub body_budget: Arc<tokio::sync::Semaphore>,
+    /// The witnesses and what the server knows of each ([`crate::witnessing`]).
+    pub witnessing: crate::witnessing::Witnessing,
 }
 
 impl AppState {
@@ -44,7 +46,14 @@ impl AppState {
         let Stores { records, blobs } = Stores::open_embedded(&cfg.data_dir)?;
         let tree = LogTree::from_leaves(&records.leaf_hashes()?);
         let budget = cfg.max_buffered_body_bytes.min(tokio::sync::Semaphore::MAX_PERMITS);
+        let witnessing = crate::witnessing::Witnessing::new(
+            cfg.witnesses.clone(),
+            cfg.witness_client.as_ref().map(|c| c.0.clone()),
+            cfg.witness_timeout,
+            cfg.witness_retry,
+        )?;
         let state = AppState {
+            witnessing,
             body_budget: Arc::new(tokio::sync::Semaphore::new(budget)),
             cfg,
             records,

@@ -45,3 +45,5 @@ pub mod device;
 pub mod package;
 #[cfg(feature = "server")]
 pub mod server;
+#[cfg(feature = "server")]
+pub mod witness;

@@ -4,6 +4,8 @@
 //! on the same data (on a new port). Its raw API client is in [`crate::api`].
 
 use crate::tools::Cli;
+use fieldcap_evidence::cosignature::VerifierKey;
+use fieldcap_server::witnessing::{WitnessClient, WitnessEndpoint};
 use fieldcap_server::{ServerConfig, ServerHandle};
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -16,7 +18,8 @@ use std::time::Duration;
 const SERVE_START: Duration = Duration::from_secs(30);
 
 enum Backend {
-    InProcess(Option<ServerHandle>),
+    /// The handle, and the witnesses the server was started with.
+    InProcess(Option<ServerHandle>, Vec<WitnessEndpoint>),
     Process(Cli, Option<Child>),
 }
 
@@ -33,9 +36,28 @@ impl TestServer {
     /// A server in this process.
     pub fn start() -> TestServer {
         let dir = tempfile::tempdir().expect("tempdir");
-        let handle = start_in_process(&dir.path().join("data"));
+        let handle = start_in_process(&dir.path().join("data"), &[]);
         let addr = handle.addr();
-        TestServer { dir, backend: Backend::InProcess(Some(handle)), addr, client: client() }
+        TestServer { dir, backend: Backend::InProcess(Some(handle), vec![]), addr, client: client() }
+    }
+
+    /// A server in this process with witnesses: `witnesses` gets the log's verifier key (the
+    /// server key is made first) and returns the witnesses to configure (each request to one
+    /// bounded by 2 s; a failed one is tried again after 1 s).
+    pub fn start_with_witnesses(witnesses: impl FnOnce(&VerifierKey) -> Vec<WitnessEndpoint>) -> TestServer {
+        let dir = tempfile::tempdir().expect("tempdir");
+        Self::start_in_with_witnesses(dir, witnesses)
+    }
+
+    /// [`TestServer::start_with_witnesses`] over a folder the caller prepared (its `data/` may
+    /// hold a server key already, e.g. a copy of another server's to play a forked log).
+    pub fn start_in_with_witnesses(dir: tempfile::TempDir, witnesses: impl FnOnce(&VerifierKey) -> Vec<WitnessEndpoint>) -> TestServer {
+        let data = dir.path().join("data");
+        let vkey = fieldcap_server::log_vkey(&data, None).expect("log vkey");
+        let ws = witnesses(&vkey);
+        let handle = start_in_process(&data, &ws);
+        let addr = handle.addr();
+        TestServer { dir, backend: Backend::InProcess(Some(handle), ws), addr, client: client() }
     }
 
     /// `fieldcap serve` as a child process of `cli`'s binary.
@@ -69,7 +91,7 @@ impl TestServer {
     /// process through the library, for `fieldcap serve` with `fieldcap token`.
     pub fn token(&self, role: &str) -> String {
         match &self.backend {
-            Backend::InProcess(_) => fieldcap_server::issue_token(&self.data(), role).expect("token"),
+            Backend::InProcess(..) => fieldcap_server::issue_token(&self.data(), role).expect("token"),
             Backend::Process(cli, _) => cli.token(&self.data(), role),
         }
     }
@@ -87,7 +109,7 @@ impl TestServer {
     /// Stops without asserting anything (also from `drop`).
     fn halt(&mut self) {
         match &mut self.backend {
-            Backend::InProcess(h) => {
+            Backend::InProcess(h, _) => {
                 if let Some(h) = h.take() {
                     h.shutdown();
                 }
@@ -106,8 +128,8 @@ impl TestServer {
         self.stop();
         let data = self.data();
         match &mut self.backend {
-            Backend::InProcess(h) => {
-                let handle = start_in_process(&data);
+            Backend::InProcess(h, ws) => {
+                let handle = start_in_process(&data, ws);
                 self.addr = handle.addr();
                 *h = Some(handle);
             }
@@ -132,8 +154,15 @@ fn client() -> reqwest::blocking::Client {
     reqwest::blocking::Client::builder().timeout(Duration::from_secs(30)).build().expect("HTTP client")
 }
 
-fn start_in_process(data: &Path) -> ServerHandle {
-    ServerHandle::start(ServerConfig::new(data.to_path_buf(), "127.0.0.1:0".parse().expect("addr"))).expect("server starts")
+fn start_in_process(data: &Path, witnesses: &[WitnessEndpoint]) -> ServerHandle {
+    let mut cfg = ServerConfig::new(data.to_path_buf(), "127.0.0.1:0".parse().expect("addr"));
+    if !witnesses.is_empty() {
+        cfg.witnesses = witnesses.to_vec();
+        cfg.witness_client = Some(WitnessClient(std::sync::Arc::new(crate::witness::ReqwestWitnessTransport::new())));
+        cfg.witness_timeout = Duration::from_secs(2);
+        cfg.witness_retry = Duration::from_secs(1);
+    }
+    ServerHandle::start(cfg).expect("server starts")
 }
 
 /// Starts `fieldcap serve --data DATA --listen 127.0.0.1:0` and reads its first stdout line,

@@ -86,6 +86,7 @@
 //! | `upload/` | the media of one item: `resume.rs` (HEAD, renewal, re-hash of the server's prefix), `send.rs` (the PATCH loop), `chunk_size.rs` (adaptive chunk sizes), `final_check.rs` (the held-back final chunk) |
 //! | `receipts.rs` | receipts, inclusion and consistency proofs, purge |
 //! | `custody_upload.rs` | the device's custody log to the server |
+//! | `witnesses.rs` | the witnesses the device requires: cosignatures on the server's checkpoints |
 //! | `rows.rs` | every row of SQL sync runs |
 //!
 //! ```no_run
@@ -113,6 +114,7 @@ mod reqwest_transport;
 use crate::store::db::sync as rows;
 mod transport;
 mod upload;
+mod witnesses;
 
 pub use enroll::Enrollment;
 #[cfg(feature = "reqwest-transport")]

@@ -150,6 +150,7 @@ impl Pass<'_> {
             self.send_manifest(&row)?;
         }
         if self.opts.manifests_only {
+            self.check_witnessed()?;
             return self.upload_custody();
         }
         // 2. Media and receipts, oldest first.
@@ -159,6 +160,8 @@ impl Pass<'_> {
             self.item(&row)?;
             self.items_done += 1;
         }
+        // The server's newest checkpoint, cosigned by the witnesses this device knows (if any).
+        self.check_witnessed()?;
         // 3. The device's own custody log, so packages carry the device side too.
         self.upload_custody()
     }

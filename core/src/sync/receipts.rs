@@ -68,6 +68,8 @@ impl Pass<'_> {
                 return Ok(());
             }
         };
+        // Witnesses the device knows: a cosignature of theirs that does not verify is an alarm.
+        self.check_receipt_cosignatures(&row.clip_id, &receipt.log.checkpoint)?;
         // Consistency of the log with the newest checkpoint held.
         let consistent = match self.check_consistency(&receipt.log.checkpoint, receipt.log.tree_size) {
             Ok(c) => c,
@@ -125,13 +127,13 @@ impl Pass<'_> {
     }
 
     /// The one receipt verifier (fieldcap-evidence), for the server pinned at enrolment.
-    fn receipt_verifier(&self) -> ReceiptVerifier {
+    pub(super) fn receipt_verifier(&self) -> ReceiptVerifier {
         ReceiptVerifier::new(self.server.key, &self.server.origin)
     }
 
     /// Checks the new checkpoint against the newest held; stores it if newer. `Ok(Err(detail))`
     /// is an inconsistency (the caller raises the alarm).
-    fn check_consistency(&mut self, checkpoint: &str, size: u64) -> Step<std::result::Result<(), String>> {
+    pub(super) fn check_consistency(&mut self, checkpoint: &str, size: u64) -> Step<std::result::Result<(), String>> {
         let new = self.receipt_verifier().checkpoint(checkpoint)?;
         let Some(held_text) = self.store.newest_checkpoint()? else {
             rows::server_put(&self.store.conn(), "checkpoint", checkpoint.as_bytes())?;

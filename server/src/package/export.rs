@@ -225,7 +225,11 @@ fn build(r: &Records, req: &PackageRequest, tmp: &Path, scratch: &Path, items: &
     let mut w = Writer { root: tmp.to_path_buf(), bytes: 0 };
 
     // Log: checkpoint first, then leaves (at least as many), one tree for every proof.
-    let (cp_size, cp_note) = r.latest_checkpoint()?.ok_or_else(|| Error::Internal("the log has no checkpoint".into()))?;
+    // Of the checkpoints covering every item's receipt, the one with the most witness
+    // cosignatures (the newest among equals): a witness that was down when the newest was made
+    // does not cost the package its cosignature.
+    let min_size = items.iter().filter_map(|(i, _)| i.log_index).max().map_or(0, |i| i + 1);
+    let (cp_size, cp_note) = r.best_checkpoint(min_size)?.ok_or_else(|| Error::Internal("the log has no checkpoint".into()))?;
     let origin = fieldcap_evidence::tlog::parse_note(&cp_note)?.text.lines().next().map(String::from).unwrap_or_else(|| r.default_log_origin());
     let tree = LogTree::from_leaves(&r.store().leaf_hashes()?);
     w.put("server.pub.pem", r.server_public_pem().as_bytes())?;

@@ -286,6 +286,14 @@ pub trait RecordStore: Send + Sync {
     fn put_checkpoint(&self, tree_size: u64, note: &str) -> Result<()>;
     /// The newest checkpoint.
     fn latest_checkpoint(&self) -> Result<Option<(u64, String)>>;
+    /// Replaces the note of the checkpoint at `tree_size` by `note`, which must be the stored
+    /// note with signature lines appended (witness cosignatures): the signed text and the
+    /// signatures already there never change. `Ok(false)` if there is no such checkpoint or
+    /// `note` does not extend it.
+    fn add_checkpoint_signatures(&self, tree_size: u64, note: &str) -> Result<bool>;
+    /// Of the checkpoints of at least `min_size` leaves, the one with the most signature lines
+    /// (the server's and its witnesses'), the newest among equals.
+    fn best_checkpoint(&self, min_size: u64) -> Result<Option<(u64, String)>>;
 
     // Server custody events, and the custody logs devices upload.
 

@@ -361,6 +361,28 @@ impl RecordStore for SqliteRecordStore {
             .optional()?)
     }
 
+    fn add_checkpoint_signatures(&self, tree_size: u64, note: &str) -> Result<bool> {
+        // Only an extension of the stored note: its text and signatures stay byte for byte.
+        let n = self.conn()?.execute(
+            "UPDATE checkpoints SET note = ?2 WHERE tree_size = ?1 AND length(?2) > length(note) AND substr(?2, 1, length(note)) = note",
+            params![tree_size as i64, note],
+        )?;
+        Ok(n == 1)
+    }
+
+    fn best_checkpoint(&self, min_size: u64) -> Result<Option<(u64, String)>> {
+        // Signature lines are counted by their em dashes (one per line; none in a checkpoint body).
+        Ok(self
+            .conn()?
+            .query_row(
+                "SELECT tree_size, note FROM checkpoints WHERE tree_size >= ?1 \
+                 ORDER BY length(note) - length(replace(note, '\u{2014}', '')) DESC, tree_size DESC LIMIT 1",
+                [min_size as i64],
+                |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)),
+            )
+            .optional()?)
+    }
+
     fn append_custody(&self, clip_id: Option<&str>, event: &str, at: &str, sign: CustodySigner<'_>) -> Result<CustodyEvent> {
         let mut conn = self.conn()?;
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -585,4 +607,42 @@ fn leaf_hashes_of(conn: &Connection) -> Result<Vec<Hash>> {
         out.push(h.try_into().map_err(|_| Error::Internal(format!("log leaf {idx} has a bad hash")))?);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod witness_tests {
+    use super::*;
+
+    #[test]
+    fn cosignatures_only_extend_a_stored_checkpoint_and_the_best_covered_one_is_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteRecordStore::open(&dir.path().join("records.sqlite")).unwrap();
+        let note = |size: u64, lines: usize| {
+            let mut n = format!("o\n{size}\nAAAA\n\n\u{2014} o AAAAAAA=\n");
+            for i in 0..lines {
+                n.push_str(&format!("\u{2014} w{i} BBBBBBB=\n"));
+            }
+            n
+        };
+        for size in 1..=4 {
+            s.put_checkpoint(size, &note(size, 0)).unwrap();
+        }
+        // An extension is stored; anything else (another text, a changed or dropped line, the
+        // same note again, a size not on record) is not.
+        assert!(s.add_checkpoint_signatures(2, &note(2, 2)).unwrap());
+        assert!(!s.add_checkpoint_signatures(2, &note(2, 2)).unwrap());
+        assert!(!s.add_checkpoint_signatures(2, &note(2, 1)).unwrap());
+        assert!(!s.add_checkpoint_signatures(3, &note(3, 1).replace("\n3\n", "\n7\n")).unwrap());
+        assert!(!s.add_checkpoint_signatures(3, &format!("{}\u{2014} w9 CCCCCCC=\n", note(3, 0).replace("AAAAAAA=", "AAAAAAB="))).unwrap());
+        assert!(!s.add_checkpoint_signatures(9, &note(9, 1)).unwrap());
+        assert!(s.add_checkpoint_signatures(4, &note(4, 1)).unwrap());
+        assert_eq!(s.latest_checkpoint().unwrap().unwrap().1, note(4, 1));
+        // The best covering checkpoint: most signature lines, the newest among equals.
+        assert_eq!(s.best_checkpoint(1).unwrap().unwrap().0, 2);
+        assert_eq!(s.best_checkpoint(3).unwrap().unwrap().0, 4);
+        assert!(s.add_checkpoint_signatures(4, &note(4, 2)).unwrap());
+        assert_eq!(s.best_checkpoint(1).unwrap().unwrap().0, 4);
+        assert!(s.best_checkpoint(5).unwrap().is_none());
+    }
 }

@@ -10,7 +10,8 @@
 //!    file (original, released copy or withheld), `receipts.rs` the receipt, its own log proof
 //!    and its inclusion in the package checkpoint;
 //! 5. `chains.rs`: each device's `seq`/`prev` chain;
-//! 6. `custody.rs`: the server's and the devices' custody events.
+//! 6. `custody.rs`: the server's and the devices' custody events;
+//! 7. `witnesses.rs`: with pinned witnesses, their cosignatures on the package checkpoint.
 //!
 //! A check that cannot run because an earlier one failed (no index, no server key) is left out;
 //! the earlier failure already makes the report fail. docs/VERIFY.md §3 describes every check.
@@ -21,6 +22,7 @@ mod media;
 mod receipts;
 mod signatures;
 mod sums;
+mod witnesses;
 
 use super::{hash_files, PackageIndex, ReleasedMedia};
 use crate::clip::{Check, VerifyReport};
@@ -82,6 +84,11 @@ struct Facts {
 pub struct TrustAnchors {
     /// The server key the recipient expects; a package signed by any other fails.
     pub server_key: Option<VerifyingKey>,
+    /// Witnesses (C2SP vkeys of type 0x04) whose cosignatures the package checkpoint must
+    /// carry (`fieldcap verify --witness`); none: cosignatures are not required.
+    pub witnesses: Vec<fieldcap_evidence::cosignature::VerifierKey>,
+    /// How many of `witnesses` must have cosigned (`--witness-threshold`); `None`: all of them.
+    pub witness_threshold: Option<usize>,
 }
 
 /// Verifies a package folder with no trust anchors; see the module documentation for the
@@ -111,6 +118,7 @@ pub fn verify_package_with(dir: &Path, anchors: &TrustAnchors) -> VerifyReport {
         return c.report;
     };
     verify_contents(&mut c, &index, &key);
+    witnesses::check(&mut c, anchors);
     c.report
 }
 
