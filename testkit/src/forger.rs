@@ -22,7 +22,8 @@
 //! devices' own custody events (it holds no device key). [`ForgeOptions`] can also leave clips
 //! out (their files, index entries, inclusion files and server custody events; in a release
 //! their device events too, since a release carries only the released items' device events; a
-//! device left without items goes with its files and events) and move a receipt's `received_at`.
+//! device left without items goes with its files and events), move a receipt's `received_at`, and
+//! leave out all device custody (with the server's record of its upload).
 //!
 //! Without the cross-checks of device custody, such a package passed `fieldcap verify` whole;
 //! the tests in `tests/tests/forger.rs` show it now fails, naming what the devices recorded.
@@ -54,6 +55,10 @@ pub struct ForgeOptions {
     pub drop_clips: Vec<String>,
     /// `(clip id, shift)`: move that receipt's `received_at` by `shift` (negative: earlier).
     pub shift_received_at: Vec<(String, chrono::Duration)>,
+    /// Leave out every device custody event, and the server's `device_custody_received` events
+    /// that would show the devices had uploaded them: the package then looks like one whose
+    /// devices never uploaded their logs (what no cross-check can see through).
+    pub drop_device_custody: bool,
 }
 
 /// The server key a forgery is signed with.
@@ -222,7 +227,8 @@ pub fn forge_package(src: &Path, dst: &Path, opts: &ForgeOptions) -> Result<Forg
         let actor = v["actor"].as_str().unwrap_or_default().to_string();
         if actor == old_actor {
             let about_device = v["detail"]["device_id"].as_str().is_some_and(|d| gone_devices.contains(d));
-            if about_clip || about_device {
+            let upload = opts.drop_device_custody && e.event == "device_custody_received";
+            if about_clip || about_device || upload {
                 continue;
             }
             v["actor"] = serde_json::json!(new_actor);
@@ -239,7 +245,7 @@ pub fn forge_package(src: &Path, dst: &Path, opts: &ForgeOptions) -> Result<Forg
             out.push(ev);
         } else {
             let dev = actor.strip_prefix("device:").unwrap_or_default();
-            if gone_devices.contains(dev) || (release && about_clip) {
+            if opts.drop_device_custody || gone_devices.contains(dev) || (release && about_clip) {
                 continue;
             }
             out.push(e);

@@ -10,12 +10,15 @@
 //!    file (original, released copy or withheld), `receipts.rs` the receipt, its own log proof
 //!    and its inclusion in the package checkpoint;
 //! 5. `chains.rs`: each device's `seq`/`prev` chain;
-//! 6. `custody.rs`: the server's and the devices' custody events.
+//! 6. `custody.rs`: the server's and the devices' custody events;
+//! 7. `crosscheck.rs`: the devices' own custody events against the package's server side (server
+//!    key id, receipts), and the export's custody record against the index's item list.
 //!
 //! A check that cannot run because an earlier one failed (no index, no server key) is left out;
 //! the earlier failure already makes the report fail. docs/VERIFY.md §3 describes every check.
 
 mod chains;
+mod crosscheck;
 mod custody;
 mod media;
 mod receipts;
@@ -131,4 +134,5 @@ fn verify_contents(c: &mut Verification<'_>, index: &PackageIndex, key: &Verifyi
     }
     chains::check(c, index, &chain_seen);
     custody::check(c, index, key, &device_keys);
+    crosscheck::check(c, index, key, &device_keys);
 }
