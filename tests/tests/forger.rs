@@ -13,6 +13,7 @@ use fieldcap_server::package::Profile;
 use fieldcap_testkit::files::copy_dir;
 use fieldcap_testkit::forger::{forge_package, ForgeOptions, ForgedKey};
 use fieldcap_testkit::package::{recompute_sums, Fixture};
+use fieldcap_testkit::tools::Cli;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -86,8 +87,15 @@ fn a_full_package_signed_again_with_another_server_key_fails_on_the_devices_own_
     let (forged, _) = forge(&fx, &full, "forged-time", ForgeOptions { shift_received_at: vec![(moved.clone(), chrono::Duration::hours(-1))], ..Default::default() });
     let fake = index(&forged).items.iter().find(|i| &i.clip_id == moved).unwrap().received_at.clone();
     assert_ne!(real, fake);
+    let says = format!("'receipted' of clip {moved}: the device recorded received_at {real}, clips/{moved}/receipt.json has received_at {fake}");
     let why = device_failures(&verify_package(&forged));
-    assert!(why.contains(&format!("'receipted' of clip {moved}: the device recorded received_at {real}, clips/{moved}/receipt.json has received_at {fake}")), "{why}");
+    assert!(why.contains(&says), "{why}");
+    // The same through `fieldcap verify`: exit 1, the FAIL line naming the device's record.
+    let out = Cli::built().command().arg("verify").arg(&forged).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.lines().any(|l| l.starts_with("FAIL  device custody agrees with the package") && l.contains(&says)), "{text}");
+    assert_eq!(Cli::built().command().arg("verify").arg(&full).output().unwrap().status.code(), Some(0));
 
     // What no cross-check sees through: a forger who also leaves out all device custody (and the
     // server's record of its upload). The report says so on its own line; only a pinned server
