@@ -59,6 +59,9 @@ pub struct ForgeOptions {
     /// that would show the devices had uploaded them: the package then looks like one whose
     /// devices never uploaded their logs (what no cross-check can see through).
     pub drop_device_custody: bool,
+    /// The 32-byte secret of the server key to sign with (to forge several packages with one
+    /// key); a fresh key when `None`.
+    pub key_secret: Option<[u8; 32]>,
 }
 
 /// The server key a forgery is signed with.
@@ -107,7 +110,7 @@ fn json_err(what: &str) -> impl Fn(serde_json::Error) -> Error + '_ {
 }
 
 /// Writes a copy of the package `src` at `dst` (which must not exist) re-signed with a fresh
-/// server key; see the module documentation. Returns the key.
+/// server key (or [`ForgeOptions::key_secret`]); see the module documentation. Returns the key.
 pub fn forge_package(src: &Path, dst: &Path, opts: &ForgeOptions) -> Result<ForgedKey> {
     let mut index: PackageIndex = serde_json::from_slice(&read(src, "package.json")?).map_err(json_err("package.json"))?;
     let known: BTreeSet<&str> = index.items.iter().map(|i| i.clip_id.as_str()).collect();
@@ -117,7 +120,10 @@ pub fn forge_package(src: &Path, dst: &Path, opts: &ForgeOptions) -> Result<Forg
         }
     }
     copy_tree(src, dst)?;
-    let key = DeviceKey::generate();
+    let key = match &opts.key_secret {
+        Some(secret) => DeviceKey::from_secret(secret)?,
+        None => DeviceKey::generate(),
+    };
     let (old_id, new_id) = (index.server_key_id.clone(), key.device_id().to_string());
     let release = index.profile == "release";
     let origin = index.log_origin.replace(&old_id, &new_id);

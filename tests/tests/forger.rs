@@ -121,7 +121,10 @@ fn a_release_signed_again_with_another_server_key_fails_on_the_device_events_it_
     assert_eq!(why.lines().count(), fx.devices.len(), "{why}");
 
     // The police video dropped, and with it the police device: the monitor's events remain.
-    let (forged, _) = forge(&fx, &rel, "forged-release-drop", ForgeOptions { drop_clips: vec![fx.clips[3].clone()], ..Default::default() });
+    // (Signed with the same forged key as the first: one forger, two packages.)
+    let secret = Some(*key.key.secret());
+    let (forged, again) = forge(&fx, &rel, "forged-release-drop", ForgeOptions { drop_clips: vec![fx.clips[3].clone()], key_secret: secret, ..Default::default() });
+    assert_eq!(again.key_id, key.key_id);
     assert_eq!(index(&forged).devices.len(), 1);
     let why = device_failures(&verify_package(&forged));
     assert!(why.starts_with(&format!("device {}:", fx.devices[0].store.device_id())), "{why}");
