@@ -247,9 +247,20 @@ fn clean_packages_pass_with_every_check_and_its_detail() {
         assert_eq!(custody.contains("device logs complete from their first event"), !release, "{custody}");
         assert_eq!(custody.contains("(events of other items not included)"), release, "{custody}");
         assert!(!custody.contains("note:"), "{custody}");
-        // Every check names a file, in the documented order: index, sums, devices, checkpoint, items, chains, custody.
+        // The cross-checks without a pin: the export's record names exactly the packaged items,
+        // and each device's own events name this server key and these receipts.
+        assert_eq!(detail(&r, "exported items match the index", "package.json"), format!("the export event (server event {}) and its per-item events name the {} items listed", idx.export_custody_seq, idx.items.len()));
+        for d in &idx.devices {
+            let x = detail(&r, "device custody agrees with the package", &format!("custody.jsonl (device {})", d.device_id));
+            let n = idx.items.iter().filter(|i| i.device_id == d.device_id).count();
+            assert!(x.contains(&format!("manifest commitment(s) name this server key {}; {n} receipt(s) of packaged items match", idx.server_key_id)), "{x}");
+        }
+        // Every check names a file, in the documented order: index, sums, devices, checkpoint, items, chains, custody, cross-checks.
         assert_eq!(r.checks[0].name, "package index is well-formed");
-        assert_eq!(r.checks.last().unwrap().name, "custody events");
+        let custody_at = r.checks.iter().position(|c| c.name == "custody events").unwrap();
+        assert_eq!(r.checks[custody_at + 1].name, "exported items match the index");
+        assert!(r.checks[custody_at + 2..].iter().all(|c| c.name == "device custody agrees with the package"));
+        assert_eq!(r.checks.len(), custody_at + 2 + idx.devices.len());
         // VERIFY.txt is the procedure written for this index.
         assert_eq!(String::from_utf8(p.read("VERIFY.txt")).unwrap(), verify_txt(&idx));
     }
@@ -718,7 +729,9 @@ fn receipts_and_log_proofs() {
             }
             let r = fails(&p, &format!("clips/{}/receipt.json", a.clip_id), "the receipt names clip_id");
             if reseal {
-                only(&r, &["receipt signed by the server names this manifest and media"]);
+                // The device's own record of the receipt it got names the swap too.
+                only(&r, &["receipt signed by the server names this manifest and media", "device custody agrees with the package"]);
+                fails(&p, &format!("custody.jsonl (device {})", a.device_id), &format!("'receipted' of clip {}: the device recorded receipt_sha256", a.clip_id));
             }
         }
         // The index states another log index or receipt time.
@@ -1233,4 +1246,129 @@ fn device_chains_of_manifests() {
     let mut m1: Value = serde_json::from_slice(&ms[0]).unwrap();
     m1["prev"] = "0".repeat(64).into();
     assert!(verify_chain_run(&[fieldcap_evidence::canonical::to_vec(&m1)]).is_err());
+}
+
+/// The cross-checks that need no pinned key: each device's own custody events (signed by the
+/// device, re-signed here with the fixture's device keys) against the server key and receipts
+/// of the package, field by field; the export's custody record against the index.
+#[test]
+fn device_custody_and_the_export_record_are_cross_checked() {
+    const DEVICE: &str = "device custody agrees with the package";
+    const EXPORT: &str = "exported items match the index";
+    let idx = Pkg::new("full").index();
+    let key_id = idx.server_key_id.clone();
+    let monitor = idx.devices.iter().find(|d| d.role == "monitor").unwrap().device_id.clone();
+    let dev = format!("device:{monitor}");
+    let file = format!("custody.jsonl (device {monitor})");
+    let text = String::from_utf8(Pkg::new("full").read("custody.jsonl")).unwrap();
+    let events: Vec<Value> = text.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()["event"].clone()).collect();
+    let first = |name: &str| events.iter().find(|e| e["actor"] == dev.as_str() && e["event"] == name && idx.items.iter().any(|i| e["clip_id"] == i.clip_id.as_str())).unwrap().clone();
+    let (committed, receipted) = (first("manifest_committed"), first("receipted"));
+    let (cseq, cclip) = (committed["seq"].as_u64().unwrap(), committed["clip_id"].as_str().unwrap().to_string());
+    let (rseq, rclip) = (receipted["seq"].as_u64().unwrap(), receipted["clip_id"].as_str().unwrap().to_string());
+    let receipt: fieldcap_evidence::protocol::Receipt = serde_json::from_slice(&Pkg::new("full").read(&format!("clips/{rclip}/receipt.json"))).unwrap();
+    let rsha = fieldcap_evidence::hashing::sha256_hex(&Pkg::new("full").read(&format!("clips/{rclip}/receipt.json")));
+    let zeros = "0".repeat(64);
+    let other = "ab".repeat(16);
+    let manifest = idx.items.iter().find(|i| i.clip_id == cclip).unwrap().original_manifest_sha256.clone();
+    let rf = format!("clips/{rclip}/receipt.json");
+    // (event seq, detail field, new value, what the check says)
+    let cases: Vec<(u64, &str, Value, String)> = vec![
+        (4, "server_key_id", other.clone().into(), format!("the device enrolled with or committed manifests to server key {other} (event 4 'enrolled'), but this package is signed by server key {key_id}")),
+        (cseq, "server_key_id", other.clone().into(), format!("server key {other} (event {cseq} 'manifest_committed' of clip {cclip}), but this package is signed by server key {key_id}")),
+        (cseq, "manifest_sha256", zeros.clone().into(), format!("event {cseq} 'manifest_committed' of clip {cclip} committed manifest SHA-256 {zeros}, the package's manifest is {manifest}")),
+        (rseq, "receipt_sha256", zeros.clone().into(), format!("event {rseq} 'receipted' of clip {rclip}: the device recorded receipt_sha256 {zeros}, {rf} has SHA-256 {rsha}")),
+        (rseq, "received_at", "2020-01-01T00:00:00.000Z".into(), format!("the device recorded received_at 2020-01-01T00:00:00.000Z, {rf} has received_at {}", receipt.received_at)),
+        (rseq, "log_index", (receipt.log.index + 1).into(), format!("the device recorded log_index {}, {rf} has log index {}", receipt.log.index + 1, receipt.log.index)),
+        (rseq, "tree_size", (receipt.log.tree_size + 1).into(), format!("the device recorded tree_size {}, {rf} has tree size {}", receipt.log.tree_size + 1, receipt.log.tree_size)),
+    ];
+    for (seq, field, value, says) in cases {
+        let p = Pkg::new("full");
+        p.edit_custody(|ev| {
+            let e = ev.iter_mut().find(|e| e["actor"] == dev.as_str() && e["seq"] == seq).unwrap();
+            e["detail"][field] = value.clone();
+        });
+        p.reseal();
+        let r = fails(&p, &file, &says);
+        assert!(r.checks.iter().find(|c| c.file == file).unwrap().detail.starts_with(&format!("device {monitor}: ")));
+        only(&r, &[DEVICE]);
+    }
+
+    // The export record: the export event's count and hash, a per-item event missing or naming
+    // another item. (A server-key holder could re-sign these to match; a re-signing with another
+    // key is what the device events above catch.)
+    let pid = idx.package_id.clone();
+    let ids: Vec<&str> = idx.items.iter().map(|i| i.clip_id.as_str()).collect();
+    let sha = fieldcap_evidence::hashing::sha256_hex(ids.join("\n").as_bytes());
+    let n = ids.len();
+    let seq = idx.export_custody_seq;
+    let clip0 = idx.items[0].clip_id.clone();
+    type Edit = Box<dyn Fn(&mut Value)>;
+    let cases: Vec<(&str, Edit, String)> = vec![
+        ("count", Box::new(|e: &mut Value| if e["clip_id"].is_null() { e["detail"]["items"] = 9.into() }), format!("the export event (server event {seq}) names 9 items (items_sha256 {sha}), package.json lists {n}")),
+        ("hash", Box::new(|e: &mut Value| if e["clip_id"].is_null() { e["detail"]["items_sha256"] = "0".repeat(64).into() }), format!("names {n} items (items_sha256 {}), package.json lists {n} (SHA-256 {sha})", "0".repeat(64))),
+        ("per-item event gone", Box::new({
+            let c = clip0.clone();
+            move |e: &mut Value| if e["clip_id"] == c.as_str() { e["event"] = "noted".into() }
+        }), format!("item {clip0} is in package.json but no server 'exported' event of this package names it")),
+        ("per-item event of another item", Box::new({
+            let c = clip0.clone();
+            let o = other.clone();
+            move |e: &mut Value| if e["clip_id"] == c.as_str() { e["clip_id"] = o.clone().into() }
+        }), format!("item {other} is missing: the server recorded exporting it in this package")),
+    ];
+    for (what, edit, says) in cases {
+        let p = Pkg::new("full");
+        p.edit_custody(|ev| {
+            for e in ev.iter_mut().filter(|e| e["event"] == "exported" && e["detail"]["package_id"] == pid.as_str()) {
+                edit(e);
+            }
+        });
+        p.reseal();
+        let r = p.report();
+        let c = r.checks.iter().find(|c| c.name == EXPORT).unwrap();
+        assert!(!c.ok && c.file == "package.json" && c.detail.contains(&says), "{what}: {c:?}");
+        only(&r, &[EXPORT]);
+    }
+
+    // An item taken out of the package and the index re-signed (by a holder of the server key
+    // who left custody alone): the export record names it, nothing else fails. Its server
+    // events removed too: the export event's items_sha256 still names it.
+    let gone = idx.items.iter().find(|i| i.device_id == monitor && i.clip_id != clip0).unwrap().clip_id.clone();
+    for custody_too in [false, true] {
+        let p = Pkg::new("full");
+        fs::remove_dir_all(p.p(&format!("clips/{gone}"))).unwrap();
+        fs::remove_file(p.p(&format!("log/inclusion/{gone}.json"))).unwrap();
+        if custody_too {
+            p.edit_custody(|ev| ev.retain(|e| !(e["actor"].as_str().unwrap().starts_with("server:") && e["clip_id"] == gone.as_str())));
+        }
+        let mut i = p.index();
+        i.items.retain(|x| x.clip_id != gone);
+        i.files.retain(|f| !f.path.contains(&gone));
+        p.sign_index(&i);
+        p.reseal();
+        let says = if custody_too {
+            format!("item {gone} is missing: the export event (server event {seq}) lists {n} items whose SHA-256 is that of package.json's list with {gone} added")
+        } else {
+            format!("item {gone} is missing: the server recorded exporting it in this package")
+        };
+        let r = fails(&p, "package.json", &says);
+        only(&r, &[EXPORT]);
+    }
+
+    // No device custody at all: not a failure, but the report says no cross-check was possible.
+    let p = Pkg::new("full");
+    p.edit_custody(|ev| ev.retain(|e| !(e["actor"].as_str().unwrap().starts_with("device:") || e["event"] == "device_custody_received")));
+    p.reseal();
+    let r = p.report();
+    assert!(r.all_ok(), "{:#?}", failures(&r));
+    let c = r.checks.iter().find(|c| c.name == "device custody cross-check").unwrap();
+    assert!(c.detail.starts_with("not possible: this package holds no device custody events"), "{c:?}");
+    // One device without its log: a note on its line, the other device still checked.
+    let p = Pkg::new("full");
+    p.edit_custody(|ev| ev.retain(|e| !(e["actor"] == dev.as_str() || (e["event"] == "device_custody_received" && e["detail"]["device_id"] == monitor.as_str()))));
+    p.reseal();
+    let r = p.report();
+    assert!(r.all_ok(), "{:#?}", failures(&r));
+    assert!(detail(&r, DEVICE, &file).starts_with("note: the package holds none of this device's own custody events"));
 }

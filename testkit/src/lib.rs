@@ -12,6 +12,7 @@
 //! | `server` | the one test server, in process or as `fieldcap serve` | `server` |
 //! | `api` | a raw API client: signed requests, tus, problem+json, hand-signed manifests | `server` |
 //! | `package` | the package fixture: devices synced to a server, packages exported | `package` |
+//! | `forger` | a package re-signed completely with a fresh server key (clips dropped, times moved) | `forger` |
 //!
 //! A crate's tests name the features they use:
 //!
@@ -41,6 +42,8 @@ pub mod track;
 pub mod api;
 #[cfg(feature = "device")]
 pub mod device;
+#[cfg(feature = "forger")]
+pub mod forger;
 #[cfg(feature = "package")]
 pub mod package;
 #[cfg(feature = "server")]

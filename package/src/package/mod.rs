@@ -35,7 +35,10 @@
 //! receipt's own checkpoint and inclusion proof, inclusion of each receipt's leaf in the package
 //! checkpoint plus consistency from the receipt's tree, each device's chain (`seq`/`prev`; a
 //! missing seq is reported by number), and the custody events of the server and the devices
-//! (signatures, order, `prev` links; a device `sealed` event must name the packaged manifest).
+//! (signatures, order, `prev` links; a device `sealed` event must name the packaged manifest);
+//! then, needing no pinned key, the devices' own custody events against the package's server
+//! side (the server key id they enrolled with and committed to, the receipts they recorded) and
+//! the export's custody record against the index's item list.
 //!
 //! ```no_run
 //! let report = fieldcap_package::package::verify_package("/media/usb/package".as_ref());

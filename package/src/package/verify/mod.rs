@@ -11,12 +11,15 @@
 //!    and its inclusion in the package checkpoint;
 //! 5. `chains.rs`: each device's `seq`/`prev` chain;
 //! 6. `custody.rs`: the server's and the devices' custody events;
-//! 7. `witnesses.rs`: with pinned witnesses, their cosignatures on the package checkpoint.
+//! 7. `crosscheck.rs`: the devices' own custody events against the package's server side (server
+//!    key id, receipts), and the export's custody record against the index's item list;
+//! 8. `witnesses.rs`: with pinned witnesses, their cosignatures on the package checkpoint.
 //!
 //! A check that cannot run because an earlier one failed (no index, no server key) is left out;
 //! the earlier failure already makes the report fail. docs/VERIFY.md §3 describes every check.
 
 mod chains;
+mod crosscheck;
 mod custody;
 mod media;
 mod receipts;
@@ -100,7 +103,6 @@ pub fn verify_package(dir: &Path) -> VerifyReport {
 /// Verifies a package folder against the recipient's trust anchors; see the module
 /// documentation for the checks.
 pub fn verify_package_with(dir: &Path, anchors: &TrustAnchors) -> VerifyReport {
-    let _ = anchors;
     let on_disk = match crate::clip::list_files(dir) {
         Ok(f) => f,
         Err(e) => {
@@ -139,4 +141,5 @@ fn verify_contents(c: &mut Verification<'_>, index: &PackageIndex, key: &Verifyi
     }
     chains::check(c, index, &chain_seen);
     custody::check(c, index, key, &device_keys);
+    crosscheck::check(c, index, key, &device_keys);
 }
