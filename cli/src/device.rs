@@ -9,6 +9,8 @@ use fieldcap_core::seal::{CaptureRequest, ObservationRequest};
 use fieldcap_core::store::Profile;
 use fieldcap_core::track::TrackPoint;
 use fieldcap_core::Store;
+use fieldcap_package::package::TrustAnchors;
+use fieldcap_package::ServerKeyPin;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -268,27 +270,65 @@ pub fn custody(home: &Path, clip_id: Option<&str>, all: bool, json: bool) -> any
     Ok(0)
 }
 
-pub fn verify(path: &Path, json: bool) -> anyhow::Result<i32> {
+/// `fieldcap verify PATH [--json] [--server-key KEY]`: parses the pin, then verifies.
+pub fn verify_cmd(path: &Path, json: bool, server_key: Option<&str>) -> anyhow::Result<i32> {
+    let pin = server_key.map(parse_server_key).transpose()?;
+    verify(path, json, pin.as_ref())
+}
+
+/// A `--server-key` value: a fingerprint (64 hex digits) or key id (32 hex digits), or else the
+/// path of a PEM public key file. Anything else is refused naming the flag.
+pub fn parse_server_key(arg: &str) -> anyhow::Result<ServerKeyPin> {
+    if let Ok(pin) = ServerKeyPin::parse(arg) {
+        return Ok(pin);
+    }
+    let p = Path::new(arg);
+    if p.is_file() {
+        let text = std::fs::read_to_string(p).with_context(|| format!("--server-key: reading '{}'", p.display()))?;
+        return ServerKeyPin::parse(&text).map_err(|_| anyhow::anyhow!("--server-key: '{}' is not an Ed25519 public key PEM file", p.display()));
+    }
+    bail!("--server-key: '{arg}' is neither a server key fingerprint (64 hex digits), a key id (32 hex digits) nor a PEM public key file")
+}
+
+/// Verifies a package or an exported clip (a folder, or a .zip of either) against the pin, if
+/// any; prints one line per check, then the server key lines, then the verdict. Exit 0 only if
+/// every check holds (an unpinned key is a warning, not a failure).
+pub fn verify(path: &Path, json: bool, pin: Option<&ServerKeyPin>) -> anyhow::Result<i32> {
     if path.is_file() && path.extension().is_some_and(|e| e.eq_ignore_ascii_case("zip")) {
-        return verify_zip(path, json);
+        return verify_zip(path, json, pin);
     }
     if !path.is_dir() {
         bail!("'{}' is not a folder to verify", path.display());
     }
     let report = if path.join("package.json").exists() {
-        fieldcap_package::package::verify_package(path)
+        fieldcap_package::package::verify_package_with(path, &TrustAnchors { server_key: pin.cloned() })
     } else if path.join("manifest.json").exists() {
-        fieldcap_package::clip::verify_clip_dir(path)
+        fieldcap_package::clip::verify_clip_dir_with(path, pin)
     } else {
         bail!("'{}' holds neither manifest.json (an exported clip) nor package.json (a package)", path.display());
     };
     if json {
-        println!("{}", serde_json::to_string_pretty(&serde_json::json!({"ok": report.all_ok(), "checks": report.checks}))?);
+        println!("{}", serde_json::to_string_pretty(&serde_json::json!({"ok": report.all_ok(), "checks": report.checks, "server_key": report.server_key}))?);
     } else {
         for c in &report.checks {
             println!("{}  {}  [{}]  {}", if c.ok { "ok  " } else { "FAIL" }, c.name, c.file, c.detail);
         }
-        println!("{}", if report.all_ok() { "VERIFIED: every check holds" } else { "NOT VERIFIED: see FAIL lines" });
+        match &report.server_key {
+            Some(k) => k.lines().iter().for_each(|l| println!("{l}")),
+            None if path.join("manifest.json").exists() && !path.join("package.json").exists() => {
+                println!("server key: none (this clip has no server receipt; only the device's signature is checked)")
+            }
+            None => {}
+        }
+        let unpinned = report.server_key.as_ref().is_some_and(|k| k.pin.is_none());
+        println!(
+            "{}",
+            match (report.all_ok(), unpinned) {
+                (true, false) => "VERIFIED: every check holds",
+                (true, true) => "VERIFIED: every check holds, but the server key is NOT PINNED (see above)",
+                (false, _) => "NOT VERIFIED: see FAIL lines",
+            }
+        );
     }
     Ok(if report.all_ok() { 0 } else { 1 })
 }
@@ -296,7 +336,7 @@ pub fn verify(path: &Path, json: bool) -> anyhow::Result<i32> {
 /// Verifies a zipped package or clip: extracts it into a private temporary folder (refusing any
 /// entry whose name would land outside it), verifies that folder, and removes it. A damaged
 /// archive (bad CRC, truncated) fails with an error naming the entry.
-fn verify_zip(path: &Path, json: bool) -> anyhow::Result<i32> {
+fn verify_zip(path: &Path, json: bool, pin: Option<&ServerKeyPin>) -> anyhow::Result<i32> {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
     let tmp = std::env::temp_dir().join(format!("fieldcap-verify-{}-{nanos}", std::process::id()));
     std::fs::create_dir(&tmp).context("creating a temporary folder to extract into")?;
@@ -312,7 +352,7 @@ fn verify_zip(path: &Path, json: bool) -> anyhow::Result<i32> {
                 _ => bail!("the archive holds neither package.json nor manifest.json at its root or in one top-level folder"),
             }
         };
-        verify(&root, json)
+        verify(&root, json, pin)
     })();
     let _ = std::fs::remove_dir_all(&tmp);
     result

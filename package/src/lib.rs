@@ -17,5 +17,7 @@
 
 pub mod clip;
 pub mod package;
+pub mod pin;
 
 pub use clip::{Check, VerifyReport};
+pub use pin::{ServerKeyPin, ServerKeyStatus};

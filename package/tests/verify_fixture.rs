@@ -251,7 +251,8 @@ fn clean_packages_pass_with_every_check_and_its_detail() {
         assert_eq!(r.checks[0].name, "package index is well-formed");
         assert_eq!(r.checks.last().unwrap().name, "custody events");
         // VERIFY.txt is the procedure written for this index.
-        assert_eq!(String::from_utf8(p.read("VERIFY.txt")).unwrap(), verify_txt(&idx));
+        let server_key = fieldcap_evidence::identity::parse_public_pem(&String::from_utf8(p.read("server.pub.pem")).unwrap()).unwrap();
+        assert_eq!(String::from_utf8(p.read("VERIFY.txt")).unwrap(), verify_txt(&idx, &server_key));
     }
 }
 
