@@ -31,7 +31,14 @@ Run these commands inside this folder. Each must succeed.
 4. The device id in the manifest is the first 16 bytes of SHA-256 over the raw public key:
    openssl pkey -pubin -in device.pub.pem -outform DER | tail -c 32 | sha256sum | cut -c1-32
 
-`fieldcap verify .` performs all of these checks and the custody-chain checks in one step.
+5. If receipt.json is present, the council server signed it. This folder does not carry the
+   server's key: get the council office's public key file and its published fingerprint out of
+   band (never from this folder), check the fingerprint, then the signature:
+   openssl pkey -pubin -in SERVER.pub.pem -outform DER | sha256sum
+   openssl pkeyutl -verify -pubin -inkey SERVER.pub.pem -rawin -in receipt.json -sigfile receipt.sig
+
+`fieldcap verify . --server-key SERVER.pub.pem` performs all of these checks, the receipt's
+transparency-log proof and the custody-chain checks in one step.
 ";
 
 /// One verification step.

@@ -13,7 +13,9 @@
 //! `set -e`, so pasting it into a shell or editing a `set` line changes nothing) and runs every
 //! check; its last line is the verdict: `ALL STOCK-TOOL CHECKS PASSED` (exit 0) only when no
 //! check failed *and* the server key is the expected one, otherwise `NOT PASSED` (exit 1) —
-//! also when no fingerprint was given. docs/VERIFY.md §2 describes the same steps; tests run
+//! also when no fingerprint was given, and (an `EXIT` trap set before any check) when the
+//! script ends without reaching its verdict. Right after the index signature it checks its own
+//! SHA-256 against the signed index, so a damaged copy says so before anything it might skip. docs/VERIFY.md §2 describes the same steps; tests run
 //! the script on clean and tampered packages.
 
 use super::PackageIndex;
@@ -23,6 +25,9 @@ use fieldcap_evidence::identity::{device_id_for, key_fingerprint};
 /// The script's preamble after the package's own description: the counters and helpers, and
 /// step 0, the server key against the expected fingerprint given as the first argument.
 const PIN_STEP: &str = r#"failures=0
+verdict=none
+# Whatever ends the script before its verdict (a damaged line, an error) ends it not passed.
+trap 'if [ "$verdict" != passed ]; then [ "$verdict" = given ] || echo "NOT PASSED: the script ended before its verdict ($failures check(s) FAILED so far): VERIFY.txt is damaged or was interrupted"; exit 1; fi' EXIT
 fail() { failures=$((failures + 1)); echo "FAILED: $*"; }
 ok() { echo "ok: $*"; }
 # check DESCRIPTION COMMAND...: runs the command quietly; ok or FAILED with the description.
@@ -53,6 +58,8 @@ fi
 # 1. The server signed the index, package.json, which lists every other file (but its signature
 #    and the two sums files) with its length, SHA-256 and BLAKE3.
 check "package.json.sig: the server's signature over package.json" openssl pkeyutl -verify -pubin -inkey server.pub.pem -rawin -in package.json -sigfile package.json.sig
+# This script is the one the server signed (a damaged copy could skip checks after this line).
+if grep -qF "\"path\":\"VERIFY.txt\",\"sha256\":\"$(sha256sum < VERIFY.txt | cut -c1-64)\"" package.json; then ok "VERIFY.txt is the script the signed index lists"; else fail "VERIFY.txt is not the script the signed index lists: its later checks cannot be trusted; use fieldcap verify"; fi
 entries=$(grep -o '"files":\[[^]]*\]' package.json | grep -o '{"blake3":"[0-9a-f]*","bytes":[0-9]*,"path":"[^"]*","sha256":"[0-9a-f]*"}' | sed 's/^{"blake3":"\([0-9a-f]*\)","bytes":[0-9]*,"path":"\([^"]*\)","sha256":"\([0-9a-f]*\)"}$/\3 \1 \2/')
 [ -n "$entries" ] || fail "package.json lists no files"
 
@@ -111,11 +118,14 @@ const VERDICT: &str = r#"
 #    write your own verifier from docs/FORMATS.md.
 echo
 if [ "$failures" -eq 0 ] && [ "$pinned" = yes ]; then
+  verdict=passed
   echo "ALL STOCK-TOOL CHECKS PASSED (server key fingerprint $fp, as expected)"
 elif [ "$failures" -eq 0 ]; then
+  verdict=given
   echo "NOT PASSED: every check holds, but only against the key this package carries, which anyone can make; give the council office's published fingerprint: sh VERIFY.txt FINGERPRINT"
   false
 else
+  verdict=given
   echo "NOT PASSED: $failures check(s) FAILED (the FAILED lines above name them)"
   false
 fi
