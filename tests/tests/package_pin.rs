@@ -214,12 +214,29 @@ fn verify_txt_needs_the_expected_fingerprint_and_ends_non_zero_after_any_failed_
     // for every run).
     let script = fs::read_to_string(d.join("VERIFY.txt")).unwrap();
     let (head, body) = script.split_once("\nfailures=0\n").unwrap();
+    let edited = d.parent().unwrap().join("EDITED.txt");
     for set in ["set -e", "set -f", "set +e"] {
-        fs::write(d.join("EDITED.txt"), format!("{head}\n{set}\nfailures=0\n{body}")).unwrap();
-        let (ok, out) = stock_verify_script(&d, "EDITED.txt", &fp);
+        fs::write(&edited, format!("{head}\n{set}\nfailures=0\n{body}")).unwrap();
+        let (ok, out) = stock_verify_script(&d, edited.to_str().unwrap(), &fp);
         assert!(!ok && out.contains("FAILED") && !out.contains("ALL STOCK-TOOL CHECKS PASSED"), "{set}: {out}");
+        assert!(out.lines().last().unwrap().starts_with("NOT PASSED: "), "{set}: {out}");
     }
-    fs::remove_file(d.join("EDITED.txt")).unwrap();
+    // A script that stops before its verdict, after a FAILED line (an `exit 0`, or the rest of
+    // it swallowed by an unterminated here-document, as one changed byte can do): not passed.
+    let (before, after) = script.split_once("\n# 4. Device certificates").unwrap();
+    for cut in ["exit 0", "cat >/dev/null <<'UNTERMINATED'"] {
+        fs::write(&edited, format!("{before}\n{cut}\n# 4. Device certificates{after}")).unwrap();
+        let (ok, out) = stock_verify_script(&d, edited.to_str().unwrap(), &fp);
+        assert!(!ok && out.contains("FAILED"), "{cut}: {out}");
+        let n = out.lines().filter(|l| l.starts_with("FAILED")).count();
+        assert!(out.lines().last().unwrap().starts_with(&format!("NOT PASSED: the script ended before its verdict ({n} check(s) FAILED so far)")), "{cut}: {out}");
+        assert!(!out.contains("item "), "the script stopped where it was cut: {out}");
+    }
+    // The package's own VERIFY.txt damaged: it says so itself, right after the index signature.
+    let v = copy("verify-txt");
+    fs::write(v.join("VERIFY.txt"), script.replacen("item ", "itam ", 1)).unwrap();
+    let (ok, out) = stock_verify(&v, &fp);
+    assert!(!ok && out.contains("FAILED: VERIFY.txt is not the script the signed index lists"), "{out}");
     let pasted = std::process::Command::new("sh")
         .arg("-c")
         .arg(format!("set -- {fp}\n{script}"))
