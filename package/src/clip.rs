@@ -213,44 +213,50 @@ pub fn verify_clip_dir_with(dir: &Path, pin: Option<&ServerKeyPin>) -> VerifyRep
 /// the report's `server_key` status. A clip exported before its receipt came has none: nothing
 /// server-signed to pin.
 fn clip_receipt(r: &mut VerifyReport, dir: &Path, m: &Manifest, manifest_bytes: &[u8], pin: Option<&ServerKeyPin>) {
+    use fieldcap_evidence::receipt::{ExpectedItem, ReceiptVerifier};
     const CHECK: &str = "receipt signed by the pinned server key";
     let Ok(body) = fs::read(dir.join("receipt.json")) else {
         return;
     };
-    let named = serde_json::from_slice::<fieldcap_evidence::protocol::Receipt>(&body).map(|x| x.server_key_id);
+    let parsed = serde_json::from_slice::<fieldcap_evidence::protocol::Receipt>(&body);
     let Some(pin) = pin else {
-        if let Ok(key_id) = named {
-            r.server_key = Some(ServerKeyStatus { fingerprint: None, key_id, pinned: false, pin: None });
+        if let Ok(rc) = parsed {
+            r.server_key = Some(ServerKeyStatus { fingerprint: None, key_id: rc.server_key_id, pinned: false, pin: None });
         }
         return;
     };
-    let key_id = named.as_ref().cloned().unwrap_or_default();
+    let key_id = parsed.as_ref().map(|rc| rc.server_key_id.clone()).unwrap_or_default();
     let mut status = ServerKeyStatus { fingerprint: None, key_id: key_id.clone(), pinned: false, pin: Some(pin.value()) };
-    let res = match (pin.key(), &named) {
+    let res = match (pin.key(), &parsed) {
         (_, Err(e)) => Err(Error::Integrity(format!("receipt.json is not a receipt: {e}"))),
-        (Some(k), Ok(_)) => {
+        (Some(k), Ok(rc)) => {
             let sha = fieldcap_evidence::hashing::sha256_hex(manifest_bytes);
             fs::read(dir.join("receipt.sig"))
                 .map_err(|_| Error::NotFound("receipt.sig cannot be read".into()))
                 .and_then(|sig| {
-                    // The log origin is the checkpoint's first line; the checkpoint is signed
-                    // under it by the pinned key, so it cannot be chosen by a forger.
-                    let body_receipt: fieldcap_evidence::protocol::Receipt = serde_json::from_slice(&body)?;
-                    let note = fieldcap_evidence::tlog::parse_note(&body_receipt.log.checkpoint)?;
+                    // The log origin is the checkpoint's first line: the checkpoint is signed
+                    // under it with the pinned key, so only that key's holder chose it.
+                    let note = fieldcap_evidence::tlog::parse_note(&rc.log.checkpoint)?;
                     let origin = note.text.lines().next().unwrap_or_default().to_string();
-                    fieldcap_evidence::receipt::ReceiptVerifier::new(*k, &origin).verify(&body, &sig, &fieldcap_evidence::receipt::ExpectedItem::of_manifest(m, &sha))
+                    ReceiptVerifier::new(*k, &origin).verify(&body, &sig, &ExpectedItem::of_manifest(m, &sha))
                 })
                 .map(|rc| {
                     status.fingerprint = Some(fieldcap_evidence::identity::key_fingerprint(k));
                     status.pinned = true;
                     format!("received {}, log leaf {} of {}: signed by the pinned key, {}", rc.received_at, rc.log.index, rc.log.tree_size, describe_key(k))
                 })
-                .map_err(|e| Error::Integrity(format!("the receipt names server key id {key_id} and does not verify with the pinned key, {}: {e}", describe_key(k))))
+                .map_err(|e| {
+                    let why = match &e {
+                        Error::Integrity(s) | Error::InvalidInput(s) | Error::NotFound(s) => s.clone(),
+                        other => other.to_string(),
+                    };
+                    Error::Integrity(format!("the receipt names server key id {key_id} and does not verify with the pinned key, {}: {why}", describe_key(k)))
+                })
         }
-        (None, Ok(id)) => match pin {
-            ServerKeyPin::KeyId(p) if p != id => Err(Error::Integrity(format!("the receipt names server key id {id}, the pinned key id is {p}"))),
+        (None, Ok(rc)) => match pin {
+            ServerKeyPin::KeyId(p) if *p != rc.server_key_id => Err(Error::Integrity(format!("the receipt names server key id {key_id}, the pinned key id is {p}"))),
             _ => Err(Error::InvalidInput(format!(
-                "an exported clip carries no server key, so its receipt (server key id {id}) can be checked only with the key itself: give --server-key the server's PEM public key file (the pin given is {})",
+                "an exported clip carries no server key, so its receipt (server key id {key_id}) can be checked only with the key itself: give --server-key the server's PEM public key file (the pin given is {})",
                 pin.describe()
             ))),
         },
