@@ -179,7 +179,12 @@ fn story(root: &std::path::Path, server_data: &std::path::Path, url: &str) -> an
     println!("\n6. Independent verification of the monitor's clip, with its receipt");
     let out = root.join("export").join(&video.clip_id);
     monitor.export_clip(&video.clip_id, &out, &mut |_, _| {})?;
-    let report = fieldcap_package::clip::verify_clip_dir(&out);
+    // The council office publishes its server key's fingerprint; a recipient pins it (here the
+    // key itself, which also lets the clip's receipt be checked: a clip carries no server key).
+    let server_key = fieldcap_server::keys::load(server_data).context("reading the server key")?.verifying_key();
+    let fingerprint = fieldcap_evidence::identity::key_fingerprint(&server_key);
+    let pin = fieldcap_package::ServerKeyPin::Key(server_key);
+    let report = fieldcap_package::clip::verify_clip_dir_with(&out, Some(&pin));
     for c in &report.checks {
         println!("   {}  {}", if c.ok { "ok  " } else { "FAIL" }, c.name);
     }
@@ -192,6 +197,8 @@ fn story(root: &std::path::Path, server_data: &std::path::Path, url: &str) -> an
     print_incidents(&serde_json::to_value(&incidents)?);
 
     println!("\n8. Evidence package of the incident for the District Attorney, and one for a public records request");
+    println!("   the council office publishes its server key fingerprint (recipients pin it, out of band):");
+    println!("   {fingerprint}");
     let mut packages = Vec::new();
     if let Some(inc) = incidents.first() {
         use fieldcap_server::package::{export, PackageRequest, Profile, Selection};
@@ -213,11 +220,12 @@ fn story(root: &std::path::Path, server_data: &std::path::Path, url: &str) -> an
                 },
             )
             .context("exporting a package")?;
-            let report = fieldcap_package::package::verify_package(&outcome.path);
+            let anchors = fieldcap_package::package::TrustAnchors { server_key: Some(pin.clone()), ..Default::default() };
+            let report = fieldcap_package::package::verify_package_with(&outcome.path, &anchors);
             let failed = report.checks.iter().filter(|c| !c.ok).count();
             let custody = report.checks.iter().find(|c| c.name == "custody events").map(|c| c.detail.clone()).unwrap_or_default();
             println!(
-                "   {:7}  {} item(s){}  {:.1} MiB  fieldcap verify: {} checks, {} failed",
+                "   {:7}  {} item(s){}  {:.1} MiB  fieldcap verify --server-key (pinned): {} checks, {} failed",
                 profile.as_str(),
                 outcome.items,
                 if outcome.omitted.is_empty() { String::new() } else { format!(" ({} left out: {:?})", outcome.omitted.values().sum::<u64>(), outcome.omitted) },
@@ -250,7 +258,8 @@ fn story(root: &std::path::Path, server_data: &std::path::Path, url: &str) -> an
     println!("   council server data: {}", server_data.display());
     println!("   verify it yourself:  cd {} && cat VERIFY.txt", out.display());
     for p in &packages {
-        println!("   package:             cd {} && sh VERIFY.txt   (or: fieldcap verify {})", p.display(), p.display());
+        println!("   package:             cd {} && sh VERIFY.txt {fingerprint}", p.display());
+        println!("                        (or: fieldcap verify {} --server-key {fingerprint})", p.display());
     }
     Ok(0)
 }

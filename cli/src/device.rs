@@ -9,6 +9,8 @@ use fieldcap_core::seal::{CaptureRequest, ObservationRequest};
 use fieldcap_core::store::Profile;
 use fieldcap_core::track::TrackPoint;
 use fieldcap_core::Store;
+use fieldcap_package::package::TrustAnchors;
+use fieldcap_package::ServerKeyPin;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -269,8 +271,8 @@ pub fn custody(home: &Path, clip_id: Option<&str>, all: bool, json: bool) -> any
 }
 
 /// The trust anchors of `fieldcap verify`'s `--witness VKEY` and `--witness-threshold N`.
-pub fn trust_anchors(witnesses: &[String], threshold: Option<usize>) -> anyhow::Result<fieldcap_package::package::TrustAnchors> {
-    let mut anchors = fieldcap_package::package::TrustAnchors::default();
+pub fn trust_anchors(witnesses: &[String], threshold: Option<usize>) -> anyhow::Result<TrustAnchors> {
+    let mut anchors = TrustAnchors::default();
     for w in witnesses {
         let vk = fieldcap_evidence::cosignature::VerifierKey::parse(w).with_context(|| format!("--witness {w}"))?;
         if !vk.is_witness() {
@@ -286,8 +288,32 @@ pub fn trust_anchors(witnesses: &[String], threshold: Option<usize>) -> anyhow::
     anchors.witness_threshold = threshold;
     Ok(anchors)
 }
+/// `fieldcap verify PATH [--json] [--server-key KEY] [--witness VKEY…] [--witness-threshold N]`:
+/// parses the trust anchors, then verifies.
+pub fn verify_cmd(path: &Path, json: bool, server_key: Option<&str>, witnesses: &[String], threshold: Option<usize>) -> anyhow::Result<i32> {
+    let mut anchors = trust_anchors(witnesses, threshold)?;
+    anchors.server_key = server_key.map(parse_server_key).transpose()?;
+    verify(path, json, &anchors)
+}
 
-pub fn verify(path: &Path, json: bool, anchors: &fieldcap_package::package::TrustAnchors) -> anyhow::Result<i32> {
+/// A `--server-key` value: a fingerprint (64 hex digits) or key id (32 hex digits), or else the
+/// path of a PEM public key file. Anything else is refused naming the flag.
+pub fn parse_server_key(arg: &str) -> anyhow::Result<ServerKeyPin> {
+    if let Ok(pin) = ServerKeyPin::parse(arg) {
+        return Ok(pin);
+    }
+    let p = Path::new(arg);
+    if p.is_file() {
+        let text = std::fs::read_to_string(p).with_context(|| format!("--server-key: reading '{}'", p.display()))?;
+        return ServerKeyPin::parse(&text).map_err(|_| anyhow::anyhow!("--server-key: '{}' is not an Ed25519 public key PEM file", p.display()));
+    }
+    bail!("--server-key: '{arg}' is neither a server key fingerprint (64 hex digits), a key id (32 hex digits) nor a PEM public key file")
+}
+
+/// Verifies a package or an exported clip (a folder, or a .zip of either) against the trust
+/// anchors (pinned server key, witnesses), if any; prints one line per check, then the server key lines, then the verdict. Exit 0 only if
+/// every check holds (an unpinned key is a warning, not a failure).
+pub fn verify(path: &Path, json: bool, anchors: &TrustAnchors) -> anyhow::Result<i32> {
     if path.is_file() && path.extension().is_some_and(|e| e.eq_ignore_ascii_case("zip")) {
         return verify_zip(path, json, anchors);
     }
@@ -300,17 +326,32 @@ pub fn verify(path: &Path, json: bool, anchors: &fieldcap_package::package::Trus
         if !anchors.witnesses.is_empty() {
             bail!("--witness applies to packages (their log checkpoint); '{}' is an exported clip", path.display());
         }
-        fieldcap_package::clip::verify_clip_dir(path)
+        fieldcap_package::clip::verify_clip_dir_with(path, anchors.server_key.as_ref())
     } else {
         bail!("'{}' holds neither manifest.json (an exported clip) nor package.json (a package)", path.display());
     };
     if json {
-        println!("{}", serde_json::to_string_pretty(&serde_json::json!({"ok": report.all_ok(), "checks": report.checks}))?);
+        println!("{}", serde_json::to_string_pretty(&serde_json::json!({"ok": report.all_ok(), "checks": report.checks, "server_key": report.server_key}))?);
     } else {
         for c in &report.checks {
             println!("{}  {}  [{}]  {}", if c.ok { "ok  " } else { "FAIL" }, c.name, c.file, c.detail);
         }
-        println!("{}", if report.all_ok() { "VERIFIED: every check holds" } else { "NOT VERIFIED: see FAIL lines" });
+        match &report.server_key {
+            Some(k) => k.lines().iter().for_each(|l| println!("{l}")),
+            None if path.join("manifest.json").exists() && !path.join("package.json").exists() => {
+                println!("server key: none (this clip has no server receipt; only the device's signature is checked)")
+            }
+            None => {}
+        }
+        let unpinned = report.server_key.as_ref().is_some_and(|k| k.pin.is_none());
+        println!(
+            "{}",
+            match (report.all_ok(), unpinned) {
+                (true, false) => "VERIFIED: every check holds",
+                (true, true) => "VERIFIED: every check holds, but the server key is NOT PINNED (see above)",
+                (false, _) => "NOT VERIFIED: see FAIL lines",
+            }
+        );
     }
     Ok(if report.all_ok() { 0 } else { 1 })
 }
@@ -318,7 +359,7 @@ pub fn verify(path: &Path, json: bool, anchors: &fieldcap_package::package::Trus
 /// Verifies a zipped package or clip: extracts it into a private temporary folder (refusing any
 /// entry whose name would land outside it), verifies that folder, and removes it. A damaged
 /// archive (bad CRC, truncated) fails with an error naming the entry.
-fn verify_zip(path: &Path, json: bool, anchors: &fieldcap_package::package::TrustAnchors) -> anyhow::Result<i32> {
+fn verify_zip(path: &Path, json: bool, anchors: &TrustAnchors) -> anyhow::Result<i32> {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
     let tmp = std::env::temp_dir().join(format!("fieldcap-verify-{}-{nanos}", std::process::id()));
     std::fs::create_dir(&tmp).context("creating a temporary folder to extract into")?;

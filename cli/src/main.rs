@@ -73,11 +73,18 @@ pub enum Command {
     },
     /// Verify an exported clip folder (or a package); exit 0 only if everything holds.
     Verify {
-        /// Folder to verify.
+        /// Folder (or .zip) to verify.
         path: PathBuf,
         /// Machine-readable output.
         #[arg(long)]
         json: bool,
+        /// The server key the council office publishes, got out of band (never from the
+        /// package): its fingerprint (64 hex digits, `openssl pkey -pubin -in server.pub.pem
+        /// -outform DER | sha256sum`), its key id (32 hex digits), or a PEM public key file.
+        /// Evidence signed by another key fails. Without it the report says the key is NOT
+        /// PINNED and prints its fingerprint to compare.
+        #[arg(long, value_name = "KEY")]
+        server_key: Option<String>,
         /// A witness whose cosignature the package checkpoint must carry: its verifier key
         /// (`name+keyid+base64`, type 0x04, as `fieldcap witness` prints it, obtained from the
         /// witness out of band); repeatable.
@@ -268,7 +275,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Clips { json } => device::clips(&h()?, *json),
         Command::ExportClip { clip_id, out } => device::export_clip(&h()?, clip_id, out),
         Command::Custody { clip_id, all, json } => device::custody(&h()?, clip_id.as_deref(), *all, *json),
-        Command::Verify { path, json, witnesses, witness_threshold } => device::verify(path, *json, &device::trust_anchors(witnesses, *witness_threshold)?),
+        Command::Verify { path, json, server_key, witnesses, witness_threshold } => device::verify_cmd(path, *json, server_key.as_deref(), witnesses, *witness_threshold),
         Command::Enroll { server, token, json, witnesses, witness_threshold } => sync_cmds::enroll(&h()?, server, token, *json, witnesses, *witness_threshold),
         Command::Sync { timeout, json, chunk_size, max_chunk_size, purge, manifests_only } => {
             sync_cmds::sync(&h()?, *timeout, *json, *chunk_size, *max_chunk_size, *purge, *manifests_only)

@@ -169,7 +169,9 @@ pub fn package(a: &PackageArgs) -> anyhow::Result<i32> {
         if let Some(z) = &out.zip {
             println!("  zip: {}", z.display());
         }
-        println!("  check it with: fieldcap verify {}   (or sh VERIFY.txt inside it)", out.path.display());
+        let fp = fieldcap_server::keys::load(&a.data).map(|k| fieldcap_evidence::identity::key_fingerprint(&k.verifying_key())).context("reading the server key")?;
+        println!("  server key fingerprint {fp}: publish it where recipients can get it out of band; they pin it");
+        println!("  check it with: fieldcap verify {} --server-key {fp}   (or sh VERIFY.txt {fp} inside it)", out.path.display());
     }
     Ok(0)
 }

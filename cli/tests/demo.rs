@@ -1,6 +1,7 @@
 //! README's first command, `fieldcap demo`, runs the whole story on an embedded server on
 //! 127.0.0.1 and exits 0: every item receipted, both packages verify, and the public release
-//! holds no exact place (the demo's phone videos carry their location in a `©xyz` atom).
+//! holds no exact place (the demo's phone videos carry their location in a `©xyz` atom). It
+//! shows the server key fingerprint and verifies the packages pinned to it.
 
 #![allow(clippy::unwrap_used)]
 use fieldcap_testkit::fieldcap_cli;
@@ -18,6 +19,12 @@ fn the_demo_tells_the_whole_story_and_its_packages_verify() {
     assert!(text.contains("0 bytes re-sent"), "{text}");
     assert_eq!(text.matches("checks, 0 failed").count(), 2, "both packages verify:\n{text}");
     assert!(text.contains("device logs complete"), "{text}");
+    // The council's server key fingerprint is shown, and the packages are verified pinned to it.
+    let key = fieldcap_server::keys::load(&dir.join("council-server")).unwrap();
+    let fp = fieldcap_evidence::identity::key_fingerprint(&key.verifying_key());
+    assert!(text.lines().any(|l| l.trim() == fp), "the fingerprint on its own line:\n{text}");
+    assert_eq!(text.matches("fieldcap verify --server-key (pinned)").count(), 2, "{text}");
+    assert_eq!(text.matches(&format!("sh VERIFY.txt {fp}")).count(), 2, "{text}");
 
     // The DA's package carries the originals (with the phone's ©xyz place); the public one does not.
     let needle = b"+33.7";

@@ -78,6 +78,22 @@ pub fn device_id_for(key: &VerifyingKey) -> String {
     hex::encode(&d[..16])
 }
 
+/// The **fingerprint** of a public key: lowercase hex of SHA-256 over its SubjectPublicKeyInfo
+/// DER encoding (RFC 8410: the 12-byte Ed25519 SPKI prefix and the raw 32-byte key), 64 hex
+/// digits. It is what a recipient pins a server key by, and computes with stock tools from the
+/// PEM file: `openssl pkey -pubin -in server.pub.pem -outform DER | sha256sum`. (A key id,
+/// [`device_id_for`], is another value: the first 16 bytes of SHA-256 over the raw key only.)
+pub fn key_fingerprint(key: &VerifyingKey) -> String {
+    let mut spki = Vec::with_capacity(44);
+    spki.extend_from_slice(&ED25519_SPKI_PREFIX);
+    spki.extend_from_slice(key.as_bytes());
+    hex::encode(sha2::Sha256::digest(&spki))
+}
+
+/// The DER prefix of an Ed25519 SubjectPublicKeyInfo (RFC 8410 §4): SEQUENCE { SEQUENCE { OID
+/// 1.3.101.112 }, BIT STRING (0 unused bits) } followed by the 32-byte key.
+const ED25519_SPKI_PREFIX: [u8; 12] = [0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00];
+
 /// SPKI PEM of a public key.
 pub fn public_key_pem(key: &VerifyingKey) -> String {
     key.to_public_key_pem(Default::default()).unwrap_or_default()
@@ -264,6 +280,15 @@ mod tests {
         verify_with_pem(&pem, b"x", &sig).unwrap();
         assert!(verify_with_pem(&pem, b"y", &sig).is_err());
         assert_eq!(device_id_for(&parse_public_pem(&pem).unwrap()), k.device_id());
+    }
+
+    #[test]
+    fn fingerprint_is_sha256_of_the_spki_der() {
+        let k = DeviceKey::generate().verifying_key();
+        let der = k.to_public_key_der().unwrap();
+        assert_eq!(der.as_bytes().len(), 44);
+        assert_eq!(key_fingerprint(&k), hex::encode(sha2::Sha256::digest(der.as_bytes())));
+        assert_ne!(&key_fingerprint(&k)[..32], device_id_for(&k));
     }
 
     /// SPKI DER prefix of an Ed25519 public key (RFC 8410).

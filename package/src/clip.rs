@@ -7,6 +7,7 @@
 use fieldcap_evidence::custody::CustodyEvent;
 use fieldcap_evidence::error::{Error, Result};
 use fieldcap_evidence::manifest::{extension_for_mime, Manifest};
+use crate::pin::{describe_key, ServerKeyPin, ServerKeyStatus};
 use serde::Serialize;
 use std::fs;
 use std::path::Path;
@@ -30,7 +31,14 @@ Run these commands inside this folder. Each must succeed.
 4. The device id in the manifest is the first 16 bytes of SHA-256 over the raw public key:
    openssl pkey -pubin -in device.pub.pem -outform DER | tail -c 32 | sha256sum | cut -c1-32
 
-`fieldcap verify .` performs all of these checks and the custody-chain checks in one step.
+5. If receipt.json is present, the council server signed it. This folder does not carry the
+   server's key: get the council office's public key file and its published fingerprint out of
+   band (never from this folder), check the fingerprint, then the signature:
+   openssl pkey -pubin -in SERVER.pub.pem -outform DER | sha256sum
+   openssl pkeyutl -verify -pubin -inkey SERVER.pub.pem -rawin -in receipt.json -sigfile receipt.sig
+
+`fieldcap verify . --server-key SERVER.pub.pem` performs all of these checks, the receipt's
+transparency-log proof and the custody-chain checks in one step.
 ";
 
 /// One verification step.
@@ -51,6 +59,10 @@ pub struct Check {
 pub struct VerifyReport {
     /// Checks in the order performed.
     pub checks: Vec<Check>,
+    /// The server key the evidence is signed with and whether it is the pinned one (`None`
+    /// when there is none to report: no readable server key, or a clip without a receipt).
+    /// An unpinned key is a warning, not a failed check: [`VerifyReport::all_ok`] ignores it.
+    pub server_key: Option<ServerKeyStatus>,
 }
 
 impl VerifyReport {
@@ -117,8 +129,21 @@ pub fn list_files(dir: &Path) -> Result<Vec<String>> {
     Ok(out)
 }
 
-/// Verifies an exported clip folder (as `fieldcap export-clip` writes it).
+/// Verifies an exported clip folder (as `fieldcap export-clip` writes it), with no pinned
+/// server key; see [`verify_clip_dir_with`].
 pub fn verify_clip_dir(dir: &Path) -> VerifyReport {
+    verify_clip_dir_with(dir, None)
+}
+
+/// Verifies an exported clip folder against the recipient's pinned server key, if any.
+///
+/// A clip carries the device's key, not the server's: its `receipt.json` (present once the
+/// server's receipt was verified on the device) names the server key by id only. With a pin
+/// that is the key itself (a PEM file) the receipt is verified completely (signature, the item
+/// it names, its checkpoint and inclusion proof); a pin given as a fingerprint or key id cannot
+/// check a signature, so the check fails and says to pin the key itself. Without a pin the
+/// receipt is not checked and the report's `server_key` says so.
+pub fn verify_clip_dir_with(dir: &Path, pin: Option<&ServerKeyPin>) -> VerifyReport {
     let mut r = VerifyReport::default();
     let manifest_bytes = fs::read(dir.join("manifest.json"));
     let manifest = match &manifest_bytes {
@@ -156,6 +181,7 @@ pub fn verify_clip_dir(dir: &Path) -> VerifyReport {
             });
         r.push("media matches the manifest", &name, res);
     }
+    clip_receipt(&mut r, dir, m, bytes, pin);
     for (sums, blake) in [("SHA256SUMS", false), ("B3SUMS", true)] {
         if dir.join(sums).exists() {
             r.push(&format!("{sums} cover every file"), sums, check_sums(dir, sums, blake));
@@ -183,6 +209,61 @@ pub fn verify_clip_dir(dir: &Path) -> VerifyReport {
     r
 }
 
+/// An exported clip's receipt against the pinned server key (see [`verify_clip_dir_with`]), and
+/// the report's `server_key` status. A clip exported before its receipt came has none: nothing
+/// server-signed to pin.
+fn clip_receipt(r: &mut VerifyReport, dir: &Path, m: &Manifest, manifest_bytes: &[u8], pin: Option<&ServerKeyPin>) {
+    use fieldcap_evidence::receipt::{ExpectedItem, ReceiptVerifier};
+    const CHECK: &str = "receipt signed by the pinned server key";
+    let Ok(body) = fs::read(dir.join("receipt.json")) else {
+        return;
+    };
+    let parsed = serde_json::from_slice::<fieldcap_evidence::protocol::Receipt>(&body);
+    let Some(pin) = pin else {
+        if let Ok(rc) = parsed {
+            r.server_key = Some(ServerKeyStatus { fingerprint: None, key_id: rc.server_key_id, pinned: false, pin: None });
+        }
+        return;
+    };
+    let key_id = parsed.as_ref().map(|rc| rc.server_key_id.clone()).unwrap_or_default();
+    let mut status = ServerKeyStatus { fingerprint: None, key_id: key_id.clone(), pinned: false, pin: Some(pin.value()) };
+    let res = match (pin.key(), &parsed) {
+        (_, Err(e)) => Err(Error::Integrity(format!("receipt.json is not a receipt: {e}"))),
+        (Some(k), Ok(rc)) => {
+            let sha = fieldcap_evidence::hashing::sha256_hex(manifest_bytes);
+            fs::read(dir.join("receipt.sig"))
+                .map_err(|_| Error::NotFound("receipt.sig cannot be read".into()))
+                .and_then(|sig| {
+                    // The log origin is the checkpoint's first line: the checkpoint is signed
+                    // under it with the pinned key, so only that key's holder chose it.
+                    let note = fieldcap_evidence::tlog::parse_note(&rc.log.checkpoint)?;
+                    let origin = note.text.lines().next().unwrap_or_default().to_string();
+                    ReceiptVerifier::new(*k, &origin).verify(&body, &sig, &ExpectedItem::of_manifest(m, &sha))
+                })
+                .map(|rc| {
+                    status.fingerprint = Some(fieldcap_evidence::identity::key_fingerprint(k));
+                    status.pinned = true;
+                    format!("received {}, log leaf {} of {}: signed by the pinned key, {}", rc.received_at, rc.log.index, rc.log.tree_size, describe_key(k))
+                })
+                .map_err(|e| {
+                    let why = match &e {
+                        Error::Integrity(s) | Error::InvalidInput(s) | Error::NotFound(s) => s.clone(),
+                        other => other.to_string(),
+                    };
+                    Error::Integrity(format!("the receipt names server key id {key_id} and does not verify with the pinned key, {}: {why}", describe_key(k)))
+                })
+        }
+        (None, Ok(rc)) => match pin {
+            ServerKeyPin::KeyId(p) if *p != rc.server_key_id => Err(Error::Integrity(format!("the receipt names server key id {key_id}, the pinned key id is {p}"))),
+            _ => Err(Error::InvalidInput(format!(
+                "an exported clip carries no server key, so its receipt (server key id {key_id}) can be checked only with the key itself: give --server-key the server's PEM public key file (the pin given is {})",
+                pin.describe()
+            ))),
+        },
+    };
+    r.push(CHECK, "receipt.json", res);
+    r.server_key = Some(status);
+}
 
 /// Checks that manifests (in the order given) form a device's whole chain: one device, seq
 /// 1, 2, 3 …, each `prev` the SHA-256 of the previous bytes. A removed, inserted or reordered

@@ -7,8 +7,12 @@
 //! This crate builds without SQLite and without an HTTP client, so a prosecutor, a defence
 //! expert or a court can build the verifier alone, from this crate and `fieldcap-evidence`.
 //!
+//! A recipient pins the server key by the fingerprint the council office publishes ([`pin`]):
+//!
 //! ```no_run
-//! let report = fieldcap_package::package::verify_package("/media/usb/package".as_ref());
+//! use fieldcap_package::package::{verify_package_with, TrustAnchors};
+//! let pin = fieldcap_package::ServerKeyPin::parse("<the office's 64-hex fingerprint>").expect("a fingerprint");
+//! let report = verify_package_with("/media/usb/package".as_ref(), &TrustAnchors { server_key: Some(pin), ..Default::default() });
 //! for c in &report.checks {
 //!     println!("{} {} [{}] {}", if c.ok { "ok" } else { "FAIL" }, c.name, c.file, c.detail);
 //! }
@@ -17,5 +21,7 @@
 
 pub mod clip;
 pub mod package;
+pub mod pin;
 
 pub use clip::{Check, VerifyReport};
+pub use pin::{ServerKeyPin, ServerKeyStatus};

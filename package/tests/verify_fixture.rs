@@ -9,7 +9,7 @@
 
 use fieldcap_evidence::custody::CustodyEvent;
 use fieldcap_evidence::identity::DeviceKey;
-use fieldcap_package::clip::{check_sums, list_files, verify_chain_run, verify_clip_dir, verify_device_chain, Check, VerifyReport};
+use fieldcap_package::clip::{check_sums, list_files, verify_chain_run, verify_clip_dir, verify_clip_dir_with, verify_device_chain, Check, VerifyReport};
 use fieldcap_package::package::{hash_files, verify_package, verify_txt, DerivedManifest, InclusionFile, PackageIndex};
 use serde_json::Value;
 use std::collections::HashMap;
@@ -262,7 +262,8 @@ fn clean_packages_pass_with_every_check_and_its_detail() {
         assert!(r.checks[custody_at + 2..].iter().all(|c| c.name == "device custody agrees with the package"));
         assert_eq!(r.checks.len(), custody_at + 2 + idx.devices.len());
         // VERIFY.txt is the procedure written for this index.
-        assert_eq!(String::from_utf8(p.read("VERIFY.txt")).unwrap(), verify_txt(&idx));
+        let server_key = fieldcap_evidence::identity::parse_public_pem(&String::from_utf8(p.read("server.pub.pem")).unwrap()).unwrap();
+        assert_eq!(String::from_utf8(p.read("VERIFY.txt")).unwrap(), verify_txt(&idx, &server_key));
     }
 }
 
@@ -1371,4 +1372,96 @@ fn device_custody_and_the_export_record_are_cross_checked() {
     let r = p.report();
     assert!(r.all_ok(), "{:#?}", failures(&r));
     assert!(detail(&r, DEVICE, &file).starts_with("note: the package holds none of this device's own custody events"));
+}
+
+#[test]
+fn the_pinned_server_key() {
+    use fieldcap_evidence::identity::key_fingerprint;
+    use fieldcap_package::package::{verify_package_with, TrustAnchors};
+    use fieldcap_package::{ServerKeyPin, ServerKeyStatus};
+    let with = |dir: &Path, pin: ServerKeyPin| verify_package_with(dir, &TrustAnchors { server_key: Some(pin), ..Default::default() });
+    let server = keys().server.verifying_key();
+    let (fp, id) = (key_fingerprint(&server), keys().server.device_id().to_string());
+    let other = DeviceKey::generate();
+    let (ofp, oid) = (key_fingerprint(&other.verifying_key()), other.device_id().to_string());
+    const PIN: &str = "server key is the pinned key";
+
+    // Unpinned: no pin check, every check holds, the status says so with the fingerprint.
+    let p = Pkg::new("full");
+    let r = p.report();
+    assert!(r.all_ok(), "{:#?}", failures(&r));
+    assert!(!r.checks.iter().any(|c| c.name == PIN));
+    assert_eq!(r.server_key, Some(ServerKeyStatus { fingerprint: Some(fp.clone()), key_id: id.clone(), pinned: false, pin: None }));
+
+    // The real key, as the key, its fingerprint or its key id: holds, right after the index signature.
+    for pin in [ServerKeyPin::Key(server), ServerKeyPin::Fingerprint(fp.clone()), ServerKeyPin::KeyId(id.clone())] {
+        let r = with(&p.dir, pin.clone());
+        assert!(r.all_ok(), "{pin:?}: {:#?}", failures(&r));
+        assert_eq!(detail(&r, PIN, "server.pub.pem"), format!("fingerprint {fp} (key id {id}), the key given as the pin"));
+        assert_eq!(r.checks.iter().position(|c| c.name == PIN), r.checks.iter().position(|c| c.name == "index signature").map(|i| i + 1));
+        assert_eq!(r.server_key.as_ref().map(|s| (s.pinned, s.pin.clone())), Some((true, Some(pin.value()))));
+    }
+
+    // Another key: only the pin check fails, naming both keys.
+    for (pin, named) in [(ServerKeyPin::Key(other.verifying_key()), format!("fingerprint {ofp} (key id {oid})")), (ServerKeyPin::Fingerprint(ofp.clone()), format!("fingerprint {ofp}")), (ServerKeyPin::KeyId(oid.clone()), format!("key id {oid}"))] {
+        let r = with(&p.dir, pin);
+        assert!(!r.all_ok());
+        only(&r, &[PIN]);
+        assert_eq!(detail(&r, PIN, "server.pub.pem"), format!("the package is signed by another server key: fingerprint {fp} (key id {id}); the pinned key is {named}"));
+        assert!(!r.server_key.as_ref().unwrap().pinned);
+    }
+
+    // The index re-signed by another key that also replaces server.pub.pem: with the real key
+    // pinned, the pin check names the forger's key.
+    let mut idx = p.index();
+    idx.server_key_id = oid.clone();
+    p.write("server.pub.pem", other.public_pem());
+    let b = fieldcap_evidence::canonical::to_vec_of(&idx).unwrap();
+    p.write("package.json", &b);
+    p.write("package.json.sig", other.sign(&b));
+    p.recompute_sums();
+    let r = with(&p.dir, ServerKeyPin::Fingerprint(fp.clone()));
+    assert!(detail(&r, PIN, "server.pub.pem").contains(&format!("fingerprint {ofp} (key id {oid}); the pinned key is fingerprint {fp}")), "{:#?}", failures(&r));
+    assert_eq!(r.server_key.as_ref().unwrap().fingerprint, Some(ofp.clone()));
+
+    // An exported clip with its receipt: checked completely against a pinned key; a fingerprint
+    // or key id cannot check the signature and says to pin the key itself.
+    let p = Pkg::new("full");
+    let v = p.index().items.iter().position(|i| i.media.is_some()).unwrap();
+    let (_t, d) = clip_folder(&p, v, true);
+    let c = &p.index().items[v].clip_id.clone();
+    for f in ["receipt.json", "receipt.sig"] {
+        fs::copy(p.p(&format!("clips/{c}/{f}")), d.join(f)).unwrap();
+    }
+    for s in ["SHA256SUMS", "B3SUMS"] {
+        fs::remove_file(d.join(s)).unwrap();
+    }
+    const RECEIPT: &str = "receipt signed by the pinned server key";
+    let r = verify_clip_dir(&d);
+    assert!(r.all_ok() && !r.checks.iter().any(|c| c.name == RECEIPT));
+    assert_eq!(r.server_key, Some(ServerKeyStatus { fingerprint: None, key_id: id.clone(), pinned: false, pin: None }));
+    let r = verify_clip_dir_with(&d, Some(&ServerKeyPin::Key(server)));
+    assert!(r.all_ok(), "{:#?}", failures(&r));
+    assert!(detail(&r, RECEIPT, "receipt.json").ends_with(&format!("signed by the pinned key, fingerprint {fp} (key id {id})")));
+    assert_eq!(r.server_key, Some(ServerKeyStatus { fingerprint: Some(fp.clone()), key_id: id.clone(), pinned: true, pin: Some(fp.clone()) }));
+    let r = verify_clip_dir_with(&d, Some(&ServerKeyPin::Key(other.verifying_key())));
+    only(&r, &[RECEIPT]);
+    let det = detail(&r, RECEIPT, "receipt.json");
+    assert!(!r.all_ok() && det.contains(&format!("names server key id {id}")) && det.contains(&ofp), "{det}");
+    for pin in [ServerKeyPin::Fingerprint(fp.clone()), ServerKeyPin::KeyId(id.clone())] {
+        let r = verify_clip_dir_with(&d, Some(&pin));
+        only(&r, &[RECEIPT]);
+        assert!(!r.all_ok() && detail(&r, RECEIPT, "receipt.json").contains("give --server-key the server's PEM public key file"));
+    }
+    let r = verify_clip_dir_with(&d, Some(&ServerKeyPin::KeyId(oid.clone())));
+    assert_eq!(detail(&r, RECEIPT, "receipt.json"), format!("integrity check failed: the receipt names server key id {id}, the pinned key id is {oid}"));
+    // A receipt for another item, signed by the real key, fails against the pin too.
+    let w = p.index().items.iter().position(|i| i.clip_id != *c).unwrap();
+    let c2 = p.index().items[w].clip_id.clone();
+    for f in ["receipt.json", "receipt.sig"] {
+        fs::copy(p.p(&format!("clips/{c2}/{f}")), d.join(f)).unwrap();
+    }
+    let r = verify_clip_dir_with(&d, Some(&ServerKeyPin::Key(server)));
+    only(&r, &[RECEIPT]);
+    assert!(detail(&r, RECEIPT, "receipt.json").contains("the receipt names clip_id"), "{:#?}", failures(&r));
 }

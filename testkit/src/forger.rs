@@ -264,7 +264,7 @@ pub fn forge_package(src: &Path, dst: &Path, opts: &ForgeOptions) -> Result<Forg
     index.server_key_id = new_id.clone();
     index.log_origin = origin;
     index.files.clear();
-    write(dst, "VERIFY.txt", verify_txt(&index).as_bytes())?;
+    write(dst, "VERIFY.txt", verify_txt(&index, &key.verifying_key()).as_bytes())?;
     let report = String::from_utf8_lossy(&read(dst, "report.html")?).replace(&old_id, &new_id);
     write(dst, "report.html", report.as_bytes())?;
     let files = fieldcap_package::clip::list_files(dst)?;

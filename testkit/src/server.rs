@@ -82,6 +82,12 @@ impl TestServer {
         self.addr
     }
 
+    /// The fingerprint of this server's key, as the council office would publish it and a
+    /// recipient pins it (`fieldcap verify --server-key`, `sh VERIFY.txt FINGERPRINT`).
+    pub fn fingerprint(&self) -> String {
+        server_fingerprint(&self.data())
+    }
+
     /// `http://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
@@ -202,4 +208,10 @@ fn spawn_serve(cli: &Cli, data: &Path) -> (Child, SocketAddr) {
         panic!("fieldcap serve's first line is not `listening on http://ADDR`: {line:?}");
     };
     (child, addr)
+}
+
+/// The fingerprint of the server key in the data folder `data`
+/// (`fieldcap_evidence::identity::key_fingerprint`).
+pub fn server_fingerprint(data: &Path) -> String {
+    fieldcap_evidence::identity::key_fingerprint(&fieldcap_server::keys::load(data).expect("server key").verifying_key())
 }

@@ -137,11 +137,31 @@ pub fn tool(dir: &Path, program: &str, args: &[&str]) -> (bool, String) {
     (o.status.success(), format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)))
 }
 
-/// Runs a package's VERIFY.txt with `sh` inside it, as written; returns (exit 0, stdout +
-/// stderr).
-pub fn stock_verify(dir: &Path) -> (bool, String) {
-    let out = Command::new("sh").arg("VERIFY.txt").current_dir(dir).env("PATH", tool_path()).output().expect("sh");
-    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+/// Runs a package's VERIFY.txt with `sh` inside it, as written, with the expected server key
+/// fingerprint as its argument (`sh VERIFY.txt FINGERPRINT`; `""` runs it with no argument);
+/// returns (exit 0, stdout + stderr). Whenever the script prints a FAILED line it must end
+/// not passed with a non-zero exit, and it never prints both verdicts: asserted here, for
+/// every run.
+pub fn stock_verify(dir: &Path, fingerprint: &str) -> (bool, String) {
+    stock_verify_script(dir, "VERIFY.txt", fingerprint)
+}
+
+/// Like [`stock_verify`] for another script file inside `dir` (an edited copy of VERIFY.txt).
+pub fn stock_verify_script(dir: &Path, script: &str, fingerprint: &str) -> (bool, String) {
+    let mut cmd = Command::new("sh");
+    cmd.arg(script).current_dir(dir).env("PATH", tool_path());
+    if !fingerprint.is_empty() {
+        cmd.arg(fingerprint);
+    }
+    let out = cmd.output().expect("sh");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let passed = text.contains("ALL STOCK-TOOL CHECKS PASSED");
+    if text.lines().any(|l| l.starts_with("FAILED")) {
+        assert!(!out.status.success() && !passed, "{script} printed a FAILED line but exited {:?}{}:\n{text}", out.status.code(), if passed { " and passed" } else { "" });
+    }
+    assert_eq!(passed, out.status.success(), "{script}: the verdict and the exit status disagree:\n{text}");
+    assert!(!(passed && text.contains("NOT PASSED")), "{script} printed both verdicts:\n{text}");
+    (out.status.success(), text)
 }
 
 #[cfg(test)]

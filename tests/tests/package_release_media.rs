@@ -184,7 +184,7 @@ fn release_media_is_scrubbed_of_location_and_owner_verifiable_and_unsupported_me
     let (ok, text) = cli_verify(&rel);
     assert!(ok && text.contains("VERIFIED"), "{text}");
     if stock {
-        let (ok, text) = stock_verify(&rel);
+        let (ok, text) = stock_verify(&rel, &s._server.fingerprint());
         assert!(ok && text.contains("ALL STOCK-TOOL CHECKS PASSED") && text.contains("media withheld"), "{text}");
     }
 
@@ -199,7 +199,7 @@ fn release_media_is_scrubbed_of_location_and_owner_verifiable_and_unsupported_me
     let (ok, text) = cli_verify(&bad);
     assert!(!ok && text.lines().any(|l| l.starts_with("FAIL") && l.contains("media.mp4")), "{text}");
     if stock {
-        assert!(!stock_verify(&bad).0, "VERIFY.txt must fail on a tampered copy");
+        assert!(!stock_verify(&bad, &s._server.fingerprint()).0, "VERIFY.txt must fail on a tampered copy");
     }
 
     // Putting the original back in place of the released copy is not accepted either: the
@@ -216,7 +216,7 @@ fn release_media_is_scrubbed_of_location_and_owner_verifiable_and_unsupported_me
     let (ok, text) = cli_verify(&only);
     assert!(ok, "{text}");
     if stock {
-        let (ok, text) = stock_verify(&only);
+        let (ok, text) = stock_verify(&only, &s._server.fingerprint());
         assert!(ok, "{text}");
     }
 }

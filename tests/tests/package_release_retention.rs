@@ -33,7 +33,7 @@ fn release_profile_hides_exact_places_identity_and_sensitive_items() {
         let report = verify_package(&out.path);
         assert!(report.all_ok(), "{:#?}", report.checks.iter().filter(|c| !c.ok).collect::<Vec<_>>());
         if stock_tools("the VERIFY.txt run of a release package", &["openssl", "sha256sum", "b3sum"]) {
-            let (ok, text) = stock_verify(&out.path);
+            let (ok, text) = stock_verify(&out.path, &fx.server.fingerprint());
             assert!(ok, "{text}");
         }
         let has_sensitive = idx.items.iter().any(|i| i.clip_id == fx.sensitive_clip);

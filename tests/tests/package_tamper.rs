@@ -17,7 +17,8 @@ fn stock_tools() -> bool {
     fieldcap_testkit::tools::stock_tools("the stock-tool half of the tamper matrix", &["openssl", "sha256sum", "b3sum"])
 }
 
-fn assert_fails_naming(dir: &Path, file: &str, what: &str, stock: bool) {
+/// `stock`: the server key fingerprint to run VERIFY.txt with, when the stock tools run.
+fn assert_fails_naming(dir: &Path, file: &str, what: &str, stock: Option<&str>) {
     let r = verify_package(dir);
     assert!(!r.all_ok(), "{what}: fieldcap verify passed");
     assert!(
@@ -25,8 +26,8 @@ fn assert_fails_naming(dir: &Path, file: &str, what: &str, stock: bool) {
         "{what}: no failing check names {file}: {:#?}",
         r.checks.iter().filter(|c| !c.ok).collect::<Vec<_>>()
     );
-    if stock {
-        let (ok, out) = stock_verify(dir);
+    if let Some(fp) = stock {
+        let (ok, out) = stock_verify(dir, fp);
         assert!(!ok, "{what}: VERIFY.txt passed:\n{out}");
     }
 }
@@ -35,13 +36,14 @@ fn assert_fails_naming(dir: &Path, file: &str, what: &str, stock: bool) {
 fn tamper_matrix() {
     let fx = Fixture::new();
     let clean = fx.package("clean", Profile::Full, None).path;
-    let stock = stock_tools();
+    let fp = fx.server.fingerprint();
+    let stock = stock_tools().then_some(fp.as_str());
 
     // A clean package passes both procedures, and the CLI exits 0.
     let r = verify_package(&clean);
     assert!(r.all_ok(), "{:#?}", r.checks.iter().filter(|c| !c.ok).collect::<Vec<_>>());
-    if stock {
-        let (ok, out) = stock_verify(&clean);
+    if let Some(fp) = stock {
+        let (ok, out) = stock_verify(&clean, fp);
         assert!(ok, "VERIFY.txt fails on a clean package:\n{out}");
         assert!(out.contains("ALL STOCK-TOOL CHECKS PASSED"));
     }

@@ -471,9 +471,10 @@ fn build(r: &Records, req: &PackageRequest, tmp: &Path, scratch: &Path, items: &
         items: pitems,
         files: Vec::new(),
     };
-    let report = super::report::render(&ReportInput { index: &index, devices: &report_devices, items: &report_items, custody: &events });
+    let server_fingerprint = fieldcap_evidence::identity::key_fingerprint(&key.verifying_key());
+    let report = super::report::render(&ReportInput { index: &index, server_fingerprint: &server_fingerprint, devices: &report_devices, items: &report_items, custody: &events });
     w.put("report.html", report.as_bytes())?;
-    w.put("VERIFY.txt", verify_txt(&index).as_bytes())?;
+    w.put("VERIFY.txt", verify_txt(&index, &key.verifying_key()).as_bytes())?;
 
     // Index over every other file, then its signature, then the sums over everything.
     let files = fieldcap_package::clip::list_files(tmp)?;

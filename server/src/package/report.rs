@@ -86,6 +86,9 @@ pub struct ReportItem {
 pub struct ReportInput<'a> {
     /// The index (without its file list).
     pub index: &'a PackageIndex,
+    /// The server key's fingerprint (`fieldcap_evidence::identity::key_fingerprint`), shown
+    /// with where a recipient gets the real one to compare.
+    pub server_fingerprint: &'a str,
     /// Devices.
     pub devices: &'a [ReportDevice],
     /// Items, by capture start.
@@ -163,7 +166,7 @@ pub fn render(input: &ReportInput<'_>) -> String {
         ("Purpose", escape(&ix.purpose)),
         ("Exported by", escape(&ix.exported_by)),
         ("Exported at", escape(&ix.created_at)),
-        ("Server key id", format!("<span class=\"mono\">{}</span>", escape(&ix.server_key_id))),
+        ("Server key fingerprint", format!("<span class=\"mono\">{}</span> (key id <span class=\"mono\">{}</span>)", escape(input.server_fingerprint), escape(&ix.server_key_id))),
         ("Transparency log", format!("{} — checkpoint at tree size {}", escape(&ix.log_origin), ix.checkpoint_size)),
         ("Items", format!("{} from {} device(s)", input.items.len(), input.devices.len())),
     ];
@@ -185,7 +188,12 @@ pub fn render(input: &ReportInput<'_>) -> String {
             let _ = writeln!(h, "<p class=\"notice\">Items involving minors or victims are included. Recorded reason: {}</p>", escape(r));
         }
     }
-    h.push_str("<p>How to check this package: run <code>sh VERIFY.txt</code> in its folder (OpenSSL 3, sha256sum, b3sum), or <code>fieldcap verify .</code> for every check including the transparency-log proofs and the custody chain. This report is a reading aid; the signed files are the evidence.</p>\n");
+    let _ = writeln!(
+        h,
+        "<p class=\"notice\"><strong>Server key.</strong> This package is signed with the server key of fingerprint <span class=\"mono\">{}</span>. A package only proves that <em>some</em> key signed it: compare this fingerprint with the one the council office publishes, which you get out of band (its web site, a letter or a phone call), never from the package or this report.</p>",
+        escape(input.server_fingerprint)
+    );
+    h.push_str("<p>How to check this package: run <code>sh VERIFY.txt FINGERPRINT</code> in its folder (OpenSSL 3, sha256sum, b3sum), or <code>fieldcap verify . --server-key FINGERPRINT</code> for every check including the transparency-log proofs and the custody chain, with the fingerprint the council office publishes. This report is a reading aid; the signed files are the evidence.</p>\n");
 
     h.push_str("<h2>Timeline</h2>\n<figure id=\"timeline\">");
     h.push_str(&timeline(input));

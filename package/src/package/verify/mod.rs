@@ -3,7 +3,8 @@
 //! Every file is hashed once up front ([`super::hash_files`]); the checks then run family by
 //! family, each adding [`Check`] lines that name the file concerned, in this order:
 //!
-//! 1. `signatures.rs`: the index, the server key, the index signature;
+//! 1. `signatures.rs`: the index, the server key, the index signature; then the server key
+//!    against the recipient's pin ([`TrustAnchors::server_key`]), if one is given;
 //! 2. `sums.rs`: SHA256SUMS, B3SUMS and the file list the server signed;
 //! 3. `signatures.rs`: device keys and certificates; `receipts.rs`: the package checkpoint;
 //! 4. per item: `signatures.rs` the manifest (well-formed, indexed, signed), `media.rs` the media
@@ -29,6 +30,7 @@ mod witnesses;
 
 use super::{hash_files, PackageIndex, ReleasedMedia};
 use crate::clip::{Check, VerifyReport};
+use crate::pin::{describe_key, ServerKeyPin, ServerKeyStatus};
 use fieldcap_evidence::error::{Error, Result};
 use fieldcap_evidence::hashing::Digests;
 use fieldcap_evidence::manifest::Media;
@@ -85,8 +87,10 @@ struct Facts {
 /// real server's package from a complete forgery. The default pins nothing.
 #[derive(Debug, Clone, Default)]
 pub struct TrustAnchors {
-    /// The server key the recipient expects; a package signed by any other fails.
-    pub server_key: Option<VerifyingKey>,
+    /// The server key the recipient expects (the key, its fingerprint or its key id; see
+    /// [`crate::pin`]); a package signed by any other fails the check "server key is the pinned
+    /// key". Without it the report's [`VerifyReport::server_key`] says the key is not pinned.
+    pub server_key: Option<ServerKeyPin>,
     /// Witnesses (C2SP vkeys of type 0x04) whose cosignatures the package checkpoint must
     /// carry (`fieldcap verify --witness`); none: cosignatures are not required.
     pub witnesses: Vec<fieldcap_evidence::cosignature::VerifierKey>,
@@ -115,6 +119,9 @@ pub fn verify_package_with(dir: &Path, anchors: &TrustAnchors) -> VerifyReport {
     let mut c = Verification { dir, digests, report: VerifyReport::default() };
 
     let (index, key) = signatures::index_and_server_key(&mut c);
+    if let Ok(k) = &key {
+        pinned_key(&mut c, k, anchors.server_key.as_ref());
+    }
     sums::check(&mut c, &on_disk, index.as_ref().ok());
     let (Ok(index), Ok(key)) = (index, key) else {
         return c.report;
@@ -122,6 +129,24 @@ pub fn verify_package_with(dir: &Path, anchors: &TrustAnchors) -> VerifyReport {
     verify_contents(&mut c, &index, &key);
     witnesses::check(&mut c, anchors);
     c.report
+}
+
+/// The package's server key against the recipient's pin: a failing check naming both keys when
+/// it is another, and in every case the report's `server_key` status (not pinned, pinned, or
+/// not the pinned key).
+fn pinned_key(c: &mut Verification<'_>, key: &VerifyingKey, pin: Option<&ServerKeyPin>) {
+    if let Some(p) = pin {
+        if p.matches(key) {
+            c.ok("server key is the pinned key", "server.pub.pem", format!("{}, the key given as the pin", describe_key(key)));
+        } else {
+            c.fail(
+                "server key is the pinned key",
+                "server.pub.pem",
+                format!("the package is signed by another server key: {}; the pinned key is {}", describe_key(key), p.describe()),
+            );
+        }
+    }
+    c.report.server_key = Some(ServerKeyStatus::of(key, pin));
 }
 
 /// The checks that need a well-formed index and the server key.
