@@ -183,3 +183,56 @@ fn an_item_removed_from_a_package_is_named_from_the_export_record() {
     assert!(!c.ok, "{c:#?}");
     assert!(c.detail.starts_with(&format!("item {clip} is missing: the export event")) && c.detail.contains("lists 4 items"), "{}", c.detail);
 }
+
+/// With the city's real key pinned (`--server-key`, as a recipient gets it out of band), every
+/// forgery fails on the key itself — the one a cross-check cannot see (all device custody
+/// stripped) included — and the genuine package passes. The same through `fieldcap verify` and
+/// through the stock-tool `VERIFY.txt` given the real fingerprint.
+#[test]
+fn a_pinned_server_key_refuses_every_forgery_and_passes_the_genuine_package() {
+    use fieldcap_evidence::identity::key_fingerprint;
+    use fieldcap_package::package::{verify_package_with, TrustAnchors};
+    use fieldcap_package::ServerKeyPin;
+    const PIN: &str = "server key is the pinned key";
+    let fx = Fixture::new();
+    let full = fx.package("full", Profile::Full, None).path;
+    let real = fx.server.fingerprint();
+    let pinned = |dir: &Path| verify_package_with(dir, &TrustAnchors { server_key: Some(ServerKeyPin::Fingerprint(real.clone())), ..Default::default() });
+
+    let r = pinned(&full);
+    assert!(r.all_ok(), "{:#?}", r.checks.iter().filter(|c| !c.ok).collect::<Vec<_>>());
+    assert!(r.checks.iter().any(|c| c.name == PIN && c.ok));
+    assert_eq!(r.server_key.as_ref().map(|s| s.pinned), Some(true));
+
+    let forgeries = [
+        ("pin-forged", ForgeOptions::default()),
+        ("pin-forged-drop", ForgeOptions { drop_clips: vec![fx.clips[1].clone()], ..Default::default() }),
+        ("pin-forged-time", ForgeOptions { shift_received_at: vec![(fx.clips[0].clone(), chrono::Duration::hours(-1))], ..Default::default() }),
+        ("pin-forged-stripped", ForgeOptions { drop_device_custody: true, ..Default::default() }),
+    ];
+    for (name, opts) in forgeries {
+        let (forged, key) = forge(&fx, &full, name, opts);
+        let forged_fp = key_fingerprint(&key.key.verifying_key());
+        let r = pinned(&forged);
+        assert!(!r.all_ok(), "{name}: the forgery verified against the pinned key");
+        let c = r.checks.iter().find(|c| c.name == PIN).unwrap_or_else(|| panic!("{name}: no pin check"));
+        assert!(!c.ok, "{name}: {c:?}");
+        assert!(c.detail.contains(&forged_fp) && c.detail.contains(&real), "{name}: the pin check names both keys: {}", c.detail);
+        assert_eq!(r.server_key.as_ref().map(|s| s.pinned), Some(false), "{name}");
+    }
+
+    // The stripped forgery, which passes unpinned, through the command line and the stock tools.
+    let stripped = fx.work.path().join("pin-forged-stripped");
+    let out = Cli::built().command().arg("verify").arg(&stripped).arg("--server-key").arg(&real).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.lines().any(|l| l.starts_with(&format!("FAIL  {PIN}"))), "{text}");
+    let out = Cli::built().command().arg("verify").arg(&full).arg("--server-key").arg(&real).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    if fieldcap_testkit::tools::stock_tools("VERIFY.txt of a forged package", &["openssl", "sha256sum", "b3sum"]) {
+        let (passed, text) = fieldcap_testkit::tools::stock_verify(&stripped, &real);
+        assert!(!passed, "VERIFY.txt passed a forgery given the real fingerprint:\n{text}");
+        let (passed, text) = fieldcap_testkit::tools::stock_verify(&full, &real);
+        assert!(passed, "{text}");
+    }
+}
