@@ -133,6 +133,24 @@ try:
     kid = hashlib.sha256(b"fuzz.example/log\n\x01" + pub).digest()[:4]
     sig = base64.b64encode(kid + key.sign(body.encode())).decode()
     put("tlog_note", "checkpoint-fixed-key", ("%s\n\u2014 fuzz.example/log %s\n" % (body, sig)).encode())
+    # The witness target: that checkpoint cosigned by its fixed witness (seed 32 x 0x09,
+    # tlog-cosignature/v1), add-checkpoint bodies, verifier keys, size answers.
+    note = "%s\n\u2014 fuzz.example/log %s\n" % (body, sig)
+    wkey = Ed25519PrivateKey.from_private_bytes(b"\x09" * 32)
+    wpub = wkey.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    wname = "fuzz.example/witness"
+    wkid = hashlib.sha256(wname.encode() + b"\n\x04" + wpub).digest()[:4]
+    ts = 1764547200
+    cosig = wkid + struct.pack(">Q", ts) + wkey.sign(("cosignature/v1\ntime %d\n" % ts).encode() + body.encode())
+    line = "\u2014 %s %s\n" % (wname, base64.b64encode(cosig).decode())
+    put("witness", "cosigned-checkpoint", (note + line).encode())
+    put("witness", "answer", (body + "\n" + line).encode())
+    put("witness", "add-checkpoint-first", ("old 0\n\n" + note).encode())
+    proof = [base64.b64encode(leaf(struct.pack(">Q", k))).decode() for k in range(3)]
+    put("witness", "add-checkpoint-proof", ("old 3\n" + "\n".join(proof) + "\n\n" + note + line).encode())
+    put("witness", "vkey-witness", ("%s+%s+%s" % (wname, wkid.hex(), base64.b64encode(b"\x04" + wpub).decode())).encode())
+    put("witness", "vkey-log", ("fuzz.example/log+%s+%s" % (kid.hex(), base64.b64encode(b"\x01" + pub).decode())).encode())
+    put("witness", "size", b"5\n")
 except ImportError:
     pass
 
