@@ -230,6 +230,23 @@ impl From<core_sync::SyncSummary> for SyncSummary {
 
 #[uniffi::export]
 impl Fieldcap {
+    /// Sets the witnesses whose cosignatures this device requires on the server's transparency
+    /// log: C2SP verifier keys (`name+keyid+base64`, signature type 0x04) that the council
+    /// publishes and each witness confirms out of band — never taken from the server, which could
+    /// name accomplices. `threshold`: how many must have cosigned (`None`: all). An empty list
+    /// turns the check off. Each sync pass then checks the cosignatures on receipts and on the
+    /// server's newest checkpoint; too few (or a forged one) raise the `log_unwitnessed` alarm
+    /// (see `alarms`). Recorded in the device's custody log. A key that does not parse, is not
+    /// a witness key, or a threshold of 0 or above the number of keys gives `InvalidInput`.
+    pub fn set_witnesses(&self, vkeys: Vec<String>, threshold: Option<u32>) -> Result<()> {
+        let keys = vkeys
+            .iter()
+            .enumerate()
+            .map(|(i, v)| fieldcap_core::evidence::cosignature::VerifierKey::parse(v).map_err(|e| FieldcapError::invalid(format!("witness key {}: {e}", i + 1))))
+            .collect::<Result<Vec<_>>>()?;
+        self.store.set_witnesses(&keys, threshold.map(|t| t as usize)).map_err(FieldcapError::from)
+    }
+
     /// Enrols this device with the council office's server using a one-time token. Pins the
     /// server key; re-enrolling with a server that has another key is refused (`Integrity`).
     /// A refused token gives `Server`; no answer gives `Network`.

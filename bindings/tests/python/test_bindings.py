@@ -293,6 +293,17 @@ def main():
     check("sync through the Python transport (urllib: HEAD, PATCH)", s3.receipts_verified == 1 and s3.remaining == 0 and tr.calls >= 5, str(s3))
     check("receipt via Python transport", fc2.receipt(photo.clip_id).media_sha256 == photo.media_sha256)
 
+    # ── witnesses the device requires ──
+    # A witness verifier key (Ed25519 seed 32 x 0x09, name fuzz.example/witness: the fuzz
+    # corpus's throwaway witness); this test's server has no witnesses, so it never cosigned.
+    wkey = "fuzz.example/witness+2af1aac1+BP0XJDhaoMdbZPt4zWAvodmR/ev3axPFjtcC6sg16fYY"
+    check_raises("a vkey that does not parse (InvalidInput)", f.FieldcapError.InvalidInput, lambda: fc2.set_witnesses(["not-a-key"], None))
+    check_raises("a threshold above the keys (InvalidInput)", f.FieldcapError.InvalidInput, lambda: fc2.set_witnesses([wkey], 2))
+    check("no alarm before witnesses are required", not any(a.startswith("log_unwitnessed") for a in fc2.alarms()), str(fc2.alarms()))
+    fc2.set_witnesses([wkey], None)
+    fc2.sync_once(60)
+    check("an uncosigned log raises log_unwitnessed", any(a.startswith("log_unwitnessed") for a in fc2.alarms()), str(fc2.alarms()))
+
     check("log lines forwarded to the Python sink", len(sink.lines) > 0)
     f.stop_logging()
 
