@@ -345,14 +345,26 @@ fn bodies_held_at_once_are_budgeted_and_over_budget_is_503_with_retry_after() {
     let path = "/v1/manifests";
     // A holds 80 kB of the 100 kB budget: it announces them and stalls.
     let body_a = filler_submission(80_000);
-    let mut a = connect(srv.addr());
-    a.write_all(&head_bytes("POST", path, &signed(&dev, "POST", path, now_ms(), &body_a), Some(body_a.len()))).unwrap();
-    a.write_all(&body_a[..100]).unwrap();
+    let hold_a = || {
+        let mut a = connect(srv.addr());
+        a.write_all(&head_bytes("POST", path, &signed(&dev, "POST", path, now_ms(), &body_a), Some(body_a.len()))).unwrap();
+        a.write_all(&body_a[..100]).unwrap();
+        a
+    };
+    let mut a = hold_a();
     // B does not fit while A is held: 503. (B sends its whole body: until A's share is
-    // reserved — A's request may still be on its way in — B fits and is read and answered.)
+    // reserved — A's request may still be on its way in — B fits and is read and answered.
+    // On a loaded machine A's head can reach the server while a B is being read; A is then the
+    // one refused, and holds nothing: it is sent again.)
     let body_b = filler_submission(30_000);
     let deadline = Instant::now() + LIVENESS;
     loop {
+        a.set_nonblocking(true).unwrap();
+        let a_answered = matches!(a.peek(&mut [0u8; 16]), Ok(_));
+        a.set_nonblocking(false).unwrap();
+        if a_answered {
+            a = hold_a();
+        }
         let ans = request(srv.addr(), "POST", path, &signed(&dev, "POST", path, now_ms(), &body_b), &body_b);
         if ans.status == 503 {
             ans.problem(503, "overloaded");
@@ -404,6 +416,32 @@ fn an_unfinished_head_and_an_idle_keep_alive_connection_are_closed() {
     s.write_all(&head_bytes("GET", "/v1/time", &[], None)).unwrap();
     assert_eq!(read_answer(&mut s).status, 200);
     closed_by_server(&mut s);
+}
+
+/// A tus request refused before its body is read (here: an unknown upload) is answered with
+/// `Connection: close`, because the server closes that connection after the answer: a client
+/// that pooled it would lose its next request to the close (reqwest's `IncompleteMessage`, seen
+/// as a flaky revocation test). A refusal of a request without a body keeps the connection.
+#[test]
+fn a_tus_refusal_before_the_body_is_read_closes_the_connection_and_says_so() {
+    let srv = Srv::start(|_| {});
+    let tus = |ct: &str| vec![("tus-resumable", "1.0.0".to_string()), ("upload-offset", "0".to_string()), ("content-type", ct.to_string())];
+    let mut s = connect(srv.addr());
+    s.write_all(&head_bytes("PATCH", "/v1/uploads/unknown-upload", &tus("application/offset+octet-stream"), Some(100_000))).unwrap();
+    s.write_all(&[0u8; 1000]).unwrap();
+    let a = read_answer(&mut s);
+    assert!(a.status >= 400, "{a:?}");
+    assert_eq!(a.header("connection").as_deref(), Some("close"), "{a:?}");
+    closed_by_server(&mut s);
+    // No body: the refusal keeps the connection open for the next request.
+    let mut s = connect(srv.addr());
+    s.write_all(&head_bytes("HEAD", "/v1/uploads/unknown-upload", &[("tus-resumable", "1.0.0".to_string())], None)).unwrap();
+    let mut b = [0u8; 4096];
+    let n = s.read(&mut b).unwrap();
+    let head = String::from_utf8_lossy(&b[..n]).to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 4") && !head.contains("connection: close"), "{head}");
+    s.write_all(&head_bytes("GET", "/v1/time", &[], None)).unwrap();
+    assert_eq!(read_answer(&mut s).status, 200);
 }
 
 #[test]

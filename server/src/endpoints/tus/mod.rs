@@ -83,18 +83,29 @@ fn hv(s: &str) -> HeaderValue {
 }
 
 /// Checks `Tus-Resumable` on every tus request except OPTIONS, and adds it to every answer.
+///
+/// A refusal of a request that carries a body also says `Connection: close`: the refusal may
+/// come before the body is read (unknown upload, revoked device, wrong offset), and then hyper
+/// closes the connection after the answer without saying so; a client that finished sending
+/// the body would pool the connection and its next request would race the close
+/// (`IncompleteMessage`).
 pub(crate) async fn tus_headers(req: Request, next: Next) -> Response {
+    let has_body = req.headers().contains_key(header::TRANSFER_ENCODING)
+        || req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).is_some_and(|v| v.trim() != "0");
+    let finish = |mut r: Response| {
+        r.headers_mut().insert("tus-resumable", HeaderValue::from_static(TUS_VERSION));
+        if has_body && (r.status().is_client_error() || r.status().is_server_error()) {
+            r.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        r
+    };
     if req.method() != Method::OPTIONS {
         let ok = req.headers().get("tus-resumable").and_then(|v| v.to_str().ok()) == Some(TUS_VERSION);
         if !ok {
-            let mut r = Error::TusVersion.into_response();
-            r.headers_mut().insert("tus-resumable", HeaderValue::from_static(TUS_VERSION));
-            return r;
+            return finish(Error::TusVersion.into_response());
         }
     }
-    let mut r = next.run(req).await;
-    r.headers_mut().insert("tus-resumable", HeaderValue::from_static(TUS_VERSION));
-    r
+    finish(next.run(req).await)
 }
 
 /// `OPTIONS`: capabilities.
