@@ -360,7 +360,7 @@ fn bodies_held_at_once_are_budgeted_and_over_budget_is_503_with_retry_after() {
     let deadline = Instant::now() + LIVENESS;
     loop {
         a.set_nonblocking(true).unwrap();
-        let a_answered = matches!(a.peek(&mut [0u8; 16]), Ok(_));
+        let a_answered = a.peek(&mut [0u8; 16]).is_ok();
         a.set_nonblocking(false).unwrap();
         if a_answered {
             a = hold_a();
