@@ -158,8 +158,7 @@ impl Default for ServerConfig {
 /// A running server. Dropping it shuts the server down.
 pub struct ServerHandle {
     addr: SocketAddr,
-    shutdown: Option<tokio::sync::watch::Sender<bool>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    service: http::service::ServiceThread,
     runtime: tokio::runtime::Handle,
 }
 
@@ -179,9 +178,6 @@ impl ServerHandle {
         let conn_limits = http::serve::ConnLimits { max_connections: config.max_connections, header_read_timeout: config.header_read_timeout };
         let state = Arc::new(state::AppState::open(config)?);
         tus::recover(&state)?;
-        let std_listener = std::net::TcpListener::bind(listen).map_err(|e| Error::io("binding the listen address", e))?;
-        std_listener.set_nonblocking(true).map_err(|e| Error::io("configuring the listener", e))?;
-        let addr = std_listener.local_addr().map_err(|e| Error::io("reading the listen address", e))?;
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(workers)
             .thread_name("fieldcap-server")
@@ -189,10 +185,7 @@ impl ServerHandle {
             .build()
             .map_err(|e| Error::io("starting the server runtime", e))?;
         let runtime = rt.handle().clone();
-        let listener = {
-            let _g = rt.enter();
-            tokio::net::TcpListener::from_std(std_listener).map_err(|e| Error::io("registering the listener", e))?
-        };
+        let (listener, addr) = http::service::bind(listen, &rt)?;
         let (tx, mut rx) = tokio::sync::watch::channel(false);
         if !state.witnessing.is_empty() {
             // Submits the newest checkpoint to witnesses whose cosignature it lacks.
@@ -235,7 +228,7 @@ impl ServerHandle {
                 rt.shutdown_timeout(Duration::from_secs(2));
             })
             .map_err(|e| Error::io("starting the server thread", e))?;
-        Ok(ServerHandle { addr, shutdown: Some(tx), thread: Some(thread), runtime })
+        Ok(ServerHandle { addr, service: http::service::ServiceThread::new(tx, thread), runtime })
     }
 
     /// The bound address (with the real port when the configured port was 0).
@@ -250,38 +243,14 @@ impl ServerHandle {
 
     /// Stops accepting, lets in-flight requests finish (a few seconds at most) and joins.
     pub fn shutdown(mut self) {
-        self.stop();
+        self.service.stop();
     }
 
     /// Blocks until SIGINT or SIGTERM, then shuts down.
     pub fn wait_for_signal(mut self) -> Result<()> {
-        let r = self.runtime.block_on(async {
-            use tokio::signal::unix::{signal, SignalKind};
-            let mut term = signal(SignalKind::terminate()).map_err(|e| Error::io("listening for SIGTERM", e))?;
-            let mut int = signal(SignalKind::interrupt()).map_err(|e| Error::io("listening for SIGINT", e))?;
-            tokio::select! {
-                _ = term.recv() => {},
-                _ = int.recv() => {},
-            }
-            Ok::<(), Error>(())
-        });
-        self.stop();
+        let r = self.runtime.block_on(http::service::termination_signal());
+        self.service.stop();
         r
-    }
-
-    fn stop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(true);
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-impl Drop for ServerHandle {
-    fn drop(&mut self) {
-        self.stop();
     }
 }
 

@@ -11,6 +11,7 @@ pub(crate) mod limits;
 pub(crate) mod params;
 pub(crate) mod problem;
 pub(crate) mod serve;
+pub(crate) mod service;
 
 use crate::error::{Error, Result};
 use crate::state::AppState;

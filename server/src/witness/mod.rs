@@ -137,8 +137,7 @@ struct WitnessState {
 pub struct WitnessHandle {
     addr: SocketAddr,
     vkey: VerifierKey,
-    shutdown: Option<tokio::sync::watch::Sender<bool>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    service: crate::http::service::ServiceThread,
 }
 
 impl std::fmt::Debug for WitnessHandle {
@@ -162,19 +161,13 @@ impl WitnessHandle {
         let db = Db::open(&cfg.data_dir.join(DB_FILE))?;
         let vkey = cosigner.vkey();
         let state = Arc::new(WitnessState { cosigner, logs, db: Mutex::new(db) });
-        let std_listener = std::net::TcpListener::bind(cfg.listen).map_err(|e| Error::io("binding the listen address", e))?;
-        std_listener.set_nonblocking(true).map_err(|e| Error::io("configuring the listener", e))?;
-        let addr = std_listener.local_addr().map_err(|e| Error::io("reading the listen address", e))?;
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("fieldcap-witness")
             .enable_all()
             .build()
             .map_err(|e| Error::io("starting the witness runtime", e))?;
-        let listener = {
-            let _g = rt.enter();
-            tokio::net::TcpListener::from_std(std_listener).map_err(|e| Error::io("registering the listener", e))?
-        };
+        let (listener, addr) = crate::http::service::bind(cfg.listen, &rt)?;
         let app = Router::new()
             .route("/add-checkpoint", post(add_checkpoint))
             // The note (at most 1 MiB), 63 proof lines and the old size line.
@@ -189,7 +182,7 @@ impl WitnessHandle {
                 rt.shutdown_timeout(Duration::from_secs(2));
             })
             .map_err(|e| Error::io("starting the witness thread", e))?;
-        Ok(WitnessHandle { addr, vkey, shutdown: Some(tx), thread: Some(thread) })
+        Ok(WitnessHandle { addr, vkey, service: crate::http::service::ServiceThread::new(tx, thread) })
     }
 
     /// The bound address.
@@ -209,39 +202,15 @@ impl WitnessHandle {
 
     /// Stops and joins.
     pub fn shutdown(mut self) {
-        self.stop();
+        self.service.stop();
     }
 
     /// Blocks until SIGINT or SIGTERM, then shuts down.
     pub fn wait_for_signal(mut self) -> Result<()> {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| Error::io("starting a signal runtime", e))?;
-        let r = rt.block_on(async {
-            use tokio::signal::unix::{signal, SignalKind};
-            let mut term = signal(SignalKind::terminate()).map_err(|e| Error::io("listening for SIGTERM", e))?;
-            let mut int = signal(SignalKind::interrupt()).map_err(|e| Error::io("listening for SIGINT", e))?;
-            tokio::select! {
-                _ = term.recv() => {},
-                _ = int.recv() => {},
-            }
-            Ok::<(), Error>(())
-        });
-        self.stop();
+        let r = rt.block_on(crate::http::service::termination_signal());
+        self.service.stop();
         r
-    }
-
-    fn stop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(true);
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-impl Drop for WitnessHandle {
-    fn drop(&mut self) {
-        self.stop();
     }
 }
 
