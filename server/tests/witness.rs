@@ -23,21 +23,23 @@ fn observe(srv: &TestServer, dev: &DeviceKey, seq: u64, prev: Option<&[u8]>) -> 
     (r, m.bytes)
 }
 
-fn witnesses_of(srv_witnesses: &[&TestWitness]) -> Vec<VerifierKey> {
-    srv_witnesses.iter().map(|w| w.vkey().clone()).collect()
-}
-
-#[test]
-fn two_witnesses_cosign_each_checkpoint_and_refuse_a_forked_log() {
+/// A server with two witnesses on loopback, their keys, and an enrolled device.
+fn server_with_two_witnesses() -> (TestServer, Vec<TestWitness>, Vec<VerifierKey>, DeviceKey) {
     let mut ws: Vec<TestWitness> = Vec::new();
     let srv = TestServer::start_with_witnesses(|log| {
         ws.push(TestWitness::start("witness.da.example/w1", std::slice::from_ref(log)));
         ws.push(TestWitness::start("witness.civil.example/w2", std::slice::from_ref(log)));
         ws.iter().map(|w| w.endpoint()).collect()
     });
-    let keys = witnesses_of(&[&ws[0], &ws[1]]);
+    let keys = ws.iter().map(|w| w.vkey().clone()).collect();
     let dev = DeviceKey::generate();
     srv.enroll(&dev, "monitor");
+    (srv, ws, keys, dev)
+}
+
+#[test]
+fn two_witnesses_cosign_each_checkpoint_and_refuse_a_forked_log() {
+    let (srv, ws, keys, dev) = server_with_two_witnesses();
     let mut prev: Option<Vec<u8>> = None;
     let mut receipts = Vec::new();
     for seq in 1..=3 {
@@ -104,12 +106,12 @@ fn two_witnesses_cosign_each_checkpoint_and_refuse_a_forked_log() {
     let note = fork.client.get(format!("{}/v1/log/checkpoint", fork.url())).send().unwrap().text().unwrap();
     assert!(check_cosignatures(&note, &keys).unwrap().valid.is_empty(), "{note}");
     // The genuine server goes on, cosigned.
-    let (r, _) = observe(&srv, &dev, 4, Some(&receipts_manifest_bytes(&srv, &dev, &receipts)));
+    let (r, _) = observe(&srv, &dev, 4, Some(&receipts_manifest_bytes(&srv, &receipts)));
     assert_eq!(check_cosignatures(&r.log.checkpoint, &keys).unwrap().valid.len(), 2);
 }
 
 /// The manifest bytes of `dev`'s newest item on the server (the chain's `prev`).
-fn receipts_manifest_bytes(srv: &TestServer, _dev: &DeviceKey, receipts: &[Receipt]) -> Vec<u8> {
+fn receipts_manifest_bytes(srv: &TestServer, receipts: &[Receipt]) -> Vec<u8> {
     let last = receipts.last().unwrap();
     let r = fieldcap_server::records::Records::open(&srv.data()).unwrap();
     r.item(&last.clip_id).unwrap().unwrap().manifest
@@ -117,15 +119,7 @@ fn receipts_manifest_bytes(srv: &TestServer, _dev: &DeviceKey, receipts: &[Recei
 
 #[test]
 fn an_unreachable_witness_blocks_no_intake_and_cosigns_once_back() {
-    let mut ws: Vec<TestWitness> = Vec::new();
-    let srv = TestServer::start_with_witnesses(|log| {
-        ws.push(TestWitness::start("witness.da.example/w1", std::slice::from_ref(log)));
-        ws.push(TestWitness::start("witness.civil.example/w2", std::slice::from_ref(log)));
-        ws.iter().map(|w| w.endpoint()).collect()
-    });
-    let keys = witnesses_of(&[&ws[0], &ws[1]]);
-    let dev = DeviceKey::generate();
-    srv.enroll(&dev, "monitor");
+    let (srv, mut ws, keys, dev) = server_with_two_witnesses();
     let (_, b1) = observe(&srv, &dev, 1, None);
     ws[1].stop();
     // Intake goes on: receipts with w1's cosignature alone.
