@@ -20,6 +20,15 @@
 //!   not an extension of: logged as an error; the checkpoint goes out without that cosignature,
 //!   and a device or recipient that requires it raises the alarm.
 //!
+//! **Known defect (open, issue 15):** the witnesses are asked *before* the item's completion is
+//! stored. If the store then fails (disk full → 507) or the server dies before the commit, the
+//! in-memory leaf is dropped and the next item takes the same index with another leaf: the
+//! witnesses hold a cosigned checkpoint of a tree the log no longer has, and refuse every later
+//! one as a fork (409/422). No evidence is lost or altered (the receipt is never issued, the
+//! upload resumes), but witnessing stops for good until the witnesses' state is reset. The fix is
+//! to store the leaf and checkpoint first and ask the witnesses after (the receipt then signed, or
+//! re-signed, with the cosigned note).
+//!
 //! The intake server compiles no HTTP client (tests/tests/dependency_rules.rs): the requests go
 //! through a [`WitnessTransport`] the embedding program supplies (`fieldcap serve` passes the
 //! device core's rustls client).
