@@ -35,13 +35,13 @@ pub(crate) fn complete(state: &AppState, item: &ItemRecord, media: Option<Receip
     let mut tree = state.log()?;
     let index = tree.push(h);
     let size = index + 1;
-    let built = (|| -> Result<(Completion, Vec<u8>, Vec<u8>)> {
+    // The receipt as stored (document, bytes, signature) and its checkpoint (signed note).
+    type Stored = (Receipt, Vec<u8>, Vec<u8>, fieldcap_evidence::tlog::Checkpoint, String);
+    let built = (|| -> Result<Stored> {
         let root = tree.root(size)?;
         let proof = tree.inclusion(index, size)?;
         let cp = fieldcap_evidence::tlog::Checkpoint { origin: state.origin.clone(), size, root };
         let note = fieldcap_evidence::tlog::sign_checkpoint(&cp, &state.origin, &state.key);
-        // The witnesses' cosignatures (those that answer in time), before the receipt is signed.
-        let note = state.witnessing.cosign(&tree, &cp, &note);
         let receipt = Receipt {
             doc_type: types::RECEIPT.into(),
             clip_id: item.clip_id.clone(),
@@ -61,20 +61,45 @@ pub(crate) fn complete(state: &AppState, item: &ItemRecord, media: Option<Receip
             leaf: leaf.clone(),
             leaf_hash: h,
             tree_size: size,
-            checkpoint: note,
+            checkpoint: note.clone(),
             receipt: body.clone(),
             receipt_sig: sig.clone(),
             received_at: received_at.clone(),
             blob_sha256,
         };
         state.records.complete_item(&c)?;
-        Ok((c, body, sig))
+        Ok((receipt, body, sig, cp, note))
     })();
-    match built {
-        Ok((_, body, sig)) => Ok((body, sig)),
+    let (mut receipt, body, sig, cp, note) = match built {
+        Ok(b) => b,
         Err(e) => {
             tree.truncate(index);
-            Err(e)
+            return Err(e);
+        }
+    };
+    // Only now, with the leaf and checkpoint stored, the witnesses (those that answer in time;
+    // still under the log lock, so they see the log's order): asked before, a store failure or
+    // a crash would leave them a checkpoint the log no longer has, and every later one would
+    // look like a fork to them. The receipt is then signed again with the cosigned note and
+    // stored in place of the first, which nobody has seen yet; if that fails, the first stands
+    // (the background catch-up still adds the lines to the stored checkpoint).
+    let cosigned = state.witnessing.cosign(&tree, &cp, &note);
+    if cosigned == note {
+        return Ok((body, sig));
+    }
+    receipt.log.checkpoint = cosigned.clone();
+    let again = state.sign_doc(&receipt).and_then(|(b2, s2)| {
+        Ok((state.records.cosign_receipt(&item.clip_id, &body, size, &cosigned, &b2, &s2)?, b2, s2))
+    });
+    match again {
+        Ok((true, b2, s2)) => Ok((b2, s2)),
+        Ok((false, _, _)) => {
+            tracing::warn!("the cosigned receipt was not stored; the receipt without cosignatures stands");
+            Ok((body, sig))
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "storing the cosigned receipt failed; the receipt without cosignatures stands");
+            Ok((body, sig))
         }
     }
 }

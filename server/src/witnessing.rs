@@ -3,10 +3,13 @@
 //! their cosignature lines to the checkpoint note, so receipts and packages carry a checkpoint
 //! that independent parties have seen.
 //!
-//! * **When**: on completing an item, after the checkpoint is signed and before the receipt is
-//!   (so the receipt's checkpoint carries the cosignatures), all witnesses at once, each request
+//! * **When**: on completing an item, once its leaf, checkpoint and receipt are stored (asked
+//!   before, a store failure or a crash would leave the witnesses a checkpoint the log no longer
+//!   has, and they would refuse every later one as a fork), all witnesses at once, each request
 //!   bounded by [`crate::ServerConfig::witness_timeout`]. The log lock is held meanwhile, so
-//!   submissions to a witness follow the log's order.
+//!   submissions to a witness follow the log's order. The receipt is then signed again with the
+//!   cosigned checkpoint and stored in place of the first, which nobody has seen yet
+//!   ([`crate::store::RecordStore::cosign_receipt`]).
 //! * **Old size**: the size each witness last cosigned, learnt from its answers (unknown after a
 //!   start: `old 0`, and the witness's `409` names its size); with the consistency proof from it.
 //! * **A witness that fails** (unreachable, an error, a refusal) is skipped for
@@ -19,15 +22,6 @@
 //! * **A refusal** (`409` at the same size, `422`) means the witness holds a history this log is
 //!   not an extension of: logged as an error; the checkpoint goes out without that cosignature,
 //!   and a device or recipient that requires it raises the alarm.
-//!
-//! **Known defect (open, issue 15):** the witnesses are asked *before* the item's completion is
-//! stored. If the store then fails (disk full → 507) or the server dies before the commit, the
-//! in-memory leaf is dropped and the next item takes the same index with another leaf: the
-//! witnesses hold a cosigned checkpoint of a tree the log no longer has, and refuse every later
-//! one as a fork (409/422). No evidence is lost or altered (the receipt is never issued, the
-//! upload resumes), but witnessing stops for good until the witnesses' state is reset. The fix is
-//! to store the leaf and checkpoint first and ask the witnesses after (the receipt then signed, or
-//! re-signed, with the cosigned note).
 //!
 //! The intake server compiles no HTTP client (tests/tests/dependency_rules.rs): the requests go
 //! through a [`WitnessTransport`] the embedding program supplies (`fieldcap serve` passes the

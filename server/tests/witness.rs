@@ -214,3 +214,73 @@ fn the_witness_answers_add_checkpoint_as_the_spec_says() {
     let refused: Vec<u16> = fieldcap_server::witness::refusals(&w.data()).unwrap().into_iter().map(|(_, s, _)| s).collect();
     assert_eq!(refused, vec![422, 409]);
 }
+
+/// The witnesses are asked only once the checkpoint they are asked about is stored: asked before,
+/// a store failure (disk full) or a crash between the question and the commit would leave them a
+/// cosigned tree the log no longer has, and they would refuse every later checkpoint as a fork.
+/// A witness on loopback (hand-written, cosigning whatever it is sent) looks at the server's
+/// store when each request arrives. Failed before the fix: the request for size N came while
+/// the store held size N − 1.
+#[test]
+fn witnesses_are_asked_only_about_checkpoints_already_stored() {
+    use std::io::{Read, Write};
+    use std::sync::{Arc, Mutex, OnceLock};
+    let data_dir: Arc<OnceLock<std::path::PathBuf>> = Arc::new(OnceLock::new());
+    let seen: Arc<Mutex<Vec<(u64, u64)>>> = Arc::new(Mutex::new(Vec::new()));
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (dir, log) = (data_dir.clone(), seen.clone());
+    let wkey = DeviceKey::generate();
+    let witness = VerifierKey::witness("witness.fake.example/w", wkey.verifying_key()).unwrap();
+    let cosigner = fieldcap_evidence::cosignature::Cosigner::new("witness.fake.example/w", wkey).unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(8) {
+            let Ok(mut s) = stream else { continue };
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut buf = Vec::new();
+            let mut b = [0u8; 8192];
+            let head_end = loop {
+                if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                    break i + 4;
+                }
+                let n = s.read(&mut b).unwrap_or(0);
+                if n == 0 {
+                    break 0;
+                }
+                buf.extend_from_slice(&b[..n]);
+            };
+            if head_end == 0 {
+                continue;
+            }
+            let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+            let len: usize = head.lines().find_map(|l| l.strip_prefix("content-length:")).and_then(|v| v.trim().parse().ok()).unwrap_or(0);
+            while buf.len() < head_end + len {
+                let n = s.read(&mut b).unwrap_or(0);
+                if n == 0 {
+                    break;
+                }
+                buf.extend_from_slice(&b[..n]);
+            }
+            let Ok(req) = AddCheckpoint::parse(&buf[head_end..]) else { continue };
+            let note = parse_note(&req.checkpoint).unwrap();
+            if let Some(d) = dir.get() {
+                let submitted = Checkpoint::parse_body(&note.text).unwrap().size;
+                let stored = fieldcap_server::records::Records::open(d).unwrap().latest_checkpoint().unwrap().map_or(0, |(n, _)| n);
+                log.lock().unwrap().push((submitted, stored));
+            }
+            let line = cosigner.cosign(&note.text, 1_764_547_200).unwrap();
+            let _ = s.write_all(format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{line}", line.len()).as_bytes());
+        }
+    });
+    let srv = TestServer::start_with_witnesses(|_| vec![fieldcap_server::witnessing::WitnessEndpoint { url, vkey: witness }]);
+    data_dir.set(srv.data()).unwrap();
+    let dev = DeviceKey::generate();
+    srv.enroll(&dev, "monitor");
+    let (r, _) = observe(&srv, &dev, 1, None);
+    let seen = seen.lock().unwrap().clone();
+    assert!(seen.iter().any(|(submitted, _)| *submitted == r.log.tree_size), "the witness was not asked about the receipt's checkpoint: {seen:?}");
+    assert!(r.log.checkpoint.contains("witness.fake.example/w"), "the receipt carries the cosignature");
+    for (submitted, stored) in seen {
+        assert!(stored >= submitted, "the witness was asked about tree size {submitted} while the store held {stored}");
+    }
+}

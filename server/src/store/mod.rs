@@ -291,6 +291,12 @@ pub trait RecordStore: Send + Sync {
     /// signatures already there never change. `Ok(false)` if there is no such checkpoint or
     /// `note` does not extend it.
     fn add_checkpoint_signatures(&self, tree_size: u64, note: &str) -> Result<bool>;
+    /// Once the witnesses have cosigned a completed item's checkpoint: stores the cosigned note
+    /// (an extension, as [`Self::add_checkpoint_signatures`]) and, in the same transaction,
+    /// replaces the item's receipt by one carrying it — only if the stored receipt is still
+    /// `old_receipt` (the one [`Self::complete_item`] stored, never yet given out). `Ok(false)`
+    /// when either does not hold; nothing is changed then.
+    fn cosign_receipt(&self, clip_id: &str, old_receipt: &[u8], tree_size: u64, note: &str, receipt: &[u8], receipt_sig: &[u8]) -> Result<bool>;
     /// Of the checkpoints of at least `min_size` leaves, the one with the most signature lines
     /// (the server's and its witnesses'), the newest among equals.
     fn best_checkpoint(&self, min_size: u64) -> Result<Option<(u64, String)>>;

@@ -370,6 +370,24 @@ impl RecordStore for SqliteRecordStore {
         Ok(n == 1)
     }
 
+    fn cosign_receipt(&self, clip_id: &str, old_receipt: &[u8], tree_size: u64, note: &str, receipt: &[u8], receipt_sig: &[u8]) -> Result<bool> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let cp = tx.execute(
+            "UPDATE checkpoints SET note = ?2 WHERE tree_size = ?1 AND length(?2) > length(note) AND substr(?2, 1, length(note)) = note",
+            params![tree_size as i64, note],
+        )?;
+        let it = tx.execute(
+            "UPDATE items SET receipt = ?3, receipt_sig = ?4 WHERE clip_id = ?1 AND receipt = ?2",
+            params![clip_id, old_receipt, receipt, receipt_sig],
+        )?;
+        if cp != 1 || it != 1 {
+            return Ok(false); // dropped: rolled back
+        }
+        tx.commit()?;
+        Ok(true)
+    }
+
     fn best_checkpoint(&self, min_size: u64) -> Result<Option<(u64, String)>> {
         // Signature lines are counted by their em dashes (one per line; none in a checkpoint body).
         Ok(self
