@@ -86,6 +86,10 @@ pub const OVERLOADED: &str = "overloaded";
 /// 507: the server's disk (or its database) is full; nothing of the request was kept. The
 /// answer carries `Retry-After` (seconds). Transient for a client: retry later.
 pub const INSUFFICIENT_STORAGE: &str = "insufficient-storage";
+/// 503: a store the server depends on (its database or object storage, in a scaled deployment)
+/// does not answer; nothing of the request was kept. The answer carries `Retry-After`
+/// (seconds). Transient for a client: retry after that.
+pub const STORAGE_UNAVAILABLE: &str = "storage-unavailable";
 
 /// Every problem name the server sends (not [`UNKNOWN_DEVICE`], which it no longer sends).
 pub const ALL: &[&str] = &[
@@ -118,6 +122,7 @@ pub const ALL: &[&str] = &[
     REQUEST_TIMEOUT,
     OVERLOADED,
     INSUFFICIENT_STORAGE,
+    STORAGE_UNAVAILABLE,
 ];
 
 /// The type URI of a problem name.

@@ -120,6 +120,16 @@ pub enum Error {
     /// The request's method is not allowed on that resource.
     #[error("method not allowed")]
     MethodNotAllowed,
+    /// A store does not answer (the database is restarting, the object storage is down or
+    /// unreachable): 503 `storage-unavailable` with `Retry-After`; nothing of the request was
+    /// kept. The text says which store and what failed, never its address or credentials.
+    #[error("storage unavailable: {0}")]
+    StorageUnavailable(String),
+    /// The transparency log grew (another replica or process appended a leaf) between reading
+    /// its size and storing a new leaf: nothing was stored; the caller catches up and appends
+    /// again (see `crate::receipts`). Answered as 503 `storage-unavailable` if it persists.
+    #[error("the log grew while a leaf was being appended")]
+    LogMoved,
     /// An internal invariant failed (a bug or a damaged data directory).
     #[error("internal error: {0}")]
     Internal(String),
@@ -127,6 +137,8 @@ pub enum Error {
 
 /// The `Retry-After` (seconds) of a 503 `overloaded` answer.
 pub const RETRY_AFTER_SECS: u64 = 5;
+/// The `Retry-After` (seconds) of a 503 `storage-unavailable` answer.
+pub const STORAGE_RETRY_AFTER_SECS: u64 = 5;
 /// The `Retry-After` (seconds) of a 507 `insufficient-storage` answer: a full disk is freed by
 /// an operator, not in a moment.
 pub const DISK_FULL_RETRY_AFTER_SECS: u64 = 30;
@@ -219,6 +231,18 @@ impl Error {
                 problem::OVERLOADED,
                 "Server busy",
                 Some(format!("the server holds as many request bodies as it allows; retry in {RETRY_AFTER_SECS} s")),
+            ),
+            Error::StorageUnavailable(m) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                problem::STORAGE_UNAVAILABLE,
+                "Server storage unavailable",
+                Some(format!("{m}; nothing of this request was kept; retry in {STORAGE_RETRY_AFTER_SECS} s")),
+            ),
+            Error::LogMoved => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                problem::STORAGE_UNAVAILABLE,
+                "Server storage unavailable",
+                Some(format!("the transparency log is busy; nothing of this request was kept; retry in {STORAGE_RETRY_AFTER_SECS} s")),
             ),
             Error::UnsupportedMediaType(m) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, problem::UNSUPPORTED_MEDIA_TYPE, "Unsupported Content-Type", Some(m.clone())),
             Error::TusVersion => (StatusCode::PRECONDITION_FAILED, problem::TUS_VERSION, "Tus-Resumable 1.0.0 required", None),

@@ -33,6 +33,36 @@ pub(crate) fn complete(state: &AppState, item: &ItemRecord, media: Option<Receip
     let leaf = log_leaf_bytes(&item.clip_id, &item.device_id, item.seq, &item.manifest_sha256, media.as_ref(), &received_at);
     let h = leaf_hash(&leaf);
     let mut tree = state.log()?;
+    // Another replica (or `fieldcap dispose`) may append between the catch-up above and the
+    // store's transaction, which then refuses the leaf (`LogMoved`) and stores nothing: catch
+    // up and build the completion again, a bounded number of times.
+    let mut attempt = 0;
+    loop {
+        match complete_at_end(state, &mut tree, item, media.clone(), blob_sha256.clone(), &received_at, &leaf, h) {
+            Err(crate::Error::LogMoved) if attempt < LOG_MOVED_RETRIES => {
+                attempt += 1;
+                state.catch_up(&mut tree)?;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// How often a completion is built again when other writers keep appending to the log.
+const LOG_MOVED_RETRIES: u32 = 16;
+
+/// One attempt of [`complete`] at the cache's current end.
+#[allow(clippy::too_many_arguments)]
+fn complete_at_end(
+    state: &AppState,
+    tree: &mut crate::log::LogTree,
+    item: &ItemRecord,
+    media: Option<ReceiptMedia>,
+    blob_sha256: Option<String>,
+    received_at: &str,
+    leaf: &[u8],
+    h: fieldcap_evidence::tlog::Hash,
+) -> Result<(Vec<u8>, Vec<u8>)> {
     let index = tree.push(h);
     let size = index + 1;
     // The receipt as stored (document, bytes, signature) and its checkpoint (signed note).
@@ -49,7 +79,7 @@ pub(crate) fn complete(state: &AppState, item: &ItemRecord, media: Option<Receip
             seq: item.seq,
             manifest_sha256: item.manifest_sha256.clone(),
             media,
-            received_at: received_at.clone(),
+            received_at: received_at.to_string(),
             log: ReceiptLog { index, tree_size: size, checkpoint: note.clone(), inclusion: proof_to_hex(&proof) },
             server_key_id: state.key_id.clone(),
         };
@@ -58,13 +88,13 @@ pub(crate) fn complete(state: &AppState, item: &ItemRecord, media: Option<Receip
         let c = Completion {
             clip_id: item.clip_id.clone(),
             log_index: index,
-            leaf: leaf.clone(),
+            leaf: leaf.to_vec(),
             leaf_hash: h,
             tree_size: size,
             checkpoint: note.clone(),
             receipt: body.clone(),
             receipt_sig: sig.clone(),
-            received_at: received_at.clone(),
+            received_at: received_at.to_string(),
             blob_sha256,
         };
         state.records.complete_item(&c)?;
@@ -83,7 +113,7 @@ pub(crate) fn complete(state: &AppState, item: &ItemRecord, media: Option<Receip
     // look like a fork to them. The receipt is then signed again with the cosigned note and
     // stored in place of the first, which nobody has seen yet; if that fails, the first stands
     // (the background catch-up still adds the lines to the stored checkpoint).
-    let cosigned = state.witnessing.cosign(&tree, &cp, &note);
+    let cosigned = state.witnessing.cosign(tree, &cp, &note);
     if cosigned == note {
         return Ok((body, sig));
     }

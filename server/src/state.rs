@@ -110,12 +110,21 @@ impl AppState {
 
     pub fn log(&self) -> Result<MutexGuard<'_, LogTree>> {
         let mut t = self.log.lock().map_err(|_| Error::Internal("log lock poisoned".into()))?;
-        // Another process on the same data directory (`fieldcap dispose`, see crate::retention)
-        // may have appended leaves with their checkpoint: catch up from the records.
+        // Another process on the same records (`fieldcap dispose`, see crate::retention, or
+        // another replica of a scaled deployment) may have appended leaves with their
+        // checkpoint: catch up from the records.
         if self.records.latest_checkpoint()?.is_some_and(|(s, _)| s > t.size()) {
-            *t = LogTree::from_leaves(&self.records.leaf_hashes()?);
+            self.catch_up(&mut t)?;
         }
         Ok(t)
+    }
+
+    /// Appends to the cache the leaves on record past its end.
+    pub fn catch_up(&self, t: &mut LogTree) -> Result<()> {
+        for h in self.records.leaf_hashes_since(t.size())? {
+            t.push(h);
+        }
+        Ok(())
     }
 
     /// A freshly signed checkpoint note at `size` (Ed25519 is deterministic: same text, same note).

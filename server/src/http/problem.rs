@@ -43,6 +43,9 @@ impl IntoResponse for Error {
         if let Error::Overloaded = self {
             r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(crate::error::RETRY_AFTER_SECS));
         }
+        if let Error::StorageUnavailable(_) | Error::LogMoved = self {
+            r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(crate::error::STORAGE_RETRY_AFTER_SECS));
+        }
         if p.status == 507 {
             r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(crate::error::DISK_FULL_RETRY_AFTER_SECS));
         }

@@ -280,7 +280,16 @@ pub trait RecordStore: Send + Sync {
 
     /// Every leaf hash, in log order.
     fn leaf_hashes(&self) -> Result<Vec<Hash>>;
-    /// Stores a completed item: leaf, checkpoint, receipt, upload state.
+    /// The leaf hashes from index `from` on, in log order (catching a cache up with leaves
+    /// other replicas or processes appended).
+    fn leaf_hashes_since(&self, from: u64) -> Result<Vec<Hash>> {
+        Ok(self.leaf_hashes()?.into_iter().skip(from as usize).collect())
+    }
+    /// Stores a completed item: leaf, checkpoint, receipt, upload state, in one transaction
+    /// that holds the log's write lock (several server replicas may append at once). The leaf
+    /// must go at the end of the log: if the log does not have exactly `c.log_index` leaves
+    /// then, nothing is stored and the answer is [`Error::LogMoved`] (the caller catches up and
+    /// builds the completion again).
     fn complete_item(&self, c: &Completion) -> Result<()>;
     /// Stores a checkpoint (no-op if one of that size exists).
     fn put_checkpoint(&self, tree_size: u64, note: &str) -> Result<()>;

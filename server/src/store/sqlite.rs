@@ -325,9 +325,31 @@ impl RecordStore for SqliteRecordStore {
         leaf_hashes_of(&*self.conn()?)
     }
 
+    fn leaf_hashes_since(&self, from: u64) -> Result<Vec<Hash>> {
+        let conn = self.conn()?;
+        let mut st = conn.prepare("SELECT idx, leaf_hash FROM log_leaves WHERE idx >= ?1 ORDER BY idx")?;
+        let mut rows = st.query([from as i64])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            let idx: i64 = r.get(0)?;
+            if idx as u64 != from + out.len() as u64 {
+                return Err(Error::Internal(format!("log leaf {} is missing", from + out.len() as u64)));
+            }
+            let h: Vec<u8> = r.get(1)?;
+            out.push(h.as_slice().try_into().map_err(|_| Error::Internal(format!("log leaf {idx} has a damaged hash")))?);
+        }
+        Ok(out)
+    }
+
     fn complete_item(&self, c: &Completion) -> Result<()> {
         let mut conn = self.conn()?;
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        // The write lock is held: the leaf goes at the end of the log or not at all.
+        // (Leaves are numbered without gaps, so the size is the highest index plus one.)
+        let size: i64 = tx.query_row("SELECT COALESCE(MAX(idx) + 1, 0) FROM log_leaves", [], |r| r.get(0))?;
+        if size as u64 != c.log_index {
+            return Err(Error::LogMoved);
+        }
         tx.execute(
             "INSERT INTO log_leaves (idx, clip_id, leaf, leaf_hash) VALUES (?1, ?2, ?3, ?4)",
             params![c.log_index as i64, c.clip_id, c.leaf, c.leaf_hash.to_vec()],
