@@ -10,6 +10,7 @@ mod device;
 mod output;
 mod package_cmds;
 mod server_cmds;
+mod store_args;
 mod sync_cmds;
 
 use clap::{Parser, Subcommand};
@@ -139,9 +140,9 @@ pub enum Command {
     },
     /// Run the council intake server until SIGINT/SIGTERM (first line: listening on http://ADDR).
     Serve {
-        /// Server data directory (records, blobs, key).
-        #[arg(long)]
-        data: PathBuf,
+        /// Where the server's key, records and originals are.
+        #[command(flatten)]
+        at: store_args::StoreArgs,
         /// Address to listen on (port 0: a free one).
         #[arg(long, default_value = "127.0.0.1:8443")]
         listen: String,
@@ -187,27 +188,27 @@ pub enum Command {
     },
     /// Issue a one-time enrolment token (works while the server runs).
     Token {
-        /// Server data directory.
-        #[arg(long)]
-        data: PathBuf,
+        /// Where the server's key, records and originals are.
+        #[command(flatten)]
+        at: store_args::StoreArgs,
         /// Role of the device that will enrol with it.
         #[arg(long, default_value = "monitor", value_parser = ["monitor", "police"])]
         role: String,
     },
     /// List the devices enrolled with the server (revoked ones marked).
     Devices {
-        /// Server data directory.
-        #[arg(long)]
-        data: PathBuf,
+        /// Where the server's key, records and originals are.
+        #[command(flatten)]
+        at: store_args::StoreArgs,
         /// Machine-readable output.
         #[arg(long)]
         json: bool,
     },
     /// Revoke a device (lost or seized phone): it can submit nothing more; what it sent stays.
     Revoke {
-        /// Server data directory.
-        #[arg(long)]
-        data: PathBuf,
+        /// Where the server's key, records and originals are.
+        #[command(flatten)]
+        at: store_args::StoreArgs,
         /// Device id (32 hex, as `fieldcap devices` lists it).
         device_id: String,
         /// Why (recorded in the server's custody log).
@@ -216,9 +217,9 @@ pub enum Command {
     },
     /// List the server's items grouped into incidents (overlapping time, tracks within 500 m).
     Incidents {
-        /// Server data directory.
-        #[arg(long)]
-        data: PathBuf,
+        /// Where the server's key, records and originals are.
+        #[command(flatten)]
+        at: store_args::StoreArgs,
         /// Machine-readable output.
         #[arg(long)]
         json: bool,
@@ -280,22 +281,22 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Sync { timeout, json, chunk_size, max_chunk_size, purge, manifests_only } => {
             sync_cmds::sync(&h()?, *timeout, *json, *chunk_size, *max_chunk_size, *purge, *manifests_only)
         }
-        Command::Serve { data, listen, max_connections, header_timeout, body_budget_mib, witnesses, log_vkey } => {
+        Command::Serve { at, listen, max_connections, header_timeout, body_budget_mib, witnesses, log_vkey } => {
             if *log_vkey {
-                return server_cmds::log_vkey(data);
+                return server_cmds::log_vkey(&at.data);
             }
             server_cmds::serve(
-                data,
+                at,
                 listen,
                 server_cmds::Limits { max_connections: *max_connections, header_timeout: *header_timeout, body_budget_mib: *body_budget_mib },
                 witnesses,
             )
         }
         Command::Witness { data, name, listen, logs, print_vkey } => server_cmds::witness(data, name.as_deref(), listen, logs, *print_vkey),
-        Command::Token { data, role } => server_cmds::token(data, role),
-        Command::Incidents { data, json } => server_cmds::incidents(data, *json),
-        Command::Devices { data, json } => server_cmds::devices(data, *json),
-        Command::Revoke { data, device_id, reason } => server_cmds::revoke(data, device_id, reason),
+        Command::Token { at, role } => server_cmds::token(at, role),
+        Command::Incidents { at, json } => server_cmds::incidents(at, *json),
+        Command::Devices { at, json } => server_cmds::devices(at, *json),
+        Command::Revoke { at, device_id, reason } => server_cmds::revoke(at, device_id, reason),
         Command::Package(a) => package_cmds::package(a),
         Command::Hold(a) => package_cmds::hold(a),
         Command::Release(a) => package_cmds::release(a),

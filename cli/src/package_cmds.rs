@@ -15,9 +15,9 @@ use std::path::PathBuf;
 #[derive(Args, Debug)]
 #[command(group(ArgGroup::new("selection").required(true).args(["incident", "clip", "from"])))]
 pub struct PackageArgs {
-    /// Server data directory.
-    #[arg(long)]
-    pub data: PathBuf,
+    /// Where the server's key, records and originals are.
+    #[command(flatten)]
+    pub at: crate::store_args::StoreArgs,
     /// Every item of this incident (see `fieldcap incidents`).
     #[arg(long)]
     pub incident: Option<String>,
@@ -65,9 +65,9 @@ pub struct PackageArgs {
 /// `fieldcap hold`.
 #[derive(Args, Debug)]
 pub struct HoldArgs {
-    /// Server data directory.
-    #[arg(long)]
-    pub data: PathBuf,
+    /// Where the server's key, records and originals are.
+    #[command(flatten)]
+    pub at: crate::store_args::StoreArgs,
     /// Item to hold.
     pub clip_id: String,
     /// Why (e.g. litigation hold, case number).
@@ -78,9 +78,9 @@ pub struct HoldArgs {
 /// `fieldcap release` (of a legal hold).
 #[derive(Args, Debug)]
 pub struct ReleaseArgs {
-    /// Server data directory.
-    #[arg(long)]
-    pub data: PathBuf,
+    /// Where the server's key, records and originals are.
+    #[command(flatten)]
+    pub at: crate::store_args::StoreArgs,
     /// Item whose holds are released.
     pub clip_id: String,
     /// Why the hold ends.
@@ -91,9 +91,9 @@ pub struct ReleaseArgs {
 /// `fieldcap dispose`.
 #[derive(Args, Debug)]
 pub struct DisposeArgs {
-    /// Server data directory.
-    #[arg(long)]
-    pub data: PathBuf,
+    /// Where the server's key, records and originals are.
+    #[command(flatten)]
+    pub at: crate::store_args::StoreArgs,
     /// Only list what would be disposed.
     #[arg(long)]
     pub dry_run: bool,
@@ -105,9 +105,9 @@ pub struct DisposeArgs {
 /// `fieldcap retention`.
 #[derive(Args, Debug)]
 pub struct RetentionArgs {
-    /// Server data directory.
-    #[arg(long)]
-    pub data: PathBuf,
+    /// Where the server's key, records and originals are.
+    #[command(flatten)]
+    pub at: crate::store_args::StoreArgs,
     /// Set a category's retention: CATEGORY=DAYS (a kind, a tag, or default); repeatable.
     #[arg(long = "set", value_name = "CATEGORY=DAYS")]
     pub set: Vec<String>,
@@ -124,16 +124,9 @@ fn parse_near(s: &str) -> anyhow::Result<(f64, f64, f64)> {
     }
 }
 
-fn need_server(data: &std::path::Path) -> anyhow::Result<()> {
-    if !data.join("records.sqlite").exists() {
-        bail!("no server records in {} (run `fieldcap serve --data` there first)", data.display());
-    }
-    Ok(())
-}
-
 /// `fieldcap package …`.
 pub fn package(a: &PackageArgs) -> anyhow::Result<i32> {
-    need_server(&a.data)?;
+    a.at.require_records()?;
     let selection = if let Some(i) = &a.incident {
         Selection::Incident(i.clone())
     } else if !a.clip.is_empty() {
@@ -157,7 +150,7 @@ pub fn package(a: &PackageArgs) -> anyhow::Result<i32> {
         zip: a.zip,
         exported_by: by,
     };
-    let out = fieldcap_server::package::export(&a.data, &req).context("exporting the package")?;
+    let out = fieldcap_server::package::export(a.at.deployment(), &req).context("exporting the package")?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
@@ -169,7 +162,7 @@ pub fn package(a: &PackageArgs) -> anyhow::Result<i32> {
         if let Some(z) = &out.zip {
             println!("  zip: {}", z.display());
         }
-        let fp = fieldcap_server::keys::load(&a.data).map(|k| fieldcap_evidence::identity::key_fingerprint(&k.verifying_key())).context("reading the server key")?;
+        let fp = fieldcap_server::keys::load(&a.at.data).map(|k| fieldcap_evidence::identity::key_fingerprint(&k.verifying_key())).context("reading the server key")?;
         println!("  server key fingerprint {fp}: publish it where recipients can get it out of band; they pin it");
         println!("  check it with: fieldcap verify {} --server-key {fp}   (or sh VERIFY.txt {fp} inside it)", out.path.display());
     }
@@ -178,16 +171,16 @@ pub fn package(a: &PackageArgs) -> anyhow::Result<i32> {
 
 /// `fieldcap hold DATA CLIP_ID --reason`.
 pub fn hold(a: &HoldArgs) -> anyhow::Result<i32> {
-    need_server(&a.data)?;
-    fieldcap_server::retention::hold(&a.data, &a.clip_id, &a.reason).context("placing the hold")?;
+    a.at.require_records()?;
+    fieldcap_server::retention::hold(a.at.deployment(), &a.clip_id, &a.reason).context("placing the hold")?;
     println!("legal hold placed on {}", a.clip_id);
     Ok(0)
 }
 
 /// `fieldcap release DATA CLIP_ID --reason`.
 pub fn release(a: &ReleaseArgs) -> anyhow::Result<i32> {
-    need_server(&a.data)?;
-    let n = fieldcap_server::retention::release(&a.data, &a.clip_id, &a.reason).context("releasing the hold")?;
+    a.at.require_records()?;
+    let n = fieldcap_server::retention::release(a.at.deployment(), &a.clip_id, &a.reason).context("releasing the hold")?;
     if n == 0 {
         println!("{} had no active hold", a.clip_id);
     } else {
@@ -198,8 +191,8 @@ pub fn release(a: &ReleaseArgs) -> anyhow::Result<i32> {
 
 /// `fieldcap dispose --data DIR [--dry-run]`.
 pub fn dispose(a: &DisposeArgs) -> anyhow::Result<i32> {
-    need_server(&a.data)?;
-    let r = fieldcap_server::retention::dispose(&a.data, chrono::Utc::now(), a.dry_run).context("disposing")?;
+    a.at.require_records()?;
+    let r = fieldcap_server::retention::dispose(a.at.deployment(), chrono::Utc::now(), a.dry_run).context("disposing")?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&r)?);
         return Ok(0);
@@ -217,14 +210,14 @@ pub fn dispose(a: &DisposeArgs) -> anyhow::Result<i32> {
 
 /// `fieldcap retention --data DIR [--set CATEGORY=DAYS]…`.
 pub fn retention(a: &RetentionArgs) -> anyhow::Result<i32> {
-    need_server(&a.data)?;
+    a.at.require_records()?;
     for s in &a.set {
         let (cat, days) = s.split_once('=').ok_or_else(|| anyhow::anyhow!("--set takes CATEGORY=DAYS"))?;
         let days: i64 = days.trim().parse().context("--set days must be a whole number")?;
-        fieldcap_server::retention::set_policy(&a.data, cat.trim(), days).context("setting the retention policy")?;
+        fieldcap_server::retention::set_policy(a.at.deployment(), cat.trim(), days).context("setting the retention policy")?;
     }
-    let pol = fieldcap_server::retention::policy(&a.data)?;
-    let st = fieldcap_server::retention::status(&a.data, chrono::Utc::now())?;
+    let pol = fieldcap_server::retention::policy(a.at.deployment())?;
+    let st = fieldcap_server::retention::status(a.at.deployment(), chrono::Utc::now())?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "policy": pol, "default_days": fieldcap_server::retention::DEFAULT_RETENTION_DAYS, "items": st }))?);
         return Ok(0);

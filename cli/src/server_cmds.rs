@@ -10,6 +10,7 @@
 use anyhow::Context as _;
 use std::io::Write as _;
 use std::net::{SocketAddr, ToSocketAddrs};
+use crate::store_args::StoreArgs;
 use std::path::Path;
 
 fn parse_listen(listen: &str) -> anyhow::Result<SocketAddr> {
@@ -38,8 +39,10 @@ const MIB: usize = 1024 * 1024;
 
 /// A server configuration with `limits` applied; a limit that would stop the server from
 /// working is refused, naming its flag.
-fn config(data: &Path, addr: SocketAddr, limits: Limits) -> anyhow::Result<fieldcap_server::ServerConfig> {
-    let mut cfg = fieldcap_server::ServerConfig::new(data.to_path_buf(), addr);
+fn config(at: &StoreArgs, addr: SocketAddr, limits: Limits) -> anyhow::Result<fieldcap_server::ServerConfig> {
+    let mut cfg = fieldcap_server::ServerConfig::new(at.data.clone(), addr);
+    let d = at.deployment();
+    (cfg.records, cfg.blobs) = (d.records, d.blobs);
     if let Some(n) = limits.max_connections {
         anyhow::ensure!(n >= 1, "--max-connections must be at least 1");
         cfg.max_connections = n;
@@ -58,9 +61,9 @@ fn config(data: &Path, addr: SocketAddr, limits: Limits) -> anyhow::Result<field
 
 /// `fieldcap serve --data DIR --listen ADDR [--max-connections N] [--header-timeout SECS]
 /// [--body-budget-mib MIB]`.
-pub fn serve(data: &Path, listen: &str, limits: Limits, witnesses: &[String]) -> anyhow::Result<i32> {
+pub fn serve(at: &StoreArgs, listen: &str, limits: Limits, witnesses: &[String]) -> anyhow::Result<i32> {
     let addr = parse_listen(listen)?;
-    let mut cfg = config(data, addr, limits)?;
+    let mut cfg = config(at, addr, limits)?;
     for w in witnesses {
         cfg.witnesses.push(fieldcap_server::witnessing::WitnessEndpoint::parse(w).with_context(|| "--witness".to_string())?);
     }
@@ -74,7 +77,11 @@ pub fn serve(data: &Path, listen: &str, limits: Limits, witnesses: &[String]) ->
     let server = fieldcap_server::ServerHandle::start(cfg).context("starting the server")?;
     println!("listening on {}", server.url());
     std::io::stdout().flush()?;
-    eprintln!("data directory {}; stop with Ctrl-C", data.display());
+    let stores = match (&at.records, &at.blobs) {
+        (None, None) => "records and originals in it".to_string(),
+        (r, b) => format!("records {}, originals {}", if r.is_some() { "in PostgreSQL" } else { "in it" }, if b.is_some() { "in object storage" } else { "in it" }),
+    };
+    eprintln!("data directory {} ({stores}); stop with Ctrl-C", at.data.display());
     server.wait_for_signal().context("waiting for a stop signal")?;
     eprintln!("stopped");
     Ok(0)
@@ -138,24 +145,18 @@ pub fn witness(data: &Path, name: Option<&str>, listen: &str, logs: &[String], p
 }
 
 /// `fieldcap token --data DIR [--role monitor|police]`.
-pub fn token(data: &Path, role: &str) -> anyhow::Result<i32> {
-    let t = fieldcap_server::issue_token(data, role).context("issuing a token")?;
+pub fn token(at: &StoreArgs, role: &str) -> anyhow::Result<i32> {
+    let t = fieldcap_server::issue_token(at.deployment(), role).context("issuing a token")?;
     println!("one-time enrolment token for a {role} device (valid {} days):", fieldcap_server::TOKEN_TTL.as_secs() / 86_400);
     println!("{t}");
     Ok(0)
 }
 
-fn require_records(data: &Path) -> anyhow::Result<()> {
-    if !data.join("records.sqlite").exists() {
-        anyhow::bail!("no server records in {} (run `fieldcap serve --data` there first)", data.display());
-    }
-    Ok(())
-}
 
 /// `fieldcap devices --data DIR [--json]`.
-pub fn devices(data: &Path, json: bool) -> anyhow::Result<i32> {
-    require_records(data)?;
-    let list = fieldcap_server::devices(data).context("reading the devices")?;
+pub fn devices(at: &StoreArgs, json: bool) -> anyhow::Result<i32> {
+    at.require_records()?;
+    let list = fieldcap_server::devices(at.deployment()).context("reading the devices")?;
     if json {
         let v: Vec<serde_json::Value> = list
             .iter()
@@ -175,20 +176,20 @@ pub fn devices(data: &Path, json: bool) -> anyhow::Result<i32> {
 }
 
 /// `fieldcap revoke --data DIR DEVICE_ID --reason TEXT`.
-pub fn revoke(data: &Path, device_id: &str, reason: &str) -> anyhow::Result<i32> {
-    require_records(data)?;
+pub fn revoke(at: &StoreArgs, device_id: &str, reason: &str) -> anyhow::Result<i32> {
+    at.require_records()?;
     if reason.trim().is_empty() {
         anyhow::bail!("--reason must say why the device is revoked");
     }
-    let known = fieldcap_server::devices(data).context("reading the devices")?;
+    let known = fieldcap_server::devices(at.deployment()).context("reading the devices")?;
     match known.iter().find(|d| d.device_id == device_id) {
-        None => anyhow::bail!("no enrolled device {device_id} (see `fieldcap devices --data {}`)", data.display()),
+        None => anyhow::bail!("no enrolled device {device_id} (see `fieldcap devices --data {}`)", at.data.display()),
         Some(d) if d.revoked_at.is_some() => {
             println!("device {device_id} was already revoked at {}", d.revoked_at.as_deref().unwrap_or_default());
             Ok(0)
         }
         Some(_) => {
-            fieldcap_server::revoke_device(data, device_id, reason.trim()).context("revoking the device")?;
+            fieldcap_server::revoke_device(at.deployment(), device_id, reason.trim()).context("revoking the device")?;
             println!("device {device_id} revoked: it can submit nothing more; what it sent before stays on record");
             Ok(0)
         }
@@ -196,9 +197,9 @@ pub fn revoke(data: &Path, device_id: &str, reason: &str) -> anyhow::Result<i32>
 }
 
 /// `fieldcap incidents --data DIR [--json]`.
-pub fn incidents(data: &Path, json: bool) -> anyhow::Result<i32> {
-    require_records(data)?;
-    let list = fieldcap_server::incidents(data).context("grouping incidents")?;
+pub fn incidents(at: &StoreArgs, json: bool) -> anyhow::Result<i32> {
+    at.require_records()?;
+    let list = fieldcap_server::incidents(at.deployment()).context("grouping incidents")?;
     if json {
         println!("{}", serde_json::to_string_pretty(&list)?);
         return Ok(0);

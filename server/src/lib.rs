@@ -45,6 +45,7 @@ mod http;
 pub mod incidents;
 pub mod keys;
 pub mod log;
+pub mod metrics;
 pub mod package;
 pub mod receipts;
 pub mod records;
@@ -61,7 +62,6 @@ pub use incidents::Incident;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use store::RecordStore as _;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -76,8 +76,15 @@ pub const TOKEN_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 /// Server configuration.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
-    /// Data directory (created if needed).
+    /// Data directory (created if needed): the server key, and the embedded stores unless
+    /// `records` / `blobs` name others.
     pub data_dir: PathBuf,
+    /// A record database in place of the data directory's `records.sqlite` (`postgres://…`;
+    /// see [`store::Deployment`]). Every replica of a deployment names the same one.
+    pub records: Option<store::StoreUrl>,
+    /// An object storage bucket in place of the data directory's `blobs/` and `uploads/`
+    /// (`s3://BUCKET?endpoint=URL`). Every replica of a deployment names the same one.
+    pub blobs: Option<store::StoreUrl>,
     /// Address to listen on; port 0 picks a free one.
     pub listen: SocketAddr,
     /// Log origin line and checkpoint key name; default `fieldcap.intake/<server_key_id>`.
@@ -130,6 +137,8 @@ impl ServerConfig {
     pub fn new(data_dir: PathBuf, listen: SocketAddr) -> ServerConfig {
         ServerConfig {
             data_dir,
+            records: None,
+            blobs: None,
             listen,
             log_origin: None,
             upload_ttl: Duration::from_secs(7 * 24 * 3600),
@@ -146,6 +155,13 @@ impl ServerConfig {
             witness_timeout: Duration::from_secs(5),
             witness_retry: Duration::from_secs(30),
         }
+    }
+}
+
+impl ServerConfig {
+    /// The deployment this configuration serves.
+    pub fn deployment(&self) -> store::Deployment {
+        store::Deployment { data_dir: self.data_dir.clone(), records: self.records.clone(), blobs: self.blobs.clone() }
     }
 }
 
@@ -258,9 +274,9 @@ impl ServerHandle {
 /// Issues a one-time enrolment token for `role` (`monitor` or `police`), valid for
 /// [`TOKEN_TTL`]. Works while a server runs on the same directory. Only the token's SHA-256 is
 /// stored; the token itself is returned once.
-pub fn issue_token(data_dir: &Path, role: &str) -> Result<String> {
+pub fn issue_token(at: impl Into<store::Deployment>, role: &str) -> Result<String> {
     fieldcap_evidence::manifest::Role::parse(role)?;
-    let records = store::open_embedded_records(data_dir)?;
+    let records = at.into().open_records()?;
     let mut b = [0u8; 32];
     rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut b);
     let token = base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, b);
@@ -273,13 +289,14 @@ pub fn issue_token(data_dir: &Path, role: &str) -> Result<String> {
 /// everything it submitted before stays on record unchanged. Records a `revoked` custody event
 /// `{device_id, reason}` if the server key exists. Returns false if the device was unknown or
 /// already revoked.
-pub fn revoke_device(data_dir: &Path, device_id: &str, reason: &str) -> Result<bool> {
-    let records = store::open_embedded_records(data_dir)?;
+pub fn revoke_device(at: impl Into<store::Deployment>, device_id: &str, reason: &str) -> Result<bool> {
+    let at: store::Deployment = at.into();
+    let records = at.open_records()?;
     let done = records.revoke_device(device_id, &fieldcap_evidence::time::now())?;
     if done {
-        if let Ok(key) = keys::load(data_dir) {
+        if let Ok(key) = keys::load(&at.data_dir) {
             let id = fieldcap_evidence::identity::device_id_for(&key.verifying_key());
-            custody::append(&records, &key, &id, "revoked", None, serde_json::json!({ "device_id": device_id, "reason": reason }))?;
+            custody::append(records.as_ref(), &key, &id, "revoked", None, serde_json::json!({ "device_id": device_id, "reason": reason }))?;
         }
     }
     Ok(done)
@@ -297,14 +314,14 @@ pub fn log_vkey(data_dir: &Path, log_origin: Option<&str>) -> Result<fieldcap_ev
 }
 
 /// Every enrolled device of a data directory (revoked ones included, with `revoked_at`).
-pub fn devices(data_dir: &Path) -> Result<Vec<store::DeviceRecord>> {
-    let records = store::open_embedded_records(data_dir)?;
+pub fn devices(at: impl Into<store::Deployment>) -> Result<Vec<store::DeviceRecord>> {
+    let records = at.into().open_records()?;
     records.devices()
 }
 
 /// Incidents of a data directory (see [`mod@incidents`] for the grouping rule).
-pub fn incidents(data_dir: &Path) -> Result<Vec<Incident>> {
-    let records = store::open_embedded_records(data_dir)?;
+pub fn incidents(at: impl Into<store::Deployment>) -> Result<Vec<Incident>> {
+    let records = at.into().open_records()?;
     let items: Vec<_> = records.items()?.iter().filter_map(incidents::item_of).collect();
     Ok(incidents::group(&items))
 }

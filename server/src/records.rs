@@ -18,7 +18,7 @@
 use crate::error::{Error, Result};
 use crate::log::LogTree;
 use crate::state::default_origin;
-use crate::store::{BlobStore, DeviceRecord, ItemRecord, RecordStore, Stores, RECORDS_FILE};
+use crate::store::{BlobStore, Deployment, DeviceRecord, ItemRecord, RecordStore, Stores, RECORDS_FILE};
 use fieldcap_evidence::custody::CustodyEvent;
 use fieldcap_evidence::identity::{device_id_for, DeviceKey};
 use std::path::{Path, PathBuf};
@@ -40,15 +40,18 @@ impl std::fmt::Debug for Records {
 }
 
 impl Records {
-    /// Opens the records of a data directory a server has run on (its key must exist).
-    pub fn open(data_dir: &Path) -> Result<Records> {
-        if !data_dir.join(RECORDS_FILE).exists() {
+    /// Opens the records of a deployment a server has run on (a data directory, or a scaled
+    /// deployment's stores with the data directory holding its key, which must exist).
+    pub fn open(at: impl Into<Deployment>) -> Result<Records> {
+        let at: Deployment = at.into();
+        if at.records.is_none() && !at.data_dir.join(RECORDS_FILE).exists() {
             return Err(Error::NotFound("no server records in that directory (run `fieldcap serve` first)".into()));
         }
-        let key = crate::keys::load(data_dir)?;
+        let key = crate::keys::load(&at.data_dir)?;
         let key_id = device_id_for(&key.verifying_key());
-        let Stores { records: store, blobs } = Stores::open_embedded(data_dir)?;
-        Ok(Records { data_dir: data_dir.to_path_buf(), store, blobs, key, key_id })
+        let Stores { records: store, blobs } = at.open_stores()?;
+        crate::state::check_records_key(store.as_ref(), &key_id)?;
+        Ok(Records { data_dir: at.data_dir, store, blobs, key, key_id })
     }
 
     /// The underlying record store.

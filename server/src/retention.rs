@@ -36,7 +36,6 @@ use chrono::{DateTime, Utc};
 use fieldcap_evidence::tlog::{parse_note, sign_checkpoint, Checkpoint, Hash};
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::path::Path;
 
 /// Retention period when no `default` category is configured, days.
 pub const DEFAULT_RETENTION_DAYS: i64 = 730;
@@ -48,12 +47,12 @@ fn valid_category(c: &str) -> bool {
 }
 
 /// The configured policy: category → days.
-pub fn policy(data_dir: &Path) -> Result<BTreeMap<String, i64>> {
+pub fn policy(data_dir: impl Into<crate::store::Deployment>) -> Result<BTreeMap<String, i64>> {
     Records::open(data_dir)?.store().retention_policy()
 }
 
 /// Sets the retention of a category (kind, tag or `default`), as a signed custody event.
-pub fn set_policy(data_dir: &Path, category: &str, days: i64) -> Result<()> {
+pub fn set_policy(data_dir: impl Into<crate::store::Deployment>, category: &str, days: i64) -> Result<()> {
     if !valid_category(category) {
         return Err(Error::BadRequest(format!("unknown retention category '{category}' (a kind, a tag or default)")));
     }
@@ -71,7 +70,7 @@ fn require_item(r: &Records, clip_id: &str) -> Result<ItemRecord> {
 }
 
 /// Places a legal hold on an item (signed custody event `held`).
-pub fn hold(data_dir: &Path, clip_id: &str, reason: &str) -> Result<()> {
+pub fn hold(data_dir: impl Into<crate::store::Deployment>, clip_id: &str, reason: &str) -> Result<()> {
     if reason.trim().is_empty() {
         return Err(Error::BadRequest("a hold needs a reason".into()));
     }
@@ -84,7 +83,7 @@ pub fn hold(data_dir: &Path, clip_id: &str, reason: &str) -> Result<()> {
 
 /// Releases every active hold of an item (signed custody event `hold_released`). Returns how
 /// many holds were released.
-pub fn release(data_dir: &Path, clip_id: &str, reason: &str) -> Result<usize> {
+pub fn release(data_dir: impl Into<crate::store::Deployment>, clip_id: &str, reason: &str) -> Result<usize> {
     let r = Records::open(data_dir)?;
     require_item(&r, clip_id)?;
     let n = r.store().release_holds(clip_id, reason, &fieldcap_evidence::time::now())?;
@@ -161,7 +160,7 @@ fn state_of(r: &Records, item: &ItemRecord, pol: &BTreeMap<String, i64>, now: Da
 }
 
 /// Retention state of every item at `now`.
-pub fn status(data_dir: &Path, now: DateTime<Utc>) -> Result<Vec<ItemRetention>> {
+pub fn status(data_dir: impl Into<crate::store::Deployment>, now: DateTime<Utc>) -> Result<Vec<ItemRetention>> {
     status_of(&Records::open(data_dir)?, now)
 }
 
@@ -182,7 +181,7 @@ pub struct DisposalReport {
 }
 
 /// Disposes every item past retention at `now` that is not held, referred or already disposed.
-pub fn dispose(data_dir: &Path, now: DateTime<Utc>, dry_run: bool) -> Result<DisposalReport> {
+pub fn dispose(data_dir: impl Into<crate::store::Deployment>, now: DateTime<Utc>, dry_run: bool) -> Result<DisposalReport> {
     let r = Records::open(data_dir)?;
     if !dry_run {
         finish_interrupted_disposals(&r)?;

@@ -14,6 +14,23 @@ pub(crate) fn default_origin(key_id: &str) -> String {
     format!("fieldcap.intake/{key_id}")
 }
 
+/// Refuses records whose custody chain was begun under another server key: replicas of one
+/// deployment must share the one key (a replica with a key of its own would sign checkpoints
+/// of the shared log that no device or verifier accepts, and its custody events would break
+/// the chain's single signer).
+pub(crate) fn check_records_key(records: &dyn RecordStore, key_id: &str) -> Result<()> {
+    let Some(first) = records.custody(None)?.into_iter().next() else { return Ok(()) };
+    let v: serde_json::Value = serde_json::from_slice(&first.body)?;
+    let want = crate::custody::actor(key_id);
+    match v.get("actor").and_then(|a| a.as_str()) {
+        Some(actor) if actor == want => Ok(()),
+        Some(actor) => Err(Error::Conflict(format!(
+            "these records were begun by another server key ({actor}), not this data directory's ({want}): every replica needs the deployment's server.key"
+        ))),
+        None => Err(Error::Internal("the first server custody event names no actor".into())),
+    }
+}
+
 /// Everything a request handler needs.
 pub(crate) struct AppState {
     pub cfg: ServerConfig,
@@ -35,6 +52,8 @@ pub(crate) struct AppState {
     pub body_budget: Arc<tokio::sync::Semaphore>,
     /// The witnesses and what the server knows of each ([`crate::witnessing`]).
     pub witnessing: crate::witnessing::Witnessing,
+    /// Counters and gauges for `GET /metrics` ([`crate::metrics`]).
+    pub metrics: crate::metrics::Metrics,
 }
 
 impl AppState {
@@ -43,7 +62,8 @@ impl AppState {
         let (key, created) = crate::keys::load_or_create(&cfg.data_dir)?;
         let key_id = device_id_for(&key.verifying_key());
         let origin = cfg.log_origin.clone().unwrap_or_else(|| default_origin(&key_id));
-        let Stores { records, blobs } = Stores::open_embedded(&cfg.data_dir)?;
+        let Stores { records, blobs } = cfg.deployment().open_stores()?;
+        check_records_key(records.as_ref(), &key_id)?;
         let tree = LogTree::from_leaves(&records.leaf_hashes()?);
         let budget = cfg.max_buffered_body_bytes.min(tokio::sync::Semaphore::MAX_PERMITS);
         let witnessing = crate::witnessing::Witnessing::new(
@@ -53,6 +73,7 @@ impl AppState {
             cfg.witness_retry,
         )?;
         let state = AppState {
+            metrics: crate::metrics::Metrics::default(),
             witnessing,
             body_budget: Arc::new(tokio::sync::Semaphore::new(budget)),
             cfg,

@@ -416,3 +416,32 @@ fn an_upload_whose_last_byte_arrived_on_a_cut_request_is_finished_without_a_rest
     assert_eq!(got, 200, "no receipt for an upload whose every byte arrived");
     assert_eq!(srv.head_offset(&url), data.len() as u64);
 }
+
+#[test]
+fn health_readiness_and_metrics_answer_and_count_refusals_by_name() {
+    let srv = TestServer::start();
+    let get = |path: &str| {
+        let r = srv.client.get(format!("{}{path}", srv.url())).send().unwrap();
+        let status = r.status().as_u16();
+        let ctype = r.headers().get("content-type").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+        (status, ctype, r.text().unwrap())
+    };
+    assert_eq!(get("/healthz").0, 200);
+    let (status, _, body) = get("/readyz");
+    assert_eq!((status, body.as_str()), (200, "ready\n"));
+    // Two refusals of one kind (an unknown receipt), then what the metrics say.
+    for _ in 0..2 {
+        assert_eq!(get("/v1/receipts/0190b0f4-0000-7000-8000-000000000000").0, 401);
+    }
+    let dev = DeviceKey::generate();
+    srv.enroll(&dev, "monitor");
+    let obs = manifest(&dev, 1, None, None, "2025-06-07T18:00:00.000Z", vec![(33.7406, -118.2760)]);
+    commit(&srv, &dev, &obs);
+    let (status, ctype, text) = get("/metrics");
+    assert_eq!(status, 200);
+    assert!(ctype.starts_with("application/openmetrics-text"), "{ctype}");
+    assert!(text.contains("fieldcap_refusals_total{problem=\"unauthenticated\"} 2"), "{text}");
+    assert!(text.contains("fieldcap_log_size 1"), "{text}");
+    assert!(text.contains("fieldcap_uploads_in_progress 0"), "{text}");
+    assert!(text.trim_end().ends_with("# EOF"), "{text}");
+}

@@ -8,6 +8,7 @@
 //! | `GET /v1/receipts/{clip_id}` | [`receipts`] |
 //! | `GET /v1/log/checkpoint`, `/v1/log/consistency`, `/v1/log/inclusion` | [`log`] |
 //! | `POST /v1/custody` | [`custody`] |
+//! | `GET /healthz`, `/readyz`, `/metrics` | [`crate::metrics`] |
 //!
 //! What every endpoint shares (authentication, bodies, limits, problem+json) is in
 //! [`crate::http`].
@@ -43,9 +44,13 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/v1/log/checkpoint", get(log::checkpoint))
         .route("/v1/log/consistency", get(log::consistency))
         .route("/v1/log/inclusion", get(log::inclusion))
+        .route("/healthz", get(crate::metrics::healthz))
+        .route("/readyz", get(crate::metrics::readyz))
+        .route("/metrics", get(crate::metrics::metrics))
         .merge(tus_routes)
         .fallback(problem::not_found)
         .layer(axum::middleware::from_fn(problem::problem_safety_net))
         .layer(axum::middleware::from_fn(limits::limits))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), crate::metrics::track))
         .with_state(state)
 }

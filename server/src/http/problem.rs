@@ -35,6 +35,9 @@ impl IntoResponse for Error {
             tracing::debug!(problem = %p.problem_type, "request refused");
         }
         let mut r = problem_response(&p);
+        if let Some(f) = crate::metrics::StorageFailure::of(&self) {
+            r.extensions_mut().insert(f);
+        }
         if let Error::OffsetMismatch { expected } = self {
             if let Ok(v) = HeaderValue::from_str(&expected.to_string()) {
                 r.headers_mut().insert("upload-offset", v);

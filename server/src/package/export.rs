@@ -145,7 +145,7 @@ impl Writer {
 }
 
 /// Exports a package (see the module documentation).
-pub fn export(data_dir: &Path, req: &PackageRequest) -> Result<PackageOutcome> {
+pub fn export(data_dir: impl Into<crate::store::Deployment>, req: &PackageRequest) -> Result<PackageOutcome> {
     if req.recipient.trim().is_empty() || req.purpose.trim().is_empty() {
         return Err(Error::BadRequest("a package needs a recipient and a purpose".into()));
     }

@@ -464,6 +464,135 @@ impl Stores {
     }
 }
 
+/// A store's address as the operator gives it (`postgres://user:password@host/db`,
+/// `s3://bucket?endpoint=…`). It may carry a password, so its `Debug` form shows only the
+/// scheme, and nothing in the server ever prints it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoreUrl(String);
+
+impl StoreUrl {
+    /// Wraps an address.
+    pub fn new(url: impl Into<String>) -> StoreUrl {
+        StoreUrl(url.into())
+    }
+
+    /// The address itself (for the store's constructor only).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The scheme (`postgres`, `s3`, …), lowercase; empty if there is none.
+    pub fn scheme(&self) -> String {
+        self.0.split_once("://").map(|(s, _)| s.to_ascii_lowercase()).unwrap_or_default()
+    }
+}
+
+impl std::fmt::Debug for StoreUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "StoreUrl({}://…)", self.scheme())
+    }
+}
+
+/// Where a server's key, records and originals are: its data directory (which always holds the
+/// server key, `server.key`, shared by every replica of a deployment) and, for a scaled
+/// deployment, the record database and the object storage in place of the embedded
+/// `records.sqlite` and `blobs/` of the data directory.
+///
+/// Every server tool takes one: `fieldcap serve`, `token`, `devices`, `revoke`, `incidents`,
+/// `package`, `hold`, `release`, `dispose`, `retention` (`--data DIR [--records URL] [--blobs
+/// URL]`). A bare path converts into the embedded deployment of that directory.
+///
+/// ```
+/// use fieldcap_server::store::{Deployment, StoreUrl};
+/// let d = Deployment::from(std::path::Path::new("/srv/fieldcap"));
+/// assert!(d.records.is_none() && d.blobs.is_none());
+/// let scaled = Deployment { records: Some(StoreUrl::new("postgres://fc:secret@db/fc")), ..d };
+/// assert!(!format!("{scaled:?}").contains("secret"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deployment {
+    /// The data directory: the server key, and the embedded stores unless replaced below.
+    pub data_dir: PathBuf,
+    /// Records elsewhere (`postgres://…`); `None`: `records.sqlite` in the data directory.
+    pub records: Option<StoreUrl>,
+    /// Originals elsewhere (`s3://BUCKET?endpoint=URL`); `None`: `blobs/` in the data directory.
+    pub blobs: Option<StoreUrl>,
+}
+
+impl From<&Path> for Deployment {
+    fn from(data_dir: &Path) -> Deployment {
+        Deployment { data_dir: data_dir.to_path_buf(), records: None, blobs: None }
+    }
+}
+
+impl From<&PathBuf> for Deployment {
+    fn from(data_dir: &PathBuf) -> Deployment {
+        Deployment::from(data_dir.as_path())
+    }
+}
+
+impl From<PathBuf> for Deployment {
+    fn from(data_dir: PathBuf) -> Deployment {
+        Deployment { data_dir, records: None, blobs: None }
+    }
+}
+
+impl From<&Deployment> for Deployment {
+    fn from(d: &Deployment) -> Deployment {
+        d.clone()
+    }
+}
+
+impl Deployment {
+    /// True when records and originals are both in the data directory.
+    pub fn is_embedded(&self) -> bool {
+        self.records.is_none() && self.blobs.is_none()
+    }
+
+    /// Opens (creating where needed) the record store.
+    pub fn open_records(&self) -> Result<Arc<dyn RecordStore>> {
+        match &self.records {
+            None => Ok(Arc::new(open_embedded_records(&self.data_dir)?)),
+            Some(url) => open_records_at(url),
+        }
+    }
+
+    /// Opens (creating where needed) both stores.
+    pub fn open_stores(&self) -> Result<Stores> {
+        let records = self.open_records()?;
+        let blobs: Arc<dyn BlobStore> = match &self.blobs {
+            None => Arc::new(LocalBlobStore::open(&self.data_dir.join(BLOBS_DIR), &self.data_dir.join(UPLOADS_DIR))?),
+            Some(url) => open_blobs_at(url)?,
+        };
+        Ok(Stores { records, blobs })
+    }
+
+    /// True if a server has run on this deployment (its records exist). For an external record
+    /// store this connects to it.
+    pub fn has_records(&self) -> Result<bool> {
+        match &self.records {
+            None => Ok(self.data_dir.join(RECORDS_FILE).exists()),
+            Some(_) => Ok(self.open_records()?.latest_checkpoint()?.is_some()),
+        }
+    }
+}
+
+/// The record store at an address (`postgres://` or `postgresql://`).
+fn open_records_at(url: &StoreUrl) -> Result<Arc<dyn RecordStore>> {
+    match url.scheme().as_str() {
+        "postgres" | "postgresql" => Err(Error::BadRequest("this build has no PostgreSQL record store yet".into())),
+        other => Err(Error::BadRequest(format!("--records: unknown store '{other}://' (expected postgres://)"))),
+    }
+}
+
+/// The blob store at an address (`s3://`).
+fn open_blobs_at(url: &StoreUrl) -> Result<Arc<dyn BlobStore>> {
+    match url.scheme().as_str() {
+        "s3" => Err(Error::BadRequest("this build has no S3 blob store yet".into())),
+        other => Err(Error::BadRequest(format!("--blobs: unknown store '{other}://' (expected s3://)"))),
+    }
+}
+
 /// The embedded record store of a data directory alone, created if needed (issuing tokens,
 /// revoking devices and listing need no blob store).
 pub fn open_embedded_records(data_dir: &Path) -> Result<SqliteRecordStore> {

@@ -45,6 +45,7 @@ pub(super) async fn receive(state: &Arc<AppState>, up: &UploadRecord, body: Body
     let start = up.offset;
     let (st, clip_id) = (state.clone(), up.clip_id.clone());
     let mut file = blocking(move || st.blobs.open_partial(&clip_id, start)).await?;
+    let _counted = state.metrics.upload_started();
     let mut buf: Vec<u8> = Vec::with_capacity(WRITE_BUF);
     let mut written = start;
     let mut synced = start;
@@ -70,6 +71,7 @@ pub(super) async fn receive(state: &Arc<AppState>, up: &UploadRecord, body: Body
                     overflow = true;
                     break;
                 }
+                state.metrics.add_received_bytes(chunk.len() as u64);
                 buf.extend_from_slice(&chunk);
                 if buf.len() >= WRITE_BUF {
                     let n = buf.len() as u64;
