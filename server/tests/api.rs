@@ -94,7 +94,7 @@ fn manifest_tus_receipt_round_trip() {
     problem(srv.tus("DELETE", &url).send().unwrap(), 409, "conflict");
 
     // Records: the original stored unchanged and read-only; custody chain verifies.
-    let recs = Records::open(&srv.data()).unwrap();
+    let recs = Records::open(srv.data()).unwrap();
     let item = recs.item(&vid.manifest.clip_id).unwrap().unwrap();
     assert_eq!(item.manifest, vid.bytes);
     assert_eq!(item.manifest_sig, vid.sig);
@@ -109,7 +109,7 @@ fn manifest_tus_receipt_round_trip() {
     }
     assert_eq!(recs.device(dev.device_id()).unwrap().unwrap().cert, cert_doc.decode().unwrap().0);
     assert_eq!(recs.inclusion_proof(0, 2).unwrap(), p.proof);
-    assert_eq!(fieldcap_server::incidents(&srv.data()).unwrap().len(), 1);
+    assert_eq!(fieldcap_server::incidents(srv.data()).unwrap().len(), 1);
     // No partial files left.
     assert!(files_under(&srv.data().join("uploads")).is_empty());
 }
@@ -119,7 +119,7 @@ fn enrolment_tokens_are_one_time_and_idempotent_for_the_same_device() {
     let srv = TestServer::start();
     let a = DeviceKey::generate();
     let b = DeviceKey::generate();
-    let token = fieldcap_server::issue_token(&srv.data(), "monitor").unwrap();
+    let token = fieldcap_server::issue_token(srv.data(), "monitor").unwrap();
     let r = srv.enroll_with(&a, &token);
     assert_eq!(r.status(), 201);
     let first: SignedDoc = r.json().unwrap();
@@ -130,7 +130,7 @@ fn enrolment_tokens_are_one_time_and_idempotent_for_the_same_device() {
     // Another device cannot reuse it.
     problem(srv.enroll_with(&b, &token), 403, "invalid-token");
     problem(srv.enroll_with(&b, "not-a-token"), 403, "invalid-token");
-    assert!(fieldcap_server::issue_token(&srv.data(), "sheriff").is_err());
+    assert!(fieldcap_server::issue_token(srv.data(), "sheriff").is_err());
     srv.still_serving();
 }
 
@@ -158,7 +158,7 @@ fn conflicts_and_seq_gaps() {
     problem(srv.submit(&dev, &bad.bytes, &bad.sig), 409, "conflict");
     let good = manifest(&dev, 2, Some(&a.bytes), None, "2025-06-07T18:06:00.000Z", vec![]);
     commit(&srv, &dev, &good);
-    let recs = Records::open(&srv.data()).unwrap();
+    let recs = Records::open(srv.data()).unwrap();
     let events = recs.custody(None).unwrap();
     let count = |n: &str| events.iter().filter(|e| e.event == n).count();
     assert_eq!(count("conflict"), 3);
@@ -288,7 +288,7 @@ fn server_restart_mid_upload_resumes_at_the_fsynced_offset() {
     assert_eq!(srv.patch(&url, sent as u64, &data[sent..]).status(), 204);
     let rr = srv.signed(&dev, "GET", &format!("/v1/receipts/{}", vid.manifest.clip_id), b"");
     assert_eq!(rr.status(), 200);
-    let recs = Records::open(&srv.data()).unwrap();
+    let recs = Records::open(srv.data()).unwrap();
     let item = recs.item(&vid.manifest.clip_id).unwrap().unwrap();
     assert_eq!(std::fs::read(recs.blob_path(&item).unwrap()).unwrap(), data);
     // The log survived the restart: the checkpoint still verifies and has the leaf.
@@ -322,7 +322,7 @@ fn several_devices_concurrently_all_receipted_once() {
     for t in threads {
         t.join().unwrap();
     }
-    let recs = Records::open(&srv.data()).unwrap();
+    let recs = Records::open(srv.data()).unwrap();
     let items = recs.items().unwrap();
     assert_eq!(items.len(), 20);
     assert!(items.iter().all(|i| i.state == "received"));
@@ -339,7 +339,7 @@ fn several_devices_concurrently_all_receipted_once() {
         verify_consistency(old.size, 20, &old.root, &cp.root, &proof_from_hex(&proof).unwrap()).unwrap();
     }
     let _ = from_hex(&"00".repeat(32), "x").unwrap();
-    let inc = fieldcap_server::incidents(&srv.data()).unwrap();
+    let inc = fieldcap_server::incidents(srv.data()).unwrap();
     assert_eq!(inc.len(), 1, "same place, overlapping half-hours");
     assert_eq!(inc[0].clip_ids.len(), 20);
 }
@@ -375,7 +375,7 @@ fn custody_events_lost_to_a_crash_are_recorded_late_at_start() {
     assert_eq!(bodies.len(), 1, "exactly one stored event after the restart");
     let v: serde_json::Value = serde_json::from_slice(&bodies[0]).unwrap();
     assert_eq!(v["detail"]["recorded_late"], true);
-    let records = fieldcap_server::records::Records::open(&srv.data()).unwrap();
+    let records = fieldcap_server::records::Records::open(srv.data()).unwrap();
     fieldcap_evidence::custody::verify_chain(&records.custody(None).unwrap(), &srv.server_key()).unwrap();
     // A second restart adds nothing.
     srv.restart();

@@ -71,14 +71,14 @@ fn manifests_and_signed_requests() {
     problem(srv.send_with("POST", "/v1/manifests", &body, &h), 401, "replayed-request");
 
     // Only the good manifest is on record; the chain of custody still verifies.
-    let recs = Records::open(&srv.data()).unwrap();
+    let recs = Records::open(srv.data()).unwrap();
     let items = recs.items().unwrap();
     assert_eq!(items.len(), 1);
     assert_eq!(items[0].manifest, good.bytes);
     fieldcap_evidence::custody::verify_chain(&recs.custody(None).unwrap(), &srv.server_key()).unwrap();
 
     // Revoked devices can submit nothing.
-    assert!(fieldcap_server::revoke_device(&srv.data(), dev.device_id(), "phone reported lost").unwrap());
+    assert!(fieldcap_server::revoke_device(srv.data(), dev.device_id(), "phone reported lost").unwrap());
     let next = manifest(&dev, 2, Some(&good.bytes), None, "2025-06-07T18:01:00.000Z", vec![]);
     problem(srv.submit(&dev, &next.bytes, &next.sig), 403, "device-revoked");
     problem(srv.signed(&dev, "GET", &format!("/v1/receipts/{}", good.manifest.clip_id), b""), 403, "device-revoked");
@@ -125,7 +125,7 @@ fn uploads_refuse_bad_lengths_offsets_types_and_digests() {
     assert!(p.detail.unwrap().contains("SHA-256 differs"));
     assert_eq!(srv.head_offset(&url), 0);
     problem(srv.signed(&dev, "GET", &format!("/v1/receipts/{}", vid.manifest.clip_id), b""), 404, "no-receipt-yet");
-    let recs = Records::open(&srv.data()).unwrap();
+    let recs = Records::open(srv.data()).unwrap();
     let item = recs.item(&vid.manifest.clip_id).unwrap().unwrap();
     assert_eq!(item.manifest, vid.bytes);
     assert_eq!(item.state, "committed");

@@ -31,7 +31,7 @@ fn submit(srv: &TestServer, key: &DeviceKey, events: &[CustodyEvent]) -> reqwest
 }
 
 fn stored(srv: &TestServer, key: &DeviceKey) -> Vec<CustodyEvent> {
-    Records::open(&srv.data()).unwrap().device_custody(key.device_id()).unwrap()
+    Records::open(srv.data()).unwrap().device_custody(key.device_id()).unwrap()
 }
 
 #[test]
@@ -54,7 +54,7 @@ fn a_device_custody_log_is_stored_verbatim_and_resending_is_harmless() {
     let r = submit(&srv, &dev, &events[..2]);
     assert_eq!(r.json::<serde_json::Value>().unwrap()["stored_through"], 7);
     // Each accepted batch is a server custody event.
-    let server_events = Records::open(&srv.data()).unwrap().custody(None).unwrap();
+    let server_events = Records::open(srv.data()).unwrap().custody(None).unwrap();
     let received: Vec<_> = server_events.iter().filter(|e| e.event == "device_custody_received").collect();
     assert_eq!(received.len(), 2);
 }
@@ -93,7 +93,7 @@ fn gaps_broken_links_foreign_forged_and_rewritten_events_are_refused() {
 
     // Nothing of the refused batches was stored; the rewrite was recorded.
     assert_eq!(stored(&srv, &dev), events[..3].to_vec());
-    let server_events = Records::open(&srv.data()).unwrap().custody(None).unwrap();
+    let server_events = Records::open(srv.data()).unwrap().custody(None).unwrap();
     assert!(server_events.iter().any(|e| e.event == "device_custody_conflict"));
     // The honest continuation is still accepted.
     assert_eq!(submit(&srv, &dev, &events[3..]).status(), 200);

@@ -39,7 +39,7 @@ fn weak_keys_are_refused_at_enrolment_and_the_token_stays_usable() {
         let p = problem(enroll_pem(&srv, &pem_of_raw(raw), &token), 400, "bad-key");
         assert!(p.detail.as_deref().unwrap_or("").contains("key"), "{what}: {p:?}");
     }
-    assert!(Records::open(&srv.data()).unwrap().devices().unwrap().is_empty(), "no weak key enrolled");
+    assert!(Records::open(srv.data()).unwrap().devices().unwrap().is_empty(), "no weak key enrolled");
     // The token was not used up: a good key enrols with it.
     let good = DeviceKey::generate();
     assert_eq!(srv.enroll_with(&good, &token).status(), 201);
@@ -75,7 +75,7 @@ fn unknown_manifest_fields_and_float_custody_details_are_refused_naming_the_fiel
     let bytes = fieldcap_evidence::canonical::to_vec(&v);
     let p = problem(srv.submit(&dev, &bytes, &dev.sign(&bytes)), 422, "invalid-manifest");
     assert!(p.detail.as_deref().unwrap_or("").contains("trusted"), "{p:?}");
-    assert!(Records::open(&srv.data()).unwrap().items().unwrap().is_empty(), "nothing stored");
+    assert!(Records::open(srv.data()).unwrap().items().unwrap().is_empty(), "nothing stored");
     // The manifest as the format defines it is accepted.
     commit(&srv, &dev, &good);
 
@@ -85,7 +85,7 @@ fn unknown_manifest_fields_and_float_custody_details_are_refused_naming_the_fiel
     let body = serde_json::to_vec(&serde_json::json!({ "events": [e1.clone(), e2] })).unwrap();
     let p = problem(srv.signed(&dev, "POST", "/v1/custody", &body), 400, "malformed-request");
     assert!(p.detail.as_deref().unwrap_or("").contains("'rtt_s'"), "{p:?}");
-    assert!(Records::open(&srv.data()).unwrap().device_custody(dev.device_id()).unwrap().is_empty());
+    assert!(Records::open(srv.data()).unwrap().device_custody(dev.device_id()).unwrap().is_empty());
     // The same log with integers only is taken.
     let (_, e2) = device_event(&dev, 2, Some(&b1), "clock_offset_measured", serde_json::json!({"offset_ms": 12, "rtt_ms": 250}));
     let body = serde_json::to_vec(&serde_json::json!({ "events": [e1, e2] })).unwrap();
@@ -128,7 +128,7 @@ fn a_huge_seq_is_refused_and_a_far_one_does_not_hang_the_package_of_its_incident
     commit(&srv, &hostile, &far);
     let far2 = manifest(&hostile, 3, Some(b"another"), None, "2025-06-07T18:00:30.000Z", place);
     commit(&srv, &hostile, &far2);
-    let recs = Records::open(&srv.data()).unwrap();
+    let recs = Records::open(srv.data()).unwrap();
     let item = recs.item(&far.manifest.clip_id).unwrap().unwrap();
     assert_eq!(item.seq, fieldcap_evidence::manifest::MAX_SEQ);
     let inc = recs.incidents().unwrap().into_iter().find(|i| i.clip_ids.contains(&h1.manifest.clip_id)).unwrap();
@@ -136,7 +136,7 @@ fn a_huge_seq_is_refused_and_a_far_one_does_not_hang_the_package_of_its_incident
     // The package of that incident is written (before: one query per seq from 3 to 2^53 - 1).
     let out_dir = tempfile::tempdir().unwrap();
     let out = out_dir.path().join("pkg");
-    let done = fieldcap_server::package::export(&srv.data(), &package_request(fieldcap_server::package::Selection::Incident(inc.id.clone()), out.clone())).unwrap();
+    let done = fieldcap_server::package::export(srv.data(), &package_request(fieldcap_server::package::Selection::Incident(inc.id.clone()), out.clone())).unwrap();
     assert_eq!(done.items, 3);
     let index: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("package.json")).unwrap()).unwrap();
     let dev = index["devices"].as_array().unwrap().iter().find(|d| d["device_id"] == hostile.device_id()).unwrap();
@@ -169,7 +169,7 @@ fn an_export_removes_the_temporary_folders_of_a_killed_one_and_nothing_else() {
     for keep in ["evidence", ".pkg.tmp-notours", "pkg-old.tmp-1-0123456789abcdef0123456789abcdef"] {
         std::fs::create_dir(p.join(keep)).unwrap();
     }
-    fieldcap_server::package::export(&srv.data(), &package_request(fieldcap_server::package::Selection::Clips(vec![m.manifest.clip_id.clone()]), p.join("pkg"))).unwrap();
+    fieldcap_server::package::export(srv.data(), &package_request(fieldcap_server::package::Selection::Clips(vec![m.manifest.clip_id.clone()]), p.join("pkg"))).unwrap();
     let mut names: Vec<String> = std::fs::read_dir(p).unwrap().flatten().map(|e| e.file_name().to_string_lossy().to_string()).collect();
     names.sort();
     assert_eq!(names, vec![".pkg.tmp-notours", "evidence", "pkg", "pkg-old.tmp-1-0123456789abcdef0123456789abcdef"]);
@@ -255,7 +255,7 @@ fn a_creation_post_racing_the_final_patch_never_reopens_a_finished_upload() {
         assert_eq!(srv.head_offset(&url), LEN as u64, "try {t}");
         clips.push(m.manifest.clip_id.clone());
     }
-    let recs = Records::open(&srv.data()).unwrap();
+    let recs = Records::open(srv.data()).unwrap();
     assert!(fieldcap_testkit::files::files_under(&srv.data().join("uploads")).is_empty(), "no stray partial upload");
     for c in &clips {
         let item = recs.item(c).unwrap().unwrap();
@@ -347,7 +347,7 @@ fn revocation_ends_uploads_already_begun() {
                 .send()
         });
         tx.send(b_data[..75_000].to_vec()).unwrap();
-        assert!(fieldcap_server::revoke_device(&srv.data(), dev.device_id(), "phone seized").unwrap());
+        assert!(fieldcap_server::revoke_device(srv.data(), dev.device_id(), "phone seized").unwrap());
         tx.send(b_data[75_000..].to_vec()).unwrap();
         drop(tx);
         t.join().unwrap()
@@ -361,7 +361,7 @@ fn revocation_ends_uploads_already_begun() {
     // a: an upload begun before the revocation, continued after it.
     problem(srv.patch(&url_a, 100_000, &data[100_000..]), 403, "device-revoked");
 
-    let recs = Records::open(&srv.data()).unwrap();
+    let recs = Records::open(srv.data()).unwrap();
     assert_ended_by_revocation(&srv, &recs, &a.manifest.clip_id, &url_a, 0);
     assert_ended_by_revocation(&srv, &recs, &b.manifest.clip_id, &url_b, 0);
     // a's 100 000 bytes received before the revocation are kept aside, byte for byte.
@@ -386,10 +386,10 @@ fn a_revoked_devices_open_upload_is_ended_at_the_next_start() {
     let url = commit(&srv, &dev, &m).upload_url.unwrap();
     assert_eq!(srv.patch(&url, 0, &data[..20_000]).status(), 204);
     srv.stop();
-    assert!(fieldcap_server::revoke_device(&srv.data(), dev.device_id(), "phone lost").unwrap());
+    assert!(fieldcap_server::revoke_device(srv.data(), dev.device_id(), "phone lost").unwrap());
     // The server starts with the revoked device's upload open: it is ended at start-up.
     srv.restart();
-    let recs = Records::open(&srv.data()).unwrap();
+    let recs = Records::open(srv.data()).unwrap();
     assert_eq!(recs.custody(Some(&m.manifest.clip_id)).unwrap().iter().filter(|e| e.event == "terminated").count(), 1, "ended at start-up");
     assert_ended_by_revocation(&srv, &recs, &m.manifest.clip_id, &url, 0);
 }
@@ -401,7 +401,7 @@ fn two_hundred_conflicting_submissions_add_a_bounded_number_of_custody_events() 
     srv.enroll(&dev, "monitor");
     let first = manifest(&dev, 1, None, None, "2025-06-07T18:00:00.000Z", vec![]);
     commit(&srv, &dev, &first);
-    let events_before = Records::open(&srv.data()).unwrap().custody(None).unwrap().len();
+    let events_before = Records::open(srv.data()).unwrap().custody(None).unwrap().len();
     let started = std::time::Instant::now();
     for i in 0..100 {
         // The same clip id with another manifest.
@@ -414,7 +414,7 @@ fn two_hundred_conflicting_submissions_add_a_bounded_number_of_custody_events() 
         problem(srv.submit(&dev, &other.bytes, &other.sig), 409, "conflict");
     }
     let minutes = started.elapsed().as_secs() / 60;
-    let recs = Records::open(&srv.data()).unwrap();
+    let recs = Records::open(srv.data()).unwrap();
     let all = recs.custody(None).unwrap();
     let conflicts = all.iter().filter(|e| e.event == "conflict").count() as u64;
     // One per kind of refusal per minute (two kinds here), whatever the number of refusals.

@@ -113,7 +113,7 @@ fn two_witnesses_cosign_each_checkpoint_and_refuse_a_forked_log() {
 /// The manifest bytes of `dev`'s newest item on the server (the chain's `prev`).
 fn receipts_manifest_bytes(srv: &TestServer, receipts: &[Receipt]) -> Vec<u8> {
     let last = receipts.last().unwrap();
-    let r = fieldcap_server::records::Records::open(&srv.data()).unwrap();
+    let r = fieldcap_server::records::Records::open(srv.data()).unwrap();
     r.item(&last.clip_id).unwrap().unwrap().manifest
 }
 

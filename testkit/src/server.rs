@@ -97,7 +97,7 @@ impl TestServer {
     /// process through the library, for `fieldcap serve` with `fieldcap token`.
     pub fn token(&self, role: &str) -> String {
         match &self.backend {
-            Backend::InProcess(..) => fieldcap_server::issue_token(&self.data(), role).expect("token"),
+            Backend::InProcess(..) => fieldcap_server::issue_token(self.data(), role).expect("token"),
             Backend::Process(cli, _) => cli.token(&self.data(), role),
         }
     }

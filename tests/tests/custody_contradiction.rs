@@ -15,7 +15,7 @@ fn events_of_an_open_upload_after_stored_fail_verification() {
     let r = verify_package(&clean);
     assert!(r.all_ok(), "{:#?}", r.checks.iter().filter(|c| !c.ok).collect::<Vec<_>>());
 
-    let recs = Records::open(&fx.data()).unwrap();
+    let recs = Records::open(fx.data()).unwrap();
     // A received item with media (it has a `stored` event).
     let clip = fx
         .clips
@@ -45,7 +45,7 @@ fn events_of_an_open_upload_after_stored_fail_verification() {
     // Events after stored that a stored item may have (a conflicting manifest refused, an
     // export, a hold) are fine.
     let fx2 = Fixture::new();
-    let recs2 = Records::open(&fx2.data()).unwrap();
+    let recs2 = Records::open(fx2.data()).unwrap();
     let clip2 = fx2.clips[0].clone();
     recs2.append_custody("held", Some(&clip2), serde_json::json!({"reason": "litigation"})).unwrap();
     recs2.append_custody("conflict", Some(&clip2), serde_json::json!({"reason": "a different manifest for a known clip_id"})).unwrap();

@@ -9,7 +9,7 @@ use fieldcap_testkit::device::*;
 use fieldcap_testkit::server::TestServer;
 
 fn server_log(server: &TestServer, device_id: &str) -> Vec<fieldcap_core::custody::CustodyEvent> {
-    fieldcap_server::records::Records::open(&server.data()).expect("records").device_custody(device_id).expect("device custody")
+    fieldcap_server::records::Records::open(server.data()).expect("records").device_custody(device_id).expect("device custody")
 }
 
 #[test]

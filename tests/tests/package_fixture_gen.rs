@@ -79,7 +79,7 @@ fn write_package_fixtures() {
     }
     std::fs::create_dir_all(&out).unwrap();
     for (name, profile) in [("full", Profile::Full), ("release", Profile::Release)] {
-        let p = export(&server.data(), &request(&clips, work.path().join(name), profile)).unwrap().path;
+        let p = export(server.data(), &request(&clips, work.path().join(name), profile)).unwrap().path;
         copy_dir(&p, &out.join(name));
     }
     let key = |home: &Path| DeviceKey::load_or_create(&home.join("keys"), &FileKeyProtector).unwrap().0;

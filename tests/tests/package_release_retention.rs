@@ -20,7 +20,7 @@ fn forbidden() -> Vec<String> {
 #[test]
 fn release_profile_hides_exact_places_identity_and_sensitive_items() {
     let fx = Fixture::new();
-    let r = Records::open(&fx.data()).unwrap();
+    let r = Records::open(fx.data()).unwrap();
     let before: Vec<Vec<u8>> = r.items().unwrap().into_iter().map(|i| i.manifest).collect();
 
     let full = fx.package("full", Profile::Full, None).path;

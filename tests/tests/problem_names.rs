@@ -48,6 +48,8 @@ fn every_error() -> Vec<Error> {
         Error::UnsupportedMediaType("x".into()),
         Error::TusVersion,
         Error::MethodNotAllowed,
+        Error::StorageUnavailable("x".into()),
+        Error::LogMoved,
         Error::Internal("x".into()),
     ];
     for e in &all {
@@ -82,6 +84,8 @@ fn every_error() -> Vec<Error> {
             | Error::UnsupportedMediaType(_)
             | Error::TusVersion
             | Error::MethodNotAllowed
+            | Error::StorageUnavailable(_)
+            | Error::LogMoved
             | Error::Internal(_) => {}
         }
     }

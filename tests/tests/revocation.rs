@@ -52,7 +52,7 @@ fn a_revoked_device_submits_nothing_more_and_keeps_what_it_sent() {
     assert!(item.last_error.unwrap_or_default().to_lowercase().contains("revoked"));
 
     // What it sent before stays on record, and the revocation is a custody event with the reason.
-    let recs = fieldcap_server::records::Records::open(&server.data()).expect("records");
+    let recs = fieldcap_server::records::Records::open(server.data()).expect("records");
     assert!(recs.item(&before.clip_id).expect("item").and_then(|i| i.receipt).is_some());
     assert!(recs.item(&after.clip_id).expect("item").is_none());
     let revoked: Vec<_> = recs.custody(None).expect("custody").into_iter().filter(|e| e.event == "revoked").collect();
@@ -95,7 +95,7 @@ fn an_upload_begun_before_the_revocation_gets_no_receipt() {
 
     // The server: manifest on record, no receipt, no log leaf, the upload terminated for the
     // revocation with the bytes received kept aside (not as an original).
-    let recs = fieldcap_server::records::Records::open(&server.data()).expect("records");
+    let recs = fieldcap_server::records::Records::open(server.data()).expect("records");
     let rec = recs.item(&item.clip_id).expect("item").expect("manifest on record");
     assert!(rec.receipt.is_none());
     assert_eq!(recs.log_size().expect("log"), 0);

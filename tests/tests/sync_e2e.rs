@@ -119,7 +119,7 @@ fn cancel_mid_upload_resumes_from_the_offset_and_purge_keeps_the_receipt() {
 /// first) but it was never receipted, no copy of it is stored (neither the signed digests nor
 /// the changed bytes), and no partial upload lingers (terminated, recorded in custody).
 fn assert_server_never_took_it(server: &TestServer, clip_id: &str, signed_sha: &str, changed_sha: &str, terminated: bool) {
-    let recs = fieldcap_server::records::Records::open(&server.data()).expect("records");
+    let recs = fieldcap_server::records::Records::open(server.data()).expect("records");
     let it = recs.item(clip_id).expect("item").expect("the manifest is on record");
     assert!(it.receipt.is_none() && it.blob_sha256.is_none(), "never receipted, never stored: {:?}", it.state);
     let stored = file_digests(&server.data());

@@ -90,7 +90,7 @@ fn witnessed_log_end_to_end() {
     // The genuine package, verified with both witnesses pinned.
     let work = tempfile::tempdir().unwrap();
     let out = work.path().join("pkg");
-    export(&srv.data(), &request(&clips, out.clone(), Profile::Full)).unwrap();
+    export(srv.data(), &request(&clips, out.clone(), Profile::Full)).unwrap();
     let both = TrustAnchors { witnesses: keys.clone(), ..Default::default() };
     let report = verify_package_with(&out, &both);
     assert!(report.all_ok(), "{:#?}", report.checks.iter().filter(|c| !c.ok).collect::<Vec<_>>());
