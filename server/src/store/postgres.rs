@@ -148,7 +148,36 @@ pub(crate) fn map_err(e: postgres::Error) -> Error {
     if is_unavailable(&e) {
         Error::StorageUnavailable(UNAVAILABLE.into())
     } else {
-        Error::Storage(Box::new(e))
+        Error::Storage(Box::new(PgError(e)))
+    }
+}
+
+/// A PostgreSQL error as the source of [`Error::Storage`]: its text names the SQLSTATE and
+/// PostgreSQL's message (the client's own text is only "db error"), but not the message's
+/// DETAIL, which may quote row values. The client's error is its source.
+#[derive(Debug)]
+pub struct PgError(pub postgres::Error);
+
+impl std::fmt::Display for PgError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0.as_db_error() {
+            Some(db) => write!(f, "PostgreSQL {} {}: {}", db.severity(), db.code().code(), db.message()),
+            None => {
+                write!(f, "PostgreSQL client: {}", self.0)?;
+                let mut cur = std::error::Error::source(&self.0);
+                while let Some(s) = cur {
+                    write!(f, ": {s}")?;
+                    cur = s.source();
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl std::error::Error for PgError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
     }
 }
 
