@@ -777,3 +777,46 @@ fn a_full_postgres_disk_is_insufficient_storage() {
     let e = s.insert_token("t", "monitor", AT, 0).and_then(|_| s.insert_token("t", "monitor", AT, 0)).unwrap_err();
     assert_eq!(e.problem().status, 500, "{e}");
 }
+
+#[test]
+fn a_connection_cut_during_a_call_is_storage_unavailable_and_replaced() {
+    let Some(pg) = TestPostgres::new() else { return };
+    let s = Arc::new(PostgresRecordStore::connect(pg.url()).unwrap());
+    let d = enrolled(s.as_ref(), 1);
+    assert!(s.insert_item(&item(&d, 1, &clip(1)), None).unwrap());
+    // Another writer holds the log's lock: the completion waits inside PostgreSQL…
+    let mut holder = pg.client();
+    let mut tx = holder.transaction().unwrap();
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&fieldcap_server::store::postgres::LOG_LOCK]).unwrap();
+    let s2 = s.clone();
+    let waiting = std::thread::spawn(move || s2.complete_item(&completion(&clip(1), 0, None)));
+    // … until its session is terminated (as by an administrator or a failover: SQLSTATE 57P01).
+    let mut admin = pg.client();
+    let mut terminated = false;
+    for _ in 0..3000 {
+        let n = admin
+            .query(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() \
+                 AND application_name = 'fieldcap-server' AND wait_event_type = 'Lock'",
+                &[],
+            )
+            .unwrap()
+            .len();
+        if n > 0 {
+            terminated = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(terminated, "the completion never waited for the log's lock");
+    match waiting.join().unwrap() {
+        Err(Error::StorageUnavailable(m)) => assert_eq!(m, "the record database does not answer"),
+        other => panic!("a call whose session was terminated: {other:?}"),
+    }
+    tx.rollback().unwrap();
+    // The broken connection is not handed out again.
+    for _ in 0..20 {
+        assert_eq!(s.item(&clip(1)).unwrap().unwrap().state, "committed");
+    }
+    s.complete_item(&completion(&clip(1), 0, None)).unwrap();
+}
