@@ -21,19 +21,50 @@
 
 use std::hash::{BuildHasher, Hasher};
 use std::process::Command;
-use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Condvar, Mutex};
 
 /// The variable holding the admin URL.
 pub const URL_VAR: &str = "FIELDCAP_TEST_POSTGRES_URL";
 /// The variable that turns a skip into a failure.
 pub const REQUIRE_VAR: &str = "FIELDCAP_REQUIRE_POSTGRES";
 
-/// Shared by ordinary test databases, exclusive for tests that stop the cluster.
-static CLUSTER: RwLock<()> = RwLock::new(());
+/// (shared holders, exclusive held) of the cluster: ordinary test databases share it, tests
+/// that stop the cluster hold it alone. (Not an `RwLock`: a thread holding two shared databases
+/// must not deadlock behind a waiting exclusive one.)
+static CLUSTER: Mutex<(usize, bool)> = Mutex::new((0, false));
+static CLUSTER_CHANGED: Condvar = Condvar::new();
 
-enum Hold {
-    Shared(#[allow(dead_code)] RwLockReadGuard<'static, ()>),
-    Exclusive(#[allow(dead_code)] RwLockWriteGuard<'static, ()>),
+/// A hold on the cluster, released when dropped.
+#[derive(Debug)]
+struct Hold {
+    exclusive: bool,
+}
+
+impl Hold {
+    fn take(exclusive: bool) -> Hold {
+        let mut st = CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
+        while st.1 || (exclusive && st.0 > 0) {
+            st = CLUSTER_CHANGED.wait(st).unwrap_or_else(|e| e.into_inner());
+        }
+        if exclusive {
+            st.1 = true;
+        } else {
+            st.0 += 1;
+        }
+        Hold { exclusive }
+    }
+}
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        let mut st = CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
+        if self.exclusive {
+            st.1 = false;
+        } else {
+            st.0 -= 1;
+        }
+        CLUSTER_CHANGED.notify_all();
+    }
 }
 
 /// A fresh database, dropped with this value.
@@ -91,7 +122,7 @@ impl TestPostgres {
     /// A fresh database, or `None` (the test is skipped) without `FIELDCAP_TEST_POSTGRES_URL`.
     pub fn new() -> Option<TestPostgres> {
         let admin_url = admin_url()?;
-        let hold = Hold::Shared(CLUSTER.read().unwrap_or_else(|e| e.into_inner()));
+        let hold = Hold::take(false);
         Some(Self::create(admin_url, hold))
     }
 
@@ -99,7 +130,7 @@ impl TestPostgres {
     /// other test database of this process is alive, and keeps others from being made meanwhile.
     pub fn exclusive() -> Option<TestPostgres> {
         let admin_url = admin_url()?;
-        let hold = Hold::Exclusive(CLUSTER.write().unwrap_or_else(|e| e.into_inner()));
+        let hold = Hold::take(true);
         Some(Self::create(admin_url, hold))
     }
 
@@ -126,7 +157,7 @@ impl TestPostgres {
     }
 
     fn require_exclusive(&self, what: &str) {
-        assert!(matches!(self.hold, Hold::Exclusive(_)), "{what} affects every test on the cluster: take TestPostgres::exclusive()");
+        assert!(self.hold.exclusive, "{what} affects every test on the cluster: take TestPostgres::exclusive()");
     }
 
     /// Restarts the PostgreSQL cluster (`pg_ctlcluster … restart`, fast mode: sessions are cut).
