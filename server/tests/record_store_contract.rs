@@ -820,3 +820,22 @@ fn a_connection_cut_during_a_call_is_storage_unavailable_and_replaced() {
     }
     s.complete_item(&completion(&clip(1), 0, None)).unwrap();
 }
+
+#[test]
+fn a_log_lock_held_too_long_elsewhere_is_storage_unavailable() {
+    let Some(pg) = TestPostgres::new() else { return };
+    // The store's lock_timeout (30 s) shortened through the URL's own options.
+    let s = PostgresRecordStore::connect(&format!("{}?options=-c%20lock_timeout%3D200ms", pg.url())).unwrap();
+    let d = enrolled(&s, 1);
+    assert!(s.insert_item(&item(&d, 1, &clip(1)), None).unwrap());
+    // Another session (a replica frozen inside its transaction) holds the log's lock.
+    let mut holder = pg.client();
+    let mut tx = holder.transaction().unwrap();
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&fieldcap_server::store::postgres::LOG_LOCK]).unwrap();
+    match s.complete_item(&completion(&clip(1), 0, None)) {
+        Err(Error::StorageUnavailable(m)) => assert_eq!(m, "the record database does not answer"),
+        other => panic!("complete_item behind a held log lock: {other:?}"),
+    }
+    tx.rollback().unwrap();
+    s.complete_item(&completion(&clip(1), 0, None)).unwrap();
+}

@@ -20,7 +20,8 @@
 //! Connections come from an `r2d2` pool of the synchronous `postgres` client, each tested on
 //! checkout, so broken ones (a restarted PostgreSQL) are replaced. A database that does not
 //! answer (connection refused or lost, SQLSTATE class 08, 57P01–57P03, no connection within
-//! [`CHECKOUT_TIMEOUT`]) is [`Error::StorageUnavailable`] (503 with `Retry-After`); anything else
+//! [`CHECKOUT_TIMEOUT`], a lock not granted within the `lock_timeout` of [`SESSION_OPTIONS`]:
+//! 55P03) is [`Error::StorageUnavailable`] (503 with `Retry-After`); anything else
 //! is [`Error::Storage`] with the PostgreSQL error as source. The connection URL holds a password:
 //! it is never put in an error, a log line or `Debug` output.
 //!
@@ -66,6 +67,10 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 pub const CHECKOUT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Connections kept at most per store (per server process).
 pub const POOL_SIZE: u32 = 16;
+/// Settings of every session: the longest wait for a lock (the log's, a row's) before a call
+/// answers [`Error::StorageUnavailable`], and how long a session may sit idle inside a
+/// transaction before PostgreSQL ends it.
+pub const SESSION_OPTIONS: &str = "-c lock_timeout=30s -c idle_in_transaction_session_timeout=60s";
 
 /// The text of [`Error::StorageUnavailable`] for this store.
 const UNAVAILABLE: &str = "the record database does not answer";
@@ -130,7 +135,8 @@ fn is_unavailable(e: &postgres::Error) -> bool {
     }
     if let Some(code) = e.code() {
         let c = code.code();
-        return c.starts_with("08") || matches!(c, "57P01" | "57P02" | "57P03");
+        // 55P03 lock_not_available: lock_timeout ran out (the lock's holder is stuck).
+        return c.starts_with("08") || matches!(c, "57P01" | "57P02" | "57P03" | "55P03");
     }
     let mut cur: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
     while let Some(s) = cur {
@@ -307,6 +313,15 @@ impl PostgresRecordStore {
             .parse()
             .map_err(|_| Error::Storage(Box::new(ConfigError("the record database URL is not a PostgreSQL URL (postgres://USER:PASSWORD@HOST:PORT/DATABASE)"))))?;
         config.connect_timeout(CONNECT_TIMEOUT);
+        // A session that waits too long for a lock (another replica frozen or cut off inside a
+        // transaction) gives up and answers StorageUnavailable; a session of ours left idle in
+        // a transaction is ended by PostgreSQL, releasing its locks. Options in the URL come
+        // after these and win.
+        let options = match config.get_options() {
+            Some(o) => format!("{SESSION_OPTIONS} {o}"),
+            None => SESSION_OPTIONS.to_string(),
+        };
+        config.options(&options);
         config.tcp_user_timeout(Duration::from_secs(30));
         config.application_name("fieldcap-server");
         // One direct connection first: its error says why (refused, authentication), which a
