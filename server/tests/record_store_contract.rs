@@ -839,3 +839,18 @@ fn a_log_lock_held_too_long_elsewhere_is_storage_unavailable() {
     tx.rollback().unwrap();
     s.complete_item(&completion(&clip(1), 0, None)).unwrap();
 }
+
+#[test]
+fn a_nul_character_in_a_text_is_refused_as_bad_input_and_nothing_is_stored() {
+    // PostgreSQL's TEXT cannot hold NUL (SQLite's can): a device's string carrying one (its
+    // organisation, a custody event name) is a 400, not a 500.
+    let Some(pg) = TestPostgres::new() else { return };
+    let s = PostgresRecordStore::connect(pg.url()).unwrap();
+    let id = dev_id(1);
+    s.insert_token(&"1".repeat(64), "monitor", AT, i64::MAX).unwrap();
+    let e = s.enroll(&"1".repeat(64), &id, 0, AT, &|role| Ok(DeviceRecord { org: Some("Parks\0".into()), ..device_record(&id, role) })).unwrap_err();
+    assert!(matches!(e, Error::BadRequest(_)), "{e:?}");
+    assert_eq!(e.problem().status, 400);
+    assert!(s.device(&id).unwrap().is_none());
+    assert!(matches!(s.enroll(&"1".repeat(64), &id, 0, AT, &|role| Ok(device_record(&id, role))).unwrap(), EnrollOutcome::Enrolled(_)), "the token was not consumed");
+}

@@ -153,6 +153,10 @@ fn is_unavailable(e: &postgres::Error) -> bool {
 pub(crate) fn map_err(e: postgres::Error) -> Error {
     if is_unavailable(&e) {
         Error::StorageUnavailable(UNAVAILABLE.into())
+    } else if e.code().is_some_and(|c| c.code() == "22021") {
+        // character_not_in_repertoire: a NUL character in a text (PostgreSQL's TEXT cannot hold
+        // one; SQLite's can). Only a device's own strings can carry one: refuse them.
+        Error::BadRequest("a text field holds a NUL character".into())
     } else {
         Error::Storage(Box::new(PgError(e)))
     }
