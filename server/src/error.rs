@@ -173,6 +173,12 @@ impl Error {
                     return true;
                 }
             }
+            if let Some(pg) = e.downcast_ref::<postgres::Error>() {
+                // SQLSTATE 53100 disk_full (PostgreSQL could not extend a file or its WAL).
+                if pg.code() == Some(&postgres::error::SqlState::DISK_FULL) {
+                    return true;
+                }
+            }
             cur = e.source();
         }
         false

@@ -13,6 +13,7 @@
 //! | `api` | a raw API client: signed requests, tus, problem+json, hand-signed manifests | `server` |
 //! | `package` | the package fixture: devices synced to a server, packages exported | `package` |
 //! | `forger` | a package re-signed completely with a fresh server key (clips dropped, times moved) | `forger` |
+//! | `postgres` | a fresh PostgreSQL database per test (skipped without one), cluster restarts | `postgres` |
 //!
 //! A crate's tests name the features they use:
 //!
@@ -46,6 +47,8 @@ pub mod device;
 pub mod forger;
 #[cfg(feature = "package")]
 pub mod package;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 #[cfg(feature = "server")]
 pub mod server;
 #[cfg(feature = "server")]

@@ -32,9 +32,11 @@
 //! ```
 
 pub mod blobs;
+pub mod postgres;
 pub mod sqlite;
 
 pub use blobs::LocalBlobStore;
+pub use self::postgres::PostgresRecordStore;
 pub use sqlite::SqliteRecordStore;
 
 use crate::error::{Error, Result};

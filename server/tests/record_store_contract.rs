@@ -1,0 +1,856 @@
+//! The `RecordStore` contract: one set of tests run against both record stores, the embedded
+//! SQLite one (a temporary file) and the PostgreSQL one (a fresh database from
+//! `fieldcap_testkit::postgres`; skipped without `FIELDCAP_TEST_POSTGRES_URL` unless
+//! `FIELDCAP_REQUIRE_POSTGRES` is set). Then PostgreSQL only: two stores on one database (two
+//! server replicas) appending concurrently, and a PostgreSQL restart.
+//!
+//! Run the PostgreSQL half with
+//! `FIELDCAP_TEST_POSTGRES_URL=$(bash scripts/start_postgres.sh) FIELDCAP_REQUIRE_POSTGRES=1 cargo test -p fieldcap-server --test record_store_contract`.
+
+#![allow(clippy::unwrap_used)]
+
+use fieldcap_evidence::custody::{body, verify_chain, CustodyEvent};
+use fieldcap_evidence::identity::DeviceKey;
+use fieldcap_evidence::tlog::{leaf_hash, Hash};
+use fieldcap_server::store::{
+    Completion, DeviceRecord, DisposalOutcome, EnrollOutcome, ItemRecord, MediaInfo, PendingDisposal, PostgresRecordStore, RecordStore, UploadRecord,
+};
+use fieldcap_server::Error;
+use fieldcap_testkit::postgres::TestPostgres;
+use serde_json::json;
+use std::sync::{Arc, Barrier};
+
+// ---------------------------------------------------------------------------------------------
+// Fixtures
+
+const AT: &str = "2025-06-07T18:04:05.000Z";
+
+/// A device record as the enrolment endpoint builds it; the certificate bytes are not UTF-8.
+fn device_record(id: &str, role: &str) -> DeviceRecord {
+    DeviceRecord {
+        device_id: id.to_string(),
+        public_key_pem: format!("-----BEGIN PUBLIC KEY-----\n{id}\n-----END PUBLIC KEY-----\n"),
+        role: role.to_string(),
+        org: Some("Parks".into()),
+        enrolled_at: AT.into(),
+        cert: vec![0x00, 0xff, 0x7b, 0x22, 0x00, 0x80],
+        cert_sig: vec![0xaa; 64],
+        revoked_at: None,
+    }
+}
+
+fn dev_id(n: u32) -> String {
+    format!("{n:032x}")
+}
+
+/// Enrols device `n` with a fresh token; returns its id.
+fn enrolled(s: &dyn RecordStore, n: u32) -> String {
+    let id = dev_id(n);
+    let token = format!("{:064x}", 0x7000_0000u64 + n as u64);
+    s.insert_token(&token, "monitor", AT, i64::MAX).unwrap();
+    let out = s.enroll(&token, &id, 0, AT, &|role| Ok(device_record(&id, role))).unwrap();
+    assert!(matches!(out, EnrollOutcome::Enrolled(_)), "{out:?}");
+    id
+}
+
+fn clip(n: u64) -> String {
+    format!("0190a4c2-0000-7000-8000-{n:012}")
+}
+
+/// An item of `device` at `seq`, waiting for its media. Its signed bytes hold NUL and non-UTF-8
+/// bytes: stored exactly.
+fn item(device: &str, seq: u64, clip_id: &str) -> ItemRecord {
+    ItemRecord {
+        clip_id: clip_id.to_string(),
+        device_id: device.to_string(),
+        seq,
+        kind: "video".into(),
+        manifest: [b"{\"manifest\":".as_slice(), clip_id.as_bytes(), &[0x00, 0xc3, 0x28, 0xff]].concat(),
+        manifest_sig: vec![seq as u8; 64],
+        manifest_sha256: format!("{:064x}", seq),
+        media: Some(MediaInfo { mime: "video/mp4".into(), bytes: 5_000_000_000, sha256: "a".repeat(64), blake3: "b".repeat(64) }),
+        started_at: AT.into(),
+        ended_at: "2025-06-07T18:05:05.000Z".into(),
+        commitment: vec![0x01, 0x00, 0x02],
+        commitment_sig: vec![0x03; 64],
+        committed_at: AT.into(),
+        state: "committed".into(),
+        blob_sha256: None,
+        receipt: None,
+        receipt_sig: None,
+        received_at: None,
+        log_index: None,
+        refusals: 0,
+        last_refusal: None,
+    }
+}
+
+fn upload(clip_id: &str, cap: u64) -> UploadRecord {
+    UploadRecord {
+        clip_id: clip_id.to_string(),
+        capability: format!("{cap:064x}"),
+        length: 5_000_000_000,
+        offset: 0,
+        created_at: AT.into(),
+        expires_at_ms: 1_900_000_000_000,
+        state: "open".into(),
+    }
+}
+
+/// A checkpoint-like note at `size` with `cosigs` witness lines after the server's.
+fn note(size: u64, cosigs: usize) -> String {
+    let mut n = format!("fieldcap.test/log\n{size}\nAAAA{size}\n\n\u{2014} fieldcap.test/log AAAAAAA=\n");
+    for i in 0..cosigs {
+        n.push_str(&format!("\u{2014} w{i} BBBBBBB=\n"));
+    }
+    n
+}
+
+/// The completion of `clip_id` as the `index`th leaf.
+fn completion(clip_id: &str, index: u64, blob: Option<&str>) -> Completion {
+    let leaf = format!("leaf of {clip_id}").into_bytes();
+    Completion {
+        clip_id: clip_id.to_string(),
+        log_index: index,
+        leaf_hash: leaf_hash(&leaf),
+        leaf,
+        tree_size: index + 1,
+        checkpoint: note(index + 1, 0),
+        receipt: [b"receipt ".as_slice(), clip_id.as_bytes(), &[0x00, 0xfe]].concat(),
+        receipt_sig: vec![0x5a; 64],
+        received_at: "2025-06-07T18:06:00.000Z".into(),
+        blob_sha256: blob.map(String::from),
+    }
+}
+
+/// Completes `clip_id` at the end of the log, catching up and retrying on `LogMoved` as
+/// `receipts::complete` does; returns its index and how many times the log had moved.
+fn complete_at_end(s: &dyn RecordStore, clip_id: &str) -> (u64, u32) {
+    let mut moved = 0;
+    let mut size = s.leaf_hashes().unwrap().len() as u64;
+    loop {
+        match s.complete_item(&completion(clip_id, size, None)) {
+            Ok(()) => return (size, moved),
+            Err(Error::LogMoved) => {
+                moved += 1;
+                assert!(moved < 10_000, "the log kept moving");
+                size += s.leaf_hashes_since(size).unwrap().len() as u64;
+            }
+            Err(e) => panic!("completing {clip_id} at {size}: {e}"),
+        }
+    }
+}
+
+fn custody_signer<'a>(key: &'a DeviceKey, event: &'static str, clip_id: Option<String>) -> impl Fn(u64, Option<&str>) -> (Vec<u8>, Vec<u8>) + 'a {
+    move |seq, prev| {
+        let b = body("server:test", seq, AT, event, clip_id.as_deref(), json!({ "n": seq }), prev);
+        let sig = key.sign(&b).to_vec();
+        (b, sig)
+    }
+}
+
+/// A device custody log of `n` events from `from`, chained on `prev`.
+fn device_log(key: &DeviceKey, from: u64, n: u64, mut prev: Option<String>) -> Vec<CustodyEvent> {
+    let mut out = Vec::new();
+    for seq in from..from + n {
+        let b = body(&format!("device:{}", key.device_id()), seq, AT, "sealed", Some(&clip(seq)), json!({}), prev.as_deref());
+        let sig = key.sign(&b).to_vec();
+        let e = CustodyEvent::from_body(b, sig).unwrap();
+        prev = Some(e.hash());
+        out.push(e);
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// The contract, run against both stores
+
+macro_rules! contract {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[test]
+                fn $name() {
+                    let dir = tempfile::tempdir().unwrap();
+                    let s = fieldcap_server::store::SqliteRecordStore::open(&dir.path().join("records.sqlite")).unwrap();
+                    super::$name(&s);
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[test]
+                fn $name() {
+                    let Some(pg) = fieldcap_testkit::postgres::TestPostgres::new() else { return };
+                    let s = fieldcap_server::store::PostgresRecordStore::connect(pg.url()).unwrap();
+                    super::$name(&s);
+                }
+            )*
+        }
+    };
+}
+
+contract!(
+    tokens_are_consumed_once_and_expired_or_revoked_ones_refused,
+    a_failed_device_build_consumes_nothing,
+    a_nonce_is_used_once_until_pruned,
+    items_are_stored_exactly_and_duplicates_refused,
+    a_complete_upload_is_never_replaced_or_changed,
+    completion_goes_at_the_end_of_the_log_or_nothing_is_stored,
+    checkpoints_only_gain_signature_lines_and_the_best_covered_is_found,
+    a_cosigned_receipt_replaces_only_the_stored_one,
+    server_custody_is_one_chain_in_order,
+    device_custody_appends_only_at_the_expected_head,
+    retention_policy_holds_and_referrals,
+    disposal_is_refused_while_held_or_referred_and_appends_its_leaf_once,
+    a_blob_is_needed_while_another_undisposed_item_names_it,
+);
+
+fn tokens_are_consumed_once_and_expired_or_revoked_ones_refused(s: &dyn RecordStore) {
+    let (a, b) = (dev_id(1), dev_id(2));
+    let build_a = |role: &str| Ok(device_record(&a, role));
+    let build_b = |role: &str| Ok(device_record(&b, role));
+    assert_eq!(s.enroll(&"0".repeat(64), &a, 0, AT, &build_a).unwrap(), EnrollOutcome::InvalidToken, "unknown token");
+    s.insert_token(&"e".repeat(64), "monitor", AT, 1_000).unwrap();
+    assert_eq!(s.enroll(&"e".repeat(64), &a, 1_001, AT, &build_a).unwrap(), EnrollOutcome::InvalidToken, "expired token");
+    assert!(s.device(&a).unwrap().is_none());
+
+    s.insert_token(&"1".repeat(64), "police", AT, 5_000).unwrap();
+    assert!(s.insert_token(&"1".repeat(64), "police", AT, 5_000).is_err(), "a token is stored once");
+    let EnrollOutcome::Enrolled(d) = s.enroll(&"1".repeat(64), &a, 5_000, AT, &build_a).unwrap() else { panic!("not enrolled") };
+    assert_eq!(d.role, "police", "the token's role is given to the builder");
+    assert_eq!(s.device(&a).unwrap(), Some(d.clone()), "stored exactly (certificate bytes too)");
+    // The same token again: the same device gets its record back, any other is refused.
+    assert_eq!(s.enroll(&"1".repeat(64), &a, 9_999, AT, &build_a).unwrap(), EnrollOutcome::Existing(d.clone()));
+    assert_eq!(s.enroll(&"1".repeat(64), &b, 0, AT, &build_b).unwrap(), EnrollOutcome::InvalidToken);
+    assert!(s.device(&b).unwrap().is_none());
+    // Another token for an enrolled device: consumed, the existing record returned.
+    s.insert_token(&"2".repeat(64), "monitor", AT, i64::MAX).unwrap();
+    assert_eq!(s.enroll(&"2".repeat(64), &a, 0, AT, &build_a).unwrap(), EnrollOutcome::Existing(d.clone()));
+    assert_eq!(s.enroll(&"2".repeat(64), &b, 0, AT, &build_b).unwrap(), EnrollOutcome::InvalidToken, "consumed by the first device");
+
+    s.insert_token(&"3".repeat(64), "monitor", AT, i64::MAX).unwrap();
+    let EnrollOutcome::Enrolled(db) = s.enroll(&"3".repeat(64), &b, 0, "2025-06-07T18:04:04.000Z", &|role| {
+        Ok(DeviceRecord { enrolled_at: "2025-06-07T18:04:04.000Z".into(), ..device_record(&b, role) })
+    })
+    .unwrap() else {
+        panic!("not enrolled")
+    };
+    assert_eq!(s.devices().unwrap(), vec![db, d.clone()], "in enrolment order");
+
+    assert!(s.revoke_device(&a, "2025-06-08T00:00:00.000Z").unwrap());
+    assert!(!s.revoke_device(&a, "2025-06-09T00:00:00.000Z").unwrap(), "revoked once");
+    assert!(!s.revoke_device(&dev_id(99), AT).unwrap(), "unknown device");
+    assert_eq!(s.device(&a).unwrap().unwrap().revoked_at.as_deref(), Some("2025-06-08T00:00:00.000Z"));
+    assert_eq!(s.enroll(&"1".repeat(64), &a, 0, AT, &build_a).unwrap(), EnrollOutcome::Revoked, "its own token");
+    s.insert_token(&"4".repeat(64), "monitor", AT, i64::MAX).unwrap();
+    assert_eq!(s.enroll(&"4".repeat(64), &a, 0, AT, &build_a).unwrap(), EnrollOutcome::Revoked, "a fresh token");
+    // A revoked device does not consume a fresh token.
+    let c = dev_id(3);
+    assert!(matches!(s.enroll(&"4".repeat(64), &c, 0, AT, &|role| Ok(device_record(&c, role))).unwrap(), EnrollOutcome::Enrolled(_)));
+}
+
+fn a_failed_device_build_consumes_nothing(s: &dyn RecordStore) {
+    let a = dev_id(1);
+    s.insert_token(&"1".repeat(64), "monitor", AT, i64::MAX).unwrap();
+    let e = s.enroll(&"1".repeat(64), &a, 0, AT, &|_| Err(Error::BadRequest("no certificate".into()))).unwrap_err();
+    assert!(matches!(e, Error::BadRequest(_)), "{e}");
+    assert!(s.device(&a).unwrap().is_none());
+    assert!(matches!(s.enroll(&"1".repeat(64), &a, 0, AT, &|role| Ok(device_record(&a, role))).unwrap(), EnrollOutcome::Enrolled(_)));
+}
+
+fn a_nonce_is_used_once_until_pruned(s: &dyn RecordStore) {
+    let (a, b) = (dev_id(1), dev_id(2));
+    assert!(s.use_nonce(&a, "n1", 1_000, 0).unwrap());
+    assert!(!s.use_nonce(&a, "n1", 1_001, 0).unwrap(), "a replay is refused");
+    assert!(s.use_nonce(&b, "n1", 1_000, 0).unwrap(), "nonces are per device");
+    assert!(!s.use_nonce(&a, "n1", 5_000, 1_000).unwrap(), "not older than the pruning bound: kept");
+    assert!(s.use_nonce(&a, "n2", 5_000, 1_001).unwrap(), "prunes n1 of both devices");
+    assert!(s.use_nonce(&a, "n1", 5_000, 0).unwrap(), "forgotten once pruned");
+    assert!(!s.use_nonce(&a, "n2", 5_000, 0).unwrap());
+}
+
+fn items_are_stored_exactly_and_duplicates_refused(s: &dyn RecordStore) {
+    let d = enrolled(s, 1);
+    let other = enrolled(s, 2);
+    let i1 = item(&d, 1, &clip(1));
+    assert!(s.insert_item(&i1, Some(&upload(&clip(1), 1))).unwrap());
+    assert_eq!(s.item(&clip(1)).unwrap(), Some(i1.clone()), "stored exactly");
+    assert!(!s.insert_item(&i1, None).unwrap(), "the same clip id again");
+    assert!(!s.insert_item(&item(&d, 2, &clip(1)), Some(&upload(&clip(1), 7))).unwrap(), "a clip id taken, another seq");
+    assert!(s.upload_by_capability(&format!("{:064x}", 7)).unwrap().is_none(), "a refused item's upload is not stored");
+    assert!(!s.insert_item(&item(&d, 1, &clip(2)), None).unwrap(), "a (device, seq) taken");
+    assert!(!s.insert_item(&item(&dev_id(77), 1, &clip(3)), None).unwrap(), "an unknown device");
+    let mut obs = item(&d, 3, &clip(3));
+    obs.kind = "observation".into();
+    obs.media = None;
+    assert!(s.insert_item(&obs, None).unwrap());
+    assert!(s.insert_item(&item(&other, 1, &clip(2)), None).unwrap(), "seq 1 of another device");
+    assert_eq!(s.item(&clip(3)).unwrap(), Some(obs.clone()), "no media stays no media");
+    assert_eq!(s.item_by_seq(&d, 3).unwrap(), Some(obs.clone()));
+    assert!(s.item_by_seq(&d, 2).unwrap().is_none());
+    assert!(s.item(&clip(9)).unwrap().is_none());
+    assert_eq!(s.max_seq(&d).unwrap(), Some(3));
+    assert_eq!(s.max_seq(&dev_id(77)).unwrap(), None);
+    let mut mine: Vec<String> = s.items_of_device(&d).unwrap().into_iter().map(|i| i.clip_id).collect();
+    mine.sort();
+    assert_eq!(mine, vec![clip(1), clip(3)]);
+    let all: Vec<String> = s.items().unwrap().into_iter().map(|i| i.clip_id).collect();
+    assert_eq!(all, vec![clip(1), clip(3), clip(2)], "in commit order");
+
+    assert_eq!(s.upload_for_clip(&clip(1)).unwrap(), Some(upload(&clip(1), 1)));
+    assert_eq!(s.upload_by_capability(&format!("{:064x}", 1)).unwrap(), Some(upload(&clip(1), 1)));
+    assert!(s.upload_for_clip(&clip(3)).unwrap().is_none());
+    s.note_refusal(&clip(1), "sha256 mismatch").unwrap();
+    s.note_refusal(&clip(1), "length mismatch").unwrap();
+    let i = s.item(&clip(1)).unwrap().unwrap();
+    assert_eq!((i.refusals, i.last_refusal.as_deref()), (2, Some("length mismatch")));
+}
+
+fn a_complete_upload_is_never_replaced_or_changed(s: &dyn RecordStore) {
+    let d = enrolled(s, 1);
+    assert!(s.insert_item(&item(&d, 1, &clip(1)), Some(&upload(&clip(1), 1))).unwrap());
+    assert!(s.insert_item(&item(&d, 2, &clip(2)), None).unwrap());
+    // Replaced while not complete (a restarted upload gets a new capability).
+    s.put_upload(&upload(&clip(1), 2)).unwrap();
+    assert!(s.upload_by_capability(&format!("{:064x}", 1)).unwrap().is_none());
+    s.set_upload_offset(&clip(1), 4096).unwrap();
+    assert_eq!(s.upload_for_clip(&clip(1)).unwrap().unwrap().offset, 4096);
+    assert!(s.set_upload_state(&clip(1), "terminated", 0).unwrap());
+    assert_eq!(s.upload_by_capability(&format!("{:064x}", 2)).unwrap().map(|u| (u.state, u.offset)), Some(("terminated".into(), 0)));
+    assert!(s.set_upload_state(&clip(1), "open", 0).unwrap(), "back to open");
+    assert!(!s.set_upload_state(&clip(9), "open", 0).unwrap(), "no such upload");
+    // A new upload for an item without one.
+    s.put_upload(&upload(&clip(2), 3)).unwrap();
+    assert_eq!(s.upload_for_clip(&clip(2)).unwrap(), Some(upload(&clip(2), 3)));
+
+    // Completed: its offset becomes its length, and it never changes again.
+    s.complete_item(&completion(&clip(1), 0, Some(&"a".repeat(64)))).unwrap();
+    let done = s.upload_for_clip(&clip(1)).unwrap().unwrap();
+    assert_eq!((done.state.as_str(), done.offset), ("complete", done.length));
+    let e = s.put_upload(&upload(&clip(1), 4)).unwrap_err();
+    assert!(matches!(e, Error::Conflict(_)), "{e}");
+    s.set_upload_offset(&clip(1), 1).unwrap();
+    assert!(!s.set_upload_state(&clip(1), "open", 0).unwrap());
+    assert!(!s.set_upload_state(&clip(1), "terminated", 0).unwrap());
+    assert_eq!(s.upload_for_clip(&clip(1)).unwrap(), Some(done));
+    // Marked complete directly (state), likewise final.
+    assert!(s.set_upload_state(&clip(2), "complete", 10).unwrap());
+    assert!(matches!(s.put_upload(&upload(&clip(2), 5)).unwrap_err(), Error::Conflict(_)));
+    assert_eq!(s.upload_for_clip(&clip(2)).unwrap().map(|u| (u.capability, u.offset)), Some((format!("{:064x}", 3), 10)));
+}
+
+fn completion_goes_at_the_end_of_the_log_or_nothing_is_stored(s: &dyn RecordStore) {
+    let d = enrolled(s, 1);
+    for n in 1..=3 {
+        assert!(s.insert_item(&item(&d, n, &clip(n)), Some(&upload(&clip(n), n))).unwrap());
+    }
+    assert!(s.leaf_hashes().unwrap().is_empty());
+    assert!(s.latest_checkpoint().unwrap().is_none());
+    let c1 = completion(&clip(1), 0, Some(&"c".repeat(64)));
+    s.complete_item(&c1).unwrap();
+    let i1 = s.item(&clip(1)).unwrap().unwrap();
+    assert_eq!(i1.state, "received");
+    assert_eq!((i1.receipt.as_ref(), i1.receipt_sig.as_ref()), (Some(&c1.receipt), Some(&c1.receipt_sig)), "receipt bytes kept exactly");
+    assert_eq!((i1.log_index, i1.blob_sha256.as_deref(), i1.received_at.as_deref()), (Some(0), Some("c".repeat(64).as_str()), Some(c1.received_at.as_str())));
+    assert_eq!(s.leaf_hashes().unwrap(), vec![c1.leaf_hash]);
+    assert_eq!(s.latest_checkpoint().unwrap(), Some((1, note(1, 0))));
+
+    // A stale index (another writer appended meanwhile) or one past the end: LogMoved, and
+    // nothing of the completion is stored.
+    for stale in [0, 2] {
+        let mut c = completion(&clip(2), stale, None);
+        c.checkpoint = note(stale + 1, 3);
+        let e = s.complete_item(&c).unwrap_err();
+        assert!(matches!(e, Error::LogMoved), "index {stale}: {e}");
+        assert_eq!(s.item(&clip(2)).unwrap(), Some(item(&d, 2, &clip(2))), "index {stale}: the item is untouched");
+        assert_eq!(s.upload_for_clip(&clip(2)).unwrap(), Some(upload(&clip(2), 2)));
+        assert_eq!(s.leaf_hashes().unwrap(), vec![c1.leaf_hash]);
+        assert_eq!(s.latest_checkpoint().unwrap(), Some((1, note(1, 0))), "index {stale}: no checkpoint stored or changed");
+    }
+    let c2 = completion(&clip(2), 1, None);
+    s.complete_item(&c2).unwrap();
+    // An item that is not waiting for completion: refused, nothing stored.
+    assert!(s.complete_item(&completion(&clip(1), 2, None)).is_err(), "completed twice");
+    let received = ItemRecord { state: "received".into(), ..item(&d, 4, &clip(4)) };
+    assert!(s.insert_item(&received, None).unwrap());
+    let e = s.complete_item(&completion(&clip(4), 2, None)).unwrap_err();
+    assert!(matches!(e, Error::Internal(_)), "{e}");
+    assert_eq!(s.leaf_hashes().unwrap().len(), 2);
+    assert_eq!(s.latest_checkpoint().unwrap().unwrap().0, 2);
+    let c3 = completion(&clip(3), 2, None);
+    s.complete_item(&c3).unwrap();
+
+    let all: Vec<Hash> = vec![c1.leaf_hash, c2.leaf_hash, c3.leaf_hash];
+    assert_eq!(s.leaf_hashes().unwrap(), all);
+    assert_eq!(s.leaf_hashes_since(0).unwrap(), all);
+    assert_eq!(s.leaf_hashes_since(1).unwrap(), all[1..].to_vec());
+    assert_eq!(s.leaf_hashes_since(3).unwrap(), Vec::<Hash>::new());
+    assert_eq!(s.leaf_hashes_since(7).unwrap(), Vec::<Hash>::new());
+}
+
+fn checkpoints_only_gain_signature_lines_and_the_best_covered_is_found(s: &dyn RecordStore) {
+    for size in 1..=4 {
+        s.put_checkpoint(size, &note(size, 0)).unwrap();
+    }
+    s.put_checkpoint(2, &note(2, 5)).unwrap();
+    assert_eq!(s.best_checkpoint(2).unwrap().unwrap(), (4, note(4, 0)), "put_checkpoint does not replace one of that size");
+    // An extension is stored; anything else (another text, a changed or dropped line, the same
+    // note again, a size not on record) is not.
+    assert!(s.add_checkpoint_signatures(2, &note(2, 2)).unwrap());
+    assert!(!s.add_checkpoint_signatures(2, &note(2, 2)).unwrap());
+    assert!(!s.add_checkpoint_signatures(2, &note(2, 1)).unwrap());
+    assert!(!s.add_checkpoint_signatures(3, &note(3, 1).replace("\n3\n", "\n7\n")).unwrap());
+    assert!(!s.add_checkpoint_signatures(3, &format!("{}\u{2014} w9 CCCCCCC=\n", note(3, 0).replace("AAAAAAA=", "AAAAAAB="))).unwrap());
+    assert!(!s.add_checkpoint_signatures(9, &note(9, 1)).unwrap());
+    assert!(s.add_checkpoint_signatures(4, &note(4, 1)).unwrap());
+    assert_eq!(s.latest_checkpoint().unwrap(), Some((4, note(4, 1))));
+    // The best covering checkpoint: most signature lines, the newest among equals.
+    assert_eq!(s.best_checkpoint(1).unwrap().unwrap(), (2, note(2, 2)));
+    assert_eq!(s.best_checkpoint(3).unwrap().unwrap().0, 4);
+    assert!(s.add_checkpoint_signatures(4, &note(4, 2)).unwrap());
+    assert_eq!(s.best_checkpoint(1).unwrap().unwrap().0, 4, "the newest among equals");
+    assert!(s.best_checkpoint(5).unwrap().is_none());
+}
+
+fn a_cosigned_receipt_replaces_only_the_stored_one(s: &dyn RecordStore) {
+    let d = enrolled(s, 1);
+    assert!(s.insert_item(&item(&d, 1, &clip(1)), None).unwrap());
+    let c = completion(&clip(1), 0, None);
+    s.complete_item(&c).unwrap();
+    let (new_receipt, new_sig) = (vec![0x00, 0x01, 0xff], vec![0x77; 64]);
+    // Not the stored receipt: nothing changes (the checkpoint neither).
+    assert!(!s.cosign_receipt(&clip(1), b"another receipt", 1, &note(1, 1), &new_receipt, &new_sig).unwrap());
+    assert_eq!(s.latest_checkpoint().unwrap(), Some((1, note(1, 0))));
+    // Not an extension of the stored checkpoint: nothing changes (the receipt neither).
+    assert!(!s.cosign_receipt(&clip(1), &c.receipt, 1, &note(1, 1).replace("AAAA1", "BBBB1"), &new_receipt, &new_sig).unwrap());
+    assert!(!s.cosign_receipt(&clip(1), &c.receipt, 2, &note(2, 1), &new_receipt, &new_sig).unwrap(), "no checkpoint of that size");
+    assert_eq!(s.item(&clip(1)).unwrap().unwrap().receipt, Some(c.receipt.clone()));
+    assert!(s.cosign_receipt(&clip(1), &c.receipt, 1, &note(1, 1), &new_receipt, &new_sig).unwrap());
+    let i = s.item(&clip(1)).unwrap().unwrap();
+    assert_eq!((i.receipt, i.receipt_sig), (Some(new_receipt.clone()), Some(new_sig.clone())));
+    assert_eq!(s.latest_checkpoint().unwrap(), Some((1, note(1, 1))));
+    assert!(!s.cosign_receipt(&clip(1), &c.receipt, 1, &note(1, 2), b"x", b"y").unwrap(), "only over the receipt complete_item stored");
+}
+
+fn server_custody_is_one_chain_in_order(s: &dyn RecordStore) {
+    let key = DeviceKey::generate();
+    let mut seen = Vec::new();
+    for n in 0..5u64 {
+        let c = (n % 2 == 1).then(|| clip(n));
+        let sign = custody_signer(&key, "stored", c.clone());
+        let e = s.append_custody(c.as_deref(), "stored", AT, &sign).unwrap();
+        assert_eq!(e.seq, n + 1);
+        assert_eq!(e.prev(), seen.last().map(|p: &CustodyEvent| p.hash()));
+        seen.push(e);
+    }
+    let all = s.custody(None).unwrap();
+    assert_eq!(all, seen, "bodies and signatures as signed, in chain order");
+    verify_chain(&all, &key.verifying_key()).unwrap();
+    assert_eq!(s.custody(Some(&clip(3))).unwrap(), vec![seen[3].clone()]);
+    assert!(s.custody(Some(&clip(2))).unwrap().is_empty());
+}
+
+fn device_custody_appends_only_at_the_expected_head(s: &dyn RecordStore) {
+    let d = DeviceKey::generate();
+    let id = d.device_id().to_string();
+    s.insert_token(&"1".repeat(64), "monitor", AT, i64::MAX).unwrap();
+    assert!(matches!(s.enroll(&"1".repeat(64), &id, 0, AT, &|role| Ok(device_record(&id, role))).unwrap(), EnrollOutcome::Enrolled(_)));
+    assert!(s.device_custody_head(&id).unwrap().is_none());
+    let first = device_log(&d, 1, 3, None);
+    assert!(!s.append_device_custody(&id, Some((3, "x")), &first, AT).unwrap(), "a head that is not there");
+    assert!(s.append_device_custody(&id, None, &first, AT).unwrap());
+    let head = (3, first[2].hash());
+    assert_eq!(s.device_custody_head(&id).unwrap(), Some(head.clone()));
+    let next = device_log(&d, 4, 2, Some(first[2].hash()));
+    assert!(!s.append_device_custody(&id, None, &next, AT).unwrap(), "the head moved");
+    assert!(!s.append_device_custody(&id, Some((2, &first[1].hash())), &next, AT).unwrap(), "an older head");
+    assert!(!s.append_device_custody(&id, Some((3, &first[1].hash())), &next, AT).unwrap(), "the right seq with another hash");
+    assert_eq!(s.device_custody(&id).unwrap(), first, "nothing appended by a refused call");
+    assert!(s.append_device_custody(&id, Some((3, &head.1)), &next, AT).unwrap());
+    let all = s.device_custody(&id).unwrap();
+    assert_eq!(all, [first.clone(), next.clone()].concat());
+    verify_chain(&all, &d.verifying_key()).unwrap();
+    assert_eq!(s.device_custody_event(&id, 4).unwrap(), Some(next[0].clone()));
+    assert!(s.device_custody_event(&id, 9).unwrap().is_none());
+    assert!(s.device_custody(&dev_id(5)).unwrap().is_empty());
+}
+
+fn retention_policy_holds_and_referrals(s: &dyn RecordStore) {
+    assert!(s.retention_policy().unwrap().is_empty());
+    s.set_retention_policy("default", 31, AT).unwrap();
+    s.set_retention_policy("video", 90, AT).unwrap();
+    s.set_retention_policy("default", 30, AT).unwrap();
+    assert_eq!(s.retention_policy().unwrap().into_iter().collect::<Vec<_>>(), vec![("default".to_string(), 30), ("video".to_string(), 90)]);
+
+    assert_eq!(s.retention_facts(&clip(1)).unwrap(), Default::default());
+    s.add_hold(&clip(1), "court order 1", AT).unwrap();
+    s.add_hold(&clip(1), "court order 2", AT).unwrap();
+    assert_eq!(s.retention_facts(&clip(1)).unwrap().active_holds, 2);
+    assert_eq!(s.release_holds(&clip(1), "case closed", AT).unwrap(), 2);
+    assert_eq!(s.release_holds(&clip(1), "case closed", AT).unwrap(), 0, "released once");
+    assert_eq!(s.retention_facts(&clip(1)).unwrap().active_holds, 0);
+    s.add_referrals(&[clip(1), clip(2)], "pkg-1", "police", AT).unwrap();
+    s.add_referrals(&[clip(1)], "pkg-1", "police", AT).unwrap();
+    s.add_referrals(&[clip(1)], "pkg-2", "court", AT).unwrap();
+    assert_eq!(s.retention_facts(&clip(1)).unwrap().referrals, 2, "once per item and package");
+    assert_eq!(s.retention_facts(&clip(2)).unwrap().referrals, 1);
+}
+
+fn disposal_is_refused_while_held_or_referred_and_appends_its_leaf_once(s: &dyn RecordStore) {
+    let d = enrolled(s, 1);
+    assert!(s.insert_item(&item(&d, 1, &clip(1)), None).unwrap());
+    s.complete_item(&completion(&clip(1), 0, None)).unwrap();
+    let signed: std::sync::Mutex<Vec<(usize, Option<String>)>> = Default::default();
+    let sign = |hashes: &[Hash], latest: Option<&str>| {
+        signed.lock().unwrap().push((hashes.len(), latest.map(String::from)));
+        Ok(note(hashes.len() as u64, 0))
+    };
+    let leaf = b"disposal of clip 1".to_vec();
+
+    s.add_hold(&clip(1), "inquiry", AT).unwrap();
+    assert_eq!(s.record_disposal(&clip(1), "dispose:1", &leaf, AT, &sign).unwrap(), DisposalOutcome::Held);
+    s.release_holds(&clip(1), "closed", AT).unwrap();
+    s.add_referrals(&[clip(2)], "pkg", "police", AT).unwrap();
+    assert_eq!(s.record_disposal(&clip(2), "dispose:2", &leaf, AT, &sign).unwrap(), DisposalOutcome::Referred);
+    assert!(signed.lock().unwrap().is_empty(), "nothing signed for a refused disposal");
+    assert_eq!(s.leaf_hashes().unwrap().len(), 1);
+    assert!(s.pending_disposals().unwrap().is_empty());
+
+    assert_eq!(s.record_disposal(&clip(1), "dispose:1", &leaf, "2026-01-01T00:00:00.000Z", &sign).unwrap(), DisposalOutcome::Recorded { log_index: 1 });
+    assert_eq!(*signed.lock().unwrap(), vec![(2, Some(note(1, 0)))], "signed over every leaf, new one last, with the latest note");
+    assert_eq!(s.leaf_hashes().unwrap()[1], leaf_hash(&leaf));
+    assert_eq!(s.latest_checkpoint().unwrap(), Some((2, note(2, 0))));
+    assert_eq!(s.retention_facts(&clip(1)).unwrap().disposed_at.as_deref(), Some("2026-01-01T00:00:00.000Z"));
+    assert_eq!(s.pending_disposals().unwrap(), vec![PendingDisposal { clip_id: clip(1), log_index: 1 }]);
+    assert!(s.record_disposal(&clip(1), "dispose:1", &leaf, AT, &sign).is_err(), "an item is disposed once");
+    assert_eq!(s.leaf_hashes().unwrap().len(), 2);
+
+    // A leaf of that name already on record (a run interrupted after appending it): reused.
+    assert!(s.insert_item(&item(&d, 2, "dispose:3"), None).unwrap());
+    s.complete_item(&completion("dispose:3", 2, None)).unwrap();
+    assert_eq!(s.record_disposal(&clip(3), "dispose:3", b"other bytes", AT, &sign).unwrap(), DisposalOutcome::Recorded { log_index: 2 });
+    assert_eq!(s.leaf_hashes().unwrap().len(), 3, "no second leaf");
+    assert_eq!(signed.lock().unwrap().len(), 1);
+
+    s.set_disposal_custody_seq(&clip(1), 17).unwrap();
+    assert_eq!(s.pending_disposals().unwrap(), vec![PendingDisposal { clip_id: clip(3), log_index: 2 }]);
+}
+
+fn a_blob_is_needed_while_another_undisposed_item_names_it(s: &dyn RecordStore) {
+    let d = enrolled(s, 1);
+    let blob = "f".repeat(64);
+    for n in 1..=3 {
+        assert!(s.insert_item(&item(&d, n, &clip(n)), None).unwrap());
+    }
+    s.complete_item(&completion(&clip(1), 0, Some(&blob))).unwrap();
+    assert!(!s.blob_needed_by_another_item(&blob, &clip(1)).unwrap(), "only its own item");
+    s.complete_item(&completion(&clip(2), 1, Some(&blob))).unwrap();
+    s.complete_item(&completion(&clip(3), 2, Some(&"e".repeat(64)))).unwrap();
+    assert!(s.blob_needed_by_another_item(&blob, &clip(1)).unwrap());
+    assert!(s.blob_needed_by_another_item(&blob, &clip(2)).unwrap());
+    let sign = |h: &[Hash], _: Option<&str>| Ok(note(h.len() as u64, 0));
+    assert!(matches!(s.record_disposal(&clip(2), "dispose:2", b"d2", AT, &sign).unwrap(), DisposalOutcome::Recorded { .. }));
+    assert!(!s.blob_needed_by_another_item(&blob, &clip(1)).unwrap(), "the other item is disposed");
+    assert!(s.blob_needed_by_another_item(&blob, &clip(2)).unwrap(), "item 1 still names it");
+}
+
+// ---------------------------------------------------------------------------------------------
+// PostgreSQL only: replicas, faults, secrets
+
+/// Two stores on one fresh database: two server replicas.
+fn replicas() -> Option<(TestPostgres, Arc<PostgresRecordStore>, Arc<PostgresRecordStore>)> {
+    let pg = TestPostgres::new()?;
+    let a = Arc::new(PostgresRecordStore::connect(pg.url()).unwrap());
+    let b = Arc::new(PostgresRecordStore::connect(pg.url()).unwrap());
+    Some((pg, a, b))
+}
+
+const THREADS: usize = 8;
+
+/// Runs `f(thread, store)` on [`THREADS`] threads, half on each replica, started together.
+fn on_replicas<T: Send + 'static>(a: &Arc<PostgresRecordStore>, b: &Arc<PostgresRecordStore>, f: impl Fn(usize, &dyn RecordStore) -> T + Send + Sync + 'static) -> Vec<T> {
+    let f = Arc::new(f);
+    let start = Arc::new(Barrier::new(THREADS));
+    let handles: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let s = if t % 2 == 0 { a.clone() } else { b.clone() };
+            let (f, start) = (f.clone(), start.clone());
+            std::thread::spawn(move || {
+                start.wait();
+                f(t, s.as_ref())
+            })
+        })
+        .collect();
+    handles.into_iter().map(|h| h.join().unwrap()).collect()
+}
+
+#[test]
+fn replicas_appending_at_once_keep_one_log_without_gaps_or_forks() {
+    let Some((pg, a, b)) = replicas() else { return };
+    const PER_THREAD: u64 = 12;
+    let devices: Vec<String> = (0..THREADS as u32).map(|t| enrolled(a.as_ref(), t + 1)).collect();
+    let devices = Arc::new(devices);
+    let moved: u32 = on_replicas(&a, &b, move |t, s| {
+        let mut moved = 0;
+        for n in 1..=PER_THREAD {
+            let c = clip(t as u64 * 1000 + n);
+            assert!(s.insert_item(&item(&devices[t], n, &c), None).unwrap());
+            let (_, m) = complete_at_end(s, &c);
+            moved += m;
+        }
+        moved
+    })
+    .into_iter()
+    .sum();
+    let total = THREADS as u64 * PER_THREAD;
+    println!("{total} leaves appended by {THREADS} threads on 2 replicas; the log had moved {moved} times");
+    // One log: every index once, every item's leaf once at its own index, a checkpoint for
+    // every size.
+    let hashes = a.leaf_hashes().unwrap();
+    assert_eq!(hashes.len() as u64, total);
+    assert_eq!(b.leaf_hashes().unwrap(), hashes);
+    let mut indexes: Vec<u64> = a.items().unwrap().iter().map(|i| i.log_index.unwrap()).collect();
+    indexes.sort();
+    assert_eq!(indexes, (0..total).collect::<Vec<_>>());
+    for i in a.items().unwrap() {
+        assert_eq!(hashes[i.log_index.unwrap() as usize], completion(&i.clip_id, 0, None).leaf_hash, "{}", i.clip_id);
+    }
+    let mut c = pg.client();
+    let sizes: Vec<i64> = c.query("SELECT tree_size FROM checkpoints ORDER BY tree_size", &[]).unwrap().iter().map(|r| r.get(0)).collect();
+    assert_eq!(sizes, (1..=total as i64).collect::<Vec<_>>());
+}
+
+#[test]
+fn replicas_appending_custody_at_once_keep_one_unbroken_chain() {
+    let Some((_pg, a, b)) = replicas() else { return };
+    let key = Arc::new(DeviceKey::generate());
+    let k = key.clone();
+    on_replicas(&a, &b, move |t, s| {
+        for n in 0..10u64 {
+            let c = Some(clip(t as u64 * 100 + n));
+            let sign = custody_signer(&k, "stored", c.clone());
+            s.append_custody(c.as_deref(), "stored", AT, &sign).unwrap();
+        }
+    });
+    let all = b.custody(None).unwrap();
+    assert_eq!(all.len(), THREADS * 10);
+    verify_chain(&all, &key.verifying_key()).unwrap();
+}
+
+#[test]
+fn one_nonce_used_at_once_on_both_replicas_succeeds_once() {
+    let Some((_pg, a, b)) = replicas() else { return };
+    for round in 0..5 {
+        let nonce = format!("nonce-{round}");
+        let ok = on_replicas(&a, &b, move |_, s| s.use_nonce(&dev_id(1), &nonce, 10_000, 0).unwrap());
+        assert_eq!(ok.iter().filter(|v| **v).count(), 1, "round {round}: {ok:?}");
+    }
+}
+
+#[test]
+fn concurrent_enrolments_consume_a_token_once_and_enrol_a_device_once() {
+    let Some((_pg, a, b)) = replicas() else { return };
+    // One token, many devices: one of them gets it.
+    a.insert_token(&"1".repeat(64), "monitor", AT, i64::MAX).unwrap();
+    let out = on_replicas(&a, &b, |t, s| {
+        let id = dev_id(100 + t as u32);
+        s.enroll(&"1".repeat(64), &id, 0, AT, &|role| Ok(device_record(&id, role))).unwrap()
+    });
+    assert_eq!(out.iter().filter(|o| matches!(o, EnrollOutcome::Enrolled(_))).count(), 1, "{out:?}");
+    assert_eq!(out.iter().filter(|o| **o == EnrollOutcome::InvalidToken).count(), THREADS - 1);
+    // One device, a token each: enrolled once, the others get its record.
+    for t in 0..THREADS {
+        a.insert_token(&format!("{:064x}", 0x100 + t), "monitor", AT, i64::MAX).unwrap();
+    }
+    let out = on_replicas(&a, &b, |t, s| {
+        let id = dev_id(7);
+        s.enroll(&format!("{:064x}", 0x100 + t), &id, 0, AT, &|role| Ok(device_record(&id, role))).unwrap()
+    });
+    assert_eq!(out.iter().filter(|o| matches!(o, EnrollOutcome::Enrolled(_))).count(), 1, "{out:?}");
+    assert_eq!(out.iter().filter(|o| matches!(o, EnrollOutcome::Existing(_))).count(), THREADS - 1, "{out:?}");
+}
+
+#[test]
+fn concurrent_device_custody_uploads_append_once_at_a_head() {
+    let Some((_pg, a, b)) = replicas() else { return };
+    let d = DeviceKey::generate();
+    let id = d.device_id().to_string();
+    a.insert_token(&"1".repeat(64), "monitor", AT, i64::MAX).unwrap();
+    assert!(matches!(a.enroll(&"1".repeat(64), &id, 0, AT, &|role| Ok(device_record(&id, role))).unwrap(), EnrollOutcome::Enrolled(_)));
+    let events = Arc::new(device_log(&d, 1, 4, None));
+    let (i2, e2) = (id.clone(), events.clone());
+    let ok = on_replicas(&a, &b, move |_, s| s.append_device_custody(&i2, None, &e2, AT).unwrap());
+    assert_eq!(ok.iter().filter(|v| **v).count(), 1, "{ok:?}");
+    assert_eq!(a.device_custody(&id).unwrap(), *events);
+}
+
+#[test]
+fn a_postgres_restart_is_survived_and_an_outage_is_storage_unavailable() {
+    // Stops the cluster: alone (every other test database waits).
+    let Some(pg) = TestPostgres::exclusive() else { return };
+    let s = PostgresRecordStore::connect(pg.url()).unwrap();
+    let d = enrolled(&s, 1);
+    assert!(s.insert_item(&item(&d, 1, &clip(1)), None).unwrap());
+
+    // A restart cuts every pooled connection: the next call gets a fresh one.
+    pg.restart_postgres();
+    assert_eq!(s.item(&clip(1)).unwrap().map(|i| i.seq), Some(1));
+    assert!(s.insert_item(&item(&d, 2, &clip(2)), None).unwrap());
+
+    // While it is down: StorageUnavailable (a 503 with Retry-After), with nothing stored.
+    let stopped = pg.stop_postgres();
+    match s.complete_item(&completion(&clip(1), 0, None)) {
+        Err(Error::StorageUnavailable(m)) => assert_eq!(m, "the record database does not answer"),
+        other => panic!("complete_item with PostgreSQL down: {other:?}"),
+    }
+    let e = s.use_nonce(&d, "n", 1, 0).unwrap_err();
+    assert!(matches!(e, Error::StorageUnavailable(_)), "{e:?}");
+    assert_eq!(e.problem().status, 503);
+    stopped.start();
+
+    // Back: calls succeed again, without a new store.
+    assert!(s.use_nonce(&d, "n", 1, 0).unwrap());
+    assert_eq!(s.item(&clip(1)).unwrap().unwrap().state, "committed", "nothing was stored while it was down");
+    s.complete_item(&completion(&clip(1), 0, None)).unwrap();
+    assert_eq!(s.leaf_hashes().unwrap().len(), 1);
+}
+
+#[test]
+fn the_password_never_appears_in_errors_or_debug_output() {
+    let Some(pg) = TestPostgres::new() else { return };
+    let secret = "Sekr1t-pw-never-shown";
+    let cfg: ::postgres::Config = pg.url().parse().unwrap();
+    let user = cfg.get_user().unwrap();
+    let port = cfg.get_ports()[0];
+    let db = pg.name();
+    let urls = [
+        // Wrong password: refused by PostgreSQL (a storage error naming authentication).
+        format!("postgres://{user}:{secret}@127.0.0.1:{port}/{db}"),
+        // Nothing listening there: does not answer.
+        format!("postgres://{user}:{secret}@127.0.0.1:1/{db}"),
+        // Not a URL the client reads.
+        format!("postgres://{user}:{secret}@127.0.0.1:port/{db}"),
+    ];
+    let mut unavailable = 0;
+    for url in &urls {
+        let e = PostgresRecordStore::connect(url).unwrap_err();
+        for shown in [e.to_string(), format!("{e:?}"), format!("{:?}", std::error::Error::source(&e))] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
+        unavailable += matches!(e, Error::StorageUnavailable(_)) as u32;
+    }
+    assert_eq!(unavailable, 1, "only the address where nothing listens does not answer");
+    let s = PostgresRecordStore::connect(pg.url()).unwrap();
+    let password = String::from_utf8(cfg.get_password().unwrap().to_vec()).unwrap();
+    assert!(!format!("{s:?}").contains(&password));
+}
+
+#[test]
+fn a_store_dropped_inside_an_async_runtime_closes_without_panicking() {
+    let Some(pg) = TestPostgres::new() else { return };
+    let s = PostgresRecordStore::connect(pg.url()).unwrap();
+    s.put_checkpoint(1, &note(1, 0)).unwrap();
+    // As a server's state is dropped by its runtime at shutdown.
+    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    rt.block_on(async move { drop(s) });
+}
+
+#[test]
+fn a_full_postgres_disk_is_insufficient_storage() {
+    let Some(pg) = TestPostgres::new() else { return };
+    let s = PostgresRecordStore::connect(pg.url()).unwrap();
+    // PostgreSQL's own disk_full error (SQLSTATE 53100), raised where a write would get it.
+    pg.client()
+        .batch_execute(
+            "CREATE FUNCTION full_disk() RETURNS trigger LANGUAGE plpgsql AS $$ \
+             BEGIN RAISE EXCEPTION 'could not extend file' USING ERRCODE = 'disk_full'; END $$; \
+             CREATE TRIGGER full_disk BEFORE INSERT ON nonces FOR EACH ROW EXECUTE FUNCTION full_disk();",
+        )
+        .unwrap();
+    let e = s.use_nonce(&dev_id(1), "n", 1, 0).unwrap_err();
+    assert!(matches!(e, Error::Storage(_)), "{e:?}");
+    assert!(e.to_string().contains("53100"), "the text names the SQLSTATE: {e}");
+    assert_eq!(e.problem().status, 507, "{e}");
+    // Any other refusal stays a 500.
+    pg.client().batch_execute("DROP TRIGGER full_disk ON nonces; CREATE TABLE devices_copy AS SELECT 1").unwrap();
+    let e = s.insert_token("t", "monitor", AT, 0).and_then(|_| s.insert_token("t", "monitor", AT, 0)).unwrap_err();
+    assert_eq!(e.problem().status, 500, "{e}");
+}
+
+#[test]
+fn a_connection_cut_during_a_call_is_storage_unavailable_and_replaced() {
+    let Some(pg) = TestPostgres::new() else { return };
+    let s = Arc::new(PostgresRecordStore::connect(pg.url()).unwrap());
+    let d = enrolled(s.as_ref(), 1);
+    assert!(s.insert_item(&item(&d, 1, &clip(1)), None).unwrap());
+    // Another writer holds the log's lock: the completion waits inside PostgreSQL…
+    let mut holder = pg.client();
+    let mut tx = holder.transaction().unwrap();
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&fieldcap_server::store::postgres::LOG_LOCK]).unwrap();
+    let s2 = s.clone();
+    let waiting = std::thread::spawn(move || s2.complete_item(&completion(&clip(1), 0, None)));
+    // … until its session is terminated (as by an administrator or a failover: SQLSTATE 57P01).
+    let mut admin = pg.client();
+    let mut terminated = false;
+    for _ in 0..3000 {
+        let n = admin
+            .query(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() \
+                 AND application_name = 'fieldcap-server' AND wait_event_type = 'Lock'",
+                &[],
+            )
+            .unwrap()
+            .len();
+        if n > 0 {
+            terminated = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(terminated, "the completion never waited for the log's lock");
+    match waiting.join().unwrap() {
+        Err(Error::StorageUnavailable(m)) => assert_eq!(m, "the record database does not answer"),
+        other => panic!("a call whose session was terminated: {other:?}"),
+    }
+    tx.rollback().unwrap();
+    // The broken connection is not handed out again.
+    for _ in 0..20 {
+        assert_eq!(s.item(&clip(1)).unwrap().unwrap().state, "committed");
+    }
+    s.complete_item(&completion(&clip(1), 0, None)).unwrap();
+}
+
+#[test]
+fn a_log_lock_held_too_long_elsewhere_is_storage_unavailable() {
+    let Some(pg) = TestPostgres::new() else { return };
+    // The store's lock_timeout (30 s) shortened through the URL's own options.
+    let s = PostgresRecordStore::connect(&format!("{}?options=-c%20lock_timeout%3D200ms", pg.url())).unwrap();
+    let d = enrolled(&s, 1);
+    assert!(s.insert_item(&item(&d, 1, &clip(1)), None).unwrap());
+    // Another session (a replica frozen inside its transaction) holds the log's lock.
+    let mut holder = pg.client();
+    let mut tx = holder.transaction().unwrap();
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&fieldcap_server::store::postgres::LOG_LOCK]).unwrap();
+    match s.complete_item(&completion(&clip(1), 0, None)) {
+        Err(Error::StorageUnavailable(m)) => assert_eq!(m, "the record database does not answer"),
+        other => panic!("complete_item behind a held log lock: {other:?}"),
+    }
+    tx.rollback().unwrap();
+    s.complete_item(&completion(&clip(1), 0, None)).unwrap();
+}
+
+#[test]
+fn a_nul_character_in_a_text_is_refused_as_bad_input_and_nothing_is_stored() {
+    // PostgreSQL's TEXT cannot hold NUL (SQLite's can): a device's string carrying one (its
+    // organisation, a custody event name) is a 400, not a 500.
+    let Some(pg) = TestPostgres::new() else { return };
+    let s = PostgresRecordStore::connect(pg.url()).unwrap();
+    let id = dev_id(1);
+    s.insert_token(&"1".repeat(64), "monitor", AT, i64::MAX).unwrap();
+    let e = s.enroll(&"1".repeat(64), &id, 0, AT, &|role| Ok(DeviceRecord { org: Some("Parks\0".into()), ..device_record(&id, role) })).unwrap_err();
+    assert!(matches!(e, Error::BadRequest(_)), "{e:?}");
+    assert_eq!(e.problem().status, 400);
+    assert!(s.device(&id).unwrap().is_none());
+    assert!(matches!(s.enroll(&"1".repeat(64), &id, 0, AT, &|role| Ok(device_record(&id, role))).unwrap(), EnrollOutcome::Enrolled(_)), "the token was not consumed");
+}
