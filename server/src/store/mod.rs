@@ -582,7 +582,8 @@ impl Deployment {
 /// The record store at an address (`postgres://` or `postgresql://`).
 fn open_records_at(url: &StoreUrl) -> Result<Arc<dyn RecordStore>> {
     match url.scheme().as_str() {
-        "postgres" | "postgresql" => Err(Error::BadRequest("this build has no PostgreSQL record store yet".into())),
+        "postgres" | "postgresql" => Ok(Arc::new(PostgresRecordStore::connect(url.expose())?)),
+        "" => Err(Error::BadRequest("--records is not a store address (expected postgres://USER@HOST:PORT/DB)".into())),
         other => Err(Error::BadRequest(format!("--records: unknown store '{other}://' (expected postgres://)"))),
     }
 }
@@ -591,6 +592,7 @@ fn open_records_at(url: &StoreUrl) -> Result<Arc<dyn RecordStore>> {
 fn open_blobs_at(url: &StoreUrl) -> Result<Arc<dyn BlobStore>> {
     match url.scheme().as_str() {
         "s3" => Err(Error::BadRequest("this build has no S3 blob store yet".into())),
+        "" => Err(Error::BadRequest("--blobs is not a store address (expected s3://BUCKET?endpoint=URL)".into())),
         other => Err(Error::BadRequest(format!("--blobs: unknown store '{other}://' (expected s3://)"))),
     }
 }

@@ -317,6 +317,12 @@ impl PostgresRecordStore {
             .parse()
             .map_err(|_| Error::Storage(Box::new(ConfigError("the record database URL is not a PostgreSQL URL (postgres://USER:PASSWORD@HOST:PORT/DATABASE)"))))?;
         config.connect_timeout(CONNECT_TIMEOUT);
+        // The password may come from the environment, as for libpq, to keep it off command lines.
+        if config.get_password().is_none() {
+            if let Ok(p) = std::env::var("PGPASSWORD") {
+                config.password(p);
+            }
+        }
         // A session that waits too long for a lock (another replica frozen or cut off inside a
         // transaction) gives up and answers StorageUnavailable; a session of ours left idle in
         // a transaction is ended by PostgreSQL, releasing its locks. Options in the URL come
