@@ -12,6 +12,11 @@ bash scripts/install_report_test_tools.sh
 export FIELDCAP_REQUIRE_TUSPY=1     # the generic tus client test must run, not skip
 export FIELDCAP_REQUIRE_CHROMIUM=1  # so must the report rendering test
 export FIELDCAP_REQUIRE_STOCK_TOOLS=1  # and the openssl/sha256sum/b3sum (VERIFY.txt) halves of the package tests
+# The scaled deployment's stores (issue 9): a local PostgreSQL cluster (Debian's package) and
+# the moto S3 server (PyPI); the tests create their own databases and buckets and remove them.
+FIELDCAP_TEST_POSTGRES_URL=$(bash scripts/start_postgres.sh)
+export FIELDCAP_TEST_POSTGRES_URL
+export FIELDCAP_REQUIRE_POSTGRES=1
 status=0
 cargo test --workspace --no-fail-fast -- --test-threads=2 || status=1
 # Every fuzz target for a few seconds over its committed corpus, so a parser regression on a
