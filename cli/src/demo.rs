@@ -31,7 +31,7 @@ pub fn demo(dir: Option<PathBuf>) -> anyhow::Result<i32> {
     // The council office's intake server, on loopback.
     let server_data = root.join("council-server");
     let server = fieldcap_server::ServerHandle::start(fieldcap_server::ServerConfig {
-        data_dir: server_data.clone(),
+        data_dir: Some(server_data.clone()),
         listen: "127.0.0.1:0".parse()?,
         ..Default::default()
     })

@@ -283,7 +283,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         }
         Command::Serve { at, listen, max_connections, header_timeout, body_budget_mib, witnesses, log_vkey } => {
             if *log_vkey {
-                return server_cmds::log_vkey(&at.data);
+                return server_cmds::log_vkey(at);
             }
             server_cmds::serve(
                 at,

@@ -162,7 +162,9 @@ pub fn package(a: &PackageArgs) -> anyhow::Result<i32> {
         if let Some(z) = &out.zip {
             println!("  zip: {}", z.display());
         }
-        let fp = fieldcap_server::keys::load(&a.at.data).map(|k| fieldcap_evidence::identity::key_fingerprint(&k.verifying_key())).context("reading the server key")?;
+        let fp = fieldcap_server::records::Records::open(a.at.deployment())
+            .map(|r| fieldcap_evidence::identity::key_fingerprint(&r.server_key().verifying_key()))
+            .context("reading the server key")?;
         println!("  server key fingerprint {fp}: publish it where recipients can get it out of band; they pin it");
         println!("  check it with: fieldcap verify {} --server-key {fp}   (or sh VERIFY.txt {fp} inside it)", out.path.display());
     }

@@ -40,9 +40,9 @@ const MIB: usize = 1024 * 1024;
 /// A server configuration with `limits` applied; a limit that would stop the server from
 /// working is refused, naming its flag.
 fn config(at: &StoreArgs, addr: SocketAddr, limits: Limits) -> anyhow::Result<fieldcap_server::ServerConfig> {
-    let mut cfg = fieldcap_server::ServerConfig::new(at.data.clone(), addr);
+    let mut cfg = fieldcap_server::ServerConfig::new(std::path::PathBuf::new(), addr);
     let d = at.deployment();
-    (cfg.records, cfg.blobs) = (d.records, d.blobs);
+    (cfg.data_dir, cfg.records, cfg.blobs) = (d.data_dir, d.records, d.blobs);
     if let Some(n) = limits.max_connections {
         anyhow::ensure!(n >= 1, "--max-connections must be at least 1");
         cfg.max_connections = n;
@@ -81,7 +81,7 @@ pub fn serve(at: &StoreArgs, listen: &str, limits: Limits, witnesses: &[String])
         (None, None) => "records and originals in it".to_string(),
         (r, b) => format!("records {}, originals {}", if r.is_some() { "in PostgreSQL" } else { "in it" }, if b.is_some() { "in object storage" } else { "in it" }),
     };
-    eprintln!("data directory {} ({stores}); stop with Ctrl-C", at.data.display());
+    eprintln!("data directory {} ({stores}); stop with Ctrl-C", at.data_shown());
     server.wait_for_signal().context("waiting for a stop signal")?;
     eprintln!("stopped");
     Ok(0)
@@ -109,8 +109,8 @@ impl fieldcap_server::witnessing::WitnessTransport for CoreWitnessTransport {
 }
 
 /// `fieldcap serve --data DIR --log-vkey`: the log's checkpoint verifier key.
-pub fn log_vkey(data: &Path) -> anyhow::Result<i32> {
-    let vk = fieldcap_server::log_vkey(data, None).context("reading the server key")?;
+pub fn log_vkey(at: &StoreArgs) -> anyhow::Result<i32> {
+    let vk = fieldcap_server::log_vkey(at.deployment(), None).context("reading the server key")?;
     println!("{vk}");
     Ok(0)
 }
@@ -183,7 +183,7 @@ pub fn revoke(at: &StoreArgs, device_id: &str, reason: &str) -> anyhow::Result<i
     }
     let known = fieldcap_server::devices(at.deployment()).context("reading the devices")?;
     match known.iter().find(|d| d.device_id == device_id) {
-        None => anyhow::bail!("no enrolled device {device_id} (see `fieldcap devices --data {}`)", at.data.display()),
+        None => anyhow::bail!("no enrolled device {device_id} (see `fieldcap devices --data {}`)", at.data_shown()),
         Some(d) if d.revoked_at.is_some() => {
             println!("device {device_id} was already revoked at {}", d.revoked_at.as_deref().unwrap_or_default());
             Ok(0)

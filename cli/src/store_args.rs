@@ -17,8 +17,9 @@ use std::path::PathBuf;
 pub struct StoreArgs {
     /// Server data directory: the server key (every replica of a deployment needs the same
     /// one), and the records and originals unless --records / --blobs put them elsewhere.
-    #[arg(long)]
-    pub data: PathBuf,
+    /// Optional when both are given: the server key is then kept in the record database.
+    #[arg(long, required_unless_present_all = ["records", "blobs"])]
+    pub data: Option<PathBuf>,
     /// Records in PostgreSQL instead of DATA/records.sqlite: postgres://USER@HOST:PORT/DB
     /// (password from PGPASSWORD or in the URL).
     #[arg(long, env = "FIELDCAP_RECORDS", hide_env_values = true, value_name = "URL")]
@@ -35,6 +36,11 @@ impl StoreArgs {
         Deployment { data_dir: self.data.clone(), records: self.records.clone().map(StoreUrl::new), blobs: self.blobs.clone().map(StoreUrl::new) }
     }
 
+    /// The data directory for messages (`-` when there is none).
+    pub fn data_shown(&self) -> String {
+        self.data.as_ref().map_or_else(|| "-".to_string(), |d| d.display().to_string())
+    }
+
     /// Fails unless a server has run on this deployment.
     pub fn require_records(&self) -> anyhow::Result<()> {
         let d = self.deployment();
@@ -42,7 +48,7 @@ impl StoreArgs {
             if d.records.is_some() {
                 anyhow::bail!("the record database has no server records (run `fieldcap serve` on it first)");
             }
-            anyhow::bail!("no server records in {} (run `fieldcap serve --data` there first)", self.data.display());
+            anyhow::bail!("no server records in {} (run `fieldcap serve --data` there first)", self.data_shown());
         }
         Ok(())
     }

@@ -61,7 +61,7 @@ pub use error::{Error, Result};
 pub use incidents::Incident;
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -77,8 +77,9 @@ pub const TOKEN_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     /// Data directory (created if needed): the server key, and the embedded stores unless
-    /// `records` / `blobs` name others.
-    pub data_dir: PathBuf,
+    /// `records` / `blobs` name others. `None` only for a scaled deployment with both stores
+    /// given: the server key is then kept in the record database (see [`store::Deployment`]).
+    pub data_dir: Option<PathBuf>,
     /// A record database in place of the data directory's `records.sqlite` (`postgres://…`;
     /// see [`store::Deployment`]). Every replica of a deployment names the same one.
     pub records: Option<store::StoreUrl>,
@@ -136,7 +137,7 @@ impl ServerConfig {
     /// Defaults for a data directory and listen address.
     pub fn new(data_dir: PathBuf, listen: SocketAddr) -> ServerConfig {
         ServerConfig {
-            data_dir,
+            data_dir: Some(data_dir),
             records: None,
             blobs: None,
             listen,
@@ -294,7 +295,7 @@ pub fn revoke_device(at: impl Into<store::Deployment>, device_id: &str, reason: 
     let records = at.open_records()?;
     let done = records.revoke_device(device_id, &fieldcap_evidence::time::now())?;
     if done {
-        if let Ok(key) = keys::load(&at.data_dir) {
+        if let Ok((key, _)) = at.server_key(records.as_ref(), false) {
             let id = fieldcap_evidence::identity::device_id_for(&key.verifying_key());
             custody::append(records.as_ref(), &key, &id, "revoked", None, serde_json::json!({ "device_id": device_id, "reason": reason }))?;
         }
@@ -306,8 +307,12 @@ pub fn revoke_device(at: impl Into<store::Deployment>, device_id: &str, reason: 
 /// origin: `log_origin`, or `fieldcap.intake/<server key id>` by default), as a witness is
 /// configured with it. Creates the server key if the data directory has none yet, so witnesses
 /// can be set up before the server's first start.
-pub fn log_vkey(data_dir: &Path, log_origin: Option<&str>) -> Result<fieldcap_evidence::cosignature::VerifierKey> {
-    let (key, _) = keys::load_or_create(data_dir)?;
+pub fn log_vkey(at: impl Into<store::Deployment>, log_origin: Option<&str>) -> Result<fieldcap_evidence::cosignature::VerifierKey> {
+    let at: store::Deployment = at.into();
+    let (key, _) = match &at.data_dir {
+        Some(dir) => keys::load_or_create(dir)?,
+        None => at.server_key(at.open_records()?.as_ref(), true)?,
+    };
     let vk = key.verifying_key();
     let origin = log_origin.map(String::from).unwrap_or_else(|| state::default_origin(&fieldcap_evidence::identity::device_id_for(&vk)));
     Ok(fieldcap_evidence::cosignature::VerifierKey::log(&origin, vk)?)

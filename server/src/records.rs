@@ -26,7 +26,7 @@ use std::sync::Arc;
 
 /// A data directory's records, reached through the store traits.
 pub struct Records {
-    data_dir: PathBuf,
+    data_dir: Option<PathBuf>,
     store: Arc<dyn RecordStore>,
     blobs: Arc<dyn BlobStore>,
     key: DeviceKey,
@@ -44,12 +44,12 @@ impl Records {
     /// deployment's stores with the data directory holding its key, which must exist).
     pub fn open(at: impl Into<Deployment>) -> Result<Records> {
         let at: Deployment = at.into();
-        if at.records.is_none() && !at.data_dir.join(RECORDS_FILE).exists() {
+        if at.records.is_none() && !at.data_dir.as_ref().is_some_and(|d| d.join(RECORDS_FILE).exists()) {
             return Err(Error::NotFound("no server records in that directory (run `fieldcap serve` first)".into()));
         }
-        let key = crate::keys::load(&at.data_dir)?;
-        let key_id = device_id_for(&key.verifying_key());
         let Stores { records: store, blobs } = at.open_stores()?;
+        let (key, _) = at.server_key(store.as_ref(), false)?;
+        let key_id = device_id_for(&key.verifying_key());
         crate::state::check_records_key(store.as_ref(), &key_id)?;
         Ok(Records { data_dir: at.data_dir, store, blobs, key, key_id })
     }
@@ -160,8 +160,8 @@ impl Records {
         Ok(crate::incidents::group(&items))
     }
 
-    /// The data directory.
-    pub fn data_dir(&self) -> &Path {
-        &self.data_dir
+    /// The data directory (none for a scaled deployment run without one).
+    pub fn data_dir(&self) -> Option<&Path> {
+        self.data_dir.as_deref()
     }
 }

@@ -58,11 +58,14 @@ pub(crate) struct AppState {
 
 impl AppState {
     pub fn open(cfg: ServerConfig) -> Result<AppState> {
-        std::fs::create_dir_all(&cfg.data_dir).map_err(|e| Error::io("creating the data directory", e))?;
-        let (key, created) = crate::keys::load_or_create(&cfg.data_dir)?;
+        if let Some(dir) = &cfg.data_dir {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io("creating the data directory", e))?;
+        }
+        let deployment = cfg.deployment();
+        let Stores { records, blobs } = deployment.open_stores()?;
+        let (key, created) = deployment.server_key(records.as_ref(), true)?;
         let key_id = device_id_for(&key.verifying_key());
         let origin = cfg.log_origin.clone().unwrap_or_else(|| default_origin(&key_id));
-        let Stores { records, blobs } = cfg.deployment().open_stores()?;
         check_records_key(records.as_ref(), &key_id)?;
         let tree = LogTree::from_leaves(&records.leaf_hashes()?);
         let budget = cfg.max_buffered_body_bytes.min(tokio::sync::Semaphore::MAX_PERMITS);

@@ -854,3 +854,19 @@ fn a_nul_character_in_a_text_is_refused_as_bad_input_and_nothing_is_stored() {
     assert!(s.device(&id).unwrap().is_none());
     assert!(matches!(s.enroll(&"1".repeat(64), &id, 0, AT, &|role| Ok(device_record(&id, role))).unwrap(), EnrollOutcome::Enrolled(_)), "the token was not consumed");
 }
+
+#[test]
+fn replicas_started_at_once_without_a_key_file_share_the_first_key_kept_in_the_records() {
+    let Some((_pg, a, b)) = replicas() else { return };
+    let sqlite_dir = tempfile::tempdir().unwrap();
+    let sqlite = fieldcap_server::store::SqliteRecordStore::open(&sqlite_dir.path().join("records.sqlite")).unwrap();
+    assert!(sqlite.server_key_secret(None).is_err(), "the embedded store keeps its key in a file, not in the records");
+    assert!(a.server_key_secret(None).unwrap().is_none(), "no key before the first start");
+    let keys: Vec<Vec<u8>> = on_replicas(&a, &b, |t, s| {
+        let mine = vec![t as u8 + 1; 32];
+        s.server_key_secret(Some(&|| mine.clone())).unwrap().unwrap().to_vec()
+    });
+    assert!(keys.iter().all(|k| *k == keys[0]), "every replica got the same key");
+    assert!(keys[0].len() == 32 && keys[0][0] >= 1 && keys[0][0] as usize <= THREADS, "one replica's key won");
+    assert_eq!(b.server_key_secret(Some(&|| vec![0xEE; 32])).unwrap().unwrap().to_vec(), keys[0], "a later start never replaces it");
+}

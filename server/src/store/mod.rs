@@ -356,6 +356,19 @@ pub trait RecordStore: Send + Sync {
     /// True if an item other than `clip_id` that is not disposed names the same stored original
     /// (identical bytes are stored once), so the blob must stay.
     fn blob_needed_by_another_item(&self, blob_sha256: &str, clip_id: &str) -> Result<bool>;
+
+    // The server key of a scaled deployment run without a data directory.
+
+    /// The server key's secret kept in the records, for a scaled deployment whose replicas run
+    /// without a data directory (`fieldcap serve --records … --blobs …`): the stored secret;
+    /// if there is none and `generate` is given, stores the secret it makes — the first replica
+    /// to do so wins, every other one gets that one — and returns the stored secret. A store
+    /// that keeps no key (the embedded one: its key is a file in the data directory) answers
+    /// with an error.
+    fn server_key_secret(&self, generate: Option<&dyn Fn() -> Vec<u8>>) -> Result<Option<zeroize::Zeroizing<Vec<u8>>>> {
+        let _ = generate;
+        Err(Error::BadRequest("this record store keeps no server key: give the data directory (--data DIR) that holds it".into()))
+    }
 }
 
 /// Media originals, content-addressed by SHA-256 and never modified, and the partial uploads
@@ -514,7 +527,9 @@ impl std::fmt::Debug for StoreUrl {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Deployment {
     /// The data directory: the server key, and the embedded stores unless replaced below.
-    pub data_dir: PathBuf,
+    /// `None` only for a scaled deployment (both stores below given): the server key is then
+    /// kept in the record database ([`RecordStore::server_key_secret`]).
+    pub data_dir: Option<PathBuf>,
     /// Records elsewhere (`postgres://…`); `None`: `records.sqlite` in the data directory.
     pub records: Option<StoreUrl>,
     /// Originals elsewhere (`s3://BUCKET?endpoint=URL`); `None`: `blobs/` in the data directory.
@@ -523,7 +538,7 @@ pub struct Deployment {
 
 impl From<&Path> for Deployment {
     fn from(data_dir: &Path) -> Deployment {
-        Deployment { data_dir: data_dir.to_path_buf(), records: None, blobs: None }
+        Deployment { data_dir: Some(data_dir.to_path_buf()), records: None, blobs: None }
     }
 }
 
@@ -535,7 +550,7 @@ impl From<&PathBuf> for Deployment {
 
 impl From<PathBuf> for Deployment {
     fn from(data_dir: PathBuf) -> Deployment {
-        Deployment { data_dir, records: None, blobs: None }
+        Deployment { data_dir: Some(data_dir), records: None, blobs: None }
     }
 }
 
@@ -551,10 +566,15 @@ impl Deployment {
         self.records.is_none() && self.blobs.is_none()
     }
 
+    /// The data directory, which the embedded stores need.
+    fn dir(&self, what: &str) -> Result<&Path> {
+        self.data_dir.as_deref().ok_or_else(|| Error::BadRequest(format!("{what} need a data directory (--data DIR)")))
+    }
+
     /// Opens (creating where needed) the record store.
     pub fn open_records(&self) -> Result<Arc<dyn RecordStore>> {
         match &self.records {
-            None => Ok(Arc::new(open_embedded_records(&self.data_dir)?)),
+            None => Ok(Arc::new(open_embedded_records(self.dir("records without --records")?)?)),
             Some(url) => open_records_at(url),
         }
     }
@@ -563,7 +583,10 @@ impl Deployment {
     pub fn open_stores(&self) -> Result<Stores> {
         let records = self.open_records()?;
         let blobs: Arc<dyn BlobStore> = match &self.blobs {
-            None => Arc::new(LocalBlobStore::open(&self.data_dir.join(BLOBS_DIR), &self.data_dir.join(UPLOADS_DIR))?),
+            None => {
+                let dir = self.dir("originals without --blobs")?;
+                Arc::new(LocalBlobStore::open(&dir.join(BLOBS_DIR), &dir.join(UPLOADS_DIR))?)
+            }
             Some(url) => open_blobs_at(url)?,
         };
         Ok(Stores { records, blobs })
@@ -573,8 +596,32 @@ impl Deployment {
     /// store this connects to it.
     pub fn has_records(&self) -> Result<bool> {
         match &self.records {
-            None => Ok(self.data_dir.join(RECORDS_FILE).exists()),
+            None => Ok(self.dir("records without --records")?.join(RECORDS_FILE).exists()),
             Some(_) => Ok(self.open_records()?.latest_checkpoint()?.is_some()),
+        }
+    }
+
+    /// The server key: the data directory's key file (created if `create` and there is none),
+    /// or, without a data directory, the key kept in the record database (made by the first
+    /// replica that starts). Returns the key and whether it was created now.
+    pub fn server_key(&self, records: &dyn RecordStore, create: bool) -> Result<(fieldcap_evidence::identity::DeviceKey, bool)> {
+        use fieldcap_evidence::identity::DeviceKey;
+        match &self.data_dir {
+            Some(dir) if create => crate::keys::load_or_create(dir),
+            Some(dir) => Ok((crate::keys::load(dir)?, false)),
+            None => {
+                let made = std::cell::Cell::new(None::<Vec<u8>>);
+                let generate = || {
+                    let secret = DeviceKey::generate().secret().to_vec();
+                    made.set(Some(secret.clone()));
+                    secret
+                };
+                let stored = records
+                    .server_key_secret(if create { Some(&generate) } else { None })?
+                    .ok_or_else(|| Error::NotFound("the record database holds no server key yet (start `fieldcap serve` on it first)".into()))?;
+                let created = made.take().is_some_and(|m| zeroize::Zeroizing::new(m)[..] == stored[..]);
+                Ok((DeviceKey::from_secret(&stored)?, created))
+            }
         }
     }
 }

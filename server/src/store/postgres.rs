@@ -362,6 +362,27 @@ fn begin(conn: &mut Client) -> Result<Transaction<'_>> {
 }
 
 impl RecordStore for PostgresRecordStore {
+    fn server_key_secret(&self, generate: Option<&dyn Fn() -> Vec<u8>>) -> Result<Option<zeroize::Zeroizing<Vec<u8>>>> {
+        const KEY: &str = "server_key_secret";
+        let mut conn = self.conn()?;
+        let read = |conn: &mut Pooled| -> Result<Option<zeroize::Zeroizing<Vec<u8>>>> {
+            let row = conn.query_opt("SELECT value FROM meta WHERE key = $1", &[&KEY]).pg()?;
+            row.map(|r| {
+                let hexed = zeroize::Zeroizing::new(r.get::<_, String>(0));
+                hex::decode(hexed.as_str()).map(zeroize::Zeroizing::new).map_err(|_| Error::Internal("the stored server key is damaged".into()))
+            })
+            .transpose()
+        };
+        if let Some(k) = read(&mut conn)? {
+            return Ok(Some(k));
+        }
+        let Some(generate) = generate else { return Ok(None) };
+        let secret = zeroize::Zeroizing::new(hex::encode(generate()));
+        // The first replica's key stays; a later insert changes nothing.
+        conn.execute("INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING", &[&KEY, &secret.as_str()]).pg()?;
+        read(&mut conn)
+    }
+
     fn insert_token(&self, token_sha256: &str, role: &str, created_at: &str, expires_at_ms: i64) -> Result<()> {
         self.conn()?
             .execute(
