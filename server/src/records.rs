@@ -8,7 +8,7 @@
 //! server key, for package indexes.
 //!
 //! ```no_run
-//! let r = fieldcap_server::records::Records::open("/srv/fieldcap".as_ref())?;
+//! let r = fieldcap_server::records::Records::open(std::path::Path::new("/srv/fieldcap"))?;
 //! for item in r.items()? {
 //!     println!("{} {} {:?}", item.clip_id, item.state, r.blob_path(&item));
 //! }
