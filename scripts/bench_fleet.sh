@@ -70,7 +70,7 @@ fleet_sync() { # PREFIX
     for d in $(seq "$DEVICES"); do N "$BIN" --home "$1/$d" sync --json > "$1/$d.sync.json" 2>&1 & pids+=($!); done
     for p in "${pids[@]}"; do wait "$p" || failed=$((failed + 1)); done
     echo "$failed"
-    times | tail -1
+    times
   ) > "$1.result"
   t1=$(now)
   c1=$(cpu_of "$SERVER_PID")

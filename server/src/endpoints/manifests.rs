@@ -169,13 +169,6 @@ fn commit_manifest(state: &AppState, device: &DeviceRecord, sub: &ManifestSubmis
     if !state.records.insert_item(&item, upload.as_ref())? {
         return Err(Error::Conflict("the clip_id or seq was recorded concurrently".into()));
     }
-    // The item is on record: the checks above and this insert are what the lock serialises.
-    // Its custody event and (for an observation) its completion follow outside it, so the next
-    // manifest's checks and insert proceed meanwhile (and share the record store's fsyncs).
-    // They are one transaction each, as before; a request for this item meanwhile finds it
-    // committed without a receipt and is answered as after a crash between the two (the
-    // device fetches the receipt later).
-    drop(_guard);
     state.custody("received", Some(&item.clip_id), serde_json::json!({ "manifest_sha256": sha, "seq": m.seq, "kind": m.kind.as_str() }))?;
     if m.kind == ItemKind::Observation {
         crate::receipts::complete(state, &item, None, None)?;
