@@ -14,6 +14,9 @@
 #    MiB, seconds, MiB/s and MiB/s ÷ the disk's rate (both in bytes per second).
 # 3. observations: the same devices each seal OBS_PER_DEVICE observations (`fieldcap observe`),
 #    then sync at once. Printed: items, seconds, items/s.
+# Disk: the clips are held twice (the devices' stores and the server's), so the clip phase needs
+# 2 × DEVICES × CLIPS × CLIP_MIB MiB free plus a margin; it refuses to start with less (the
+# default 50 × 4 × 32 MiB needs 12.5 GiB + 2 GiB).
 # After each phase every device's items are checked with `fieldcap clips --json`: all must be
 # `receipted`, else the script fails. The load average is printed before and after. The server's
 # and devices' folders are removed at the end (and the clip phase's data before the next phase).
@@ -43,12 +46,14 @@ calc() { python3 -c "print($1)"; }
 load() { cut -d' ' -f1-3 /proc/loadavg; }
 
 start_server() { # DATA
+  local log="$1.log"
   # shellcheck disable=SC2086
-  nice -n "$NICE" "$BIN" serve --data "$1" --listen 127.0.0.1:0 $EXTRA_SERVE_ARGS > "$W/server.out" 2> "$W/server.err" &
+  nice -n "$NICE" "$BIN" serve --data "$1" --listen 127.0.0.1:0 $EXTRA_SERVE_ARGS > "$log.out" 2> "$log.err" &
   SERVER_PID=$!
-  for _ in $(seq 300); do grep -q "listening on" "$W/server.out" 2>/dev/null && break; sleep 0.1; done
-  grep -q "listening on" "$W/server.out" || { echo "the server did not start:" >&2; cat "$W/server.err" >&2; exit 1; }
-  URL=$(head -1 "$W/server.out" | sed 's/^listening on //')
+  for _ in $(seq 1200); do grep -q "listening on" "$log.out" 2>/dev/null && break; sleep 0.1; done
+  grep -q "listening on" "$log.out" || { echo "the server did not start within 120 s:" >&2; cat "$log.err" >&2; exit 1; }
+  URL=$(head -1 "$log.out" | sed 's/^listening on //')
+  SERVER_ERR="$log.err"
 }
 enroll() { # HOME DATA
   "$BIN" --home "$1" init --role monitor >/dev/null
@@ -118,6 +123,12 @@ EOF
 echo "disk: $DD_LINE"
 
 if [[ $PHASES == *clips* ]]; then
+NEED_KIB=$(( (2 * DEVICES * CLIPS * CLIP_MIB + 2048) * 1024 ))
+FREE_KIB=$(df -Pk "$W" | awk 'NR==2 {print $4}')
+if [ "$FREE_KIB" -lt "$NEED_KIB" ]; then
+  echo "not enough disk for the clip phase: $((FREE_KIB >> 20)) GiB free, $((NEED_KIB >> 20)) GiB needed (fewer or smaller clips)" >&2
+  exit 2
+fi
 echo "== 2. ${DEVICES} devices x ${CLIPS} clips x ${CLIP_MIB} MiB"
 start_server "$W/server"
 echo "server: $URL ${EXTRA_SERVE_ARGS:+(extra: EXTRA_SERVE_ARGS set)}"
@@ -145,7 +156,7 @@ MIBS=$(calc "f'{$TOTAL / 1048576 / $SECS:.1f}'")
 RATIO=$(calc "f'{$TOTAL / $SECS / $DD_BPS:.3f}'")
 echo "clips: ${ITEMS} clips, $((TOTAL >> 20)) MiB in ${SECS} s = ${MIBS} MiB/s; disk dd $(calc "f'{$DD_BPS / 1048576:.1f}'") MiB/s; ratio ${RATIO} (goal >= 0.6)"
 echo "clips: not receipted ${LEFT}; failed syncs ${FAILED}; CPU seconds meanwhile: server ${SRV_CPU}, devices ${DEV_CPU}"
-[ "$LEFT" = 0 ] && [ "$FAILED" = 0 ] || { echo "FAILED: not every clip receipted" >&2; tail -5 "$W/server.err" >&2; exit 1; }
+[ "$LEFT" = 0 ] && [ "$FAILED" = 0 ] || { echo "FAILED: not every clip receipted" >&2; tail -5 "$SERVER_ERR" >&2; exit 1; }
 stop_server
 chmod -R u+w "$W/fleet" "$W/server" 2>/dev/null || true
 rm -rf "$W/fleet" "$W/server"
@@ -170,4 +181,4 @@ echo "load after:  $(load)"
 check_receipted "$W/obs"
 echo "observations: ${ITEMS} items in ${SECS} s = $(calc "f'{$ITEMS / $SECS:.1f}'") items/s (goal >= 300); not receipted ${LEFT}; failed syncs ${FAILED}"
 echo "observations: CPU seconds meanwhile: server ${SRV_CPU}, devices ${DEV_CPU}"
-[ "$LEFT" = 0 ] && [ "$FAILED" = 0 ] || { echo "FAILED: not every observation receipted" >&2; tail -5 "$W/server.err" >&2; exit 1; }
+[ "$LEFT" = 0 ] && [ "$FAILED" = 0 ] || { echo "FAILED: not every observation receipted" >&2; tail -5 "$SERVER_ERR" >&2; exit 1; }
