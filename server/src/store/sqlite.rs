@@ -100,6 +100,27 @@ impl From<rusqlite::Error> for Error {
     }
 }
 
+/// `execute` and `query_row` through the connection's cache of prepared statements: the same
+/// few dozen statements run for every request, and preparing (parsing) one cost more server CPU
+/// than running it (docs/BENCHMARKS.md, fleet throughput).
+trait Cached {
+    fn exec_c<P: rusqlite::Params>(&self, sql: &str, p: P) -> rusqlite::Result<usize>;
+    fn row_c<T, P: rusqlite::Params, F: FnOnce(&Row<'_>) -> rusqlite::Result<T>>(&self, sql: &str, p: P, f: F) -> rusqlite::Result<T>;
+}
+
+impl Cached for Connection {
+    fn exec_c<P: rusqlite::Params>(&self, sql: &str, p: P) -> rusqlite::Result<usize> {
+        self.prepare_cached(sql)?.execute(p)
+    }
+
+    fn row_c<T, P: rusqlite::Params, F: FnOnce(&Row<'_>) -> rusqlite::Result<T>>(&self, sql: &str, p: P, f: F) -> rusqlite::Result<T> {
+        self.prepare_cached(sql)?.query_row(p, f)
+    }
+}
+
+/// Room in the cache of prepared statements for every distinct statement this store runs.
+const STATEMENT_CACHE: usize = 96;
+
 fn is_constraint(e: &rusqlite::Error) -> bool {
     matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation)
 }
@@ -107,7 +128,9 @@ fn is_constraint(e: &rusqlite::Error) -> bool {
 impl SqliteRecordStore {
     /// Opens (creating and migrating) the database at `path`.
     pub fn open(path: &Path) -> Result<SqliteRecordStore> {
-        Ok(SqliteRecordStore { conn: Mutex::new(schema::open(path)?) })
+        let conn = schema::open(path)?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        Ok(SqliteRecordStore { conn: Mutex::new(conn) })
     }
 
     fn conn(&self) -> Result<MutexGuard<'_, Connection>> {
@@ -115,7 +138,7 @@ impl SqliteRecordStore {
     }
 
     fn insert_upload(conn: &Connection, u: &UploadRecord) -> rusqlite::Result<usize> {
-        conn.execute(
+        conn.exec_c(
             "INSERT OR REPLACE INTO uploads (clip_id, capability, length, upload_offset, created_at, expires_at_ms, state) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             params![u.clip_id, u.capability, u.length as i64, u.offset as i64, u.created_at, u.expires_at_ms, u.state],
@@ -125,7 +148,7 @@ impl SqliteRecordStore {
 
 impl RecordStore for SqliteRecordStore {
     fn insert_token(&self, token_sha256: &str, role: &str, created_at: &str, expires_at_ms: i64) -> Result<()> {
-        self.conn()?.execute(
+        self.conn()?.exec_c(
             "INSERT INTO tokens (token_sha256, role, created_at, expires_at_ms) VALUES (?1, ?2, ?3, ?4)",
             params![token_sha256, role, created_at, expires_at_ms],
         )?;
@@ -136,7 +159,7 @@ impl RecordStore for SqliteRecordStore {
         let mut conn = self.conn()?;
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let tok: Option<(String, i64, Option<String>)> = tx
-            .query_row(
+            .row_c(
                 "SELECT role, expires_at_ms, used_by FROM tokens WHERE token_sha256 = ?1",
                 [token_sha256],
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
@@ -144,7 +167,7 @@ impl RecordStore for SqliteRecordStore {
             .optional()?;
         let Some((role, expires, used_by)) = tok else { return Ok(EnrollOutcome::InvalidToken) };
         let existing = tx
-            .query_row(&format!("SELECT {DEVICE_COLS} FROM devices WHERE device_id = ?1"), [device_id], device_from_row)
+            .row_c(&format!("SELECT {DEVICE_COLS} FROM devices WHERE device_id = ?1"), [device_id], device_from_row)
             .optional()?;
         match used_by {
             Some(by) if by == device_id => {
@@ -162,16 +185,16 @@ impl RecordStore for SqliteRecordStore {
             if d.revoked_at.is_some() {
                 return Ok(EnrollOutcome::Revoked);
             }
-            tx.execute("UPDATE tokens SET used_at = ?2, used_by = ?3 WHERE token_sha256 = ?1", params![token_sha256, at, device_id])?;
+            tx.exec_c("UPDATE tokens SET used_at = ?2, used_by = ?3 WHERE token_sha256 = ?1", params![token_sha256, at, device_id])?;
             tx.commit()?;
             return Ok(EnrollOutcome::Existing(d));
         }
         let d = build(&role)?;
-        tx.execute(
+        tx.exec_c(
             &format!("INSERT INTO devices ({DEVICE_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL)"),
             params![d.device_id, d.public_key_pem, d.role, d.org, d.enrolled_at, d.cert, d.cert_sig],
         )?;
-        tx.execute("UPDATE tokens SET used_at = ?2, used_by = ?3 WHERE token_sha256 = ?1", params![token_sha256, at, device_id])?;
+        tx.exec_c("UPDATE tokens SET used_at = ?2, used_by = ?3 WHERE token_sha256 = ?1", params![token_sha256, at, device_id])?;
         tx.commit()?;
         Ok(EnrollOutcome::Enrolled(d))
     }
@@ -179,19 +202,19 @@ impl RecordStore for SqliteRecordStore {
     fn device(&self, device_id: &str) -> Result<Option<DeviceRecord>> {
         Ok(self
             .conn()?
-            .query_row(&format!("SELECT {DEVICE_COLS} FROM devices WHERE device_id = ?1"), [device_id], device_from_row)
+            .row_c(&format!("SELECT {DEVICE_COLS} FROM devices WHERE device_id = ?1"), [device_id], device_from_row)
             .optional()?)
     }
 
     fn devices(&self) -> Result<Vec<DeviceRecord>> {
         let conn = self.conn()?;
-        let mut st = conn.prepare(&format!("SELECT {DEVICE_COLS} FROM devices ORDER BY enrolled_at, device_id"))?;
+        let mut st = conn.prepare_cached(&format!("SELECT {DEVICE_COLS} FROM devices ORDER BY enrolled_at, device_id"))?;
         let rows = st.query_map([], device_from_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows)
     }
 
     fn revoke_device(&self, device_id: &str, at: &str) -> Result<bool> {
-        let n = self.conn()?.execute(
+        let n = self.conn()?.exec_c(
             "UPDATE devices SET revoked_at = ?2 WHERE device_id = ?1 AND revoked_at IS NULL",
             params![device_id, at],
         )?;
@@ -200,8 +223,8 @@ impl RecordStore for SqliteRecordStore {
 
     fn use_nonce(&self, device_id: &str, nonce: &str, ts_ms: i64, prune_before_ms: i64) -> Result<bool> {
         let conn = self.conn()?;
-        conn.execute("DELETE FROM nonces WHERE ts_ms < ?1", [prune_before_ms])?;
-        match conn.execute("INSERT INTO nonces (device_id, nonce, ts_ms) VALUES (?1, ?2, ?3)", params![device_id, nonce, ts_ms]) {
+        conn.exec_c("DELETE FROM nonces WHERE ts_ms < ?1", [prune_before_ms])?;
+        match conn.exec_c("INSERT INTO nonces (device_id, nonce, ts_ms) VALUES (?1, ?2, ?3)", params![device_id, nonce, ts_ms]) {
             Ok(_) => Ok(true),
             Err(e) if is_constraint(&e) => Ok(false),
             Err(e) => Err(e.into()),
@@ -211,14 +234,14 @@ impl RecordStore for SqliteRecordStore {
     fn item(&self, clip_id: &str) -> Result<Option<ItemRecord>> {
         Ok(self
             .conn()?
-            .query_row(&format!("SELECT {ITEM_COLS} FROM items WHERE clip_id = ?1"), [clip_id], item_from_row)
+            .row_c(&format!("SELECT {ITEM_COLS} FROM items WHERE clip_id = ?1"), [clip_id], item_from_row)
             .optional()?)
     }
 
     fn item_by_seq(&self, device_id: &str, seq: u64) -> Result<Option<ItemRecord>> {
         Ok(self
             .conn()?
-            .query_row(
+            .row_c(
                 &format!("SELECT {ITEM_COLS} FROM items WHERE device_id = ?1 AND seq = ?2"),
                 params![device_id, seq as i64],
                 item_from_row,
@@ -228,19 +251,19 @@ impl RecordStore for SqliteRecordStore {
 
     fn items_of_device(&self, device_id: &str) -> Result<Vec<ItemRecord>> {
         let conn = self.conn()?;
-        let mut st = conn.prepare(&format!("SELECT {ITEM_COLS} FROM items WHERE device_id = ?1"))?;
+        let mut st = conn.prepare_cached(&format!("SELECT {ITEM_COLS} FROM items WHERE device_id = ?1"))?;
         let rows = st.query_map([device_id], item_from_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows)
     }
 
     fn max_seq(&self, device_id: &str) -> Result<Option<u64>> {
-        let v: Option<i64> = self.conn()?.query_row("SELECT MAX(seq) FROM items WHERE device_id = ?1", [device_id], |r| r.get(0))?;
+        let v: Option<i64> = self.conn()?.row_c("SELECT MAX(seq) FROM items WHERE device_id = ?1", [device_id], |r| r.get(0))?;
         Ok(v.map(|v| v as u64))
     }
 
     fn items(&self) -> Result<Vec<ItemRecord>> {
         let conn = self.conn()?;
-        let mut st = conn.prepare(&format!("SELECT {ITEM_COLS} FROM items ORDER BY rowid"))?;
+        let mut st = conn.prepare_cached(&format!("SELECT {ITEM_COLS} FROM items ORDER BY rowid"))?;
         let rows = st.query_map([], item_from_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows)
     }
@@ -252,7 +275,7 @@ impl RecordStore for SqliteRecordStore {
             Some(m) => (Some(m.mime.clone()), Some(m.bytes as i64), Some(m.sha256.clone()), Some(m.blake3.clone())),
             None => (None, None, None, None),
         };
-        let r = tx.execute(
+        let r = tx.exec_c(
             &format!("INSERT INTO items ({ITEM_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, NULL, NULL, NULL, NULL, NULL, 0, NULL)"),
             params![
                 i.clip_id, i.device_id, i.seq as i64, i.kind, i.manifest, i.manifest_sig, i.manifest_sha256, mime, bytes, sha, b3,
@@ -274,14 +297,14 @@ impl RecordStore for SqliteRecordStore {
     fn upload_by_capability(&self, capability: &str) -> Result<Option<UploadRecord>> {
         Ok(self
             .conn()?
-            .query_row(&format!("SELECT {UPLOAD_COLS} FROM uploads WHERE capability = ?1"), [capability], upload_from_row)
+            .row_c(&format!("SELECT {UPLOAD_COLS} FROM uploads WHERE capability = ?1"), [capability], upload_from_row)
             .optional()?)
     }
 
     fn upload_for_clip(&self, clip_id: &str) -> Result<Option<UploadRecord>> {
         Ok(self
             .conn()?
-            .query_row(&format!("SELECT {UPLOAD_COLS} FROM uploads WHERE clip_id = ?1"), [clip_id], upload_from_row)
+            .row_c(&format!("SELECT {UPLOAD_COLS} FROM uploads WHERE clip_id = ?1"), [clip_id], upload_from_row)
             .optional()?)
     }
 
@@ -289,7 +312,7 @@ impl RecordStore for SqliteRecordStore {
         let mut conn = self.conn()?;
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let complete: Option<String> =
-            tx.query_row("SELECT state FROM uploads WHERE clip_id = ?1 AND state = 'complete'", [&upload.clip_id], |r| r.get(0)).optional()?;
+            tx.row_c("SELECT state FROM uploads WHERE clip_id = ?1 AND state = 'complete'", [&upload.clip_id], |r| r.get(0)).optional()?;
         if complete.is_some() {
             return Err(Error::Conflict("the upload of this item is complete and is never replaced".into()));
         }
@@ -300,13 +323,13 @@ impl RecordStore for SqliteRecordStore {
 
     fn set_upload_offset(&self, clip_id: &str, offset: u64) -> Result<()> {
         // A complete upload never changes (its offset is its length).
-        self.conn()?.execute("UPDATE uploads SET upload_offset = ?2 WHERE clip_id = ?1 AND state != 'complete'", params![clip_id, offset as i64])?;
+        self.conn()?.exec_c("UPDATE uploads SET upload_offset = ?2 WHERE clip_id = ?1 AND state != 'complete'", params![clip_id, offset as i64])?;
         Ok(())
     }
 
     fn set_upload_state(&self, clip_id: &str, state: &str, offset: u64) -> Result<bool> {
         // A complete upload never goes back to open (or to anything else).
-        let n = self.conn()?.execute(
+        let n = self.conn()?.exec_c(
             "UPDATE uploads SET state = ?2, upload_offset = ?3 WHERE clip_id = ?1 AND state != 'complete'",
             params![clip_id, state, offset as i64],
         )?;
@@ -314,7 +337,7 @@ impl RecordStore for SqliteRecordStore {
     }
 
     fn note_refusal(&self, clip_id: &str, reason: &str) -> Result<()> {
-        self.conn()?.execute(
+        self.conn()?.exec_c(
             "UPDATE items SET refusals = refusals + 1, last_refusal = ?2 WHERE clip_id = ?1",
             params![clip_id, reason],
         )?;
@@ -327,7 +350,7 @@ impl RecordStore for SqliteRecordStore {
 
     fn leaf_hashes_since(&self, from: u64) -> Result<Vec<Hash>> {
         let conn = self.conn()?;
-        let mut st = conn.prepare("SELECT idx, leaf_hash FROM log_leaves WHERE idx >= ?1 ORDER BY idx")?;
+        let mut st = conn.prepare_cached("SELECT idx, leaf_hash FROM log_leaves WHERE idx >= ?1 ORDER BY idx")?;
         let mut rows = st.query([from as i64])?;
         let mut out = Vec::new();
         while let Some(r) = rows.next()? {
@@ -346,16 +369,16 @@ impl RecordStore for SqliteRecordStore {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         // The write lock is held: the leaf goes at the end of the log or not at all.
         // (Leaves are numbered without gaps, so the size is the highest index plus one.)
-        let size: i64 = tx.query_row("SELECT COALESCE(MAX(idx) + 1, 0) FROM log_leaves", [], |r| r.get(0))?;
+        let size: i64 = tx.row_c("SELECT COALESCE(MAX(idx) + 1, 0) FROM log_leaves", [], |r| r.get(0))?;
         if size as u64 != c.log_index {
             return Err(Error::LogMoved);
         }
-        tx.execute(
+        tx.exec_c(
             "INSERT INTO log_leaves (idx, clip_id, leaf, leaf_hash) VALUES (?1, ?2, ?3, ?4)",
             params![c.log_index as i64, c.clip_id, c.leaf, c.leaf_hash.to_vec()],
         )?;
-        tx.execute("INSERT OR IGNORE INTO checkpoints (tree_size, note) VALUES (?1, ?2)", params![c.tree_size as i64, c.checkpoint])?;
-        let n = tx.execute(
+        tx.exec_c("INSERT OR IGNORE INTO checkpoints (tree_size, note) VALUES (?1, ?2)", params![c.tree_size as i64, c.checkpoint])?;
+        let n = tx.exec_c(
             "UPDATE items SET state = 'received', blob_sha256 = ?2, receipt = ?3, receipt_sig = ?4, received_at = ?5, log_index = ?6 \
              WHERE clip_id = ?1 AND state = 'committed'",
             params![c.clip_id, c.blob_sha256, c.receipt, c.receipt_sig, c.received_at, c.log_index as i64],
@@ -363,21 +386,21 @@ impl RecordStore for SqliteRecordStore {
         if n != 1 {
             return Err(Error::Internal("completing an item that is not waiting for completion".into()));
         }
-        tx.execute("UPDATE uploads SET state = 'complete', upload_offset = length WHERE clip_id = ?1", [&c.clip_id])?;
+        tx.exec_c("UPDATE uploads SET state = 'complete', upload_offset = length WHERE clip_id = ?1", [&c.clip_id])?;
         tx.commit()?;
         Ok(())
     }
 
     fn put_checkpoint(&self, tree_size: u64, note: &str) -> Result<()> {
         self.conn()?
-            .execute("INSERT OR IGNORE INTO checkpoints (tree_size, note) VALUES (?1, ?2)", params![tree_size as i64, note])?;
+            .exec_c("INSERT OR IGNORE INTO checkpoints (tree_size, note) VALUES (?1, ?2)", params![tree_size as i64, note])?;
         Ok(())
     }
 
     fn latest_checkpoint(&self) -> Result<Option<(u64, String)>> {
         Ok(self
             .conn()?
-            .query_row("SELECT tree_size, note FROM checkpoints ORDER BY tree_size DESC LIMIT 1", [], |r| {
+            .row_c("SELECT tree_size, note FROM checkpoints ORDER BY tree_size DESC LIMIT 1", [], |r| {
                 Ok((r.get::<_, i64>(0)? as u64, r.get(1)?))
             })
             .optional()?)
@@ -385,7 +408,7 @@ impl RecordStore for SqliteRecordStore {
 
     fn add_checkpoint_signatures(&self, tree_size: u64, note: &str) -> Result<bool> {
         // Only an extension of the stored note: its text and signatures stay byte for byte.
-        let n = self.conn()?.execute(
+        let n = self.conn()?.exec_c(
             "UPDATE checkpoints SET note = ?2 WHERE tree_size = ?1 AND length(?2) > length(note) AND substr(?2, 1, length(note)) = note",
             params![tree_size as i64, note],
         )?;
@@ -395,11 +418,11 @@ impl RecordStore for SqliteRecordStore {
     fn cosign_receipt(&self, clip_id: &str, old_receipt: &[u8], tree_size: u64, note: &str, receipt: &[u8], receipt_sig: &[u8]) -> Result<bool> {
         let mut conn = self.conn()?;
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let cp = tx.execute(
+        let cp = tx.exec_c(
             "UPDATE checkpoints SET note = ?2 WHERE tree_size = ?1 AND length(?2) > length(note) AND substr(?2, 1, length(note)) = note",
             params![tree_size as i64, note],
         )?;
-        let it = tx.execute(
+        let it = tx.exec_c(
             "UPDATE items SET receipt = ?3, receipt_sig = ?4 WHERE clip_id = ?1 AND receipt = ?2",
             params![clip_id, old_receipt, receipt, receipt_sig],
         )?;
@@ -414,7 +437,7 @@ impl RecordStore for SqliteRecordStore {
         // Signature lines are counted by their em dashes (one per line; none in a checkpoint body).
         Ok(self
             .conn()?
-            .query_row(
+            .row_c(
                 "SELECT tree_size, note FROM checkpoints WHERE tree_size >= ?1 \
                  ORDER BY length(note) - length(replace(note, '\u{2014}', '')) DESC, tree_size DESC LIMIT 1",
                 [min_size as i64],
@@ -427,7 +450,7 @@ impl RecordStore for SqliteRecordStore {
         let mut conn = self.conn()?;
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let last: Option<(i64, String)> = tx
-            .query_row("SELECT seq, hash FROM custody ORDER BY seq DESC LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
+            .row_c("SELECT seq, hash FROM custody ORDER BY seq DESC LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?;
         let (seq, prev) = match last {
             Some((s, h)) => (s as u64 + 1, Some(h)),
@@ -435,7 +458,7 @@ impl RecordStore for SqliteRecordStore {
         };
         let (body, sig) = sign(seq, prev.as_deref());
         let ev = CustodyEvent::from_body(body, sig)?;
-        tx.execute(
+        tx.exec_c(
             "INSERT INTO custody (seq, clip_id, event, at, body, hash, sig) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             params![seq as i64, clip_id, event, at, ev.body, ev.hash(), ev.sig],
         )?;
@@ -447,8 +470,8 @@ impl RecordStore for SqliteRecordStore {
         let conn = self.conn()?;
         let mut out = Vec::new();
         let mut st = match clip_id {
-            Some(_) => conn.prepare("SELECT body, sig FROM custody WHERE clip_id = ?1 ORDER BY seq")?,
-            None => conn.prepare("SELECT body, sig FROM custody ORDER BY seq")?,
+            Some(_) => conn.prepare_cached("SELECT body, sig FROM custody WHERE clip_id = ?1 ORDER BY seq")?,
+            None => conn.prepare_cached("SELECT body, sig FROM custody ORDER BY seq")?,
         };
         let mut rows = match clip_id {
             Some(c) => st.query([c])?,
@@ -463,7 +486,7 @@ impl RecordStore for SqliteRecordStore {
     fn device_custody_head(&self, device_id: &str) -> Result<Option<(u64, String)>> {
         let conn = self.conn()?;
         Ok(conn
-            .query_row(
+            .row_c(
                 "SELECT seq, hash FROM device_custody WHERE device_id = ?1 ORDER BY seq DESC LIMIT 1",
                 [device_id],
                 |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)),
@@ -474,7 +497,7 @@ impl RecordStore for SqliteRecordStore {
     fn device_custody_event(&self, device_id: &str, seq: u64) -> Result<Option<CustodyEvent>> {
         let conn = self.conn()?;
         let row: Option<(Vec<u8>, Vec<u8>)> = conn
-            .query_row("SELECT body, sig FROM device_custody WHERE device_id = ?1 AND seq = ?2", params![device_id, seq as i64], |r| Ok((r.get(0)?, r.get(1)?)))
+            .row_c("SELECT body, sig FROM device_custody WHERE device_id = ?1 AND seq = ?2", params![device_id, seq as i64], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?;
         row.map(|(b, s)| CustodyEvent::from_body(b, s).map_err(Into::into)).transpose()
     }
@@ -483,13 +506,13 @@ impl RecordStore for SqliteRecordStore {
         let mut conn = self.conn()?;
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let head: Option<(i64, String)> = tx
-            .query_row("SELECT seq, hash FROM device_custody WHERE device_id = ?1 ORDER BY seq DESC LIMIT 1", [device_id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .row_c("SELECT seq, hash FROM device_custody WHERE device_id = ?1 ORDER BY seq DESC LIMIT 1", [device_id], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?;
         if head.as_ref().map(|(s, h)| (*s as u64, h.as_str())) != expect_head {
             return Ok(false);
         }
         for e in events {
-            tx.execute(
+            tx.exec_c(
                 "INSERT INTO device_custody (device_id, seq, clip_id, event, at, body, hash, sig, received_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                 params![device_id, e.seq as i64, e.clip_id, e.event, e.at, e.body, e.hash(), e.sig, received_at],
             )?;
@@ -500,7 +523,7 @@ impl RecordStore for SqliteRecordStore {
 
     fn device_custody(&self, device_id: &str) -> Result<Vec<CustodyEvent>> {
         let conn = self.conn()?;
-        let mut st = conn.prepare("SELECT body, sig FROM device_custody WHERE device_id = ?1 ORDER BY seq")?;
+        let mut st = conn.prepare_cached("SELECT body, sig FROM device_custody WHERE device_id = ?1 ORDER BY seq")?;
         let mut rows = st.query([device_id])?;
         let mut out = Vec::new();
         while let Some(r) = rows.next()? {
@@ -511,13 +534,13 @@ impl RecordStore for SqliteRecordStore {
 
     fn retention_policy(&self) -> Result<BTreeMap<String, i64>> {
         let conn = self.conn()?;
-        let mut st = conn.prepare("SELECT category, days FROM retention_policy ORDER BY category")?;
+        let mut st = conn.prepare_cached("SELECT category, days FROM retention_policy ORDER BY category")?;
         let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?.collect::<rusqlite::Result<BTreeMap<_, _>>>()?;
         Ok(rows)
     }
 
     fn set_retention_policy(&self, category: &str, days: i64, at: &str) -> Result<()> {
-        self.conn()?.execute(
+        self.conn()?.exec_c(
             "INSERT INTO retention_policy (category, days, set_at) VALUES (?1, ?2, ?3) ON CONFLICT(category) DO UPDATE SET days = ?2, set_at = ?3",
             params![category, days, at],
         )?;
@@ -525,12 +548,12 @@ impl RecordStore for SqliteRecordStore {
     }
 
     fn add_hold(&self, clip_id: &str, reason: &str, at: &str) -> Result<()> {
-        self.conn()?.execute("INSERT INTO holds (clip_id, reason, held_at) VALUES (?1, ?2, ?3)", params![clip_id, reason, at])?;
+        self.conn()?.exec_c("INSERT INTO holds (clip_id, reason, held_at) VALUES (?1, ?2, ?3)", params![clip_id, reason, at])?;
         Ok(())
     }
 
     fn release_holds(&self, clip_id: &str, reason: &str, at: &str) -> Result<u64> {
-        let n = self.conn()?.execute(
+        let n = self.conn()?.exec_c(
             "UPDATE holds SET released_at = ?2, release_reason = ?3 WHERE clip_id = ?1 AND released_at IS NULL",
             params![clip_id, at, reason],
         )?;
@@ -541,7 +564,7 @@ impl RecordStore for SqliteRecordStore {
         let mut conn = self.conn()?;
         let tx = conn.transaction()?;
         for id in clip_ids {
-            tx.execute(
+            tx.exec_c(
                 "INSERT OR IGNORE INTO referrals (clip_id, package_id, recipient, at) VALUES (?1, ?2, ?3, ?4)",
                 params![id, package_id, recipient, at],
             )?;
@@ -554,7 +577,7 @@ impl RecordStore for SqliteRecordStore {
         let conn = self.conn()?;
         let (active_holds, referrals) = hold_and_referral_counts(&conn, clip_id)?;
         let disposed_at: Option<String> =
-            conn.query_row("SELECT disposed_at FROM disposals WHERE clip_id = ?1", [clip_id], |r| r.get(0)).optional()?;
+            conn.row_c("SELECT disposed_at FROM disposals WHERE clip_id = ?1", [clip_id], |r| r.get(0)).optional()?;
         Ok(RetentionFacts { active_holds, referrals, disposed_at })
     }
 
@@ -569,13 +592,13 @@ impl RecordStore for SqliteRecordStore {
         if referrals > 0 {
             return Ok(DisposalOutcome::Referred);
         }
-        let existing: Option<i64> = tx.query_row("SELECT idx FROM log_leaves WHERE clip_id = ?1", [leaf_name], |r| r.get(0)).optional()?;
+        let existing: Option<i64> = tx.row_c("SELECT idx FROM log_leaves WHERE clip_id = ?1", [leaf_name], |r| r.get(0)).optional()?;
         let log_index = match existing {
             Some(i) => i as u64,
             None => append_leaf(&tx, leaf_name, leaf, sign)?,
         };
         // The disposal row is written in the same transaction as the leaf; custody follows.
-        tx.execute(
+        tx.exec_c(
             "INSERT INTO disposals (clip_id, disposed_at, log_index, custody_seq) VALUES (?1, ?2, ?3, 0)",
             params![clip_id, disposed_at, log_index as i64],
         )?;
@@ -585,7 +608,7 @@ impl RecordStore for SqliteRecordStore {
 
     fn pending_disposals(&self) -> Result<Vec<PendingDisposal>> {
         let conn = self.conn()?;
-        let mut st = conn.prepare("SELECT clip_id, log_index FROM disposals WHERE custody_seq = 0 ORDER BY log_index")?;
+        let mut st = conn.prepare_cached("SELECT clip_id, log_index FROM disposals WHERE custody_seq = 0 ORDER BY log_index")?;
         let rows = st
             .query_map([], |r| Ok(PendingDisposal { clip_id: r.get(0)?, log_index: r.get::<_, i64>(1)? as u64 }))?
             .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -593,12 +616,12 @@ impl RecordStore for SqliteRecordStore {
     }
 
     fn set_disposal_custody_seq(&self, clip_id: &str, custody_seq: u64) -> Result<()> {
-        self.conn()?.execute("UPDATE disposals SET custody_seq = ?2 WHERE clip_id = ?1", params![clip_id, custody_seq as i64])?;
+        self.conn()?.exec_c("UPDATE disposals SET custody_seq = ?2 WHERE clip_id = ?1", params![clip_id, custody_seq as i64])?;
         Ok(())
     }
 
     fn blob_needed_by_another_item(&self, blob_sha256: &str, clip_id: &str) -> Result<bool> {
-        let n: i64 = self.conn()?.query_row(
+        let n: i64 = self.conn()?.row_c(
             "SELECT COUNT(*) FROM items WHERE blob_sha256 = ?1 AND clip_id != ?2 AND clip_id NOT IN (SELECT clip_id FROM disposals)",
             params![blob_sha256, clip_id],
             |r| r.get(0),
@@ -609,8 +632,8 @@ impl RecordStore for SqliteRecordStore {
 
 /// (active legal holds, referrals) of an item.
 fn hold_and_referral_counts(conn: &Connection, clip_id: &str) -> Result<(u64, u64)> {
-    let holds: i64 = conn.query_row("SELECT COUNT(*) FROM holds WHERE clip_id = ?1 AND released_at IS NULL", [clip_id], |r| r.get(0))?;
-    let referrals: i64 = conn.query_row("SELECT COUNT(*) FROM referrals WHERE clip_id = ?1", [clip_id], |r| r.get(0))?;
+    let holds: i64 = conn.row_c("SELECT COUNT(*) FROM holds WHERE clip_id = ?1 AND released_at IS NULL", [clip_id], |r| r.get(0))?;
+    let referrals: i64 = conn.row_c("SELECT COUNT(*) FROM referrals WHERE clip_id = ?1", [clip_id], |r| r.get(0))?;
     Ok((holds as u64, referrals as u64))
 }
 
@@ -620,22 +643,22 @@ fn hold_and_referral_counts(conn: &Connection, clip_id: &str) -> Result<(u64, u6
 fn append_leaf(tx: &rusqlite::Transaction<'_>, leaf_name: &str, leaf: &[u8], sign: CheckpointSigner<'_>) -> Result<u64> {
     let mut hashes = leaf_hashes_of(tx)?;
     let latest_note: Option<String> =
-        tx.query_row("SELECT note FROM checkpoints ORDER BY tree_size DESC LIMIT 1", [], |r| r.get(0)).optional()?;
+        tx.row_c("SELECT note FROM checkpoints ORDER BY tree_size DESC LIMIT 1", [], |r| r.get(0)).optional()?;
     let h = fieldcap_evidence::tlog::leaf_hash(leaf);
     hashes.push(h);
     let index = hashes.len() as u64 - 1;
     let note = sign(&hashes, latest_note.as_deref())?;
-    tx.execute(
+    tx.exec_c(
         "INSERT INTO log_leaves (idx, clip_id, leaf, leaf_hash) VALUES (?1, ?2, ?3, ?4)",
         params![index as i64, leaf_name, leaf, h.to_vec()],
     )?;
-    tx.execute("INSERT OR IGNORE INTO checkpoints (tree_size, note) VALUES (?1, ?2)", params![index as i64 + 1, note])?;
+    tx.exec_c("INSERT OR IGNORE INTO checkpoints (tree_size, note) VALUES (?1, ?2)", params![index as i64 + 1, note])?;
     Ok(index)
 }
 
 /// Every leaf hash in log order; a gap or a malformed hash is a damaged log.
 fn leaf_hashes_of(conn: &Connection) -> Result<Vec<Hash>> {
-    let mut st = conn.prepare("SELECT idx, leaf_hash FROM log_leaves ORDER BY idx")?;
+    let mut st = conn.prepare_cached("SELECT idx, leaf_hash FROM log_leaves ORDER BY idx")?;
     let mut out = Vec::new();
     let mut rows = st.query([])?;
     while let Some(r) = rows.next()? {
