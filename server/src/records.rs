@@ -45,9 +45,15 @@ impl Records {
         if !data_dir.join(RECORDS_FILE).exists() {
             return Err(Error::NotFound("no server records in that directory (run `fieldcap serve` first)".into()));
         }
+        Records::with_stores(data_dir, Stores::open_embedded(data_dir)?)
+    }
+
+    /// The records of a data directory (its server key) on the given stores, for a deployment
+    /// whose stores are not the embedded ones (an S3 blob store, another record store).
+    pub fn with_stores(data_dir: &Path, stores: Stores) -> Result<Records> {
         let key = crate::keys::load(data_dir)?;
         let key_id = device_id_for(&key.verifying_key());
-        let Stores { records: store, blobs } = Stores::open_embedded(data_dir)?;
+        let Stores { records: store, blobs } = stores;
         Ok(Records { data_dir: data_dir.to_path_buf(), store, blobs, key, key_id })
     }
 

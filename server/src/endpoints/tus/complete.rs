@@ -110,6 +110,10 @@ pub(crate) fn finalize(state: &AppState, item: &ItemRecord, up: &UploadRecord) -
 }
 
 fn finish_stored(state: &AppState, item: &ItemRecord, md: &MediaInfo) -> Result<()> {
+    // Locked (a blob store with write-once locks) before the receipt is issued: a receipted
+    // original is always under its retention lock. A failure leaves the item unreceipted; the
+    // client's retry finds the original stored and comes back here.
+    crate::retention::lock_new_original(state.records.as_ref(), state.blobs.as_ref(), item, &md.sha256)?;
     let media = fieldcap_evidence::protocol::ReceiptMedia { bytes: md.bytes, sha256: md.sha256.clone(), blake3: md.blake3.clone() };
     crate::receipts::complete(state, item, Some(media), Some(md.sha256.clone()))?;
     let idx = state.records.item(&item.clip_id)?.and_then(|i| i.log_index);
