@@ -285,7 +285,7 @@ fn object_lock_refuses_removal_until_retention_ends_and_while_a_legal_hold_is_on
     let lock = s.lock_state(&sha).unwrap().unwrap();
     assert_eq!(lock.mode.as_deref(), Some("COMPLIANCE"));
     let set = lock.retain_until.clone().unwrap();
-    assert!(set >= until[..19].to_string(), "{set} vs {until}");
+    assert!(set.as_str() >= &until[..19], "{set} vs {until}");
     // Never shortened.
     s.set_retention(&sha, &fieldcap_evidence::time::format(chrono::Utc::now() + chrono::Duration::days(1))).unwrap();
     assert_eq!(s.lock_state(&sha).unwrap().unwrap().retain_until, Some(set.clone()));

@@ -565,9 +565,8 @@ async fn client_for(t: &Target, access: Option<&S3Access>) -> Client {
             b
         }
     };
-    if let (Some(a), Some(r)) = (access, &t.region) {
-        let _ = a;
-        b = b.region(Region::new(r.clone()));
+    if let (Some(_), Some(r)) = (access, &t.region) {
+        b = b.region(Region::new(r.clone())); // the URL's region wins over the given one
     }
     b = b
         .http_client(http)
