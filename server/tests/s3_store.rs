@@ -172,16 +172,18 @@ fn an_upload_cut_on_one_replica_resumes_on_another_at_the_recorded_offset() {
         let mut w = a.open_partial(&c, 0).unwrap();
         w.write_all(&data[..recorded as usize]).unwrap();
         w.sync().unwrap(); // the server records `recorded` now
-        // More bytes, never confirmed: 8 MiB of them reach S3 as a segment, the rest is lost.
-        w.write_all(&seeded(10 * MIB, 99)).unwrap();
+        // More bytes, never confirmed: 16 MiB of them reach S3 as two segments (at `recorded`
+        // and 8 MiB past it), the rest is lost.
+        w.write_all(&seeded(20 * MIB, 99)).unwrap();
         drop(w); // replica A killed
     }
     let b = s3.store();
     let mut w = b.open_partial(&c, recorded).unwrap();
-    for ch in data[recorded as usize..].chunks(MIB) {
+    // PATCH bodies of 5 MiB, each synced: segments at other offsets than A's.
+    for ch in data[recorded as usize..].chunks(5 * MIB) {
         w.write_all(ch).unwrap();
+        w.sync().unwrap();
     }
-    w.sync().unwrap();
     drop(w);
     assert_eq!(read_all(b.read_partial(&c).unwrap().unwrap()), data);
     let sha = sha256_hex(&data);
