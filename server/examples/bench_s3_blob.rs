@@ -12,7 +12,8 @@ use std::time::Instant;
 
 const MIB: usize = 1024 * 1024;
 
-fn run(store: &dyn BlobStore, mib: usize) -> f64 {
+/// (seconds writing and syncing, seconds storing the original).
+fn run(store: &dyn BlobStore, mib: usize) -> (f64, f64) {
     let clip = uuid::Uuid::now_v7().hyphenated().to_string();
     let mut chunk = fieldcap_testkit::bytes::seeded(MIB, 42);
     let mut h = Sha256::new();
@@ -28,24 +29,37 @@ fn run(store: &dyn BlobStore, mib: usize) -> f64 {
     }
     w.sync().unwrap();
     drop(w);
+    let written = t0.elapsed().as_secs_f64();
     let sha = hex::encode(h.finalize());
+    let t1 = Instant::now();
     store.store_partial(&clip, &sha).unwrap();
-    let secs = t0.elapsed().as_secs_f64();
+    let stored = t1.elapsed().as_secs_f64();
     assert!(store.contains(&sha).unwrap());
-    secs
+    (written, stored)
+}
+
+/// Peak resident memory of this process so far (VmHWM), MiB.
+fn peak_rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kb = status.lines().find_map(|l| l.strip_prefix("VmHWM:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok()).unwrap_or(0.0);
+    kb / 1024.0
+}
+
+fn report(name: &str, mib: usize, (w, s): (f64, f64)) -> f64 {
+    let t = w + s;
+    println!("{name}: {mib} MiB in {t:.2} s ({:.0} MiB/s): written and synced {w:.2} s, stored as the original {s:.2} s; peak RSS so far {:.0} MiB", mib as f64 / t, peak_rss_mib());
+    t
 }
 
 fn main() {
     let mib: usize = std::env::var("FIELDCAP_BENCH_MIB").ok().and_then(|v| v.parse().ok()).unwrap_or(1024);
     let dir = tempfile::tempdir().unwrap();
     let local = LocalBlobStore::open(&dir.path().join("blobs"), &dir.path().join("uploads")).unwrap();
-    let t_local = run(&local, mib);
-    println!("local store: {mib} MiB written, synced and stored in {t_local:.2} s ({:.0} MiB/s)", mib as f64 / t_local);
+    let t_local = report("local store", mib, run(&local, mib));
     let Some(s3) = TestS3::start() else {
         eprintln!("no S3 server (install moto with scripts/start_s3.sh)");
         std::process::exit(1);
     };
-    let t_s3 = run(&s3.store(), mib);
-    println!("S3 store:    {mib} MiB written, synced and stored in {t_s3:.2} s ({:.0} MiB/s)", mib as f64 / t_s3);
+    let t_s3 = report("S3 store   ", mib, run(&s3.store(), mib));
     println!("ratio S3/local: {:.1}", t_s3 / t_local);
 }
