@@ -28,6 +28,11 @@ fn read_all(mut r: Box<dyn Read + Send>) -> Vec<u8> {
     v
 }
 
+fn read_all_err(mut r: Box<dyn Read + Send>) -> std::io::Error {
+    let mut v = Vec::new();
+    r.read_to_end(&mut v).unwrap_err()
+}
+
 /// Writes `data` as the partial of `clip` (writes of `chunk` bytes, a sync at the end).
 fn write_partial(s: &dyn BlobStore, clip: &str, data: &[u8], chunk: usize) {
     let mut w = s.open_partial(clip, 0).unwrap();
@@ -331,6 +336,9 @@ fn an_object_storage_that_does_not_answer_is_storage_unavailable_until_it_is_bac
     let c = clip();
     let mut w = s.open_partial(&c, 0).unwrap();
     w.write_all(b"before the outage").unwrap();
+    let done = clip();
+    write_partial(&s, &done, b"received before the outage", 5);
+    let reader = s.read_partial(&done).unwrap().unwrap(); // reads lazily
     s3.stop();
     let unavailable = |e: Error| {
         assert!(matches!(&e, Error::StorageUnavailable(m) if m == "the object storage does not answer"), "{e:?}");
@@ -338,6 +346,12 @@ fn an_object_storage_that_does_not_answer_is_storage_unavailable_until_it_is_bac
         assert!(!e.to_string().contains("127.0.0.1"), "{e}");
     };
     unavailable(w.sync().unwrap_err());
+    // A reader handed out before the outage fails with the outage inside its I/O error.
+    let e = read_all_err(reader);
+    match e.into_inner().map(|inner| inner.downcast::<Error>()) {
+        Some(Ok(inner)) => unavailable(*inner),
+        other => panic!("{other:?}"),
+    }
     unavailable(s.contains(&sha256_hex(b"x")).unwrap_err());
     unavailable(s.open_partial(&clip(), 0).err().unwrap());
     let url = s3.url();
