@@ -47,11 +47,24 @@ impl Records {
         if at.records.is_none() && !at.data_dir.as_ref().is_some_and(|d| d.join(RECORDS_FILE).exists()) {
             return Err(Error::NotFound("no server records in that directory (run `fieldcap serve` first)".into()));
         }
-        let Stores { records: store, blobs } = at.open_stores()?;
+        let stores = at.open_stores()?;
+        Records::on_stores(&at, stores)
+    }
+
+    /// The records of a data directory (its server key) on the given stores, for a deployment
+    /// whose stores are not the embedded ones (an S3 blob store, another record store).
+    pub fn with_stores(data_dir: &Path, stores: Stores) -> Result<Records> {
+        Records::on_stores(&Deployment::from(data_dir), stores)
+    }
+
+    /// The records of a deployment on its stores, opened: the server key (from the data
+    /// directory, or kept in the records), which must be the one the records were begun with.
+    fn on_stores(at: &Deployment, stores: Stores) -> Result<Records> {
+        let Stores { records: store, blobs } = stores;
         let (key, _) = at.server_key(store.as_ref(), false)?;
         let key_id = device_id_for(&key.verifying_key());
         crate::state::check_records_key(store.as_ref(), &key_id)?;
-        Ok(Records { data_dir: at.data_dir, store, blobs, key, key_id })
+        Ok(Records { data_dir: at.data_dir.clone(), store, blobs, key, key_id })
     }
 
     /// The underlying record store.

@@ -18,6 +18,15 @@
 //! Every change (policy set, hold, release, disposal) is a signed server custody event. Reasons
 //! are written by council staff and go into custody as they are given.
 //!
+//! **Write-once locks** (a blob store with them, such as S3 with Object Lock; the local store
+//! has none): an original is locked until its item's retention end (COMPLIANCE, extended only)
+//! before the item's receipt is issued ([`lock_new_original`]); `hold` places a legal hold on the
+//! original and `release` lifts it once no item sharing that original (identical bytes are
+//! stored once) is held any more; a policy change that lengthens a category extends the locks
+//! of the stored originals it covers (to the latest retention end of the items sharing each);
+//! `dispose` keeps an item whose original is still locked or under a legal hold (naming the
+//! retain-until date) and records nothing for it.
+//!
 //! ```no_run
 //! use fieldcap_server::retention;
 //! let data = std::path::Path::new("/srv/fieldcap");
@@ -31,7 +40,7 @@
 use crate::error::{Error, Result};
 use crate::log::LogTree;
 use crate::records::Records;
-use crate::store::{DisposalOutcome, ItemRecord};
+use crate::store::{BlobStore, DisposalOutcome, ItemRecord, RecordStore};
 use chrono::{DateTime, Utc};
 use fieldcap_evidence::tlog::{parse_note, sign_checkpoint, Checkpoint, Hash};
 use serde::Serialize;
@@ -53,15 +62,53 @@ pub fn policy(data_dir: impl Into<crate::store::Deployment>) -> Result<BTreeMap<
 
 /// Sets the retention of a category (kind, tag or `default`), as a signed custody event.
 pub fn set_policy(data_dir: impl Into<crate::store::Deployment>, category: &str, days: i64) -> Result<()> {
+    set_policy_in(&Records::open(data_dir)?, category, days)
+}
+
+/// [`set_policy`] on records already open (any record and blob store). A longer period than
+/// before extends the write-once locks of the stored originals (never shortens them).
+pub fn set_policy_in(r: &Records, category: &str, days: i64) -> Result<()> {
     if !valid_category(category) {
         return Err(Error::BadRequest(format!("unknown retention category '{category}' (a kind, a tag or default)")));
     }
     if !(0..=36_500).contains(&days) {
         return Err(Error::BadRequest("retention days must be between 0 and 36500".into()));
     }
-    let r = Records::open(data_dir)?;
+    let before = r.store().retention_policy()?.get(category).copied().unwrap_or(if category == "default" { DEFAULT_RETENTION_DAYS } else { -1 });
     r.store().set_retention_policy(category, days, &fieldcap_evidence::time::now())?;
     r.append_custody("retention_policy_set", None, serde_json::json!({ "category": category, "days": days }))?;
+    if days > before {
+        extend_locks(r)?;
+    }
+    Ok(())
+}
+
+/// Extends the lock of every stored original to its items' retention ends (a lock is never
+/// shortened, so an original shared by several items ends up locked to the latest of them).
+pub fn extend_locks(r: &Records) -> Result<()> {
+    let pol = r.store().retention_policy()?;
+    let now = Utc::now();
+    for item in r.items()? {
+        let Some(blob) = item.blob_sha256.as_deref() else { continue };
+        let st = state_of(r.store(), &item, &pol, now)?;
+        if st.disposed_at.is_none() && r.blobs().contains(blob)? {
+            r.blobs().set_retention(blob, &st.until)?;
+        }
+    }
+    Ok(())
+}
+
+/// Locks an original just stored for `item` (before its receipt is issued): retained until the
+/// item's retention end counted from now (it is being received now), and under a legal hold if
+/// the item is held. Nothing for a blob store without locks.
+pub fn lock_new_original(records: &dyn RecordStore, blobs: &dyn BlobStore, item: &ItemRecord, blob_sha256: &str) -> Result<()> {
+    let pol = records.retention_policy()?;
+    let (_, days) = period_of(item, &pol);
+    let until = Utc::now() + chrono::Duration::days(days);
+    blobs.set_retention(blob_sha256, &fieldcap_evidence::time::format(until))?;
+    if records.retention_facts(&item.clip_id)?.active_holds > 0 {
+        blobs.set_legal_hold(blob_sha256, true)?;
+    }
     Ok(())
 }
 
@@ -71,11 +118,21 @@ fn require_item(r: &Records, clip_id: &str) -> Result<ItemRecord> {
 
 /// Places a legal hold on an item (signed custody event `held`).
 pub fn hold(data_dir: impl Into<crate::store::Deployment>, clip_id: &str, reason: &str) -> Result<()> {
+    hold_in(&Records::open(data_dir)?, clip_id, reason)
+}
+
+/// [`hold`] on records already open. The legal hold is placed on the item's stored original
+/// first (a blob store with locks), so that a hold on record always has it.
+pub fn hold_in(r: &Records, clip_id: &str, reason: &str) -> Result<()> {
     if reason.trim().is_empty() {
         return Err(Error::BadRequest("a hold needs a reason".into()));
     }
-    let r = Records::open(data_dir)?;
-    require_item(&r, clip_id)?;
+    let item = require_item(r, clip_id)?;
+    if let Some(blob) = item.blob_sha256.as_deref() {
+        if r.blobs().contains(blob)? {
+            r.blobs().set_legal_hold(blob, true)?;
+        }
+    }
     r.store().add_hold(clip_id, reason, &fieldcap_evidence::time::now())?;
     r.append_custody("held", Some(clip_id), serde_json::json!({ "reason": reason }))?;
     Ok(())
@@ -84,11 +141,29 @@ pub fn hold(data_dir: impl Into<crate::store::Deployment>, clip_id: &str, reason
 /// Releases every active hold of an item (signed custody event `hold_released`). Returns how
 /// many holds were released.
 pub fn release(data_dir: impl Into<crate::store::Deployment>, clip_id: &str, reason: &str) -> Result<usize> {
-    let r = Records::open(data_dir)?;
-    require_item(&r, clip_id)?;
+    release_in(&Records::open(data_dir)?, clip_id, reason)
+}
+
+/// [`release`] on records already open. The legal hold on the item's stored original is lifted
+/// once no item sharing that original is held (also when this item had no hold left, so that a
+/// release interrupted before reaching the blob store is finished by running it again).
+pub fn release_in(r: &Records, clip_id: &str, reason: &str) -> Result<usize> {
+    let item = require_item(r, clip_id)?;
     let n = r.store().release_holds(clip_id, reason, &fieldcap_evidence::time::now())?;
     if n > 0 {
         r.append_custody("hold_released", Some(clip_id), serde_json::json!({ "holds": n as i64, "reason": reason }))?;
+    }
+    if let Some(blob) = item.blob_sha256.as_deref() {
+        let mut held_elsewhere = false;
+        for other in r.items()? {
+            if other.blob_sha256.as_deref() == Some(blob) && r.store().retention_facts(&other.clip_id)?.active_holds > 0 {
+                held_elsewhere = true;
+                break;
+            }
+        }
+        if !held_elsewhere && r.blobs().lock_state(blob)?.is_some_and(|l| l.legal_hold) {
+            r.blobs().set_legal_hold(blob, false)?;
+        }
     }
     Ok(n as usize)
 }
@@ -132,18 +207,23 @@ fn item_tags(item: &ItemRecord) -> Vec<String> {
     fieldcap_evidence::manifest::Manifest::parse(&item.manifest).map(|m| m.tags).unwrap_or_default()
 }
 
-fn state_of(r: &Records, item: &ItemRecord, pol: &BTreeMap<String, i64>, now: DateTime<Utc>) -> Result<ItemRetention> {
+/// The category that sets an item's retention (the longest of its kind, tags and `default`) and
+/// its period in days.
+fn period_of(item: &ItemRecord, pol: &BTreeMap<String, i64>) -> (String, i64) {
     let mut cats = vec!["default".to_string(), item.kind.clone()];
     cats.extend(item_tags(item));
-    let (category, days) = cats
-        .iter()
+    cats.iter()
         .map(|c| (c.clone(), pol.get(c).copied().unwrap_or(if c == "default" { DEFAULT_RETENTION_DAYS } else { -1 })))
         .max_by_key(|(_, d)| *d)
-        .unwrap_or(("default".into(), DEFAULT_RETENTION_DAYS));
+        .unwrap_or(("default".into(), DEFAULT_RETENTION_DAYS))
+}
+
+fn state_of(store: &dyn RecordStore, item: &ItemRecord, pol: &BTreeMap<String, i64>, now: DateTime<Utc>) -> Result<ItemRetention> {
+    let (category, days) = period_of(item, pol);
     let since = item.received_at.clone().unwrap_or_else(|| item.committed_at.clone());
     let start = fieldcap_evidence::time::parse(&since, "received_at")?;
     let until = start + chrono::Duration::days(days);
-    let facts = r.store().retention_facts(&item.clip_id)?;
+    let facts = store.retention_facts(&item.clip_id)?;
     let (holds, referrals) = (facts.active_holds as i64, facts.referrals as i64);
     Ok(ItemRetention {
         clip_id: item.clip_id.clone(),
@@ -166,7 +246,7 @@ pub fn status(data_dir: impl Into<crate::store::Deployment>, now: DateTime<Utc>)
 
 fn status_of(r: &Records, now: DateTime<Utc>) -> Result<Vec<ItemRetention>> {
     let pol = r.store().retention_policy()?;
-    r.items()?.iter().map(|i| state_of(r, i, &pol, now)).collect()
+    r.items()?.iter().map(|i| state_of(r.store(), i, &pol, now)).collect()
 }
 
 /// What a disposal run did (or, dry, would do).
@@ -182,12 +262,18 @@ pub struct DisposalReport {
 
 /// Disposes every item past retention at `now` that is not held, referred or already disposed.
 pub fn dispose(data_dir: impl Into<crate::store::Deployment>, now: DateTime<Utc>, dry_run: bool) -> Result<DisposalReport> {
-    let r = Records::open(data_dir)?;
+    dispose_in(&Records::open(data_dir)?, now, dry_run)
+}
+
+/// [`dispose`] on records already open. An item whose original would be removed but is still
+/// locked in the blob store (retention not ended, or a legal hold) is kept, with the reason
+/// naming the lock, and nothing is recorded for it.
+pub fn dispose_in(r: &Records, now: DateTime<Utc>, dry_run: bool) -> Result<DisposalReport> {
     if !dry_run {
-        finish_interrupted_disposals(&r)?;
+        finish_interrupted_disposals(r)?;
     }
     let mut out = DisposalReport { dry_run, ..Default::default() };
-    for st in status_of(&r, now)? {
+    for st in status_of(r, now)? {
         if st.disposed_at.is_some() || fieldcap_evidence::time::parse(&st.until, "until")? > now {
             continue;
         }
@@ -199,8 +285,12 @@ pub fn dispose(data_dir: impl Into<crate::store::Deployment>, now: DateTime<Utc>
             out.kept.push((st.clip_id, "referred".into()));
             continue;
         }
+        if let Some(why) = original_lock_refusal(r, &st.clip_id, now)? {
+            out.kept.push((st.clip_id, format!("locked: {why}")));
+            continue;
+        }
         if !dry_run {
-            if let Some(reason) = dispose_one(&r, &st)? {
+            if let Some(reason) = dispose_one(r, &st)? {
                 out.kept.push((st.clip_id, reason));
                 continue;
             }
@@ -208,6 +298,17 @@ pub fn dispose(data_dir: impl Into<crate::store::Deployment>, now: DateTime<Utc>
         out.disposed.push(st.clip_id);
     }
     Ok(out)
+}
+
+/// Why the item's original, which its disposal would remove (no other live item shares it), may
+/// not be removed at `now` under the blob store's lock; `None` if nothing stops it.
+fn original_lock_refusal(r: &Records, clip_id: &str, now: DateTime<Utc>) -> Result<Option<String>> {
+    let item = require_item(r, clip_id)?;
+    let Some(blob) = item.blob_sha256.as_deref() else { return Ok(None) };
+    if r.store().blob_needed_by_another_item(blob, clip_id)? {
+        return Ok(None);
+    }
+    Ok(r.blobs().lock_state(blob)?.and_then(|l| l.refusal_at(now)))
 }
 
 /// The checkpoint after a leaf appended from outside the server process: signed with the server

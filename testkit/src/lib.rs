@@ -11,6 +11,7 @@
 //! | `device` | a device store in a temporary folder: seal, enrol, sync | `device` |
 //! | `server` | the one test server, in process or as `fieldcap serve` | `server` |
 //! | `api` | a raw API client: signed requests, tus, problem+json, hand-signed manifests | `server` |
+//! | `s3` | a throwaway S3 object storage (moto) with an Object Lock bucket | `server` |
 //! | `package` | the package fixture: devices synced to a server, packages exported | `package` |
 //! | `forger` | a package re-signed completely with a fresh server key (clips dropped, times moved) | `forger` |
 //! | `postgres` | a fresh PostgreSQL database per test (skipped without one), cluster restarts | `postgres` |
@@ -49,6 +50,8 @@ pub mod forger;
 pub mod package;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+#[cfg(feature = "server")]
+pub mod s3;
 #[cfg(feature = "server")]
 pub mod server;
 #[cfg(feature = "server")]

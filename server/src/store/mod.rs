@@ -33,10 +33,12 @@
 
 pub mod blobs;
 pub mod postgres;
+pub mod s3;
 pub mod sqlite;
 
 pub use blobs::LocalBlobStore;
 pub use self::postgres::PostgresRecordStore;
+pub use s3::{S3Access, S3BlobStore};
 pub use sqlite::SqliteRecordStore;
 
 use crate::error::{Error, Result};
@@ -416,8 +418,61 @@ pub trait BlobStore: Send + Sync {
     fn local_path(&self, sha256: &str) -> Option<PathBuf>;
     /// Deletes a stored original whose disposal is on record (log leaf and custody event):
     /// retention is the only caller, and nothing else ever deletes an original. An original that
-    /// is already gone is not an error (a disposal finished again after a crash).
+    /// is already gone is not an error (a disposal finished again after a crash). A store with a
+    /// write-once lock refuses while the original's lock holds (a `Conflict` naming the lock).
     fn remove_disposed(&self, sha256: &str) -> Result<()>;
+
+    // Write-once locks (S3 Object Lock). The local store has no WORM lock; its originals are
+    // read-only files: these do nothing there.
+
+    /// Locks a stored original against deletion and overwrite until `until` (RFC 3339), in the
+    /// store's strictest mode (S3: COMPLIANCE, which not even an administrator can lift). Only
+    /// ever extends: a retain-until date already set later than `until` is left as it is. The
+    /// local store has no WORM lock; its originals are read-only files: this does nothing.
+    fn set_retention(&self, sha256: &str, until: &str) -> Result<()> {
+        let _ = (sha256, until);
+        Ok(())
+    }
+    /// Places (`on`) or lifts a legal hold on a stored original: while it is on, the original
+    /// cannot be deleted whatever its retention. The local store has no WORM lock; its originals
+    /// are read-only files: this does nothing.
+    fn set_legal_hold(&self, sha256: &str, on: bool) -> Result<()> {
+        let _ = (sha256, on);
+        Ok(())
+    }
+    /// The lock of a stored original as the store reports it; `None` for a store without locks
+    /// (the local store has no WORM lock; its originals are read-only files) or when no such
+    /// original is stored.
+    fn lock_state(&self, sha256: &str) -> Result<Option<ObjectLockState>> {
+        let _ = sha256;
+        Ok(None)
+    }
+}
+
+/// The write-once lock of a stored original, as the blob store reports it
+/// ([`BlobStore::lock_state`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ObjectLockState {
+    /// Retention mode (`COMPLIANCE` or `GOVERNANCE`), if a retention is set.
+    pub mode: Option<String>,
+    /// Retained until (RFC 3339), if a retention is set.
+    pub retain_until: Option<String>,
+    /// True while a legal hold is on.
+    pub legal_hold: bool,
+}
+
+impl ObjectLockState {
+    /// Why the original cannot be deleted at `now`, or `None` if the lock allows it.
+    pub fn refusal_at(&self, now: chrono::DateTime<chrono::Utc>) -> Option<String> {
+        if self.legal_hold {
+            return Some("a legal hold is on the stored original in the object storage".into());
+        }
+        let until = self.retain_until.as_deref()?;
+        match chrono::DateTime::parse_from_rfc3339(until) {
+            Ok(t) if t.with_timezone(&chrono::Utc) <= now => None,
+            _ => Some(format!("the stored original is locked in the object storage until {until}")),
+        }
+    }
 }
 
 /// Appends to a partial upload (see [`BlobStore::open_partial`]).
@@ -638,7 +693,7 @@ fn open_records_at(url: &StoreUrl) -> Result<Arc<dyn RecordStore>> {
 /// The blob store at an address (`s3://`).
 fn open_blobs_at(url: &StoreUrl) -> Result<Arc<dyn BlobStore>> {
     match url.scheme().as_str() {
-        "s3" => Err(Error::BadRequest("this build has no S3 blob store yet".into())),
+        "s3" => Ok(Arc::new(S3BlobStore::open(url.expose())?)),
         "" => Err(Error::BadRequest("--blobs is not a store address (expected s3://BUCKET?endpoint=URL)".into())),
         other => Err(Error::BadRequest(format!("--blobs: unknown store '{other}://' (expected s3://)"))),
     }

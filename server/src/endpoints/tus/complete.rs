@@ -74,7 +74,7 @@ pub(crate) fn finalize(state: &AppState, item: &ItemRecord, up: &UploadRecord) -
             return Err(Error::Internal("the received bytes are missing; the upload was reset".into()));
         }
     };
-    let d = fieldcap_evidence::hashing::hash_reader(received, &mut |_| {}).map_err(|e| Error::io("hashing the received file", e))?;
+    let d = fieldcap_evidence::hashing::hash_reader(received, &mut |_| {}).map_err(|e| read_error("hashing the received file", e))?;
     let mut why = Vec::new();
     if d.bytes != md.bytes {
         why.push(format!("length {} instead of {}", d.bytes, md.bytes));
@@ -109,7 +109,21 @@ pub(crate) fn finalize(state: &AppState, item: &ItemRecord, up: &UploadRecord) -
     finish_stored(state, item, md)
 }
 
+/// An error reading the received bytes: a blob store that stopped answering mid-read (the S3
+/// store's reader carries its `StorageUnavailable` inside the I/O error) stays a 503 with
+/// Retry-After, anything else is an I/O error.
+fn read_error(context: &str, e: std::io::Error) -> Error {
+    match e.get_ref().and_then(|inner| inner.downcast_ref::<Error>()) {
+        Some(Error::StorageUnavailable(m)) => Error::StorageUnavailable(m.clone()),
+        _ => Error::io(context, e),
+    }
+}
+
 fn finish_stored(state: &AppState, item: &ItemRecord, md: &MediaInfo) -> Result<()> {
+    // Locked (a blob store with write-once locks) before the receipt is issued: a receipted
+    // original is always under its retention lock. A failure leaves the item unreceipted; the
+    // client's retry finds the original stored and comes back here.
+    crate::retention::lock_new_original(state.records.as_ref(), state.blobs.as_ref(), item, &md.sha256)?;
     let media = fieldcap_evidence::protocol::ReceiptMedia { bytes: md.bytes, sha256: md.sha256.clone(), blake3: md.blake3.clone() };
     crate::receipts::complete(state, item, Some(media), Some(md.sha256.clone()))?;
     let idx = state.records.item(&item.clip_id)?.and_then(|i| i.log_index);
@@ -136,4 +150,17 @@ pub(crate) fn recover(state: &AppState) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_store_that_stops_answering_mid_read_stays_storage_unavailable() {
+        let e = read_error("hashing", std::io::Error::other(Error::StorageUnavailable("the object storage does not answer".into())));
+        assert_eq!(e.problem().status, 503);
+        let e = read_error("hashing", std::io::Error::from_raw_os_error(5));
+        assert_eq!(e.problem().status, 500);
+    }
 }
