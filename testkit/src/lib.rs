@@ -53,6 +53,8 @@ pub mod postgres;
 #[cfg(feature = "server")]
 pub mod s3;
 #[cfg(feature = "server")]
+pub mod scaled;
+#[cfg(feature = "server")]
 pub mod server;
 #[cfg(feature = "server")]
 pub mod witness;

@@ -107,10 +107,15 @@ impl Fixture {
         self.server.data()
     }
 
+    /// Where the fixture server's key, records and originals are.
+    pub fn deployment(&self) -> fieldcap_server::store::Deployment {
+        self.server.deployment()
+    }
+
     /// Exports a package of every item into `work/<name>`, for the District Attorney.
     pub fn package(&self, name: &str, profile: Profile, sensitive_reason: Option<&str>) -> PackageOutcome {
         let req = PackageRequest { sensitive_reason: sensitive_reason.map(String::from), ..request(&self.clips, self.work.path().join(name), profile) };
-        export(self.data(), &req).expect("export")
+        export(self.deployment(), &req).expect("export")
     }
 }
 

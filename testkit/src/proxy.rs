@@ -89,6 +89,12 @@ impl Proxy {
         *self.upstream.lock().expect("upstream lock") = a;
     }
 
+    /// The shared upstream address, for a thread that switches it while the proxy runs (a load
+    /// balancer sending new connections to one replica, then another).
+    pub fn upstream_handle(&self) -> Arc<Mutex<SocketAddr>> {
+        self.upstream.clone()
+    }
+
     /// `http://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)

@@ -129,6 +129,45 @@ impl TestS3 {
         S3BlobStore::open_with_access(&self.url(), &Self::access()).expect("opening the S3 blob store on the test bucket")
     }
 
+    /// Every original in the bucket as digest → length, read back and hashed (the name must be
+    /// the digest of the bytes; a mismatch panics).
+    pub fn original_digests(&self) -> std::collections::BTreeMap<String, u64> {
+        use fieldcap_server::store::BlobStore as _;
+        let store = self.store();
+        let mut out = std::collections::BTreeMap::new();
+        for (key, len) in store.list_objects().expect("listing the bucket") {
+            let Some(sha) = key.strip_prefix("originals/sha256/") else { continue };
+            let mut r = store.open(sha).expect("reading an original");
+            let mut h = sha2::Sha256::default();
+            let n = std::io::copy(&mut r, &mut h).expect("reading an original");
+            assert_eq!((hex::encode(sha2::Digest::finalize(h)), n), (sha.to_string(), len), "the object {key} holds other bytes than its name says");
+            out.insert(sha.to_string(), len);
+        }
+        out
+    }
+
+    /// SHA-256 of every original and of every partial upload (whole) in the bucket, as
+    /// `files::file_digests` gives them for a data folder.
+    pub fn object_digests(&self) -> std::collections::HashSet<String> {
+        use fieldcap_server::store::BlobStore as _;
+        let store = self.store();
+        let mut out: std::collections::HashSet<String> = self.original_digests().into_keys().collect();
+        let clips: std::collections::BTreeSet<String> = store
+            .list_objects()
+            .expect("listing the bucket")
+            .into_iter()
+            .filter_map(|(k, _)| k.strip_prefix("partials/").and_then(|r| r.split('/').next()).map(str::to_string))
+            .collect();
+        for clip in clips {
+            if let Some(mut r) = store.read_partial(&clip).expect("reading a partial upload") {
+                let mut h = sha2::Sha256::default();
+                std::io::copy(&mut r, &mut h).expect("reading a partial upload");
+                out.insert(hex::encode(sha2::Digest::finalize(h)));
+            }
+        }
+        out
+    }
+
     /// True when this helper started the server itself (so a test may stop and restart it).
     pub fn can_restart(&self) -> bool {
         !self.external

@@ -3,6 +3,7 @@
 //! `fieldcap serve` process (which a test can SIGKILL). Either can be stopped and restarted
 //! on the same data (on a new port). Its raw API client is in [`crate::api`].
 
+use crate::scaled::{scaled_by_default, ScaledStores};
 use crate::tools::Cli;
 use fieldcap_evidence::cosignature::VerifierKey;
 use fieldcap_server::witnessing::{WitnessClient, WitnessEndpoint};
@@ -11,7 +12,7 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 /// How long `fieldcap serve` may take to print its address.
@@ -28,17 +29,69 @@ pub struct TestServer {
     dir: tempfile::TempDir,
     backend: Backend,
     addr: SocketAddr,
+    /// The scaled deployment's stores (PostgreSQL + S3) it runs on, if not the embedded ones.
+    scaled: Option<Arc<ScaledStores>>,
     /// HTTP client for raw requests (30 s timeout).
     pub client: reqwest::blocking::Client,
 }
 
 impl TestServer {
-    /// A server in this process.
+    /// A server in this process (on the scaled stores when `FIELDCAP_TEST_SCALED` is set, see
+    /// [`crate::scaled`]).
     pub fn start() -> TestServer {
         let dir = tempfile::tempdir().expect("tempdir");
-        let handle = start_in_process(&dir.path().join("data"), &[]);
+        let scaled = default_scaled();
+        let handle = start_in_process(&dir.path().join("data"), &[], scaled.as_deref());
         let addr = handle.addr();
-        TestServer { dir, backend: Backend::InProcess(Some(handle), vec![]), addr, client: client() }
+        TestServer { dir, backend: Backend::InProcess(Some(handle), vec![]), addr, client: client(), scaled }
+    }
+
+    /// `fieldcap serve --records … --blobs …` as a child process on `stores` (a replica of a
+    /// scaled deployment); with `key_from`, the data folder gets that folder's server key first
+    /// (every replica of a deployment has the same key).
+    pub fn serve_scaled(cli: &Cli, stores: Arc<ScaledStores>, key_from: Option<&Path>) -> TestServer {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = dir.path().join("data");
+        if let Some(from) = key_from {
+            std::fs::create_dir_all(&data).expect("data folder");
+            for f in ["server.key", "server.pub.pem"] {
+                std::fs::copy(from.join(f), data.join(f)).expect("copy the server key");
+            }
+        }
+        let (child, addr) = spawn_serve(cli, &data, Some(&stores));
+        TestServer { dir, backend: Backend::Process(cli.clone(), Some(child)), addr, client: client(), scaled: Some(stores) }
+    }
+
+    /// Where this server's key, records and originals are (for `Records::open`, packages,
+    /// retention).
+    pub fn deployment(&self) -> fieldcap_server::store::Deployment {
+        match &self.scaled {
+            Some(s) => s.deployment(&self.data()),
+            None => fieldcap_server::store::Deployment::from(self.data()),
+        }
+    }
+
+    /// The scaled stores the server runs on, if any.
+    pub fn scaled(&self) -> Option<&Arc<ScaledStores>> {
+        self.scaled.as_ref()
+    }
+
+    /// True if the item has a partial upload in the server's store.
+    pub fn has_partial(&self, clip_id: &str) -> bool {
+        use fieldcap_server::store::BlobStore as _;
+        match &self.scaled {
+            Some(s) => s.s3.store().read_partial(clip_id).expect("reading a partial upload").is_some(),
+            None => self.data().join(fieldcap_server::store::UPLOADS_DIR).join(format!("{clip_id}.part")).exists(),
+        }
+    }
+
+    /// SHA-256 (hex) of every stored original and partial upload of the server: the files of
+    /// its data folder, or the objects of its bucket.
+    pub fn stored_digests(&self) -> std::collections::HashSet<String> {
+        match &self.scaled {
+            Some(s) => s.s3.object_digests(),
+            None => crate::files::file_digests(&self.data()),
+        }
     }
 
     /// A server in this process with witnesses: `witnesses` gets the log's verifier key (the
@@ -55,16 +108,17 @@ impl TestServer {
         let data = dir.path().join("data");
         let vkey = fieldcap_server::log_vkey(&data, None).expect("log vkey");
         let ws = witnesses(&vkey);
-        let handle = start_in_process(&data, &ws);
+        let handle = start_in_process(&data, &ws, None);
         let addr = handle.addr();
-        TestServer { dir, backend: Backend::InProcess(Some(handle), ws), addr, client: client() }
+        TestServer { dir, backend: Backend::InProcess(Some(handle), ws), addr, client: client(), scaled: None }
     }
 
     /// `fieldcap serve` as a child process of `cli`'s binary.
     pub fn serve(cli: &Cli) -> TestServer {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (child, addr) = spawn_serve(cli, &dir.path().join("data"));
-        TestServer { dir, backend: Backend::Process(cli.clone(), Some(child)), addr, client: client() }
+        let scaled = default_scaled();
+        let (child, addr) = spawn_serve(cli, &dir.path().join("data"), scaled.as_deref());
+        TestServer { dir, backend: Backend::Process(cli.clone(), Some(child)), addr, client: client(), scaled }
     }
 
     /// The folder holding the data folder; nothing but `data/` may appear in it.
@@ -97,8 +151,11 @@ impl TestServer {
     /// process through the library, for `fieldcap serve` with `fieldcap token`.
     pub fn token(&self, role: &str) -> String {
         match &self.backend {
-            Backend::InProcess(..) => fieldcap_server::issue_token(self.data(), role).expect("token"),
-            Backend::Process(cli, _) => cli.token(&self.data(), role),
+            Backend::InProcess(..) => fieldcap_server::issue_token(self.deployment(), role).expect("token"),
+            Backend::Process(cli, _) => match &self.scaled {
+                None => cli.token(&self.data(), role),
+                Some(s) => cli.token_with(&self.data(), &s.args(), &s.env(), role),
+            },
         }
     }
 
@@ -133,14 +190,15 @@ impl TestServer {
     pub fn restart(&mut self) {
         self.stop();
         let data = self.data();
+        let scaled = self.scaled.clone();
         match &mut self.backend {
             Backend::InProcess(h, ws) => {
-                let handle = start_in_process(&data, ws);
+                let handle = start_in_process(&data, ws, scaled.as_deref());
                 self.addr = handle.addr();
                 *h = Some(handle);
             }
             Backend::Process(cli, c) => {
-                let (child, addr) = spawn_serve(cli, &data);
+                let (child, addr) = spawn_serve(cli, &data, scaled.as_deref());
                 self.addr = addr;
                 *c = Some(child);
             }
@@ -160,8 +218,21 @@ fn client() -> reqwest::blocking::Client {
     reqwest::blocking::Client::builder().timeout(Duration::from_secs(30)).build().expect("HTTP client")
 }
 
-fn start_in_process(data: &Path, witnesses: &[WitnessEndpoint]) -> ServerHandle {
+/// The scaled stores of a new test server when `FIELDCAP_TEST_SCALED` asks for them (a test run
+/// in that mode must not fall back to the embedded stores silently).
+fn default_scaled() -> Option<Arc<ScaledStores>> {
+    if !scaled_by_default() {
+        return None;
+    }
+    Some(Arc::new(ScaledStores::start().expect("FIELDCAP_TEST_SCALED is set: a test PostgreSQL and S3 server are needed")))
+}
+
+fn start_in_process(data: &Path, witnesses: &[WitnessEndpoint], scaled: Option<&ScaledStores>) -> ServerHandle {
     let mut cfg = ServerConfig::new(data.to_path_buf(), "127.0.0.1:0".parse().expect("addr"));
+    if let Some(s) = scaled {
+        let d = s.deployment(data);
+        (cfg.records, cfg.blobs) = (d.records, d.blobs);
+    }
     if !witnesses.is_empty() {
         cfg.witnesses = witnesses.to_vec();
         cfg.witness_client = Some(WitnessClient(std::sync::Arc::new(crate::witness::ReqwestWitnessTransport::new())));
@@ -174,12 +245,13 @@ fn start_in_process(data: &Path, witnesses: &[WitnessEndpoint]) -> ServerHandle 
 /// Starts `fieldcap serve --data DATA --listen 127.0.0.1:0` and reads its first stdout line,
 /// `listening on http://ADDR`, waiting at most [`SERVE_START`]. The rest of its stdout is
 /// drained so that the server never writes to a closed pipe.
-fn spawn_serve(cli: &Cli, data: &Path) -> (Child, SocketAddr) {
-    let mut child = cli
-        .command()
-        .args(["serve", "--data"])
-        .arg(data)
-        .args(["--listen", "127.0.0.1:0"])
+fn spawn_serve(cli: &Cli, data: &Path, scaled: Option<&ScaledStores>) -> (Child, SocketAddr) {
+    let mut cmd = cli.command();
+    cmd.args(["serve", "--data"]).arg(data).args(["--listen", "127.0.0.1:0"]);
+    if let Some(s) = scaled {
+        cmd.args(s.args()).envs(s.env());
+    }
+    let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

@@ -87,7 +87,20 @@ impl Cli {
 
     /// `fieldcap token --data DATA --role ROLE`: the one-time token on its last stdout line.
     pub fn token(&self, data: &Path, role: &str) -> String {
-        let out = self.command().args(["token", "--data"]).arg(data).args(["--role", role]).output().expect("fieldcap token");
+        self.token_with(data, &[], &[], role)
+    }
+
+    /// [`Cli::token`] with more arguments (`--records`, `--blobs`) and environment.
+    pub fn token_with(&self, data: &Path, args: &[String], env: &[(String, String)], role: &str) -> String {
+        let out = self
+            .command()
+            .args(["token", "--data"])
+            .arg(data)
+            .args(args)
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .args(["--role", role])
+            .output()
+            .expect("fieldcap token");
         assert!(out.status.success(), "fieldcap token: {}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8_lossy(&out.stdout).lines().last().expect("token line").trim().to_string()
     }

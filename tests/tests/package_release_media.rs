@@ -32,7 +32,7 @@ fn lon() -> Vec<u8> {
 struct Setup {
     _server: TestServer,
     _phone: Device,
-    data: PathBuf,
+    data: fieldcap_server::store::Deployment,
     work: tempfile::TempDir,
     /// (clip id, original bytes) of the movie, the photo and the WebM clip.
     movie: (String, Vec<u8>),
@@ -64,7 +64,7 @@ fn setup() -> Setup {
     // A WebM (Matroska) file: the scrubber does not parse it, so its location stays unknown.
     let webm = seal("clip.webm", &[&[0x1A, 0x45, 0xDF, 0xA3][..], b"webm", PLACE_XYZ.as_bytes(), &seeded(50_000, 3)].concat(), 4);
     sync_until_receipted(&phone.store, &sync_opts());
-    Setup { data: server.data(), _server: server, _phone: phone, work: tempfile::tempdir().unwrap(), movie, photo, webm, mdat, scan }
+    Setup { data: server.deployment(), _server: server, _phone: phone, work: tempfile::tempdir().unwrap(), movie, photo, webm, mdat, scan }
 }
 
 fn package(s: &Setup, name: &str, clips: &[&str], profile: Profile) -> PathBuf {

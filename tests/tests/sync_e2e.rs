@@ -7,7 +7,6 @@
 use fieldcap_core::sync::{CancelToken, SyncOptions};
 use fieldcap_testkit::bytes::XorShift;
 use fieldcap_testkit::device::*;
-use fieldcap_testkit::files::file_digests;
 use fieldcap_testkit::proxy::{Fault, Proxy};
 use fieldcap_testkit::server::TestServer;
 use std::time::Duration;
@@ -63,7 +62,7 @@ fn several_devices_dozens_of_items_all_receipted() {
             });
         }
     });
-    let stored = file_digests(&server.data());
+    let stored = server.stored_digests();
     let mut total = 0u64;
     for d in &devices {
         assert_all_receipted(d);
@@ -119,13 +118,12 @@ fn cancel_mid_upload_resumes_from_the_offset_and_purge_keeps_the_receipt() {
 /// first) but it was never receipted, no copy of it is stored (neither the signed digests nor
 /// the changed bytes), and no partial upload lingers (terminated, recorded in custody).
 fn assert_server_never_took_it(server: &TestServer, clip_id: &str, signed_sha: &str, changed_sha: &str, terminated: bool) {
-    let recs = fieldcap_server::records::Records::open(server.data()).expect("records");
+    let recs = fieldcap_server::records::Records::open(server.deployment()).expect("records");
     let it = recs.item(clip_id).expect("item").expect("the manifest is on record");
     assert!(it.receipt.is_none() && it.blob_sha256.is_none(), "never receipted, never stored: {:?}", it.state);
-    let stored = file_digests(&server.data());
+    let stored = server.stored_digests();
     assert!(!stored.contains(signed_sha) && !stored.contains(changed_sha), "no copy of the file on the server");
-    let part = server.data().join("uploads").join(format!("{clip_id}.part"));
-    assert!(!part.exists(), "no partial upload lingers");
+    assert!(!server.has_partial(clip_id), "no partial upload lingers");
     let events: Vec<String> = recs.custody(Some(clip_id)).expect("custody").into_iter().map(|e| e.event).collect();
     assert_eq!(events.iter().any(|e| e == "terminated"), terminated, "{events:?}");
 }
@@ -283,7 +281,7 @@ fn faults_every_item_receipted_exactly_once() {
         assert_eq!(sums.last().expect("pass").remaining, 0, "{sums:?}");
     }
     assert!(proxy.faults.load(std::sync::atomic::Ordering::SeqCst) >= 5, "faults were injected");
-    let stored = file_digests(&server.data());
+    let stored = server.stored_digests();
     let mut total = 0;
     for d in &devices {
         assert_all_receipted(d);

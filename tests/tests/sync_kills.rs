@@ -8,7 +8,6 @@
 use fieldcap_core::sync::CancelToken;
 use fieldcap_testkit::bytes::{seeded, XorShift};
 use fieldcap_testkit::device::*;
-use fieldcap_testkit::files::file_digests;
 use fieldcap_testkit::proxy::Proxy;
 use fieldcap_testkit::server::TestServer;
 use fieldcap_testkit::tools::Cli;
@@ -97,7 +96,7 @@ fn sigkill_the_syncing_cli_at_random_instants() {
         assert_eq!(state, "receipted", "item {id}");
     }
     assert_eq!(checkpoint_size(&store), n_items, "each item in the log exactly once");
-    let stored = file_digests(&server.data());
+    let stored = server.stored_digests();
     for (m, _) in store.manifests().expect("manifests") {
         if let Some(media) = fieldcap_core::manifest::Manifest::parse(&m).expect("manifest").media {
             assert!(stored.contains(&media.sha256));

@@ -649,6 +649,26 @@ impl S3BlobStore {
         self.object_lock
     }
 
+    /// Every current object under the store's prefix as (key without the prefix, size), in key
+    /// order: for audits (one object per original, no stray partials) and tests.
+    pub fn list_objects(&self) -> Result<Vec<(String, u64)>> {
+        self.shared.with(|b| async move {
+            let mut out = Vec::new();
+            let mut pages = b.client.list_objects_v2().bucket(&b.bucket).prefix(&b.prefix).into_paginator().send();
+            while let Some(page) = pages.next().await {
+                let page = page.map_err(|e| s3_err("listing the bucket", e))?;
+                for o in page.contents() {
+                    if let Some(key) = o.key() {
+                        let len = o.size().and_then(|n| u64::try_from(n).ok()).unwrap_or(0);
+                        out.push((key[b.prefix.len().min(key.len())..].to_string(), len));
+                    }
+                }
+            }
+            out.sort();
+            Ok(out)
+        })
+    }
+
     /// The lock of an original's current version (for tests and audits; see
     /// [`BlobStore::lock_state`]).
     fn head_original(&self, sha256: &str) -> Result<Option<Head>> {
