@@ -107,7 +107,7 @@ fn twenty_devices_through_both_replicas_leave_one_consistent_log_and_one_object_
             let mut n = 0u64;
             while !stop.load(Ordering::SeqCst) {
                 n += 1;
-                let (x, y) = if n % 2 == 0 { (a1, a2) } else { (a2, a1) };
+                let (x, y) = if n.is_multiple_of(2) { (a1, a2) } else { (a2, a1) };
                 *u1.lock().unwrap() = x;
                 *u2.lock().unwrap() = y;
                 std::thread::sleep(Duration::from_millis(50));
