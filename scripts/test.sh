@@ -17,8 +17,19 @@ export FIELDCAP_REQUIRE_STOCK_TOOLS=1  # and the openssl/sha256sum/b3sum (VERIFY
 FIELDCAP_TEST_POSTGRES_URL=$(bash scripts/start_postgres.sh)
 export FIELDCAP_TEST_POSTGRES_URL
 export FIELDCAP_REQUIRE_POSTGRES=1
+bash scripts/start_s3.sh
+export FIELDCAP_REQUIRE_S3=1
+# moto's test credentials, for the scaled stores the tests open in this process (only ever
+# sent to the moto servers the tests start on 127.0.0.1).
+export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1
 status=0
 cargo test --workspace --no-fail-fast -- --test-threads=2 || status=1
+# The end-to-end, kill and package tests once more with every test server on the scaled
+# deployment's stores (PostgreSQL + S3 with Object Lock) instead of the embedded ones.
+FIELDCAP_TEST_SCALED=1 cargo test -p fieldcap-tests --no-fail-fast \
+  --test sync_e2e --test sync_kills --test package_tamper --test package_release_retention \
+  --test package_release_media --test package_pin --test package_device_custody \
+  -- --test-threads=2 || status=1
 # Every fuzz target for a few seconds over its committed corpus, so a parser regression on a
 # known input fails here (long runs: scripts/fuzz.sh SECONDS).
 bash scripts/fuzz.sh "${FIELDCAP_FUZZ_SECONDS:-5}" || status=1

@@ -109,6 +109,23 @@ fn held_or_referred_items_are_never_disposed_and_disposal_is_logged() {
     assert_ne!(out.status.code(), Some(0), "a damaged archive must not verify");
     fieldcap_server::retention::set_policy(data, "default", 0).unwrap();
     let size0 = r.log_size().unwrap();
+    if data.blobs.is_some() {
+        // Write-once storage (S3 Object Lock, COMPLIANCE): each original was locked until the
+        // retention end in force when it was stored (730 days), and a shorter policy cannot
+        // shorten a lock. So only the observation (no original) goes; the photo stays, kept
+        // with the lock named, and nothing is recorded for it.
+        let done = fieldcap_server::retention::dispose(data, chrono::Utc::now(), false).unwrap();
+        let no_media: Vec<String> = others.iter().filter(|c| r.item(c).unwrap().unwrap().blob_sha256.is_none()).cloned().collect();
+        assert_eq!(done.disposed, no_media, "{done:?}");
+        let locked: Vec<&(String, String)> = done.kept.iter().filter(|(c, _)| others.contains(c) && !no_media.contains(c)).collect();
+        assert!(!locked.is_empty() && locked.iter().all(|(_, why)| why.contains("lock")), "{done:?}");
+        assert_eq!(r.log_size().unwrap(), size0 + no_media.len() as u64, "a leaf for each disposal, none for a kept item");
+        for (c, _) in locked {
+            let sha = r.item(c).unwrap().unwrap().blob_sha256.unwrap();
+            assert!(r.blobs().contains(&sha).unwrap(), "the locked original stays");
+        }
+        return;
+    }
 
     let dry = fieldcap_server::retention::dispose(data, chrono::Utc::now(), true).unwrap();
     assert_eq!(dry.disposed.len(), others.len());
