@@ -108,6 +108,12 @@ impl TestS3 {
         format!("{}&prefix={prefix}", self.url())
     }
 
+    /// The server's address (`127.0.0.1:PORT`), e.g. for a fault proxy in front of it.
+    pub fn addr(&self) -> SocketAddr {
+        let hostport = self.endpoint.trim_start_matches("http://").trim_start_matches("https://");
+        hostport.parse().unwrap_or_else(|_| panic!("the S3 endpoint is not HOST:PORT: {hostport}"))
+    }
+
     /// The bucket's name.
     pub fn bucket(&self) -> &str {
         &self.bucket

@@ -17,6 +17,9 @@ pub struct ScaledStores {
     pub pg: TestPostgres,
     /// The object storage.
     pub s3: TestS3,
+    /// Where servers reach the object storage, when not directly (a fault proxy in front of
+    /// it): `http://HOST:PORT`.
+    pub s3_endpoint: Option<String>,
 }
 
 impl std::fmt::Debug for ScaledStores {
@@ -36,7 +39,15 @@ impl ScaledStores {
     pub fn start() -> Option<ScaledStores> {
         let pg = TestPostgres::new()?;
         let s3 = TestS3::start()?;
-        Some(ScaledStores { pg, s3 })
+        Some(ScaledStores { pg, s3, s3_endpoint: None })
+    }
+
+    /// As [`ScaledStores::start`] with a database that may stop or restart the PostgreSQL
+    /// cluster ([`TestPostgres::exclusive`]).
+    pub fn start_exclusive() -> Option<ScaledStores> {
+        let pg = TestPostgres::exclusive()?;
+        let s3 = TestS3::start()?;
+        Some(ScaledStores { pg, s3, s3_endpoint: None })
     }
 
     /// `--records`.
@@ -46,7 +57,10 @@ impl ScaledStores {
 
     /// `--blobs`.
     pub fn blobs_url(&self) -> String {
-        self.s3.url()
+        match &self.s3_endpoint {
+            Some(e) => format!("s3://{}?endpoint={e}", self.s3.bucket()),
+            None => self.s3.url(),
+        }
     }
 
     /// `--records URL --blobs URL`.
