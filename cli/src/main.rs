@@ -224,6 +224,18 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Move an embedded server (its data directory) to a scaled deployment's stores: every
+    /// record into PostgreSQL and every original into the bucket, each checked; resumable (run
+    /// it again after an interruption). Stop the server first; the data directory is unchanged
+    /// and keeps the server key.
+    MoveStores {
+        /// The data directory to move, and where the scaled stores are (--records, --blobs).
+        #[command(flatten)]
+        at: store_args::StoreArgs,
+        /// Machine-readable summary.
+        #[arg(long)]
+        json: bool,
+    },
     /// Export an evidence package (signed index, originals, receipts, proofs, custody, report).
     Package(package_cmds::PackageArgs),
     /// Place a legal hold on an item (it can never be disposed while held).
@@ -297,6 +309,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Incidents { at, json } => server_cmds::incidents(at, *json),
         Command::Devices { at, json } => server_cmds::devices(at, *json),
         Command::Revoke { at, device_id, reason } => server_cmds::revoke(at, device_id, reason),
+        Command::MoveStores { at, json } => server_cmds::move_stores(at, *json),
         Command::Package(a) => package_cmds::package(a),
         Command::Hold(a) => package_cmds::hold(a),
         Command::Release(a) => package_cmds::release(a),

@@ -227,3 +227,37 @@ pub fn incidents(at: &StoreArgs, json: bool) -> anyhow::Result<i32> {
     }
     Ok(0)
 }
+
+/// `fieldcap move-stores --data DIR --records postgres://… [--blobs s3://…] [--json]`.
+pub fn move_stores(at: &StoreArgs, json: bool) -> anyhow::Result<i32> {
+    let data = at.data.as_deref().ok_or_else(|| anyhow::anyhow!("--data DIR: the embedded server to move"))?;
+    let to = at.deployment();
+    let r = fieldcap_server::store::migrate::move_embedded(data, &to, &mut |line| {
+        if !json {
+            eprintln!("{line}");
+        }
+    })
+    .context("moving the stores")?;
+    if json {
+        let tables: Vec<serde_json::Value> = r.tables.iter().map(|t| serde_json::json!({"table": t.table, "rows": t.rows, "copied_now": t.copied_now})).collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "tables": tables, "originals": r.originals, "originals_copied": r.originals_copied,
+                "bytes_copied": r.bytes_copied, "locked": r.locked,
+            }))?
+        );
+    } else {
+        let rows: u64 = r.tables.iter().map(|t| t.rows).sum();
+        println!(
+            "moved and checked: {} table(s), {rows} row(s); {} original(s) checked in the bucket ({} copied now, {} bytes), {} locked until their retention end",
+            r.tables.len(),
+            r.originals,
+            r.originals_copied,
+            r.bytes_copied,
+            r.locked
+        );
+        println!("start the replicas with --records/--blobs and this directory's server.key");
+    }
+    Ok(0)
+}

@@ -209,6 +209,11 @@ fn item_tags(item: &ItemRecord) -> Vec<String> {
 
 /// The category that sets an item's retention (the longest of its kind, tags and `default`) and
 /// its period in days.
+/// The retention period (days) the policy on record gives an item.
+pub fn period_days(records: &dyn RecordStore, item: &ItemRecord) -> Result<i64> {
+    Ok(period_of(item, &records.retention_policy()?).1)
+}
+
 fn period_of(item: &ItemRecord, pol: &BTreeMap<String, i64>) -> (String, i64) {
     let mut cats = vec!["default".to_string(), item.kind.clone()];
     cats.extend(item_tags(item));

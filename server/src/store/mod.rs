@@ -32,6 +32,7 @@
 //! ```
 
 pub mod blobs;
+pub mod migrate;
 pub mod postgres;
 pub mod s3;
 pub mod sqlite;
@@ -645,6 +646,17 @@ impl Deployment {
             Some(url) => open_blobs_at(url)?,
         };
         Ok(Stores { records, blobs })
+    }
+
+    /// Opens the blob store alone.
+    pub fn open_blob_store(&self) -> Result<Arc<dyn BlobStore>> {
+        match &self.blobs {
+            None => {
+                let dir = self.dir("originals without --blobs")?;
+                Ok(Arc::new(LocalBlobStore::open(&dir.join(BLOBS_DIR), &dir.join(UPLOADS_DIR))?))
+            }
+            Some(url) => open_blobs_at(url),
+        }
     }
 
     /// True if a server has run on this deployment (its records exist). For an external record

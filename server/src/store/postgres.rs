@@ -36,6 +36,7 @@
 //! # Ok::<(), fieldcap_server::Error>(())
 //! ```
 
+pub mod import;
 pub mod schema;
 
 use super::{
@@ -357,7 +358,7 @@ impl PostgresRecordStore {
 
 /// Starts a READ COMMITTED transaction (every statement sees what was committed before it, so
 /// reads after an advisory lock see the previous holder's writes).
-fn begin(conn: &mut Client) -> Result<Transaction<'_>> {
+pub(super) fn begin(conn: &mut Client) -> Result<Transaction<'_>> {
     conn.build_transaction().isolation_level(IsolationLevel::ReadCommitted).start().pg()
 }
 

@@ -1,0 +1,223 @@
+//! Moving an embedded server's records (its `records.sqlite`) into PostgreSQL, table by table,
+//! for `fieldcap move-stores` (see [`crate::store::migrate`]).
+//!
+//! The PostgreSQL schema mirrors the SQLite one table for table and column for column, so each
+//! table is copied generically: its columns as PostgreSQL names them (`information_schema`;
+//! generated identity columns left to PostgreSQL), each value converted to the column's type.
+//! A table is copied in **one transaction** — all of it or nothing — so an interrupted move is
+//! resumed by running it again: tables already copied are checked, not copied twice. Every
+//! table, copied now or before, is then compared with its source row for row (a digest over the
+//! sorted rows on both sides). A target that holds other records than the source's is refused.
+
+use super::{Pg, PostgresRecordStore};
+use crate::error::{Error, Result};
+use postgres::types::ToSql;
+use sha2::{Digest, Sha256};
+use std::path::Path;
+
+/// Tables in the order they are copied (a row's references come first).
+const TABLES: &[&str] = &[
+    "tokens",
+    "devices",
+    "nonces",
+    "items",
+    "uploads",
+    "log_leaves",
+    "checkpoints",
+    "custody",
+    "retention_policy",
+    "holds",
+    "referrals",
+    "disposals",
+    "device_custody",
+];
+
+/// What happened to one table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableImport {
+    /// Table name.
+    pub table: String,
+    /// Rows in the source (and now in the target).
+    pub rows: u64,
+    /// True if copied by this run; false if it was copied before (and checked now).
+    pub copied_now: bool,
+}
+
+/// One value of a row, as both databases hold it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Value {
+    Null,
+    Int(i64),
+    Text(String),
+    Bytes(Vec<u8>),
+}
+
+impl Value {
+    fn encode(&self, out: &mut Vec<u8>) {
+        match self {
+            Value::Null => out.push(0),
+            Value::Int(i) => {
+                out.push(1);
+                out.extend_from_slice(&i.to_be_bytes());
+            }
+            Value::Text(t) => {
+                out.push(2);
+                out.extend_from_slice(&(t.len() as u64).to_be_bytes());
+                out.extend_from_slice(t.as_bytes());
+            }
+            Value::Bytes(b) => {
+                out.push(3);
+                out.extend_from_slice(&(b.len() as u64).to_be_bytes());
+                out.extend_from_slice(b);
+            }
+        }
+    }
+}
+
+/// SHA-256 over the rows, sorted (the two databases order text differently).
+fn rows_digest(rows: &[Vec<Value>]) -> [u8; 32] {
+    let mut enc: Vec<Vec<u8>> = rows
+        .iter()
+        .map(|r| {
+            let mut b = Vec::new();
+            for v in r {
+                v.encode(&mut b);
+            }
+            b
+        })
+        .collect();
+    enc.sort();
+    let mut h = Sha256::new();
+    for e in &enc {
+        h.update((e.len() as u64).to_be_bytes());
+        h.update(e);
+    }
+    h.finalize().into()
+}
+
+fn sqlite_err(e: rusqlite::Error) -> Error {
+    Error::Storage(Box::new(e))
+}
+
+/// The source rows of `table` with the columns `cols`, in insertion order.
+fn source_rows(src: &rusqlite::Connection, table: &str, cols: &[(String, String)]) -> Result<Vec<Vec<Value>>> {
+    let list: Vec<String> = cols.iter().map(|(c, _)| format!("\"{c}\"")).collect();
+    let mut st = src.prepare(&format!("SELECT {} FROM \"{table}\" ORDER BY rowid", list.join(", "))).map_err(sqlite_err)?;
+    let mut rows = st.query([]).map_err(sqlite_err)?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next().map_err(sqlite_err)? {
+        let mut row = Vec::with_capacity(cols.len());
+        for (i, (c, ty)) in cols.iter().enumerate() {
+            use rusqlite::types::ValueRef;
+            let v = match (r.get_ref(i).map_err(sqlite_err)?, ty.as_str()) {
+                (ValueRef::Null, _) => Value::Null,
+                (ValueRef::Integer(n), "bigint") => Value::Int(n),
+                (ValueRef::Text(t), "text") => Value::Text(String::from_utf8(t.to_vec()).map_err(|_| bad(table, c, "text that is not UTF-8"))?),
+                (ValueRef::Blob(b), "bytea") => Value::Bytes(b.to_vec()),
+                // SQLite is typed per value: a BLOB column may hold text, etc.
+                (ValueRef::Text(t), "bytea") => Value::Bytes(t.to_vec()),
+                (ValueRef::Integer(n), "text") => Value::Text(n.to_string()),
+                (_, other) => return Err(bad(table, c, &format!("a value that does not fit PostgreSQL type {other}"))),
+            };
+            row.push(v);
+        }
+        out.push(row);
+    }
+    Ok(out)
+}
+
+fn bad(table: &str, col: &str, what: &str) -> Error {
+    Error::Conflict(format!("the embedded records cannot be moved: {table}.{col} holds {what}"))
+}
+
+/// The target rows of `table` with the columns `cols`.
+fn target_rows(tx: &mut impl postgres::GenericClient, table: &str, cols: &[(String, String)]) -> Result<Vec<Vec<Value>>> {
+    let list: Vec<String> = cols.iter().map(|(c, _)| format!("\"{c}\"")).collect();
+    let rows = tx.query(&format!("SELECT {} FROM \"{table}\"", list.join(", ")), &[]).pg()?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let mut row = Vec::with_capacity(cols.len());
+        for (i, (_, ty)) in cols.iter().enumerate() {
+            let v = match ty.as_str() {
+                "bigint" => r.get::<_, Option<i64>>(i).map_or(Value::Null, Value::Int),
+                "text" => r.get::<_, Option<String>>(i).map_or(Value::Null, Value::Text),
+                "bytea" => r.get::<_, Option<Vec<u8>>>(i).map_or(Value::Null, Value::Bytes),
+                other => return Err(Error::Internal(format!("{table}: unexpected column type {other}"))),
+            };
+            row.push(v);
+        }
+        out.push(row);
+    }
+    Ok(out)
+}
+
+impl PostgresRecordStore {
+    /// Copies the records of the SQLite file `sqlite` (an embedded server's `records.sqlite`,
+    /// its server stopped) into this database, table by table, each in one transaction; tables
+    /// copied by an earlier, interrupted run are checked instead. Every table is then compared
+    /// with its source. Refuses a target holding records the source does not have.
+    pub fn import_sqlite(&self, sqlite: &Path, progress: &mut dyn FnMut(&TableImport)) -> Result<Vec<TableImport>> {
+        let src = rusqlite::Connection::open_with_flags(sqlite, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(sqlite_err)?;
+        // One snapshot of the source for the whole copy.
+        src.execute_batch("BEGIN").map_err(sqlite_err)?;
+        let mut conn = self.conn()?;
+        let mut out = Vec::new();
+        for table in TABLES {
+            let cols: Vec<(String, String)> = conn
+                .query(
+                    "SELECT column_name::text, data_type::text FROM information_schema.columns \
+                     WHERE table_schema = current_schema() AND table_name = $1 AND is_identity = 'NO' ORDER BY ordinal_position",
+                    &[table],
+                )
+                .pg()?
+                .iter()
+                .map(|r| (r.get(0), r.get(1)))
+                .collect();
+            if cols.is_empty() {
+                return Err(Error::Internal(format!("the record database has no table {table}")));
+            }
+            let rows = source_rows(&src, table, &cols)?;
+            let mut tx = super::begin(&mut conn)?;
+            // The table is locked for the copy (another mover, or a server started too early).
+            tx.batch_execute(&format!("LOCK TABLE \"{table}\" IN EXCLUSIVE MODE")).pg()?;
+            let present: i64 = tx.query_one(&format!("SELECT count(*) FROM \"{table}\""), &[]).pg()?.get(0);
+            let copied_now = present == 0 && !rows.is_empty();
+            if copied_now {
+                let names: Vec<String> = cols.iter().map(|(c, _)| format!("\"{c}\"")).collect();
+                let marks: Vec<String> = (1..=cols.len()).map(|i| format!("${i}")).collect();
+                let st = tx.prepare(&format!("INSERT INTO \"{table}\" ({}) VALUES ({})", names.join(", "), marks.join(", "))).pg()?;
+                for row in &rows {
+                    let params: Vec<Box<dyn ToSql + Sync>> = row
+                        .iter()
+                        .zip(&cols)
+                        .map(|(v, (_, ty))| -> Box<dyn ToSql + Sync> {
+                            match (v, ty.as_str()) {
+                                (Value::Null, "bigint") => Box::new(None::<i64>),
+                                (Value::Null, "bytea") => Box::new(None::<Vec<u8>>),
+                                (Value::Null, _) => Box::new(None::<String>),
+                                (Value::Int(n), _) => Box::new(*n),
+                                (Value::Text(t), _) => Box::new(t.clone()),
+                                (Value::Bytes(b), _) => Box::new(b.clone()),
+                            }
+                        })
+                        .collect();
+                    let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref()).collect();
+                    tx.execute(&st, &refs).pg()?;
+                }
+            }
+            let there = target_rows(&mut tx, table, &cols)?;
+            if there.len() != rows.len() || rows_digest(&there) != rows_digest(&rows) {
+                return Err(Error::Conflict(format!(
+                    "the record database's {table} differs from the embedded records ({} rows there, {} here): it holds other records; move into an empty database",
+                    there.len(),
+                    rows.len()
+                )));
+            }
+            tx.commit().pg()?;
+            let t = TableImport { table: table.to_string(), rows: rows.len() as u64, copied_now };
+            progress(&t);
+            out.push(t);
+        }
+        Ok(out)
+    }
+}
