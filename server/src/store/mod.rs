@@ -677,16 +677,17 @@ impl Deployment {
             Some(dir) if create => crate::keys::load_or_create(dir),
             Some(dir) => Ok((crate::keys::load(dir)?, false)),
             None => {
-                let made = std::cell::Cell::new(None::<Vec<u8>>);
+                // Whether the stored key is the one made here (then it was created now).
+                let made = std::cell::Cell::new(None::<zeroize::Zeroizing<Vec<u8>>>);
                 let generate = || {
                     let secret = DeviceKey::generate().secret().to_vec();
-                    made.set(Some(secret.clone()));
+                    made.set(Some(zeroize::Zeroizing::new(secret.clone())));
                     secret
                 };
                 let stored = records
                     .server_key_secret(if create { Some(&generate) } else { None })?
                     .ok_or_else(|| Error::NotFound("the record database holds no server key yet (start `fieldcap serve` on it first)".into()))?;
-                let created = made.take().is_some_and(|m| zeroize::Zeroizing::new(m)[..] == stored[..]);
+                let created = made.take().is_some_and(|m| m[..] == stored[..]);
                 Ok((DeviceKey::from_secret(&stored)?, created))
             }
         }
