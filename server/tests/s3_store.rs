@@ -54,7 +54,7 @@ fn store_bytes(s: &dyn BlobStore, data: &[u8]) -> String {
 /// signatures).
 fn keys_under(s3: &TestS3, prefix: &str) -> String {
     let url = format!("{}/{}?list-type=2&prefix={prefix}", endpoint(s3), s3.bucket());
-    reqwest::blocking::get(url).unwrap().text().unwrap()
+    fieldcap_testkit::server::http_client().get(url).send().unwrap().text().unwrap()
 }
 
 /// A plain SDK client on the test bucket, for what the store never does (an administrator's
@@ -162,7 +162,7 @@ fn bytes_that_do_not_hash_to_the_name_are_refused_and_nothing_is_stored() {
     }
     // No multipart upload is left behind.
     let uploads = format!("{}/{}?uploads", endpoint(&s3), s3.bucket());
-    let text = reqwest::blocking::get(uploads).unwrap().text().unwrap();
+    let text = fieldcap_testkit::server::http_client().get(uploads).send().unwrap().text().unwrap();
     assert!(!text.contains("<UploadId>"), "{text}");
 }
 
@@ -303,7 +303,7 @@ fn object_lock_refuses_removal_until_retention_ends_and_while_a_legal_hold_is_on
     assert!(s.contains(&sha).unwrap());
     assert_eq!(read_all(s.open(&sha).unwrap()), b"locked evidence");
     // S3 itself refuses to delete the locked version, whoever asks (here: unsigned, by hand).
-    let versions = reqwest::blocking::get(format!("{}/{}?versions&prefix=originals/sha256/{sha}", endpoint(&s3), s3.bucket())).unwrap().text().unwrap();
+    let versions = fieldcap_testkit::server::http_client().get(format!("{}/{}?versions&prefix=originals/sha256/{sha}", endpoint(&s3), s3.bucket())).send().unwrap().text().unwrap();
     let vid = versions.split("<VersionId>").nth(1).unwrap().split('<').next().unwrap().to_string();
     let (rt, client) = raw_client(&s3);
     let del = rt.block_on(client.delete_object().bucket(s3.bucket()).key(format!("originals/sha256/{sha}")).version_id(vid).send());
@@ -321,7 +321,7 @@ fn object_lock_refuses_removal_until_retention_ends_and_while_a_legal_hold_is_on
     s.remove_disposed(&sha2).unwrap();
     assert!(!s.contains(&sha2).unwrap());
     // Every version is gone, not hidden behind a delete marker.
-    let versions = reqwest::blocking::get(format!("{}/{}?versions&prefix=originals/sha256/{sha2}", endpoint(&s3), s3.bucket())).unwrap().text().unwrap();
+    let versions = fieldcap_testkit::server::http_client().get(format!("{}/{}?versions&prefix=originals/sha256/{sha2}", endpoint(&s3), s3.bucket())).send().unwrap().text().unwrap();
     assert!(!versions.contains("<Version>") && !versions.contains("<DeleteMarker>"), "{versions}");
     s.remove_disposed(&sha2).unwrap();
 }

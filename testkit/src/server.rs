@@ -212,6 +212,13 @@ impl Drop for TestServer {
     }
 }
 
+/// A blocking HTTP client for tests (30 s timeout), with the ring crypto provider installed
+/// first: when the workspace is built as a whole, rustls has more than one provider compiled in
+/// and picks none by itself ("No provider set").
+pub fn http_client() -> reqwest::blocking::Client {
+    client()
+}
+
 fn client() -> reqwest::blocking::Client {
     // reqwest may be built with rustls but without a crypto provider (see fieldcap-core).
     let _ = rustls::crypto::ring::default_provider().install_default();
