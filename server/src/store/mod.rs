@@ -529,9 +529,7 @@ impl Stores {
     /// The embedded stores of a data directory (created if needed): records in
     /// [`RECORDS_FILE`], originals in [`BLOBS_DIR`], partial uploads in [`UPLOADS_DIR`].
     pub fn open_embedded(data_dir: &Path) -> Result<Stores> {
-        let records = open_embedded_records(data_dir)?;
-        let blobs = LocalBlobStore::open(&data_dir.join(BLOBS_DIR), &data_dir.join(UPLOADS_DIR))?;
-        Ok(Stores { records: Arc::new(records), blobs: Arc::new(blobs) })
+        Deployment::from(data_dir).open_stores()
     }
 }
 
