@@ -19,7 +19,7 @@ pub(crate) fn default_origin(key_id: &str) -> String {
 /// of the shared log that no device or verifier accepts, and its custody events would break
 /// the chain's single signer).
 pub(crate) fn check_records_key(records: &dyn RecordStore, key_id: &str) -> Result<()> {
-    let Some(first) = records.custody(None)?.into_iter().next() else { return Ok(()) };
+    let Some(first) = records.first_custody()? else { return Ok(()) };
     let v: serde_json::Value = serde_json::from_slice(&first.body)?;
     let want = crate::custody::actor(key_id);
     match v.get("actor").and_then(|a| a.as_str()) {

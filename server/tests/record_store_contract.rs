@@ -436,6 +436,7 @@ fn a_cosigned_receipt_replaces_only_the_stored_one(s: &dyn RecordStore) {
 fn server_custody_is_one_chain_in_order(s: &dyn RecordStore) {
     let key = DeviceKey::generate();
     let mut seen = Vec::new();
+    assert!(s.first_custody().unwrap().is_none());
     for n in 0..5u64 {
         let c = (n % 2 == 1).then(|| clip(n));
         let sign = custody_signer(&key, "stored", c.clone());
@@ -449,6 +450,7 @@ fn server_custody_is_one_chain_in_order(s: &dyn RecordStore) {
     verify_chain(&all, &key.verifying_key()).unwrap();
     assert_eq!(s.custody(Some(&clip(3))).unwrap(), vec![seen[3].clone()]);
     assert!(s.custody(Some(&clip(2))).unwrap().is_empty());
+    assert_eq!(s.first_custody().unwrap(), Some(seen[0].clone()), "the event that began the chain");
 }
 
 fn device_custody_appends_only_at_the_expected_head(s: &dyn RecordStore) {

@@ -321,6 +321,10 @@ pub trait RecordStore: Send + Sync {
     fn append_custody(&self, clip_id: Option<&str>, event: &str, at: &str, sign: CustodySigner<'_>) -> Result<CustodyEvent>;
     /// Custody events, all or those of one item, in chain order.
     fn custody(&self, clip_id: Option<&str>) -> Result<Vec<CustodyEvent>>;
+    /// The first server custody event (seq 1), if any: which key began the records.
+    fn first_custody(&self) -> Result<Option<CustodyEvent>> {
+        Ok(self.custody(None)?.into_iter().next())
+    }
     /// The newest event of a device's uploaded custody log as (seq, body SHA-256).
     fn device_custody_head(&self, device_id: &str) -> Result<Option<(u64, String)>>;
     /// One event of a device's uploaded custody log.

@@ -697,6 +697,11 @@ impl RecordStore for PostgresRecordStore {
         Ok(ev)
     }
 
+    fn first_custody(&self) -> Result<Option<CustodyEvent>> {
+        let row = self.conn()?.query_opt("SELECT body, sig FROM custody ORDER BY seq LIMIT 1", &[]).pg()?;
+        row.as_ref().map(event_from_row).transpose()
+    }
+
     fn custody(&self, clip_id: Option<&str>) -> Result<Vec<CustodyEvent>> {
         let mut conn = self.conn()?;
         let rows = match clip_id {

@@ -466,6 +466,15 @@ impl RecordStore for SqliteRecordStore {
         Ok(ev)
     }
 
+    fn first_custody(&self) -> Result<Option<CustodyEvent>> {
+        let conn = self.conn()?;
+        let row: Option<(Vec<u8>, Vec<u8>)> = conn
+            .prepare_cached("SELECT body, sig FROM custody ORDER BY seq LIMIT 1")?
+            .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        row.map(|(b, s)| Ok(CustodyEvent::from_body(b, s)?)).transpose()
+    }
+
     fn custody(&self, clip_id: Option<&str>) -> Result<Vec<CustodyEvent>> {
         let conn = self.conn()?;
         let mut out = Vec::new();
