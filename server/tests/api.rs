@@ -417,6 +417,53 @@ fn an_upload_whose_last_byte_arrived_on_a_cut_request_is_finished_without_a_rest
     assert_eq!(srv.head_offset(&url), data.len() as u64);
 }
 
+/// A PATCH cut mid-body (the phone killed, or out of coverage) keeps the bytes that arrived: the
+/// handler runs to its end though hyper drops the connection, records the new offset, and only
+/// then lets the next request for the upload in.
+#[test]
+fn a_patch_cut_mid_body_keeps_and_records_the_bytes_that_arrived() {
+    let srv = TestServer::start();
+    let dev = DeviceKey::generate();
+    srv.enroll(&dev, "monitor");
+    let data = seeded(300_000, 11);
+    let vid = manifest(&dev, 1, None, Some(&data), "2025-06-07T18:03:00.000Z", vec![]);
+    let url = commit(&srv, &dev, &vid).upload_url.unwrap();
+    let sent = 120_000;
+    {
+        let mut s = std::net::TcpStream::connect(srv.addr()).unwrap();
+        let head = format!(
+            "PATCH {url} HTTP/1.1\r\nHost: x\r\nTus-Resumable: 1.0.0\r\nUpload-Offset: 0\r\nContent-Type: application/offset+octet-stream\r\nContent-Length: {}\r\n\r\n",
+            data.len()
+        );
+        s.write_all(head.as_bytes()).unwrap();
+        s.write_all(&data[..sent]).unwrap();
+        s.flush().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    } // the connection is cut here, 180 000 bytes short
+    let mut offset = 0;
+    for _ in 0..40 {
+        offset = srv.head_offset(&url);
+        if offset == sent as u64 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(offset, sent as u64, "the bytes received before the cut were not kept");
+    // The upload resumes there and completes.
+    let r = srv
+        .client
+        .patch(format!("{}{url}", srv.url()))
+        .header("tus-resumable", "1.0.0")
+        .header("upload-offset", sent.to_string())
+        .header("content-type", "application/offset+octet-stream")
+        .body(data[sent..].to_vec())
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 204);
+    let receipt = format!("/v1/receipts/{}", vid.manifest.clip_id);
+    assert_eq!(srv.signed(&dev, "GET", &receipt, b"").status().as_u16(), 200);
+}
+
 #[test]
 fn health_readiness_and_metrics_answer_and_count_refusals_by_name() {
     let srv = TestServer::start();

@@ -26,6 +26,15 @@ fn total_offsets(home: &std::path::Path) -> u64 {
     .expect("sum") as u64
 }
 
+/// Each item needing attention: its state, integrity and last error (so a failure says why).
+fn attention(home: &std::path::Path) -> Vec<(String, String, String, Option<String>)> {
+    let c = rusqlite::Connection::open_with_flags(home.join("fieldcap.db"), rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).expect("db");
+    let mut q = c
+        .prepare("SELECT clip_id, state, integrity, last_error FROM items WHERE state = 'needs_attention' OR integrity != 'ok'")
+        .expect("query");
+    q.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))).expect("rows").map(|r| r.expect("row")).collect()
+}
+
 #[test]
 fn sigkill_the_syncing_cli_at_random_instants() {
     let cli = Cli::built();
@@ -90,7 +99,7 @@ fn sigkill_the_syncing_cli_at_random_instants() {
     // A final, uninterrupted pass at full speed finishes the job.
     proxy.up_rate.store(0, Ordering::SeqCst);
     let out = cli.command().arg("--home").arg(&home).args(["sync", "--json", "--timeout", "300"]).output().expect("final sync");
-    assert!(out.status.success(), "final sync: {}", String::from_utf8_lossy(&out.stdout));
+    assert!(out.status.success(), "final sync: {}\nitems needing attention: {:?}", String::from_utf8_lossy(&out.stdout), attention(&home));
     let store = open_store(&home);
     for (id, state) in states(&store) {
         assert_eq!(state, "receipted", "item {id}");

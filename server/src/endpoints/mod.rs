@@ -20,13 +20,14 @@ pub(crate) mod manifests;
 pub(crate) mod receipts;
 pub mod tus;
 
-use crate::http::{limits, problem};
+use crate::http::{detach, limits, problem};
 use crate::state::AppState;
 use axum::routing::{get, post};
 use axum::Router;
 use std::sync::Arc;
 
-/// Every route, behind the request limits and the problem+json safety net.
+/// Every route, behind the request limits and the problem+json safety net, each request run
+/// to its end though its client hangs up ([`detach`]).
 pub(crate) fn router(state: Arc<AppState>) -> Router {
     let tus_routes = Router::new()
         .route("/v1/uploads", post(tus::post_endpoint).options(tus::options))
@@ -52,5 +53,7 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .layer(axum::middleware::from_fn(problem::problem_safety_net))
         .layer(axum::middleware::from_fn(limits::limits))
         .layer(axum::middleware::from_fn_with_state(state.clone(), crate::metrics::track))
+        // Outermost, so a client's hang-up cuts none of the layers above short either.
+        .layer(axum::middleware::from_fn(detach::run_to_completion))
         .with_state(state)
 }

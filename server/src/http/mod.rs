@@ -2,11 +2,13 @@
 //! ([`crate::endpoints`]): device request authentication ([`auth`]), request bodies and JSON
 //! answers ([`body`]), path and query parameters ([`params`]), request limits ([`limits`]) and
 //! problem+json answers ([`problem`]), the connection loop ([`serve`]: timeouts, connection cap,
-//! problem+json for what the HTTP parser refuses), and [`blocking`] for work that must not run on
+//! problem+json for what the HTTP parser refuses), [`detach`] (every request runs to its end
+//! though its client hangs up), and [`blocking`] for work that must not run on
 //! the async workers.
 
 pub(crate) mod auth;
 pub(crate) mod body;
+pub(crate) mod detach;
 pub(crate) mod limits;
 pub(crate) mod params;
 pub(crate) mod problem;
