@@ -236,6 +236,35 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Back up a deployment (embedded, or PostgreSQL + S3) into a new directory while it
+    /// serves: one snapshot of the records, the server key, every original, BACKUP.json and
+    /// SHA256SUMS (`sha256sum -c SHA256SUMS` checks it). Keep it as secret as the server: it
+    /// holds the server key.
+    Backup {
+        /// The deployment to back up.
+        #[command(flatten)]
+        at: store_args::StoreArgs,
+        /// The new backup directory (must not exist).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Machine-readable summary.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Restore a backup into an empty embedded data directory (--data DIR) or a scaled
+    /// deployment's stores (--records, --blobs; resumable). The backup is checked first;
+    /// nothing is restored from one that does not check.
+    Restore {
+        /// The backup directory (made by `fieldcap backup`).
+        #[arg(long, value_name = "DIR")]
+        from: PathBuf,
+        /// Where to restore.
+        #[command(flatten)]
+        at: store_args::StoreArgs,
+        /// Machine-readable summary.
+        #[arg(long)]
+        json: bool,
+    },
     /// Export an evidence package (signed index, originals, receipts, proofs, custody, report).
     Package(package_cmds::PackageArgs),
     /// Place a legal hold on an item (it can never be disposed while held).
@@ -310,6 +339,8 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Devices { at, json } => server_cmds::devices(at, *json),
         Command::Revoke { at, device_id, reason } => server_cmds::revoke(at, device_id, reason),
         Command::MoveStores { at, json } => server_cmds::move_stores(at, *json),
+        Command::Backup { at, out, json } => server_cmds::backup(at, out, *json),
+        Command::Restore { from, at, json } => server_cmds::restore(from, at, *json),
         Command::Package(a) => package_cmds::package(a),
         Command::Hold(a) => package_cmds::hold(a),
         Command::Release(a) => package_cmds::release(a),

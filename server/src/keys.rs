@@ -50,8 +50,32 @@ pub(crate) fn load_or_create_files(data_dir: &Path, files: &KeyFiles) -> Result<
     if path.exists() {
         return Ok((load_files(data_dir, files)?, false));
     }
-    fs::create_dir_all(data_dir).map_err(|e| Error::io("creating the data directory", e))?;
     let key = DeviceKey::generate();
+    if store_files(data_dir, files, &key)? {
+        Ok((key, true))
+    } else {
+        Ok((load_files(data_dir, files)?, false))
+    }
+}
+
+/// Stores `key` as the server key of `data_dir` (a restore from a backup). A key already there
+/// is kept if it is the same key, and refused if it is another.
+pub fn store(data_dir: &Path, key: &DeviceKey) -> Result<()> {
+    if store_files(data_dir, &SERVER_FILES, key)? {
+        return Ok(());
+    }
+    let there = load(data_dir)?;
+    if there.verifying_key() != key.verifying_key() {
+        return Err(Error::Conflict("the data directory holds another server key".into()));
+    }
+    Ok(())
+}
+
+/// Writes `key` into the key files `files` of `data_dir` (race-free: temp file, fsync, hard
+/// link); false, writing nothing, if a key file is there already.
+fn store_files(data_dir: &Path, files: &KeyFiles, key: &DeviceKey) -> Result<bool> {
+    let path = data_dir.join(files.key);
+    fs::create_dir_all(data_dir).map_err(|e| Error::io("creating the data directory", e))?;
     let secret = key.secret();
     let doc = Zeroizing::new(format!("{{\"secret\":\"{}\",\"type\":\"{}\"}}", hex::encode(&secret[..]), files.kind));
     let tmp = data_dir.join(format!(".{}.{}.tmp", files.key, std::process::id()));
@@ -71,9 +95,9 @@ pub(crate) fn load_or_create_files(data_dir: &Path, files: &KeyFiles) -> Result<
         Ok(()) => {
             fieldcap_evidence::fsutil::sync_dir(data_dir)?;
             fieldcap_evidence::fsutil::write_atomic(&data_dir.join(files.public), key.public_pem().as_bytes())?;
-            Ok((key, true))
+            Ok(true)
         }
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok((load_files(data_dir, files)?, false)),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
         Err(e) => Err(Error::io("storing the key file", e)),
     }
 }

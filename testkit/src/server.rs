@@ -46,6 +46,14 @@ impl TestServer {
         TestServer { dir, backend: Backend::InProcess(Some(handle), vec![]), addr, client: client(), scaled }
     }
 
+    /// A server in this process on the embedded stores, whatever `FIELDCAP_TEST_SCALED` says.
+    pub fn start_embedded() -> TestServer {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let handle = start_in_process(&dir.path().join("data"), &[], None);
+        let addr = handle.addr();
+        TestServer { dir, backend: Backend::InProcess(Some(handle), vec![]), addr, client: client(), scaled: None }
+    }
+
     /// `fieldcap serve --records … --blobs …` as a child process on `stores` (a replica of a
     /// scaled deployment); with `key_from`, the data folder gets that folder's server key first
     /// (every replica of a deployment has the same key).

@@ -31,6 +31,7 @@
 //! assert!(s.device("00000000000000000000000000000000").unwrap().is_none());
 //! ```
 
+pub mod backup;
 pub mod blobs;
 pub mod migrate;
 pub mod postgres;

@@ -1,5 +1,7 @@
 //! Moving an embedded server's records (its `records.sqlite`) into PostgreSQL, table by table,
-//! for `fieldcap move-stores` (see [`crate::store::migrate`]).
+//! for `fieldcap move-stores` (see [`crate::store::migrate`]), and copying PostgreSQL's records
+//! out into a new `records.sqlite` for a backup ([`PostgresRecordStore::export_sqlite`], see
+//! [`crate::store::backup`]).
 //!
 //! The PostgreSQL schema mirrors the SQLite one table for table and column for column, so each
 //! table is copied generically: its columns as PostgreSQL names them (`information_schema`;
@@ -16,7 +18,7 @@ use sha2::{Digest, Sha256};
 use std::path::Path;
 
 /// Tables in the order they are copied (a row's references come first).
-const TABLES: &[&str] = &[
+pub(crate) const TABLES: &[&str] = &[
     "tokens",
     "devices",
     "nonces",
@@ -218,6 +220,100 @@ impl PostgresRecordStore {
             progress(&t);
             out.push(t);
         }
+        Ok(out)
+    }
+}
+
+/// Columns to copy (name, PostgreSQL type) and the identity column that orders the rows.
+type CopyColumns = (Vec<(String, String)>, Option<String>);
+
+/// The columns of `table` to copy (identity columns left to the database that receives the
+/// rows), with their PostgreSQL types, and the identity column that orders its rows, if any.
+fn copy_columns(conn: &mut impl postgres::GenericClient, table: &str) -> Result<CopyColumns> {
+    let rows = conn
+        .query(
+            "SELECT column_name::text, data_type::text, is_identity::text FROM information_schema.columns \
+             WHERE table_schema = current_schema() AND table_name = $1 ORDER BY ordinal_position",
+            &[&table],
+        )
+        .pg()?;
+    if rows.is_empty() {
+        return Err(Error::Internal(format!("the record database has no table {table}")));
+    }
+    let mut cols = Vec::new();
+    let mut order = None;
+    for r in rows {
+        let (name, ty, identity): (String, String, String) = (r.get(0), r.get(1), r.get(2));
+        if identity == "YES" {
+            order = Some(name);
+        } else {
+            cols.push((name, ty));
+        }
+    }
+    Ok((cols, order))
+}
+
+impl PostgresRecordStore {
+    /// Copies every record of this database into a new SQLite file `dst` with the embedded
+    /// server's schema (a backup, or a way back to one machine): one consistent snapshot of the
+    /// database (a read-only repeatable-read transaction, so the server may keep running), rows
+    /// in their insertion order, each table compared with its source afterwards. `dst` must not
+    /// exist; on error it is removed.
+    pub fn export_sqlite(&self, dst: &Path, progress: &mut dyn FnMut(&TableImport)) -> Result<Vec<TableImport>> {
+        if dst.exists() {
+            return Err(Error::Conflict("the records copy's file exists already".into()));
+        }
+        let r = self.export_sqlite_inner(dst, progress);
+        if r.is_err() {
+            for suffix in ["", "-wal", "-shm", "-journal"] {
+                let _ = std::fs::remove_file(format!("{}{suffix}", dst.display()));
+            }
+        }
+        r
+    }
+
+    fn export_sqlite_inner(&self, dst: &Path, progress: &mut dyn FnMut(&TableImport)) -> Result<Vec<TableImport>> {
+        // The embedded schema, at its latest version, made by the embedded store itself.
+        drop(crate::store::SqliteRecordStore::open(dst)?);
+        let mut out_db = rusqlite::Connection::open(dst).map_err(sqlite_err)?;
+        let mut conn = self.conn()?;
+        let mut snap = conn.build_transaction().isolation_level(postgres::IsolationLevel::RepeatableRead).read_only(true).start().pg()?;
+        let tx = out_db.transaction().map_err(sqlite_err)?;
+        let mut out = Vec::new();
+        for table in TABLES {
+            let (cols, order) = copy_columns(&mut snap, table)?;
+            let list: Vec<String> = cols.iter().map(|(c, _)| format!("\"{c}\"")).collect();
+            let order_by = order.map(|o| format!(" ORDER BY \"{o}\"")).unwrap_or_default();
+            let rows = snap.query(&format!("SELECT {} FROM \"{table}\"{order_by}", list.join(", ")), &[]).pg()?;
+            {
+                let marks: Vec<String> = (1..=cols.len()).map(|i| format!("?{i}")).collect();
+                let mut st = tx.prepare(&format!("INSERT INTO \"{table}\" ({}) VALUES ({})", list.join(", "), marks.join(", "))).map_err(sqlite_err)?;
+                for r in &rows {
+                    let mut values: Vec<rusqlite::types::Value> = Vec::with_capacity(cols.len());
+                    for (i, (c, ty)) in cols.iter().enumerate() {
+                        use rusqlite::types::Value as V;
+                        values.push(match ty.as_str() {
+                            "bigint" => r.get::<_, Option<i64>>(i).map_or(V::Null, V::Integer),
+                            "text" => r.get::<_, Option<String>>(i).map_or(V::Null, V::Text),
+                            "bytea" => r.get::<_, Option<Vec<u8>>>(i).map_or(V::Null, V::Blob),
+                            other => return Err(Error::Internal(format!("{table}.{c}: unexpected column type {other}"))),
+                        });
+                    }
+                    st.execute(rusqlite::params_from_iter(values)).map_err(sqlite_err)?;
+                }
+            }
+            let copied = source_rows(&tx, table, &cols)?;
+            let there = target_rows(&mut snap, table, &cols)?;
+            if copied.len() != there.len() || rows_digest(&copied) != rows_digest(&there) {
+                return Err(Error::Internal(format!("the copy of {table} differs from the record database's")));
+            }
+            let t = TableImport { table: table.to_string(), rows: copied.len() as u64, copied_now: true };
+            progress(&t);
+            out.push(t);
+        }
+        tx.commit().map_err(sqlite_err)?;
+        snap.commit().pg()?;
+        out_db.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)").map_err(sqlite_err)?;
         Ok(out)
     }
 }
