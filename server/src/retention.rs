@@ -102,9 +102,7 @@ pub fn extend_locks(r: &Records) -> Result<()> {
 /// item's retention end counted from now (it is being received now), and under a legal hold if
 /// the item is held. Nothing for a blob store without locks.
 pub fn lock_new_original(records: &dyn RecordStore, blobs: &dyn BlobStore, item: &ItemRecord, blob_sha256: &str) -> Result<()> {
-    let pol = records.retention_policy()?;
-    let (_, days) = period_of(item, &pol);
-    let until = Utc::now() + chrono::Duration::days(days);
+    let until = retention_end(records, item, Utc::now())?;
     blobs.set_retention(blob_sha256, &fieldcap_evidence::time::format(until))?;
     if records.retention_facts(&item.clip_id)?.active_holds > 0 {
         blobs.set_legal_hold(blob_sha256, true)?;
@@ -209,6 +207,19 @@ fn item_tags(item: &ItemRecord) -> Vec<String> {
 
 /// The category that sets an item's retention (the longest of its kind, tags and `default`) and
 /// its period in days.
+/// When an item's retention ends under the policy on record: its period counted from when it
+/// was received — or from `now` for an original being stored, received at this instant (its
+/// `received_at` is written with the receipt, just after). The one rule for every original's
+/// lock (at upload, at `move-stores`, at a restore); `retention` and `dispose` count the same
+/// way from `received_at`.
+pub fn retention_end(records: &dyn RecordStore, item: &ItemRecord, now: DateTime<Utc>) -> Result<DateTime<Utc>> {
+    let from = match item.received_at.as_deref() {
+        Some(t) => fieldcap_evidence::time::parse(t, "received_at")?,
+        None => now,
+    };
+    Ok(from + chrono::Duration::days(period_days(records, item)?))
+}
+
 /// The retention period (days) the policy on record gives an item.
 pub fn period_days(records: &dyn RecordStore, item: &ItemRecord) -> Result<i64> {
     Ok(period_of(item, &records.retention_policy()?).1)

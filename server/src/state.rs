@@ -107,12 +107,7 @@ impl AppState {
     /// can leave an item without its `received` or `stored` event. At start-up, such events are
     /// appended, marked `recorded_late`, so the trail names every item the server holds.
     fn record_missing_custody(&self) -> Result<()> {
-        let seen: std::collections::HashSet<(String, String)> = self
-            .records
-            .custody(None)?
-            .into_iter()
-            .filter_map(|e| e.clip_id.map(|c| (c, e.event)))
-            .collect();
+        let seen = self.records.custody_clip_events(&["received", "stored"])?;
         for item in self.records.items()? {
             if !seen.contains(&(item.clip_id.clone(), "received".to_string())) {
                 self.custody(

@@ -451,6 +451,13 @@ fn server_custody_is_one_chain_in_order(s: &dyn RecordStore) {
     assert_eq!(s.custody(Some(&clip(3))).unwrap(), vec![seen[3].clone()]);
     assert!(s.custody(Some(&clip(2))).unwrap().is_empty());
     assert_eq!(s.first_custody().unwrap(), Some(seen[0].clone()), "the event that began the chain");
+    let sign = custody_signer(&key, "received", Some(clip(3)));
+    s.append_custody(Some(&clip(3)), "received", AT, &sign).unwrap();
+    let pairs = s.custody_clip_events(&["received", "stored"]).unwrap();
+    let want: std::collections::HashSet<(String, String)> =
+        [(clip(1), "stored".to_string()), (clip(3), "stored".to_string()), (clip(3), "received".to_string())].into_iter().collect();
+    assert_eq!(pairs, want, "events without an item are left out, each pair once");
+    assert_eq!(s.custody_clip_events(&["received"]).unwrap().len(), 1);
 }
 
 fn device_custody_appends_only_at_the_expected_head(s: &dyn RecordStore) {

@@ -140,9 +140,7 @@ pub fn move_embedded(data_dir: &Path, to: &Deployment, progress: &mut dyn FnMut(
 /// Locks a moved original until its item's retention end, counted from when it was received
 /// (nothing to lock when that has passed), with a legal hold if the item is held.
 fn lock_moved_original(records: &dyn RecordStore, blobs: &dyn BlobStore, item: &super::ItemRecord, sha: &str, now: chrono::DateTime<chrono::Utc>) -> Result<bool> {
-    let days = crate::retention::period_days(records, item)?;
-    let from = item.received_at.as_deref().and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok()).map(|t| t.with_timezone(&chrono::Utc)).unwrap_or(now);
-    let until = from + chrono::Duration::days(days);
+    let until = crate::retention::retention_end(records, item, now)?;
     let locked = until > now;
     if locked {
         blobs.set_retention(sha, &fieldcap_evidence::time::format(until))?;

@@ -322,6 +322,10 @@ pub trait RecordStore: Send + Sync {
     fn append_custody(&self, clip_id: Option<&str>, event: &str, at: &str, sign: CustodySigner<'_>) -> Result<CustodyEvent>;
     /// Custody events, all or those of one item, in chain order.
     fn custody(&self, clip_id: Option<&str>) -> Result<Vec<CustodyEvent>>;
+    /// Every distinct (clip id, event name) pair of the server custody chain whose event is one
+    /// of `events` — the start-up check for missing events reads these two columns, not every
+    /// signed body.
+    fn custody_clip_events(&self, events: &[&str]) -> Result<std::collections::HashSet<(String, String)>>;
     /// The first server custody event (seq 1), if any: which key began the records.
     fn first_custody(&self) -> Result<Option<CustodyEvent>> {
         Ok(self.custody(None)?.into_iter().next())

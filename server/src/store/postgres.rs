@@ -702,6 +702,15 @@ impl RecordStore for PostgresRecordStore {
         row.as_ref().map(event_from_row).transpose()
     }
 
+    fn custody_clip_events(&self, events: &[&str]) -> Result<std::collections::HashSet<(String, String)>> {
+        let names: Vec<String> = events.iter().map(|e| e.to_string()).collect();
+        let rows = self
+            .conn()?
+            .query("SELECT DISTINCT clip_id, event FROM custody WHERE clip_id IS NOT NULL AND event = ANY($1)", &[&names])
+            .pg()?;
+        rows.iter().map(|r| Ok((r.try_get(0).pg()?, r.try_get(1).pg()?))).collect()
+    }
+
     fn custody(&self, clip_id: Option<&str>) -> Result<Vec<CustodyEvent>> {
         let mut conn = self.conn()?;
         let rows = match clip_id {

@@ -475,6 +475,19 @@ impl RecordStore for SqliteRecordStore {
         row.map(|(b, s)| Ok(CustodyEvent::from_body(b, s)?)).transpose()
     }
 
+    fn custody_clip_events(&self, events: &[&str]) -> Result<std::collections::HashSet<(String, String)>> {
+        let conn = self.conn()?;
+        let mut st = conn.prepare_cached("SELECT DISTINCT clip_id, event FROM custody WHERE clip_id IS NOT NULL AND event = ?1")?;
+        let mut out = std::collections::HashSet::new();
+        for e in events {
+            let mut rows = st.query([e])?;
+            while let Some(r) = rows.next()? {
+                out.insert((r.get(0)?, r.get(1)?));
+            }
+        }
+        Ok(out)
+    }
+
     fn custody(&self, clip_id: Option<&str>) -> Result<Vec<CustodyEvent>> {
         let conn = self.conn()?;
         let mut out = Vec::new();
