@@ -5,7 +5,7 @@
 #   [EXTRA_SERVE_ARGS="--records postgres://… --blobs s3://…"] [SCALED=1] [REPLICAS=1] [BIN=…] \
 #   [NICE=5] [PHASES=clips,obs] [PROFILE="strace -f -c -o FILE -p"] \
 #   scripts/bench_fleet.sh [DEVICES] [CLIPS] [CLIP_MIB] [OBS_PER_DEVICE]
-#   defaults:               50        4       32         100
+#   defaults:               50        4       32         100      (CLIP_MIB may be KiB: 256k)
 #
 # SCALED=1: each phase runs on a scaled deployment of its own made here: a fresh database on the
 # local PostgreSQL (scripts/start_postgres.sh) and a moto S3 server on 127.0.0.1 with a bucket
@@ -30,6 +30,10 @@ set -euo pipefail
 DEVICES=${1:-50}
 CLIPS=${2:-4}
 CLIP_MIB=${3:-32}
+case "$CLIP_MIB" in
+  *k) CLIP_KIB=${CLIP_MIB%k} ;;
+  *) CLIP_KIB=$((CLIP_MIB * 1024)) ;;
+esac
 OBS=${4:-100}
 NICE=${NICE:-5}
 PHASES=${PHASES:-clips,obs}
@@ -176,17 +180,17 @@ EOF
 echo "disk: $DD_LINE"
 
 if [[ $PHASES == *clips* ]]; then
-NEED_KIB=$(( (2 * DEVICES * CLIPS * CLIP_MIB + 2048) * 1024 ))
+NEED_KIB=$(( 2 * DEVICES * CLIPS * CLIP_KIB + 2048 * 1024 ))
 FREE_KIB=$(df -Pk "$W" | awk 'NR==2 {print $4}')
 if [ "$FREE_KIB" -lt "$NEED_KIB" ]; then
   echo "not enough disk for the clip phase: $((FREE_KIB >> 20)) GiB free, $((NEED_KIB >> 20)) GiB needed (fewer or smaller clips)" >&2
   exit 2
 fi
-echo "== 2. ${DEVICES} devices x ${CLIPS} clips x ${CLIP_MIB} MiB"
+echo "== 2. ${DEVICES} devices x ${CLIPS} clips x ${CLIP_KIB} KiB"
 if [ -n "$SCALED" ]; then make_scaled_stores clips; fi
 start_server "$W/server"
 echo "servers: ${URLS[*]} ${EXTRA_SERVE_ARGS:+(PostgreSQL + S3)}"
-head -c "$((CLIP_MIB << 20))" /dev/urandom > "$W/base.bin"
+head -c "$((CLIP_KIB << 10))" /dev/urandom > "$W/base.bin"
 mkdir -p "$W/fleet"
 for d in $(seq "$DEVICES"); do
   enroll "$W/fleet/$d" "$d"
@@ -201,15 +205,16 @@ for d in $(seq "$DEVICES"); do
 done
 rm -f "$W/base.bin"
 sync
-TOTAL=$((DEVICES * CLIPS * CLIP_MIB << 20))
+TOTAL=$((DEVICES * CLIPS * CLIP_KIB << 10))
 echo "load before: $(load)"
 fleet_sync "$W/fleet"
 echo "load after:  $(load)"
 check_receipted "$W/fleet"
 MIBS=$(calc "f'{$TOTAL / 1048576 / $SECS:.1f}'")
 RATIO=$(calc "f'{$TOTAL / $SECS / $DD_BPS:.3f}'")
-echo "clips: ${ITEMS} clips, $((TOTAL >> 20)) MiB in ${SECS} s = ${MIBS} MiB/s; disk dd $(calc "f'{$DD_BPS / 1048576:.1f}'") MiB/s; ratio ${RATIO} (goal >= 0.6)"
+echo "clips: ${ITEMS} clips, $((TOTAL >> 20)) MiB in ${SECS} s = $(calc "f'{$ITEMS / $SECS:.1f}'") clips/s, ${MIBS} MiB/s; disk dd $(calc "f'{$DD_BPS / 1048576:.1f}'") MiB/s; ratio ${RATIO} (goal >= 0.6)"
 echo "clips: not receipted ${LEFT}; failed syncs ${FAILED}; CPU seconds meanwhile: server ${SRV_CPU}, devices ${DEV_CPU}"
+if [ -n "$MOTO_PID" ]; then echo "clips: moto S3 server peak RSS $(awk '/VmHWM/ {print $2, $3}' "/proc/$MOTO_PID/status")"; fi
 [ "$LEFT" = 0 ] && [ "$FAILED" = 0 ] || { echo "FAILED: not every clip receipted" >&2; tail -5 "$SERVER_ERR" >&2; exit 1; }
 stop_server
 chmod -R u+w "$W/fleet" "$W/server" 2>/dev/null || true
