@@ -262,6 +262,15 @@ pub fn move_stores(at: &StoreArgs, json: bool) -> anyhow::Result<i32> {
     Ok(0)
 }
 
+/// Progress lines on stderr, unless the output is JSON.
+fn progress_lines(json: bool) -> impl FnMut(String) {
+    move |line| {
+        if !json {
+            eprintln!("{line}");
+        }
+    }
+}
+
 fn backup_json(r: &fieldcap_server::store::backup::BackupReport) -> serde_json::Value {
     let m = &r.manifest;
     serde_json::json!({
@@ -275,12 +284,7 @@ fn backup_json(r: &fieldcap_server::store::backup::BackupReport) -> serde_json::
 /// `fieldcap backup --data DIR | --records … --blobs … --out DIR [--json]`.
 pub fn backup(at: &StoreArgs, out: &std::path::Path, json: bool) -> anyhow::Result<i32> {
     at.require_records()?;
-    let r = fieldcap_server::store::backup::backup(&at.deployment(), out, &mut |line| {
-        if !json {
-            eprintln!("{line}");
-        }
-    })
-    .context("making the backup")?;
+    let r = fieldcap_server::store::backup::backup(&at.deployment(), out, &mut progress_lines(json)).context("making the backup")?;
     if json {
         println!("{}", serde_json::to_string_pretty(&backup_json(&r))?);
     } else {
@@ -298,12 +302,7 @@ pub fn backup(at: &StoreArgs, out: &std::path::Path, json: bool) -> anyhow::Resu
 
 /// `fieldcap restore --from DIR (--data DIR | --records … --blobs …) [--json]`.
 pub fn restore(from: &std::path::Path, at: &StoreArgs, json: bool) -> anyhow::Result<i32> {
-    let r = fieldcap_server::store::backup::restore(from, &at.deployment(), &mut |line| {
-        if !json {
-            eprintln!("{line}");
-        }
-    })
-    .context("restoring the backup")?;
+    let r = fieldcap_server::store::backup::restore(from, &at.deployment(), &mut progress_lines(json)).context("restoring the backup")?;
     if json {
         println!("{}", serde_json::to_string_pretty(&backup_json(&r))?);
     } else {

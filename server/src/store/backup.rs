@@ -50,9 +50,7 @@ use super::{Deployment, PostgresRecordStore, RecordStore, SqliteRecordStore, BLO
 use crate::error::{Error, Result};
 use fieldcap_evidence::identity::{device_id_for, DeviceKey};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use std::fs;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// The backup's description, `BACKUP.json`.
@@ -144,19 +142,7 @@ fn publish(work: &Path, dst: &Path) -> Result<()> {
 }
 
 fn sha256_file(path: &Path) -> Result<(String, u64)> {
-    let mut f = fs::File::open(path).map_err(|e| Error::io("reading a backup file", e))?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut n = 0u64;
-    loop {
-        let k = f.read(&mut buf).map_err(|e| Error::io("reading a backup file", e))?;
-        if k == 0 {
-            break;
-        }
-        h.update(&buf[..k]);
-        n += k as u64;
-    }
-    Ok((hex::encode(h.finalize()), n))
+    super::migrate::digest_of(fs::File::open(path).map_err(|e| Error::io("reading a backup file", e))?)
 }
 
 /// Every regular file under `root`, as sorted relative paths (`/`-separated).
@@ -250,9 +236,7 @@ fn backup_into(from: &Deployment, work: &Path, progress: &mut dyn FnMut(String))
             let dst = records_copy.to_str().ok_or_else(|| Error::BadRequest("the backup path must be UTF-8".into()))?;
             // One transaction's view of the live database, written to a new file.
             c.execute("VACUUM INTO ?1", [dst]).map_err(sqlite_err)?;
-            for t in table_rows_live(&records_copy)? {
-                progress(format!("records: {} — {} row(s)", t.table, t.rows));
-            }
+            progress("records: one snapshot copied".into());
             ("sqlite", crate::keys::load(dir)?)
         }
     };
@@ -322,23 +306,20 @@ fn backup_into(from: &Deployment, work: &Path, progress: &mut dyn FnMut(String))
     Ok(BackupReport { path: work.to_path_buf(), manifest, bytes, originals_copied: 0 })
 }
 
-/// Row counts of a records file that may still be in WAL mode (the fresh `VACUUM INTO` copy).
-fn table_rows_live(path: &Path) -> Result<Vec<TableRows>> {
-    let c = rusqlite::Connection::open(path).map_err(sqlite_err)?;
-    let mut out = Vec::new();
-    for table in super::postgres::import::TABLES {
-        let rows: i64 = c.query_row(&format!("SELECT count(*) FROM \"{table}\""), [], |r| r.get(0)).map_err(sqlite_err)?;
-        out.push(TableRows { table: table.to_string(), rows: rows as u64 });
-    }
-    Ok(out)
-}
-
 /// Checks a backup without changing it: every file against `SHA256SUMS` and none left out,
 /// `BACKUP.json` against the records and the key, every original it lists present. Returns
 /// its description.
 pub fn verify_backup(dir: &Path) -> Result<BackupManifest> {
+    Ok(check_backup(dir)?.0)
+}
+
+/// File → SHA-256 (hex), as `SHA256SUMS` lists them.
+type Sums = std::collections::BTreeMap<String, String>;
+
+/// [`verify_backup`], also returning the checked sums.
+fn check_backup(dir: &Path) -> Result<(BackupManifest, Sums)> {
     let sums = fs::read_to_string(dir.join(SUMS_FILE)).map_err(|_| integrity("the backup has no readable SHA256SUMS".into()))?;
-    let mut listed = std::collections::BTreeMap::new();
+    let mut listed = Sums::new();
     for (n, line) in sums.lines().enumerate() {
         let (sha, rel) = line.split_once("  ").ok_or_else(|| integrity(format!("SHA256SUMS line {} is not `<sha256>  <file>`", n + 1)))?;
         let safe = !rel.is_empty() && !rel.starts_with('/') && rel.split('/').all(|p| !p.is_empty() && p != "." && p != "..");
@@ -367,6 +348,12 @@ pub fn verify_backup(dir: &Path) -> Result<BackupManifest> {
     if m.format != FORMAT {
         return Err(integrity(format!("BACKUP.json names format {:?}; this version reads {FORMAT}", m.format)));
     }
+    for needed in [RECORDS_FILE, "server.key", "server.pub.pem"] {
+        // (Checked before the key is loaded: loading writes a missing public key file.)
+        if !listed.contains_key(needed) {
+            return Err(integrity(format!("the backup has no {needed}")));
+        }
+    }
     let key = crate::keys::load(dir)?;
     if device_id_for(&key.verifying_key()) != m.server_key_id {
         return Err(integrity("the backup's server key is not the one BACKUP.json names".into()));
@@ -379,20 +366,20 @@ pub fn verify_backup(dir: &Path) -> Result<BackupManifest> {
             return Err(integrity(format!("the original {} that BACKUP.json lists is not in the backup under its name", o.sha256)));
         }
     }
-    Ok(m)
+    Ok((m, listed))
 }
 
 /// Restores the backup `from` into the deployment `to` (see the module docs). `progress` gets
 /// one line per step.
 pub fn restore(from: &Path, to: &Deployment, progress: &mut dyn FnMut(String)) -> Result<BackupReport> {
-    let manifest = verify_backup(from)?;
-    progress(format!("backup checked: {} file(s) match SHA256SUMS", files_under(from)?.len()));
+    let (manifest, sums) = check_backup(from)?;
+    progress(format!("backup checked: {} file(s) match SHA256SUMS", sums.len()));
     let key = crate::keys::load(from)?;
     let bytes: u64 = manifest.originals.iter().map(|o| o.bytes).sum();
     match (&to.records, &to.blobs) {
         (None, None) => {
             let dir = to.data_dir.as_ref().ok_or_else(|| Error::BadRequest("name where to restore (--data DIR, or --records and --blobs)".into()))?;
-            restore_embedded(from, dir, &key)?;
+            restore_embedded(from, &sums, dir, &key)?;
             let stores = to.open_stores()?;
             crate::state::check_records_key(stores.records.as_ref(), &manifest.server_key_id)?;
             progress(format!("restored into the data directory: {} original(s), {bytes} bytes", manifest.originals.len()));
@@ -423,7 +410,7 @@ pub fn restore(from: &Path, to: &Deployment, progress: &mut dyn FnMut(String)) -
 }
 
 /// Copies a checked backup into the new data directory `dir`, all or nothing.
-fn restore_embedded(from: &Path, dir: &Path, key: &DeviceKey) -> Result<()> {
+fn restore_embedded(from: &Path, sums: &Sums, dir: &Path, key: &DeviceKey) -> Result<()> {
     if dir.exists() && fs::read_dir(dir).map_err(|e| Error::io("reading the data directory", e))?.next().is_some() {
         return Err(Error::Conflict("the data directory to restore into is not empty".into()));
     }
@@ -434,23 +421,25 @@ fn restore_embedded(from: &Path, dir: &Path, key: &DeviceKey) -> Result<()> {
     let r = (|| -> Result<()> {
         fs::create_dir_all(work.join(UPLOADS_DIR)).map_err(|e| Error::io("creating the data directory", e))?;
         crate::keys::store(&work, key)?;
-        for rel in files_under(from)? {
-            if rel == RECORDS_FILE || rel.starts_with(&format!("{BLOBS_DIR}/")) {
-                let dst = work.join(&rel);
+        for rel in sums.keys() {
+            if restored_file(rel) {
+                let dst = work.join(rel);
                 if let Some(p) = dst.parent() {
                     fs::create_dir_all(p).map_err(|e| Error::io("creating the data directory", e))?;
                 }
-                fs::copy(from.join(&rel), &dst).map_err(|e| Error::io("copying the backup", e))?;
+                fs::copy(from.join(rel), &dst).map_err(|e| Error::io("copying the backup", e))?;
                 fs::File::open(&dst).and_then(|f| f.sync_all()).map_err(|e| Error::io("syncing the restored file", e))?;
                 if let Some(p) = dst.parent() {
                     fieldcap_evidence::fsutil::sync_dir(p)?;
                 }
             }
         }
-        // Checked again where it now lies: a copy is trusted no more than the backup.
-        let m = verify_copy(from, &work)?;
-        if !m {
-            return Err(integrity("the restored files do not match the backup".into()));
+        // Checked again where it now lies (a copy is trusted no more than the backup), against
+        // the sums the backup was checked with: the backup's files are not hashed again.
+        for (rel, want) in sums {
+            if restored_file(rel) && &sha256_file(&work.join(rel))?.0 != want {
+                return Err(integrity(format!("the restored copy of {rel} does not match the backup")));
+            }
         }
         fieldcap_evidence::fsutil::sync_dir(&work)?;
         Ok(())
@@ -465,13 +454,7 @@ fn restore_embedded(from: &Path, dir: &Path, key: &DeviceKey) -> Result<()> {
     publish(&work, dir)
 }
 
-/// True if every records and original file of the backup has the same SHA-256 in the copy.
-fn verify_copy(from: &Path, copy: &Path) -> Result<bool> {
-    for rel in files_under(from)? {
-        let restored = rel == RECORDS_FILE || rel.starts_with(&format!("{BLOBS_DIR}/"));
-        if restored && sha256_file(&from.join(&rel))?.0 != sha256_file(&copy.join(&rel))?.0 {
-            return Ok(false);
-        }
-    }
-    Ok(true)
+/// The backup files an embedded restore copies (the key is written by `keys::store`).
+fn restored_file(rel: &str) -> bool {
+    rel == RECORDS_FILE || rel.strip_prefix(BLOBS_DIR).is_some_and(|r| r.starts_with('/'))
 }

@@ -45,13 +45,13 @@ fn copy_name(sha256: &str) -> Result<String> {
     Ok(uuid::Uuid::from_bytes(bytes).hyphenated().to_string())
 }
 
-/// SHA-256 (hex) and length of what `r` yields.
-fn digest_of(mut r: impl Read) -> Result<(String, u64)> {
+/// SHA-256 (hex) and length of what `r` yields (an original, a backup's file).
+pub(crate) fn digest_of(mut r: impl Read) -> Result<(String, u64)> {
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     let mut n = 0u64;
     loop {
-        let k = r.read(&mut buf).map_err(|e| Error::io("reading an original", e))?;
+        let k = r.read(&mut buf).map_err(|e| Error::io("reading bytes to hash", e))?;
         if k == 0 {
             break;
         }
@@ -71,7 +71,7 @@ fn copy_original(from: &LocalBlobStore, to: &dyn BlobStore, sha256: &str) -> Res
     let mut buf = vec![0u8; 8 << 20];
     let mut n = 0u64;
     loop {
-        let k = r.read(&mut buf).map_err(|e| Error::io("reading an original", e))?;
+        let k = r.read(&mut buf).map_err(|e| Error::io("reading bytes to hash", e))?;
         if k == 0 {
             break;
         }
