@@ -158,7 +158,9 @@ pub fn enrolment_payload(server: &str, token: &str, server_key_id: &str) -> Stri
 pub fn qr_svg(payload: &str) -> crate::Result<String> {
     let code = qrcode::QrCode::with_error_correction_level(payload.as_bytes(), qrcode::EcLevel::M)
         .map_err(|e| crate::Error::Internal(format!("making a QR code: {e}")))?;
-    Ok(code.render::<qrcode::render::svg::Color<'_>>().min_dimensions(320, 320).quiet_zone(true).build())
+    let svg = code.render::<qrcode::render::svg::Color<'_>>().min_dimensions(320, 320).quiet_zone(true).build();
+    // Inline in the page: without the XML declaration the renderer puts first.
+    Ok(svg.find("<svg").map(|i| svg[i..].to_string()).unwrap_or(svg))
 }
 
 /// `POST /devices/enrol`: a one-time enrolment token, shown as a QR code.
