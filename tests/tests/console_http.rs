@@ -369,3 +369,21 @@ fn failed_logins_are_limited_and_idle_sessions_expire() {
     let (code, body) = refusal(Browser::new(&console).login("nobody", PASSWORD));
     assert!(code == StatusCode::UNAUTHORIZED || code == StatusCode::TOO_MANY_REQUESTS, "{code}: {body}");
 }
+
+#[test]
+fn retention_policy_is_a_supervisors_and_recorded() {
+    let srv = TestServer::start_with_console(Duration::from_secs(3600));
+    let console = srv.console_url().unwrap();
+    let mut custodian = staff(&srv, &console, "carlos", "custodian");
+    let mut supervisor = staff(&srv, &console, "sofia", "supervisor");
+    assert!(!custodian.text("/retention").contains("id=\"set-policy\""));
+    assert_eq!(refusal(custodian.submit("/retention", "/retention/policy", &[("category", "video"), ("days", "3650")])).0, StatusCode::FORBIDDEN);
+    assert_eq!(refusal(supervisor.submit("/retention", "/retention/policy", &[("category", "nonsense"), ("days", "10")])).0, StatusCode::BAD_REQUEST);
+    let r = supervisor.submit("/retention", "/retention/policy", &[("category", "video"), ("days", "3650")]);
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(fieldcap_server::retention::policy(srv.deployment()).unwrap().get("video"), Some(&3650));
+    let records = fieldcap_server::records::Records::open(srv.deployment()).unwrap();
+    let ev = records.custody(None).unwrap().into_iter().rfind(|e| e.event == "retention_policy_set").unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&ev.body).unwrap();
+    assert_eq!(v["detail"]["staff"], "sofia");
+}

@@ -535,6 +535,13 @@ pub trait BlobStore: Send + Sync {
     fn contains(&self, sha256: &str) -> Result<bool>;
     /// Opens a stored original for reading.
     fn open(&self, sha256: &str) -> Result<Box<dyn Read + Send>>;
+    /// Opens a stored original for reading from byte `start` on (an HTTP range request). The
+    /// default reads through the first `start` bytes; stores that can seek do.
+    fn open_at(&self, sha256: &str, start: u64) -> Result<Box<dyn Read + Send>> {
+        let mut r = self.open(sha256)?;
+        std::io::copy(&mut (&mut r).take(start), &mut std::io::sink()).map_err(|e| Error::io("reading up to a range's start", e))?;
+        Ok(r)
+    }
     /// Copies a stored original into a new file `dst` (which must not exist), hashing the bytes
     /// as they are written, and fsyncs it; returns the digests of what was written. On error no
     /// `dst` is left.
