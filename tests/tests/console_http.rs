@@ -387,3 +387,19 @@ fn retention_policy_is_a_supervisors_and_recorded() {
     let v: serde_json::Value = serde_json::from_slice(&ev.body).unwrap();
     assert_eq!(v["detail"]["staff"], "sofia");
 }
+
+#[test]
+fn malformed_requests_get_refusal_pages() {
+    let srv = TestServer::start_with_console(Duration::from_secs(3600));
+    let console = srv.console_url().unwrap();
+    let mut clerk = staff(&srv, &console, "clara", "clerk");
+    // A form without a field it needs, a wrong method, an unknown page: each a page saying so.
+    let html = clerk.text("/requests");
+    let (s, body) = refusal(clerk.post("/requests", &[("csrf", &csrf_of(&html)), ("requester", "someone")]));
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(body.contains("description"), "names the missing field: {body}");
+    assert_eq!(refusal(clerk.get("/logout")).0, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(refusal(clerk.get("/no/such/page")).0, StatusCode::NOT_FOUND);
+    assert_eq!(refusal(clerk.get("/items/not-an-item")).0, StatusCode::NOT_FOUND);
+    assert_eq!(refusal(clerk.get("/incidents/inc-nothing")).0, StatusCode::NOT_FOUND);
+}
