@@ -43,7 +43,7 @@ for i in $(seq "$OBS"); do
   "$BIN" --home "$W/dev" observe --text "note $i" --lat 33.7361 --lon -118.2922 --field agency=ICE >/dev/null
 done
 "$BIN" --home "$W/dev" sync >/dev/null
-CLIP=$("$BIN" --home "$W/dev" clips --json | python3 -c "import json,sys; print([c['clip_id'] for c in json.load(sys.stdin) if c['kind']=='video'][0])")
+CLIP=$("$BIN" --home "$W/dev" clips --json | python3 -c "import json,sys; print([c['clip_id'] for c in json.load(sys.stdin)['items'] if c['kind']=='video'][0])")
 
 # A supervisor's session.
 LINK=$("$BIN" staff add --data "$W/server" --name bench --role supervisor | tail -1)
