@@ -403,3 +403,30 @@ fn malformed_requests_get_refusal_pages() {
     assert_eq!(refusal(clerk.get("/items/not-an-item")).0, StatusCode::NOT_FOUND);
     assert_eq!(refusal(clerk.get("/incidents/inc-nothing")).0, StatusCode::NOT_FOUND);
 }
+
+#[test]
+fn the_review_map_has_one_track_per_device_and_a_missing_csrf_is_forbidden() {
+    let srv = TestServer::start_with_console(Duration::from_secs(3600));
+    let console = srv.console_url().unwrap();
+    // One phone, two clips along a path, and a note: one track on the map.
+    let a = Device::with_role("monitor");
+    a.enroll(&srv);
+    video_with(&a, 10, &[]);
+    video_with(&a, 11, &[]);
+    let b = Device::with_role("police");
+    b.enroll(&srv);
+    video_with(&b, 12, &[]);
+    for d in [&a, &b] {
+        sync_until_receipted(&d.store, &fast_opts(16 * 1024));
+    }
+    let mut clerk = staff(&srv, &console, "clara", "clerk");
+    let list = clerk.text("/incidents");
+    let inc = list.split("data-incident-id=\"").nth(1).unwrap().split('"').next().unwrap().to_string();
+    let review = clerk.text(&format!("/incidents/{inc}"));
+    for d in [&a, &b] {
+        assert_eq!(review.matches(&format!("class=\"track\" data-device-id=\"{}\"", d.store.device_id())).count(), 1, "{review}");
+    }
+    // A form without its CSRF token is refused as forbidden, like a wrong one.
+    let (s, _) = refusal(clerk.post("/requests", &[("requester", "x"), ("description", "y")]));
+    assert_eq!(s, StatusCode::FORBIDDEN);
+}

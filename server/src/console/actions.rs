@@ -49,6 +49,8 @@ fn need_text(v: &str, what: &str) -> crate::Result<String> {
 /// A reason form.
 #[derive(Debug, serde::Deserialize)]
 pub(crate) struct ReasonForm {
+    /// The CSRF token (a form without one is refused like a wrong one: 403).
+    #[serde(default)]
     csrf: String,
     #[serde(default)]
     reason: String,
@@ -85,6 +87,8 @@ pub(crate) async fn release(State(console): State<Arc<Console>>, headers: Header
 /// The retention policy form.
 #[derive(Debug, serde::Deserialize)]
 pub(crate) struct PolicyForm {
+    /// The CSRF token (a form without one is refused like a wrong one: 403).
+    #[serde(default)]
     csrf: String,
     category: String,
     days: String,
@@ -166,6 +170,8 @@ pub(crate) async fn devices(State(console): State<Arc<Console>>, headers: Header
 /// The enrolment form.
 #[derive(Debug, serde::Deserialize)]
 pub(crate) struct EnrolForm {
+    /// The CSRF token (a form without one is refused like a wrong one: 403).
+    #[serde(default)]
     csrf: String,
     role: String,
 }
@@ -324,6 +330,8 @@ fn build_zip(c: &Console, selection: Selection, profile: Profile, recipient: &st
 /// The build form.
 #[derive(Debug, serde::Deserialize)]
 pub(crate) struct BuildForm {
+    /// The CSRF token (a form without one is refused like a wrong one: 403).
+    #[serde(default)]
     csrf: String,
     incident: String,
     recipient: String,
@@ -439,6 +447,8 @@ pub(crate) async fn requests(State(console): State<Arc<Console>>, headers: Heade
 /// The new-request form.
 #[derive(Debug, serde::Deserialize)]
 pub(crate) struct NewRequestForm {
+    /// The CSRF token (a form without one is refused like a wrong one: 403).
+    #[serde(default)]
     csrf: String,
     requester: String,
     description: String,
@@ -626,6 +636,8 @@ pub(crate) async fn build_release(State(console): State<Arc<Console>>, headers: 
 /// The approval form.
 #[derive(Debug, serde::Deserialize)]
 pub(crate) struct ApproveForm {
+    /// The CSRF token (a form without one is refused like a wrong one: 403).
+    #[serde(default)]
     csrf: String,
     #[serde(default)]
     r#override: Option<String>,

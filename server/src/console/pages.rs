@@ -168,7 +168,9 @@ pub(crate) fn custody_rows(app: &AppState, clip_id: &str) -> crate::Result<Vec<C
         .map(|e| {
             let v: serde_json::Value = serde_json::from_slice(&e.body).unwrap_or_default();
             let detail = v.get("detail").cloned().unwrap_or_default();
-            let staff = detail.get("staff").and_then(|s| s.as_str()).unwrap_or("").to_string();
+            // A package's `exported` event names whoever built it in `exported_by` (the staff
+            // account for packages built in the console).
+            let staff = detail.get("staff").or_else(|| detail.get("exported_by")).and_then(|s| s.as_str()).unwrap_or("").to_string();
             CustodyRow { seq: e.seq, at: short_time(&e.at), event: e.event, staff, detail: detail.to_string() }
         })
         .collect())

@@ -103,14 +103,16 @@ pub(crate) async fn incident(State(console): State<Arc<Console>>, headers: Heade
             a.left_pct = pct(a.start_ms - origin_ms, span_ms);
             a.width_pct = pct((a.end_ms - a.start_ms).max(span_ms / 200), span_ms);
         }
-        let map_tracks: Vec<crate::package::report::MapTrack<'_>> = tracks
+        // One path per device: its items' fixes in capture order (the items are in that order).
+        let per_device: Vec<(String, Vec<(f64, f64)>)> = inc
+            .device_ids
             .iter()
-            .map(|(d, c, p)| crate::package::report::MapTrack {
-                device_id: d,
-                label: c,
-                colour: crate::package::report::device_colour(inc.device_ids.iter().position(|x| x == d).unwrap_or(0)),
-                points: p,
-            })
+            .map(|d| (d.clone(), tracks.iter().filter(|t| &t.0 == d).flat_map(|t| t.2.iter().copied()).collect()))
+            .collect();
+        let map_tracks: Vec<crate::package::report::MapTrack<'_>> = per_device
+            .iter()
+            .enumerate()
+            .map(|(i, (d, p))| crate::package::report::MapTrack { device_id: d, label: d, colour: crate::package::report::device_colour(i), points: p })
             .collect();
         Ok(Some(IncidentPage {
             nav: staff.nav(),

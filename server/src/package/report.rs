@@ -395,7 +395,9 @@ pub fn track_map(tracks: &[MapTrack<'_>], id: Option<&str>) -> String {
     for it in tracks {
         let c = it.colour;
         let p: Vec<(f64, f64)> = it.points.iter().map(|q| to_svg(*q)).collect();
-        if p.len() > 1 {
+        // One polyline per track even for a single fix (drawn as its dot), so every track is
+        // an element the page can name.
+        if !p.is_empty() {
             let d: Vec<String> = p.iter().map(|(x, y)| format!("{x:.1},{y:.1}")).collect();
             let _ = write!(s, "<polyline class=\"track\" data-device-id=\"{}\" points=\"{}\" fill=\"none\" stroke=\"{}\" stroke-width=\"3\" stroke-linejoin=\"round\"><title>{}</title></polyline>", escape(it.device_id), d.join(" "), escape(c), escape(it.label));
         }
