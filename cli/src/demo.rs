@@ -19,7 +19,7 @@ use std::time::Instant;
 const VIDEO_BYTES: usize = 24 << 20;
 
 /// Runs the demo in `dir` (or a fresh temporary folder).
-pub fn demo(dir: Option<PathBuf>) -> anyhow::Result<i32> {
+pub fn demo(dir: Option<PathBuf>, console: bool) -> anyhow::Result<i32> {
     let began = Instant::now();
     let root = match dir {
         Some(d) => d,
@@ -33,13 +33,32 @@ pub fn demo(dir: Option<PathBuf>) -> anyhow::Result<i32> {
     let server = fieldcap_server::ServerHandle::start(fieldcap_server::ServerConfig {
         data_dir: Some(server_data.clone()),
         listen: "127.0.0.1:0".parse()?,
+        console: if console { Some(fieldcap_server::console::ConsoleConfig::new("127.0.0.1:0".parse()?)) } else { None },
         ..Default::default()
     })
     .context("starting the embedded council server")?;
     let result = story(&root, &server_data, &server.url());
-    server.shutdown();
-    let code = result?;
+    let code = match result {
+        Ok(c) => c,
+        Err(e) => {
+            server.shutdown();
+            return Err(e);
+        }
+    };
     println!("\n(demo finished in {:.1} s)", began.elapsed().as_secs_f64());
+    if !console {
+        server.shutdown();
+        return Ok(code);
+    }
+    // A ready login for a newcomer to look around the demo's incident.
+    let password = fieldcap_server::console::auth::random_token()[..20].to_string();
+    fieldcap_server::console::staff::add_staff_with_password(server_data.as_path(), "demo-supervisor", "supervisor", &password).context("adding the demo's staff login")?;
+    println!("\nThe demo's server and console keep running; stop them with Ctrl-C.");
+    println!("staff login: demo-supervisor / {password}");
+    println!("console on {}", server.console_url().unwrap_or_default());
+    use std::io::Write as _;
+    std::io::stdout().flush()?;
+    server.wait_for_signal().context("waiting for a stop signal")?;
     Ok(code)
 }
 

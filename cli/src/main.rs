@@ -165,7 +165,14 @@ pub enum Command {
         /// the server key if there is none yet.
         #[arg(long)]
         log_vkey: bool,
+        /// Also serve the staff console on this address (port 0: a free one); second stdout
+        /// line: console on http://ADDR. Plain HTTP only on a loopback address.
+        #[command(flatten)]
+        console: server_cmds::ConsoleArgs,
     },
+    /// Staff accounts of the console (works while a server runs on the same records).
+    #[command(subcommand)]
+    Staff(server_cmds::StaffCommand),
     /// Run a transparency-log witness (C2SP tlog-witness: POST /add-checkpoint) until
     /// SIGINT/SIGTERM; first line: listening on http://ADDR, second: its verifier key.
     Witness {
@@ -280,6 +287,10 @@ pub enum Command {
         /// Keep the demo's files in this folder instead of a temporary one.
         #[arg(long)]
         dir: Option<PathBuf>,
+        /// After the demo, keep its server and console running (prints the console's address
+        /// and a ready staff login) until Ctrl-C.
+        #[arg(long)]
+        console: bool,
     },
 }
 
@@ -322,7 +333,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Sync { timeout, json, chunk_size, max_chunk_size, purge, manifests_only } => {
             sync_cmds::sync(&h()?, *timeout, *json, *chunk_size, *max_chunk_size, *purge, *manifests_only)
         }
-        Command::Serve { at, listen, max_connections, header_timeout, body_budget_mib, witnesses, log_vkey } => {
+        Command::Serve { at, listen, max_connections, header_timeout, body_budget_mib, witnesses, log_vkey, console } => {
             if *log_vkey {
                 return server_cmds::log_vkey(at);
             }
@@ -331,6 +342,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 listen,
                 server_cmds::Limits { max_connections: *max_connections, header_timeout: *header_timeout, body_budget_mib: *body_budget_mib },
                 witnesses,
+                console,
             )
         }
         Command::Witness { data, name, listen, logs, print_vkey } => server_cmds::witness(data, name.as_deref(), listen, logs, *print_vkey),
@@ -346,6 +358,18 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Release(a) => package_cmds::release(a),
         Command::Dispose(a) => package_cmds::dispose(a),
         Command::Retention(a) => package_cmds::retention(a),
-        Command::Demo { dir } => demo::demo(dir.clone()),
+        Command::Staff(c) => server_cmds::staff(c),
+        Command::Demo { dir, console } => demo::demo(dir.clone(), *console),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// clap checks the whole command tree (unique argument names, `requires` naming real
+    /// arguments) only when a command is built: a clash would otherwise panic at run time.
+    #[test]
+    fn command_line_is_well_formed() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
     }
 }

@@ -59,11 +59,134 @@ fn config(at: &StoreArgs, addr: SocketAddr, limits: Limits) -> anyhow::Result<fi
     Ok(cfg)
 }
 
+/// `fieldcap serve`'s console options.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ConsoleArgs {
+    /// Serve the staff console on this address (its own listener; port 0: a free one).
+    #[arg(long = "console-listen", value_name = "ADDR")]
+    pub console_listen: Option<String>,
+    /// PEM certificate chain: serve the console over TLS (with --console-key).
+    #[arg(long = "console-cert", value_name = "FILE", requires = "console_key")]
+    pub console_cert: Option<std::path::PathBuf>,
+    /// PEM private key of --console-cert.
+    #[arg(long = "console-key", value_name = "FILE", requires = "console_cert")]
+    pub console_key: Option<std::path::PathBuf>,
+    /// Minutes without a request after which a console session ends (default 30).
+    #[arg(long = "console-idle-minutes", value_name = "MIN")]
+    pub console_idle_minutes: Option<u64>,
+    /// Seconds without a request after which a console session ends (tests; overrides minutes).
+    #[arg(long = "console-idle-secs", value_name = "SECS", hide = true)]
+    pub console_idle_secs: Option<u64>,
+    /// The device API's address as phones reach it, for enrolment QR codes (default the
+    /// server's own http://ADDR).
+    #[arg(long = "console-device-url", value_name = "URL")]
+    pub console_device_url: Option<String>,
+}
+
+impl ConsoleArgs {
+    /// The console configuration, if `--console-listen` was given.
+    pub fn config(&self) -> anyhow::Result<Option<fieldcap_server::console::ConsoleConfig>> {
+        let Some(listen) = &self.console_listen else {
+            anyhow::ensure!(self.console_cert.is_none() && self.console_idle_minutes.is_none() && self.console_idle_secs.is_none() && self.console_device_url.is_none(), "the --console-… options need --console-listen ADDR");
+            return Ok(None);
+        };
+        let addr = parse_listen(listen).context("--console-listen")?;
+        let mut c = fieldcap_server::console::ConsoleConfig::new(addr);
+        if let (Some(cert), Some(key)) = (&self.console_cert, &self.console_key) {
+            c.tls = Some((cert.clone(), key.clone()));
+        }
+        if let Some(m) = self.console_idle_minutes {
+            anyhow::ensure!(m >= 1, "--console-idle-minutes must be at least 1");
+            c.idle_timeout = std::time::Duration::from_secs(m * 60);
+        }
+        if let Some(s) = self.console_idle_secs {
+            anyhow::ensure!(s >= 1, "--console-idle-secs must be at least 1");
+            c.idle_timeout = std::time::Duration::from_secs(s);
+        }
+        c.device_url = self.console_device_url.clone();
+        Ok(Some(c))
+    }
+}
+
+/// `fieldcap staff …`.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum StaffCommand {
+    /// Add a staff account; prints a one-time set-up link (alone on the last stdout line).
+    Add {
+        /// Where the server's key and records are.
+        #[command(flatten)]
+        at: StoreArgs,
+        /// Login name.
+        #[arg(long)]
+        name: String,
+        /// Role.
+        #[arg(long, value_parser = ["clerk", "custodian", "supervisor", "auditor"])]
+        role: String,
+        /// The console's address for the link (default: the one a running console recorded).
+        #[arg(long, value_name = "URL")]
+        console_url: Option<String>,
+    },
+    /// Disable an account: its sessions end at once.
+    Disable {
+        /// Where the server's key and records are.
+        #[command(flatten)]
+        at: StoreArgs,
+        /// Login name.
+        #[arg(long)]
+        name: String,
+        /// Why (recorded in custody).
+        #[arg(long)]
+        reason: String,
+    },
+    /// List the staff accounts.
+    List {
+        /// Where the server's key and records are.
+        #[command(flatten)]
+        at: StoreArgs,
+    },
+}
+
+/// `fieldcap staff add|disable|list`.
+pub fn staff(c: &StaffCommand) -> anyhow::Result<i32> {
+    match c {
+        StaffCommand::Add { at, name, role, console_url } => {
+            let n = fieldcap_server::console::staff::add_staff(at.deployment(), name, role, console_url.as_deref()).context("adding a staff account")?;
+            if !n.setup_link.starts_with("http") {
+                eprintln!("note: no console has run on these records yet, so the link has no address: put the console's http(s)://ADDR in front of it, or give --console-url");
+            }
+            println!("staff account {} ({}) added; its one-time set-up link (valid 72 hours):", n.account.name, n.account.role);
+            println!("{}", n.setup_link);
+            Ok(0)
+        }
+        StaffCommand::Disable { at, name, reason } => {
+            if fieldcap_server::console::staff::disable_staff(at.deployment(), name, reason).context("disabling a staff account")? {
+                println!("staff account {name} disabled; its sessions ended");
+                Ok(0)
+            } else {
+                eprintln!("no enabled staff account named {name}");
+                Ok(1)
+            }
+        }
+        StaffCommand::List { at } => {
+            for a in fieldcap_server::console::staff::list_staff(at.deployment()).context("listing staff accounts")? {
+                let state = match (&a.disabled_at, &a.password_hash) {
+                    (Some(d), _) => format!("disabled {d}"),
+                    (None, None) => "set-up link not used yet".into(),
+                    (None, Some(_)) => "active".into(),
+                };
+                println!("{}\t{}\t{}", a.name, a.role, state);
+            }
+            Ok(0)
+        }
+    }
+}
+
 /// `fieldcap serve --data DIR --listen ADDR [--max-connections N] [--header-timeout SECS]
 /// [--body-budget-mib MIB]`.
-pub fn serve(at: &StoreArgs, listen: &str, limits: Limits, witnesses: &[String]) -> anyhow::Result<i32> {
+pub fn serve(at: &StoreArgs, listen: &str, limits: Limits, witnesses: &[String], console: &ConsoleArgs) -> anyhow::Result<i32> {
     let addr = parse_listen(listen)?;
     let mut cfg = config(at, addr, limits)?;
+    cfg.console = console.config()?;
     for w in witnesses {
         cfg.witnesses.push(fieldcap_server::witnessing::WitnessEndpoint::parse(w).with_context(|| "--witness".to_string())?);
     }
@@ -76,6 +199,9 @@ pub fn serve(at: &StoreArgs, listen: &str, limits: Limits, witnesses: &[String])
     }
     let server = fieldcap_server::ServerHandle::start(cfg).context("starting the server")?;
     println!("listening on {}", server.url());
+    if let Some(u) = server.console_url() {
+        println!("console on {u}");
+    }
     std::io::stdout().flush()?;
     let stores = match (&at.records, &at.blobs) {
         (None, None) => "records and originals in it".to_string(),

@@ -36,6 +36,7 @@
 //! ```
 
 mod clock;
+pub mod console;
 pub mod custody;
 mod endpoints;
 pub mod error;
@@ -131,6 +132,8 @@ pub struct ServerConfig {
     /// How long a witness that failed is left alone, and how often the newest checkpoint is
     /// submitted again to witnesses whose cosignature it lacks (default 30 s).
     pub witness_retry: Duration,
+    /// The staff console on a listener of its own ([`console`]); none by default.
+    pub console: Option<console::ConsoleConfig>,
 }
 
 impl ServerConfig {
@@ -155,6 +158,7 @@ impl ServerConfig {
             witness_client: None,
             witness_timeout: Duration::from_secs(5),
             witness_retry: Duration::from_secs(30),
+            console: None,
         }
     }
 }
@@ -175,6 +179,8 @@ impl Default for ServerConfig {
 /// A running server. Dropping it shuts the server down.
 pub struct ServerHandle {
     addr: SocketAddr,
+    /// The console's address and whether it serves TLS.
+    console: Option<(SocketAddr, bool)>,
     service: http::service::ServiceThread,
     runtime: tokio::runtime::Handle,
 }
@@ -204,6 +210,19 @@ impl ServerHandle {
         let runtime = rt.handle().clone();
         let (listener, addr) = http::service::bind(listen, &rt)?;
         let (tx, mut rx) = tokio::sync::watch::channel(false);
+        let console = match state.cfg.console.clone() {
+            Some(ccfg) => {
+                let (clistener, caddr, tls) = console::tls::bind(&ccfg, &rt)?;
+                let secure = tls.is_some();
+                let c = console::Console::new(state.clone(), ccfg, secure, format!("http://{addr}"))?;
+                let url = format!("{}://{caddr}", if secure { "https" } else { "http" });
+                // `fieldcap staff add` prints set-up links on this address.
+                state.records.set_setting(console::staff::CONSOLE_URL_SETTING, &url)?;
+                runtime.spawn(console::tls::serve(clistener, console::router(Arc::new(c)), tls, rx.clone()));
+                Some((caddr, secure))
+            }
+            None => None,
+        };
         if !state.witnessing.is_empty() {
             // Submits the newest checkpoint to witnesses whose cosignature it lacks.
             let st = state.clone();
@@ -245,7 +264,7 @@ impl ServerHandle {
                 rt.shutdown_timeout(Duration::from_secs(2));
             })
             .map_err(|e| Error::io("starting the server thread", e))?;
-        Ok(ServerHandle { addr, service: http::service::ServiceThread::new(tx, thread), runtime })
+        Ok(ServerHandle { addr, console, service: http::service::ServiceThread::new(tx, thread), runtime })
     }
 
     /// The bound address (with the real port when the configured port was 0).
@@ -256,6 +275,16 @@ impl ServerHandle {
     /// `http://ADDR`.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// The console's bound address, when it is served.
+    pub fn console_addr(&self) -> Option<SocketAddr> {
+        self.console.map(|c| c.0)
+    }
+
+    /// `http://ADDR` (or `https://` over TLS) of the console, when it is served.
+    pub fn console_url(&self) -> Option<String> {
+        self.console.map(|(a, tls)| format!("{}://{a}", if tls { "https" } else { "http" }))
     }
 
     /// Stops accepting, lets in-flight requests finish (a few seconds at most) and joins.
@@ -278,6 +307,12 @@ impl ServerHandle {
 pub fn issue_token(at: impl Into<store::Deployment>, role: &str) -> Result<String> {
     fieldcap_evidence::manifest::Role::parse(role)?;
     let records = at.into().open_records()?;
+    issue_token_in(records.as_ref(), role)
+}
+
+/// [`issue_token`] on a record store already open.
+pub(crate) fn issue_token_in(records: &dyn store::RecordStore, role: &str) -> Result<String> {
+    fieldcap_evidence::manifest::Role::parse(role)?;
     let mut b = [0u8; 32];
     rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut b);
     let token = base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, b);

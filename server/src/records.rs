@@ -67,6 +67,17 @@ impl Records {
         Ok(Records { data_dir: at.data_dir.clone(), store, blobs, key, key_id })
     }
 
+    /// The records a running server serves (the console works through these).
+    pub(crate) fn of_state(app: &crate::state::AppState) -> Result<Records> {
+        Ok(Records {
+            data_dir: app.cfg.data_dir.clone(),
+            store: app.records.clone(),
+            blobs: app.blobs.clone(),
+            key: DeviceKey::from_secret(app.key.secret().as_slice())?,
+            key_id: app.key_id.clone(),
+        })
+    }
+
     /// The underlying record store.
     pub fn store(&self) -> &dyn RecordStore {
         self.store.as_ref()

@@ -122,6 +122,12 @@ pub fn hold(data_dir: impl Into<crate::store::Deployment>, clip_id: &str, reason
 /// [`hold`] on records already open. The legal hold is placed on the item's stored original
 /// first (a blob store with locks), so that a hold on record always has it.
 pub fn hold_in(r: &Records, clip_id: &str, reason: &str) -> Result<()> {
+    hold_by(r, clip_id, reason, serde_json::json!({}))
+}
+
+/// [`hold_in`] with `by` (who placed it: the console's staff detail) merged into the custody
+/// event's detail.
+pub fn hold_by(r: &Records, clip_id: &str, reason: &str, by: serde_json::Value) -> Result<()> {
     if reason.trim().is_empty() {
         return Err(Error::BadRequest("a hold needs a reason".into()));
     }
@@ -132,7 +138,7 @@ pub fn hold_in(r: &Records, clip_id: &str, reason: &str) -> Result<()> {
         }
     }
     r.store().add_hold(clip_id, reason, &fieldcap_evidence::time::now())?;
-    r.append_custody("held", Some(clip_id), serde_json::json!({ "reason": reason }))?;
+    r.append_custody("held", Some(clip_id), with_by(serde_json::json!({ "reason": reason }), by))?;
     Ok(())
 }
 
@@ -146,10 +152,22 @@ pub fn release(data_dir: impl Into<crate::store::Deployment>, clip_id: &str, rea
 /// once no item sharing that original is held (also when this item had no hold left, so that a
 /// release interrupted before reaching the blob store is finished by running it again).
 pub fn release_in(r: &Records, clip_id: &str, reason: &str) -> Result<usize> {
+    release_by(r, clip_id, reason, serde_json::json!({}))
+}
+
+fn with_by(mut detail: serde_json::Value, by: serde_json::Value) -> serde_json::Value {
+    if let (Some(d), serde_json::Value::Object(b)) = (detail.as_object_mut(), by) {
+        d.extend(b);
+    }
+    detail
+}
+
+/// [`release_in`] with `by` merged into the custody event's detail (see [`hold_by`]).
+pub fn release_by(r: &Records, clip_id: &str, reason: &str, by: serde_json::Value) -> Result<usize> {
     let item = require_item(r, clip_id)?;
     let n = r.store().release_holds(clip_id, reason, &fieldcap_evidence::time::now())?;
     if n > 0 {
-        r.append_custody("hold_released", Some(clip_id), serde_json::json!({ "holds": n as i64, "reason": reason }))?;
+        r.append_custody("hold_released", Some(clip_id), with_by(serde_json::json!({ "holds": n as i64, "reason": reason }), by))?;
     }
     if let Some(blob) = item.blob_sha256.as_deref() {
         let mut held_elsewhere = false;
@@ -260,7 +278,7 @@ pub fn status(data_dir: impl Into<crate::store::Deployment>, now: DateTime<Utc>)
     status_of(&Records::open(data_dir)?, now)
 }
 
-fn status_of(r: &Records, now: DateTime<Utc>) -> Result<Vec<ItemRetention>> {
+pub(crate) fn status_of(r: &Records, now: DateTime<Utc>) -> Result<Vec<ItemRetention>> {
     let pol = r.store().retention_policy()?;
     r.items()?.iter().map(|i| state_of(r.store(), i, &pol, now)).collect()
 }

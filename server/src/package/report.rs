@@ -116,6 +116,11 @@ pub fn escape(s: &str) -> String {
 
 const PALETTE: &[&str] = &["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"];
 
+/// The colour of the `i`-th device (the report's and the console's palette).
+pub fn device_colour(i: usize) -> &'static str {
+    PALETTE[i % PALETTE.len()]
+}
+
 fn colour(devices: &[ReportDevice], id: &str) -> &'static str {
     let i = devices.iter().position(|d| d.device_id == id).unwrap_or(0);
     PALETTE[i % PALETTE.len()]
@@ -337,9 +342,32 @@ fn timeline(input: &ReportInput<'_>) -> String {
 }
 
 fn map(input: &ReportInput<'_>) -> String {
+    let tracks: Vec<MapTrack<'_>> =
+        input.items.iter().map(|it| MapTrack { device_id: &it.device_id, label: &it.clip_id, colour: colour(input.devices, &it.device_id), points: &it.track }).collect();
+    track_map(&tracks, None)
+}
+
+/// One track of [`track_map`].
+#[derive(Debug, Clone)]
+pub struct MapTrack<'a> {
+    /// Device that recorded it (`data-device-id` of its polyline).
+    pub device_id: &'a str,
+    /// Item id; its last six characters label the track's start.
+    pub label: &'a str,
+    /// Stroke colour.
+    pub colour: &'a str,
+    /// Fixes (lat, lon).
+    pub points: &'a [(f64, f64)],
+}
+
+/// An offline map of tracks as an SVG (no tile server): an equirectangular projection about
+/// the tracks' centre, a scale bar and a north arrow; each track a `polyline.track` with its
+/// device in `data-device-id`. `id` sets the SVG element's id.
+pub fn track_map(tracks: &[MapTrack<'_>], id: Option<&str>) -> String {
     let (w, hgt, pad) = (1000.0_f64, 560.0_f64, 40.0_f64);
-    let pts: Vec<(f64, f64)> = input.items.iter().flat_map(|i| i.track.iter().copied()).collect();
-    let mut s = format!("<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {w} {hgt}\" role=\"img\" aria-label=\"Map of tracks\">");
+    let pts: Vec<(f64, f64)> = tracks.iter().flat_map(|i| i.points.iter().copied()).collect();
+    let id_attr = id.map(|i| format!(" id=\"{}\"", escape(i))).unwrap_or_default();
+    let mut s = format!("<svg xmlns=\"http://www.w3.org/2000/svg\"{id_attr} viewBox=\"0 0 {w} {hgt}\" role=\"img\" aria-label=\"Map of tracks\">");
     let _ = write!(s, "<rect x=\"0\" y=\"0\" width=\"{w}\" height=\"{hgt}\" fill=\"#f7f7f2\"/>");
     if pts.is_empty() {
         let _ = write!(s, "<text x=\"{}\" y=\"{}\" font-size=\"16\" text-anchor=\"middle\" fill=\"#333\">No locations were recorded for these items.</text></svg>", w / 2.0, hgt / 2.0);
@@ -364,18 +392,18 @@ fn map(input: &ReportInput<'_>) -> String {
     let target = (w - 2.0 * pad) / scale / 5.0;
     let mag = 10f64.powf(target.log10().floor());
     let bar_m = [1.0, 2.0, 5.0, 10.0].iter().map(|f| f * mag).rfind(|v| *v <= target).unwrap_or(mag);
-    for it in input.items {
-        let c = colour(input.devices, &it.device_id);
-        let p: Vec<(f64, f64)> = it.track.iter().map(|q| to_svg(*q)).collect();
+    for it in tracks {
+        let c = it.colour;
+        let p: Vec<(f64, f64)> = it.points.iter().map(|q| to_svg(*q)).collect();
         if p.len() > 1 {
             let d: Vec<String> = p.iter().map(|(x, y)| format!("{x:.1},{y:.1}")).collect();
-            let _ = write!(s, "<polyline points=\"{}\" fill=\"none\" stroke=\"{c}\" stroke-width=\"3\" stroke-linejoin=\"round\"><title>{}</title></polyline>", d.join(" "), escape(&it.clip_id));
+            let _ = write!(s, "<polyline class=\"track\" data-device-id=\"{}\" points=\"{}\" fill=\"none\" stroke=\"{}\" stroke-width=\"3\" stroke-linejoin=\"round\"><title>{}</title></polyline>", escape(it.device_id), d.join(" "), escape(c), escape(it.label));
         }
         for (x, y) in &p {
-            let _ = write!(s, "<circle cx=\"{x:.1}\" cy=\"{y:.1}\" r=\"4\" fill=\"{c}\"/>");
+            let _ = write!(s, "<circle cx=\"{x:.1}\" cy=\"{y:.1}\" r=\"4\" fill=\"{}\"/>", escape(c));
         }
         if let Some((x, y)) = p.first() {
-            let _ = write!(s, "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\" fill=\"#222\">{}</text>", x + 6.0, y - 6.0, escape(&it.clip_id[it.clip_id.len().saturating_sub(6)..]));
+            let _ = write!(s, "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\" fill=\"#222\">{}</text>", x + 6.0, y - 6.0, escape(it.label.get(it.label.len().saturating_sub(6)..).unwrap_or(it.label)));
         }
     }
     // Scale bar.

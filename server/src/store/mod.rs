@@ -225,6 +225,77 @@ pub enum DisposalOutcome {
     Referred,
 }
 
+/// A council-office staff account of the console.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaffRecord {
+    /// Account id (UUIDv7 string), primary key.
+    pub staff_id: String,
+    /// The login name: unique (case-sensitive).
+    pub name: String,
+    /// `clerk`, `custodian`, `supervisor` or `auditor` (the store does not validate it).
+    pub role: String,
+    /// Argon2id PHC string; `None` until the account is set up.
+    pub password_hash: Option<String>,
+    /// SHA-256 hex of the one-time set-up token; `None` once used.
+    pub setup_token_sha256: Option<String>,
+    /// When the set-up token expires, Unix ms.
+    pub setup_expires_at_ms: Option<i64>,
+    /// When created (RFC 3339).
+    pub created_at: String,
+    /// When disabled (RFC 3339), if it is.
+    pub disabled_at: Option<String>,
+}
+
+/// A console login session (the cookie value is never stored, only its SHA-256).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRecord {
+    /// SHA-256 hex of the session cookie's value, primary key.
+    pub session_sha256: String,
+    /// The staff account logged in.
+    pub staff_id: String,
+    /// The session's CSRF token (random, base64url).
+    pub csrf_token: String,
+    /// When created, Unix ms.
+    pub created_at_ms: i64,
+    /// Absolute end, Unix ms.
+    pub expires_at_ms: i64,
+    /// Last request seen, Unix ms (for the idle timeout).
+    pub last_seen_ms: i64,
+}
+
+/// A California Public Records Act request handled in the console.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordsRequestRecord {
+    /// Request id (UUIDv7), primary key.
+    pub request_id: String,
+    /// Who asked.
+    pub requester: String,
+    /// What was asked for.
+    pub description: String,
+    /// When received (RFC 3339).
+    pub received_at: String,
+    /// Staff name of who logged it.
+    pub created_by: String,
+    /// When logged (RFC 3339).
+    pub created_at: String,
+    /// The items picked (kept as a JSON array of strings).
+    pub clip_ids: Vec<String>,
+    /// `open`, `built` or `approved`.
+    pub state: String,
+    /// The release package built for it.
+    pub package_id: Option<String>,
+    /// SHA-256 hex of that package's ZIP (an approval binds it).
+    pub package_sha256: Option<String>,
+    /// Staff name of who built the package.
+    pub built_by: Option<String>,
+    /// A supervisor's written override, if any.
+    pub sensitive_reason: Option<String>,
+    /// Staff name of who approved the release.
+    pub approved_by: Option<String>,
+    /// When approved (RFC 3339).
+    pub approved_at: Option<String>,
+}
+
 /// Builds a signed custody event body for a chain position: `(seq, prev hash) -> (body, sig)`.
 pub type CustodySigner<'a> = &'a dyn Fn(u64, Option<&str>) -> (Vec<u8>, Vec<u8>);
 
@@ -236,7 +307,8 @@ pub type DeviceBuilder<'a> = &'a dyn Fn(&str) -> Result<DeviceRecord>;
 /// origin line the new note keeps), returns the signed note for the new size.
 pub type CheckpointSigner<'a> = &'a dyn Fn(&[Hash], Option<&str>) -> Result<String>;
 
-/// Records: tokens, devices, nonces, items, uploads, the log, custody, retention.
+/// Records: tokens, devices, nonces, items, uploads, the log, custody, retention, and the
+/// console's staff accounts, sessions, records requests and settings.
 pub trait RecordStore: Send + Sync {
     // Enrolment tokens, devices and request nonces.
 
@@ -368,6 +440,57 @@ pub trait RecordStore: Send + Sync {
     /// True if an item other than `clip_id` that is not disposed names the same stored original
     /// (identical bytes are stored once), so the blob must stay.
     fn blob_needed_by_another_item(&self, blob_sha256: &str, clip_id: &str) -> Result<bool>;
+
+    // Console: staff, sessions, records requests, settings.
+
+    /// Stores a new staff account; `Ok(false)` if its name or id exists (or, vanishingly
+    /// unlikely, its set-up token's hash).
+    fn insert_staff(&self, s: &StaffRecord) -> Result<bool>;
+    /// A staff account by id.
+    fn staff_by_id(&self, staff_id: &str) -> Result<Option<StaffRecord>>;
+    /// A staff account by login name (exact, case-sensitive).
+    fn staff_by_name(&self, name: &str) -> Result<Option<StaffRecord>>;
+    /// The staff account whose unused set-up token hashes to `token_sha256` (whether or not it
+    /// has expired or the account is disabled: the caller says why it is refused).
+    fn staff_by_setup_token(&self, token_sha256: &str) -> Result<Option<StaffRecord>>;
+    /// Every staff account, by name (byte order).
+    fn staff_list(&self) -> Result<Vec<StaffRecord>>;
+    /// Sets the password of an account and clears its set-up token (and expiry) in one
+    /// statement, only if the stored token is still `token_sha256`, has an expiry not before
+    /// `now_ms` (a token without an expiry never works) and the account is not disabled.
+    /// `Ok(false)` otherwise: a token works once.
+    fn complete_staff_setup(&self, staff_id: &str, token_sha256: &str, password_hash: &str, now_ms: i64) -> Result<bool>;
+    /// Disables an account (`Some(when)`, RFC 3339) or enables it again (`None`); `Ok(false)` if
+    /// there is no such account. Disabling deletes every session of the account in the same
+    /// transaction.
+    fn set_staff_disabled(&self, staff_id: &str, disabled_at: Option<&str>) -> Result<bool>;
+    /// Stores a new session, only for an account that exists and is not disabled (checked in
+    /// the same statement, so a session cannot outlive a disabling that ran at the same time):
+    /// a `Conflict` error otherwise, and for a session hash that exists.
+    fn insert_session(&self, s: &SessionRecord) -> Result<()>;
+    /// A session by the SHA-256 of its cookie value.
+    fn session(&self, session_sha256: &str) -> Result<Option<SessionRecord>>;
+    /// Sets a session's last-seen time (nothing if there is no such session).
+    fn touch_session(&self, session_sha256: &str, last_seen_ms: i64) -> Result<()>;
+    /// Deletes a session (logout); nothing if there is none.
+    fn delete_session(&self, session_sha256: &str) -> Result<()>;
+    /// Deletes every session whose `expires_at_ms <= now_ms`; returns how many.
+    fn delete_sessions_before(&self, now_ms: i64) -> Result<u64>;
+    /// Stores a new records request; `Ok(false)` if its id exists.
+    fn insert_records_request(&self, r: &RecordsRequestRecord) -> Result<bool>;
+    /// A records request by id.
+    fn records_request(&self, request_id: &str) -> Result<Option<RecordsRequestRecord>>;
+    /// Every records request, newest first (by `received_at`, then id, both descending).
+    fn records_requests(&self) -> Result<Vec<RecordsRequestRecord>>;
+    /// Replaces every field of the stored request `r.request_id` but its id by `r`'s, only if
+    /// its stored state is still `expect_state` (one statement: of two updates from the same
+    /// state to another, exactly one wins). `Ok(false)` otherwise (another request moved it, or
+    /// there is no such request).
+    fn update_records_request(&self, r: &RecordsRequestRecord, expect_state: &str) -> Result<bool>;
+    /// A console setting (the console's URL is kept under `console_url`).
+    fn setting(&self, key: &str) -> Result<Option<String>>;
+    /// Sets (or replaces) a console setting.
+    fn set_setting(&self, key: &str, value: &str) -> Result<()>;
 
     // The server key of a scaled deployment run without a data directory.
 
@@ -724,6 +847,16 @@ fn open_blobs_at(url: &StoreUrl) -> Result<Arc<dyn BlobStore>> {
 pub fn open_embedded_records(data_dir: &Path) -> Result<SqliteRecordStore> {
     std::fs::create_dir_all(data_dir).map_err(|e| Error::io("creating the data directory", e))?;
     SqliteRecordStore::open(&data_dir.join(RECORDS_FILE))
+}
+
+/// The JSON text a records request's `clip_ids` are kept as (an array of strings).
+pub(crate) fn encode_clip_ids(clip_ids: &[String]) -> Result<String> {
+    serde_json::to_string(clip_ids).map_err(|e| Error::Internal(format!("encoding a records request's items: {e}")))
+}
+
+/// A records request's `clip_ids` from their stored JSON text; anything else is a damaged record.
+pub(crate) fn decode_clip_ids(request_id: &str, text: &str) -> Result<Vec<String>> {
+    serde_json::from_str(text).map_err(|_| Error::Internal(format!("the stored items of records request {request_id} are not a JSON array of strings")))
 }
 
 /// True for 64 lowercase hex digits.

@@ -15,7 +15,12 @@
 //! | ([`ENROLL_LOCK`], device) | `enroll` | one enrolment per device; the token row is also locked (`FOR UPDATE`) |
 //!
 //! Nonces are taken with `INSERT … ON CONFLICT DO NOTHING`, duplicates of items refused by the
-//! unique constraints, and a complete upload is never replaced (a guarded upsert).
+//! unique constraints, and a complete upload is never replaced (a guarded upsert). The console's
+//! records need no advisory lock: a set-up token is used and a records request moved on by one
+//! guarded `UPDATE` each (a concurrent one waits for the row and then finds its condition false),
+//! and a new session share-locks its staff account's row, so disabling the account (which
+//! updates that row and deletes the account's sessions in one transaction) either waits for the
+//! session and deletes it or makes the insert find the account disabled.
 //!
 //! Connections come from an `r2d2` pool of the synchronous `postgres` client, each tested on
 //! checkout, so broken ones (a restarted PostgreSQL) are replaced. A database that does not
@@ -41,7 +46,7 @@ pub mod schema;
 
 use super::{
     CheckpointSigner, Completion, CustodySigner, DeviceBuilder, DeviceRecord, DisposalOutcome, EnrollOutcome, ItemRecord, MediaInfo, PendingDisposal,
-    RecordStore, RetentionFacts, UploadRecord,
+    RecordStore, RecordsRequestRecord, RetentionFacts, SessionRecord, StaffRecord, UploadRecord,
 };
 use crate::error::{Error, Result};
 use fieldcap_evidence::custody::CustodyEvent;
@@ -276,6 +281,58 @@ fn upload_from_row(r: &Row) -> Result<UploadRecord> {
         created_at: r.try_get(4).pg()?,
         expires_at_ms: r.try_get(5).pg()?,
         state: r.try_get(6).pg()?,
+    })
+}
+
+const STAFF_COLS: &str = "staff_id, name, role, password_hash, setup_token_sha256, setup_expires_at_ms, created_at, disabled_at";
+
+fn staff_from_row(r: &Row) -> Result<StaffRecord> {
+    Ok(StaffRecord {
+        staff_id: r.try_get(0).pg()?,
+        name: r.try_get(1).pg()?,
+        role: r.try_get(2).pg()?,
+        password_hash: r.try_get(3).pg()?,
+        setup_token_sha256: r.try_get(4).pg()?,
+        setup_expires_at_ms: r.try_get(5).pg()?,
+        created_at: r.try_get(6).pg()?,
+        disabled_at: r.try_get(7).pg()?,
+    })
+}
+
+const SESSION_COLS: &str = "session_sha256, staff_id, csrf_token, created_at_ms, expires_at_ms, last_seen_ms";
+
+fn session_from_row(r: &Row) -> Result<SessionRecord> {
+    Ok(SessionRecord {
+        session_sha256: r.try_get(0).pg()?,
+        staff_id: r.try_get(1).pg()?,
+        csrf_token: r.try_get(2).pg()?,
+        created_at_ms: r.try_get(3).pg()?,
+        expires_at_ms: r.try_get(4).pg()?,
+        last_seen_ms: r.try_get(5).pg()?,
+    })
+}
+
+const REQUEST_COLS: &str = "request_id, requester, description, received_at, created_by, created_at, clip_ids, state, package_id, \
+     package_sha256, built_by, sensitive_reason, approved_by, approved_at";
+
+fn request_from_row(r: &Row) -> Result<RecordsRequestRecord> {
+    let request_id: String = r.try_get(0).pg()?;
+    let clips: String = r.try_get(6).pg()?;
+    Ok(RecordsRequestRecord {
+        clip_ids: super::decode_clip_ids(&request_id, &clips)?,
+        request_id,
+        requester: r.try_get(1).pg()?,
+        description: r.try_get(2).pg()?,
+        received_at: r.try_get(3).pg()?,
+        created_by: r.try_get(4).pg()?,
+        created_at: r.try_get(5).pg()?,
+        state: r.try_get(7).pg()?,
+        package_id: r.try_get(8).pg()?,
+        package_sha256: r.try_get(9).pg()?,
+        built_by: r.try_get(10).pg()?,
+        sensitive_reason: r.try_get(11).pg()?,
+        approved_by: r.try_get(12).pg()?,
+        approved_at: r.try_get(13).pg()?,
     })
 }
 
@@ -867,6 +924,220 @@ impl RecordStore for PostgresRecordStore {
             .pg()?
             .try_get(0)
             .pg()
+    }
+
+    fn insert_staff(&self, s: &StaffRecord) -> Result<bool> {
+        // A name, id (or set-up token) that exists writes nothing: unique constraints.
+        let n = self
+            .conn()?
+            .execute(
+                &format!("INSERT INTO staff ({STAFF_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING"),
+                &[&s.staff_id, &s.name, &s.role, &s.password_hash, &s.setup_token_sha256, &s.setup_expires_at_ms, &s.created_at, &s.disabled_at],
+            )
+            .pg()?;
+        Ok(n == 1)
+    }
+
+    fn staff_by_id(&self, staff_id: &str) -> Result<Option<StaffRecord>> {
+        self.conn()?
+            .query_opt(&format!("SELECT {STAFF_COLS} FROM staff WHERE staff_id = $1"), &[&staff_id])
+            .pg()?
+            .map(|r| staff_from_row(&r))
+            .transpose()
+    }
+
+    fn staff_by_name(&self, name: &str) -> Result<Option<StaffRecord>> {
+        self.conn()?
+            .query_opt(&format!("SELECT {STAFF_COLS} FROM staff WHERE name = $1"), &[&name])
+            .pg()?
+            .map(|r| staff_from_row(&r))
+            .transpose()
+    }
+
+    fn staff_by_setup_token(&self, token_sha256: &str) -> Result<Option<StaffRecord>> {
+        self.conn()?
+            .query_opt(&format!("SELECT {STAFF_COLS} FROM staff WHERE setup_token_sha256 = $1"), &[&token_sha256])
+            .pg()?
+            .map(|r| staff_from_row(&r))
+            .transpose()
+    }
+
+    fn staff_list(&self) -> Result<Vec<StaffRecord>> {
+        // Byte order, as SQLite's (not the database's locale).
+        let rows = self.conn()?.query(&format!("SELECT {STAFF_COLS} FROM staff ORDER BY name COLLATE \"C\""), &[]).pg()?;
+        rows.iter().map(staff_from_row).collect()
+    }
+
+    fn complete_staff_setup(&self, staff_id: &str, token_sha256: &str, password_hash: &str, now_ms: i64) -> Result<bool> {
+        // One statement: of two uses of a token at once, the second finds it cleared (the row
+        // lock makes it wait, then its condition is checked again on the new row).
+        let n = self
+            .conn()?
+            .execute(
+                "UPDATE staff SET password_hash = $3, setup_token_sha256 = NULL, setup_expires_at_ms = NULL \
+                 WHERE staff_id = $1 AND setup_token_sha256 = $2 AND setup_expires_at_ms >= $4 AND disabled_at IS NULL",
+                &[&staff_id, &token_sha256, &password_hash, &now_ms],
+            )
+            .pg()?;
+        Ok(n == 1)
+    }
+
+    fn set_staff_disabled(&self, staff_id: &str, disabled_at: Option<&str>) -> Result<bool> {
+        let mut conn = self.conn()?;
+        let mut tx = begin(&mut conn)?;
+        // The update locks the account's row: a session insert waiting on it (FOR SHARE in
+        // `insert_session`) then finds the account disabled; one committed before is deleted
+        // below (READ COMMITTED: this statement sees it).
+        let n = tx.execute("UPDATE staff SET disabled_at = $2 WHERE staff_id = $1", &[&staff_id, &disabled_at]).pg()?;
+        if n == 0 {
+            return Ok(false);
+        }
+        if disabled_at.is_some() {
+            tx.execute("DELETE FROM sessions WHERE staff_id = $1", &[&staff_id]).pg()?;
+        }
+        tx.commit().pg()?;
+        Ok(true)
+    }
+
+    fn insert_session(&self, s: &SessionRecord) -> Result<()> {
+        let mut conn = self.conn()?;
+        let mut tx = begin(&mut conn)?;
+        // The account's row is share-locked until commit: a disabling waits for this session
+        // and deletes it, or ran first and this finds the account disabled.
+        let live = tx.query_opt("SELECT 1 FROM staff WHERE staff_id = $1 AND disabled_at IS NULL FOR SHARE", &[&s.staff_id]).pg()?;
+        if live.is_none() {
+            return Err(Error::Conflict("no session for a staff account that is unknown or disabled".into()));
+        }
+        let n = tx
+            .execute(
+                &format!("INSERT INTO sessions ({SESSION_COLS}) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING"),
+                &[&s.session_sha256, &s.staff_id, &s.csrf_token, &s.created_at_ms, &s.expires_at_ms, &s.last_seen_ms],
+            )
+            .pg()?;
+        if n != 1 {
+            return Err(Error::Conflict("that session exists already".into()));
+        }
+        tx.commit().pg()?;
+        Ok(())
+    }
+
+    fn session(&self, session_sha256: &str) -> Result<Option<SessionRecord>> {
+        self.conn()?
+            .query_opt(&format!("SELECT {SESSION_COLS} FROM sessions WHERE session_sha256 = $1"), &[&session_sha256])
+            .pg()?
+            .map(|r| session_from_row(&r))
+            .transpose()
+    }
+
+    fn touch_session(&self, session_sha256: &str, last_seen_ms: i64) -> Result<()> {
+        self.conn()?.execute("UPDATE sessions SET last_seen_ms = $2 WHERE session_sha256 = $1", &[&session_sha256, &last_seen_ms]).pg()?;
+        Ok(())
+    }
+
+    fn delete_session(&self, session_sha256: &str) -> Result<()> {
+        self.conn()?.execute("DELETE FROM sessions WHERE session_sha256 = $1", &[&session_sha256]).pg()?;
+        Ok(())
+    }
+
+    fn delete_sessions_before(&self, now_ms: i64) -> Result<u64> {
+        self.conn()?.execute("DELETE FROM sessions WHERE expires_at_ms <= $1", &[&now_ms]).pg()
+    }
+
+    fn insert_records_request(&self, r: &RecordsRequestRecord) -> Result<bool> {
+        let clips = super::encode_clip_ids(&r.clip_ids)?;
+        let n = self
+            .conn()?
+            .execute(
+                &format!(
+                    "INSERT INTO records_requests ({REQUEST_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+                     ON CONFLICT (request_id) DO NOTHING"
+                ),
+                &[
+                    &r.request_id,
+                    &r.requester,
+                    &r.description,
+                    &r.received_at,
+                    &r.created_by,
+                    &r.created_at,
+                    &clips,
+                    &r.state,
+                    &r.package_id,
+                    &r.package_sha256,
+                    &r.built_by,
+                    &r.sensitive_reason,
+                    &r.approved_by,
+                    &r.approved_at,
+                ],
+            )
+            .pg()?;
+        Ok(n == 1)
+    }
+
+    fn records_request(&self, request_id: &str) -> Result<Option<RecordsRequestRecord>> {
+        self.conn()?
+            .query_opt(&format!("SELECT {REQUEST_COLS} FROM records_requests WHERE request_id = $1"), &[&request_id])
+            .pg()?
+            .map(|r| request_from_row(&r))
+            .transpose()
+    }
+
+    fn records_requests(&self) -> Result<Vec<RecordsRequestRecord>> {
+        // Byte order, as SQLite's (not the database's locale).
+        let rows = self
+            .conn()?
+            .query(
+                &format!("SELECT {REQUEST_COLS} FROM records_requests ORDER BY received_at COLLATE \"C\" DESC, request_id COLLATE \"C\" DESC"),
+                &[],
+            )
+            .pg()?;
+        rows.iter().map(request_from_row).collect()
+    }
+
+    fn update_records_request(&self, r: &RecordsRequestRecord, expect_state: &str) -> Result<bool> {
+        let clips = super::encode_clip_ids(&r.clip_ids)?;
+        // One statement: a concurrent update of the same row waits for the row lock, then its
+        // state condition is checked again on the row as the first one left it.
+        let n = self
+            .conn()?
+            .execute(
+                "UPDATE records_requests SET requester = $2, description = $3, received_at = $4, created_by = $5, created_at = $6, \
+                 clip_ids = $7, state = $8, package_id = $9, package_sha256 = $10, built_by = $11, sensitive_reason = $12, \
+                 approved_by = $13, approved_at = $14 WHERE request_id = $1 AND state = $15",
+                &[
+                    &r.request_id,
+                    &r.requester,
+                    &r.description,
+                    &r.received_at,
+                    &r.created_by,
+                    &r.created_at,
+                    &clips,
+                    &r.state,
+                    &r.package_id,
+                    &r.package_sha256,
+                    &r.built_by,
+                    &r.sensitive_reason,
+                    &r.approved_by,
+                    &r.approved_at,
+                    &expect_state,
+                ],
+            )
+            .pg()?;
+        Ok(n == 1)
+    }
+
+    fn setting(&self, key: &str) -> Result<Option<String>> {
+        self.conn()?
+            .query_opt("SELECT value FROM settings WHERE key = $1", &[&key])
+            .pg()?
+            .map(|r| r.try_get(0).pg())
+            .transpose()
+    }
+
+    fn set_setting(&self, key: &str, value: &str) -> Result<()> {
+        self.conn()?
+            .execute("INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value", &[&key, &value])
+            .pg()?;
+        Ok(())
     }
 }
 

@@ -5,7 +5,7 @@ pub mod schema;
 
 use super::{
     CheckpointSigner, Completion, CustodySigner, DeviceBuilder, DeviceRecord, DisposalOutcome, EnrollOutcome, ItemRecord, MediaInfo, PendingDisposal,
-    RecordStore, RetentionFacts, UploadRecord,
+    RecordStore, RecordsRequestRecord, RetentionFacts, SessionRecord, StaffRecord, UploadRecord,
 };
 use crate::error::{Error, Result};
 use fieldcap_evidence::custody::CustodyEvent;
@@ -93,6 +93,65 @@ fn upload_from_row(r: &Row<'_>) -> rusqlite::Result<UploadRecord> {
     })
 }
 
+const STAFF_COLS: &str = "staff_id, name, role, password_hash, setup_token_sha256, setup_expires_at_ms, created_at, disabled_at";
+
+fn staff_from_row(r: &Row<'_>) -> rusqlite::Result<StaffRecord> {
+    Ok(StaffRecord {
+        staff_id: r.get(0)?,
+        name: r.get(1)?,
+        role: r.get(2)?,
+        password_hash: r.get(3)?,
+        setup_token_sha256: r.get(4)?,
+        setup_expires_at_ms: r.get(5)?,
+        created_at: r.get(6)?,
+        disabled_at: r.get(7)?,
+    })
+}
+
+const SESSION_COLS: &str = "session_sha256, staff_id, csrf_token, created_at_ms, expires_at_ms, last_seen_ms";
+
+fn session_from_row(r: &Row<'_>) -> rusqlite::Result<SessionRecord> {
+    Ok(SessionRecord {
+        session_sha256: r.get(0)?,
+        staff_id: r.get(1)?,
+        csrf_token: r.get(2)?,
+        created_at_ms: r.get(3)?,
+        expires_at_ms: r.get(4)?,
+        last_seen_ms: r.get(5)?,
+    })
+}
+
+const REQUEST_COLS: &str = "request_id, requester, description, received_at, created_by, created_at, clip_ids, state, package_id, \
+     package_sha256, built_by, sensitive_reason, approved_by, approved_at";
+
+/// A records request row; `clip_ids` is still its JSON text ([`super::decode_clip_ids`]).
+fn request_from_row(r: &Row<'_>) -> rusqlite::Result<(RecordsRequestRecord, String)> {
+    Ok((
+        RecordsRequestRecord {
+            request_id: r.get(0)?,
+            requester: r.get(1)?,
+            description: r.get(2)?,
+            received_at: r.get(3)?,
+            created_by: r.get(4)?,
+            created_at: r.get(5)?,
+            clip_ids: Vec::new(),
+            state: r.get(7)?,
+            package_id: r.get(8)?,
+            package_sha256: r.get(9)?,
+            built_by: r.get(10)?,
+            sensitive_reason: r.get(11)?,
+            approved_by: r.get(12)?,
+            approved_at: r.get(13)?,
+        },
+        r.get(6)?,
+    ))
+}
+
+fn request_with_clips((mut r, clips): (RecordsRequestRecord, String)) -> Result<RecordsRequestRecord> {
+    r.clip_ids = super::decode_clip_ids(&r.request_id, &clips)?;
+    Ok(r)
+}
+
 /// SQLite errors leave the store as [`Error::Storage`].
 impl From<rusqlite::Error> for Error {
     fn from(e: rusqlite::Error) -> Error {
@@ -119,7 +178,7 @@ impl Cached for Connection {
 }
 
 /// Room in the cache of prepared statements for every distinct statement this store runs.
-const STATEMENT_CACHE: usize = 96;
+const STATEMENT_CACHE: usize = 128;
 
 fn is_constraint(e: &rusqlite::Error) -> bool {
     matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation)
@@ -649,6 +708,183 @@ impl RecordStore for SqliteRecordStore {
             |r| r.get(0),
         )?;
         Ok(n > 0)
+    }
+
+    fn insert_staff(&self, s: &StaffRecord) -> Result<bool> {
+        let r = self.conn()?.exec_c(
+            &format!("INSERT INTO staff ({STAFF_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"),
+            params![s.staff_id, s.name, s.role, s.password_hash, s.setup_token_sha256, s.setup_expires_at_ms, s.created_at, s.disabled_at],
+        );
+        match r {
+            Ok(_) => Ok(true),
+            Err(e) if is_constraint(&e) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn staff_by_id(&self, staff_id: &str) -> Result<Option<StaffRecord>> {
+        Ok(self.conn()?.row_c(&format!("SELECT {STAFF_COLS} FROM staff WHERE staff_id = ?1"), [staff_id], staff_from_row).optional()?)
+    }
+
+    fn staff_by_name(&self, name: &str) -> Result<Option<StaffRecord>> {
+        Ok(self.conn()?.row_c(&format!("SELECT {STAFF_COLS} FROM staff WHERE name = ?1"), [name], staff_from_row).optional()?)
+    }
+
+    fn staff_by_setup_token(&self, token_sha256: &str) -> Result<Option<StaffRecord>> {
+        Ok(self
+            .conn()?
+            .row_c(&format!("SELECT {STAFF_COLS} FROM staff WHERE setup_token_sha256 = ?1"), [token_sha256], staff_from_row)
+            .optional()?)
+    }
+
+    fn staff_list(&self) -> Result<Vec<StaffRecord>> {
+        let conn = self.conn()?;
+        let mut st = conn.prepare_cached(&format!("SELECT {STAFF_COLS} FROM staff ORDER BY name"))?;
+        let rows = st.query_map([], staff_from_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    fn complete_staff_setup(&self, staff_id: &str, token_sha256: &str, password_hash: &str, now_ms: i64) -> Result<bool> {
+        let n = self.conn()?.exec_c(
+            "UPDATE staff SET password_hash = ?3, setup_token_sha256 = NULL, setup_expires_at_ms = NULL \
+             WHERE staff_id = ?1 AND setup_token_sha256 = ?2 AND setup_expires_at_ms >= ?4 AND disabled_at IS NULL",
+            params![staff_id, token_sha256, password_hash, now_ms],
+        )?;
+        Ok(n == 1)
+    }
+
+    fn set_staff_disabled(&self, staff_id: &str, disabled_at: Option<&str>) -> Result<bool> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let n = tx.exec_c("UPDATE staff SET disabled_at = ?2 WHERE staff_id = ?1", params![staff_id, disabled_at])?;
+        if n == 0 {
+            return Ok(false);
+        }
+        if disabled_at.is_some() {
+            tx.exec_c("DELETE FROM sessions WHERE staff_id = ?1", [staff_id])?;
+        }
+        tx.commit()?;
+        Ok(true)
+    }
+
+    fn insert_session(&self, s: &SessionRecord) -> Result<()> {
+        // One statement: SQLite's one write lock orders it with a disabling.
+        let r = self.conn()?.exec_c(
+            &format!(
+                "INSERT INTO sessions ({SESSION_COLS}) SELECT ?1, staff_id, ?3, ?4, ?5, ?6 FROM staff \
+                 WHERE staff_id = ?2 AND disabled_at IS NULL"
+            ),
+            params![s.session_sha256, s.staff_id, s.csrf_token, s.created_at_ms, s.expires_at_ms, s.last_seen_ms],
+        );
+        match r {
+            Ok(1) => Ok(()),
+            Ok(_) => Err(Error::Conflict("no session for a staff account that is unknown or disabled".into())),
+            Err(e) if is_constraint(&e) => Err(Error::Conflict("that session exists already".into())),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn session(&self, session_sha256: &str) -> Result<Option<SessionRecord>> {
+        Ok(self
+            .conn()?
+            .row_c(&format!("SELECT {SESSION_COLS} FROM sessions WHERE session_sha256 = ?1"), [session_sha256], session_from_row)
+            .optional()?)
+    }
+
+    fn touch_session(&self, session_sha256: &str, last_seen_ms: i64) -> Result<()> {
+        self.conn()?.exec_c("UPDATE sessions SET last_seen_ms = ?2 WHERE session_sha256 = ?1", params![session_sha256, last_seen_ms])?;
+        Ok(())
+    }
+
+    fn delete_session(&self, session_sha256: &str) -> Result<()> {
+        self.conn()?.exec_c("DELETE FROM sessions WHERE session_sha256 = ?1", [session_sha256])?;
+        Ok(())
+    }
+
+    fn delete_sessions_before(&self, now_ms: i64) -> Result<u64> {
+        Ok(self.conn()?.exec_c("DELETE FROM sessions WHERE expires_at_ms <= ?1", [now_ms])? as u64)
+    }
+
+    fn insert_records_request(&self, r: &RecordsRequestRecord) -> Result<bool> {
+        let clips = super::encode_clip_ids(&r.clip_ids)?;
+        let res = self.conn()?.exec_c(
+            &format!("INSERT INTO records_requests ({REQUEST_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"),
+            params![
+                r.request_id,
+                r.requester,
+                r.description,
+                r.received_at,
+                r.created_by,
+                r.created_at,
+                clips,
+                r.state,
+                r.package_id,
+                r.package_sha256,
+                r.built_by,
+                r.sensitive_reason,
+                r.approved_by,
+                r.approved_at
+            ],
+        );
+        match res {
+            Ok(_) => Ok(true),
+            Err(e) if is_constraint(&e) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn records_request(&self, request_id: &str) -> Result<Option<RecordsRequestRecord>> {
+        let row = self
+            .conn()?
+            .row_c(&format!("SELECT {REQUEST_COLS} FROM records_requests WHERE request_id = ?1"), [request_id], request_from_row)
+            .optional()?;
+        row.map(request_with_clips).transpose()
+    }
+
+    fn records_requests(&self) -> Result<Vec<RecordsRequestRecord>> {
+        let conn = self.conn()?;
+        let mut st = conn.prepare_cached(&format!("SELECT {REQUEST_COLS} FROM records_requests ORDER BY received_at DESC, request_id DESC"))?;
+        let rows = st.query_map([], request_from_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+        rows.into_iter().map(request_with_clips).collect()
+    }
+
+    fn update_records_request(&self, r: &RecordsRequestRecord, expect_state: &str) -> Result<bool> {
+        let clips = super::encode_clip_ids(&r.clip_ids)?;
+        let n = self.conn()?.exec_c(
+            "UPDATE records_requests SET requester = ?2, description = ?3, received_at = ?4, created_by = ?5, created_at = ?6, \
+             clip_ids = ?7, state = ?8, package_id = ?9, package_sha256 = ?10, built_by = ?11, sensitive_reason = ?12, \
+             approved_by = ?13, approved_at = ?14 WHERE request_id = ?1 AND state = ?15",
+            params![
+                r.request_id,
+                r.requester,
+                r.description,
+                r.received_at,
+                r.created_by,
+                r.created_at,
+                clips,
+                r.state,
+                r.package_id,
+                r.package_sha256,
+                r.built_by,
+                r.sensitive_reason,
+                r.approved_by,
+                r.approved_at,
+                expect_state
+            ],
+        )?;
+        Ok(n == 1)
+    }
+
+    fn setting(&self, key: &str) -> Result<Option<String>> {
+        Ok(self.conn()?.row_c("SELECT value FROM settings WHERE key = ?1", [key], |r| r.get(0)).optional()?)
+    }
+
+    fn set_setting(&self, key: &str, value: &str) -> Result<()> {
+        self.conn()?.exec_c(
+            "INSERT INTO settings (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            params![key, value],
+        )?;
+        Ok(())
     }
 }
 

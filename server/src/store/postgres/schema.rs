@@ -12,13 +12,16 @@ use crate::error::{Error, Result};
 use postgres::{Client, IsolationLevel};
 
 /// Current schema version (the number of the last migration).
-pub const VERSION: i64 = 1;
+pub const VERSION: i64 = 2;
 
 /// Advisory lock key held by a transaction applying a migration.
 pub const MIGRATION_LOCK: i64 = 0x4643_0001; // "FC" 1
 
 /// (version, name, SQL) in order; version i+1 is at index i.
-pub const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "0001_initial", include_str!("migrations/0001_initial.sql"))];
+pub const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "0001_initial", include_str!("migrations/0001_initial.sql")),
+    (2, "0002_console", include_str!("migrations/0002_console.sql")),
+];
 
 const CREATE_MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (\
      version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())";

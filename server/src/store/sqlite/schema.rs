@@ -17,7 +17,7 @@ use rusqlite::Connection;
 use std::path::Path;
 
 /// Current schema version.
-pub const VERSION: i64 = 3;
+pub const VERSION: i64 = 4;
 
 const V1: &str = r#"
 CREATE TABLE meta (
@@ -157,8 +157,53 @@ CREATE TABLE device_custody (
 CREATE INDEX device_custody_clip ON device_custody(clip_id);
 "#;
 
+/// Version 4: the console's staff accounts, their login sessions (the SHA-256 of the cookie,
+/// never the cookie), records requests (`clip_ids` a JSON array of strings) and settings. Frozen.
+const V4: &str = r#"
+CREATE TABLE staff (
+    staff_id            TEXT PRIMARY KEY,
+    name                TEXT NOT NULL UNIQUE,
+    role                TEXT NOT NULL,
+    password_hash       TEXT,
+    setup_token_sha256  TEXT UNIQUE,
+    setup_expires_at_ms INTEGER,
+    created_at          TEXT NOT NULL,
+    disabled_at         TEXT
+);
+CREATE TABLE sessions (
+    session_sha256 TEXT PRIMARY KEY,
+    staff_id       TEXT NOT NULL REFERENCES staff(staff_id),
+    csrf_token     TEXT NOT NULL,
+    created_at_ms  INTEGER NOT NULL,
+    expires_at_ms  INTEGER NOT NULL,
+    last_seen_ms   INTEGER NOT NULL
+);
+CREATE INDEX sessions_staff ON sessions(staff_id);
+CREATE INDEX sessions_expires ON sessions(expires_at_ms);
+CREATE TABLE records_requests (
+    request_id       TEXT PRIMARY KEY,
+    requester        TEXT NOT NULL,
+    description      TEXT NOT NULL,
+    received_at      TEXT NOT NULL,
+    created_by       TEXT NOT NULL,
+    created_at       TEXT NOT NULL,
+    clip_ids         TEXT NOT NULL,
+    state            TEXT NOT NULL,
+    package_id       TEXT,
+    package_sha256   TEXT,
+    built_by         TEXT,
+    sensitive_reason TEXT,
+    approved_by      TEXT,
+    approved_at      TEXT
+);
+CREATE TABLE settings (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+"#;
+
 /// Migrations in order; index i upgrades version i to i+1.
-const MIGRATIONS: &[&str] = &[V1, V2, V3];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
 
 /// Opens (creating if needed) the record database, sets WAL, FULL sync and a busy timeout, and
 /// migrates it to [`VERSION`].
