@@ -15,8 +15,10 @@
 //! clerk, approved by a supervisor and downloaded, and the custody events of those accesses
 //! naming the staff. Screenshots of the main pages go to `docs/screenshots/`.
 //!
-//! Afterwards this test checks the downloaded release with `fieldcap verify` (pinned to the
-//! server key) and that the minor's item is not in it.
+//! Then the same records are served again with a 5-second idle limit (`--console-idle-secs`)
+//! and `console.mjs CONFIG idle` checks that an idle session, and a form it left open, are
+//! refused. Finally this test checks the downloaded release with `fieldcap verify` (pinned to
+//! the server key) and that the minor's item is not in it (files and `package.json`).
 //!
 //! Needs chromium, node (with `npm ci` done in tests/browser), zbarimg, ffmpeg and faketime
 //! (scripts/install_console_test_tools.sh); without them it skips with a message, unless
@@ -75,12 +77,13 @@ impl Drop for Serve {
 
 /// Starts `fieldcap serve --data DATA --listen 127.0.0.1:0 --console-listen 127.0.0.1:0` and
 /// reads its first two stdout lines, `listening on http://ADDR` and `console on http://ADDR`.
-fn serve(cli: &Cli, data: &Path, stderr: &Path) -> Serve {
+fn serve(cli: &Cli, data: &Path, stderr: &Path, extra: &[&str]) -> Serve {
     let mut child = cli
         .command()
         .args(["serve", "--data"])
         .arg(data)
         .args(["--listen", "127.0.0.1:0", "--console-listen", "127.0.0.1:0"])
+        .args(extra)
         .stdout(Stdio::piped())
         .stderr(std::fs::File::create(stderr).expect("stderr file"))
         .spawn()
@@ -235,7 +238,7 @@ fn the_console_works_in_a_real_browser() {
     let cli = Cli::built();
     let tmp = tempfile::tempdir().expect("tempdir");
     let data = tmp.path().join("server-data");
-    let server = serve(&cli, &data, &tmp.path().join("serve.stderr"));
+    let server = serve(&cli, &data, &tmp.path().join("serve.stderr"), &[]);
 
     // The scene, in real (server) time: three clips of CLIP_SECS seconds starting 0, 2 and 3.5 s
     // after `base`, so all three overlap from 3.5 s to 10 s; a witness note at 5 s.
@@ -374,45 +377,71 @@ fn the_console_works_in_a_real_browser() {
     let config_path = tmp.path().join("console-test.json");
     std::fs::write(&config_path, serde_json::to_vec_pretty(&config).expect("json")).expect("config");
 
-    let log_out = tmp.path().join("node.stdout");
-    let log_err = tmp.path().join("node.stderr");
+    let main = run_browser(&config_path, "main", tmp.path());
+    let serve_log = std::fs::read_to_string(tmp.path().join("serve.stderr")).unwrap_or_default();
+
+    // Session expiry: the same records served again with a 5-second idle limit (hidden test
+    // option); a clerk's session left idle longer is refused, and so is its open form.
+    drop(server);
+    let idle_server = serve(&cli, &data, &tmp.path().join("serve-idle.stderr"), &["--console-idle-secs", "5"]);
+    let mut idle_config = config.clone();
+    idle_config["api_url"] = json!(idle_server.api);
+    idle_config["console_url"] = json!(idle_server.console);
+    idle_config["idle_secs"] = json!(5);
+    let idle_path = tmp.path().join("console-test-idle.json");
+    std::fs::write(&idle_path, serde_json::to_vec_pretty(&idle_config).expect("json")).expect("config");
+    let idle = run_browser(&idle_path, "idle", tmp.path());
+    drop(idle_server);
+
+    // The released package the supervisor approved and the custodian downloaded: it verifies
+    // against the pinned server key, and the minor's item is not in it.
+    // (Checked before the browser script's verdict, so that a run reports both.)
+    let result: Value = serde_json::from_slice(&std::fs::read(out.join("result.json")).expect("result.json")).expect("result json");
+    let zip_path = PathBuf::from(result["request_zip"].as_str().expect("the browser script downloaded no approved release"));
+    let fp = server_fingerprint(&data);
+    let v = cli.command().arg("verify").arg(&zip_path).args(["--server-key", &fp]).output().expect("fieldcap verify");
+    assert!(v.status.success(), "fieldcap verify of the released package: {}{}", String::from_utf8_lossy(&v.stdout), String::from_utf8_lossy(&v.stderr));
+    let (names, package) = zip_names_and_package(&zip_path);
+    let minor = clips.iter().find(|c| c["minor_present"] == true).expect("minor clip");
+    let minor_id = minor["clip_id"].as_str().expect("id");
+    assert!(!names.iter().any(|n| n.contains(minor_id)), "the minor's item {minor_id} is in the released package: {names:?}");
+    let packaged: Vec<&str> = package["items"].as_array().expect("package.json items").iter().filter_map(|i| i["clip_id"].as_str()).collect();
+    assert!(!packaged.contains(&minor_id), "package.json lists the minor's item: {packaged:?}");
+    assert_eq!(package["omitted"]["sensitive"], 1, "package.json does not count the held-back item: {}", package["omitted"]);
+    for c in clips.iter().filter(|c| c["minor_present"] == false) {
+        let id = c["clip_id"].as_str().expect("id");
+        assert!(names.iter().any(|n| n.contains(id)), "item {id} missing from the released package: {names:?}");
+        assert!(packaged.contains(&id), "package.json does not list item {id}: {packaged:?}");
+    }
+    for (what, status) in [("main", main), ("idle", idle)] {
+        match status {
+            None => panic!("the browser script ({what}) ran longer than {BROWSER_LIMIT:?} and was killed"),
+            Some(s) => assert!(s.success(), "browser checks ({what}) failed (see above); server stderr tail:\n{}", tail(&serve_log, 40)),
+        }
+    }
+}
+
+/// Runs `node tests/browser/console.mjs CONFIG PHASE` (at most [`BROWSER_LIMIT`]) and prints
+/// its report; None if it had to be killed.
+fn run_browser(config: &Path, phase: &str, tmp: &Path) -> Option<std::process::ExitStatus> {
+    let log_out = tmp.join(format!("node-{phase}.stdout"));
+    let log_err = tmp.join(format!("node-{phase}.stderr"));
     let mut node = Command::new("node")
         .arg(workspace().join("tests/browser/console.mjs"))
-        .arg(&config_path)
+        .arg(config)
+        .arg(phase)
         .current_dir(workspace().join("tests/browser"))
         .stdout(std::fs::File::create(&log_out).expect("log"))
         .stderr(std::fs::File::create(&log_err).expect("log"))
         .spawn()
         .expect("run node");
     let status = wait_bounded(&mut node, BROWSER_LIMIT);
-    let report = std::fs::read_to_string(&log_out).unwrap_or_default();
+    eprintln!("--- browser checks ({phase}) ---\n{}", std::fs::read_to_string(&log_out).unwrap_or_default());
     let errors = std::fs::read_to_string(&log_err).unwrap_or_default();
-    eprintln!("{report}");
     if !errors.trim().is_empty() {
-        eprintln!("node stderr:\n{errors}");
+        eprintln!("node stderr ({phase}):\n{errors}");
     }
-    let serve_log = std::fs::read_to_string(tmp.path().join("serve.stderr")).unwrap_or_default();
-    match status {
-        None => panic!("the browser script ran longer than {BROWSER_LIMIT:?} and was killed"),
-        Some(s) => assert!(s.success(), "browser checks failed (see above); server stderr tail:\n{}", tail(&serve_log, 40)),
-    }
-
-    // The released package the supervisor approved and the custodian downloaded: it verifies
-    // against the pinned server key, and the minor's item is not in it.
-    let result: Value = serde_json::from_slice(&std::fs::read(out.join("result.json")).expect("result.json")).expect("result json");
-    let zip_path = PathBuf::from(result["request_zip"].as_str().expect("request_zip"));
-    let fp = server_fingerprint(&data);
-    let v = cli.command().arg("verify").arg(&zip_path).args(["--server-key", &fp]).output().expect("fieldcap verify");
-    assert!(v.status.success(), "fieldcap verify of the released package: {}{}", String::from_utf8_lossy(&v.stdout), String::from_utf8_lossy(&v.stderr));
-    let names = zip_names(&zip_path);
-    let minor = clips.iter().find(|c| c["minor_present"] == true).expect("minor clip");
-    let minor_id = minor["clip_id"].as_str().expect("id");
-    assert!(!names.iter().any(|n| n.contains(minor_id)), "the minor's item {minor_id} is in the released package: {names:?}");
-    for c in clips.iter().filter(|c| c["minor_present"] == false) {
-        let id = c["clip_id"].as_str().expect("id");
-        assert!(names.iter().any(|n| n.contains(id)), "item {id} missing from the released package: {names:?}");
-    }
-    drop(server);
+    status
 }
 
 fn tail(s: &str, n: usize) -> String {
@@ -420,8 +449,13 @@ fn tail(s: &str, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
-fn zip_names(path: &Path) -> Vec<String> {
+/// The file names of a package ZIP and its `package.json`.
+fn zip_names_and_package(path: &Path) -> (Vec<String>, Value) {
+    use std::io::Read;
     let f = std::fs::File::open(path).expect("zip");
-    let z = zip::ZipArchive::new(f).expect("a ZIP archive");
-    z.file_names().map(str::to_string).collect()
+    let mut z = zip::ZipArchive::new(f).expect("a ZIP archive");
+    let names = z.file_names().map(str::to_string).collect();
+    let mut text = String::new();
+    z.by_name("package.json").expect("package.json in the ZIP").read_to_string(&mut text).expect("read package.json");
+    (names, serde_json::from_str(&text).expect("package.json"))
 }
