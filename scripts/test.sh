@@ -29,7 +29,7 @@ cargo test --workspace --no-fail-fast -- --test-threads=2 || status=1
 # deployment's stores (PostgreSQL + S3 with Object Lock) instead of the embedded ones.
 FIELDCAP_TEST_SCALED=1 cargo test -p fieldcap-tests --no-fail-fast \
   --test sync_e2e --test sync_kills --test package_tamper --test package_release_retention \
-  --test package_release_media --test package_pin --test package_device_custody \
+  --test package_release_media --test package_pin --test package_device_custody --test console_http \
   -- --test-threads=2 || status=1
 # Every fuzz target for a few seconds over its committed corpus, so a parser regression on a
 # known input fails here (long runs: scripts/fuzz.sh SECONDS).

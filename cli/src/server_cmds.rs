@@ -81,13 +81,17 @@ pub struct ConsoleArgs {
     /// server's own http://ADDR).
     #[arg(long = "console-device-url", value_name = "URL")]
     pub console_device_url: Option<String>,
+    /// Where the console keeps the packages it builds (default DATA/console/packages; needed
+    /// by a scaled deployment run without --data).
+    #[arg(long = "console-packages", value_name = "DIR")]
+    pub console_packages: Option<std::path::PathBuf>,
 }
 
 impl ConsoleArgs {
     /// The console configuration, if `--console-listen` was given.
     pub fn config(&self) -> anyhow::Result<Option<fieldcap_server::console::ConsoleConfig>> {
         let Some(listen) = &self.console_listen else {
-            anyhow::ensure!(self.console_cert.is_none() && self.console_idle_minutes.is_none() && self.console_idle_secs.is_none() && self.console_device_url.is_none(), "the --console-… options need --console-listen ADDR");
+            anyhow::ensure!(self.console_cert.is_none() && self.console_idle_minutes.is_none() && self.console_idle_secs.is_none() && self.console_device_url.is_none() && self.console_packages.is_none(), "the --console-… options need --console-listen ADDR");
             return Ok(None);
         };
         let addr = parse_listen(listen).context("--console-listen")?;
@@ -104,6 +108,7 @@ impl ConsoleArgs {
             c.idle_timeout = std::time::Duration::from_secs(s);
         }
         c.device_url = self.console_device_url.clone();
+        c.packages_dir = self.console_packages.clone();
         Ok(Some(c))
     }
 }

@@ -40,3 +40,69 @@ fn the_demo_tells_the_whole_story_and_its_packages_verify() {
         assert!(!contains(p) && !b.windows(exact.len()).any(|w| w == exact), "{} holds an exact place", p.display());
     }
 }
+
+/// One HTTP/1.1 request over a plain TCP connection (`Connection: close`); returns the head and
+/// the body.
+fn http(addr: &str, req: &str) -> (String, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(30))).unwrap();
+    s.write_all(req.as_bytes()).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let (head, body) = out.split_once("\r\n\r\n").unwrap();
+    (head.to_string(), body.to_string())
+}
+
+fn cookie(head: &str, name: &str) -> String {
+    head.lines()
+        .filter(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
+        .filter_map(|l| l.split_once(':').map(|(_, v)| v.trim().split(';').next().unwrap().to_string()))
+        .find(|c| c.starts_with(&format!("{name}=")))
+        .unwrap_or_else(|| panic!("no {name} cookie in {head}"))
+}
+
+#[test]
+fn demo_console_keeps_serving_with_a_ready_login() {
+    use std::io::BufRead;
+    let t = tempfile::tempdir().unwrap();
+    let mut child = fieldcap_cli!()
+        .command()
+        .args(["demo", "--console", "--dir"])
+        .arg(t.path().join("demo"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut login, mut console) = (None, None);
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if let Some(l) = line.strip_prefix("staff login: ") {
+            login = Some(l.to_string());
+        }
+        if let Some(c) = line.strip_prefix("console on http://") {
+            console = Some(c.to_string());
+            break;
+        }
+    }
+    let (login, addr) = (login.expect("a staff login line"), console.expect("a console line"));
+    let (name, password) = login.split_once(" / ").unwrap();
+    let (head, body) = http(&addr, "GET /login HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let pre = cookie(&head, "fieldcap_login");
+    let csrf = body.split("name=\"csrf\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_string();
+    let form = format!("name={name}&password={password}&csrf={csrf}");
+    let (head, _) = http(
+        &addr,
+        &format!("POST /login HTTP/1.1\r\nHost: x\r\nConnection: close\r\nCookie: {pre}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{form}", form.len()),
+    );
+    assert!(head.starts_with("HTTP/1.1 303"), "{head}");
+    let session = cookie(&head, "fieldcap_console");
+    let (head, body) = http(&addr, &format!("GET /incidents HTTP/1.1\r\nHost: x\r\nConnection: close\r\nCookie: {session}\r\n\r\n"));
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(body.contains("class=\"incident\"") && body.contains("data-role=\"supervisor\""), "{body}");
+    // SIGTERM stops it cleanly (the `kill` tool: the workspace forbids unsafe code).
+    assert!(std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+}

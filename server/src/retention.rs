@@ -68,6 +68,11 @@ pub fn set_policy(data_dir: impl Into<crate::store::Deployment>, category: &str,
 /// [`set_policy`] on records already open (any record and blob store). A longer period than
 /// before extends the write-once locks of the stored originals (never shortens them).
 pub fn set_policy_in(r: &Records, category: &str, days: i64) -> Result<()> {
+    set_policy_by(r, category, days, serde_json::json!({}))
+}
+
+/// [`set_policy_in`] with `by` (the console's staff detail) merged into the custody event.
+pub fn set_policy_by(r: &Records, category: &str, days: i64, by: serde_json::Value) -> Result<()> {
     if !valid_category(category) {
         return Err(Error::BadRequest(format!("unknown retention category '{category}' (a kind, a tag or default)")));
     }
@@ -76,7 +81,7 @@ pub fn set_policy_in(r: &Records, category: &str, days: i64) -> Result<()> {
     }
     let before = r.store().retention_policy()?.get(category).copied().unwrap_or(if category == "default" { DEFAULT_RETENTION_DAYS } else { -1 });
     r.store().set_retention_policy(category, days, &fieldcap_evidence::time::now())?;
-    r.append_custody("retention_policy_set", None, serde_json::json!({ "category": category, "days": days }))?;
+    r.append_custody("retention_policy_set", None, with_by(serde_json::json!({ "category": category, "days": days }), by))?;
     if days > before {
         extend_locks(r)?;
     }

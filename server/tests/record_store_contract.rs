@@ -13,7 +13,8 @@ use fieldcap_evidence::custody::{body, verify_chain, CustodyEvent};
 use fieldcap_evidence::identity::DeviceKey;
 use fieldcap_evidence::tlog::{leaf_hash, Hash};
 use fieldcap_server::store::{
-    Completion, DeviceRecord, DisposalOutcome, EnrollOutcome, ItemRecord, MediaInfo, PendingDisposal, PostgresRecordStore, RecordStore, UploadRecord,
+    Completion, DeviceRecord, DisposalOutcome, EnrollOutcome, ItemRecord, MediaInfo, PendingDisposal, PostgresRecordStore, RecordStore, RecordsRequestRecord,
+    SessionRecord, StaffRecord, UploadRecord,
 };
 use fieldcap_server::Error;
 use fieldcap_testkit::postgres::TestPostgres;
@@ -204,6 +205,15 @@ contract!(
     retention_policy_holds_and_referrals,
     disposal_is_refused_while_held_or_referred_and_appends_its_leaf_once,
     a_blob_is_needed_while_another_undisposed_item_names_it,
+    staff_names_are_unique_and_accounts_are_stored_exactly_and_listed_by_name,
+    a_setup_token_works_once_and_never_expired_for_another_account_or_a_disabled_one,
+    disabling_an_account_deletes_its_sessions_and_refuses_new_ones,
+    logins_racing_a_disabling_leave_no_session_of_the_disabled_account,
+    sessions_are_stored_touched_deleted_and_expired_ones_removed,
+    records_requests_round_trip_with_their_items_newest_first,
+    a_records_request_moves_on_only_from_the_expected_state,
+    concurrent_updates_from_one_state_of_a_records_request_succeed_once,
+    settings_are_upserted,
 );
 
 fn tokens_are_consumed_once_and_expired_or_revoked_ones_refused(s: &dyn RecordStore) {
@@ -565,6 +575,305 @@ fn a_blob_is_needed_while_another_undisposed_item_names_it(s: &dyn RecordStore) 
 }
 
 // ---------------------------------------------------------------------------------------------
+// Console: staff, sessions, records requests, settings
+
+fn staff(n: u32, name: &str) -> StaffRecord {
+    StaffRecord {
+        staff_id: format!("0190a4c2-0000-7000-9000-{n:012}"),
+        name: name.to_string(),
+        role: "clerk".into(),
+        password_hash: None,
+        setup_token_sha256: Some(format!("{:064x}", 0x5e70_0000u64 + n as u64)),
+        setup_expires_at_ms: Some(10_000),
+        created_at: AT.into(),
+        disabled_at: None,
+    }
+}
+
+fn session(n: u32, staff_id: &str, expires_at_ms: i64) -> SessionRecord {
+    SessionRecord {
+        session_sha256: format!("{:064x}", 0x5e55_0000u64 + n as u64),
+        staff_id: staff_id.to_string(),
+        csrf_token: format!("csrf-{n}_-AbC"),
+        created_at_ms: 1_000,
+        expires_at_ms,
+        last_seen_ms: 1_000,
+    }
+}
+
+fn records_request(n: u32, received_at: &str, clip_ids: Vec<String>) -> RecordsRequestRecord {
+    RecordsRequestRecord {
+        request_id: format!("0190a4c2-0000-7000-a000-{n:012}"),
+        requester: format!("Requester {n} \"quoted\" — Zoë"),
+        description: "All video of the 7 June incident\nat Main & 3rd".into(),
+        received_at: received_at.to_string(),
+        created_by: "alice".into(),
+        created_at: AT.into(),
+        clip_ids,
+        state: "open".into(),
+        package_id: None,
+        package_sha256: None,
+        built_by: None,
+        sensitive_reason: None,
+        approved_by: None,
+        approved_at: None,
+    }
+}
+
+fn is_conflict(r: fieldcap_server::Result<()>) -> bool {
+    matches!(r, Err(Error::Conflict(_)))
+}
+
+fn staff_names_are_unique_and_accounts_are_stored_exactly_and_listed_by_name(s: &dyn RecordStore) {
+    let alice = staff(1, "alice");
+    assert!(s.insert_staff(&alice).unwrap());
+    // The same name under another id, the same id under another name: refused, nothing changed.
+    assert!(!s.insert_staff(&StaffRecord { setup_token_sha256: None, ..staff(2, "alice") }).unwrap());
+    assert!(!s.insert_staff(&StaffRecord { name: "alicia".into(), setup_token_sha256: None, ..alice.clone() }).unwrap());
+    assert_eq!(s.staff_by_id(&alice.staff_id).unwrap(), Some(alice.clone()));
+    assert_eq!(s.staff_by_name("alice").unwrap(), Some(alice.clone()));
+    assert!(s.staff_by_name("alicia").unwrap().is_none());
+    assert!(s.staff_by_id(&staff(2, "x").staff_id).unwrap().is_none());
+    // Names are case-sensitive: "Alice" is another account, and "ALICE" none.
+    let upper = StaffRecord {
+        role: "supervisor".into(),
+        password_hash: Some("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into()),
+        setup_token_sha256: None,
+        setup_expires_at_ms: None,
+        disabled_at: Some(AT.into()),
+        ..staff(3, "Alice")
+    };
+    assert!(s.insert_staff(&upper).unwrap());
+    assert!(s.insert_staff(&staff(4, "bob")).unwrap());
+    assert!(s.insert_staff(&staff(5, "Zoë")).unwrap());
+    assert_eq!(s.staff_by_name("Alice").unwrap(), Some(upper.clone()));
+    assert!(s.staff_by_name("ALICE").unwrap().is_none());
+    // By name in byte order (not a locale's): upper case first.
+    let names: Vec<String> = s.staff_list().unwrap().into_iter().map(|a| a.name).collect();
+    assert_eq!(names, ["Alice", "Zoë", "alice", "bob"]);
+    assert_eq!(s.staff_list().unwrap()[0], upper);
+}
+
+fn a_setup_token_works_once_and_never_expired_for_another_account_or_a_disabled_one(s: &dyn RecordStore) {
+    let a = staff(1, "alice");
+    let b = staff(2, "bob");
+    for x in [&a, &b] {
+        assert!(s.insert_staff(x).unwrap());
+    }
+    let ta = a.setup_token_sha256.clone().unwrap();
+    let tb = b.setup_token_sha256.clone().unwrap();
+    let hash = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA";
+    assert_eq!(s.staff_by_setup_token(&ta).unwrap(), Some(a.clone()));
+    assert!(s.staff_by_setup_token(&"0".repeat(64)).unwrap().is_none());
+    // Another account's token, an unknown account, a wrong token: refused.
+    assert!(!s.complete_staff_setup(&a.staff_id, &tb, hash, 0).unwrap());
+    assert!(!s.complete_staff_setup(&staff(9, "x").staff_id, &ta, hash, 0).unwrap());
+    assert!(!s.complete_staff_setup(&a.staff_id, &"0".repeat(64), hash, 0).unwrap());
+    // Expired at its expiry (10 000) and after.
+    assert!(!s.complete_staff_setup(&a.staff_id, &ta, hash, 10_000).unwrap());
+    assert!(!s.complete_staff_setup(&a.staff_id, &ta, hash, 20_000).unwrap());
+    assert_eq!(s.staff_by_id(&a.staff_id).unwrap(), Some(a.clone()), "nothing changed by a refused set-up");
+    // Once, in time: the password set and the token (and its expiry) cleared.
+    assert!(s.complete_staff_setup(&a.staff_id, &ta, hash, 9_999).unwrap());
+    let done = s.staff_by_id(&a.staff_id).unwrap().unwrap();
+    assert_eq!(done, StaffRecord { password_hash: Some(hash.into()), setup_token_sha256: None, setup_expires_at_ms: None, ..a.clone() });
+    assert!(!s.complete_staff_setup(&a.staff_id, &ta, "$argon2id$other", 9_999).unwrap());
+    assert!(s.staff_by_setup_token(&ta).unwrap().is_none());
+    assert_eq!(s.staff_by_id(&a.staff_id).unwrap().unwrap().password_hash.as_deref(), Some(hash));
+    // A disabled account's token does not work, until it is enabled again.
+    assert!(s.set_staff_disabled(&b.staff_id, Some(AT)).unwrap());
+    assert!(s.staff_by_setup_token(&tb).unwrap().is_some(), "found, so the caller can say why it is refused");
+    assert!(!s.complete_staff_setup(&b.staff_id, &tb, hash, 0).unwrap());
+    assert!(s.set_staff_disabled(&b.staff_id, None).unwrap());
+    assert!(s.complete_staff_setup(&b.staff_id, &tb, hash, 0).unwrap());
+    // A token without an expiry never works.
+    let c = StaffRecord { setup_expires_at_ms: None, ..staff(3, "carol") };
+    assert!(s.insert_staff(&c).unwrap());
+    assert!(!s.complete_staff_setup(&c.staff_id, c.setup_token_sha256.as_deref().unwrap(), hash, 0).unwrap());
+}
+
+fn disabling_an_account_deletes_its_sessions_and_refuses_new_ones(s: &dyn RecordStore) {
+    let (a, b) = (staff(1, "alice"), staff(2, "bob"));
+    for x in [&a, &b] {
+        assert!(s.insert_staff(x).unwrap());
+    }
+    let (a1, a2, b1) = (session(1, &a.staff_id, 50_000), session(2, &a.staff_id, 60_000), session(3, &b.staff_id, 50_000));
+    for x in [&a1, &a2, &b1] {
+        s.insert_session(x).unwrap();
+    }
+    assert!(!s.set_staff_disabled(&staff(9, "x").staff_id, Some(AT)).unwrap(), "an unknown account");
+    assert!(s.set_staff_disabled(&a.staff_id, Some(AT)).unwrap());
+    assert_eq!(s.staff_by_id(&a.staff_id).unwrap().unwrap().disabled_at.as_deref(), Some(AT));
+    assert!(s.session(&a1.session_sha256).unwrap().is_none());
+    assert!(s.session(&a2.session_sha256).unwrap().is_none());
+    assert_eq!(s.session(&b1.session_sha256).unwrap(), Some(b1.clone()), "another account's session stays");
+    // No new session for a disabled or unknown account.
+    assert!(is_conflict(s.insert_session(&session(4, &a.staff_id, 50_000))));
+    assert!(is_conflict(s.insert_session(&session(5, &staff(9, "x").staff_id, 50_000))));
+    assert!(s.session(&session(4, "", 0).session_sha256).unwrap().is_none());
+    // Enabled again: the account logs in anew (its old sessions stay gone).
+    assert!(s.set_staff_disabled(&a.staff_id, None).unwrap());
+    assert_eq!(s.staff_by_id(&a.staff_id).unwrap().unwrap().disabled_at, None);
+    assert!(s.session(&a1.session_sha256).unwrap().is_none());
+    s.insert_session(&session(6, &a.staff_id, 50_000)).unwrap();
+    assert!(s.session(&session(6, "", 0).session_sha256).unwrap().is_some());
+}
+
+fn logins_racing_a_disabling_leave_no_session_of_the_disabled_account(s: &dyn RecordStore) {
+    let a = staff(1, "alice");
+    assert!(s.insert_staff(&a).unwrap());
+    const LOGINS: u32 = 40;
+    let start = Barrier::new(THREADS);
+    let stored: Vec<String> = std::thread::scope(|sc| {
+        let handles: Vec<_> = (0..THREADS as u32)
+            .map(|t| {
+                let (start, id) = (&start, a.staff_id.clone());
+                sc.spawn(move || {
+                    start.wait();
+                    let mut stored = Vec::new();
+                    if t == 0 {
+                        assert!(s.set_staff_disabled(&id, Some(AT)).unwrap());
+                        return stored;
+                    }
+                    for n in 0..LOGINS {
+                        let x = session(t * 1000 + n, &id, 50_000);
+                        match s.insert_session(&x) {
+                            Ok(()) => stored.push(x.session_sha256),
+                            Err(Error::Conflict(_)) => {}
+                            Err(e) => panic!("{e}"),
+                        }
+                    }
+                    stored
+                })
+            })
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
+    });
+    println!("{} session(s) stored before the disabling", stored.len());
+    // Whatever the order, every session the account got was deleted with the disabling, and no
+    // session was stored after it.
+    for h in &stored {
+        assert!(s.session(h).unwrap().is_none(), "a session of the disabled account survived");
+    }
+    assert_eq!(s.delete_sessions_before(i64::MAX).unwrap(), 0);
+}
+
+fn sessions_are_stored_touched_deleted_and_expired_ones_removed(s: &dyn RecordStore) {
+    let a = staff(1, "alice");
+    assert!(s.insert_staff(&a).unwrap());
+    let (x, y, z) = (session(1, &a.staff_id, 100), session(2, &a.staff_id, 200), session(3, &a.staff_id, 300));
+    for v in [&x, &y, &z] {
+        s.insert_session(v).unwrap();
+    }
+    assert_eq!(s.session(&x.session_sha256).unwrap(), Some(x.clone()));
+    // The same session hash twice: refused, the first kept.
+    assert!(is_conflict(s.insert_session(&SessionRecord { csrf_token: "other".into(), ..x.clone() })));
+    assert_eq!(s.session(&x.session_sha256).unwrap(), Some(x.clone()));
+    s.touch_session(&y.session_sha256, 150).unwrap();
+    assert_eq!(s.session(&y.session_sha256).unwrap(), Some(SessionRecord { last_seen_ms: 150, ..y.clone() }));
+    s.touch_session(&"f".repeat(64), 150).unwrap();
+    assert!(s.session(&"f".repeat(64)).unwrap().is_none(), "touching no session makes none");
+    // Expired: `expires_at_ms <= now`.
+    assert_eq!(s.delete_sessions_before(99).unwrap(), 0);
+    assert_eq!(s.delete_sessions_before(200).unwrap(), 2);
+    assert!(s.session(&x.session_sha256).unwrap().is_none());
+    assert!(s.session(&y.session_sha256).unwrap().is_none());
+    assert_eq!(s.session(&z.session_sha256).unwrap(), Some(z.clone()));
+    s.delete_session(&z.session_sha256).unwrap();
+    assert!(s.session(&z.session_sha256).unwrap().is_none());
+    s.delete_session(&z.session_sha256).unwrap();
+    assert_eq!(s.delete_sessions_before(i64::MAX).unwrap(), 0);
+}
+
+fn records_requests_round_trip_with_their_items_newest_first(s: &dyn RecordStore) {
+    assert!(s.records_requests().unwrap().is_empty());
+    let none = records_request(1, "2025-06-08T09:00:00.000Z", vec![]);
+    let some = records_request(2, "2025-06-09T09:00:00.000Z", vec![clip(3), clip(1), "a \"quoted\", ünïcode [id]".into()]);
+    let same_time = records_request(3, "2025-06-09T09:00:00.000Z", vec![clip(1)]);
+    for r in [&none, &some, &same_time] {
+        assert!(s.insert_records_request(r).unwrap());
+    }
+    assert!(!s.insert_records_request(&records_request(1, "2026-01-01T00:00:00.000Z", vec![clip(9)])).unwrap(), "an id that exists");
+    assert_eq!(s.records_request(&none.request_id).unwrap(), Some(none.clone()), "no items: an empty list back");
+    assert_eq!(s.records_request(&some.request_id).unwrap(), Some(some.clone()), "items in their order");
+    assert!(s.records_request(&records_request(9, AT, vec![]).request_id).unwrap().is_none());
+    // Newest first: by received_at, then by id, both descending.
+    assert_eq!(s.records_requests().unwrap(), vec![same_time, some, none]);
+}
+
+fn a_records_request_moves_on_only_from_the_expected_state(s: &dyn RecordStore) {
+    let r = records_request(1, AT, vec![]);
+    assert!(s.insert_records_request(&r).unwrap());
+    // Items picked (open stays open).
+    let picked = RecordsRequestRecord { clip_ids: vec![clip(1), clip(2)], ..r.clone() };
+    assert!(s.update_records_request(&picked, "open").unwrap());
+    assert_eq!(s.records_request(&r.request_id).unwrap(), Some(picked.clone()));
+    // Built: every field but the id replaced.
+    let built = RecordsRequestRecord {
+        requester: "Another requester".into(),
+        description: "narrowed".into(),
+        received_at: "2025-06-10T00:00:00.000Z".into(),
+        created_by: "bob".into(),
+        created_at: "2025-06-10T00:00:01.000Z".into(),
+        clip_ids: vec![],
+        state: "built".into(),
+        package_id: Some("0190a4c2-0000-7000-b000-000000000001".into()),
+        package_sha256: Some("c".repeat(64)),
+        built_by: Some("bob".into()),
+        sensitive_reason: Some("names a minor; released with faces blurred".into()),
+        approved_by: Some("carol".into()),
+        approved_at: Some(AT.into()),
+        ..picked.clone()
+    };
+    assert!(!s.update_records_request(&built, "built").unwrap(), "not in the expected state");
+    assert_eq!(s.records_request(&r.request_id).unwrap(), Some(picked.clone()), "nothing changed");
+    assert!(s.update_records_request(&built, "open").unwrap());
+    assert_eq!(s.records_request(&r.request_id).unwrap(), Some(built.clone()));
+    assert!(!s.update_records_request(&RecordsRequestRecord { state: "approved".into(), ..built.clone() }, "open").unwrap());
+    assert_eq!(s.records_request(&r.request_id).unwrap(), Some(built.clone()));
+    // No such request.
+    assert!(!s.update_records_request(&records_request(9, AT, vec![]), "open").unwrap());
+    assert!(s.records_request(&records_request(9, AT, vec![]).request_id).unwrap().is_none());
+}
+
+fn concurrent_updates_from_one_state_of_a_records_request_succeed_once(s: &dyn RecordStore) {
+    for round in 0..5u32 {
+        let r = records_request(round, AT, vec![clip(1)]);
+        assert!(s.insert_records_request(&r).unwrap());
+        let start = Barrier::new(THREADS);
+        let won: Vec<(usize, bool)> = std::thread::scope(|sc| {
+            let handles: Vec<_> = (0..THREADS)
+                .map(|t| {
+                    let (start, r) = (&start, r.clone());
+                    sc.spawn(move || {
+                        let mine = RecordsRequestRecord { state: "built".into(), built_by: Some(format!("staff-{t}")), ..r };
+                        start.wait();
+                        (t, s.update_records_request(&mine, "open").unwrap())
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let winners: Vec<usize> = won.iter().filter(|(_, w)| *w).map(|(t, _)| *t).collect();
+        assert_eq!(winners.len(), 1, "round {round}: {won:?}");
+        let stored = s.records_request(&r.request_id).unwrap().unwrap();
+        assert_eq!(stored.built_by, Some(format!("staff-{}", winners[0])), "the winner's update is the one stored");
+    }
+}
+
+fn settings_are_upserted(s: &dyn RecordStore) {
+    assert!(s.setting("console_url").unwrap().is_none());
+    s.set_setting("console_url", "http://127.0.0.1:8081").unwrap();
+    s.set_setting("other", "x").unwrap();
+    assert_eq!(s.setting("console_url").unwrap().as_deref(), Some("http://127.0.0.1:8081"));
+    s.set_setting("console_url", "https://console.example.org").unwrap();
+    assert_eq!(s.setting("console_url").unwrap().as_deref(), Some("https://console.example.org"));
+    assert_eq!(s.setting("other").unwrap().as_deref(), Some("x"));
+    // Settings are not the server's meta (which holds a scaled deployment's key).
+    assert!(s.setting("server_key_secret").unwrap().is_none());
+}
+
+// ---------------------------------------------------------------------------------------------
 // PostgreSQL only: replicas, faults, secrets
 
 /// Two stores on one fresh database: two server replicas.
@@ -692,6 +1001,66 @@ fn concurrent_device_custody_uploads_append_once_at_a_head() {
     let ok = on_replicas(&a, &b, move |_, s| s.append_device_custody(&i2, None, &e2, AT).unwrap());
     assert_eq!(ok.iter().filter(|v| **v).count(), 1, "{ok:?}");
     assert_eq!(a.device_custody(&id).unwrap(), *events);
+}
+
+#[test]
+fn a_setup_token_used_at_once_on_both_replicas_works_once() {
+    let Some((_pg, a, b)) = replicas() else { return };
+    for round in 0..5u32 {
+        let x = staff(round, &format!("staff-{round}"));
+        assert!(a.insert_staff(&x).unwrap());
+        let (id, token) = (x.staff_id.clone(), x.setup_token_sha256.clone().unwrap());
+        let ok = on_replicas(&a, &b, move |t, s| s.complete_staff_setup(&id, &token, &format!("$argon2id$hash-{t}"), 0).unwrap());
+        assert_eq!(ok.iter().filter(|v| **v).count(), 1, "round {round}: {ok:?}");
+        let winner = ok.iter().position(|v| *v).unwrap();
+        assert_eq!(b.staff_by_id(&x.staff_id).unwrap().unwrap().password_hash, Some(format!("$argon2id$hash-{winner}")));
+    }
+}
+
+#[test]
+fn records_request_updates_at_once_on_both_replicas_succeed_once() {
+    let Some((_pg, a, b)) = replicas() else { return };
+    for round in 0..5u32 {
+        let r = records_request(round, AT, vec![]);
+        assert!(a.insert_records_request(&r).unwrap());
+        let r2 = r.clone();
+        let ok = on_replicas(&a, &b, move |t, s| {
+            let mine = RecordsRequestRecord { state: "built".into(), built_by: Some(format!("staff-{t}")), ..r2.clone() };
+            s.update_records_request(&mine, "open").unwrap()
+        });
+        assert_eq!(ok.iter().filter(|v| **v).count(), 1, "round {round}: {ok:?}");
+        let winner = ok.iter().position(|v| *v).unwrap();
+        assert_eq!(b.records_request(&r.request_id).unwrap().unwrap().built_by, Some(format!("staff-{winner}")));
+    }
+}
+
+#[test]
+fn logins_on_one_replica_racing_a_disabling_on_the_other_leave_no_session() {
+    let Some((_pg, a, b)) = replicas() else { return };
+    for round in 0..5u32 {
+        let x = staff(round, &format!("staff-{round}"));
+        assert!(a.insert_staff(&x).unwrap());
+        let id = x.staff_id.clone();
+        let stored: Vec<Vec<String>> = on_replicas(&a, &b, move |t, s| {
+            if t == 1 {
+                assert!(s.set_staff_disabled(&id, Some(AT)).unwrap());
+                return Vec::new();
+            }
+            let mut stored = Vec::new();
+            for n in 0..20u32 {
+                let v = session(round * 100_000 + t as u32 * 1000 + n, &id, 50_000);
+                match s.insert_session(&v) {
+                    Ok(()) => stored.push(v.session_sha256),
+                    Err(Error::Conflict(_)) => {}
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            stored
+        });
+        for h in stored.iter().flatten() {
+            assert!(a.session(h).unwrap().is_none(), "round {round}: a session of the disabled account survived");
+        }
+    }
 }
 
 #[test]

@@ -54,6 +54,34 @@ impl TestServer {
         TestServer { dir, backend: Backend::InProcess(Some(handle), vec![]), addr, client: client(), scaled: None }
     }
 
+    /// A server in this process with the staff console on a second listener (127.0.0.1, a free
+    /// port), sessions ending after `idle` without a request; on the scaled stores when
+    /// `FIELDCAP_TEST_SCALED` is set.
+    pub fn start_with_console(idle: Duration) -> TestServer {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let scaled = default_scaled();
+        let data = dir.path().join("data");
+        let mut cfg = ServerConfig::new(data.clone(), "127.0.0.1:0".parse().expect("addr"));
+        if let Some(s) = scaled.as_deref() {
+            let d = s.deployment(&data);
+            (cfg.records, cfg.blobs) = (d.records, d.blobs);
+        }
+        let mut console = fieldcap_server::console::ConsoleConfig::new("127.0.0.1:0".parse().expect("addr"));
+        console.idle_timeout = idle;
+        cfg.console = Some(console);
+        let handle = ServerHandle::start(cfg).expect("server with console starts");
+        let addr = handle.addr();
+        TestServer { dir, backend: Backend::InProcess(Some(handle), vec![]), addr, client: client(), scaled }
+    }
+
+    /// `http://ADDR` of the console of a server started with [`TestServer::start_with_console`].
+    pub fn console_url(&self) -> Option<String> {
+        match &self.backend {
+            Backend::InProcess(Some(h), _) => h.console_url(),
+            _ => None,
+        }
+    }
+
     /// `fieldcap serve --records … --blobs …` as a child process on `stores` (a replica of a
     /// scaled deployment); with `key_from`, the data folder gets that folder's server key first
     /// (every replica of a deployment has the same key).

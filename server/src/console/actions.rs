@@ -82,6 +82,28 @@ pub(crate) async fn release(State(console): State<Arc<Console>>, headers: Header
     }
 }
 
+/// The retention policy form.
+#[derive(Debug, serde::Deserialize)]
+pub(crate) struct PolicyForm {
+    csrf: String,
+    category: String,
+    days: String,
+}
+
+/// `POST /retention/policy` (supervisors): sets a category's retention period; a longer one
+/// extends the write-once locks of the originals.
+pub(crate) async fn set_policy(State(console): State<Arc<Console>>, headers: HeaderMap, Form(f): Form<PolicyForm>) -> Response {
+    match act(&console, &headers, Action::Approve, &f.csrf, move |c, staff| {
+        let days: i64 = f.days.trim().parse().map_err(|_| crate::Error::BadRequest("retention days must be a whole number".into()))?;
+        crate::retention::set_policy_by(&crate::records::Records::of_state(&c.app)?, f.category.trim(), days, staff.who())
+    })
+    .await
+    {
+        Ok(()) => see_other("/retention"),
+        Err(r) => r,
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Devices
 
@@ -158,7 +180,9 @@ pub fn enrolment_payload(server: &str, token: &str, server_key_id: &str) -> Stri
 pub fn qr_svg(payload: &str) -> crate::Result<String> {
     let code = qrcode::QrCode::with_error_correction_level(payload.as_bytes(), qrcode::EcLevel::M)
         .map_err(|e| crate::Error::Internal(format!("making a QR code: {e}")))?;
-    Ok(code.render::<qrcode::render::svg::Color<'_>>().min_dimensions(320, 320).quiet_zone(true).build())
+    let svg = code.render::<qrcode::render::svg::Color<'_>>().min_dimensions(320, 320).quiet_zone(true).build();
+    // Inline in the page: without the XML declaration the renderer puts first.
+    Ok(svg.find("<svg").map(|i| svg[i..].to_string()).unwrap_or(svg))
 }
 
 /// `POST /devices/enrol`: a one-time enrolment token, shown as a QR code.

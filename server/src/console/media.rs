@@ -120,10 +120,7 @@ pub(crate) async fn media(State(console): State<Arc<Console>>, headers: HeaderMa
             RangeAsk::Part(r) => (r.start, r.end - r.start + 1),
             RangeAsk::Unsatisfiable => return Ok((item, media, ask, None)),
         };
-        let mut reader = c.app.blobs.open(&blob)?;
-        // The local store's reader is a file; skipping reads through to `start` for stores
-        // that only stream from the beginning.
-        std::io::copy(&mut (&mut reader).take(start), &mut std::io::sink()).map_err(|e| crate::Error::io("seeking in an original", e))?;
+        let reader = c.app.blobs.open_at(&blob, start)?;
         Ok((item, media, ask, Some((reader.take(count), count))))
     })
     .await;

@@ -151,6 +151,7 @@ pub(crate) fn router(console: Arc<Console>) -> Router {
         .route("/requests/{id}/approve", post(actions::approve))
         .route("/requests/{id}/package.zip", get(actions::download_release))
         .route("/retention", get(pages::retention))
+        .route("/retention/policy", post(actions::set_policy))
         .route("/reports/moia.csv", get(report::moia_csv))
         .route("/reports/moia.json", get(report::moia_json))
         .fallback(views::not_found)

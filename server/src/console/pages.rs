@@ -235,6 +235,7 @@ struct RetentionPage {
     nav: Nav,
     rows: Vec<crate::retention::ItemRetention>,
     policy: Vec<(String, i64)>,
+    may_set: bool,
 }
 
 /// `GET /retention`: every item's retention state and the policy.
@@ -245,6 +246,7 @@ pub(crate) async fn retention(State(console): State<Arc<Console>>, headers: Head
             nav: staff.nav(),
             rows: crate::retention::status_of(&records, chrono::Utc::now())?,
             policy: c.app.records.retention_policy()?.into_iter().collect(),
+            may_set: staff.role.may(super::auth::Action::Approve),
         })
     })
     .await;

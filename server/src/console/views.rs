@@ -133,6 +133,20 @@ pub(crate) async fn not_found() -> Response {
 /// console itself, nothing cached by a shared cache, no referrer leaving the console.
 pub(crate) async fn security_headers(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
     let mut r = next.run(req).await;
+    // Every refusal is a page: axum's own answers (a form missing a field, a wrong method) are
+    // short plain text, made into refusal pages here.
+    let html = r.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("text/html"));
+    if r.status().as_u16() >= 400 && !html && r.status() != StatusCode::RANGE_NOT_SATISFIABLE {
+        let status = r.status();
+        let bytes = axum::body::to_bytes(std::mem::take(r.body_mut()), 4096).await.unwrap_or_default();
+        let detail = match String::from_utf8_lossy(&bytes).trim() {
+            "" if status == StatusCode::METHOD_NOT_ALLOWED => "this page does not take that kind of request".to_string(),
+            "" => status.canonical_reason().unwrap_or("refused").to_lowercase(),
+            t => t.to_string(),
+        };
+        let title = if status.is_client_error() { "Cannot do that" } else { "Something went wrong" };
+        r = Refusal::new(status, title, detail).into_response();
+    }
     let h = r.headers_mut();
     h.insert(
         header::CONTENT_SECURITY_POLICY,

@@ -76,9 +76,16 @@ fn select(r: &Records, sel: &Selection) -> Result<Vec<ItemRecord>> {
     })
 }
 
-fn selection_json(sel: &Selection, release: bool) -> serde_json::Value {
+/// The selection as the index records it. A release names only the items it includes: the ids
+/// of items held back (minors, victims) or left out must not reach the public (a UUIDv7 also
+/// carries its capture time).
+fn selection_json(sel: &Selection, release: bool, included: &[(ItemRecord, Manifest)]) -> serde_json::Value {
     match sel {
         Selection::Incident(id) => serde_json::json!({ "incident": id }),
+        Selection::Clips(ids) if release => {
+            let kept: Vec<&String> = ids.iter().filter(|id| included.iter().any(|(i, _)| &i.clip_id == *id)).collect();
+            serde_json::json!({ "clips": kept })
+        }
         Selection::Clips(ids) => serde_json::json!({ "clips": ids }),
         Selection::Window { from, to, near } => {
             // A string (the index holds no floating point); the release grid in a release.
@@ -459,7 +466,7 @@ fn build(r: &Records, req: &PackageRequest, tmp: &Path, scratch: &Path, items: &
         exported_by: req.exported_by.clone(),
         recipient: req.recipient.clone(),
         purpose: req.purpose.clone(),
-        selection: selection_json(&req.selection, release),
+        selection: selection_json(&req.selection, release, items),
         server_key_id: key_id.clone(),
         log_origin: origin,
         checkpoint_size: cp_size,

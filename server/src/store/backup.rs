@@ -173,6 +173,11 @@ fn table_rows(path: &Path) -> Result<Vec<TableRows>> {
     let c = rusqlite::Connection::open_with_flags(uri, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_URI).map_err(sqlite_err)?;
     let mut out = Vec::new();
     for table in super::postgres::import::TABLES {
+        // A backup made before a table existed has none (its records are an older schema, which
+        // a restore migrates); BACKUP.json then does not list it either.
+        if !super::postgres::import::sqlite_has_table(&c, table)? {
+            continue;
+        }
         let rows: i64 = c.query_row(&format!("SELECT count(*) FROM \"{table}\""), [], |r| r.get(0)).map_err(sqlite_err)?;
         out.push(TableRows { table: table.to_string(), rows: rows as u64 });
     }
@@ -245,6 +250,11 @@ fn backup_into(from: &Deployment, work: &Path, progress: &mut dyn FnMut(String))
     let key_id = device_id_for(&key.verifying_key());
     let snapshot = SqliteRecordStore::open(&records_copy)?;
     crate::state::check_records_key(&snapshot, &key_id)?;
+    // Console login sessions are not backed up (deliberately, as a move leaves them out: see
+    // `postgres::import::TABLES`): the embedded snapshot's are deleted from the copy, so a
+    // restore of either kind starts with everyone logged out. Only SHA-256s of session
+    // cookies were stored, never a cookie.
+    snapshot.delete_sessions_before(i64::MAX)?;
     // 3. The originals the snapshot names.
     let blobs = from.open_blob_store()?;
     let mut originals: Vec<BackedUpOriginal> = Vec::new();

@@ -456,8 +456,9 @@ pub trait RecordStore: Send + Sync {
     /// Every staff account, by name (byte order).
     fn staff_list(&self) -> Result<Vec<StaffRecord>>;
     /// Sets the password of an account and clears its set-up token (and expiry) in one
-    /// statement, only if the stored token is still `token_sha256`, has an expiry not before
-    /// `now_ms` (a token without an expiry never works) and the account is not disabled.
+    /// statement, only if the stored token is still `token_sha256`, has not expired at `now_ms`
+    /// (it works while `now_ms < setup_expires_at_ms`, like a session; a token without an
+    /// expiry never works) and the account is not disabled.
     /// `Ok(false)` otherwise: a token works once.
     fn complete_staff_setup(&self, staff_id: &str, token_sha256: &str, password_hash: &str, now_ms: i64) -> Result<bool>;
     /// Disables an account (`Some(when)`, RFC 3339) or enables it again (`None`); `Ok(false)` if
@@ -535,6 +536,13 @@ pub trait BlobStore: Send + Sync {
     fn contains(&self, sha256: &str) -> Result<bool>;
     /// Opens a stored original for reading.
     fn open(&self, sha256: &str) -> Result<Box<dyn Read + Send>>;
+    /// Opens a stored original for reading from byte `start` on (an HTTP range request). The
+    /// default reads through the first `start` bytes; stores that can seek do.
+    fn open_at(&self, sha256: &str, start: u64) -> Result<Box<dyn Read + Send>> {
+        let mut r = self.open(sha256)?;
+        std::io::copy(&mut (&mut r).take(start), &mut std::io::sink()).map_err(|e| Error::io("reading up to a range's start", e))?;
+        Ok(r)
+    }
     /// Copies a stored original into a new file `dst` (which must not exist), hashing the bytes
     /// as they are written, and fsyncs it; returns the digests of what was written. On error no
     /// `dst` is left.

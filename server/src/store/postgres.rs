@@ -975,7 +975,7 @@ impl RecordStore for PostgresRecordStore {
             .conn()?
             .execute(
                 "UPDATE staff SET password_hash = $3, setup_token_sha256 = NULL, setup_expires_at_ms = NULL \
-                 WHERE staff_id = $1 AND setup_token_sha256 = $2 AND setup_expires_at_ms >= $4 AND disabled_at IS NULL",
+                 WHERE staff_id = $1 AND setup_token_sha256 = $2 AND setup_expires_at_ms > $4 AND disabled_at IS NULL",
                 &[&staff_id, &token_sha256, &password_hash, &now_ms],
             )
             .pg()?;

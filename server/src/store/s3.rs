@@ -1096,6 +1096,15 @@ impl BlobStore for S3BlobStore {
         Ok(Box::new(RangeReader::new(self.shared.clone(), vec![(key, h.len)])))
     }
 
+    fn open_at(&self, sha256: &str, start: u64) -> Result<Box<dyn Read + Send>> {
+        let key = self.shared.bucket.original_key(sha256)?;
+        let h = self.head_original(sha256)?.ok_or_else(|| Error::NotFound("no stored original of that name".into()))?;
+        // Ranged GETs from `start`: nothing before it crosses the network.
+        let mut r = RangeReader::new(self.shared.clone(), vec![(key, h.len)]);
+        r.off = start.min(h.len);
+        Ok(Box::new(r))
+    }
+
     fn local_path(&self, _sha256: &str) -> Option<PathBuf> {
         None
     }

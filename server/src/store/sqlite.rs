@@ -747,7 +747,7 @@ impl RecordStore for SqliteRecordStore {
     fn complete_staff_setup(&self, staff_id: &str, token_sha256: &str, password_hash: &str, now_ms: i64) -> Result<bool> {
         let n = self.conn()?.exec_c(
             "UPDATE staff SET password_hash = ?3, setup_token_sha256 = NULL, setup_expires_at_ms = NULL \
-             WHERE staff_id = ?1 AND setup_token_sha256 = ?2 AND setup_expires_at_ms >= ?4 AND disabled_at IS NULL",
+             WHERE staff_id = ?1 AND setup_token_sha256 = ?2 AND setup_expires_at_ms > ?4 AND disabled_at IS NULL",
             params![staff_id, token_sha256, password_hash, now_ms],
         )?;
         Ok(n == 1)
