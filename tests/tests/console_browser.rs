@@ -401,6 +401,10 @@ fn the_console_works_in_a_real_browser() {
     let fp = server_fingerprint(&data);
     let v = cli.command().arg("verify").arg(&zip_path).args(["--server-key", &fp]).output().expect("fieldcap verify");
     assert!(v.status.success(), "fieldcap verify of the released package: {}{}", String::from_utf8_lossy(&v.stdout), String::from_utf8_lossy(&v.stderr));
+    // The District Attorney's full package, downloaded by the custodian, verifies too.
+    let full = PathBuf::from(result["package_zip"].as_str().expect("the browser script downloaded no package"));
+    let v = cli.command().arg("verify").arg(&full).args(["--server-key", &fp]).output().expect("fieldcap verify");
+    assert!(v.status.success(), "fieldcap verify of the full package: {}{}", String::from_utf8_lossy(&v.stdout), String::from_utf8_lossy(&v.stderr));
     let (names, package) = zip_names_and_package(&zip_path);
     let minor = clips.iter().find(|c| c["minor_present"] == true).expect("minor clip");
     let minor_id = minor["clip_id"].as_str().expect("id");
