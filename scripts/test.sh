@@ -9,8 +9,9 @@ export PATH="$HOME/.cargo/bin:$PATH"
 bash scripts/install_test_tools.sh
 bash scripts/install_binding_tools.sh
 bash scripts/install_report_test_tools.sh
+bash scripts/install_console_test_tools.sh
 export FIELDCAP_REQUIRE_TUSPY=1     # the generic tus client test must run, not skip
-export FIELDCAP_REQUIRE_CHROMIUM=1  # so must the report rendering test
+export FIELDCAP_REQUIRE_CHROMIUM=1  # so must the report rendering test and the console's browser test
 export FIELDCAP_REQUIRE_STOCK_TOOLS=1  # and the openssl/sha256sum/b3sum (VERIFY.txt) halves of the package tests
 # The scaled deployment's stores (issue 9): a local PostgreSQL cluster (Debian's package) and
 # the moto S3 server (PyPI); the tests create their own databases and buckets and remove them.
