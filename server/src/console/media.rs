@@ -18,6 +18,9 @@ use axum::response::{IntoResponse, Response};
 use std::io::Read;
 use std::sync::Arc;
 
+/// Most (session, item) pairs remembered for recording one `media_viewed` per session and item.
+const MAX_VIEWED_ENTRIES: usize = 100_000;
+
 /// A single byte range resolved against a length: `start..=end`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ByteRange {
@@ -102,7 +105,15 @@ pub(crate) async fn media(State(console): State<Arc<Console>>, headers: HeaderMa
         if download {
             super::audit::record(&c.app, &staff, "media_downloaded", Some(&item.clip_id), serde_json::json!({ "sha256": media.sha256 }))?;
         } else {
-            let first = c.viewed.lock().map_err(|_| crate::Error::Internal("viewed table poisoned".into()))?.insert((staff.session.clone(), item.clip_id.clone()));
+            let first = {
+                let mut viewed = c.viewed.lock().map_err(|_| crate::Error::Internal("viewed table poisoned".into()))?;
+                // Bounded: past the limit it starts again (a live session then records one more
+                // `media_viewed` for an item: a repeated view on record, never a missing one).
+                if viewed.len() >= MAX_VIEWED_ENTRIES {
+                    viewed.clear();
+                }
+                viewed.insert((staff.session.clone(), item.clip_id.clone()))
+            };
             if first {
                 let recorded = super::audit::record(&c.app, &staff, "media_viewed", Some(&item.clip_id), serde_json::json!({}));
                 if let Err(e) = recorded {
