@@ -131,6 +131,19 @@ pub enum StaffCommand {
         #[arg(long, value_name = "URL")]
         console_url: Option<String>,
     },
+    /// Reset an account's password: its password and sessions end; prints a new one-time set-up
+    /// link (alone on the last stdout line).
+    Reset {
+        /// Where the server's key and records are.
+        #[command(flatten)]
+        at: StoreArgs,
+        /// Login name.
+        #[arg(long)]
+        name: String,
+        /// The console's address for the link (default: the one a running console recorded).
+        #[arg(long, value_name = "URL")]
+        console_url: Option<String>,
+    },
     /// Disable an account: its sessions end at once.
     Disable {
         /// Where the server's key and records are.
@@ -160,6 +173,12 @@ pub fn staff(c: &StaffCommand) -> anyhow::Result<i32> {
                 eprintln!("note: no console has run on these records yet, so the link has no address: put the console's http(s)://ADDR in front of it, or give --console-url");
             }
             println!("staff account {} ({}) added; its one-time set-up link (valid 72 hours):", n.account.name, n.account.role);
+            println!("{}", n.setup_link);
+            Ok(0)
+        }
+        StaffCommand::Reset { at, name, console_url } => {
+            let n = fieldcap_server::console::staff::reset_staff(at.deployment(), name, console_url.as_deref()).context("resetting a staff account")?;
+            println!("staff account {} ({}): password removed and sessions ended; its new one-time set-up link (valid 72 hours):", n.account.name, n.account.role);
             println!("{}", n.setup_link);
             Ok(0)
         }

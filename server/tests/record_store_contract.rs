@@ -208,6 +208,7 @@ contract!(
     staff_names_are_unique_and_accounts_are_stored_exactly_and_listed_by_name,
     a_setup_token_works_once_and_never_expired_for_another_account_or_a_disabled_one,
     disabling_an_account_deletes_its_sessions_and_refuses_new_ones,
+    a_reset_removes_the_password_ends_sessions_and_gives_a_new_token,
     logins_racing_a_disabling_leave_no_session_of_the_disabled_account,
     sessions_are_stored_touched_deleted_and_expired_ones_removed,
     records_requests_round_trip_with_their_items_newest_first,
@@ -690,6 +691,33 @@ fn a_setup_token_works_once_and_never_expired_for_another_account_or_a_disabled_
     let c = StaffRecord { setup_expires_at_ms: None, ..staff(3, "carol") };
     assert!(s.insert_staff(&c).unwrap());
     assert!(!s.complete_staff_setup(&c.staff_id, c.setup_token_sha256.as_deref().unwrap(), hash, 0).unwrap());
+}
+
+fn a_reset_removes_the_password_ends_sessions_and_gives_a_new_token(s: &dyn RecordStore) {
+    let (a, b) = (staff(1, "alice"), staff(2, "bob"));
+    for x in [&a, &b] {
+        assert!(s.insert_staff(x).unwrap());
+    }
+    let hash = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA";
+    assert!(s.complete_staff_setup(&a.staff_id, a.setup_token_sha256.as_deref().unwrap(), hash, 0).unwrap());
+    let (a1, b1) = (session(1, &a.staff_id, 50_000), session(2, &b.staff_id, 50_000));
+    s.insert_session(&a1).unwrap();
+    s.insert_session(&b1).unwrap();
+    let new_token = format!("{:064x}", 0xbeefu64);
+    assert!(!s.reset_staff_setup(&staff(9, "x").staff_id, &new_token, 30_000).unwrap(), "an unknown account");
+    assert!(s.reset_staff_setup(&a.staff_id, &new_token, 30_000).unwrap());
+    let reset = s.staff_by_id(&a.staff_id).unwrap().unwrap();
+    assert_eq!(reset, StaffRecord { password_hash: None, setup_token_sha256: Some(new_token.clone()), setup_expires_at_ms: Some(30_000), ..a.clone() });
+    assert!(s.session(&a1.session_sha256).unwrap().is_none(), "the account's sessions end");
+    assert_eq!(s.session(&b1.session_sha256).unwrap(), Some(b1.clone()), "another account's stay");
+    // The new token works once; the old one never again.
+    assert!(!s.complete_staff_setup(&a.staff_id, a.setup_token_sha256.as_deref().unwrap(), hash, 0).unwrap());
+    assert!(s.complete_staff_setup(&a.staff_id, &new_token, hash, 29_999).unwrap());
+    assert!(!s.complete_staff_setup(&a.staff_id, &new_token, hash, 0).unwrap());
+    // A disabled account is not reset.
+    assert!(s.set_staff_disabled(&b.staff_id, Some(AT)).unwrap());
+    assert!(!s.reset_staff_setup(&b.staff_id, &format!("{:064x}", 0xcafeu64), 30_000).unwrap());
+    assert_eq!(s.staff_by_id(&b.staff_id).unwrap().unwrap().setup_token_sha256, b.setup_token_sha256);
 }
 
 fn disabling_an_account_deletes_its_sessions_and_refuses_new_ones(s: &dyn RecordStore) {

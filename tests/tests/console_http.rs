@@ -430,3 +430,25 @@ fn the_review_map_has_one_track_per_device_and_a_missing_csrf_is_forbidden() {
     let (s, _) = refusal(clerk.post("/requests", &[("requester", "x"), ("description", "y")]));
     assert_eq!(s, StatusCode::FORBIDDEN);
 }
+
+#[test]
+fn a_password_reset_ends_sessions_and_the_new_link_sets_a_new_password() {
+    let srv = TestServer::start_with_console(Duration::from_secs(3600));
+    let console = srv.console_url().unwrap();
+    let mut clerk = staff(&srv, &console, "clara", "clerk");
+    assert_eq!(clerk.get("/incidents").status(), StatusCode::OK);
+    let n = fieldcap_server::console::staff::reset_staff(srv.deployment(), "clara", None).unwrap();
+    assert!(n.setup_link.starts_with(&console));
+    // The live session ends and the old password no longer works.
+    assert_eq!(location(&clerk.get("/incidents")), "/login");
+    assert_eq!(refusal(clerk.login("clara", PASSWORD)).0, StatusCode::UNAUTHORIZED);
+    let r = clerk.post(&n.setup_link, &[("password", "a brand new password"), ("password2", "a brand new password")]);
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&clerk.login("clara", "a brand new password")), "/incidents");
+    let records = fieldcap_server::records::Records::open(srv.deployment()).unwrap();
+    assert!(records.custody(None).unwrap().iter().any(|e| e.event == "staff_reset"));
+    // No such account, and a disabled one, are not reset.
+    assert!(fieldcap_server::console::staff::reset_staff(srv.deployment(), "nobody", None).is_err());
+    assert!(fieldcap_server::console::staff::disable_staff(srv.deployment(), "clara", "left").unwrap());
+    assert!(fieldcap_server::console::staff::reset_staff(srv.deployment(), "clara", None).is_err());
+}

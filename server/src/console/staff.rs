@@ -88,6 +88,27 @@ pub fn add_staff_with_password(at: impl Into<Deployment>, name: &str, role: &str
     records.staff_by_id(&n.account.staff_id)?.ok_or_else(|| Error::Internal("the new account is not on record".into()))
 }
 
+/// Resets an account's password (forgotten, or possibly known to someone else): the password is
+/// removed, every session of the account ends, and a new one-time set-up link (72 hours) is
+/// returned, on which the staff member chooses a new password. A custody event
+/// `staff_reset`. A disabled account is not reset (enable it by adding a new account).
+pub fn reset_staff(at: impl Into<Deployment>, name: &str, console_url: Option<&str>) -> Result<NewStaff> {
+    let at: Deployment = at.into();
+    let records = at.open_records()?;
+    let Some(a) = records.staff_by_name(name)? else { return Err(Error::NotFound(format!("no staff account named {name:?}"))) };
+    let token = random_token();
+    if !records.reset_staff_setup(&a.staff_id, &token_sha256(&token), crate::clock::now_ms().saturating_add(SETUP_TTL_SECS * 1000))? {
+        return Err(Error::Conflict(format!("the staff account {name:?} is disabled")));
+    }
+    append_custody(&at, records.as_ref(), "staff_reset", serde_json::json!({ "staff": name, "role": a.role }))?;
+    let base = match console_url {
+        Some(u) => Some(u.trim_end_matches('/').to_string()),
+        None => records.setting(CONSOLE_URL_SETTING)?,
+    };
+    let account = records.staff_by_id(&a.staff_id)?.ok_or_else(|| Error::Internal("the account is not on record".into()))?;
+    Ok(NewStaff { account, setup_link: format!("{}/setup/{token}", base.unwrap_or_default()) })
+}
+
 /// Disables an account: its sessions end at once and it can no longer log in. Its past actions
 /// stay on record. False if no account has that name or it was disabled already.
 pub fn disable_staff(at: impl Into<Deployment>, name: &str, reason: &str) -> Result<bool> {

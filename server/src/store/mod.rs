@@ -465,6 +465,10 @@ pub trait RecordStore: Send + Sync {
     /// there is no such account. Disabling deletes every session of the account in the same
     /// transaction.
     fn set_staff_disabled(&self, staff_id: &str, disabled_at: Option<&str>) -> Result<bool>;
+    /// Starts a password reset: gives the account a new one-time set-up token (its SHA-256),
+    /// valid until `expires_at_ms`, removes its password and deletes its sessions, in one
+    /// transaction; `Ok(false)` if there is no such account or it is disabled.
+    fn reset_staff_setup(&self, staff_id: &str, token_sha256: &str, expires_at_ms: i64) -> Result<bool>;
     /// Stores a new session, only for an account that exists and is not disabled (checked in
     /// the same statement, so a session cannot outlive a disabling that ran at the same time):
     /// a `Conflict` error otherwise, and for a session hash that exists.

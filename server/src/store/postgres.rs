@@ -999,6 +999,25 @@ impl RecordStore for PostgresRecordStore {
         Ok(true)
     }
 
+    fn reset_staff_setup(&self, staff_id: &str, token_sha256: &str, expires_at_ms: i64) -> Result<bool> {
+        let mut conn = self.conn()?;
+        let mut tx = begin(&mut conn)?;
+        // Locks the account's row like a disabling: a login waiting on it then finds no
+        // password, and a session committed before is deleted below.
+        let n = tx
+            .execute(
+                "UPDATE staff SET password_hash = NULL, setup_token_sha256 = $2, setup_expires_at_ms = $3 WHERE staff_id = $1 AND disabled_at IS NULL",
+                &[&staff_id, &token_sha256, &expires_at_ms],
+            )
+            .pg()?;
+        if n == 0 {
+            return Ok(false);
+        }
+        tx.execute("DELETE FROM sessions WHERE staff_id = $1", &[&staff_id]).pg()?;
+        tx.commit().pg()?;
+        Ok(true)
+    }
+
     fn insert_session(&self, s: &SessionRecord) -> Result<()> {
         let mut conn = self.conn()?;
         let mut tx = begin(&mut conn)?;

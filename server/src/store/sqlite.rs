@@ -767,6 +767,21 @@ impl RecordStore for SqliteRecordStore {
         Ok(true)
     }
 
+    fn reset_staff_setup(&self, staff_id: &str, token_sha256: &str, expires_at_ms: i64) -> Result<bool> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let n = tx.exec_c(
+            "UPDATE staff SET password_hash = NULL, setup_token_sha256 = ?2, setup_expires_at_ms = ?3 WHERE staff_id = ?1 AND disabled_at IS NULL",
+            params![staff_id, token_sha256, expires_at_ms],
+        )?;
+        if n == 0 {
+            return Ok(false);
+        }
+        tx.exec_c("DELETE FROM sessions WHERE staff_id = ?1", [staff_id])?;
+        tx.commit()?;
+        Ok(true)
+    }
+
     fn insert_session(&self, s: &SessionRecord) -> Result<()> {
         // One statement: SQLite's one write lock orders it with a disabling.
         let r = self.conn()?.exec_c(
