@@ -328,12 +328,21 @@ pub(crate) fn issue_token_in(records: &dyn store::RecordStore, role: &str) -> Re
 pub fn revoke_device(at: impl Into<store::Deployment>, device_id: &str, reason: &str) -> Result<bool> {
     let at: store::Deployment = at.into();
     let records = at.open_records()?;
+    let key = at.server_key(records.as_ref(), false).ok().map(|(k, _)| k);
+    revoke_device_in(records.as_ref(), key.as_ref(), device_id, reason, serde_json::json!({}))
+}
+
+/// [`revoke_device`] on a record store already open, the custody event signed with `key` (none:
+/// no event) and `by` (who revoked: the console's staff detail) merged into its detail.
+pub(crate) fn revoke_device_in(records: &dyn store::RecordStore, key: Option<&fieldcap_evidence::identity::DeviceKey>, device_id: &str, reason: &str, by: serde_json::Value) -> Result<bool> {
     let done = records.revoke_device(device_id, &fieldcap_evidence::time::now())?;
-    if done {
-        if let Ok((key, _)) = at.server_key(records.as_ref(), false) {
-            let id = fieldcap_evidence::identity::device_id_for(&key.verifying_key());
-            custody::append(records.as_ref(), &key, &id, "revoked", None, serde_json::json!({ "device_id": device_id, "reason": reason }))?;
+    if let (true, Some(key)) = (done, key) {
+        let id = fieldcap_evidence::identity::device_id_for(&key.verifying_key());
+        let mut detail = serde_json::json!({ "device_id": device_id, "reason": reason });
+        if let (Some(d), serde_json::Value::Object(b)) = (detail.as_object_mut(), by) {
+            d.extend(b);
         }
+        custody::append(records, key, &id, "revoked", None, detail)?;
     }
     Ok(done)
 }

@@ -32,6 +32,14 @@ where
     blocking(move || f(&c, &staff)).await.map_err(|e| Refusal::from(e).into_response())
 }
 
+/// A done action's answer: `303` to `to`; a refusal as it is.
+fn redirect(done: Result<(), Response>, to: &str) -> Response {
+    match done {
+        Ok(()) => see_other(to),
+        Err(r) => r,
+    }
+}
+
 fn need_text(v: &str, what: &str) -> crate::Result<String> {
     let t = v.trim();
     if t.is_empty() {
@@ -59,29 +67,23 @@ pub(crate) struct ReasonForm {
 /// `POST /items/{clip_id}/hold`.
 pub(crate) async fn hold(State(console): State<Arc<Console>>, headers: HeaderMap, Path(clip_id): Path<String>, Form(f): Form<ReasonForm>) -> Response {
     let to = format!("/items/{clip_id}");
-    match act(&console, &headers, Action::Custody, &f.csrf, move |c, staff| {
+    let done = act(&console, &headers, Action::Custody, &f.csrf, move |c, staff| {
         let reason = need_text(&f.reason, "a reason for the hold")?;
         crate::retention::hold_by(&crate::records::Records::of_state(&c.app)?, &clip_id, &reason, staff.who())
     })
-    .await
-    {
-        Ok(()) => see_other(&to),
-        Err(r) => r,
-    }
+    .await;
+    redirect(done, &to)
 }
 
 /// `POST /items/{clip_id}/release`.
 pub(crate) async fn release(State(console): State<Arc<Console>>, headers: HeaderMap, Path(clip_id): Path<String>, Form(f): Form<ReasonForm>) -> Response {
     let to = format!("/items/{clip_id}");
-    match act(&console, &headers, Action::Custody, &f.csrf, move |c, staff| {
+    let done = act(&console, &headers, Action::Custody, &f.csrf, move |c, staff| {
         let reason = need_text(&f.reason, "a reason for releasing the hold")?;
-        crate::retention::release_by(&crate::records::Records::of_state(&c.app)?, &clip_id, &reason, staff.who())
+        crate::retention::release_by(&crate::records::Records::of_state(&c.app)?, &clip_id, &reason, staff.who()).map(|_| ())
     })
-    .await
-    {
-        Ok(_) => see_other(&to),
-        Err(r) => r,
-    }
+    .await;
+    redirect(done, &to)
 }
 
 /// The retention policy form.
@@ -97,15 +99,12 @@ pub(crate) struct PolicyForm {
 /// `POST /retention/policy` (supervisors): sets a category's retention period; a longer one
 /// extends the write-once locks of the originals.
 pub(crate) async fn set_policy(State(console): State<Arc<Console>>, headers: HeaderMap, Form(f): Form<PolicyForm>) -> Response {
-    match act(&console, &headers, Action::Approve, &f.csrf, move |c, staff| {
+    let done = act(&console, &headers, Action::Approve, &f.csrf, move |c, staff| {
         let days: i64 = f.days.trim().parse().map_err(|_| crate::Error::BadRequest("retention days must be a whole number".into()))?;
         crate::retention::set_policy_by(&crate::records::Records::of_state(&c.app)?, f.category.trim(), days, staff.who())
     })
-    .await
-    {
-        Ok(()) => see_other("/retention"),
-        Err(r) => r,
-    }
+    .await;
+    redirect(done, "/retention")
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -138,14 +137,17 @@ pub(crate) struct Enrolment {
 }
 
 fn device_rows(c: &Console) -> crate::Result<Vec<DeviceRow>> {
-    let items = c.app.records.items()?;
+    let mut counts: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for i in c.app.records.items()? {
+        *counts.entry(i.device_id).or_default() += 1;
+    }
     Ok(c
         .app
         .records
         .devices()?
         .into_iter()
         .map(|d| DeviceRow {
-            items: items.iter().filter(|i| i.device_id == d.device_id).count(),
+            items: counts.get(&d.device_id).copied().unwrap_or(0),
             role: d.role,
             org: d.org.unwrap_or_default(),
             enrolled: short_time(&d.enrolled_at),
@@ -216,18 +218,15 @@ pub(crate) async fn enrol(State(console): State<Arc<Console>>, headers: HeaderMa
 
 /// `POST /devices/{device_id}/revoke`.
 pub(crate) async fn revoke(State(console): State<Arc<Console>>, headers: HeaderMap, Path(device_id): Path<String>, Form(f): Form<ReasonForm>) -> Response {
-    match act(&console, &headers, Action::Custody, &f.csrf, move |c, staff| {
+    let done = act(&console, &headers, Action::Custody, &f.csrf, move |c, staff| {
         let reason = need_text(&f.reason, "a reason for the revocation")?;
-        if !c.app.records.revoke_device(&device_id, &fieldcap_evidence::time::now())? {
+        if !crate::revoke_device_in(c.app.records.as_ref(), Some(&c.app.key), &device_id, &reason, staff.who())? {
             return Err(crate::Error::Conflict("no such device, or it is revoked already".into()));
         }
-        super::audit::record(&c.app, staff, "revoked", None, serde_json::json!({ "device_id": device_id, "reason": reason }))
+        Ok(())
     })
-    .await
-    {
-        Ok(()) => see_other("/devices"),
-        Err(r) => r,
-    }
+    .await;
+    redirect(done, "/devices")
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -340,16 +339,13 @@ pub(crate) struct BuildForm {
 
 /// `POST /packages`: a full package of an incident for a named recipient and purpose.
 pub(crate) async fn build_package(State(console): State<Arc<Console>>, headers: HeaderMap, Form(f): Form<BuildForm>) -> Response {
-    match act(&console, &headers, Action::Custody, &f.csrf, move |c, staff| {
+    let done = act(&console, &headers, Action::Custody, &f.csrf, move |c, staff| {
         let recipient = need_text(&f.recipient, "the recipient")?;
         let purpose = need_text(&f.purpose, "the purpose")?;
         build_zip(c, Selection::Incident(f.incident), Profile::Full, &recipient, &purpose, &staff.account.name, None).map(|_| ())
     })
-    .await
-    {
-        Ok(()) => see_other("/packages"),
-        Err(r) => r,
-    }
+    .await;
+    redirect(done, "/packages")
 }
 
 /// Serves a package ZIP after checking its SHA-256 (when one was recorded) and recording a
@@ -359,14 +355,18 @@ fn serve_zip(c: &Console, staff: &Staff, package_id: &str, want_sha256: Option<&
         return Err(crate::Error::NotFound("no such package".into()));
     }
     let path = c.packages_dir.join(format!("{package_id}.zip"));
-    if !path.is_file() {
-        return Err(crate::Error::NotFound("this package's ZIP is not kept here (build it again)".into()));
-    }
+    // One open file: the bytes hashed are the bytes sent, whatever happens to the path meanwhile.
+    let mut f = match std::fs::File::open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(crate::Error::NotFound("this package's ZIP is not kept here (build it again)".into())),
+        Err(e) => return Err(crate::Error::io("opening the package ZIP", e)),
+    };
     if let Some(want) = want_sha256 {
-        let got = fieldcap_evidence::hashing::hash_file(&path, &mut |_| {}).map_err(|e| crate::Error::io("hashing the package ZIP", e))?.sha256_hex();
+        let got = fieldcap_evidence::hashing::hash_reader(&mut f, &mut |_| {}).map_err(|e| crate::Error::io("hashing the package ZIP", e))?.sha256_hex();
         if got != want {
             return Err(crate::Error::Conflict("the package ZIP is not the one approved (it changed on disk): build and approve it again".into()));
         }
+        std::io::Seek::rewind(&mut f).map_err(|e| crate::Error::io("reading the package ZIP", e))?;
     }
     let clips: Vec<String> = c
         .app
@@ -381,7 +381,6 @@ fn serve_zip(c: &Console, staff: &Staff, package_id: &str, want_sha256: Option<&
         super::audit::record(&c.app, staff, "package_downloaded", Some(clip), serde_json::json!({ "package_id": package_id }))?;
     }
     super::audit::record(&c.app, staff, "package_downloaded", None, serde_json::json!({ "package_id": package_id, "items": clips.len() as i64 }))?;
-    let f = std::fs::File::open(&path).map_err(|e| crate::Error::io("opening the package ZIP", e))?;
     let len = f.metadata().map_err(|e| crate::Error::io("reading the package ZIP's size", e))?.len();
     Ok((f, len))
 }
@@ -572,7 +571,7 @@ pub(crate) async fn pick_items(State(console): State<Arc<Console>>, headers: Hea
     let csrf = pairs.iter().find(|(k, _)| k == "csrf").map(|(_, v)| v.clone()).unwrap_or_default();
     let clips: Vec<String> = pairs.into_iter().filter(|(k, _)| k == "clip").map(|(_, v)| v).collect();
     let to = format!("/requests/{id}");
-    match act(&console, &headers, Action::Requests, &csrf, move |c, _staff| {
+    let done = act(&console, &headers, Action::Requests, &csrf, move |c, _staff| {
         let mut r = load_request(c, &id)?;
         if r.state == "approved" {
             return Err(crate::Error::Conflict("this request's release is approved; log a new request to release more".into()));
@@ -594,18 +593,15 @@ pub(crate) async fn pick_items(State(console): State<Arc<Console>>, headers: Hea
         }
         Ok(())
     })
-    .await
-    {
-        Ok(()) => see_other(&to),
-        Err(r) => r,
-    }
+    .await;
+    redirect(done, &to)
 }
 
 /// `POST /requests/{id}/build`: the release package of the picked items (held-back items left
 /// out), waiting for a supervisor's approval.
 pub(crate) async fn build_release(State(console): State<Arc<Console>>, headers: HeaderMap, Path(id): Path<String>, Form(f): Form<super::auth::CsrfForm>) -> Response {
     let to = format!("/requests/{id}");
-    match act(&console, &headers, Action::Requests, &f.csrf, move |c, staff| {
+    let done = act(&console, &headers, Action::Requests, &f.csrf, move |c, staff| {
         let mut r = load_request(c, &id)?;
         if r.state == "approved" {
             return Err(crate::Error::Conflict("this request's release is approved already".into()));
@@ -626,11 +622,8 @@ pub(crate) async fn build_release(State(console): State<Arc<Console>>, headers: 
         super::audit::record(&c.app, staff, "records_request_built", None, serde_json::json!({ "request_id": r.request_id, "package_id": out.package_id, "zip_sha256": sha }))?;
         Ok(())
     })
-    .await
-    {
-        Ok(()) => see_other(&to),
-        Err(r) => r,
-    }
+    .await;
+    redirect(done, &to)
 }
 
 /// The approval form.
@@ -650,36 +643,33 @@ pub(crate) struct ApproveForm {
 /// them, and the reason goes into custody for each.
 pub(crate) async fn approve(State(console): State<Arc<Console>>, headers: HeaderMap, Path(id): Path<String>, Form(f): Form<ApproveForm>) -> Response {
     let to = format!("/requests/{id}");
-    match act(&console, &headers, Action::Approve, &f.csrf, move |c, staff| {
+    let done = act(&console, &headers, Action::Approve, &f.csrf, move |c, staff| {
         let mut r = load_request(c, &id)?;
         if r.state != "built" {
             return Err(crate::Error::Conflict(format!("only a built release can be approved (this request is {})", r.state)));
         }
+        // With an override the package is built again with the held-back items; without, the
+        // built one is approved as recorded (its SHA-256 binds the download to it).
+        let mut overridden = Vec::new();
         if f.r#override.is_some() {
             let reason = need_text(&f.reason, "a written reason for releasing held-back items")?;
-            let sensitive = sensitive_items(c, &r.clip_ids)?;
+            overridden = sensitive_items(c, &r.clip_ids)?;
             let (out, sha) = build_zip(c, Selection::Clips(r.clip_ids.clone()), Profile::Release, &r.requester, &format!("records request {}", r.request_id), &staff.account.name, Some(reason.clone()))?;
-            for clip in &sensitive {
-                super::audit::record(&c.app, staff, "sensitive_override", Some(clip), serde_json::json!({ "request_id": r.request_id, "package_id": out.package_id, "reason": reason }))?;
-            }
             r.package_id = Some(out.package_id);
             r.package_sha256 = Some(sha);
             r.sensitive_reason = Some(reason);
-        } else {
-            let (Some(pid), Some(want)) = (&r.package_id, &r.package_sha256) else {
-                return Err(crate::Error::Conflict("this request has no built package".into()));
-            };
-            let path = c.packages_dir.join(format!("{pid}.zip"));
-            let got = fieldcap_evidence::hashing::hash_file(&path, &mut |_| {}).map_err(|e| crate::Error::io("hashing the package ZIP", e))?.sha256_hex();
-            if &got != want {
-                return Err(crate::Error::Conflict("the built package changed on disk: build it again".into()));
-            }
+        } else if r.package_id.is_none() || r.package_sha256.is_none() {
+            return Err(crate::Error::Conflict("this request has no built package".into()));
         }
         r.state = "approved".into();
         r.approved_by = Some(staff.account.name.clone());
         r.approved_at = Some(fieldcap_evidence::time::now());
+        // The approval first (another supervisor may have approved meanwhile), then its events.
         if !c.app.records.update_records_request(&r, "built")? {
             return Err(crate::Error::Conflict("the request changed meanwhile: reload and try again".into()));
+        }
+        for clip in &overridden {
+            super::audit::record(&c.app, staff, "sensitive_override", Some(clip), serde_json::json!({ "request_id": r.request_id, "package_id": r.package_id, "reason": r.sensitive_reason }))?;
         }
         super::audit::record(
             &c.app,
@@ -690,11 +680,8 @@ pub(crate) async fn approve(State(console): State<Arc<Console>>, headers: Header
         )?;
         Ok(())
     })
-    .await
-    {
-        Ok(()) => see_other(&to),
-        Err(r) => r,
-    }
+    .await;
+    redirect(done, &to)
 }
 
 /// `GET /requests/{id}/package.zip`: the approved release (custodians and supervisors), the

@@ -4,8 +4,8 @@
 //! Every access is custody: the first request for an item in a session records `media_viewed`
 //! (a playing video makes many range requests; one event per session and item says who looked),
 //! and a download (`?download=1`, custodians and supervisors) records `media_downloaded` every
-//! time. The event is on record before a byte is sent: an access that cannot be recorded is
-//! refused.
+//! time. The event is on record before a byte is sent (and only once the original is open): an
+//! access that cannot be recorded is refused.
 
 use super::auth::{session, Action};
 use super::views::Refusal;
@@ -102,6 +102,17 @@ pub(crate) async fn media(State(console): State<Arc<Console>>, headers: HeaderMa
         let (Some(blob), Some(media)) = (item.blob_sha256.clone(), item.media.clone()) else {
             return Err(crate::Error::NotFound("this item has no stored media (an observation, or its upload is not complete)".into()));
         };
+        let len = media.bytes;
+        let ask = parse_range(range.as_deref(), len);
+        let (start, count) = match ask {
+            RangeAsk::Whole => (0, len),
+            RangeAsk::Part(r) => (r.start, r.end - r.start + 1),
+            // No byte goes out: nothing to record.
+            RangeAsk::Unsatisfiable => return Ok((item, media, ask, None)),
+        };
+        // Opened before the access is recorded, so an original that cannot be read leaves no
+        // access on record that did not happen.
+        let reader = c.app.blobs.open_at(&blob, start)?;
         if download {
             super::audit::record(&c.app, &staff, "media_downloaded", Some(&item.clip_id), serde_json::json!({ "sha256": media.sha256 }))?;
         } else {
@@ -124,14 +135,6 @@ pub(crate) async fn media(State(console): State<Arc<Console>>, headers: HeaderMa
                 }
             }
         }
-        let len = media.bytes;
-        let ask = parse_range(range.as_deref(), len);
-        let (start, count) = match ask {
-            RangeAsk::Whole => (0, len),
-            RangeAsk::Part(r) => (r.start, r.end - r.start + 1),
-            RangeAsk::Unsatisfiable => return Ok((item, media, ask, None)),
-        };
-        let reader = c.app.blobs.open_at(&blob, start)?;
         Ok((item, media, ask, Some((reader.take(count), count))))
     })
     .await;

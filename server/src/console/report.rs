@@ -45,12 +45,13 @@ pub struct MoiaIncident {
 /// The report over a set of item records.
 pub fn moia_report(records: &[crate::store::ItemRecord]) -> Vec<MoiaIncident> {
     let items: Vec<_> = records.iter().filter_map(crate::incidents::item_of).collect();
+    let by_id: std::collections::HashMap<&str, &crate::store::ItemRecord> = records.iter().map(|r| (r.clip_id.as_str(), r)).collect();
     let mut out: Vec<MoiaIncident> = crate::incidents::group(&items)
         .into_iter()
         .map(|inc| {
             let mut agencies = BTreeSet::new();
             for id in &inc.clip_ids {
-                if let Some(m) = records.iter().find(|r| &r.clip_id == id).and_then(|r| fieldcap_evidence::manifest::Manifest::parse(&r.manifest).ok()) {
+                if let Some(m) = by_id.get(id.as_str()).and_then(|r| fieldcap_evidence::manifest::Manifest::parse(&r.manifest).ok()) {
                     if let Some(a) = m.observation.and_then(|o| o.agency) {
                         let a = a.trim().to_string();
                         if !a.is_empty() {

@@ -66,6 +66,7 @@ fn pct(v: i64, span: i64) -> String {
 pub(crate) async fn incident(State(console): State<Arc<Console>>, headers: HeaderMap, Path(id): Path<String>) -> Response {
     let r = with_staff(&console, &headers, move |c, staff| {
         let records = c.app.records.items()?;
+        let by_id: std::collections::HashMap<&str, &crate::store::ItemRecord> = records.iter().map(|r| (r.clip_id.as_str(), r)).collect();
         let items: Vec<_> = records.iter().filter_map(crate::incidents::item_of).collect();
         let Some(inc) = crate::incidents::group(&items).into_iter().find(|i| i.id == id) else { return Ok(None) };
         let mut angles = Vec::new();
@@ -73,7 +74,7 @@ pub(crate) async fn incident(State(console): State<Arc<Console>>, headers: Heade
         type Track = (String, String, Vec<(f64, f64)>);
         let mut tracks: Vec<Track> = Vec::new();
         for clip_id in &inc.clip_ids {
-            let Some(item) = records.iter().find(|r| &r.clip_id == clip_id) else { continue };
+            let Some(&item) = by_id.get(clip_id.as_str()) else { continue };
             let m = fieldcap_evidence::manifest::Manifest::parse(&item.manifest)?;
             let (start_ms, end_ms) = corrected_window(&m)?;
             let dev_index = inc.device_ids.iter().position(|d| d == &item.device_id).unwrap_or(0);

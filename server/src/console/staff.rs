@@ -39,14 +39,21 @@ fn append_custody(at: &Deployment, records: &dyn crate::store::RecordStore, even
     crate::custody::append(records, &key, &id, event, None, detail).map(|_| ())
 }
 
-/// Adds a staff account with `role` (`clerk`, `custodian`, `supervisor` or `auditor`) and
-/// returns its one-time set-up link (valid for 72 hours). `console_url` overrides the address
-/// the running console recorded.
-pub fn add_staff(at: impl Into<Deployment>, name: &str, role: &str, console_url: Option<&str>) -> Result<NewStaff> {
-    let at: Deployment = at.into();
+/// The set-up link of `token`: on `console_url`, else on the address the running console
+/// recorded, else only the path.
+fn setup_link(records: &dyn crate::store::RecordStore, console_url: Option<&str>, token: &str) -> Result<String> {
+    let base = match console_url {
+        Some(u) => Some(u.trim_end_matches('/').to_string()),
+        None => records.setting(CONSOLE_URL_SETTING)?,
+    };
+    Ok(format!("{}/setup/{token}", base.unwrap_or_default()))
+}
+
+/// Stores a new account with a fresh set-up token (and its custody event); returns the account
+/// and the token.
+fn insert_account(at: &Deployment, records: &dyn crate::store::RecordStore, name: &str, role: &str) -> Result<(StaffRecord, String)> {
     check_name(name)?;
     let role = Role::parse(role).ok_or_else(|| Error::BadRequest(format!("unknown role {role:?}: clerk, custodian, supervisor or auditor")))?;
-    let records = at.open_records()?;
     let token = random_token();
     let account = StaffRecord {
         staff_id: uuid::Uuid::now_v7().to_string(),
@@ -61,13 +68,18 @@ pub fn add_staff(at: impl Into<Deployment>, name: &str, role: &str, console_url:
     if !records.insert_staff(&account)? {
         return Err(Error::Conflict(format!("a staff account named {name:?} exists")));
     }
-    append_custody(&at, records.as_ref(), "staff_added", serde_json::json!({ "staff": name, "role": role.as_str() }))?;
-    let base = match console_url {
-        Some(u) => Some(u.trim_end_matches('/').to_string()),
-        None => records.setting(CONSOLE_URL_SETTING)?,
-    };
-    let setup_link = format!("{}/setup/{token}", base.unwrap_or_default());
-    Ok(NewStaff { account, setup_link })
+    append_custody(at, records, "staff_added", serde_json::json!({ "staff": name, "role": role.as_str() }))?;
+    Ok((account, token))
+}
+
+/// Adds a staff account with `role` (`clerk`, `custodian`, `supervisor` or `auditor`) and
+/// returns its one-time set-up link (valid for 72 hours). `console_url` overrides the address
+/// the running console recorded.
+pub fn add_staff(at: impl Into<Deployment>, name: &str, role: &str, console_url: Option<&str>) -> Result<NewStaff> {
+    let at: Deployment = at.into();
+    let records = at.open_records()?;
+    let (account, token) = insert_account(&at, records.as_ref(), name, role)?;
+    Ok(NewStaff { setup_link: setup_link(records.as_ref(), console_url, &token)?, account })
 }
 
 /// Adds an account whose password is set at once (the demo's ready login: `fieldcap demo
@@ -78,20 +90,19 @@ pub fn add_staff_with_password(at: impl Into<Deployment>, name: &str, role: &str
     if password.chars().count() < super::auth::MIN_PASSWORD_CHARS {
         return Err(Error::BadRequest(format!("a password needs at least {} characters", super::auth::MIN_PASSWORD_CHARS)));
     }
-    let n = add_staff(at.clone(), name, role, Some(""))?;
-    let token = n.setup_link.rsplit('/').next().unwrap_or_default().to_string();
     let records = at.open_records()?;
-    if !records.complete_staff_setup(&n.account.staff_id, &token_sha256(&token), &super::auth::hash_password(password)?, crate::clock::now_ms())? {
+    let (account, token) = insert_account(&at, records.as_ref(), name, role)?;
+    if !records.complete_staff_setup(&account.staff_id, &token_sha256(&token), &super::auth::hash_password(password)?, crate::clock::now_ms())? {
         return Err(Error::Internal("the new account's set-up did not complete".into()));
     }
     append_custody(&at, records.as_ref(), "staff_setup", serde_json::json!({ "staff": name, "role": role }))?;
-    records.staff_by_id(&n.account.staff_id)?.ok_or_else(|| Error::Internal("the new account is not on record".into()))
+    records.staff_by_id(&account.staff_id)?.ok_or_else(|| Error::Internal("the new account is not on record".into()))
 }
 
 /// Resets an account's password (forgotten, or possibly known to someone else): the password is
 /// removed, every session of the account ends, and a new one-time set-up link (72 hours) is
 /// returned, on which the staff member chooses a new password. A custody event
-/// `staff_reset`. A disabled account is not reset (enable it by adding a new account).
+/// `staff_reset`. A disabled account is not reset: it stays disabled.
 pub fn reset_staff(at: impl Into<Deployment>, name: &str, console_url: Option<&str>) -> Result<NewStaff> {
     let at: Deployment = at.into();
     let records = at.open_records()?;
@@ -101,12 +112,8 @@ pub fn reset_staff(at: impl Into<Deployment>, name: &str, console_url: Option<&s
         return Err(Error::Conflict(format!("the staff account {name:?} is disabled")));
     }
     append_custody(&at, records.as_ref(), "staff_reset", serde_json::json!({ "staff": name, "role": a.role }))?;
-    let base = match console_url {
-        Some(u) => Some(u.trim_end_matches('/').to_string()),
-        None => records.setting(CONSOLE_URL_SETTING)?,
-    };
     let account = records.staff_by_id(&a.staff_id)?.ok_or_else(|| Error::Internal("the account is not on record".into()))?;
-    Ok(NewStaff { account, setup_link: format!("{}/setup/{token}", base.unwrap_or_default()) })
+    Ok(NewStaff { account, setup_link: setup_link(records.as_ref(), console_url, &token)? })
 }
 
 /// Disables an account: its sessions end at once and it can no longer log in. Its past actions
