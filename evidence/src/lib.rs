@@ -10,6 +10,8 @@
 //! * [`identity`] — Ed25519 keys, device ids, SPKI PEM, and the [`identity::KeyProtector`] that
 //!   wraps a device secret (platform key store on phones, a 0600 file on desktops).
 //! * [`manifest`] — the signed `fieldcap.manifest/1` document, parsed strictly.
+//! * [`fragment`] — live recordings: signed, chained fragment records and the server's
+//!   acknowledgement.
 //! * [`custody`] — hash-chained, signed custody events (device and server).
 //! * [`tlog`] — the RFC 6962 transparency log: Merkle tree, inclusion and consistency proofs,
 //!   C2SP signed-note checkpoints.
@@ -32,6 +34,8 @@ pub mod canonical;
 pub mod cosignature;
 pub mod custody;
 pub mod error;
+pub mod fragment;
+pub mod fmp4;
 pub mod fsutil;
 pub mod hashing;
 pub mod identity;

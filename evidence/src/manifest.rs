@@ -163,6 +163,18 @@ pub struct Segment {
     pub is_final: bool,
 }
 
+/// The head of a live recording's fragment chain (`fieldcap.fragment/1`, see
+/// [`crate::fragment`]): the finished recording's manifest names it, so the signed pieces a server
+/// received while the camera ran are tied to the whole file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FragmentChain {
+    /// Number of fragment records (the initialization segment is record 0).
+    pub count: u64,
+    /// SHA-256 hex of the last record's bytes.
+    pub head: String,
+}
+
 /// Structured fields of a witness log entry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -232,6 +244,9 @@ pub struct Manifest {
     /// Segment position, for long recordings.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub segment: Option<Segment>,
+    /// The fragment chain of a live recording (sealed fragment by fragment as it was filmed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fragments: Option<FragmentChain>,
     /// A hint linking the item to an incident.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub incident_hint: Option<String>,
@@ -400,6 +415,14 @@ impl Manifest {
         if let Some(seg) = &self.segment {
             if uuid::Uuid::parse_str(&seg.recording_id).is_err() {
                 return bad("segment.recording_id is not a UUID");
+            }
+        }
+        if let Some(f) = &self.fragments {
+            if f.count == 0 || f.count > crate::fragment::MAX_FRAGMENTS || !is_hex(&f.head, 64) {
+                return bad("fragments needs a count from 1 and a SHA-256 hex head");
+            }
+            if self.kind == ItemKind::Observation || self.segment.is_some() {
+                return bad("only a whole live recording names a fragment chain");
             }
         }
         for (name, v) in [("note", &self.note), ("incident_hint", &self.incident_hint)] {

@@ -91,6 +91,15 @@ pub const INSUFFICIENT_STORAGE: &str = "insufficient-storage";
 /// (seconds). Transient for a client: retry after that.
 pub const STORAGE_UNAVAILABLE: &str = "storage-unavailable";
 
+/// 422: a live-capture fragment was refused: its record does not parse or is not signed by the
+/// device, its bytes do not match the record, or they are not well-formed fragmented MP4.
+/// Nothing of it was kept.
+pub const INVALID_FRAGMENT: &str = "invalid-fragment";
+/// 409: a live-capture fragment does not continue the chain the server holds (a gap, a repeat
+/// with other bytes, a `prev` or offset that does not follow). The answer's
+/// `Fieldcap-Next-Fragment` header names the index the server expects next.
+pub const FRAGMENT_OUT_OF_ORDER: &str = "fragment-out-of-order";
+
 /// Every problem name the server sends (not [`UNKNOWN_DEVICE`], which it no longer sends).
 pub const ALL: &[&str] = &[
     MALFORMED_REQUEST,
@@ -123,6 +132,8 @@ pub const ALL: &[&str] = &[
     OVERLOADED,
     INSUFFICIENT_STORAGE,
     STORAGE_UNAVAILABLE,
+    INVALID_FRAGMENT,
+    FRAGMENT_OUT_OF_ORDER,
 ];
 
 /// The type URI of a problem name.

@@ -109,6 +109,26 @@ pub struct TimeResponse {
     pub log_origin: String,
 }
 
+/// Live capture (`PUT /v1/live/{clip_id}/{index}`): the fragment record, base64 of its exact
+/// canonical bytes.
+pub const H_FRAGMENT_RECORD: &str = "fieldcap-fragment-record";
+/// Live capture: base64 of the device's raw Ed25519 signature over the fragment record.
+pub const H_FRAGMENT_SIGNATURE: &str = "fieldcap-fragment-signature";
+/// Live capture, on a 409 `fragment-out-of-order`: the index the server expects next.
+pub const H_NEXT_FRAGMENT: &str = "fieldcap-next-fragment";
+
+/// The server path of one live-capture fragment.
+pub fn fragment_path(clip_id: &str, index: u64) -> String {
+    format!("/v1/live/{clip_id}/{index}")
+}
+
+/// The answer to a fragment `PUT`: the server's signed [`crate::fragment::FragmentAck`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FragmentAnswer {
+    /// The signed acknowledgement.
+    pub ack: SignedDoc,
+}
+
 /// `POST /v1/enroll` body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EnrollRequest {

@@ -34,6 +34,7 @@ fn full_manifest() -> Manifest {
         operator: Operator { role: Role::Monitor, org: Some("Harbor Area Peace Patrol".into()), callsign: Some("HP-7".into()) },
         tags: vec!["arrest".into()],
         segment: Some(Segment { recording_id: "0190a0b2-1c2d-7e3f-8a4b-5c6d7e8f9a0c".into(), index: 0, is_final: true }),
+        fragments: None,
         incident_hint: Some("pier 9".into()),
         note: Some("a note".into()),
         observation: None,

@@ -147,6 +147,7 @@ pub fn manifest(key: &DeviceKey, seq: u64, prev: Option<&[u8]>, media: Option<&[
         operator: Operator { role: Role::Monitor, org: None, callsign: None },
         tags: vec![],
         segment: None,
+        fragments: None,
         incident_hint: None,
         note: None,
         observation: media.is_none().then(|| Observation { text: "two unmarked vans".into(), ..Default::default() }),
