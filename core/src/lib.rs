@@ -6,6 +6,8 @@
 //!
 //! * [`store::Store`] — the SQLite-backed evidence store with crash recovery; sealing
 //!   ([`seal`]), listing and export ([`items`]), the device custody log.
+//! * [`live`] — live capture: a fragmented MP4 sealed piece by piece while it is filmed, each
+//!   piece signed and chained, sent as soon as it is sealed.
 //! * [`sync`] — one resumable sync pass to the council's intake server (enrolment included);
 //!   [`sync_policy`] — when the phones run one, and what they do after it (the rule both shells
 //!   read through the bindings).
@@ -26,6 +28,7 @@
 
 pub mod error;
 pub mod items;
+pub mod live;
 pub mod seal;
 pub mod store;
 pub mod sync;

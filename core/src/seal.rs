@@ -108,6 +108,9 @@ pub(crate) struct PendingSeal {
     pub ended_at: String,
     pub request: CaptureRequest,
     pub segment: Option<Segment>,
+    /// The fragment chain's head, for a finished live recording.
+    #[serde(default)]
+    pub fragments: Option<crate::manifest::FragmentChain>,
 }
 
 fn media_type_of(path: &Path) -> Result<(&'static str, ItemKind, String)> {
@@ -173,6 +176,7 @@ impl Store {
             ended_at: crate::time::format(ended),
             request: req,
             segment: None,
+            fragments: None,
         };
         let _lock = self.lock()?;
         if crate::fsutil::fingerprint(&source)? != before {
@@ -182,7 +186,7 @@ impl Store {
     }
 
     /// Under the lock: pending row, move into the store, commit; undo the move on failure.
-    fn move_in_and_commit(&self, source: &Path, pending: PendingSeal, digests: &Digests, progress: &mut dyn FnMut(u64)) -> Result<SealedItem> {
+    pub(crate) fn move_in_and_commit(&self, source: &Path, pending: PendingSeal, digests: &Digests, progress: &mut dyn FnMut(u64)) -> Result<SealedItem> {
         let clip_id = pending.clip_id.clone();
         db::insert_pending_seal(&self.conn(), &clip_id, &serde_json::to_string(&pending)?, &source.to_string_lossy())?;
         let dir = self.item_dir(&clip_id);
@@ -243,7 +247,8 @@ impl Store {
     /// One transaction: chain position, manifest, signature, item row, custody, pending cleared.
     pub(crate) fn commit_seal(&self, p: &PendingSeal) -> Result<SealedItem> {
         let media = Media { mime: p.mime.clone(), bytes: p.bytes, sha256: p.sha256.clone(), blake3: p.blake3.clone() };
-        let manifest = self.build_manifest(p.clip_id.clone(), p.kind, Some(media), &p.started_at, &p.ended_at, &p.request, p.segment.clone(), None)?;
+        let mut manifest = self.build_manifest(p.clip_id.clone(), p.kind, Some(media), &p.started_at, &p.ended_at, &p.request, p.segment.clone(), None)?;
+        manifest.fragments = p.fragments.clone();
         let item = self.insert_manifest(manifest, Some(&p.ext), true)?;
         Ok(item)
     }
@@ -285,6 +290,7 @@ impl Store {
             operator: self.profile.operator(),
             tags: req.tags.clone(),
             segment,
+            fragments: None,
             incident_hint: req.incident_hint.clone(),
             note: req.note.clone(),
             observation,
@@ -439,6 +445,7 @@ impl Store {
             ended_at: ended_s.clone(),
             request: req,
             segment: Some(Segment { recording_id: recording_id.into(), index: index as u32, is_final }),
+            fragments: None,
         };
         let _lock = if recovered { None } else { Some(self.lock()?) };
         let item = self.move_in_and_commit(&path, pending, &digests, &mut |n| progress(n, total))?;

@@ -106,6 +106,10 @@ pub struct Store {
     pub(crate) profile: Profile,
     pub(crate) conn: Mutex<Connection>,
     pub(crate) active_recordings: Mutex<std::collections::HashMap<String, File>>,
+    /// Live recordings this process is recording ([`crate::live`]).
+    pub(crate) live: Mutex<std::collections::HashMap<String, crate::live::LiveState>>,
+    /// Wakes the live uploader when a piece is sealed.
+    pub(crate) live_signal: crate::live::LiveSignal,
     report: OpenReport,
     /// Test hook: milliseconds added to the system clock where sync reads it (see
     /// [`Store::set_clock_skew_ms`]); 0 on a real device.
@@ -133,7 +137,7 @@ impl Store {
     /// Opens (creating if needed) the store at `home`, generating the device key on first start,
     /// and runs recovery. See [`Store::open_report`] for what recovery did.
     pub fn open(home: &Path, protector: Arc<dyn KeyProtector>) -> Result<Store> {
-        for d in ["", "keys", "items", "recording", "staging", "quarantine"] {
+        for d in ["", "keys", "items", "recording", "live", "staging", "quarantine"] {
             fs::create_dir_all(home.join(d)).ctx(|| "creating the store directories".into())?;
         }
         let (key, key_created) = DeviceKey::load_or_create(&home.join("keys"), protector.as_ref())?;
@@ -173,6 +177,8 @@ impl Store {
             profile,
             conn: Mutex::new(conn),
             active_recordings: Mutex::new(Default::default()),
+            live: Mutex::new(Default::default()),
+            live_signal: Default::default(),
             report: OpenReport::default(),
             clock_skew_ms: AtomicI64::new(0),
         };

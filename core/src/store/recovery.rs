@@ -25,6 +25,7 @@ pub(crate) fn quarantine(store: &Store, path: &Path, reason: &str) -> Result<Str
 pub(crate) fn reconcile(store: &Store, report: &mut OpenReport) -> Result<()> {
     finish_pending_seals(store, report)?;
     recover_recordings(store, report)?;
+    crate::live::recover(store, report)?;
     restore_or_quarantine_item_dirs(store, report)?;
     check_items(store, report)?;
     if let Some(aside) = report.database_moved_aside.clone() {

@@ -92,8 +92,41 @@ CREATE TABLE alarms (
 );
 "#;
 
+/// Version 3: live recordings, sealed fragment by fragment (`fieldcap.fragment/1`), and the
+/// server's acknowledgements.
+const V3: &str = r#"
+CREATE TABLE live_recordings (
+    clip_id       TEXT PRIMARY KEY,
+    request       TEXT NOT NULL,
+    mime          TEXT NOT NULL,
+    media_ext     TEXT NOT NULL,
+    started_at    TEXT NOT NULL,
+    state         TEXT NOT NULL DEFAULT 'recording',
+    fragments     INTEGER NOT NULL DEFAULT 0,
+    sealed_bytes  INTEGER NOT NULL DEFAULT 0,
+    last_sequence INTEGER,
+    head_sha256   TEXT
+);
+CREATE TABLE live_fragments (
+    clip_id       TEXT NOT NULL,
+    idx           INTEGER NOT NULL,
+    record        BLOB NOT NULL,
+    sig           BLOB NOT NULL,
+    record_sha256 TEXT NOT NULL,
+    offset        INTEGER NOT NULL,
+    bytes         INTEGER NOT NULL,
+    captured_at   TEXT NOT NULL,
+    sealed_at_ms  INTEGER NOT NULL,
+    ack           BLOB,
+    ack_sig       BLOB,
+    acked_at_ms   INTEGER,
+    PRIMARY KEY (clip_id, idx)
+);
+CREATE INDEX live_fragments_unacked ON live_fragments(acked_at_ms, clip_id, idx);
+"#;
+
 /// Migrations in order; index + 1 is the version each produces.
-pub const MIGRATIONS: &[&str] = &[V1, V2];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3];
 
 /// The version this build writes.
 pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;

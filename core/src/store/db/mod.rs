@@ -7,6 +7,7 @@
 //! sync pass reads and writes (upload state, receipts, the `server` key/value table) are in
 //! [`sync`].
 
+pub(crate) mod live;
 pub(crate) mod sync;
 
 use crate::error::{Error, Result};
