@@ -82,6 +82,7 @@
 //! | `pass.rs` | one pass's state; requests with retries, backoff, signing; the order of steps |
 //! | `clock.rs` | `GET /v1/time` and the recorded clock offset |
 //! | `enroll.rs` | enrolment and what it stores |
+//! | `live.rs` | live capture: each sealed piece of a recording being filmed, as soon as it is sealed; [`live::LiveUploader`] |
 //! | `manifests.rs` | hash first: `POST /v1/manifests` and the commitment check |
 //! | `upload/` | the media of one item: `resume.rs` (HEAD, renewal, re-hash of the server's prefix), `send.rs` (the PATCH loop), `chunk_size.rs` (adaptive chunk sizes), `final_check.rs` (the held-back final chunk) |
 //! | `receipts.rs` | receipts, inclusion and consistency proofs, purge |
@@ -106,6 +107,7 @@
 mod clock;
 mod custody_upload;
 mod enroll;
+pub mod live;
 mod manifests;
 mod pass;
 mod receipts;
@@ -182,6 +184,11 @@ pub struct SyncOptions {
     pub wait_for_lock: bool,
     /// Only put manifests on record (hash first), no media (e.g. on a metered connection).
     pub manifests_only: bool,
+    /// Only send the sealed pieces of recordings still being filmed (live capture): no manifest,
+    /// media or custody, and no clock measurement while the last one is under 10 minutes old.
+    /// The live uploader ([`live::LiveUploader`]) runs these passes.
+    #[serde(default)]
+    pub live_only: bool,
 }
 
 impl Default for SyncOptions {
@@ -197,6 +204,7 @@ impl Default for SyncOptions {
             request_timeout: Duration::from_secs(120),
             wait_for_lock: true,
             manifests_only: false,
+            live_only: false,
         }
     }
 }
@@ -271,6 +279,9 @@ pub struct SyncSummary {
     /// Custody events of this device sent and acknowledged by the server in this pass (after a
     /// server restore, events it already held are counted again).
     pub custody_events_uploaded: u64,
+    /// Live-capture pieces acknowledged by the server in this pass.
+    #[serde(default)]
+    pub fragments_acknowledged: u64,
     /// The pass was cancelled.
     pub cancelled: bool,
     /// The pass stopped at its time budget.
@@ -320,6 +331,34 @@ impl Store {
         let key = crate::identity::parse_public_pem(&String::from_utf8_lossy(&pem))?;
         let key_id = crate::identity::device_id_for(&key);
         let origin = rows::server_get(&self.conn(), "log_origin")?.map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
+        if opts.live_only {
+            if let Some(offset) = self.recent_clock_offset(Duration::from_secs(600))? {
+                let mut pass = Pass {
+                    store: self,
+                    t,
+                    opts,
+                    cancel,
+                    deadline,
+                    server: Server { url, origin, key, key_id },
+                    offset_ms: offset,
+                    summary: SyncSummary { clock_offset_ms: Some(offset), ..Default::default() },
+                    chunks: ChunkSizer::new(opts.chunk_size, opts.max_chunk_size),
+                    progress,
+                    items_done: 0,
+                    items_total: 0,
+                };
+                let outcome = pass.send_live_fragments();
+                let mut summary = pass.summary;
+                match outcome {
+                    Ok(()) => {}
+                    Err(Stop::Budget) => summary.budget_exhausted = true,
+                    Err(Stop::Cancelled) => summary.cancelled = true,
+                    Err(Stop::Transient(e)) => summary.last_error = Some(e),
+                    Err(Stop::Fatal(e)) => return Err(e),
+                }
+                return Ok(summary);
+            }
+        }
         progress(&SyncProgress::between_items(SyncPhase::Clock, 0, 0, 0));
         // The clock measurement is retried like any request (transient failures, backoff).
         let mut attempt = 0u32;

@@ -142,6 +142,13 @@ pub(super) fn backoff(opts: &SyncOptions, attempt: u32) -> Duration {
 impl Pass<'_> {
     /// The whole pass: manifests, then media and receipts, then custody.
     pub(super) fn run(&mut self) -> Step<()> {
+        // 0. Live capture: the pieces of recordings still being filmed, before anything else.
+        if !self.opts.manifests_only {
+            self.send_live_fragments()?;
+        }
+        if self.opts.live_only {
+            return Ok(());
+        }
         // 1. Hash first: every pending manifest, oldest first.
         let to_commit = rows::items_to_commit(&self.store.conn())?;
         for row in to_commit {
