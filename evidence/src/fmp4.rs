@@ -42,6 +42,7 @@ fn fourcc(t: &[u8]) -> String {
 #[derive(Debug, Clone, Copy)]
 struct Bx {
     typ: [u8; 4],
+    start: usize,
     body: usize,
     end: usize,
 }
@@ -76,7 +77,7 @@ fn boxes(buf: &[u8], start: usize, end: usize, what: &str) -> R<Vec<Bx>> {
         let Some(box_end) = box_end else {
             return malformed(format!("{what}: box '{}' at byte {pos} is cut short ({size} bytes announced, {} left)", fourcc(&typ), end - pos));
         };
-        out.push(Bx { typ, body: pos + hdr as usize, end: box_end as usize });
+        out.push(Bx { typ, start: pos, body: pos + hdr as usize, end: box_end as usize });
         pos = box_end as usize;
         if out.len() > 100_000 {
             return malformed(format!("{what}: more than 100000 boxes"));
@@ -92,11 +93,68 @@ fn be32(buf: &[u8], at: usize, end: usize, what: &str) -> R<u32> {
     Ok(u32::from_be_bytes([buf[at], buf[at + 1], buf[at + 2], buf[at + 3]]))
 }
 
+/// Splits a whole fragmented MP4 file into the pieces a live recorder hands over: the
+/// initialization segment (every box before the first fragment-level box), then one piece per
+/// movie fragment (`styp`/`sidx`/`prft`/`emsg` before it, its `moof` and `mdat`), then a trailing
+/// `mfra` as its own piece. Returns byte ranges; the pieces are not checked (see
+/// [`check_init`] and [`check_fragment`]).
+pub fn split_pieces(buf: &[u8]) -> R<Vec<std::ops::Range<usize>>> {
+    let top = boxes(buf, 0, buf.len(), "file")?;
+    let mut out = Vec::new();
+    let mut start = 0usize;
+    let mut seen_init = false;
+    for b in &top {
+        let box_start = b.start;
+        match &b.typ {
+            b"styp" | b"sidx" | b"ssix" | b"prft" | b"emsg" | b"moof" | b"mfra" if !seen_init => {
+                if box_start == 0 {
+                    return malformed("the file starts with a fragment, not an initialization segment");
+                }
+                out.push(0..box_start);
+                start = box_start;
+                seen_init = true;
+                if &b.typ == b"mfra" {
+                    out.push(box_start..b.end);
+                    start = b.end;
+                }
+            }
+            b"mfra" => {
+                if start < box_start {
+                    out.push(start..box_start);
+                }
+                out.push(box_start..b.end);
+                start = b.end;
+            }
+            b"mdat" if seen_init => {
+                out.push(start..b.end);
+                start = b.end;
+            }
+            _ => {}
+        }
+    }
+    if !seen_init {
+        return malformed("the file has no movie fragment: record fragmented MP4 (-movflags frag_keyframe+empty_moov)");
+    }
+    if start < buf.len() {
+        out.push(start..buf.len());
+    }
+    Ok(out)
+}
+
 /// What the initialization segment declares.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InitInfo {
     /// Track ids (`tkhd`), in file order.
     pub track_ids: Vec<u32>,
+    /// Media timescale (`mdhd`, units per second) of each track, in the same order (0 if absent).
+    pub timescales: Vec<u32>,
+}
+
+impl InitInfo {
+    /// The timescale of a track, if declared.
+    pub fn timescale(&self, track: u32) -> Option<u32> {
+        self.track_ids.iter().position(|&t| t == track).and_then(|i| self.timescales.get(i).copied()).filter(|&t| t > 0)
+    }
 }
 
 /// Checks an initialization segment: `ftyp` first, one `moov` with `mvex` (a fragmented movie)
@@ -124,6 +182,7 @@ pub fn check_init(buf: &[u8]) -> R<InitInfo> {
         return malformed("the movie is not fragmented ('moov' has no 'mvex')");
     }
     let mut track_ids = Vec::new();
+    let mut timescales = Vec::new();
     for t in inner.iter().filter(|b| &b.typ == b"trak") {
         let kids = boxes(buf, t.body, t.end, "trak")?;
         let Some(tkhd) = kids.iter().find(|b| &b.typ == b"tkhd") else {
@@ -136,11 +195,22 @@ pub fn check_init(buf: &[u8]) -> R<InitInfo> {
         // version 0: creation(4) modification(4) track_ID; version 1: 8 + 8.
         let at = tkhd.body + 4 + if version == 1 { 16 } else { 8 };
         track_ids.push(be32(buf, at, tkhd.end, "'tkhd'")?);
+        let mut scale = 0;
+        if let Some(mdia) = kids.iter().find(|b| &b.typ == b"mdia") {
+            let mk = boxes(buf, mdia.body, mdia.end, "mdia")?;
+            if let Some(mdhd) = mk.iter().find(|b| &b.typ == b"mdhd") {
+                if mdhd.end > mdhd.body {
+                    let at = mdhd.body + 4 + if buf[mdhd.body] == 1 { 16 } else { 8 };
+                    scale = be32(buf, at, mdhd.end, "'mdhd'")?;
+                }
+            }
+        }
+        timescales.push(scale);
     }
     if track_ids.is_empty() {
         return malformed("the movie has no track");
     }
-    Ok(InitInfo { track_ids })
+    Ok(InitInfo { track_ids, timescales })
 }
 
 /// What a media fragment holds.
@@ -150,6 +220,16 @@ pub struct FragmentInfo {
     pub sequence_numbers: Vec<u32>,
     /// Whether the piece is the trailing random-access index (`mfra`) alone.
     pub is_trailer: bool,
+    /// (track, `tfdt` base media decode time) of the first movie fragment's track runs, where
+    /// present.
+    pub decode_times: Vec<(u32, u64)>,
+}
+
+impl FragmentInfo {
+    /// Start of the piece in seconds (first track with a decode time and a timescale).
+    pub fn start_seconds(&self, init: &InitInfo) -> Option<f64> {
+        self.decode_times.iter().find_map(|&(t, d)| init.timescale(t).map(|s| d as f64 / s as f64))
+    }
 }
 
 /// Checks a media fragment against the recording's initialization segment and the last sequence
@@ -160,6 +240,7 @@ pub fn check_fragment(buf: &[u8], init: &InitInfo, last_sequence: Option<u32>) -
     let mut pending_moof = false;
     let mut last = last_sequence;
     let mut trailer = false;
+    let mut decode_times = Vec::new();
     for b in &top {
         if trailer {
             return malformed("a box follows the trailing 'mfra'");
@@ -170,7 +251,7 @@ pub fn check_fragment(buf: &[u8], init: &InitInfo, last_sequence: Option<u32>) -
                 if pending_moof {
                     return malformed("a 'moof' without its 'mdat'");
                 }
-                let seq = check_moof(buf, b, init)?;
+                let seq = check_moof(buf, b, init, if seqs.is_empty() { Some(&mut decode_times) } else { None })?;
                 if let Some(l) = last {
                     if seq <= l {
                         return Err(Error::OutOfSequence(format!("movie fragment {seq} does not follow {l}")));
@@ -195,10 +276,10 @@ pub fn check_fragment(buf: &[u8], init: &InitInfo, last_sequence: Option<u32>) -
     if trailer && last_sequence.is_none() {
         return Err(Error::OutOfSequence("the trailing 'mfra' comes before any fragment".into()));
     }
-    Ok(FragmentInfo { sequence_numbers: seqs, is_trailer: trailer })
+    Ok(FragmentInfo { sequence_numbers: seqs, is_trailer: trailer, decode_times })
 }
 
-fn check_moof(buf: &[u8], moof: &Bx, init: &InitInfo) -> R<u32> {
+fn check_moof(buf: &[u8], moof: &Bx, init: &InitInfo, mut times: Option<&mut Vec<(u32, u64)>>) -> R<u32> {
     let kids = boxes(buf, moof.body, moof.end, "moof")?;
     let Some(mfhd) = kids.iter().find(|b| &b.typ == b"mfhd") else {
         return malformed("'moof' has no 'mfhd'");
@@ -214,6 +295,16 @@ fn check_moof(buf: &[u8], moof: &Bx, init: &InitInfo) -> R<u32> {
         let track = be32(buf, tfhd.body + 4, tfhd.end, "'tfhd'")?;
         if !init.track_ids.contains(&track) {
             return Err(Error::OutOfSequence(format!("the fragment names track {track}, which the initialization segment does not declare")));
+        }
+        if let (Some(times), Some(tfdt)) = (times.as_deref_mut(), tk.iter().find(|b| &b.typ == b"tfdt")) {
+            if tfdt.end > tfdt.body {
+                let t = if buf[tfdt.body] == 1 {
+                    (u64::from(be32(buf, tfdt.body + 4, tfdt.end, "'tfdt'")?) << 32) | u64::from(be32(buf, tfdt.body + 8, tfdt.end, "'tfdt'")?)
+                } else {
+                    u64::from(be32(buf, tfdt.body + 4, tfdt.end, "'tfdt'")?)
+                };
+                times.push((track, t));
+            }
         }
     }
     if trafs == 0 {
@@ -249,6 +340,17 @@ mod tests {
         tfhd.extend_from_slice(&track.to_be_bytes());
         let moof = bx(b"moof", &[bx(b"mfhd", &mfhd), bx(b"traf", &bx(b"tfhd", &tfhd))].concat());
         [moof, bx(b"mdat", b"frames")].concat()
+    }
+
+    #[test]
+    fn a_whole_file_splits_into_init_fragments_and_trailer() {
+        let mfra = bx(b"mfra", &[0u8; 8]);
+        let f1 = [bx(b"styp", b"msdh\0\0\0\0"), frag(1, 7)].concat();
+        let f2 = frag(2, 7);
+        let whole = [init(), f1.clone(), f2.clone(), mfra.clone()].concat();
+        let parts: Vec<&[u8]> = split_pieces(&whole).unwrap().into_iter().map(|r| &whole[r]).collect();
+        assert_eq!(parts, vec![&init()[..], &f1[..], &f2[..], &mfra[..]]);
+        assert!(split_pieces(&init()).is_err());
     }
 
     #[test]
