@@ -7,6 +7,7 @@
 
 mod demo;
 mod device;
+mod live_cmd;
 mod output;
 mod package_cmds;
 mod server_cmds;
@@ -47,6 +48,8 @@ pub enum Command {
     Capture(device::CaptureArgs),
     /// Seal a witness log entry.
     Observe(device::ObserveArgs),
+    /// Phone stand-in for live capture: seal (and send) a fragmented MP4 fragment by fragment.
+    Record(live_cmd::RecordArgs),
     /// List items and their sync state.
     Clips {
         /// Machine-readable output.
@@ -325,6 +328,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Init { role, org, callsign } => device::init(&h()?, role, org.clone(), callsign.clone()),
         Command::Capture(a) => device::capture(&h()?, a),
         Command::Observe(a) => device::observe(&h()?, a),
+        Command::Record(a) => live_cmd::record(&h()?, a),
         Command::Clips { json } => device::clips(&h()?, *json),
         Command::ExportClip { clip_id, out } => device::export_clip(&h()?, clip_id, out),
         Command::Custody { clip_id, all, json } => device::custody(&h()?, clip_id.as_deref(), *all, *json),
