@@ -51,8 +51,11 @@ pub struct RecordArgs {
     pub json: bool,
 }
 
-/// Reads the file and splits it into pieces, with each piece's start time (seconds) if known.
-fn pieces(path: &Path) -> anyhow::Result<(Vec<u8>, Vec<(std::ops::Range<usize>, Option<f64>)>)> {
+/// A piece of the file: its byte range and start time (seconds), if known.
+type Piece = (std::ops::Range<usize>, Option<f64>);
+
+/// Reads the file and splits it into pieces.
+fn pieces(path: &Path) -> anyhow::Result<(Vec<u8>, Vec<Piece>)> {
     let bytes = std::fs::read(path).with_context(|| format!("reading '{}'", path.file_name().and_then(|n| n.to_str()).unwrap_or("the file")))?;
     let ranges = fmp4::split_pieces(&bytes).map_err(|e| anyhow::anyhow!("{e}"))?;
     let init = fmp4::check_init(&bytes[ranges[0].clone()]).map_err(|e| anyhow::anyhow!("{e}"))?;

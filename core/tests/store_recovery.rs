@@ -32,10 +32,19 @@ fn schema_of(conn: &rusqlite::Connection) -> Vec<(String, String)> {
 
 #[test]
 fn frozen_v1_schema_upgrades_to_the_fresh_schema_and_keeps_rows() {
+    upgrade_keeps_rows(include_str!("fixtures/schema_v1.sql"));
+}
+
+#[test]
+fn frozen_v2_schema_upgrades_to_the_fresh_schema_and_keeps_rows() {
+    upgrade_keeps_rows(include_str!("fixtures/schema_v2.sql"));
+}
+
+fn upgrade_keeps_rows(frozen: &str) {
     let t = tempfile::tempdir().unwrap();
     let old = t.path().join("old.db");
     let mut conn = rusqlite::Connection::open(&old).unwrap();
-    conn.execute_batch(include_str!("fixtures/schema_v1.sql")).unwrap();
+    conn.execute_batch(frozen).unwrap();
     conn.execute(
         "INSERT INTO items (clip_id, seq, kind, manifest, signature, manifest_sha256, started_at, sealed_at) VALUES ('a', 1, 'video', x'00', x'00', 'h', 't', 't')",
         [],
