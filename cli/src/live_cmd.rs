@@ -18,6 +18,7 @@ use fieldcap_core::seal::CaptureRequest;
 use fieldcap_core::sync::live::LiveUploader;
 use fieldcap_core::sync::{CancelToken, ReqwestTransport, SyncOptions};
 use serde_json::json;
+use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -51,38 +52,93 @@ pub struct RecordArgs {
     pub json: bool,
 }
 
-/// A piece of the file: its byte range and start time (seconds), if known.
-type Piece = (std::ops::Range<usize>, Option<f64>);
+/// The pieces of a fragmented MP4 file, read one at a time (memory holds two pieces, whatever
+/// the length of the recording).
+struct PieceReader {
+    file: std::fs::File,
+    ranges: std::vec::IntoIter<std::ops::Range<u64>>,
+    init: Option<fmp4::InitInfo>,
+    last_sequence: Option<u32>,
+}
 
-/// Reads the file and splits it into pieces.
-fn pieces(path: &Path) -> anyhow::Result<(Vec<u8>, Vec<Piece>)> {
-    let bytes = std::fs::read(path).with_context(|| format!("reading '{}'", path.file_name().and_then(|n| n.to_str()).unwrap_or("the file")))?;
-    let ranges = fmp4::split_pieces(&bytes).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let init = fmp4::check_init(&bytes[ranges[0].clone()]).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let mut out = Vec::new();
-    let mut last = None;
-    for r in ranges {
-        let t = if r.start == 0 {
-            Some(0.0)
-        } else {
-            match fmp4::check_fragment(&bytes[r.clone()], &init, last) {
-                Ok(f) => {
-                    last = f.sequence_numbers.last().copied().or(last);
-                    f.start_seconds(&init)
+impl PieceReader {
+    fn open(path: &Path) -> anyhow::Result<(PieceReader, usize)> {
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("the file").to_string();
+        let mut file = std::fs::File::open(path).with_context(|| format!("opening '{name}'"))?;
+        let len = file.metadata()?.len();
+        // Top-level box headers only (seeks; `mdat` is never read here).
+        let mut heads = Vec::new();
+        let mut pos = 0u64;
+        while pos < len {
+            anyhow::ensure!(len - pos >= 8, "'{name}': truncated box header at byte {pos}");
+            let mut h = [0u8; 16];
+            file.seek(SeekFrom::Start(pos))?;
+            let n = (len - pos).min(16) as usize;
+            file.read_exact(&mut h[..n])?;
+            let size = match u32::from_be_bytes([h[0], h[1], h[2], h[3]]) {
+                0 => len - pos,
+                1 => {
+                    anyhow::ensure!(n == 16, "'{name}': truncated 64-bit box header at byte {pos}");
+                    u64::from_be_bytes([h[8], h[9], h[10], h[11], h[12], h[13], h[14], h[15]])
                 }
-                Err(_) => None, // the core refuses it with the reason
+                s => u64::from(s),
+            };
+            anyhow::ensure!(size >= 8 && pos + size <= len, "'{name}': box at byte {pos} is cut short or malformed");
+            heads.push((pos, pos + size, [h[4], h[5], h[6], h[7]]));
+            pos += size;
+        }
+        let mut ranges = Vec::new();
+        let mut start = 0u64;
+        let mut seen_init = false;
+        for (s, e, t) in heads {
+            let fragment_level = matches!(&t, b"styp" | b"sidx" | b"ssix" | b"prft" | b"emsg" | b"moof" | b"mfra");
+            if !seen_init && fragment_level {
+                anyhow::ensure!(s > 0, "'{name}' starts with a fragment, not an initialization segment");
+                ranges.push(0..s);
+                start = s;
+                seen_init = true;
             }
-        };
-        out.push((r, t));
+            if seen_init && (&t == b"mdat" || &t == b"mfra") {
+                ranges.push(start..e);
+                start = e;
+            }
+        }
+        anyhow::ensure!(seen_init, "'{name}' has no movie fragment: record fragmented MP4 (-movflags frag_keyframe+empty_moov)");
+        if start < len {
+            ranges.push(start..len);
+        }
+        let n = ranges.len();
+        Ok((PieceReader { file, ranges: ranges.into_iter(), init: None, last_sequence: None }, n))
     }
-    Ok((bytes, out))
+
+    /// The next piece and its start time in the recording (seconds), if known.
+    fn next_piece(&mut self) -> anyhow::Result<Option<(Vec<u8>, Option<f64>)>> {
+        let Some(r) = self.ranges.next() else { return Ok(None) };
+        let mut buf = vec![0u8; (r.end - r.start) as usize];
+        self.file.seek(SeekFrom::Start(r.start))?;
+        self.file.read_exact(&mut buf)?;
+        let t = match &self.init {
+            None => {
+                self.init = fmp4::check_init(&buf).ok();
+                Some(0.0)
+            }
+            Some(init) => match fmp4::check_fragment(&buf, init, self.last_sequence) {
+                Ok(f) => {
+                    self.last_sequence = f.sequence_numbers.last().copied().or(self.last_sequence);
+                    f.start_seconds(init)
+                }
+                Err(_) => None, // the core refuses it, with the reason
+            },
+        };
+        Ok(Some((buf, t)))
+    }
 }
 
 /// `fieldcap record FILE --live [--fast]`.
 pub fn record(home: &Path, a: &RecordArgs) -> anyhow::Result<i32> {
     anyhow::ensure!(a.live, "fieldcap record needs --live (segment files are sealed one by one with fieldcap capture)");
     let ext = a.file.extension().and_then(|e| e.to_str()).unwrap_or("mp4").to_ascii_lowercase();
-    let (bytes, pieces) = pieces(&a.file)?;
+    let (mut reader, count) = PieceReader::open(&a.file)?;
     let mut track = match &a.track {
         Some(p) => fieldcap_core::track::import_file(p)?,
         None => Vec::new(),
@@ -99,14 +155,18 @@ pub fn record(home: &Path, a: &RecordArgs) -> anyhow::Result<i32> {
         None
     };
     let clip_id = store.begin_live(req, &ext)?;
-    eprintln!("recording {clip_id} live: {} piece(s)", pieces.len());
+    eprintln!("recording {clip_id} live: {count} piece(s)");
     let started = Instant::now();
     // The pace: a fragment is handed over when the next one starts (its last frame filmed).
     let mut fixes = track.into_iter().peekable();
     let first_fix_t = fixes.peek().and_then(|f| fieldcap_core::time::parse(&f.t, "fix").ok());
-    for (i, (range, _)) in pieces.iter().enumerate() {
+    let mut next = reader.next_piece()?;
+    let mut i = 0usize;
+    while let Some((piece, _)) = next.take() {
+        // The piece after this one, read ahead for its start time.
+        next = reader.next_piece()?;
         if !a.fast {
-            if let Some(due) = pieces.get(i + 1).and_then(|p| p.1) {
+            if let Some(due) = next.as_ref().and_then(|p| p.1) {
                 let due = Duration::from_secs_f64(due.max(0.0));
                 if let Some(wait) = due.checked_sub(started.elapsed()) {
                     std::thread::sleep(wait);
@@ -127,10 +187,11 @@ pub fn record(home: &Path, a: &RecordArgs) -> anyhow::Result<i32> {
             let f = fixes.next().context("a fix")?;
             store.add_live_fix(&clip_id, f)?;
         }
-        let sealed = store.append_live(&clip_id, &bytes[range.clone()]).with_context(|| format!("piece {i} of the recording"))?;
+        let sealed = store.append_live(&clip_id, &piece).with_context(|| format!("piece {i} of the recording"))?;
         if !a.json {
             eprintln!("sealed piece {} ({} bytes, {} in all)", sealed.index, sealed.bytes, sealed.total_bytes);
         }
+        i += 1;
     }
     let item = store.finish_live(&clip_id)?;
     let stats = uploader.map(|u| u.stop());
