@@ -5,6 +5,13 @@
 #
 #   sudo scripts/bench_upload_netem.sh
 #   sudo SIZE_MIB=16 RATE=50 ROUNDS=3 BIN=target/release/fieldcap scripts/bench_upload_netem.sh
+#   sudo LIVE_SECONDS=60 RATE=5 DELAY_MS=40 LOSS=0 scripts/bench_upload_netem.sh   # live capture lag
+#
+# Live mode (LIVE_SECONDS set; issue 11): instead of the three uploads, one live recording across
+# the link — a 1080p fMP4 from ffmpeg (LIVE_MBIT Mbit/s [4], a fragment every 2 s) recorded at its
+# own pace with `fieldcap record --live` in the device namespace; printed: each piece's lag
+# (server acknowledgement received − piece sealed, device clock) as min / median / p90 / max, and
+# in fragments.
 #
 # Environment (defaults in brackets):
 #   BIN       fieldcap binary [built with `cargo build --release -p fieldcap` in this repo]
@@ -321,6 +328,31 @@ else
 fi
 echo "payload ceiling: $CEILING of the link (TCP/IP headers at MSS 1448); measured RTT: $(rtt_probe)"
 echo "clients: $(curl --version | head -1 | cut -d' ' -f1,2), tuspy $("$TUS_PY" -c 'import importlib.metadata as m; print(m.version("tuspy"))')"
+
+if [[ -n ${LIVE_SECONDS:-} ]]; then
+  LIVE_MBIT=${LIVE_MBIT:-4}
+  command -v ffmpeg >/dev/null 2>&1 || apt_install ffmpeg
+  ffmpeg -nostdin -loglevel error -f lavfi -i testsrc2=size=1920x1080:rate=30 -f lavfi -i sine=frequency=440:sample_rate=48000 \
+    -t "$LIVE_SECONDS" -c:v libx264 -preset ultrafast -b:v "${LIVE_MBIT}M" -maxrate "${LIVE_MBIT}M" -bufsize "${LIVE_MBIT}M" -g 60 -c:a aac \
+    -movflags frag_keyframe+empty_moov+default_base_moof -f mp4 "$W/live.mp4"
+  echo "live: $LIVE_SECONDS s of 1080p at $LIVE_MBIT Mbit/s, $(stat -c %s "$W/live.mp4") B, a fragment every 2 s"
+  d=$(mktemp -d "$W/live.XXXX"); setup "$d"
+  in_dev "$BIN" --home "$d/dev" record "$W/live.mp4" --live --json > "$d/live.json"
+  python3 - "$d/live.json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+lags = sorted(d["ack_lag_ms"]); n = d["fragments"]
+def pct(p): return lags[min(len(lags) - 1, int(round(p / 100 * (len(lags) - 1))))]
+if lags:
+    print(f"  {len(lags)} of {n} pieces acknowledged while recording; lag ms min {lags[0]} / median {pct(50)} / p90 {pct(90)} / max {lags[-1]}; max {lags[-1] / 2000:.2f} fragments")
+else:
+    print(f"  none of {n} pieces acknowledged while recording")
+print(f"  after the final sync: {d['sync']['receipts_verified']} receipt(s)")
+PY
+  finish "$d" || true
+  if [[ $LINK == user ]]; then kill "$EMU_PID"; wait "$EMU_PID" 2>/dev/null || true; EMU_PID=; fi
+  exit 0
+fi
 
 declare -A ALL
 ORDER=(fieldcap tuspy curl)
