@@ -289,12 +289,21 @@ impl Store {
     /// Ends a live recording: seals the whole file as an item (its manifest names the head of
     /// the fragment chain) and queues it. The pieces already sent need not be sent again.
     pub fn finish_live(&self, clip_id: &str) -> Result<SealedItem> {
-        let st = self
-            .live
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(clip_id)
-            .ok_or_else(|| Error::NotFound(format!("running live recording {clip_id}")))?;
+        let st = {
+            let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
+            let st = live.get(clip_id).ok_or_else(|| Error::NotFound(format!("running live recording {clip_id}")))?;
+            // Refusals that leave the recording running (it can still take pieces or be aborted).
+            match &st.prev {
+                None => return Err(Error::InvalidInput("the recording has no sealed piece yet; abort it instead".into())),
+                Some((last, _)) if last.index == 0 => {
+                    return Err(Error::InvalidInput("the recording holds only its initialization segment, no media; abort it instead".into()))
+                }
+                _ => {}
+            }
+            live.remove(clip_id).ok_or_else(|| Error::NotFound(format!("running live recording {clip_id}")))?
+        };
+        // From here a failure (disk, database) leaves the file in live/ with its records: the
+        // next start finishes it (recovery), nothing is lost.
         let r = self.finish_live_state(clip_id, st, chrono::Utc::now(), false);
         self.live_signal.notify();
         r

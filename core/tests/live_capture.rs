@@ -138,7 +138,14 @@ fn bad_pieces_are_refused_and_leave_the_recording_intact() {
     let item = store.finish_live(&clip).unwrap();
     let whole: Vec<u8> = a.concat();
     assert_eq!(item.media.unwrap().sha256, fieldcap_core::hashing::sha256_hex(&whole));
-    // A finished recording takes no more pieces.
+    // A finished recording takes no more pieces; one with no media yet cannot be finished, and
+    // stays running after the refusal.
+    let c2 = store.begin_live(CaptureRequest::default(), "mp4").unwrap();
+    assert!(matches!(store.finish_live(&c2), Err(Error::InvalidInput(_))));
+    store.append_live(&c2, &a[0]).unwrap();
+    assert!(matches!(store.finish_live(&c2), Err(Error::InvalidInput(_))));
+    store.append_live(&c2, &a[1]).unwrap();
+    store.finish_live(&c2).unwrap();
     assert!(matches!(store.append_live(&clip, &a[1]), Err(Error::NotFound(_))));
 }
 
