@@ -10,8 +10,11 @@ import android.media.MediaFormat
 import android.media.MediaRecorder
 import android.os.Handler
 import android.os.HandlerThread
+import android.util.Size
 import android.view.Surface
 import androidx.camera.core.Preview
+import androidx.camera.core.resolutionselector.ResolutionSelector
+import androidx.camera.core.resolutionselector.ResolutionStrategy
 import androidx.media3.common.util.MediaFormatUtil
 import androidx.media3.common.util.UnstableApi
 import androidx.media3.muxer.BufferInfo as MuxBufferInfo
@@ -105,8 +108,17 @@ class LiveRecorder(
         }
     }
 
-    /** The use case the camera draws into (bind it with the screen's preview instead of VideoCapture). */
-    val encoderPreview: Preview = Preview.Builder().build()
+    /**
+     * The use case the camera draws into (bind it with the screen's preview instead of
+     * VideoCapture), asking for the encoder's size so the camera stream matches the input surface.
+     */
+    val encoderPreview: Preview = Preview.Builder()
+        .setResolutionSelector(
+            ResolutionSelector.Builder()
+                .setResolutionStrategy(ResolutionStrategy(Size(WIDTH, HEIGHT), ResolutionStrategy.FALLBACK_RULE_CLOSEST_LOWER_THEN_HIGHER))
+                .build()
+        )
+        .build()
 
     /**
      * Configures the encoders and starts them; the camera starts drawing once [encoderPreview] is
@@ -114,8 +126,8 @@ class LiveRecorder(
      * encoder.
      */
     @SuppressLint("MissingPermission") // the screen asks for camera and microphone first
-    fun start(width: Int = 1280, height: Int = 720) {
-        val vf = MediaFormat.createVideoFormat(MediaFormat.MIMETYPE_VIDEO_AVC, width, height).apply {
+    fun start() {
+        val vf = MediaFormat.createVideoFormat(MediaFormat.MIMETYPE_VIDEO_AVC, WIDTH, HEIGHT).apply {
             setInteger(MediaFormat.KEY_COLOR_FORMAT, MediaCodecInfo.CodecCapabilities.COLOR_FormatSurface)
             setInteger(MediaFormat.KEY_BIT_RATE, 6_000_000)
             setInteger(MediaFormat.KEY_FRAME_RATE, 30)
@@ -240,6 +252,8 @@ class LiveRecorder(
     companion object {
         /** One fragment, so one signed piece, about every 2 s. */
         const val FRAGMENT_MS = 2_000L
+        private const val WIDTH = 1280
+        private const val HEIGHT = 720
         private const val SAMPLE_RATE = 48_000
 
         /** Whether live mode can run here: Media3's fragmented muxer is linked and an H.264 encoder exists. */
