@@ -3,12 +3,14 @@
 #   1. builds libfieldcap_ffi and generates the Kotlin and Python bindings from it
 #      (scripts/bindings_generate.sh), and builds the `fieldcap` CLI;
 #   2. starts a real `fieldcap serve` on 127.0.0.1 (port 0) with a fresh data dir and issues
-#      one-time enrolment tokens with `fieldcap token`;
+#      one-time enrolment tokens with `fieldcap token`; makes a fragmented MP4 with ffmpeg for the
+#      live-capture checks (FIELDCAP_LIVE_MP4);
 #   3. compiles the generated Kotlin + the Android shell's JVM-portable Kotlin + the JVM test with
 #      kotlinc against JNA and runs it on the JVM against the host-built library;
 #   4. runs the same scenario through the generated Python bindings;
 #   5. stops the server. Exit status 0 only if both passed; last line "bindings: N passed, M failed".
-# Tools: scripts/install_binding_tools.sh (kotlinc from npm `kotlin-compiler`, Debian libjna-java).
+# Tools: scripts/install_binding_tools.sh (kotlinc from npm `kotlin-compiler`, Debian libjna-java,
+# Debian ffmpeg).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -45,6 +47,12 @@ cleanup() {
 }
 trap cleanup EXIT
 mkdir -p "$WORK/server" "$WORK/kotlin" "$WORK/python"
+# The live-capture fixture, made once for both tests: 6 s of fragmented MP4 (a keyframe and a
+# fragment every second), which the tests split into pieces themselves.
+command -v ffmpeg >/dev/null 2>&1 || { echo "ffmpeg not found: run scripts/install_binding_tools.sh" >&2; exit 1; }
+LIVE_MP4="$WORK/live.mp4"
+ffmpeg -nostdin -hide_banner -loglevel error -f lavfi -i testsrc=size=320x240:rate=30 -t 6 -c:v libx264 -preset ultrafast -g 30 \
+    -movflags frag_keyframe+empty_moov+default_base_moof -f mp4 "$LIVE_MP4"
 "$FIELDCAP" serve --data "$WORK/server" --listen 127.0.0.1:0 >"$WORK/server.out" 2>"$WORK/server.err" &
 SERVER_PID=$!
 URL=""
@@ -88,7 +96,7 @@ mkdir -p "$KT_OUT"
     bindings/tests/kotlin/FieldcapJvmTest.kt \
     -d "$KT_OUT/fieldcap-jvm-test.jar"
 kt_status=0
-FIELDCAP_SERVER_URL="$URL" FIELDCAP_TOKENS="$(token monitor),$(token police)" FIELDCAP_WORK="$WORK/kotlin" \
+FIELDCAP_SERVER_URL="$URL" FIELDCAP_TOKENS="$(token monitor),$(token police)" FIELDCAP_WORK="$WORK/kotlin" FIELDCAP_LIVE_MP4="$LIVE_MP4" \
     java -Djna.library.path="${CARGO_TARGET_DIR:-$ROOT/target}/$PROFILE" -cp "$KT_OUT/fieldcap-jvm-test.jar:$JNA_JAR:$COROUTINES_JAR" \
     org.fieldcap.test.FieldcapJvmTestKt 2>&1 | tee "$WORK/kotlin.log" || kt_status=$?
 tally "$WORK/kotlin.log"
@@ -97,7 +105,7 @@ tally "$WORK/kotlin.log"
 # ── Python ──
 echo "== python =="
 py_status=0
-FIELDCAP_SERVER_URL="$URL" FIELDCAP_TOKENS="$(token monitor),$(token police)" FIELDCAP_WORK="$WORK/python" \
+FIELDCAP_SERVER_URL="$URL" FIELDCAP_TOKENS="$(token monitor),$(token police)" FIELDCAP_WORK="$WORK/python" FIELDCAP_LIVE_MP4="$LIVE_MP4" \
     PYTHONPATH="$ROOT/target/bindings/python" python3 bindings/tests/python/test_bindings.py 2>&1 | tee "$WORK/python.log" || py_status=$?
 tally "$WORK/python.log"
 [ "$py_status" = 0 ] || { echo "python test exited with $py_status"; total_fail=$((total_fail > 0 ? total_fail : 1)); }

@@ -4,6 +4,7 @@
 #     Kotlin needs for async calls),
 #   - JNA >= 5.12 (Debian libjna-java), which the generated Kotlin loads the library through,
 #   - a JDK (already on this kind of machine; installed if missing),
+#   - ffmpeg (makes the fragmented MP4 the live-capture checks feed through the bindings),
 #   - gcc-aarch64-linux-gnu for scripts/cross_check.sh (the C parts of the core, i.e. SQLite).
 # Idempotent: anything already present is skipped.
 set -euo pipefail
@@ -15,6 +16,7 @@ command -v javac >/dev/null 2>&1 || need_apt+=(default-jdk-headless)
 command -v aarch64-linux-gnu-gcc >/dev/null 2>&1 || need_apt+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross)
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
 command -v npm >/dev/null 2>&1 || need_apt+=(npm)
+command -v ffmpeg >/dev/null 2>&1 || need_apt+=(ffmpeg)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive

@@ -64,6 +64,11 @@ dependencies {
     implementation("androidx.camera:camera-video:$camerax")
     implementation("androidx.camera:camera-view:$camerax")
 
+    // Live mode: Media3's fragmented-MP4 muxer over MediaCodec output (LiveRecorder).
+    val media3 = "1.8.0"
+    implementation("androidx.media3:media3-muxer:$media3")
+    implementation("androidx.media3:media3-common:$media3")
+
     implementation("com.google.android.gms:play-services-location:21.3.0")
     implementation("androidx.work:work-runtime-ktx:2.10.0")
 }

@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 #[derive(uniffi::Object)]
 pub struct Fieldcap {
     pub(crate) store: Arc<Store>,
-    app: Option<fieldcap_core::manifest::App>,
+    pub(crate) app: Option<fieldcap_core::manifest::App>,
     pub(crate) listeners: Listeners,
     pub(crate) net: crate::net::NetState,
 }

@@ -9,6 +9,10 @@
 //!   platform [`HttpTransport`]);
 //! * [`Fieldcap::start_capture`] → [`CaptureSession`] — the path to record into, location fixes,
 //!   segments sealed while recording, `finish` / `abort`;
+//! * [`Fieldcap::begin_live_capture`] → [`LiveCapture`] — a fragmented MP4 sealed piece by piece
+//!   while the camera runs (`append_piece`, `add_fix`, `finish` / `abort`), and
+//!   [`Fieldcap::start_live_upload`] → [`LiveUploadHandle`] — each sealed piece sent as soon as it
+//!   is sealed, until `stop()`;
 //! * [`Fieldcap::add_observation`], [`Fieldcap::list_items`], [`Fieldcap::receipt`];
 //! * enrolment, `sync_once(budget)` and `cancel()` (from a platform expiration handler);
 //! * [`sync_policy`] → [`SyncPolicy`] — when a background pass runs, its budget, and what to do
@@ -24,6 +28,7 @@ uniffi::setup_scaffolding!();
 mod api;
 mod error;
 mod listener;
+mod live;
 mod logging;
 mod net;
 mod policy;
@@ -33,6 +38,7 @@ mod types;
 pub use api::{CaptureSession, Fieldcap};
 pub use error::{FieldcapError, Result};
 pub use listener::{StateListener, SyncPhase, SyncProgress};
+pub use live::{FragmentInfo, LiveCapture, LiveRecordingState, LiveStatus, LiveUploadHandle, LiveUploadStats, SealedFragment};
 pub use logging::{init_logging, stop_logging, LogLevel, LogSink};
 pub use net::{EnrollmentInfo, HttpHeader, HttpRequest, HttpResponse, HttpTransport, SyncSummary};
 pub use policy::{sync_policy, AfterSync, NetworkConditions, NetworkRequirement, SyncDecision, SyncPolicy, SyncReason};
@@ -98,6 +104,28 @@ mod tests {
         assert!(matches!(fc.item("nope".into()), Err(FieldcapError::NotFound { .. })));
         assert!(matches!(fc.sync_once(10), Err(FieldcapError::NotEnrolled { .. })));
         assert!(!fc.cancel());
+    }
+
+    #[test]
+    fn live_capture_refuses_what_is_not_a_piece_and_aborts() {
+        let tmp = tempfile::tempdir().unwrap();
+        let fc = open(tmp.path());
+        let opts = CaptureOptions { extension: "mp4".into(), tags: vec![], note: None, incident_hint: None, clock_source: None };
+        assert!(matches!(fc.clone().begin_live_capture(opts.clone(), "jpg".into()), Err(FieldcapError::InvalidInput { .. })));
+        let live = fc.clone().begin_live_capture(opts, ".mp4".into()).unwrap();
+        assert!(live.is_open());
+        assert!(matches!(live.append_piece(b"not an mp4 box".to_vec()), Err(FieldcapError::InvalidInput { .. })));
+        assert!(matches!(live.append_piece(Vec::new()), Err(FieldcapError::InvalidInput { .. })));
+        assert!(matches!(live.finish(), Err(FieldcapError::InvalidInput { .. })));
+        let st = fc.live_recordings().unwrap();
+        assert_eq!(st.len(), 1);
+        assert_eq!((st[0].state, st[0].fragments, st[0].clip_id.clone()), (LiveRecordingState::Recording, 0, live.clip_id()));
+        live.abort().unwrap();
+        assert!(!live.is_open());
+        assert!(matches!(live.abort(), Err(FieldcapError::InvalidInput { .. })));
+        assert_eq!(fc.live_recordings().unwrap()[0].state, LiveRecordingState::Aborted);
+        assert!(matches!(fc.live_fragment(live.clip_id(), 0), Err(FieldcapError::NotFound { .. })));
+        assert!(matches!(fc.start_live_upload(), Err(FieldcapError::NotEnrolled { .. })));
     }
 
     #[test]

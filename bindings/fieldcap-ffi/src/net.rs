@@ -117,6 +117,21 @@ impl NetState {
         let t = self.builtin.get().ok_or_else(|| FieldcapError::internal("HTTP client unavailable"))?;
         f(t)
     }
+
+    /// The transport as a shared handle, for work on a thread of the core's own (the live
+    /// uploader): the foreign transport when the shell gave one, else the core's own client.
+    /// A request the platform cancels fails that live pass only (the uploader retries later).
+    pub(crate) fn shared_transport(&self) -> Result<Arc<dyn Transport>> {
+        if let Some(inner) = &self.foreign {
+            return Ok(Arc::new(ForeignTransport { inner: inner.clone(), cancel: CancelToken::new() }));
+        }
+        if self.builtin.get().is_none() {
+            let t = core_sync::ReqwestTransport::new()?;
+            let _ = self.builtin.set(t);
+        }
+        let t = self.builtin.get().ok_or_else(|| FieldcapError::internal("HTTP client unavailable"))?;
+        Ok(Arc::new(t.clone()))
+    }
 }
 
 /// This device's enrolment with a council server.
@@ -173,6 +188,8 @@ pub struct SyncSummary {
     pub manifests_committed: u32,
     /// Media uploads completed.
     pub uploads_completed: u32,
+    /// Pieces of live recordings the server acknowledged (signed acknowledgements kept).
+    pub fragments_acknowledged: u64,
     /// Media bytes the server acknowledged.
     pub bytes_uploaded: u64,
     /// Bytes sent twice because a connection was cut (at most a chunk per cut).
@@ -210,6 +227,7 @@ impl From<core_sync::SyncSummary> for SyncSummary {
         SyncSummary {
             manifests_committed: n(s.manifests_committed),
             uploads_completed: n(s.uploads_completed),
+            fragments_acknowledged: s.fragments_acknowledged,
             bytes_uploaded: s.bytes_uploaded,
             bytes_resent: s.bytes_resent,
             receipts_verified: n(s.receipts_verified),

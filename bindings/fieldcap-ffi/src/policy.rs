@@ -231,6 +231,7 @@ mod tests {
         SyncSummary {
             manifests_committed: 0,
             uploads_completed: 0,
+            fragments_acknowledged: 0,
             bytes_uploaded: 0,
             bytes_resent: 0,
             receipts_verified: 0,

@@ -369,7 +369,8 @@ pub struct RecoveryReport {
     pub key_created: bool,
     /// Interrupted seals that were completed.
     pub seals_completed: u32,
-    /// Orphan recording segments sealed with the `recovered` tag (e.g. after a crash mid-recording).
+    /// Orphan recording segments, and live recordings a killed app left unfinished, sealed with
+    /// the `recovered` tag (e.g. after a crash mid-recording).
     pub segments_recovered: u32,
     /// Files moved to quarantine (never deleted).
     pub quarantined: u32,

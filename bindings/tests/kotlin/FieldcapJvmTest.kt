@@ -2,8 +2,8 @@
 // libfieldcap_ffi and a real `fieldcap serve` on 127.0.0.1. Run by scripts/bindings_test.sh.
 //
 // Environment: FIELDCAP_SERVER_URL, FIELDCAP_TOKENS (two one-time tokens, comma-separated),
-// FIELDCAP_WORK (an empty scratch directory). Exit status 0 only if every check passed; the last
-// line is "kotlin: N passed, M failed".
+// FIELDCAP_WORK (an empty scratch directory), FIELDCAP_LIVE_MP4 (a fragmented MP4 made by ffmpeg).
+// Exit status 0 only if every check passed; the last line is "kotlin: N passed, M failed".
 package org.fieldcap.test
 
 import java.io.File
@@ -22,6 +22,7 @@ import java.util.concurrent.atomic.AtomicInteger
 import javax.crypto.spec.SecretKeySpec
 import kotlin.system.exitProcess
 import org.fieldcap.app.portable.AesGcmKeyProtector
+import org.fieldcap.app.portable.FragmentCutter
 import org.fieldcap.app.portable.ListenerSlots
 import org.fieldcap.app.portable.QueueRows
 import org.fieldcap.app.portable.SegmentClock
@@ -120,6 +121,155 @@ class CollectingSink : LogSink {
     val lines = Collections.synchronizedList(mutableListOf<String>())
     override fun log(level: LogLevel, target: String, message: String) {
         lines.add("$level $target $message")
+    }
+}
+
+/**
+ * Splits a fragmented MP4 into live pieces at top-level box boundaries, as a phone's muxer hands
+ * them over: the init segment (everything before the first moof/styp), then one piece per
+ * moof+mdat (with any styp/sidx before it), a trailing mfra on its own.
+ */
+fun splitFmp4(data: ByteArray): List<ByteArray> {
+    data class Box(val off: Int, val size: Int, val type: String)
+    val boxes = mutableListOf<Box>()
+    val bb = java.nio.ByteBuffer.wrap(data)
+    var pos = 0
+    while (pos + 8 <= data.size) {
+        var size = bb.getInt(pos).toLong() and 0xffffffffL
+        val type = String(data, pos + 4, 4, Charsets.ISO_8859_1)
+        if (size == 1L) size = bb.getLong(pos + 8) else if (size == 0L) size = (data.size - pos).toLong()
+        require(size >= 8 && pos + size <= data.size) { "bad box at $pos" }
+        boxes.add(Box(pos, size.toInt(), type))
+        pos += size.toInt()
+    }
+    val first = boxes.indexOfFirst { it.type == "moof" || it.type == "styp" }
+    require(first > 0) { "no fragment" }
+    val pieces = mutableListOf(data.copyOfRange(0, boxes[first].off))
+    var cur: Int? = null
+    for (b in boxes.drop(first)) {
+        if (b.type == "mfra") {
+            cur?.let { pieces.add(data.copyOfRange(it, b.off)) }
+            cur = null
+            pieces.add(data.copyOfRange(b.off, b.off + b.size))
+            continue
+        }
+        if (cur == null) cur = b.off
+        if (b.type == "mdat") {
+            pieces.add(data.copyOfRange(cur, b.off + b.size))
+            cur = null
+        }
+    }
+    cur?.let { pieces.add(data.copyOfRange(it, data.size)) }
+    return pieces
+}
+
+/** Live capture through the bindings while the live upload (over [fc]'s transport) and a real server run. */
+fun liveCapture(fc: Fieldcap, unenrolled: Fieldcap, liveMp4: File, transportCalls: () -> Int) {
+    val data = liveMp4.readBytes()
+    val wholeSha = MessageDigest.getInstance("SHA-256").digest(data).joinToString("") { "%02x".format(it) }
+    val pieces = splitFmp4(data)
+    check("live: ffmpeg's file splits into init + fragments", pieces.size >= 5 && pieces.sumOf { it.size } == data.size &&
+        String(pieces[0], Charsets.ISO_8859_1).contains("moov")) { pieces.map { it.size }.toString() }
+    checkThrows<FieldcapException.NotEnrolled>("live: upload before enrolment (NotEnrolled)") { unenrolled.startLiveUpload() }
+    // The Android shell's cutter (fed as a muxer writes: small, uneven writes) gives the same pieces.
+    val cut = mutableListOf<ByteArray>()
+    val cutter = FragmentCutter { cut.add(it) }
+    var at = 0
+    var step = 1
+    while (at < data.size) {
+        val n = minOf(step, data.size - at)
+        cutter.write(data, at, n)
+        at += n
+        step = (step * 7 + 3) % 9001 + 1
+    }
+    cutter.finish()
+    check("live: the shell's FragmentCutter cuts the muxer stream into the same pieces",
+        cut.size == pieces.size && cut.indices.all { cut[it].contentEquals(pieces[it]) } && cutter.pieces == pieces.size.toLong()) {
+        "${cut.map { it.size }} vs ${pieces.map { it.size }}"
+    }
+
+    val callsBefore = transportCalls()
+    val up = fc.startLiveUpload()
+    check("live: upload running", up.isRunning())
+    val live = fc.beginLiveCapture(CaptureOptions("mp4", listOf("use_of_force"), null, "harbor-live", null), "mp4")
+    val clip = live.clipId()
+    check("live: clip id is a UUIDv7", Regex("^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}$").matches(clip)) { clip }
+    val sealed = mutableListOf<SealedFragment>()
+    // As the shell does: one background thread hands the pieces over in order.
+    val feeder = java.util.concurrent.Executors.newSingleThreadExecutor()
+    fun feed(i: Int): SealedFragment = feeder.submit<SealedFragment> { live.appendPiece(pieces[i]) }.get().also { sealed.add(it) }
+    fun <T> onFeeder(block: () -> T): T = try {
+        feeder.submit<T> { block() }.get()
+    } catch (e: java.util.concurrent.ExecutionException) {
+        throw e.cause ?: e
+    }
+    val t0 = Instant.now()
+    val s0 = feed(0)
+    check("live: init sealed as index 0", s0.index == 0uL && s0.offset == 0uL && s0.bytes == pieces[0].size.toULong() && s0.clipId == clip)
+    live.addFix(fix(t0, 33.7406, -118.2760))
+    feed(1)
+    feed(2)
+    checkThrows<FieldcapException.InvalidInput>("live: a truncated piece is refused (InvalidInput)") {
+        onFeeder { live.appendPiece(pieces[3].copyOfRange(0, pieces[3].size / 2)) }
+    }
+    checkThrows<FieldcapException.InvalidInput>("live: a piece out of order is refused (InvalidInput)") {
+        onFeeder { live.appendPiece(pieces[1]) }
+    }
+    val s3 = feed(3)
+    check("live: the next good piece is accepted after the refusals",
+        s3.index == 3uL && s3.offset == pieces.take(3).sumOf { it.size }.toULong()) { "$s3" }
+    for (i in 4 until pieces.size) {
+        if (i == pieces.size / 2) live.addFix(fix(t0.plusSeconds(3), 33.7407, -118.2762))
+        Thread.sleep(150) // the uploader runs alongside, as it does while filming
+        feed(i)
+    }
+    feeder.shutdown()
+    check("live: every piece sealed in order, gapless", sealed.map { it.index.toInt() } == pieces.indices.toList() &&
+        sealed.all { it.offset == pieces.take(it.index.toInt()).sumOf { p -> p.size }.toULong() && it.bytes == pieces[it.index.toInt()].size.toULong() } &&
+        sealed.last().totalBytes == data.size.toULong())
+    check("live: listed as recording while filmed", fc.liveRecordings().any { it.clipId == clip && it.state == LiveRecordingState.RECORDING })
+    val item = live.finish()
+    check("live: finished item is byte-identical to ffmpeg's file (SHA-256)",
+        item.mediaSha256 == wholeSha && item.mediaBytes == data.size.toULong() && item.clipId == clip) { "$item" }
+    checkThrows<FieldcapException.InvalidInput>("live: no piece after finish (InvalidInput)") { live.appendPiece(pieces[1]) }
+    val stats = up.stop()
+    check("live: upload stopped after running passes", !up.isRunning() && stats.passes >= 1uL) { "$stats" }
+    check("live: the uploader went through the platform transport", transportCalls() > callsBefore) { "${transportCalls()} vs $callsBefore" }
+    checkThrows<FieldcapException.InvalidInput>("live: a second stop (InvalidInput)") { up.stop() }
+    println("info live upload: ${stats.fragmentsAcknowledged} piece(s) acknowledged in ${stats.passes} pass(es), " +
+        "${stats.transientFailures} transient failure(s), last error: ${stats.lastError}")
+    val st = fc.liveRecordings().first { it.clipId == clip }
+    check("live: status finished, every piece sealed",
+        st.state == LiveRecordingState.FINISHED && st.fragments == pieces.size.toULong() && st.sealedBytes == data.size.toULong()) { "$st" }
+    val recs = pieces.indices.map { fc.liveFragment(clip, it.toULong()) }
+    check("live: each piece has its signed record", recs.all {
+        it.recordJson.contains("\"fieldcap.fragment/1\"") && it.signatureHex.length == 128 && it.recordSha256 == sealed[it.index.toInt()].recordSha256
+    })
+    check("live: an acknowledgement is signed when present",
+        recs.all { (it.ackJson == null) == (it.ackedAt == null) && (it.ackJson == null || it.ackSignatureHex?.length == 128) })
+    checkThrows<FieldcapException.NotFound>("live: unknown piece (NotFound)") { fc.liveFragment(clip, pieces.size.toULong()) }
+
+    val summary = fc.syncOnce(120u)
+    check("live: the sync pass after it receipts the recording", summary.remaining == 0u && summary.receiptsVerified >= 1u) { "$summary" }
+    val r = fc.receipt(clip)
+    check("live: receipt names the whole file's SHA-256", r != null && r.mediaSha256 == wholeSha && r.mediaBytes == data.size.toULong()) { "$r" }
+    val acked = fc.liveRecordings().first { it.clipId == clip }.acknowledged
+    println("info live: $acked of ${pieces.size} piece(s) acknowledged piece by piece by the server " +
+        "(0 while the server has no live endpoint; the rest went by the item upload)")
+    check("live: acknowledged count within the pieces", acked <= pieces.size.toULong())
+
+    // A recording that starts with a fragment is refused; aborting keeps nothing as an item.
+    val other = fc.beginLiveCapture(CaptureOptions("mp4", listOf(), null, null, null), "mp4")
+    checkThrows<FieldcapException.InvalidInput>("live: a fragment before the init segment (InvalidInput)") { other.appendPiece(pieces[1]) }
+    other.appendPiece(pieces[0])
+    checkThrows<FieldcapException.InvalidInput>("live: init only cannot be finished (InvalidInput)") { other.finish() }
+    other.abort()
+    check("live: aborted recording listed as such", fc.liveRecordings().any { it.clipId == other.clipId() && it.state == LiveRecordingState.ABORTED })
+    other.close()
+    live.close()
+    up.close()
+    checkThrows<FieldcapException.InvalidInput>("live: a non-MP4 extension (InvalidInput)") {
+        fc.beginLiveCapture(CaptureOptions("mp4", listOf(), null, null, null), "jpg")
     }
 }
 
@@ -346,11 +496,17 @@ fun main() {
     val photo = fc2b.startCapture(CaptureOptions("jpg", listOf("minor_present"), "note", null, "gnss"))
     File(photo.currentPath()!!).writeBytes(ByteArray(5000) { 1 })
     val ph = photo.finish()
+    val liveMp4 = File(System.getenv("FIELDCAP_LIVE_MP4") ?: error("FIELDCAP_LIVE_MP4 is not set"))
     val enr2 = fc2b.enroll(url, tokens[1])
     check("second device enrolled through the Kotlin transport", enr2.deviceId == id2 && jdk.calls.get() >= 2)
     val s3 = fc2b.syncOnce(120u)
     check("sync through the Kotlin transport (java.net.http: HEAD, PATCH)", s3.receiptsVerified == 1u && s3.remaining == 0u) { s3.toString() }
     check("receipt via Kotlin transport", fc2b.receipt(ph.clipId)?.mediaSha256 == ph.mediaSha256)
+
+    // ── live capture while the live upload runs (through the Kotlin transport) against the real server ──
+    val fcNew = Fieldcap.open(OpenOptions(File(work, "kotlin-unenrolled").absolutePath, Role.MONITOR, null, null, null), XorProtector("new"), null)
+    liveCapture(fc2b, fcNew, liveMp4) { jdk.calls.get() }
+    fcNew.close()
     fc2b.close()
 
     check("log lines were forwarded to the Kotlin sink", sink.lines.isNotEmpty()) { "none" }

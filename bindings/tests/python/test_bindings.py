@@ -2,7 +2,8 @@
 `fieldcap serve` on 127.0.0.1 — the same scenario as the Kotlin JVM test.
 
 Run by scripts/bindings_test.sh with PYTHONPATH=target/bindings/python and the environment
-FIELDCAP_SERVER_URL, FIELDCAP_TOKENS (two one-time tokens, comma-separated), FIELDCAP_WORK.
+FIELDCAP_SERVER_URL, FIELDCAP_TOKENS (two one-time tokens, comma-separated), FIELDCAP_WORK and
+FIELDCAP_LIVE_MP4 (a fragmented MP4 made by ffmpeg, for the live-capture checks).
 Exit status 0 only if every check passed; the last line is "python: N passed, M failed".
 """
 
@@ -12,6 +13,7 @@ import os
 import re
 import sys
 import threading
+import time
 import urllib.error
 import urllib.request
 
@@ -130,6 +132,130 @@ class Sink(f.LogSink):
 
 def fix(t, lat, lon):
     return f.LocationFix(at=t, lat=lat, lon=lon, accuracy_m=4.5, altitude_m=12.0, heading_deg=90.0, speed_mps=1.2, provider="gps")
+
+
+def split_fmp4(data):
+    """Splits a fragmented MP4 into live pieces at top-level box boundaries, as a phone's muxer
+    hands them over: the init segment (everything before the first moof/styp), then one piece per
+    moof+mdat (with any styp/sidx before it), a trailing mfra on its own."""
+    boxes = []
+    pos = 0
+    while pos + 8 <= len(data):
+        size = int.from_bytes(data[pos:pos + 4], "big")
+        typ = data[pos + 4:pos + 8]
+        if size == 1:
+            size = int.from_bytes(data[pos + 8:pos + 16], "big")
+        elif size == 0:
+            size = len(data) - pos
+        if size < 8 or pos + size > len(data):
+            raise ValueError(f"bad box at {pos}")
+        boxes.append((pos, size, typ))
+        pos += size
+    first = next(i for i, b in enumerate(boxes) if b[2] in (b"moof", b"styp"))
+    pieces = [data[:boxes[first][0]]]
+    cur = None
+    for off, size, typ in boxes[first:]:
+        if typ == b"mfra":
+            if cur is not None:
+                pieces.append(data[cur:off])
+                cur = None
+            pieces.append(data[off:off + size])
+            continue
+        if cur is None:
+            cur = off
+        if typ == b"mdat":
+            pieces.append(data[cur:off + size])
+            cur = None
+    if cur is not None:
+        pieces.append(data[cur:])
+    return pieces
+
+
+def live_capture(fc, fc_unenrolled, live_mp4):
+    """Live capture through the bindings while the live upload and a real server run."""
+    with open(live_mp4, "rb") as fh:
+        data = fh.read()
+    whole_sha = hashlib.sha256(data).hexdigest()
+    pieces = split_fmp4(data)
+    check("live: ffmpeg's file splits into init + fragments", len(pieces) >= 5 and b"moov" in pieces[0]
+          and sum(len(p) for p in pieces) == len(data), str([len(p) for p in pieces]))
+    check_raises("live: upload before enrolment (NotEnrolled)", f.FieldcapError.NotEnrolled, fc_unenrolled.start_live_upload)
+
+    up = fc.start_live_upload()
+    check("live: upload running", up.is_running())
+    live = fc.begin_live_capture(f.CaptureOptions(extension="mp4", tags=["use_of_force"], incident_hint="harbor-live"), "mp4")
+    clip = live.clip_id()
+    check("live: clip id is a UUID", re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}", clip) is not None, clip)
+    sealed = []
+    t0 = dt.datetime.now(UTC)
+
+    def feed(i):
+        s = live.append_piece(pieces[i])
+        sealed.append(s)
+        return s
+
+    s0 = feed(0)
+    check("live: init sealed as index 0", s0.index == 0 and s0.offset == 0 and s0.bytes == len(pieces[0]) and s0.clip_id == clip)
+    live.add_fix(fix(t0, 33.7406, -118.2760))
+    feed(1)
+    feed(2)
+    check_raises("live: a truncated piece is refused (InvalidInput)", f.FieldcapError.InvalidInput,
+                 lambda: live.append_piece(pieces[3][:len(pieces[3]) // 2]))
+    check_raises("live: a piece out of order is refused (InvalidInput)", f.FieldcapError.InvalidInput,
+                 lambda: live.append_piece(pieces[1]))
+    check_raises("live: a fix with latitude 200 is refused (InvalidInput)", f.FieldcapError.InvalidInput,
+                 lambda: live.add_fix(fix(t0, 200.0, 0.0)))
+    s3 = feed(3)
+    check("live: the next good piece is accepted after the refusals", s3.index == 3 and s3.offset == sum(len(p) for p in pieces[:3]), str(s3))
+    for i in range(4, len(pieces)):
+        if i == len(pieces) // 2:
+            live.add_fix(fix(t0 + dt.timedelta(seconds=3), 33.7407, -118.2762))
+        time.sleep(0.15)  # let the uploader run alongside, as it does while filming
+        feed(i)
+    check("live: every piece sealed in order, gapless", [s.index for s in sealed] == list(range(len(pieces)))
+          and all(s.offset == sum(len(p) for p in pieces[:s.index]) and s.bytes == len(pieces[s.index]) for s in sealed)
+          and sealed[-1].total_bytes == len(data))
+    mid = fc.live_recordings()
+    check("live: listed as recording while filmed", any(st.clip_id == clip and st.state == f.LiveRecordingState.RECORDING for st in mid))
+    item = live.finish()
+    check("live: finished item is byte-identical to ffmpeg's file (SHA-256)", item.media_sha256 == whole_sha and item.media_bytes == len(data)
+          and item.clip_id == clip, str(item))
+    check_raises("live: no piece after finish (InvalidInput)", f.FieldcapError.InvalidInput, lambda: live.append_piece(pieces[1]))
+    check("live: closed after finish", not live.is_open())
+    stats = up.stop()
+    check("live: upload stopped", not up.is_running() and stats.passes >= 1, str(stats))
+    check_raises("live: a second stop (InvalidInput)", f.FieldcapError.InvalidInput, up.stop)
+    print(f"info live upload: {stats.fragments_acknowledged} piece(s) acknowledged in {stats.passes} pass(es), "
+          f"{stats.transient_failures} transient failure(s), last error: {stats.last_error}")
+    st = next(x for x in fc.live_recordings() if x.clip_id == clip)
+    check("live: status finished, every piece sealed", st.state == f.LiveRecordingState.FINISHED and st.fragments == len(pieces)
+          and st.sealed_bytes == len(data), str(st))
+    recs = [fc.live_fragment(clip, i) for i in range(len(pieces))]
+    check("live: each piece has its signed record", all('"fieldcap.fragment/1"' in r.record_json and len(r.signature_hex) == 128
+                                                       and r.record_sha256 == sealed[r.index].record_sha256 for r in recs))
+    check("live: an acknowledgement is signed when present", all((r.ack_json is None) == (r.acked_at is None)
+                                                                 and (r.ack_json is None or len(r.ack_signature_hex) == 128) for r in recs))
+    check_raises("live: unknown piece (NotFound)", f.FieldcapError.NotFound, lambda: fc.live_fragment(clip, len(pieces)))
+
+    summary = fc.sync_once(120)
+    check("live: the sync pass after it receipts the recording", summary.remaining == 0 and summary.receipts_verified >= 1, str(summary))
+    r = fc.receipt(clip)
+    check("live: receipt names the whole file's SHA-256", r is not None and r.media_sha256 == whole_sha and r.media_bytes == len(data), str(r))
+    acked = next(x for x in fc.live_recordings() if x.clip_id == clip).acknowledged
+    print(f"info live: {acked} of {len(pieces)} piece(s) acknowledged piece by piece by the server "
+          f"(0 while the server has no live endpoint; the rest went by the item upload)")
+    check("live: acknowledged count within the pieces", acked <= len(pieces))
+
+    # A recording that starts with a fragment is refused; aborting keeps nothing as an item.
+    other = fc.begin_live_capture(f.CaptureOptions(extension="mp4"), "mp4")
+    check_raises("live: a fragment before the init segment (InvalidInput)", f.FieldcapError.InvalidInput, lambda: other.append_piece(pieces[1]))
+    other.append_piece(pieces[0])
+    check_raises("live: init only cannot be finished (InvalidInput)", f.FieldcapError.InvalidInput, other.finish)
+    other.abort()
+    check("live: aborted recording listed as such", any(x.clip_id == other.clip_id() and x.state == f.LiveRecordingState.ABORTED
+                                                        for x in fc.live_recordings()))
+    check_raises("live: a non-MP4 extension (InvalidInput)", f.FieldcapError.InvalidInput,
+                 lambda: fc.begin_live_capture(f.CaptureOptions(extension="mp4"), "jpg"))
 
 
 def sha256_file(p):
@@ -284,6 +410,9 @@ def main():
     tr = UrllibTransport()
     d2 = os.path.join(work, "python-device-2")
     fc2 = f.Fieldcap.open(f.OpenOptions(data_dir=d2, role=f.Role.POLICE, org="Port Police", callsign="P-7"), XorProtector("py-xor-2"), tr)
+
+    # ── live capture while the live upload runs against the real server ──
+    live_capture(fc, fc2, os.environ["FIELDCAP_LIVE_MP4"])
     ph = fc2.start_capture(f.CaptureOptions(extension="jpg", clock_source="gnss"))
     with open(ph.current_path(), "wb") as fh:
         fh.write(b"\xff\xd8" + b"\1" * 5000)

@@ -1012,6 +1012,46 @@ public protocol FieldcapProtocol: AnyObject, Sendable {
     func startCapture(options: CaptureOptions) throws  -> CaptureSession
     
     /**
+     * Starts a live recording of a fragmented MP4 (`extension`: `mp4`, `m4a` or `mov`; the
+     * extension in `options` is not used). Hand it the initialization segment and then each
+     * media fragment as the recorder produces them ([`LiveCapture::append_piece`]), and `finish`
+     * or `abort` it. A killed app leaves every piece already sealed; the next start finishes the
+     * recording from what is on disk, tagged `recovered`.
+     *
+     * Blocking (disk): call off the main thread.
+     */
+    func beginLiveCapture(options: CaptureOptions, `extension`: String) throws  -> LiveCapture
+    
+    /**
+     * One sealed piece of a live recording: its signed record and the server's acknowledgement,
+     * if it came. `NotFound` for an unknown recording or index.
+     *
+     * Blocking (disk): call off the main thread.
+     */
+    func liveFragment(clipId: String, index: UInt64) throws  -> FragmentInfo
+    
+    /**
+     * The live recordings on this device, newest first, with how many pieces are sealed and
+     * acknowledged.
+     *
+     * Blocking (disk): call off the main thread.
+     */
+    func liveRecordings() throws  -> [LiveStatus]
+    
+    /**
+     * Starts sending each sealed piece of the recordings being filmed as soon as it is sealed,
+     * on a thread of the core's own, through the same transport as `sync_once` (the platform
+     * `HttpTransport` given to `open`, or the core's own). Start it when a recording starts and
+     * the device is online; `stop()` it when the recording ends, then run an ordinary
+     * `sync_once` pass (which sends the finished item and fetches its receipt). A slow or absent
+     * link never delays `append_piece`: unsent pieces wait on disk and go when the link is back.
+     * Throws `NotEnrolled` before `enroll`.
+     *
+     * Blocking (disk, short; it does not wait for the network): call off the main thread.
+     */
+    func startLiveUpload() throws  -> LiveUploadHandle
+    
+    /**
      * Stops the sync pass in progress at its next safe point (between requests), from any
      * thread — e.g. a BGTask expiration handler or WorkManager's `onStopped`. `sync_once` then
      * returns promptly with `cancelled = true`. Returns false when no pass was running.
@@ -1034,6 +1074,18 @@ public protocol FieldcapProtocol: AnyObject, Sendable {
      * Blocking (disk): call off the main thread.
      */
     func enrollment() throws  -> EnrollmentInfo?
+    
+    /**
+     * Sets the witnesses whose cosignatures this device requires on the server's transparency
+     * log: C2SP verifier keys (`name+keyid+base64`, signature type 0x04) that the council
+     * publishes and each witness confirms out of band — never taken from the server, which could
+     * name accomplices. `threshold`: how many must have cosigned (`None`: all). An empty list
+     * turns the check off. Each sync pass then checks the cosignatures on receipts and on the
+     * server's newest checkpoint; too few (or a forged one) raise the `log_unwitnessed` alarm
+     * (see `alarms`). Recorded in the device's custody log. A key that does not parse, is not
+     * a witness key, or a threshold of 0 or above the number of keys gives `InvalidInput`.
+     */
+    func setWitnesses(vkeys: [String], threshold: UInt32?) throws 
     
     /**
      * One sync pass: clock, manifests (hash first), media (resumable), receipts (verified),
@@ -1293,6 +1345,78 @@ open func startCapture(options: CaptureOptions)throws  -> CaptureSession  {
 }
     
     /**
+     * Starts a live recording of a fragmented MP4 (`extension`: `mp4`, `m4a` or `mov`; the
+     * extension in `options` is not used). Hand it the initialization segment and then each
+     * media fragment as the recorder produces them ([`LiveCapture::append_piece`]), and `finish`
+     * or `abort` it. A killed app leaves every piece already sealed; the next start finishes the
+     * recording from what is on disk, tagged `recovered`.
+     *
+     * Blocking (disk): call off the main thread.
+     */
+open func beginLiveCapture(options: CaptureOptions, `extension`: String)throws  -> LiveCapture  {
+    return try  FfiConverterTypeLiveCapture_lift(try rustCallWithError(FfiConverterTypeFieldcapError_lift) {
+        uniffiCallStatus in
+    uniffi_fieldcap_ffi_fn_method_fieldcap_begin_live_capture(
+            self.uniffiCloneHandle(),
+        FfiConverterTypeCaptureOptions_lower(options),
+        FfiConverterString.lower(`extension`),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * One sealed piece of a live recording: its signed record and the server's acknowledgement,
+     * if it came. `NotFound` for an unknown recording or index.
+     *
+     * Blocking (disk): call off the main thread.
+     */
+open func liveFragment(clipId: String, index: UInt64)throws  -> FragmentInfo  {
+    return try  FfiConverterTypeFragmentInfo_lift(try rustCallWithError(FfiConverterTypeFieldcapError_lift) {
+        uniffiCallStatus in
+    uniffi_fieldcap_ffi_fn_method_fieldcap_live_fragment(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(clipId),
+        FfiConverterUInt64.lower(index),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The live recordings on this device, newest first, with how many pieces are sealed and
+     * acknowledged.
+     *
+     * Blocking (disk): call off the main thread.
+     */
+open func liveRecordings()throws  -> [LiveStatus]  {
+    return try  FfiConverterSequenceTypeLiveStatus.lift(try rustCallWithError(FfiConverterTypeFieldcapError_lift) {
+        uniffiCallStatus in
+    uniffi_fieldcap_ffi_fn_method_fieldcap_live_recordings(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Starts sending each sealed piece of the recordings being filmed as soon as it is sealed,
+     * on a thread of the core's own, through the same transport as `sync_once` (the platform
+     * `HttpTransport` given to `open`, or the core's own). Start it when a recording starts and
+     * the device is online; `stop()` it when the recording ends, then run an ordinary
+     * `sync_once` pass (which sends the finished item and fetches its receipt). A slow or absent
+     * link never delays `append_piece`: unsent pieces wait on disk and go when the link is back.
+     * Throws `NotEnrolled` before `enroll`.
+     *
+     * Blocking (disk, short; it does not wait for the network): call off the main thread.
+     */
+open func startLiveUpload()throws  -> LiveUploadHandle  {
+    return try  FfiConverterTypeLiveUploadHandle_lift(try rustCallWithError(FfiConverterTypeFieldcapError_lift) {
+        uniffiCallStatus in
+    uniffi_fieldcap_ffi_fn_method_fieldcap_start_live_upload(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
      * Stops the sync pass in progress at its next safe point (between requests), from any
      * thread — e.g. a BGTask expiration handler or WorkManager's `onStopped`. `sync_once` then
      * returns promptly with `cancelled = true`. Returns false when no pass was running.
@@ -1337,6 +1461,26 @@ open func enrollment()throws  -> EnrollmentInfo?  {
             self.uniffiCloneHandle(),uniffiCallStatus
     )
 })
+}
+    
+    /**
+     * Sets the witnesses whose cosignatures this device requires on the server's transparency
+     * log: C2SP verifier keys (`name+keyid+base64`, signature type 0x04) that the council
+     * publishes and each witness confirms out of band — never taken from the server, which could
+     * name accomplices. `threshold`: how many must have cosigned (`None`: all). An empty list
+     * turns the check off. Each sync pass then checks the cosignatures on receipts and on the
+     * server's newest checkpoint; too few (or a forged one) raise the `log_unwitnessed` alarm
+     * (see `alarms`). Recorded in the device's custody log. A key that does not parse, is not
+     * a witness key, or a threshold of 0 or above the number of keys gives `InvalidInput`.
+     */
+open func setWitnesses(vkeys: [String], threshold: UInt32?)throws   {try rustCallWithError(FfiConverterTypeFieldcapError_lift) {
+        uniffiCallStatus in
+    uniffi_fieldcap_ffi_fn_method_fieldcap_set_witnesses(
+            self.uniffiCloneHandle(),
+        FfiConverterSequenceString.lower(vkeys),
+        FfiConverterOptionUInt32.lower(threshold),uniffiCallStatus
+    )
+}
 }
     
     /**
@@ -1937,6 +2081,416 @@ public func FfiConverterTypeKeyProtector_lift(_ handle: UInt64) throws -> KeyPro
 #endif
 public func FfiConverterTypeKeyProtector_lower(_ value: KeyProtector) -> UInt64 {
     return FfiConverterTypeKeyProtector.lower(value)
+}
+
+
+
+
+
+
+/**
+ * A running live recording. Thread-safe, but feed it from one thread: see the module docs.
+ *
+ * Typical use (one background dispatcher / serial queue): `append_piece(init)`, then
+ * `append_piece(fragment)` for each fragment the muxer emits, `add_fix` whenever the platform
+ * delivers a location, `finish()` when the recorder stops.
+ */
+public protocol LiveCaptureProtocol: AnyObject, Sendable {
+    
+    /**
+     * Abandons the recording without sealing an item. The pieces already sealed (and sent) stay
+     * on record; the file is moved to quarantine, never deleted.
+     *
+     * Blocking (disk): call off the main thread.
+     */
+    func abort() throws 
+    
+    /**
+     * Adds a location fix: the next piece's record carries the latest fix, and the finished
+     * manifest the whole track.
+     *
+     * Blocking (disk, short): call off the main thread.
+     */
+    func addFix(fix: LocationFix) throws 
+    
+    /**
+     * Seals the next piece: the first call takes the initialization segment (`ftyp` + `moov`),
+     * each later call one media fragment (`moof` + `mdat`, optionally after a `styp`/`sidx`, or
+     * a trailing `mfra`). The piece is checked, appended durably, hashed and signed before this
+     * returns. A truncated piece, one out of order or from another recording throws
+     * `InvalidInput` with nothing appended: the recording goes on, and the next good piece is
+     * taken.
+     *
+     * Call in order from one thread. Blocking (disk and a signature): call off the main thread.
+     */
+    func appendPiece(bytes: Data) throws  -> SealedFragment
+    
+    /**
+     * The recording's item id (the finished item keeps it).
+     */
+    func clipId()  -> String
+    
+    /**
+     * Ends the recording: seals the whole file as one item whose manifest names the head of its
+     * fragment chain, and queues it for sync. Needs at least one media fragment after the
+     * initialization segment (otherwise `InvalidInput`: abort instead).
+     *
+     * Blocking (disk): call off the main thread.
+     */
+    func finish() throws  -> SealedItem
+    
+    /**
+     * Whether the recording still takes pieces (false after `finish` or `abort`).
+     */
+    func isOpen()  -> Bool
+    
+}
+/**
+ * A running live recording. Thread-safe, but feed it from one thread: see the module docs.
+ *
+ * Typical use (one background dispatcher / serial queue): `append_piece(init)`, then
+ * `append_piece(fragment)` for each fragment the muxer emits, `add_fix` whenever the platform
+ * delivers a location, `finish()` when the recorder stops.
+ */
+open class LiveCapture: LiveCaptureProtocol, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_fieldcap_ffi_fn_clone_livecapture(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_fieldcap_ffi_fn_free_livecapture(handle, $0) }
+    }
+
+    
+
+    
+    /**
+     * Abandons the recording without sealing an item. The pieces already sealed (and sent) stay
+     * on record; the file is moved to quarantine, never deleted.
+     *
+     * Blocking (disk): call off the main thread.
+     */
+open func abort()throws   {try rustCallWithError(FfiConverterTypeFieldcapError_lift) {
+        uniffiCallStatus in
+    uniffi_fieldcap_ffi_fn_method_livecapture_abort(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+}
+}
+    
+    /**
+     * Adds a location fix: the next piece's record carries the latest fix, and the finished
+     * manifest the whole track.
+     *
+     * Blocking (disk, short): call off the main thread.
+     */
+open func addFix(fix: LocationFix)throws   {try rustCallWithError(FfiConverterTypeFieldcapError_lift) {
+        uniffiCallStatus in
+    uniffi_fieldcap_ffi_fn_method_livecapture_add_fix(
+            self.uniffiCloneHandle(),
+        FfiConverterTypeLocationFix_lower(fix),uniffiCallStatus
+    )
+}
+}
+    
+    /**
+     * Seals the next piece: the first call takes the initialization segment (`ftyp` + `moov`),
+     * each later call one media fragment (`moof` + `mdat`, optionally after a `styp`/`sidx`, or
+     * a trailing `mfra`). The piece is checked, appended durably, hashed and signed before this
+     * returns. A truncated piece, one out of order or from another recording throws
+     * `InvalidInput` with nothing appended: the recording goes on, and the next good piece is
+     * taken.
+     *
+     * Call in order from one thread. Blocking (disk and a signature): call off the main thread.
+     */
+open func appendPiece(bytes: Data)throws  -> SealedFragment  {
+    return try  FfiConverterTypeSealedFragment_lift(try rustCallWithError(FfiConverterTypeFieldcapError_lift) {
+        uniffiCallStatus in
+    uniffi_fieldcap_ffi_fn_method_livecapture_append_piece(
+            self.uniffiCloneHandle(),
+        FfiConverterData.lower(bytes),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The recording's item id (the finished item keeps it).
+     */
+open func clipId() -> String  {
+    return try!  FfiConverterString.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_fieldcap_ffi_fn_method_livecapture_clip_id(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Ends the recording: seals the whole file as one item whose manifest names the head of its
+     * fragment chain, and queues it for sync. Needs at least one media fragment after the
+     * initialization segment (otherwise `InvalidInput`: abort instead).
+     *
+     * Blocking (disk): call off the main thread.
+     */
+open func finish()throws  -> SealedItem  {
+    return try  FfiConverterTypeSealedItem_lift(try rustCallWithError(FfiConverterTypeFieldcapError_lift) {
+        uniffiCallStatus in
+    uniffi_fieldcap_ffi_fn_method_livecapture_finish(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Whether the recording still takes pieces (false after `finish` or `abort`).
+     */
+open func isOpen() -> Bool  {
+    return try!  FfiConverterBool.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_fieldcap_ffi_fn_method_livecapture_is_open(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+
+    
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeLiveCapture: FfiConverter {
+    typealias FfiType = UInt64
+    typealias SwiftType = LiveCapture
+
+    public static func lift(_ handle: UInt64) throws -> LiveCapture {
+        return LiveCapture(unsafeFromHandle: handle)
+    }
+
+    public static func lower(_ value: LiveCapture) -> UInt64 {
+        return value.uniffiCloneHandle()
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> LiveCapture {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: LiveCapture, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeLiveCapture_lift(_ handle: UInt64) throws -> LiveCapture {
+    return try FfiConverterTypeLiveCapture.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeLiveCapture_lower(_ value: LiveCapture) -> UInt64 {
+    return FfiConverterTypeLiveCapture.lower(value)
+}
+
+
+
+
+
+
+/**
+ * A running live upload (from [`Fieldcap::start_live_upload`]). Dropping it stops the upload
+ * too, without waiting.
+ */
+public protocol LiveUploadHandleProtocol: AnyObject, Sendable {
+    
+    /**
+     * Whether the upload is still running (false after `stop`).
+     */
+    func isRunning()  -> Bool
+    
+    /**
+     * Stops the upload after the request in flight and says what it did. Pieces not yet sent
+     * are sent by the next `sync_once`. A second call throws `InvalidInput`.
+     *
+     * Blocking (up to the request in flight): call off the main thread.
+     */
+    func stop() throws  -> LiveUploadStats
+    
+}
+/**
+ * A running live upload (from [`Fieldcap::start_live_upload`]). Dropping it stops the upload
+ * too, without waiting.
+ */
+open class LiveUploadHandle: LiveUploadHandleProtocol, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_fieldcap_ffi_fn_clone_liveuploadhandle(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_fieldcap_ffi_fn_free_liveuploadhandle(handle, $0) }
+    }
+
+    
+
+    
+    /**
+     * Whether the upload is still running (false after `stop`).
+     */
+open func isRunning() -> Bool  {
+    return try!  FfiConverterBool.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_fieldcap_ffi_fn_method_liveuploadhandle_is_running(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Stops the upload after the request in flight and says what it did. Pieces not yet sent
+     * are sent by the next `sync_once`. A second call throws `InvalidInput`.
+     *
+     * Blocking (up to the request in flight): call off the main thread.
+     */
+open func stop()throws  -> LiveUploadStats  {
+    return try  FfiConverterTypeLiveUploadStats_lift(try rustCallWithError(FfiConverterTypeFieldcapError_lift) {
+        uniffiCallStatus in
+    uniffi_fieldcap_ffi_fn_method_liveuploadhandle_stop(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+
+    
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeLiveUploadHandle: FfiConverter {
+    typealias FfiType = UInt64
+    typealias SwiftType = LiveUploadHandle
+
+    public static func lift(_ handle: UInt64) throws -> LiveUploadHandle {
+        return LiveUploadHandle(unsafeFromHandle: handle)
+    }
+
+    public static func lower(_ value: LiveUploadHandle) -> UInt64 {
+        return value.uniffiCloneHandle()
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> LiveUploadHandle {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: LiveUploadHandle, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeLiveUploadHandle_lift(_ handle: UInt64) throws -> LiveUploadHandle {
+    return try FfiConverterTypeLiveUploadHandle.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeLiveUploadHandle_lower(_ value: LiveUploadHandle) -> UInt64 {
+    return FfiConverterTypeLiveUploadHandle.lower(value)
 }
 
 
@@ -2710,6 +3264,166 @@ public func FfiConverterTypeEnrollmentInfo_lower(_ value: EnrollmentInfo) -> Rus
 
 
 /**
+ * One sealed piece as stored on the device: its signed record and, once it came, the server's
+ * signed acknowledgement.
+ */
+public struct FragmentInfo: Equatable, Hashable {
+    /**
+     * The recording.
+     */
+    public let clipId: String
+    /**
+     * Index of the piece.
+     */
+    public let index: UInt64
+    /**
+     * First byte of the piece in the recording file.
+     */
+    public let offset: UInt64
+    /**
+     * Length of the piece.
+     */
+    public let bytes: UInt64
+    /**
+     * Hex SHA-256 of the record.
+     */
+    public let recordSha256: String
+    /**
+     * The exact signed `fieldcap.fragment/1` record (canonical JSON), as text.
+     */
+    public let recordJson: String
+    /**
+     * Hex of the device's raw Ed25519 signature over `record_json`.
+     */
+    public let signatureHex: String
+    /**
+     * When the piece was sealed (device clock).
+     */
+    public let sealedAt: Date
+    /**
+     * The server's signed acknowledgement (canonical JSON), once it came.
+     */
+    public let ackJson: String?
+    /**
+     * Hex of the server's signature over `ack_json`.
+     */
+    public let ackSignatureHex: String?
+    /**
+     * When the acknowledgement arrived (device clock).
+     */
+    public let ackedAt: Date?
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The recording.
+         */clipId: String, 
+        /**
+         * Index of the piece.
+         */index: UInt64, 
+        /**
+         * First byte of the piece in the recording file.
+         */offset: UInt64, 
+        /**
+         * Length of the piece.
+         */bytes: UInt64, 
+        /**
+         * Hex SHA-256 of the record.
+         */recordSha256: String, 
+        /**
+         * The exact signed `fieldcap.fragment/1` record (canonical JSON), as text.
+         */recordJson: String, 
+        /**
+         * Hex of the device's raw Ed25519 signature over `record_json`.
+         */signatureHex: String, 
+        /**
+         * When the piece was sealed (device clock).
+         */sealedAt: Date, 
+        /**
+         * The server's signed acknowledgement (canonical JSON), once it came.
+         */ackJson: String?, 
+        /**
+         * Hex of the server's signature over `ack_json`.
+         */ackSignatureHex: String?, 
+        /**
+         * When the acknowledgement arrived (device clock).
+         */ackedAt: Date?) {
+        self.clipId = clipId
+        self.index = index
+        self.offset = offset
+        self.bytes = bytes
+        self.recordSha256 = recordSha256
+        self.recordJson = recordJson
+        self.signatureHex = signatureHex
+        self.sealedAt = sealedAt
+        self.ackJson = ackJson
+        self.ackSignatureHex = ackSignatureHex
+        self.ackedAt = ackedAt
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension FragmentInfo: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeFragmentInfo: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> FragmentInfo {
+        return
+            try FragmentInfo(
+                clipId: FfiConverterString.read(from: &buf), 
+                index: FfiConverterUInt64.read(from: &buf), 
+                offset: FfiConverterUInt64.read(from: &buf), 
+                bytes: FfiConverterUInt64.read(from: &buf), 
+                recordSha256: FfiConverterString.read(from: &buf), 
+                recordJson: FfiConverterString.read(from: &buf), 
+                signatureHex: FfiConverterString.read(from: &buf), 
+                sealedAt: FfiConverterTimestamp.read(from: &buf), 
+                ackJson: FfiConverterOptionString.read(from: &buf), 
+                ackSignatureHex: FfiConverterOptionString.read(from: &buf), 
+                ackedAt: FfiConverterOptionTimestamp.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: FragmentInfo, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.clipId, into: &buf)
+        FfiConverterUInt64.write(value.index, into: &buf)
+        FfiConverterUInt64.write(value.offset, into: &buf)
+        FfiConverterUInt64.write(value.bytes, into: &buf)
+        FfiConverterString.write(value.recordSha256, into: &buf)
+        FfiConverterString.write(value.recordJson, into: &buf)
+        FfiConverterString.write(value.signatureHex, into: &buf)
+        FfiConverterTimestamp.write(value.sealedAt, into: &buf)
+        FfiConverterOptionString.write(value.ackJson, into: &buf)
+        FfiConverterOptionString.write(value.ackSignatureHex, into: &buf)
+        FfiConverterOptionTimestamp.write(value.ackedAt, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeFragmentInfo_lift(_ buf: RustBuffer) throws -> FragmentInfo {
+    return try FfiConverterTypeFragmentInfo.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeFragmentInfo_lower(_ value: FragmentInfo) -> RustBuffer {
+    return FfiConverterTypeFragmentInfo.lower(value)
+}
+
+
+/**
  * One HTTP header (repeated names are kept as separate entries).
  */
 public struct HttpHeader: Equatable, Hashable {
@@ -3122,6 +3836,198 @@ public func FfiConverterTypeItemInfo_lift(_ buf: RustBuffer) throws -> ItemInfo 
 #endif
 public func FfiConverterTypeItemInfo_lower(_ value: ItemInfo) -> RustBuffer {
     return FfiConverterTypeItemInfo.lower(value)
+}
+
+
+/**
+ * A live recording as listed by [`Fieldcap::live_recordings`].
+ */
+public struct LiveStatus: Equatable, Hashable {
+    /**
+     * The recording's item id.
+     */
+    public let clipId: String
+    /**
+     * Its state.
+     */
+    public let state: LiveRecordingState
+    /**
+     * Pieces sealed (the initialization segment included).
+     */
+    public let fragments: UInt64
+    /**
+     * Bytes sealed.
+     */
+    public let sealedBytes: UInt64
+    /**
+     * Pieces the server has acknowledged with a signed acknowledgement. (Once a recording is
+     * finished, what was not yet sent piece by piece goes up with the item's ordinary upload and
+     * its receipt covers it; this count then stays below `fragments`.)
+     */
+    public let acknowledged: UInt64
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The recording's item id.
+         */clipId: String, 
+        /**
+         * Its state.
+         */state: LiveRecordingState, 
+        /**
+         * Pieces sealed (the initialization segment included).
+         */fragments: UInt64, 
+        /**
+         * Bytes sealed.
+         */sealedBytes: UInt64, 
+        /**
+         * Pieces the server has acknowledged with a signed acknowledgement. (Once a recording is
+         * finished, what was not yet sent piece by piece goes up with the item's ordinary upload and
+         * its receipt covers it; this count then stays below `fragments`.)
+         */acknowledged: UInt64) {
+        self.clipId = clipId
+        self.state = state
+        self.fragments = fragments
+        self.sealedBytes = sealedBytes
+        self.acknowledged = acknowledged
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension LiveStatus: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeLiveStatus: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> LiveStatus {
+        return
+            try LiveStatus(
+                clipId: FfiConverterString.read(from: &buf), 
+                state: FfiConverterTypeLiveRecordingState.read(from: &buf), 
+                fragments: FfiConverterUInt64.read(from: &buf), 
+                sealedBytes: FfiConverterUInt64.read(from: &buf), 
+                acknowledged: FfiConverterUInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: LiveStatus, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.clipId, into: &buf)
+        FfiConverterTypeLiveRecordingState.write(value.state, into: &buf)
+        FfiConverterUInt64.write(value.fragments, into: &buf)
+        FfiConverterUInt64.write(value.sealedBytes, into: &buf)
+        FfiConverterUInt64.write(value.acknowledged, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeLiveStatus_lift(_ buf: RustBuffer) throws -> LiveStatus {
+    return try FfiConverterTypeLiveStatus.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeLiveStatus_lower(_ value: LiveStatus) -> RustBuffer {
+    return FfiConverterTypeLiveStatus.lower(value)
+}
+
+
+/**
+ * What a live upload did between `start_live_upload` and `stop`.
+ */
+public struct LiveUploadStats: Equatable, Hashable {
+    /**
+     * Live passes run (one or more per sealed piece).
+     */
+    public let passes: UInt64
+    /**
+     * Pieces the server acknowledged.
+     */
+    public let fragmentsAcknowledged: UInt64
+    /**
+     * Passes that stopped on a transient failure (no signal, server down, a piece refused).
+     */
+    public let transientFailures: UInt64
+    /**
+     * The last such failure, if any (names what failed, never a place or a key).
+     */
+    public let lastError: String?
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Live passes run (one or more per sealed piece).
+         */passes: UInt64, 
+        /**
+         * Pieces the server acknowledged.
+         */fragmentsAcknowledged: UInt64, 
+        /**
+         * Passes that stopped on a transient failure (no signal, server down, a piece refused).
+         */transientFailures: UInt64, 
+        /**
+         * The last such failure, if any (names what failed, never a place or a key).
+         */lastError: String?) {
+        self.passes = passes
+        self.fragmentsAcknowledged = fragmentsAcknowledged
+        self.transientFailures = transientFailures
+        self.lastError = lastError
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension LiveUploadStats: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeLiveUploadStats: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> LiveUploadStats {
+        return
+            try LiveUploadStats(
+                passes: FfiConverterUInt64.read(from: &buf), 
+                fragmentsAcknowledged: FfiConverterUInt64.read(from: &buf), 
+                transientFailures: FfiConverterUInt64.read(from: &buf), 
+                lastError: FfiConverterOptionString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: LiveUploadStats, into buf: inout [UInt8]) {
+        FfiConverterUInt64.write(value.passes, into: &buf)
+        FfiConverterUInt64.write(value.fragmentsAcknowledged, into: &buf)
+        FfiConverterUInt64.write(value.transientFailures, into: &buf)
+        FfiConverterOptionString.write(value.lastError, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeLiveUploadStats_lift(_ buf: RustBuffer) throws -> LiveUploadStats {
+    return try FfiConverterTypeLiveUploadStats.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeLiveUploadStats_lower(_ value: LiveUploadStats) -> RustBuffer {
+    return FfiConverterTypeLiveUploadStats.lower(value)
 }
 
 
@@ -3767,7 +4673,8 @@ public struct RecoveryReport: Equatable, Hashable {
      */
     public let sealsCompleted: UInt32
     /**
-     * Orphan recording segments sealed with the `recovered` tag (e.g. after a crash mid-recording).
+     * Orphan recording segments, and live recordings a killed app left unfinished, sealed with
+     * the `recovered` tag (e.g. after a crash mid-recording).
      */
     public let segmentsRecovered: UInt32
     /**
@@ -3797,7 +4704,8 @@ public struct RecoveryReport: Equatable, Hashable {
          * Interrupted seals that were completed.
          */sealsCompleted: UInt32, 
         /**
-         * Orphan recording segments sealed with the `recovered` tag (e.g. after a crash mid-recording).
+         * Orphan recording segments, and live recordings a killed app left unfinished, sealed with
+         * the `recovered` tag (e.g. after a crash mid-recording).
          */segmentsRecovered: UInt32, 
         /**
          * Files moved to quarantine (never deleted).
@@ -3870,6 +4778,115 @@ public func FfiConverterTypeRecoveryReport_lift(_ buf: RustBuffer) throws -> Rec
 #endif
 public func FfiConverterTypeRecoveryReport_lower(_ value: RecoveryReport) -> RustBuffer {
     return FfiConverterTypeRecoveryReport.lower(value)
+}
+
+
+/**
+ * One piece sealed by [`LiveCapture::append_piece`].
+ */
+public struct SealedFragment: Equatable, Hashable {
+    /**
+     * The recording's item id (the finished item keeps it).
+     */
+    public let clipId: String
+    /**
+     * 0 for the initialization segment, then 1, 2, … for the media fragments.
+     */
+    public let index: UInt64
+    /**
+     * First byte of the piece in the recording file.
+     */
+    public let offset: UInt64
+    /**
+     * Length of the piece.
+     */
+    public let bytes: UInt64
+    /**
+     * Length of the recording so far.
+     */
+    public let totalBytes: UInt64
+    /**
+     * Hex SHA-256 of the piece's signed `fieldcap.fragment/1` record.
+     */
+    public let recordSha256: String
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The recording's item id (the finished item keeps it).
+         */clipId: String, 
+        /**
+         * 0 for the initialization segment, then 1, 2, … for the media fragments.
+         */index: UInt64, 
+        /**
+         * First byte of the piece in the recording file.
+         */offset: UInt64, 
+        /**
+         * Length of the piece.
+         */bytes: UInt64, 
+        /**
+         * Length of the recording so far.
+         */totalBytes: UInt64, 
+        /**
+         * Hex SHA-256 of the piece's signed `fieldcap.fragment/1` record.
+         */recordSha256: String) {
+        self.clipId = clipId
+        self.index = index
+        self.offset = offset
+        self.bytes = bytes
+        self.totalBytes = totalBytes
+        self.recordSha256 = recordSha256
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension SealedFragment: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeSealedFragment: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SealedFragment {
+        return
+            try SealedFragment(
+                clipId: FfiConverterString.read(from: &buf), 
+                index: FfiConverterUInt64.read(from: &buf), 
+                offset: FfiConverterUInt64.read(from: &buf), 
+                bytes: FfiConverterUInt64.read(from: &buf), 
+                totalBytes: FfiConverterUInt64.read(from: &buf), 
+                recordSha256: FfiConverterString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: SealedFragment, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.clipId, into: &buf)
+        FfiConverterUInt64.write(value.index, into: &buf)
+        FfiConverterUInt64.write(value.offset, into: &buf)
+        FfiConverterUInt64.write(value.bytes, into: &buf)
+        FfiConverterUInt64.write(value.totalBytes, into: &buf)
+        FfiConverterString.write(value.recordSha256, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSealedFragment_lift(_ buf: RustBuffer) throws -> SealedFragment {
+    return try FfiConverterTypeSealedFragment.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSealedFragment_lower(_ value: SealedFragment) -> RustBuffer {
+    return FfiConverterTypeSealedFragment.lower(value)
 }
 
 
@@ -4449,6 +5466,10 @@ public struct SyncSummary: Equatable, Hashable {
      */
     public let uploadsCompleted: UInt32
     /**
+     * Pieces of live recordings the server acknowledged (signed acknowledgements kept).
+     */
+    public let fragmentsAcknowledged: UInt64
+    /**
      * Media bytes the server acknowledged.
      */
     public let bytesUploaded: UInt64
@@ -4516,6 +5537,9 @@ public struct SyncSummary: Equatable, Hashable {
          * Media uploads completed.
          */uploadsCompleted: UInt32, 
         /**
+         * Pieces of live recordings the server acknowledged (signed acknowledgements kept).
+         */fragmentsAcknowledged: UInt64, 
+        /**
          * Media bytes the server acknowledged.
          */bytesUploaded: UInt64, 
         /**
@@ -4560,6 +5584,7 @@ public struct SyncSummary: Equatable, Hashable {
          */lastError: String?) {
         self.manifestsCommitted = manifestsCommitted
         self.uploadsCompleted = uploadsCompleted
+        self.fragmentsAcknowledged = fragmentsAcknowledged
         self.bytesUploaded = bytesUploaded
         self.bytesResent = bytesResent
         self.receiptsVerified = receiptsVerified
@@ -4594,6 +5619,7 @@ public struct FfiConverterTypeSyncSummary: FfiConverterRustBuffer {
             try SyncSummary(
                 manifestsCommitted: FfiConverterUInt32.read(from: &buf), 
                 uploadsCompleted: FfiConverterUInt32.read(from: &buf), 
+                fragmentsAcknowledged: FfiConverterUInt64.read(from: &buf), 
                 bytesUploaded: FfiConverterUInt64.read(from: &buf), 
                 bytesResent: FfiConverterUInt64.read(from: &buf), 
                 receiptsVerified: FfiConverterUInt32.read(from: &buf), 
@@ -4614,6 +5640,7 @@ public struct FfiConverterTypeSyncSummary: FfiConverterRustBuffer {
     public static func write(_ value: SyncSummary, into buf: inout [UInt8]) {
         FfiConverterUInt32.write(value.manifestsCommitted, into: &buf)
         FfiConverterUInt32.write(value.uploadsCompleted, into: &buf)
+        FfiConverterUInt64.write(value.fragmentsAcknowledged, into: &buf)
         FfiConverterUInt64.write(value.bytesUploaded, into: &buf)
         FfiConverterUInt64.write(value.bytesResent, into: &buf)
         FfiConverterUInt32.write(value.receiptsVerified, into: &buf)
@@ -5214,6 +6241,101 @@ public func FfiConverterTypeItemState_lift(_ buf: RustBuffer) throws -> ItemStat
 #endif
 public func FfiConverterTypeItemState_lower(_ value: ItemState) -> RustBuffer {
     return FfiConverterTypeItemState.lower(value)
+}
+
+
+
+/**
+ * Where a live recording is.
+ */
+
+public enum LiveRecordingState: Equatable, Hashable {
+    
+    /**
+     * Being filmed: pieces are still being sealed.
+     */
+    case recording
+    /**
+     * Finished and sealed as an item (see `Fieldcap.item(clip_id)`).
+     */
+    case finished
+    /**
+     * Aborted: the pieces already sealed (and sent) stay on record; no item was sealed.
+     */
+    case aborted
+    /**
+     * A state this version of the bindings does not know.
+     */
+    case unknown
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension LiveRecordingState: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeLiveRecordingState: FfiConverterRustBuffer {
+    typealias SwiftType = LiveRecordingState
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> LiveRecordingState {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .recording
+        
+        case 2: return .finished
+        
+        case 3: return .aborted
+        
+        case 4: return .unknown
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: LiveRecordingState, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .recording:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .finished:
+            writeInt(&buf, Int32(2))
+        
+        
+        case .aborted:
+            writeInt(&buf, Int32(3))
+        
+        
+        case .unknown:
+            writeInt(&buf, Int32(4))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeLiveRecordingState_lift(_ buf: RustBuffer) throws -> LiveRecordingState {
+    return try FfiConverterTypeLiveRecordingState.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeLiveRecordingState_lower(_ value: LiveRecordingState) -> RustBuffer {
+    return FfiConverterTypeLiveRecordingState.lower(value)
 }
 
 
@@ -6169,6 +7291,31 @@ fileprivate struct FfiConverterSequenceTypeItemInfo: FfiConverterRustBuffer {
         seq.reserveCapacity(Int(len))
         for _ in 0 ..< len {
             seq.append(try FfiConverterTypeItemInfo.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeLiveStatus: FfiConverterRustBuffer {
+    typealias SwiftType = [LiveStatus]
+
+    public static func write(_ value: [LiveStatus], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeLiveStatus.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [LiveStatus] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [LiveStatus]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeLiveStatus.read(from: &buf))
         }
         return seq
     }
