@@ -285,6 +285,7 @@ impl Store {
             operator: self.profile.operator(),
             tags: req.tags.clone(),
             segment,
+            fragments: None,
             incident_hint: req.incident_hint.clone(),
             note: req.note.clone(),
             observation,
