@@ -103,7 +103,9 @@ pub(crate) async fn put_fragment(
 ) -> Result<Response> {
     let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     if ct.split(';').next().map(str::trim) != Some("application/octet-stream") {
-        return Err(Error::UnsupportedMediaType("a fragment's body must be application/octet-stream".into()));
+        // Answered at once; the body is read and dropped behind the answer (never kept).
+        let e = Error::UnsupportedMediaType("a fragment's body must be application/octet-stream".into());
+        return Err(crate::http::body::linger(&state, body, MAX_FRAGMENT_BYTES as usize, e));
     }
     let (claim, bytes, _hold) = signed_body(&state, &headers, body, MAX_FRAGMENT_BYTES as usize).await?;
     let st = state.clone();
