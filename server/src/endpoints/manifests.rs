@@ -194,7 +194,12 @@ fn commit_manifest(state: &AppState, device: &DeviceRecord, sub: &ManifestSubmis
     let mut mismatch = None;
     if let (Some(u), Some(md)) = (upload.as_mut(), item.media.as_ref()) {
         match crate::endpoints::live::held_prefix(state, &item.clip_id, &item.device_id, m.fragments.as_ref(), md.bytes)? {
-            Some(Ok(n)) => u.offset = n,
+            Some(Ok(n)) => {
+                // Bytes past the last fragment held (a crash between a piece's bytes and its
+                // record) are not part of the upload.
+                state.blobs.open_partial(&item.clip_id, n)?.sync()?;
+                u.offset = n;
+            }
             Some(Err(why)) => mismatch = Some(why),
             None => {}
         }
