@@ -317,6 +317,16 @@ fn bad_fragments_are_refused_and_leave_the_held_prefix_intact() {
     problem(r, 409, "fragment-out-of-order");
     assert_eq!(held(&srv, &clip), prefix);
 
+    // A body announced larger than 64 MiB: 413 from Content-Length, before a byte is read.
+    let req = format!(
+        "PUT {} HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        protocol::fragment_path(&clip, 2),
+        fieldcap_evidence::fragment::MAX_FRAGMENT_BYTES + 1
+    );
+    let (status, text) = fieldcap_testkit::api::raw(srv.addr(), req.as_bytes());
+    assert_eq!(status, 413, "{text}");
+    assert!(text.contains("too-large"), "{text}");
+
     // The next good fragment is still accepted.
     put_ok(&srv, &key, &clip, 2, &recs, &pieces);
     assert_eq!(held(&srv, &clip), pieces[..3].concat());
