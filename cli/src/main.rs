@@ -214,6 +214,16 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// List the live recordings the server holds fragments of: `partial` (still filming, or cut
+    /// short) or `complete` (its original received).
+    Live {
+        /// Where the server's key, records and originals are.
+        #[command(flatten)]
+        at: store_args::StoreArgs,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
     /// Revoke a device (lost or seized phone): it can submit nothing more; what it sent stays.
     Revoke {
         /// Where the server's key, records and originals are.
@@ -353,6 +363,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Token { at, role } => server_cmds::token(at, role),
         Command::Incidents { at, json } => server_cmds::incidents(at, *json),
         Command::Devices { at, json } => server_cmds::devices(at, *json),
+        Command::Live { at, json } => server_cmds::live(at, *json),
         Command::Revoke { at, device_id, reason } => server_cmds::revoke(at, device_id, reason),
         Command::MoveStores { at, json } => server_cmds::move_stores(at, *json),
         Command::Backup { at, out, json } => server_cmds::backup(at, out, *json),

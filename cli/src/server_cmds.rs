@@ -325,6 +325,38 @@ pub fn devices(at: &StoreArgs, json: bool) -> anyhow::Result<i32> {
     Ok(0)
 }
 
+/// `fieldcap live --data DIR [--json]`: live recordings with fragments held.
+pub fn live(at: &StoreArgs, json: bool) -> anyhow::Result<i32> {
+    at.require_records()?;
+    let list = fieldcap_server::live_recordings(at.deployment()).context("reading the live recordings")?;
+    if json {
+        let v: Vec<serde_json::Value> = list
+            .iter()
+            .map(|l| {
+                serde_json::json!({
+                    "clip_id": l.head.clip_id,
+                    "device_id": l.head.device_id,
+                    "fragments": l.head.count,
+                    "bytes": l.head.total_bytes,
+                    "last_captured_at": l.head.last_captured_at,
+                    "last_received_at": l.head.last_received_at,
+                    "state": l.state,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(0);
+    }
+    if list.is_empty() {
+        println!("no live recordings");
+    }
+    for l in &list {
+        let h = &l.head;
+        println!("{}  device {}  {} fragments  {} bytes  last fragment {}  {}", h.clip_id, h.device_id, h.count, h.total_bytes, h.last_captured_at, l.state);
+    }
+    Ok(0)
+}
+
 /// `fieldcap revoke --data DIR DEVICE_ID --reason TEXT`.
 pub fn revoke(at: &StoreArgs, device_id: &str, reason: &str) -> anyhow::Result<i32> {
     at.require_records()?;

@@ -90,6 +90,19 @@ pub enum Error {
     /// tus: `Upload-Length` missing, deferred, or not the manifest's byte count.
     #[error("upload length: {0}")]
     UploadLength(String),
+    /// A live-capture fragment was refused: its record does not parse or verify, its bytes do
+    /// not match the record, or they are not well-formed fragmented MP4 continuing the recording.
+    #[error("invalid fragment: {0}")]
+    InvalidFragment(String),
+    /// A live-capture fragment does not continue the chain the server holds (a gap, a record
+    /// that does not follow, or another record at a stored index); `next` is the index expected.
+    #[error("fragment out of order: {detail}")]
+    FragmentOutOfOrder {
+        /// The index the server expects next.
+        next: u64,
+        /// Why.
+        detail: String,
+    },
     /// The received media does not match the signed manifest's length or digests.
     #[error("digest mismatch: {0}")]
     DigestMismatch(String),
@@ -219,6 +232,13 @@ impl Error {
                 "offset-mismatch",
                 "Upload-Offset does not match the upload",
                 Some(format!("the upload is at offset {expected}; send HEAD and continue from there")),
+            ),
+            Error::InvalidFragment(m) => (StatusCode::UNPROCESSABLE_ENTITY, problem::INVALID_FRAGMENT, "Fragment refused", Some(m.clone())),
+            Error::FragmentOutOfOrder { next, detail } => (
+                StatusCode::CONFLICT,
+                problem::FRAGMENT_OUT_OF_ORDER,
+                "Fragment does not continue the recording held",
+                Some(format!("{detail}; the server expects fragment {next} next")),
             ),
             Error::UploadLength(m) => (StatusCode::BAD_REQUEST, problem::UPLOAD_LENGTH, "Upload-Length not acceptable", Some(m.clone())),
             Error::DigestMismatch(m) => (StatusCode::UNPROCESSABLE_ENTITY, problem::DIGEST_MISMATCH, "Media does not match the signed manifest", Some(m.clone())),

@@ -374,3 +374,25 @@ pub fn incidents(at: impl Into<store::Deployment>) -> Result<Vec<Incident>> {
     let items: Vec<_> = records.items()?.iter().filter_map(incidents::item_of).collect();
     Ok(incidents::group(&items))
 }
+
+/// A live recording the server holds fragments of ([`live_recordings`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveRecording {
+    /// The fragments held: clip, device, count, bytes, newest capture and storage times.
+    pub head: store::FragmentHead,
+    /// `complete` once the recording's original is received; `partial` until then (the phone
+    /// is still filming, or the recording was cut short).
+    pub state: &'static str,
+}
+
+/// Every live recording of a deployment with fragments held, by clip id: a clip with fragments
+/// but no received original is `partial`.
+pub fn live_recordings(at: impl Into<store::Deployment>) -> Result<Vec<LiveRecording>> {
+    let records = at.into().open_records()?;
+    let mut out = Vec::new();
+    for head in records.fragment_heads()? {
+        let whole = records.item(&head.clip_id)?.is_some_and(|i| i.state == "received");
+        out.push(LiveRecording { head, state: if whole { "complete" } else { "partial" } });
+    }
+    Ok(out)
+}

@@ -54,6 +54,8 @@ pub(crate) struct AppState {
     pub witnessing: crate::witnessing::Witnessing,
     /// Counters and gauges for `GET /metrics` ([`crate::metrics`]).
     pub metrics: crate::metrics::Metrics,
+    /// Running digests of live recordings being received ([`crate::endpoints::live`]).
+    pub live: Mutex<crate::endpoints::live::LiveCache>,
 }
 
 impl AppState {
@@ -89,6 +91,7 @@ impl AppState {
             commit_lock: Mutex::new(()),
             upload_locks: Mutex::new(HashMap::new()),
             refusals: Mutex::new(crate::custody::RefusalLimiter::default()),
+            live: Mutex::new(crate::endpoints::live::LiveCache::default()),
         };
         if created {
             state.custody("key_created", None, serde_json::json!({ "server_key_id": state.key_id }))?;

@@ -13,7 +13,7 @@ use fieldcap_evidence::custody::{body, verify_chain, CustodyEvent};
 use fieldcap_evidence::identity::DeviceKey;
 use fieldcap_evidence::tlog::{leaf_hash, Hash};
 use fieldcap_server::store::{
-    Completion, DeviceRecord, DisposalOutcome, EnrollOutcome, ItemRecord, MediaInfo, PendingDisposal, PostgresRecordStore, RecordStore, RecordsRequestRecord,
+    Completion, DeviceRecord, DisposalOutcome, EnrollOutcome, FragmentRow, ItemRecord, MediaInfo, PendingDisposal, PostgresRecordStore, RecordStore, RecordsRequestRecord,
     SessionRecord, StaffRecord, UploadRecord,
 };
 use fieldcap_server::Error;
@@ -215,6 +215,7 @@ contract!(
     a_records_request_moves_on_only_from_the_expected_state,
     concurrent_updates_from_one_state_of_a_records_request_succeed_once,
     settings_are_upserted,
+    fragments_are_stored_exactly_once_per_index_and_listed_per_recording,
 );
 
 fn tokens_are_consumed_once_and_expired_or_revoked_ones_refused(s: &dyn RecordStore) {
@@ -899,6 +900,54 @@ fn settings_are_upserted(s: &dyn RecordStore) {
     assert_eq!(s.setting("other").unwrap().as_deref(), Some("x"));
     // Settings are not the server's meta (which holds a scaled deployment's key).
     assert!(s.setting("server_key_secret").unwrap().is_none());
+}
+
+fn fragment_row(device: &str, clip_id: &str, idx: u64, bytes: u64) -> FragmentRow {
+    FragmentRow {
+        clip_id: clip_id.to_string(),
+        idx,
+        device_id: device.to_string(),
+        // Record and ack bytes hold NUL and non-UTF-8 bytes: stored exactly.
+        record: [b"{\"fragment\":".as_slice(), &idx.to_be_bytes(), &[0x00, 0xc3, 0x28, 0xff]].concat(),
+        sig: vec![idx as u8; 64],
+        record_sha256: format!("{idx:064x}"),
+        offset: idx * 1000,
+        bytes,
+        total_bytes: idx * 1000 + bytes,
+        captured_at: format!("2025-06-07T18:04:{:02}.000Z", idx * 2),
+        mfhd_last: if idx == 0 { None } else { Some(u32::MAX - idx as u32) },
+        ack: vec![0x00, 0xfe, idx as u8],
+        ack_sig: vec![0x5a; 64],
+        received_at: format!("2025-06-07T18:05:{:02}.000Z", idx * 2),
+    }
+}
+
+fn fragments_are_stored_exactly_once_per_index_and_listed_per_recording(s: &dyn RecordStore) {
+    let d = enrolled(s, 41);
+    let (a, b) = (clip(4101), clip(4102));
+    assert!(s.fragments(&a).unwrap().is_empty());
+    assert!(s.last_fragment(&a).unwrap().is_none());
+    assert!(s.fragment_heads().unwrap().is_empty());
+    // Inserted out of index order on purpose: read back in index order.
+    for idx in [0u64, 2, 1] {
+        assert!(s.insert_fragment(&fragment_row(&d, &a, idx, 1000)).unwrap());
+    }
+    assert!(s.insert_fragment(&fragment_row(&d, &b, 0, 700)).unwrap());
+    // The same index again, even with other bytes, stores nothing.
+    let mut other = fragment_row(&d, &a, 1, 999);
+    other.record = b"other".to_vec();
+    assert!(!s.insert_fragment(&other).unwrap());
+    let got = s.fragments(&a).unwrap();
+    assert_eq!(got, vec![fragment_row(&d, &a, 0, 1000), fragment_row(&d, &a, 1, 1000), fragment_row(&d, &a, 2, 1000)]);
+    assert_eq!(s.fragment(&a, 1).unwrap(), Some(fragment_row(&d, &a, 1, 1000)));
+    assert!(s.fragment(&a, 3).unwrap().is_none());
+    assert_eq!(s.last_fragment(&a).unwrap(), Some(fragment_row(&d, &a, 2, 1000)));
+    let heads = s.fragment_heads().unwrap();
+    assert_eq!(heads.len(), 2);
+    assert_eq!((heads[0].clip_id.as_str(), heads[0].device_id.as_str(), heads[0].count, heads[0].total_bytes), (a.as_str(), d.as_str(), 3, 3000));
+    assert_eq!(heads[0].last_captured_at, "2025-06-07T18:04:04.000Z");
+    assert_eq!(heads[0].last_received_at, "2025-06-07T18:05:04.000Z");
+    assert_eq!((heads[1].clip_id.as_str(), heads[1].count, heads[1].total_bytes), (b.as_str(), 1, 700));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -38,6 +38,8 @@ fn every_error() -> Vec<Error> {
         Error::Gone("x".into()),
         Error::OffsetMismatch { expected: 1 },
         Error::UploadLength("x".into()),
+        Error::InvalidFragment("x".into()),
+        Error::FragmentOutOfOrder { next: 1, detail: "x".into() },
         Error::DigestMismatch("x".into()),
         Error::UploadLocked,
         Error::TooLarge("x".into()),
@@ -74,6 +76,8 @@ fn every_error() -> Vec<Error> {
             | Error::Gone(_)
             | Error::OffsetMismatch { .. }
             | Error::UploadLength(_)
+            | Error::InvalidFragment(_)
+            | Error::FragmentOutOfOrder { .. }
             | Error::DigestMismatch(_)
             | Error::UploadLocked
             | Error::TooLarge(_)

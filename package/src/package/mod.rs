@@ -160,6 +160,43 @@ pub struct PackageItem {
     pub tags: Vec<String>,
 }
 
+/// A live recording the server holds only part of (`fieldcap.fragment/1` chain, no received
+/// original): the phone was taken, broke or stopped sending mid-recording. Its files are
+/// `clips/<clip_id>/media.<ext>` (exactly bytes `0..bytes` of the recording, as the last
+/// fragment record names them), `clips/<clip_id>/fragments/<index, 6 digits>.json` and `.sig`
+/// (each record's exact bytes and the device's signature) and `clips/<clip_id>/acks/…` (the
+/// server's signed acknowledgements). What it proves: the device sealed these bytes, in this
+/// order, up to the last record; not what came after.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PackagePartial {
+    /// The recording's item id.
+    pub clip_id: String,
+    /// Device id.
+    pub device_id: String,
+    /// Always true: the entry is a partial recording.
+    pub partial: bool,
+    /// Fragment records (the initialization segment is record 0).
+    pub fragments: u64,
+    /// Bytes of the recording held (the last record's `total_bytes`).
+    pub bytes: u64,
+    /// Capture time of the last fragment (device clock).
+    pub last_captured_at: String,
+    /// SHA-256 hex of the last record's bytes (the head of the chain held).
+    pub head: String,
+    /// The media file: the bytes held.
+    pub media: PackageMedia,
+}
+
+/// The files of fragment record `index` of a recording: (record, signature).
+pub fn fragment_files(clip_id: &str, index: u64) -> (String, String) {
+    (format!("clips/{clip_id}/fragments/{index:06}.json"), format!("clips/{clip_id}/fragments/{index:06}.sig"))
+}
+
+/// The files of the server's acknowledgement of fragment `index` of a recording: (ack, signature).
+pub fn ack_files(clip_id: &str, index: u64) -> (String, String) {
+    (format!("clips/{clip_id}/acks/{index:06}.json"), format!("clips/{clip_id}/acks/{index:06}.sig"))
+}
+
 /// The signed index `package.json`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PackageIndex {
@@ -200,6 +237,9 @@ pub struct PackageIndex {
     pub devices: Vec<PackageDevice>,
     /// Items, by capture start.
     pub items: Vec<PackageItem>,
+    /// Partial live recordings (no received original), by clip id; absent when there are none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub partials: Vec<PackagePartial>,
     /// Every other file.
     pub files: Vec<FileEntry>,
 }

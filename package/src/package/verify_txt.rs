@@ -215,6 +215,31 @@ pub fn verify_txt(index: &PackageIndex, server_key: &VerifyingKey) -> String {
             None => {}
         }
     }
+    if !index.partials.is_empty() {
+        p(&mut s, "");
+        p(&mut s, "# 5b. Partial live recordings (no received original: the phone was taken, broke or stopped");
+        p(&mut s, "#     sending mid-recording). Each fragment record is signed by the device and names the SHA-256");
+        p(&mut s, "#     of the record before it (\"prev\"); the last record names the SHA-256 of the whole recording");
+        p(&mut s, "#     up to its end (\"total_sha256\" of the first \"total_bytes\" bytes), which the media file is.");
+        p(&mut s, "#     This proves the bytes up to there were sealed by the device in this order; it says nothing");
+        p(&mut s, "#     of what came after (the recording continued past this point or was cut short).");
+        for pt in &index.partials {
+            p(&mut s, &format!("echo 'partial recording {}: {} fragments, {} bytes, last fragment captured at {}'", pt.clip_id, pt.fragments, pt.bytes, one_line(&pt.last_captured_at)));
+            for i in 0..pt.fragments {
+                let (rf, sf) = super::fragment_files(&pt.clip_id, i);
+                p(&mut s, &format!("check '{sf}: the device signed {rf}' openssl pkeyutl -verify -pubin -inkey devices/{}.pub.pem -rawin -in {rf} -sigfile {sf}", pt.device_id));
+                if i > 0 {
+                    let (pf, _) = super::fragment_files(&pt.clip_id, i - 1);
+                    p(&mut s, &format!("grep -qF \"\\\"prev\\\":\\\"$(sha256sum < {pf} | cut -c1-64)\\\"\" {rf} || fail '{rf} does not name {pf} as its prev'"));
+                }
+            }
+            let (last, _) = super::fragment_files(&pt.clip_id, pt.fragments.saturating_sub(1));
+            p(&mut s, &format!("[ \"$(wc -c < {})\" -eq {} ] || fail '{} is not {} bytes long'", pt.media.path, pt.bytes, pt.media.path, pt.bytes));
+            p(&mut s, &format!("t=$(grep -o '\"total_sha256\":\"[0-9a-f]*\"' {last} | cut -d'\"' -f4); [ -n \"$t\" ] && [ \"$(head -c {} {} | sha256sum | cut -c1-64)\" = \"$t\" ] || fail '{} is not the recording {last} seals (total_sha256)'", pt.bytes, pt.media.path, pt.media.path));
+            p(&mut s, &format!("grep -qF '\"clip_id\":\"{}\"' {last} || fail '{last} is a record of another recording'", pt.clip_id));
+        }
+        p(&mut s, &format!("echo '  {}'", super::verify::PARTIAL_MEANING.replace('\'', "")));
+    }
     s.push_str(VERDICT);
     s
 }

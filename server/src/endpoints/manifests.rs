@@ -48,6 +48,20 @@ fn new_upload(state: &AppState, clip_id: &str, length: u64) -> UploadRecord {
     }
 }
 
+/// Takes a clip's upload lock from a blocking thread, waiting at most a few seconds.
+fn lock_briefly(l: &std::sync::Arc<tokio::sync::Mutex<()>>) -> Result<tokio::sync::MutexGuard<'_, ()>> {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        if let Ok(g) = l.try_lock() {
+            return Ok(g);
+        }
+        if std::time::Instant::now() > until {
+            return Err(Error::UploadLocked);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 /// Path of an upload URL.
 pub(crate) fn upload_path(capability: &str) -> String {
     format!("/v1/uploads/{capability}")
@@ -165,16 +179,46 @@ fn commit_manifest(state: &AppState, device: &DeviceRecord, sub: &ManifestSubmis
         refusals: 0,
         last_refusal: None,
     };
-    let upload = item.media.as_ref().map(|md| new_upload(state, &item.clip_id, md.bytes));
+    // Live-capture fragments of this clip (endpoints::live) are stored under the clip's upload
+    // lock, and the fragments held decide where the upload starts: hold it too (a new item has
+    // no tus upload yet, so only a fragment being stored can hold it, for moments).
+    let clip_lock = state.upload_lock(&m.clip_id)?;
+    let _clip_guard = match state.records.last_fragment(&m.clip_id)? {
+        Some(_) => Some(lock_briefly(&clip_lock)?),
+        None => None,
+    };
+    let mut upload = item.media.as_ref().map(|md| new_upload(state, &item.clip_id, md.bytes));
+    // A live recording: the fragments the server holds already are the start of its upload
+    // (the phone sends no byte twice), if they are the chain the manifest names; if not, they
+    // are set aside, kept for the record, and the upload starts at 0.
+    let mut mismatch = None;
+    if let (Some(u), Some(md)) = (upload.as_mut(), item.media.as_ref()) {
+        match crate::endpoints::live::held_prefix(state, &item.clip_id, &item.device_id, m.fragments.as_ref(), md.bytes)? {
+            Some(Ok(n)) => {
+                // Bytes past the last fragment held (a crash between a piece's bytes and its
+                // record) are not part of the upload.
+                state.blobs.open_partial(&item.clip_id, n)?.sync()?;
+                u.offset = n;
+            }
+            Some(Err(why)) => mismatch = Some(why),
+            None => {}
+        }
+    }
     if !state.records.insert_item(&item, upload.as_ref())? {
         return Err(Error::Conflict("the clip_id or seq was recorded concurrently".into()));
     }
     state.custody("received", Some(&item.clip_id), serde_json::json!({ "manifest_sha256": sha, "seq": m.seq, "kind": m.kind.as_str() }))?;
+    if let Some(why) = mismatch {
+        let kept_as = state.blobs.set_aside_partial(&item.clip_id)?;
+        state.live_cache()?.forget(&item.clip_id);
+        state.custody("live_chain_mismatch", Some(&item.clip_id), serde_json::json!({ "reason": why, "kept_as": kept_as }))?;
+    }
     if m.kind == ItemKind::Observation {
         crate::receipts::complete(state, &item, None, None)?;
     } else if let Some(u) = &upload {
-        if u.length == 0 {
-            // Nothing to upload: verify the empty file now.
+        if u.offset == u.length {
+            // Nothing (more) to upload: the empty file, or a live recording whose every byte
+            // came in fragments. Verify it now, so the answer carries the receipt.
             let _ = crate::tus::finalize(state, &item, u);
         }
     }
@@ -195,8 +239,10 @@ fn answer(state: &AppState, item: &ItemRecord) -> Result<CommitmentResponse> {
     let mut up = state.records.upload_for_clip(&item.clip_id)?;
     let usable = up.as_ref().is_some_and(|u| u.state == "open" && u.expires_at_ms > now_ms());
     if !usable {
+        // Keeps (cuts back to) a live recording's fragments held, which start the fresh upload.
         crate::tus::discard_unwanted_partial(state, &item.clip_id);
-        let fresh = new_upload(state, &item.clip_id, md.bytes);
+        let mut fresh = new_upload(state, &item.clip_id, md.bytes);
+        fresh.offset = crate::endpoints::tus::restart_offset(state, &item.clip_id)?;
         state.records.put_upload(&fresh)?;
         up = Some(fresh);
     }

@@ -8,6 +8,7 @@
 //! | `GET /v1/receipts/{clip_id}` | [`receipts`] |
 //! | `GET /v1/log/checkpoint`, `/v1/log/consistency`, `/v1/log/inclusion` | [`log`] |
 //! | `POST /v1/custody` | [`custody`] |
+//! | `PUT /v1/live/{clip_id}/{index}` (live-capture fragments) | [`live`] |
 //! | `GET /healthz`, `/readyz`, `/metrics` | [`crate::metrics`] |
 //!
 //! What every endpoint shares (authentication, bodies, limits, problem+json) is in
@@ -15,6 +16,7 @@
 
 pub(crate) mod custody;
 pub(crate) mod enrol;
+pub(crate) mod live;
 pub(crate) mod log;
 pub(crate) mod manifests;
 pub(crate) mod receipts;
@@ -22,7 +24,7 @@ pub mod tus;
 
 use crate::http::{detach, limits, problem};
 use crate::state::AppState;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::Router;
 use std::sync::Arc;
 
@@ -41,6 +43,7 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/v1/enroll", post(enrol::enroll))
         .route("/v1/manifests", post(manifests::manifests))
         .route("/v1/custody", post(custody::post_custody))
+        .route("/v1/live/{clip_id}/{index}", put(live::put_fragment))
         .route("/v1/receipts/{clip_id}", get(receipts::receipt))
         .route("/v1/log/checkpoint", get(log::checkpoint))
         .route("/v1/log/consistency", get(log::consistency))

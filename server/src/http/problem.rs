@@ -43,6 +43,9 @@ impl IntoResponse for Error {
                 r.headers_mut().insert("upload-offset", v);
             }
         }
+        if let Error::FragmentOutOfOrder { next, .. } = self {
+            r.headers_mut().insert(fieldcap_evidence::protocol::H_NEXT_FRAGMENT, HeaderValue::from(next));
+        }
         if let Error::Overloaded = self {
             r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(crate::error::RETRY_AFTER_SECS));
         }

@@ -7,11 +7,11 @@ use crate::error::{Error, Result};
 use crate::incidents::haversine_m;
 use crate::log::LogTree;
 use crate::records::Records;
-use crate::store::{BlobStore, ItemRecord};
+use crate::store::{BlobStore, FragmentRow, ItemRecord};
 use fieldcap_evidence::custody::CustodyEvent;
 use fieldcap_evidence::manifest::Manifest;
 use fieldcap_package::package::{
-    media_file_name, verify_txt, ChainLink, DerivedDevice, DerivedManifest, FileEntry, InclusionFile, PackageDevice, PackageIndex, PackageItem, PackageMedia,
+    ack_files, fragment_files, media_file_name, verify_txt, ChainLink, DerivedDevice, DerivedManifest, FileEntry, InclusionFile, PackageDevice, PackageIndex, PackageItem, PackageMedia, PackagePartial,
     DERIVED_DEVICE_TYPE, INCLUSION_TYPE, PACKAGE_TYPE, UNLISTED,
 };
 use std::collections::{BTreeMap, BTreeSet};
@@ -169,11 +169,36 @@ pub fn export(data_dir: impl Into<crate::store::Deployment>, req: &PackageReques
     }
     let r = Records::open(data_dir)?;
 
+    // Live recordings named by clip id that the server holds only fragments of (no received
+    // original): packaged as partial recordings, in full packages only.
+    let mut partial_ids: Vec<String> = Vec::new();
+    let selection = match &req.selection {
+        Selection::Clips(ids) => {
+            let mut keep = Vec::new();
+            for id in ids {
+                let whole = r.item(id)?.is_some_and(|i| i.state == "received");
+                if !whole && r.store().last_fragment(id)?.is_some() {
+                    if !partial_ids.contains(id) {
+                        partial_ids.push(id.clone());
+                    }
+                } else {
+                    keep.push(id.clone());
+                }
+            }
+            Selection::Clips(keep)
+        }
+        other => other.clone(),
+    };
+    if !partial_ids.is_empty() && req.profile == Profile::Release {
+        return Err(Error::BadRequest("a partial live recording is exported in full packages only".into()));
+    }
+    partial_ids.sort();
+
     // Select and filter.
     let mut omitted: BTreeMap<String, u64> = BTreeMap::new();
     let mut items: Vec<(ItemRecord, Manifest)> = Vec::new();
     let mut seen = BTreeSet::new();
-    for it in select(&r, &req.selection)? {
+    for it in select(&r, &selection)? {
         if !seen.insert(it.clip_id.clone()) {
             continue;
         }
@@ -196,7 +221,7 @@ pub fn export(data_dir: impl Into<crate::store::Deployment>, req: &PackageReques
             None => items.push((it, m)),
         }
     }
-    if items.is_empty() {
+    if items.is_empty() && partial_ids.is_empty() {
         return Err(Error::BadRequest("no exportable items in the selection".into()));
     }
     items.sort_by(|a, b| a.1.capture.started_at.cmp(&b.1.capture.started_at).then_with(|| a.0.clip_id.cmp(&b.0.clip_id)));
@@ -206,7 +231,7 @@ pub fn export(data_dir: impl Into<crate::store::Deployment>, req: &PackageReques
     // Removed again (with its scratch folder and lock) when this returns, whatever happens.
     let temp = super::tmpdirs::ExportTemp::create(&parent, &name)?;
     let tmp = temp.dir.clone();
-    let (index, bytes) = build(&r, req, &tmp, &temp.scratch, &items, omitted.clone())?;
+    let (index, bytes) = build(&r, req, &tmp, &temp.scratch, &items, &partial_ids, omitted.clone())?;
     fs::rename(&tmp, &req.out).map_err(|e| Error::io("moving the package into place", e))?;
     fieldcap_evidence::fsutil::sync_dir(&parent)?;
     let zip = if req.zip {
@@ -220,10 +245,26 @@ pub fn export(data_dir: impl Into<crate::store::Deployment>, req: &PackageReques
         let ids: Vec<String> = items.iter().map(|(i, _)| i.clip_id.clone()).collect();
         crate::retention::record_referrals(&r, &ids, &index.package_id, &req.recipient)?;
     }
-    Ok(PackageOutcome { path: req.out.clone(), zip, package_id: index.package_id.clone(), items: items.len(), omitted, bytes, custody_seq: index.export_custody_seq })
+    Ok(PackageOutcome {
+        path: req.out.clone(),
+        zip,
+        package_id: index.package_id.clone(),
+        items: items.len() + partial_ids.len(),
+        omitted,
+        bytes,
+        custody_seq: index.export_custody_seq,
+    })
 }
 
-fn build(r: &Records, req: &PackageRequest, tmp: &Path, scratch: &Path, items: &[(ItemRecord, Manifest)], omitted: BTreeMap<String, u64>) -> Result<(PackageIndex, u64)> {
+fn build(
+    r: &Records,
+    req: &PackageRequest,
+    tmp: &Path,
+    scratch: &Path,
+    items: &[(ItemRecord, Manifest)],
+    partial_ids: &[String],
+    omitted: BTreeMap<String, u64>,
+) -> Result<(PackageIndex, u64)> {
     let release = req.profile == Profile::Release;
     let key = r.server_key();
     let key_id = r.server_key_id().to_string();
@@ -243,7 +284,12 @@ fn build(r: &Records, req: &PackageRequest, tmp: &Path, scratch: &Path, items: &
     w.put("log/checkpoint.txt", cp_note.as_bytes())?;
 
     // Devices.
-    let device_ids: BTreeSet<String> = items.iter().map(|(i, _)| i.device_id.clone()).collect();
+    let mut partial_rows: Vec<(String, Vec<FragmentRow>)> = Vec::new();
+    for id in partial_ids {
+        partial_rows.push((id.clone(), r.store().fragments(id)?));
+    }
+    let device_ids: BTreeSet<String> =
+        items.iter().map(|(i, _)| i.device_id.clone()).chain(partial_rows.iter().filter_map(|(_, f)| f.first().map(|f| f.device_id.clone()))).collect();
     let mut devices = Vec::new();
     let mut report_devices = Vec::new();
     for id in &device_ids {
@@ -350,6 +396,10 @@ fn build(r: &Records, req: &PackageRequest, tmp: &Path, scratch: &Path, items: &
         w.put(&format!("{dir}/manifest.sig"), &msig)?;
         w.put(&format!("{dir}/receipt.json"), &receipt_bytes)?;
         w.put(&format!("{dir}/receipt.sig"), &receipt_sig)?;
+        // A finished live recording carries the fragment records it was sealed with.
+        if !release && m.fragments.is_some() {
+            put_fragments(&mut w, &it.clip_id, &r.store().fragments(&it.clip_id)?)?;
+        }
         // Inclusion in the package checkpoint and consistency from the receipt's tree.
         let index = receipt.log.index;
         let inc = InclusionFile {
@@ -406,6 +456,31 @@ fn build(r: &Records, req: &PackageRequest, tmp: &Path, scratch: &Path, items: &
         });
     }
 
+    // Partial live recordings: the bytes held, exactly as the last record seals them, with
+    // every record and ack.
+    let mut partials = Vec::new();
+    for (id, rows) in &partial_rows {
+        let (Some(first), Some(last)) = (rows.first(), rows.last()) else { continue };
+        let last_rec = fieldcap_evidence::fragment::FragmentRecord::parse(&last.record)?;
+        let path = format!("clips/{id}/{}", media_file_name(&last_rec.mime));
+        let d = copy_held(r.blobs(), id, last.total_bytes, &tmp.join(&path))?;
+        if d.bytes != last.total_bytes || d.sha256_hex() != last_rec.total_sha256 || d.blake3_hex() != last_rec.total_blake3 {
+            return Err(Error::Internal(format!("the bytes held of {id} do not match its last fragment record; not exported")));
+        }
+        w.bytes += d.bytes;
+        put_fragments(&mut w, id, rows)?;
+        partials.push(PackagePartial {
+            clip_id: id.clone(),
+            device_id: first.device_id.clone(),
+            partial: true,
+            fragments: rows.len() as u64,
+            bytes: last.total_bytes,
+            last_captured_at: last.captured_at.clone(),
+            head: last.record_sha256.clone(),
+            media: PackageMedia { path, mime: last_rec.mime.clone(), bytes: d.bytes, sha256: d.sha256_hex(), blake3: d.blake3_hex() },
+        });
+    }
+
     // Custody: one event per item and one for the package, then the trail of these items.
     let ids: Vec<String> = pitems.iter().map(|i| i.clip_id.clone()).collect();
     let base = serde_json::json!({
@@ -418,17 +493,24 @@ fn build(r: &Records, req: &PackageRequest, tmp: &Path, scratch: &Path, items: &
     for id in &ids {
         r.append_custody("exported", Some(id), base.clone())?;
     }
+    for id in partial_ids {
+        r.append_custody("exported_partial", Some(id), base.clone())?;
+    }
     let mut detail = base.clone();
     if let Some(o) = detail.as_object_mut() {
         o.insert("items".into(), serde_json::json!(ids.len() as i64));
         o.insert("items_sha256".into(), serde_json::json!(fieldcap_evidence::hashing::sha256_hex(ids.join("\n").as_bytes())));
+        if !partial_ids.is_empty() {
+            o.insert("partials".into(), serde_json::json!(partial_ids.len() as i64));
+            o.insert("partials_sha256".into(), serde_json::json!(fieldcap_evidence::hashing::sha256_hex(partial_ids.join("\n").as_bytes())));
+        }
         o.insert("sensitive_included".into(), serde_json::json!(release && req.sensitive_reason.is_some()));
         if let (true, Some(reason)) = (release, &req.sensitive_reason) {
             o.insert("sensitive_reason".into(), serde_json::json!(reason));
         }
     }
     let export_ev = r.append_custody("exported", None, detail)?;
-    let idset: BTreeSet<&str> = ids.iter().map(String::as_str).collect();
+    let idset: BTreeSet<&str> = ids.iter().chain(partial_ids.iter()).map(String::as_str).collect();
     let events: Vec<CustodyEvent> = r
         .custody(None)?
         .into_iter()
@@ -476,6 +558,7 @@ fn build(r: &Records, req: &PackageRequest, tmp: &Path, scratch: &Path, items: &
         custody_note: CUSTODY_NOTE.into(),
         devices,
         items: pitems,
+        partials,
         files: Vec::new(),
     };
     let server_fingerprint = fieldcap_evidence::identity::key_fingerprint(&key.verifying_key());
@@ -513,6 +596,47 @@ fn build(r: &Records, req: &PackageRequest, tmp: &Path, scratch: &Path, items: &
         fieldcap_evidence::fsutil::sync_dir(&d)?;
     }
     Ok((index, w.bytes))
+}
+
+/// Writes a live recording's fragment records and the server's acks
+/// (`clips/<clip>/fragments/NNNNNN.json|.sig`, `clips/<clip>/acks/…`).
+fn put_fragments(w: &mut Writer, clip_id: &str, rows: &[FragmentRow]) -> Result<()> {
+    for f in rows {
+        let (rf, sf) = fragment_files(clip_id, f.idx);
+        w.put(&rf, &f.record)?;
+        w.put(&sf, &f.sig)?;
+        let (af, asf) = ack_files(clip_id, f.idx);
+        w.put(&af, &f.ack)?;
+        w.put(&asf, &f.ack_sig)?;
+    }
+    Ok(())
+}
+
+/// Copies the first `len` bytes of a clip's partial upload (a live recording's bytes held) into
+/// a new file `dst`, fsynced; returns the digests of what was written.
+fn copy_held(blobs: &dyn BlobStore, clip_id: &str, len: u64, dst: &Path) -> Result<fieldcap_evidence::hashing::Digests> {
+    use sha2::Digest as _;
+    use std::io::{Read, Write};
+    let src = blobs.read_partial(clip_id)?.ok_or_else(|| Error::NotFound(format!("the bytes held of {clip_id} are missing")))?;
+    if let Some(d) = dst.parent() {
+        fs::create_dir_all(d).map_err(|e| Error::io("creating a package folder", e))?;
+    }
+    let mut out = fs::OpenOptions::new().write(true).create_new(true).open(dst).map_err(|e| Error::io("creating a partial recording's media file", e))?;
+    let mut src = src.take(len);
+    let (mut sha, mut b3, mut n) = (sha2::Sha256::new(), blake3::Hasher::new(), 0u64);
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let k = src.read(&mut buf).map_err(|e| Error::io("reading the bytes held", e))?;
+        if k == 0 {
+            break;
+        }
+        out.write_all(&buf[..k]).map_err(|e| Error::io("writing a partial recording's media file", e))?;
+        sha.update(&buf[..k]);
+        b3.update(&buf[..k]);
+        n += k as u64;
+    }
+    out.sync_all().map_err(|e| Error::io("syncing a partial recording's media file", e))?;
+    Ok(fieldcap_evidence::hashing::Digests { bytes: n, sha256: sha.finalize().into(), blake3: *b3.finalize().as_bytes() })
 }
 
 fn walk_dirs(root: &Path) -> Result<Vec<PathBuf>> {

@@ -296,6 +296,59 @@ pub struct RecordsRequestRecord {
     pub approved_at: Option<String>,
 }
 
+/// One stored live-capture fragment (`fieldcap.fragment/1`): the device's record and signature
+/// exactly as sent, the server's signed acknowledgement, and what listings need without parsing.
+/// The piece's bytes are in the clip's partial upload ([`BlobStore::open_partial`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FragmentRow {
+    /// The recording's item id.
+    pub clip_id: String,
+    /// Fragment index (0: the initialization segment).
+    pub idx: u64,
+    /// Device id.
+    pub device_id: String,
+    /// Exact bytes of the fragment record as the device signed them.
+    pub record: Vec<u8>,
+    /// Device signature over `record`.
+    pub sig: Vec<u8>,
+    /// SHA-256 hex of `record`.
+    pub record_sha256: String,
+    /// First byte of the piece in the recording.
+    pub offset: u64,
+    /// Length of the piece.
+    pub bytes: u64,
+    /// Length of the recording through this piece.
+    pub total_bytes: u64,
+    /// When the device sealed the piece (its record's `captured_at`).
+    pub captured_at: String,
+    /// The last `mfhd` sequence number of the piece (none for the initialization segment or a
+    /// trailing `mfra`).
+    pub mfhd_last: Option<u32>,
+    /// Exact bytes of the server's signed acknowledgement (`fieldcap.fragment-ack/1`).
+    pub ack: Vec<u8>,
+    /// Server signature over `ack`.
+    pub ack_sig: Vec<u8>,
+    /// When the server stored it.
+    pub received_at: String,
+}
+
+/// The fragments held for one recording, for listings ([`RecordStore::fragment_heads`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FragmentHead {
+    /// The recording's item id.
+    pub clip_id: String,
+    /// Device id.
+    pub device_id: String,
+    /// Fragments held (the initialization segment included).
+    pub count: u64,
+    /// Bytes of the recording held.
+    pub total_bytes: u64,
+    /// Capture time of the newest fragment.
+    pub last_captured_at: String,
+    /// When the newest fragment was stored.
+    pub last_received_at: String,
+}
+
 /// Builds a signed custody event body for a chain position: `(seq, prev hash) -> (body, sig)`.
 pub type CustodySigner<'a> = &'a dyn Fn(u64, Option<&str>) -> (Vec<u8>, Vec<u8>);
 
@@ -307,8 +360,8 @@ pub type DeviceBuilder<'a> = &'a dyn Fn(&str) -> Result<DeviceRecord>;
 /// origin line the new note keeps), returns the signed note for the new size.
 pub type CheckpointSigner<'a> = &'a dyn Fn(&[Hash], Option<&str>) -> Result<String>;
 
-/// Records: tokens, devices, nonces, items, uploads, the log, custody, retention, and the
-/// console's staff accounts, sessions, records requests and settings.
+/// Records: tokens, devices, nonces, items, uploads, live-capture fragments, the log, custody,
+/// retention, and the console's staff accounts, sessions, records requests and settings.
 pub trait RecordStore: Send + Sync {
     // Enrolment tokens, devices and request nonces.
 
@@ -496,6 +549,20 @@ pub trait RecordStore: Send + Sync {
     fn setting(&self, key: &str) -> Result<Option<String>>;
     /// Sets (or replaces) a console setting.
     fn set_setting(&self, key: &str, value: &str) -> Result<()>;
+
+    // Live capture: fragments of recordings still being filmed (or cut short).
+
+    /// Stores a fragment; `Ok(false)` if one with that (clip, index) exists (nothing changes).
+    fn insert_fragment(&self, f: &FragmentRow) -> Result<bool>;
+    /// The fragments of a recording, in index order.
+    fn fragments(&self, clip_id: &str) -> Result<Vec<FragmentRow>>;
+    /// One fragment of a recording.
+    fn fragment(&self, clip_id: &str, idx: u64) -> Result<Option<FragmentRow>>;
+    /// The fragment of a recording with the highest index.
+    fn last_fragment(&self, clip_id: &str) -> Result<Option<FragmentRow>>;
+    /// Per recording with fragments: device, count, bytes held, newest capture and storage
+    /// times; by clip id.
+    fn fragment_heads(&self) -> Result<Vec<FragmentHead>>;
 
     // The server key of a scaled deployment run without a data directory.
 

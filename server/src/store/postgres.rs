@@ -45,7 +45,7 @@ pub mod import;
 pub mod schema;
 
 use super::{
-    CheckpointSigner, Completion, CustodySigner, DeviceBuilder, DeviceRecord, DisposalOutcome, EnrollOutcome, ItemRecord, MediaInfo, PendingDisposal,
+    CheckpointSigner, Completion, CustodySigner, DeviceBuilder, DeviceRecord, DisposalOutcome, EnrollOutcome, FragmentHead, FragmentRow, ItemRecord, MediaInfo, PendingDisposal,
     RecordStore, RecordsRequestRecord, RetentionFacts, SessionRecord, StaffRecord, UploadRecord,
 };
 use crate::error::{Error, Result};
@@ -281,6 +281,27 @@ fn upload_from_row(r: &Row) -> Result<UploadRecord> {
         created_at: r.try_get(4).pg()?,
         expires_at_ms: r.try_get(5).pg()?,
         state: r.try_get(6).pg()?,
+    })
+}
+
+const FRAGMENT_COLS: &str = "clip_id, idx, device_id, record, sig, record_sha256, piece_offset, bytes, total_bytes, captured_at, mfhd_last, ack, ack_sig, received_at";
+
+fn fragment_from_row(r: &Row) -> Result<FragmentRow> {
+    Ok(FragmentRow {
+        clip_id: r.try_get(0).pg()?,
+        idx: u(r.try_get(1).pg()?),
+        device_id: r.try_get(2).pg()?,
+        record: r.try_get(3).pg()?,
+        sig: r.try_get(4).pg()?,
+        record_sha256: r.try_get(5).pg()?,
+        offset: u(r.try_get(6).pg()?),
+        bytes: u(r.try_get(7).pg()?),
+        total_bytes: u(r.try_get(8).pg()?),
+        captured_at: r.try_get(9).pg()?,
+        mfhd_last: r.try_get::<_, Option<i64>>(10).pg()?.map(|v| v as u32),
+        ack: r.try_get(11).pg()?,
+        ack_sig: r.try_get(12).pg()?,
+        received_at: r.try_get(13).pg()?,
     })
 }
 
@@ -1142,6 +1163,78 @@ impl RecordStore for PostgresRecordStore {
             )
             .pg()?;
         Ok(n == 1)
+    }
+
+    fn insert_fragment(&self, f: &FragmentRow) -> Result<bool> {
+        // An existing (clip, index) writes nothing: the primary key.
+        let n = self
+            .conn()?
+            .execute(
+                &format!("INSERT INTO fragments ({FRAGMENT_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) ON CONFLICT (clip_id, idx) DO NOTHING"),
+                &[
+                    &f.clip_id,
+                    &(f.idx as i64),
+                    &f.device_id,
+                    &f.record,
+                    &f.sig,
+                    &f.record_sha256,
+                    &(f.offset as i64),
+                    &(f.bytes as i64),
+                    &(f.total_bytes as i64),
+                    &f.captured_at,
+                    &f.mfhd_last.map(i64::from),
+                    &f.ack,
+                    &f.ack_sig,
+                    &f.received_at,
+                ],
+            )
+            .pg()?;
+        Ok(n == 1)
+    }
+
+    fn fragments(&self, clip_id: &str) -> Result<Vec<FragmentRow>> {
+        let rows = self.conn()?.query(&format!("SELECT {FRAGMENT_COLS} FROM fragments WHERE clip_id = $1 ORDER BY idx"), &[&clip_id]).pg()?;
+        rows.iter().map(fragment_from_row).collect()
+    }
+
+    fn fragment(&self, clip_id: &str, idx: u64) -> Result<Option<FragmentRow>> {
+        self.conn()?
+            .query_opt(&format!("SELECT {FRAGMENT_COLS} FROM fragments WHERE clip_id = $1 AND idx = $2"), &[&clip_id, &(idx as i64)])
+            .pg()?
+            .map(|r| fragment_from_row(&r))
+            .transpose()
+    }
+
+    fn last_fragment(&self, clip_id: &str) -> Result<Option<FragmentRow>> {
+        self.conn()?
+            .query_opt(&format!("SELECT {FRAGMENT_COLS} FROM fragments WHERE clip_id = $1 ORDER BY idx DESC LIMIT 1"), &[&clip_id])
+            .pg()?
+            .map(|r| fragment_from_row(&r))
+            .transpose()
+    }
+
+    fn fragment_heads(&self) -> Result<Vec<FragmentHead>> {
+        // Byte order, as SQLite's (not the database's locale).
+        let rows = self
+            .conn()?
+            .query(
+                "SELECT clip_id, device_id, COUNT(*)::BIGINT, MAX(total_bytes), MAX(captured_at COLLATE \"C\"), MAX(received_at COLLATE \"C\") FROM fragments \
+                 GROUP BY clip_id, device_id ORDER BY clip_id COLLATE \"C\", device_id COLLATE \"C\"",
+                &[],
+            )
+            .pg()?;
+        rows.iter()
+            .map(|r| {
+                Ok(FragmentHead {
+                    clip_id: r.try_get(0).pg()?,
+                    device_id: r.try_get(1).pg()?,
+                    count: u(r.try_get(2).pg()?),
+                    total_bytes: u(r.try_get(3).pg()?),
+                    last_captured_at: r.try_get(4).pg()?,
+                    last_received_at: r.try_get(5).pg()?,
+                })
+            })
+            .collect()
     }
 
     fn setting(&self, key: &str) -> Result<Option<String>> {

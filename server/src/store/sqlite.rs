@@ -4,7 +4,7 @@
 pub mod schema;
 
 use super::{
-    CheckpointSigner, Completion, CustodySigner, DeviceBuilder, DeviceRecord, DisposalOutcome, EnrollOutcome, ItemRecord, MediaInfo, PendingDisposal,
+    CheckpointSigner, Completion, CustodySigner, DeviceBuilder, DeviceRecord, DisposalOutcome, EnrollOutcome, FragmentHead, FragmentRow, ItemRecord, MediaInfo, PendingDisposal,
     RecordStore, RecordsRequestRecord, RetentionFacts, SessionRecord, StaffRecord, UploadRecord,
 };
 use crate::error::{Error, Result};
@@ -90,6 +90,27 @@ fn upload_from_row(r: &Row<'_>) -> rusqlite::Result<UploadRecord> {
         created_at: r.get(4)?,
         expires_at_ms: r.get(5)?,
         state: r.get(6)?,
+    })
+}
+
+const FRAGMENT_COLS: &str = "clip_id, idx, device_id, record, sig, record_sha256, piece_offset, bytes, total_bytes, captured_at, mfhd_last, ack, ack_sig, received_at";
+
+fn fragment_from_row(r: &Row<'_>) -> rusqlite::Result<FragmentRow> {
+    Ok(FragmentRow {
+        clip_id: r.get(0)?,
+        idx: r.get::<_, i64>(1)? as u64,
+        device_id: r.get(2)?,
+        record: r.get(3)?,
+        sig: r.get(4)?,
+        record_sha256: r.get(5)?,
+        offset: r.get::<_, i64>(6)? as u64,
+        bytes: r.get::<_, i64>(7)? as u64,
+        total_bytes: r.get::<_, i64>(8)? as u64,
+        captured_at: r.get(9)?,
+        mfhd_last: r.get::<_, Option<i64>>(10)?.map(|v| v as u32),
+        ack: r.get(11)?,
+        ack_sig: r.get(12)?,
+        received_at: r.get(13)?,
     })
 }
 
@@ -888,6 +909,75 @@ impl RecordStore for SqliteRecordStore {
             ],
         )?;
         Ok(n == 1)
+    }
+
+    fn insert_fragment(&self, f: &FragmentRow) -> Result<bool> {
+        let r = self.conn()?.exec_c(
+            &format!("INSERT INTO fragments ({FRAGMENT_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"),
+            params![
+                f.clip_id,
+                f.idx as i64,
+                f.device_id,
+                f.record,
+                f.sig,
+                f.record_sha256,
+                f.offset as i64,
+                f.bytes as i64,
+                f.total_bytes as i64,
+                f.captured_at,
+                f.mfhd_last.map(i64::from),
+                f.ack,
+                f.ack_sig,
+                f.received_at
+            ],
+        );
+        match r {
+            Ok(_) => Ok(true),
+            Err(e) if is_constraint(&e) && self.fragment(&f.clip_id, f.idx)?.is_some() => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn fragments(&self, clip_id: &str) -> Result<Vec<FragmentRow>> {
+        let conn = self.conn()?;
+        let mut st = conn.prepare_cached(&format!("SELECT {FRAGMENT_COLS} FROM fragments WHERE clip_id = ?1 ORDER BY idx"))?;
+        let rows = st.query_map([clip_id], fragment_from_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    fn fragment(&self, clip_id: &str, idx: u64) -> Result<Option<FragmentRow>> {
+        Ok(self
+            .conn()?
+            .row_c(&format!("SELECT {FRAGMENT_COLS} FROM fragments WHERE clip_id = ?1 AND idx = ?2"), params![clip_id, idx as i64], fragment_from_row)
+            .optional()?)
+    }
+
+    fn last_fragment(&self, clip_id: &str) -> Result<Option<FragmentRow>> {
+        Ok(self
+            .conn()?
+            .row_c(&format!("SELECT {FRAGMENT_COLS} FROM fragments WHERE clip_id = ?1 ORDER BY idx DESC LIMIT 1"), [clip_id], fragment_from_row)
+            .optional()?)
+    }
+
+    fn fragment_heads(&self) -> Result<Vec<FragmentHead>> {
+        let conn = self.conn()?;
+        let mut st = conn.prepare_cached(
+            "SELECT clip_id, device_id, COUNT(*), MAX(total_bytes), MAX(captured_at), MAX(received_at) FROM fragments \
+             GROUP BY clip_id, device_id ORDER BY clip_id, device_id",
+        )?;
+        let rows = st
+            .query_map([], |r| {
+                Ok(FragmentHead {
+                    clip_id: r.get(0)?,
+                    device_id: r.get(1)?,
+                    count: r.get::<_, i64>(2)? as u64,
+                    total_bytes: r.get::<_, i64>(3)? as u64,
+                    last_captured_at: r.get(4)?,
+                    last_received_at: r.get(5)?,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
     }
 
     fn setting(&self, key: &str) -> Result<Option<String>> {

@@ -10,6 +10,8 @@
 //! 4. per item: `signatures.rs` the manifest (well-formed, indexed, signed), `media.rs` the media
 //!    file (original, released copy or withheld), `receipts.rs` the receipt, its own log proof
 //!    and its inclusion in the package checkpoint;
+//!    and, for a live recording, `partials.rs` its fragment records against the media file;
+//!    then `partials.rs` each partial live recording (a fragment chain without an original);
 //! 5. `chains.rs`: each device's `seq`/`prev` chain;
 //! 6. `custody.rs`: the server's and the devices' custody events;
 //! 7. `crosscheck.rs`: the devices' own custody events against the package's server side (server
@@ -23,6 +25,8 @@ mod chains;
 mod crosscheck;
 mod custody;
 mod media;
+mod partials;
+pub(crate) use partials::PARTIAL_MEANING;
 mod receipts;
 mod signatures;
 mod sums;
@@ -163,7 +167,17 @@ fn verify_contents(c: &mut Verification<'_>, index: &PackageIndex, key: &Verifyi
         }
         media::check(c, it, facts.as_ref().ok());
         receipts::check(c, it, &receipt_verifier, facts.as_ref().ok().and_then(|f| f.media.as_ref()), checkpoint.as_ref().ok());
+        if !it.derived {
+            let chain = c
+                .read(&format!("clips/{}/manifest.json", it.clip_id))
+                .ok()
+                .and_then(|b| fieldcap_evidence::manifest::Manifest::parse(&b).ok())
+                .and_then(|m| m.fragments);
+            let head = chain.as_ref().map(|f| (f.count, f.head.as_str()));
+            partials::finished(c, &it.clip_id, device_keys.get(&it.device_id), it.media.as_ref().map(|m| m.path.as_str()), head);
+        }
     }
+    partials::check(c, index, key, &device_keys);
     chains::check(c, index, &chain_seen);
     custody::check(c, index, key, &device_keys);
     crosscheck::check(c, index, key, &device_keys);

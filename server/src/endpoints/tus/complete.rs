@@ -9,11 +9,31 @@ use crate::store::{ItemRecord, MediaInfo, UploadRecord};
 
 /// Discards a partial upload whose bytes are no longer wanted (expired, terminated, refused or
 /// restarted upload). A failure is logged, not returned: the upload's offset on record goes back
-/// to 0 regardless, and the next write truncates the partial there.
+/// to 0 regardless, and the next write truncates the partial there. The bytes of a live
+/// recording's fragments held (the start of its upload, see [`restart_offset`]) are kept: the
+/// partial is cut back to them instead.
 pub(crate) fn discard_unwanted_partial(state: &AppState, clip_id: &str) {
+    if let Ok(n) = restart_offset(state, clip_id) {
+        if n > 0 {
+            if let Err(e) = state.blobs.open_partial(clip_id, n).and_then(|mut w| w.sync()) {
+                tracing::warn!(error = %e, "a partial upload could not be cut back to its fragments");
+            }
+            return;
+        }
+    }
     if let Err(e) = state.blobs.discard_partial(clip_id) {
         tracing::warn!(error = %e, "a partial upload could not be removed");
     }
+}
+
+/// Where an item's upload starts again: 0, or the bytes of the live recording's fragments held
+/// when they are a prefix of its manifest's recording ([`crate::endpoints::live::prefill`]).
+pub(crate) fn restart_offset(state: &AppState, clip_id: &str) -> Result<u64> {
+    let Some(item) = state.records.item(clip_id)? else { return Ok(0) };
+    if item.state != "committed" {
+        return Ok(0);
+    }
+    Ok(crate::endpoints::live::prefill(state, &item)?.unwrap_or(0))
 }
 
 /// True if the item's device is revoked (or no longer on record).
@@ -88,7 +108,7 @@ pub(crate) fn finalize(state: &AppState, item: &ItemRecord, up: &UploadRecord) -
     if !why.is_empty() {
         let reason = format!("received media does not match the signed manifest: {}", why.join(", "));
         discard_unwanted_partial(state, &item.clip_id);
-        state.records.set_upload_state(&item.clip_id, "open", 0)?;
+        state.records.set_upload_state(&item.clip_id, "open", restart_offset(state, &item.clip_id)?)?;
         state.records.note_refusal(&item.clip_id, &reason)?;
         state.custody(
             "refused",
@@ -98,7 +118,7 @@ pub(crate) fn finalize(state: &AppState, item: &ItemRecord, up: &UploadRecord) -
                 "received": { "bytes": d.bytes, "sha256": d.sha256_hex(), "blake3": d.blake3_hex() },
             }),
         )?;
-        return Err(Error::DigestMismatch(format!("{reason}; the bytes were discarded and the upload reset to offset 0")));
+        return Err(Error::DigestMismatch(format!("{reason}; the bytes were discarded and the upload reset (send HEAD for its offset)")));
     }
     state.custody(
         "verified",

@@ -46,7 +46,7 @@
 mod complete;
 mod receive;
 
-pub(crate) use complete::{discard_unwanted_partial, finalize, recover};
+pub(crate) use complete::{discard_unwanted_partial, finalize, recover, restart_offset};
 use complete::{device_revoked, terminate_for_revocation};
 
 use crate::clock::{http_date, now_ms};

@@ -37,6 +37,7 @@ pub(crate) const TABLES: &[&str] = &[
     "referrals",
     "disposals",
     "device_custody",
+    "fragments",
     "staff",
     "records_requests",
     "settings",

@@ -17,7 +17,7 @@ use rusqlite::Connection;
 use std::path::Path;
 
 /// Current schema version.
-pub const VERSION: i64 = 4;
+pub const VERSION: i64 = 5;
 
 const V1: &str = r#"
 CREATE TABLE meta (
@@ -202,8 +202,31 @@ CREATE TABLE settings (
 );
 "#;
 
+/// Version 5: live-capture fragments (`fieldcap.fragment/1`): each record and signature as the
+/// device sent it, the server's signed acknowledgement, and the piece's place in the recording
+/// (the bytes are in the clip's partial upload). Frozen.
+const V5: &str = r#"
+CREATE TABLE fragments (
+    clip_id       TEXT NOT NULL,
+    idx           INTEGER NOT NULL,
+    device_id     TEXT NOT NULL REFERENCES devices(device_id),
+    record        BLOB NOT NULL,
+    sig           BLOB NOT NULL,
+    record_sha256 TEXT NOT NULL,
+    piece_offset  INTEGER NOT NULL,
+    bytes         INTEGER NOT NULL,
+    total_bytes   INTEGER NOT NULL,
+    captured_at   TEXT NOT NULL,
+    mfhd_last     INTEGER,
+    ack           BLOB NOT NULL,
+    ack_sig       BLOB NOT NULL,
+    received_at   TEXT NOT NULL,
+    PRIMARY KEY (clip_id, idx)
+);
+"#;
+
 /// Migrations in order; index i upgrades version i to i+1.
-const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
 
 /// Opens (creating if needed) the record database, sets WAL, FULL sync and a busy timeout, and
 /// migrates it to [`VERSION`].
