@@ -84,8 +84,14 @@ fn partial(c: &Verification<'_>, p: &PackagePartial, server: &VerifyingKey, devi
 pub(super) fn finished(c: &mut Verification<'_>, clip_id: &str, device_key: Option<&VerifyingKey>, media_path: Option<&str>, head: Option<(u64, &str)>) {
     let (first, _) = fragment_files(clip_id, 0);
     if !c.digests.contains_key(&first) {
-        if head.is_some() {
-            c.fail("fragment chain of a live recording", &format!("clips/{clip_id}/manifest.json"), "the manifest names a fragment chain, but the package carries no fragment records".into());
+        if let Some((count, _)) = head {
+            // Filmed offline (or every piece refused): the server received the recording whole,
+            // by its ordinary upload, and holds none of its fragment records.
+            c.res(
+                "fragment chain of a live recording",
+                &format!("clips/{clip_id}/manifest.json"),
+                Ok(format!("the manifest names a chain of {count} fragment records; the server received none while it was filmed (the recording came whole, checked by the manifest's digests)")),
+            );
         }
         return;
     }
@@ -93,19 +99,38 @@ pub(super) fn finished(c: &mut Verification<'_>, clip_id: &str, device_key: Opti
         let key = device_key.ok_or_else(|| Error::Integrity("no verified device key for the fragment records".into()))?;
         let (count, want_head) = head.ok_or_else(|| Error::Integrity("fragment records are in the package but the manifest names no fragment chain".into()))?;
         let mut chain = ChainCheck::new(key);
+        // The server holds the records it received while the recording was filmed: all of them,
+        // or a prefix when the rest came with the whole file (the phone went offline, or the
+        // last pieces were sealed as the recording ended).
+        let mut held = 0u64;
         for i in 0..count {
             let (rf, sf) = fragment_files(clip_id, i);
+            if !c.digests.contains_key(&rf) {
+                break;
+            }
             chain.push(&c.read(&rf)?, &c.read(&sf)?).map_err(|e| Error::Integrity(format!("{rf}: {}", strip(&e))))?;
+            held += 1;
         }
+        if c.digests.contains_key(&fragment_files(clip_id, held).0) {
+            return Err(Error::Integrity(format!("the package carries more fragment records than the {count} the manifest names")));
+        }
+        let prefix = chain.summary().bytes;
         if let Some(mp) = media_path {
             let data = c.read(mp)?;
-            chain.push_bytes(&data).map_err(|e| Error::Integrity(format!("{mp}: {}", strip(&e))))?;
+            let end = usize::try_from(prefix).ok().filter(|&e| e <= data.len()).ok_or_else(|| Error::Integrity(format!("{mp} is shorter than its fragment records say")))?;
+            chain.push_bytes(&data[..end]).map_err(|e| Error::Integrity(format!("{mp}: {}", strip(&e))))?;
         }
         let s = if media_path.is_some() { chain.finish().map_err(|e| Error::Integrity(strip(&e)))? } else { chain.summary() };
-        if s.head != want_head {
-            return Err(Error::Integrity("the last fragment record is not the chain head the manifest names".into()));
+        if held == count {
+            if s.head != want_head {
+                return Err(Error::Integrity("the last fragment record is not the chain head the manifest names".into()));
+            }
+            return Ok(format!("{} fragment records, signed by the device, chained, and matching the media file", s.count));
         }
-        Ok(format!("{} fragment records, signed by the device, chained, and matching the media file", s.count))
+        Ok(format!(
+            "{held} of the {count} fragment records the manifest names were received while it was filmed (the rest came with the whole file): signed by the device, chained, and matching the media file's first {} bytes",
+            s.bytes
+        ))
     })();
     c.res("fragment chain of a live recording", &first, r);
 }
