@@ -200,6 +200,18 @@ fn a_whole_recording_sent_fragment_by_fragment_is_receipted_by_its_manifest_with
     // One live_started custody event, none per fragment.
     let events: Vec<String> = recs_store.custody(Some(&clip)).unwrap().into_iter().map(|e| e.event).collect();
     assert_eq!(events.iter().filter(|e| *e == "live_started").count(), 1, "{events:?}");
+    // Its package carries the fragment records, which the verifier checks against the media
+    // and the manifest's chain head.
+    let cli = Cli::built();
+    let t = tempfile::tempdir().unwrap();
+    let pkg = t.path().join("pkg");
+    let (ok, _, err) = run(&cli, &["package", "--data", srv.data().to_str().unwrap(), "--clip", &clip, "--out", pkg.to_str().unwrap(), "--recipient", "County DA", "--purpose", "a live recording"]);
+    assert!(ok, "{err}");
+    assert!(pkg.join("clips").join(&clip).join("fragments").join(format!("{:06}.json", pieces.len() - 1)).exists());
+    let (ok, out, err) = run(&cli, &["verify", pkg.to_str().unwrap()]);
+    assert!(ok, "{out}\n{err}");
+    assert!(out.contains("fragment chain of a live recording"), "{out}");
+
     // Another record after the recording is whole: 409 conflict.
     let other = chain(&key, &clip, &[pieces[1].clone()]);
     problem(put(&srv, &key, &clip, 0, &other[0], &pieces[1]), 409, "conflict");
