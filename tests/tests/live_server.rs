@@ -428,3 +428,35 @@ fn a_recording_cut_short_is_listed_packaged_and_verified_as_partial() {
     assert!(!ok);
     assert!(format!("{out}{err}").contains("fragment 1"), "{out}\n{err}");
 }
+
+#[test]
+fn a_file_that_does_not_continue_the_fragments_held_sets_them_aside_and_starts_over() {
+    let srv = TestServer::start_embedded();
+    let key = enrolled(&srv);
+    let file = ffmpeg_fmp4();
+    let pieces = split(file);
+    let clip = new_clip();
+    let recs = chain(&key, &clip, &pieces);
+    for i in 0..2 {
+        put_ok(&srv, &key, &clip, i, &recs, &pieces);
+    }
+    let held_bytes = (pieces[0].len() + pieces[1].len()) as u64;
+    // The manifest names the chain's count and head, but the rest sent with tus is other bytes.
+    let mut m = manifest(&key, 1, None, Some(file), "2026-11-30T12:00:00.000Z", vec![]);
+    m.manifest.clip_id = clip.clone();
+    m.manifest.fragments = Some(FragmentChain { count: pieces.len() as u64, head: sha256_hex(&recs.last().unwrap().0) });
+    let bytes = m.manifest.to_canonical_bytes().unwrap();
+    let sig = key.sign(&bytes).to_vec();
+    let c: CommitmentResponse = srv.submit(&key, &bytes, &sig).json().unwrap();
+    let url = c.upload_url.unwrap();
+    assert_eq!(srv.head_offset(&url), held_bytes);
+    let mut rest = file[held_bytes as usize..].to_vec();
+    rest[10] ^= 1;
+    problem(srv.patch(&url, held_bytes, &rest), 422, "digest-mismatch");
+    // The upload starts over at 0 (the fragments held set aside, recorded), and the right file
+    // is then received.
+    assert_eq!(srv.head_offset(&url), 0);
+    let events: Vec<String> = fieldcap_server::records::Records::open(srv.data()).unwrap().custody(Some(&clip)).unwrap().into_iter().map(|e| e.event).collect();
+    assert!(events.contains(&"live_chain_mismatch".to_string()), "{events:?}");
+    assert_eq!(srv.patch(&url, 0, file).status(), 204);
+}
