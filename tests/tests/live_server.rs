@@ -200,6 +200,18 @@ fn a_whole_recording_sent_fragment_by_fragment_is_receipted_by_its_manifest_with
     // One live_started custody event, none per fragment.
     let events: Vec<String> = recs_store.custody(Some(&clip)).unwrap().into_iter().map(|e| e.event).collect();
     assert_eq!(events.iter().filter(|e| *e == "live_started").count(), 1, "{events:?}");
+    // Its package carries the fragment records, which the verifier checks against the media
+    // and the manifest's chain head.
+    let cli = Cli::built();
+    let t = tempfile::tempdir().unwrap();
+    let pkg = t.path().join("pkg");
+    let (ok, _, err) = run(&cli, &["package", "--data", srv.data().to_str().unwrap(), "--clip", &clip, "--out", pkg.to_str().unwrap(), "--recipient", "County DA", "--purpose", "a live recording"]);
+    assert!(ok, "{err}");
+    assert!(pkg.join("clips").join(&clip).join("fragments").join(format!("{:06}.json", pieces.len() - 1)).exists());
+    let (ok, out, err) = run(&cli, &["verify", pkg.to_str().unwrap()]);
+    assert!(ok, "{out}\n{err}");
+    assert!(out.contains("fragment chain of a live recording"), "{out}");
+
     // Another record after the recording is whole: 409 conflict.
     let other = chain(&key, &clip, &[pieces[1].clone()]);
     problem(put(&srv, &key, &clip, 0, &other[0], &pieces[1]), 409, "conflict");
@@ -415,4 +427,36 @@ fn a_recording_cut_short_is_listed_packaged_and_verified_as_partial() {
     let (ok, out, err) = run(&cli, &["verify", pkg_s]);
     assert!(!ok);
     assert!(format!("{out}{err}").contains("fragment 1"), "{out}\n{err}");
+}
+
+#[test]
+fn a_file_that_does_not_continue_the_fragments_held_sets_them_aside_and_starts_over() {
+    let srv = TestServer::start_embedded();
+    let key = enrolled(&srv);
+    let file = ffmpeg_fmp4();
+    let pieces = split(file);
+    let clip = new_clip();
+    let recs = chain(&key, &clip, &pieces);
+    for i in 0..2 {
+        put_ok(&srv, &key, &clip, i, &recs, &pieces);
+    }
+    let held_bytes = (pieces[0].len() + pieces[1].len()) as u64;
+    // The manifest names the chain's count and head, but the rest sent with tus is other bytes.
+    let mut m = manifest(&key, 1, None, Some(file), "2026-11-30T12:00:00.000Z", vec![]);
+    m.manifest.clip_id = clip.clone();
+    m.manifest.fragments = Some(FragmentChain { count: pieces.len() as u64, head: sha256_hex(&recs.last().unwrap().0) });
+    let bytes = m.manifest.to_canonical_bytes().unwrap();
+    let sig = key.sign(&bytes).to_vec();
+    let c: CommitmentResponse = srv.submit(&key, &bytes, &sig).json().unwrap();
+    let url = c.upload_url.unwrap();
+    assert_eq!(srv.head_offset(&url), held_bytes);
+    let mut rest = file[held_bytes as usize..].to_vec();
+    rest[10] ^= 1;
+    problem(srv.patch(&url, held_bytes, &rest), 422, "digest-mismatch");
+    // The upload starts over at 0 (the fragments held set aside, recorded), and the right file
+    // is then received.
+    assert_eq!(srv.head_offset(&url), 0);
+    let events: Vec<String> = fieldcap_server::records::Records::open(srv.data()).unwrap().custody(Some(&clip)).unwrap().into_iter().map(|e| e.event).collect();
+    assert!(events.contains(&"live_chain_mismatch".to_string()), "{events:?}");
+    assert_eq!(srv.patch(&url, 0, file).status(), 204);
 }

@@ -371,6 +371,10 @@ pub(crate) fn prefill(state: &AppState, item: &crate::store::ItemRecord) -> Resu
     if state.records.last_fragment(&item.clip_id)?.is_none() {
         return Ok(None);
     }
+    // Fragments once found not to be this manifest's recording were set aside for good.
+    if state.records.custody(Some(&item.clip_id))?.iter().any(|e| e.event == "live_chain_mismatch") {
+        return Ok(None);
+    }
     let m = fieldcap_evidence::manifest::Manifest::parse(&item.manifest)?;
     Ok(match held_prefix(state, &item.clip_id, &item.device_id, m.fragments.as_ref(), md.bytes)? {
         Some(Ok(n)) => Some(n),

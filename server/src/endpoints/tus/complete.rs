@@ -107,6 +107,13 @@ pub(crate) fn finalize(state: &AppState, item: &ItemRecord, up: &UploadRecord) -
     }
     if !why.is_empty() {
         let reason = format!("received media does not match the signed manifest: {}", why.join(", "));
+        if restart_offset(state, &item.clip_id)? > 0 {
+            // The upload started at a live recording's fragments held: they are not the start
+            // of this manifest's file after all. Set aside for the record; the upload starts at 0.
+            let kept_as = state.blobs.set_aside_partial(&item.clip_id)?;
+            state.live_cache()?.forget(&item.clip_id);
+            state.custody("live_chain_mismatch", Some(&item.clip_id), serde_json::json!({ "reason": "the whole file begun with the fragments held does not match the manifest", "kept_as": kept_as }))?;
+        }
         discard_unwanted_partial(state, &item.clip_id);
         state.records.set_upload_state(&item.clip_id, "open", restart_offset(state, &item.clip_id)?)?;
         state.records.note_refusal(&item.clip_id, &reason)?;
