@@ -253,6 +253,24 @@ pub fn phone_photo(little: bool, scan: &[u8]) -> Vec<u8> {
     .concat()
 }
 
+// --- fragmented MP4 (live capture) ------------------------------------------------------------
+
+/// Writes a fragmented MP4 made by Debian's `ffmpeg` to `out`: `seconds` of a 320×240 test
+/// pattern at 30 fps with a 440 Hz tone (H.264 + AAC), a keyframe and a movie fragment every
+/// `gop` frames, as a phone's live recorder produces (`-movflags
+/// frag_keyframe+empty_moov+default_base_moof`: init segment, `moof`+`mdat` fragments, `mfra`).
+/// Panics if ffmpeg is missing (the test command installs it).
+pub fn ffmpeg_fmp4(out: &std::path::Path, seconds: u32, gop: u32) {
+    let st = std::process::Command::new("ffmpeg")
+        .args(["-nostdin", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=30", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
+        .args(["-t", &seconds.to_string(), "-c:v", "libx264", "-preset", "ultrafast", "-g", &gop.to_string(), "-c:a", "aac"])
+        .args(["-movflags", "frag_keyframe+empty_moov+default_base_moof", "-f", "mp4"])
+        .arg(out)
+        .status()
+        .expect("ffmpeg must be installed (scripts/install_console_test_tools.sh installs Debian's)");
+    assert!(st.success(), "ffmpeg failed");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -284,3 +302,4 @@ mod tests {
         }
     }
 }
+

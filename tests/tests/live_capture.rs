@@ -18,17 +18,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// A fragmented MP4 from ffmpeg: `seconds` long, a fragment every `gop` frames at 30 fps.
+/// A fragmented MP4 from ffmpeg (see [`fieldcap_testkit::media::ffmpeg_fmp4`]).
 fn ffmpeg_fmp4(dir: &Path, name: &str, seconds: u32, gop: u32) -> PathBuf {
     let out = dir.join(name);
-    let st = Command::new("ffmpeg")
-        .args(["-nostdin", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=30", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
-        .args(["-t", &seconds.to_string(), "-c:v", "libx264", "-preset", "ultrafast", "-g", &gop.to_string(), "-c:a", "aac"])
-        .args(["-movflags", "frag_keyframe+empty_moov+default_base_moof", "-f", "mp4"])
-        .arg(&out)
-        .status()
-        .expect("ffmpeg must be installed (scripts/install_console_test_tools.sh installs Debian's)");
-    assert!(st.success());
+    fieldcap_testkit::media::ffmpeg_fmp4(&out, seconds, gop);
     out
 }
 

@@ -331,57 +331,37 @@ impl Store {
         let key = crate::identity::parse_public_pem(&String::from_utf8_lossy(&pem))?;
         let key_id = crate::identity::device_id_for(&key);
         let origin = rows::server_get(&self.conn(), "log_origin")?.map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
-        if opts.live_only {
-            if let Some(offset) = self.recent_clock_offset(Duration::from_secs(600))? {
-                let mut pass = Pass {
-                    store: self,
-                    t,
-                    opts,
-                    cancel,
-                    deadline,
-                    server: Server { url, origin, key, key_id },
-                    offset_ms: offset,
-                    summary: SyncSummary { clock_offset_ms: Some(offset), ..Default::default() },
-                    chunks: ChunkSizer::new(opts.chunk_size, opts.max_chunk_size),
-                    progress,
-                    items_done: 0,
-                    items_total: 0,
-                };
-                let outcome = pass.send_live_fragments();
-                let mut summary = pass.summary;
-                match outcome {
-                    Ok(()) => {}
-                    Err(Stop::Budget) => summary.budget_exhausted = true,
-                    Err(Stop::Cancelled) => summary.cancelled = true,
-                    Err(Stop::Transient(e)) => summary.last_error = Some(e),
-                    Err(Stop::Fatal(e)) => return Err(e),
-                }
-                return Ok(summary);
-            }
-        }
-        progress(&SyncProgress::between_items(SyncPhase::Clock, 0, 0, 0));
-        // The clock measurement is retried like any request (transient failures, backoff).
-        let mut attempt = 0u32;
-        let (tr, offset, rtt) = loop {
-            let timeout = opts.request_timeout.min(deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(500)));
-            match clock::get_time(self, t, &url, timeout) {
-                Ok(v) => break v,
-                Err(e) => {
-                    let wait = pass::backoff(opts, attempt);
-                    if attempt >= opts.max_retries || cancel.is_cancelled() || Instant::now() + wait >= deadline {
-                        return Err(e);
+        // A live-only pass (the live uploader, every few seconds) reuses a recent measurement.
+        let recent = if opts.live_only { self.recent_clock_offset(Duration::from_secs(600))? } else { None };
+        let (offset, rtt) = match recent {
+            Some(offset) => (offset, None),
+            None => {
+                progress(&SyncProgress::between_items(SyncPhase::Clock, 0, 0, 0));
+                // The clock measurement is retried like any request (transient failures, backoff).
+                let mut attempt = 0u32;
+                let (tr, offset, rtt) = loop {
+                    let timeout = opts.request_timeout.min(deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(500)));
+                    match clock::get_time(self, t, &url, timeout) {
+                        Ok(v) => break v,
+                        Err(e) => {
+                            let wait = pass::backoff(opts, attempt);
+                            if attempt >= opts.max_retries || cancel.is_cancelled() || Instant::now() + wait >= deadline {
+                                return Err(e);
+                            }
+                            attempt += 1;
+                            std::thread::sleep(wait);
+                        }
                     }
-                    attempt += 1;
-                    std::thread::sleep(wait);
+                };
+                if tr.server_key_id != key_id || crate::identity::parse_public_pem(&tr.server_key_pem)?.as_bytes() != key.as_bytes() {
+                    self.raise_alarm("server_key_changed", "the server presented a key different from the one pinned at enrolment")?;
+                    return Err(Error::Integrity("the server key differs from the one pinned at enrolment; nothing was sent".into()));
                 }
+                self.record_clock(offset, rtt)?;
+                (offset, Some(rtt))
             }
         };
-        if tr.server_key_id != key_id || crate::identity::parse_public_pem(&tr.server_key_pem)?.as_bytes() != key.as_bytes() {
-            self.raise_alarm("server_key_changed", "the server presented a key different from the one pinned at enrolment")?;
-            return Err(Error::Integrity("the server key differs from the one pinned at enrolment; nothing was sent".into()));
-        }
-        self.record_clock(offset, rtt)?;
-        let items_total = rows::count_queued(&self.conn())?;
+        let items_total = if opts.live_only { 0 } else { rows::count_queued(&self.conn())? };
         let mut pass = Pass {
             store: self,
             t,
@@ -390,7 +370,7 @@ impl Store {
             deadline,
             server: Server { url, origin, key, key_id },
             offset_ms: offset,
-            summary: SyncSummary { clock_offset_ms: Some(offset), rtt_ms: Some(rtt), ..Default::default() },
+            summary: SyncSummary { clock_offset_ms: Some(offset), rtt_ms: rtt, ..Default::default() },
             chunks: ChunkSizer::new(opts.chunk_size, opts.max_chunk_size),
             progress,
             items_done: 0,
