@@ -56,7 +56,7 @@
 # receipted with every byte, so a short or refused upload fails the script.
 set -euo pipefail
 
-SIZE_MIB=${SIZE_MIB:-256} ROUNDS=${ROUNDS:-1}
+SIZE_MIB=${SIZE_MIB:-$([[ -n ${LIVE_SECONDS:-} ]] && echo 1 || echo 256)} ROUNDS=${ROUNDS:-1}   # live mode: a 1 MiB clip beside the recording
 RATE=${RATE:-20} DELAY_MS=${DELAY_MS:-30} LOSS=${LOSS:-1} LIMIT=${LIMIT:-1000} SEED=${SEED:-1}
 LINK=${LINK:-auto} TCP_CC=${TCP_CC:-cubic} TUS_CHUNK_MIB=${TUS_CHUNK_MIB:-4}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
