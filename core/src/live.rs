@@ -344,8 +344,10 @@ impl Store {
             fragments: Some(FragmentChain { count: last.index + 1, head }),
         };
         let path = media_path(self, clip_id, &row.media_ext);
-        drop(st);
+        // The store lock before the recording's owner lock goes (with `st`): another process's
+        // start-up recovery must not see the recording unowned and finish it as well.
         let _lock = if recovered { None } else { Some(self.lock()?) };
+        drop(st);
         let item = self.move_in_and_commit(&path, pending, &digests, &mut |_| {})?;
         rows::set_state(&self.conn(), clip_id, "finished")?;
         let dir = live_dir(self, clip_id);
