@@ -34,6 +34,7 @@ pub mod canonical;
 pub mod cosignature;
 pub mod custody;
 pub mod error;
+pub mod escrow;
 pub mod fragment;
 pub mod fmp4;
 pub mod fsutil;

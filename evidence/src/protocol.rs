@@ -52,7 +52,14 @@ pub mod types {
     pub const RECEIPT: &str = "fieldcap.receipt/1";
     /// Transparency-log leaf.
     pub const LOG_LEAF: &str = "fieldcap.log-leaf/1";
+    /// The council's escrow recipient, signed by the server key (`GET /v1/escrow-key`).
+    pub const ESCROW_KEY: &str = "fieldcap.escrow-key/1";
 }
+
+/// Path of the signed escrow-key statement.
+pub const ESCROW_KEY_PATH: &str = "/v1/escrow-key";
+/// Path of a sealed (encrypted) manifest submission.
+pub const SEALED_MANIFESTS_PATH: &str = "/v1/manifests/sealed";
 
 /// The string a device signs for a request:
 /// `fieldcap-request/1\n{METHOD}\n{path?query}\n{timestamp_ms}\n{nonce}\n{hex sha256(body)}`.
@@ -196,6 +203,43 @@ pub struct ManifestSubmission {
     pub manifest: String,
     /// Base64 of the device's raw signature over them.
     pub sig: String,
+}
+
+/// The council's escrow recipient as the server states it (`GET /v1/escrow-key` answers it as a
+/// [`SignedDoc`] signed by the server key the device pinned at enrolment). Devices encrypt every
+/// item key to it (FORMATS §6b, §8).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EscrowKeyStatement {
+    /// [`types::ESCROW_KEY`].
+    #[serde(rename = "type")]
+    pub doc_type: String,
+    /// The current escrow recipient (`age1…`).
+    pub recipient: String,
+    /// Since when it is current (RFC 3339 UTC ms).
+    pub since: String,
+    /// The signing server key's id.
+    pub server_key_id: String,
+}
+
+/// `POST /v1/manifests/sealed` body: an item sealed encrypted on the device (FORMATS §8, "Sealed
+/// items"). The server opens `key_wrap` with its escrow key, `manifest_age` with the item key,
+/// and then treats the manifest exactly as a `POST /v1/manifests`; the tus upload that follows
+/// carries the media's age ciphertext (`media_age_bytes` long), which the server decrypts and
+/// re-hashes against the signed manifest before it accepts the last byte.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SealedManifestSubmission {
+    /// Base64 of the manifest's age file (encrypted to the item key).
+    pub manifest_age: String,
+    /// Base64 of the device's raw signature over the *plaintext* manifest bytes.
+    pub sig: String,
+    /// Base64 of the item key wrapped to the escrow recipient (an age file whose plaintext is
+    /// the item key's identity line).
+    pub key_wrap: String,
+    /// Length of the media's age file, for an item with media.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_age_bytes: Option<u64>,
 }
 
 /// Body of a commitment: the server has the manifest on record.
