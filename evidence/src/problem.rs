@@ -99,6 +99,10 @@ pub const INVALID_FRAGMENT: &str = "invalid-fragment";
 /// with other bytes, a `prev` or offset that does not follow). The answer's
 /// `Fieldcap-Next-Fragment` header names the index the server expects next.
 pub const FRAGMENT_OUT_OF_ORDER: &str = "fragment-out-of-order";
+/// 422: a sealed (encrypted) item could not be opened: its item key is not wrapped to any
+/// escrow key the server holds, or the manifest's age file does not decrypt with it. Nothing of
+/// it was kept. (Media that does not decrypt at the last byte is a `digest-mismatch`.)
+pub const SEALED_ITEM_UNDECRYPTABLE: &str = "sealed-item-undecryptable";
 
 /// Every problem name the server sends (not [`UNKNOWN_DEVICE`], which it no longer sends).
 pub const ALL: &[&str] = &[
@@ -134,6 +138,7 @@ pub const ALL: &[&str] = &[
     STORAGE_UNAVAILABLE,
     INVALID_FRAGMENT,
     FRAGMENT_OUT_OF_ORDER,
+    SEALED_ITEM_UNDECRYPTABLE,
 ];
 
 /// The type URI of a problem name.
