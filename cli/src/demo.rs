@@ -67,8 +67,8 @@ fn story(root: &std::path::Path, server_data: &std::path::Path, url: &str) -> an
     let (lat, lon) = (33.7361, -118.2922); // San Pedro, Harbor Area
     let monitor_home = root.join("monitor-phone");
     let police_home = root.join("port-police-handset");
-    init(&monitor_home, "monitor", Some("Harbor Area Peace Patrol".into()), None)?;
-    init(&police_home, "police", Some("Port of Los Angeles Police".into()), Some("PP-12".into()))?;
+    init(&monitor_home, "monitor", Some("Harbor Area Peace Patrol".into()), None, false, None)?;
+    init(&police_home, "police", Some("Port of Los Angeles Police".into()), Some("PP-12".into()), false, None)?;
     let monitor = open(&monitor_home)?;
     let police = open(&police_home)?;
 

@@ -92,9 +92,21 @@ pub fn open(home: &Path) -> anyhow::Result<Store> {
     Ok(store)
 }
 
-pub fn init(home: &Path, role: &str, org: Option<String>, callsign: Option<String>) -> anyhow::Result<i32> {
+pub fn init(home: &Path, role: &str, org: Option<String>, callsign: Option<String>, sealed: bool, lock_after: Option<&str>) -> anyhow::Result<i32> {
     let mut store = open(home)?;
-    let profile = Profile { role: Role::parse(role)?, org, callsign };
+    let role_v = Role::parse(role)?;
+    // Sealed storage never turns off again once on (items sealed encrypted stay so).
+    let sealed = sealed || store.profile().sealed_storage;
+    let lock_after_secs = match lock_after {
+        None if sealed && !store.profile().sealed_storage => Profile::default_lock_after(role_v),
+        None => store.profile().lock_after_secs,
+        Some("never") => None,
+        Some(s) => Some(s.parse::<u64>().map_err(|_| anyhow::anyhow!("--lock-after takes a number of seconds or 'never'"))?),
+    };
+    if lock_after.is_some() && !sealed {
+        anyhow::bail!("--lock-after needs sealed storage (--sealed)");
+    }
+    let profile = Profile { role: role_v, org, callsign, sealed_storage: sealed, lock_after_secs };
     if store.open_report().key_created {
         store.set_profile(profile)?;
         println!("initialised device {} ({role})", store.device_id());
@@ -105,6 +117,36 @@ pub fn init(home: &Path, role: &str, org: Option<String>, callsign: Option<Strin
         println!("device {} already initialised; key kept", store.device_id());
     }
     Ok(0)
+}
+
+pub fn lock(home: &Path, all: bool, clip_id: Option<&str>, json: bool) -> anyhow::Result<i32> {
+    let store = open(home)?;
+    if !all {
+        let id = clip_id.ok_or_else(|| anyhow::anyhow!("name an item or pass --all"))?;
+        let now = store.lock_item(id)?;
+        if json {
+            println!("{}", serde_json::json!({"clip_id": id, "locked_now": now}));
+        } else if now {
+            println!("locked {}: only the council can open it now; it still uploads", fieldcap_core::items::short(id));
+        } else {
+            println!("{} was locked already", fieldcap_core::items::short(id));
+        }
+        return Ok(0);
+    }
+    let r = store.lock_all()?;
+    if json {
+        println!("{}", serde_json::to_string(&r)?);
+    } else {
+        println!(
+            "locked {} item(s) now, {} already locked; {} wait for the council's key (enrol and sync), {} stored before sealed storage cannot be locked",
+            r.locked.len(),
+            r.already_locked,
+            r.waiting_for_escrow.len(),
+            r.not_sealed.len()
+        );
+    }
+    // Items that could not be locked are a condition the user must see.
+    Ok(if r.waiting_for_escrow.is_empty() { 0 } else { 3 })
 }
 
 fn parse_time(s: &Option<String>, what: &str) -> anyhow::Result<Option<chrono::DateTime<chrono::Utc>>> {

@@ -43,6 +43,27 @@ pub enum Command {
         /// Call sign.
         #[arg(long)]
         callsign: Option<String>,
+        /// Seal items encrypted at rest (FORMATS §6b): only the monitor (through the vault) and
+        /// the council can open them; a locked item only the council. Once on, it stays on.
+        #[arg(long)]
+        sealed: bool,
+        /// With --sealed: lock items to the council this many seconds after sealing, or `never`
+        /// (default: at once for monitors, never for police).
+        #[arg(long, value_name = "SECS|never")]
+        lock_after: Option<String>,
+    },
+    /// Lock sealed items to the council: nobody holding this phone can open them any more (they
+    /// still upload). Never deletes anything.
+    Lock {
+        /// Every sealed item that can be locked (the quick lock).
+        #[arg(long, conflicts_with = "clip_id")]
+        all: bool,
+        /// One item.
+        #[arg(required_unless_present = "all")]
+        clip_id: Option<String>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Seal a recorded file: hash, move into the store, sign, queue.
     Capture(device::CaptureArgs),
@@ -335,7 +356,8 @@ fn home(cli_home: &Option<PathBuf>) -> anyhow::Result<PathBuf> {
 fn run(cli: Cli) -> anyhow::Result<i32> {
     let h = || home(&cli.home);
     match &cli.command {
-        Command::Init { role, org, callsign } => device::init(&h()?, role, org.clone(), callsign.clone()),
+        Command::Init { role, org, callsign, sealed, lock_after } => device::init(&h()?, role, org.clone(), callsign.clone(), *sealed, lock_after.as_deref()),
+        Command::Lock { all, clip_id, json } => device::lock(&h()?, *all, clip_id.as_deref(), *json),
         Command::Capture(a) => device::capture(&h()?, a),
         Command::Observe(a) => device::observe(&h()?, a),
         Command::Record(a) => live_cmd::record(&h()?, a),

@@ -68,6 +68,10 @@ pub enum Error {
     /// missing a field it always has). Nothing is changed or deleted; the message names what.
     #[error("the store is damaged: {0}")]
     Corrupt(String),
+    /// The item is locked to the council: nobody holding this phone can open it (it still
+    /// uploads, and the council opens it). The message names the item.
+    #[error("locked: {0}")]
+    Locked(String),
 }
 
 /// The evidence formats' errors map variant to variant: a bad signature found while syncing is

@@ -34,6 +34,10 @@ pub struct ItemSummary {
     pub receipted_at: Option<String>,
     /// Why the item needs attention, if it does.
     pub last_error: Option<String>,
+    /// Stored encrypted at rest (sealed storage, FORMATS §6b).
+    pub sealed: bool,
+    /// Locked to the council: it cannot be opened on this phone (it still uploads).
+    pub locked: bool,
 }
 
 /// Everything stored about one item.
@@ -41,11 +45,13 @@ pub struct ItemSummary {
 pub struct ItemRecord {
     /// Summary fields.
     pub summary: ItemSummary,
-    /// Exact manifest bytes.
+    /// Exact manifest bytes (for a sealed item, decrypted through its vault wrap; empty when
+    /// the item is locked: see `summary.locked`).
     pub manifest: Vec<u8>,
     /// Raw Ed25519 signature.
     pub signature: Vec<u8>,
-    /// Path of the media file, if any.
+    /// Path of the media file, if any (for a sealed item its age file: read it through
+    /// [`Store::open_media`]).
     pub media_path: Option<PathBuf>,
     /// Receipt bytes and signature, once receipted.
     pub receipt: Option<(Vec<u8>, Vec<u8>)>,
@@ -71,10 +77,28 @@ impl Store {
         let db::ItemRow { summary, manifest, signature, media_ext: ext, receipt, receipt_sig, purged_at: purged } =
             row.ok_or_else(|| Error::NotFound(format!("no item with id '{}'", clip_id.chars().take(80).collect::<String>())))?;
         let media_path = match (ext, purged) {
+            (Some(e), None) if summary.sealed => Some(self.item_dir(clip_id).join(crate::vault::media_age_name(&e))),
             (Some(e), None) => Some(self.item_dir(clip_id).join(format!("media.{e}"))),
             _ => None,
         };
+        let manifest = match (summary.sealed, summary.locked) {
+            (false, _) => manifest,
+            (true, true) => Vec::new(),
+            (true, false) => self.item_key(clip_id)?.decrypt(&manifest, crate::manifest::MAX_MANIFEST_BYTES)?,
+        };
         Ok(ItemRecord { summary, manifest, signature, media_path, receipt: receipt.zip(receipt_sig) })
+    }
+
+    /// A reader of an item's media plaintext: the file itself, or for a sealed item its age
+    /// file decrypted through the vault wrap ([`Error::Locked`] once the item is locked).
+    pub fn open_media(&self, rec: &ItemRecord) -> Result<Box<dyn std::io::Read + Send>> {
+        let path = rec.media_path.as_ref().ok_or_else(|| Error::NotFound("the media of this item was purged after a verified receipt".into()))?;
+        let f = fs::File::open(path).ctx(|| "opening the media".into())?;
+        if !rec.summary.sealed {
+            return Ok(Box::new(f));
+        }
+        let key = self.item_key(&rec.summary.clip_id)?;
+        Ok(Box::new(key.media_reader(f)?))
     }
 
     /// Every manifest in chain order (for chain verification).
@@ -88,6 +112,9 @@ impl Store {
     /// all; the media is re-hashed while copying, so a damaged original is refused, not exported.
     pub fn export_clip(&self, clip_id: &str, out: &Path, progress: &mut dyn FnMut(u64, u64)) -> Result<PathBuf> {
         let rec = self.item(clip_id)?;
+        if rec.summary.locked {
+            return Err(Error::Locked(format!("item {} is locked to the council and cannot be exported from this phone", short(clip_id))));
+        }
         match fs::read_dir(out) {
             Ok(mut d) => {
                 if d.next().is_some() {
@@ -141,10 +168,15 @@ impl Store {
             put("receipt.sig", s)?;
         }
         if let Some(media) = &m.media {
-            let src = rec.media_path.as_ref().ok_or_else(|| Error::NotFound("the media of this item was purged after a verified receipt".into()))?;
             let name = format!("media.{}", crate::manifest::extension_for_mime(&media.mime));
             let total = media.bytes;
-            let d = crate::fsutil::copy_hashed(src, &dir.join(&name), &mut |n| progress(n, total))?;
+            let d = {
+                let input = self.open_media(rec)?;
+                let mut out = fs::OpenOptions::new().write(true).create_new(true).open(dir.join(&name)).ctx(|| "creating the media copy".into())?;
+                let d = crate::hashing::hash_reader_into(input, &mut out, &mut |n| progress(n, total)).ctx(|| "copying the media".into())?;
+                out.sync_all().ctx(|| "syncing the media copy".into())?;
+                d
+            };
             if d.bytes != media.bytes || d.sha256_hex() != media.sha256 || d.blake3_hex() != media.blake3 {
                 return Err(Error::Integrity("the stored media no longer matches its manifest; it was not exported".into()));
             }

@@ -6,6 +6,8 @@
 //!
 //! * [`store::Store`] — the SQLite-backed evidence store with crash recovery; sealing
 //!   ([`seal`]), listing and export ([`items`]), the device custody log.
+//! * [`vault`] — sealed storage: items encrypted at rest to their own key, wrapped to the
+//!   device vault and the council's escrow key; locking to the council.
 //! * [`live`] — live capture: a fragmented MP4 sealed piece by piece while it is filmed, each
 //!   piece signed and chained, sent as soon as it is sealed.
 //! * [`sync`] — one resumable sync pass to the council's intake server (enrolment included);
@@ -33,13 +35,14 @@ pub mod seal;
 pub mod store;
 pub mod sync;
 pub mod sync_policy;
+pub mod vault;
 
 pub use store::schema;
 
 // The evidence formats the device writes are shared with the server and the verifier; they are
 // re-exported so that the bindings (which depend on this crate alone) and the device code reach
 // them under one name.
-pub use fieldcap_evidence::{canonical, custody, fsutil, hashing, identity, manifest, protocol, time, tlog, track};
+pub use fieldcap_evidence::{canonical, custody, escrow, fsutil, hashing, identity, manifest, protocol, time, tlog, track};
 pub use fieldcap_evidence as evidence;
 /// The exported-clip format (and its verifier), shared with recipients.
 pub use fieldcap_package::clip;

@@ -342,6 +342,7 @@ impl Store {
             request: req,
             segment: None,
             fragments: Some(FragmentChain { count: last.index + 1, head }),
+            age: None,
         };
         let path = media_path(self, clip_id, &row.media_ext);
         // The store lock before the recording's owner lock goes (with `st`): another process's

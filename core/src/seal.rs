@@ -15,7 +15,9 @@ use crate::error::{Error, IoContext, Result};
 use crate::hashing::Digests;
 use crate::manifest::{self, App, Capture, Clock, ItemKind, Manifest, Media, Observation, Segment};
 use crate::store::{append_custody_tx, db, Store};
+use crate::escrow::ItemKey;
 use crate::track::TrackPoint;
+use crate::vault::AgeFacts;
 use chrono::{DateTime, Utc};
 use rusqlite::TransactionBehavior;
 use serde::{Deserialize, Serialize};
@@ -111,6 +113,9 @@ pub(crate) struct PendingSeal {
     /// The fragment chain's head, for a finished live recording.
     #[serde(default)]
     pub fragments: Option<crate::manifest::FragmentChain>,
+    /// Sealed storage: the media file is `media.<ext>.age`, this long, with this BLAKE3.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub age: Option<crate::vault::AgeFacts>,
 }
 
 fn media_type_of(path: &Path) -> Result<(&'static str, ItemKind, String)> {
@@ -153,9 +158,20 @@ impl Store {
         let source = fs::canonicalize(source).ctx(|| "resolving the file path".into())?;
         let before = crate::fsutil::fingerprint(&source)?;
         let total = meta.len();
-        let digests = crate::hashing::hash_file(&source, &mut |n| progress(n, total)).ctx(|| "reading the file".into())?;
+        let clip_id = uuid::Uuid::now_v7().hyphenated().to_string();
+        // Sealed storage: one pass reads the file, hashes it and encrypts it into the store.
+        let (digests, sealed) = if self.sealed_storage() {
+            let key = ItemKey::generate();
+            let (d, facts, staged) = self.encrypt_to_staging(&source, &clip_id, &key, &mut |n| progress(n, total))?;
+            (d, Some((key, facts, staged)))
+        } else {
+            (crate::hashing::hash_file(&source, &mut |n| progress(n, total)).ctx(|| "reading the file".into())?, None)
+        };
         let after = crate::fsutil::fingerprint(&source)?;
         if before != after || digests.bytes != before.0 {
+            if let Some((_, _, staged)) = &sealed {
+                let _ = fs::remove_file(staged);
+            }
             return Err(Error::SourceChanged("size or modification time differs after reading".into()));
         }
         let mtime: DateTime<Utc> = before.1.into();
@@ -164,8 +180,8 @@ impl Store {
         if ended < started {
             return Err(Error::InvalidInput("ended_at is before started_at".into()));
         }
-        let pending = PendingSeal {
-            clip_id: uuid::Uuid::now_v7().hyphenated().to_string(),
+        let mut pending = PendingSeal {
+            clip_id,
             kind,
             mime: mime.into(),
             ext,
@@ -177,16 +193,91 @@ impl Store {
             request: req,
             segment: None,
             fragments: None,
+            age: None,
         };
         let _lock = self.lock()?;
         if crate::fsutil::fingerprint(&source)? != before {
+            if let Some((_, _, staged)) = &sealed {
+                let _ = fs::remove_file(staged);
+            }
             return Err(Error::SourceChanged("the file was modified before it could be moved".into()));
         }
-        self.move_in_and_commit(&source, pending, &digests, &mut |n| progress(n, total))
+        match sealed {
+            Some((key, facts, staged)) => {
+                pending.age = Some(facts);
+                self.commit_sealed(&source, pending, &key, &staged)
+            }
+            None => self.move_in_and_commit(&source, pending, &digests, &mut |n| progress(n, total)),
+        }
+    }
+
+    /// Sealed storage, under the lock, with the media already encrypted to `key` in `staged`:
+    /// pending row (its request encrypted to the vault) → key wraps → the ciphertext into the
+    /// item folder → commit → the plaintext source removed → pending row cleared. A crash at
+    /// any point is finished or undone by recovery; on an error the source is where it was.
+    pub(crate) fn commit_sealed(&self, source: &Path, pending: PendingSeal, key: &ItemKey, staged: &Path) -> Result<SealedItem> {
+        let clip_id = pending.clip_id.clone();
+        let request = self.vault()?.seal_text(&serde_json::to_string(&pending)?)?;
+        db::insert_pending_seal(&self.conn(), &clip_id, &request, &source.to_string_lossy())?;
+        let dir = self.item_dir(&clip_id);
+        let placed = (|| {
+            fs::create_dir(&dir).ctx(|| "creating the item folder".into())?;
+            self.write_item_wraps(&dir, key)?;
+            fs::rename(staged, dir.join(crate::vault::media_age_name(&pending.ext))).ctx(|| "moving the encrypted copy into the item folder".into())?;
+            crate::fsutil::sync_dir(&dir)?;
+            crate::fsutil::sync_dir(&self.home.join("items"))?;
+            self.commit_seal(&pending)
+        })();
+        let item = match placed {
+            Ok(item) => item,
+            Err(e) => {
+                // Only our encrypted copy and its key wraps: the source is untouched.
+                let _ = fs::remove_file(staged);
+                let _ = fs::remove_dir_all(&dir);
+                let _ = db::delete_pending_seal(&self.conn(), &clip_id);
+                return Err(e);
+            }
+        };
+        self.remove_sealed_source(source, &clip_id)?;
+        if self.profile.lock_after_secs == Some(0) && dir.join(crate::vault::KEY_ESCROW).exists() {
+            self.lock_item_locked(&clip_id)?;
+        }
+        Ok(item)
+    }
+
+    /// After a sealed item is committed: the plaintext source goes (the store holds it
+    /// encrypted, hashed in the same pass), then the pending row.
+    pub(crate) fn remove_sealed_source(&self, source: &Path, clip_id: &str) -> Result<()> {
+        match fs::remove_file(source) {
+            Ok(()) => {
+                if let Some(p) = source.parent() {
+                    let _ = crate::fsutil::sync_dir(p);
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            // A read-only card: the plaintext stays where the user put it, and they are told.
+            Err(e) => tracing::warn!("the plaintext source could not be removed after sealing ({})", e.kind()),
+        }
+        db::delete_pending_seal(&self.conn(), clip_id)?;
+        Ok(())
     }
 
     /// Under the lock: pending row, move into the store, commit; undo the move on failure.
-    pub(crate) fn move_in_and_commit(&self, source: &Path, pending: PendingSeal, digests: &Digests, progress: &mut dyn FnMut(u64)) -> Result<SealedItem> {
+    pub(crate) fn move_in_and_commit(&self, source: &Path, mut pending: PendingSeal, digests: &Digests, progress: &mut dyn FnMut(u64)) -> Result<SealedItem> {
+        // A live recording's pieces went to the server in the clear as they were filmed, and its
+        // file was on disk in the clear meanwhile: it is sealed as it is (FORMATS §6b, "left").
+        if self.sealed_storage() && pending.fragments.is_none() {
+            // Hashed already (a segment): encrypt now, and check the bytes encrypted are the
+            // bytes hashed.
+            let key = ItemKey::generate();
+            let (d, facts, staged) = self.encrypt_to_staging(source, &pending.clip_id, &key, progress)?;
+            if &d != digests {
+                let _ = fs::remove_file(&staged);
+                return Err(Error::SourceChanged("the file changed between hashing and sealing".into()));
+            }
+            pending.age = Some(facts);
+            return self.commit_sealed(source, pending, &key, &staged);
+        }
         let clip_id = pending.clip_id.clone();
         db::insert_pending_seal(&self.conn(), &clip_id, &serde_json::to_string(&pending)?, &source.to_string_lossy())?;
         let dir = self.item_dir(&clip_id);
@@ -249,8 +340,14 @@ impl Store {
         let media = Media { mime: p.mime.clone(), bytes: p.bytes, sha256: p.sha256.clone(), blake3: p.blake3.clone() };
         let mut manifest = self.build_manifest(p.clip_id.clone(), p.kind, Some(media), &p.started_at, &p.ended_at, &p.request, p.segment.clone(), None)?;
         manifest.fragments = p.fragments.clone();
-        let item = self.insert_manifest(manifest, Some(&p.ext), true)?;
-        Ok(item)
+        match &p.age {
+            // The pending row is cleared once the plaintext source is gone (`remove_sealed_source`).
+            Some(facts) => {
+                let key = self.item_key_in(&self.item_dir(&p.clip_id))?;
+                self.insert_manifest(manifest, Some(&p.ext), false, Some((&key, Some(facts))))
+            }
+            None => self.insert_manifest(manifest, Some(&p.ext), true, None),
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -302,8 +399,8 @@ impl Store {
 
     /// Assigns seq/prev, signs and stores, with the custody event, in one transaction; then writes
     /// the manifest mirror files (recovery rewrites them if a crash comes first).
-    fn insert_manifest(&self, mut m: Manifest, ext: Option<&str>, clear_pending: bool) -> Result<SealedItem> {
-        let (bytes, sig, sha) = {
+    fn insert_manifest(&self, mut m: Manifest, ext: Option<&str>, clear_pending: bool, sealed: Option<(&ItemKey, Option<&AgeFacts>)>) -> Result<SealedItem> {
+        let (bytes, sig, sha, manifest_age) = {
             let mut conn = self.conn();
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let head = db::chain_head(&tx)?;
@@ -313,7 +410,18 @@ impl Store {
             let bytes = m.to_canonical_bytes()?;
             let sig = self.key.sign(&bytes).to_vec();
             let sha = crate::hashing::sha256_hex(&bytes);
-            db::insert_item(&tx, &m, &bytes, &sig, &sha, ext)?;
+            let manifest_age = match sealed {
+                Some((key, facts)) => {
+                    let ct = key.encrypt(&bytes)?;
+                    let media_age = facts.map(|f| (f.bytes, f.blake3.as_str()));
+                    db::insert_sealed_item(&tx, &m, &db::SealedFacts { manifest_age: &ct, media_age }, &sig, &sha, ext)?;
+                    Some(ct)
+                }
+                None => {
+                    db::insert_item(&tx, &m, &bytes, &sig, &sha, ext)?;
+                    None
+                }
+            };
             append_custody_tx(
                 &tx,
                 &self.key,
@@ -325,12 +433,44 @@ impl Store {
                 db::delete_pending_seal(&tx, &m.clip_id)?;
             }
             tx.commit()?;
-            (bytes, sig, sha)
+            (bytes, sig, sha, manifest_age)
         };
-        if let Err(e) = self.write_mirror(&m.clip_id, &bytes, &sig) {
+        let mirrored = match (&manifest_age, sealed) {
+            (Some(ct), Some((_, facts))) => self.write_sealed_mirror(&m, ct, &sig, &sha, ext, facts),
+            _ => self.write_mirror(&m.clip_id, &bytes, &sig),
+        };
+        if let Err(e) = mirrored {
             tracing::warn!("manifest mirror not written yet ({e}); it will be rewritten at next start");
         }
         Ok(SealedItem { clip_id: m.clip_id.clone(), seq: m.seq, manifest_sha256: sha, media: m.media.clone() })
+    }
+
+    /// The mirror files of a sealed item: the manifest's age file, the signature, and the
+    /// public facts a lost database is rebuilt from (`sealed.json`).
+    pub(crate) fn write_sealed_mirror(&self, m: &Manifest, manifest_age: &[u8], sig: &[u8], sha: &str, ext: Option<&str>, facts: Option<&AgeFacts>) -> Result<()> {
+        let dir = self.item_dir(&m.clip_id);
+        let index = crate::vault::SealedIndex {
+            clip_id: m.clip_id.clone(),
+            seq: m.seq,
+            kind: m.kind.as_str().into(),
+            manifest_sha256: sha.into(),
+            started_at: m.capture.started_at.clone(),
+            media: match (&m.media, ext, facts) {
+                (Some(x), Some(e), Some(f)) => Some(crate::vault::SealedMedia {
+                    ext: e.into(),
+                    bytes: x.bytes,
+                    sha256: x.sha256.clone(),
+                    blake3: x.blake3.clone(),
+                    age_bytes: f.bytes,
+                    age_blake3: f.blake3.clone(),
+                }),
+                _ => None,
+            },
+            segment: m.segment.as_ref().map(|s| (s.recording_id.clone(), s.index)),
+        };
+        crate::fsutil::write_atomic(&dir.join(crate::vault::SEALED_INDEX), &serde_json::to_vec_pretty(&index)?)?;
+        crate::fsutil::write_atomic(&dir.join("manifest.sig"), sig)?;
+        Ok(crate::fsutil::write_atomic(&dir.join(crate::vault::MANIFEST_AGE), manifest_age)?)
     }
 
     pub(crate) fn write_mirror(&self, clip_id: &str, manifest: &[u8], sig: &[u8]) -> Result<()> {
@@ -358,9 +498,21 @@ impl Store {
         let at = crate::time::format(req.at.unwrap_or_else(Utc::now));
         let capture = CaptureRequest { track, tags: req.tags.clone(), incident_hint: req.incident_hint.clone(), ..Default::default() }.validated()?;
         let clip_id = uuid::Uuid::now_v7().hyphenated().to_string();
-        let m = self.build_manifest(clip_id, ItemKind::Observation, None, &at, &at, &capture, None, Some(obs))?;
+        let m = self.build_manifest(clip_id.clone(), ItemKind::Observation, None, &at, &at, &capture, None, Some(obs))?;
         let _lock = self.lock()?;
-        self.insert_manifest(m, None, false)
+        if !self.sealed_storage() {
+            return self.insert_manifest(m, None, false, None);
+        }
+        // Key wraps first: a crash before the commit leaves a folder of wraps alone, which
+        // recovery quarantines (they open nothing).
+        let key = ItemKey::generate();
+        let dir = self.item_dir(&clip_id);
+        self.write_item_wraps(&dir, &key)?;
+        let item = self.insert_manifest(m, None, false, Some((&key, None)))?;
+        if self.profile.lock_after_secs == Some(0) && dir.join(crate::vault::KEY_ESCROW).exists() {
+            self.lock_item_locked(&clip_id)?;
+        }
+        Ok(item)
     }
 
     /// Starts a recording: returns its id and the path the shell must record segment 0 into.
@@ -446,6 +598,7 @@ impl Store {
             request: req,
             segment: Some(Segment { recording_id: recording_id.into(), index: index as u32, is_final }),
             fragments: None,
+            age: None,
         };
         let _lock = if recovered { None } else { Some(self.lock()?) };
         let item = self.move_in_and_commit(&path, pending, &digests, &mut |n| progress(n, total))?;

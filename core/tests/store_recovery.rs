@@ -40,6 +40,11 @@ fn frozen_v2_schema_upgrades_to_the_fresh_schema_and_keeps_rows() {
     upgrade_keeps_rows(include_str!("fixtures/schema_v2.sql"));
 }
 
+#[test]
+fn frozen_v3_schema_upgrades_to_the_fresh_schema_and_keeps_rows() {
+    upgrade_keeps_rows(include_str!("fixtures/schema_v3.sql"));
+}
+
 fn upgrade_keeps_rows(frozen: &str) {
     let t = tempfile::tempdir().unwrap();
     let old = t.path().join("old.db");
@@ -59,6 +64,9 @@ fn upgrade_keeps_rows(frozen: &str) {
     assert_eq!(v, fieldcap_core::schema::CURRENT_VERSION);
     let (state, offset): (String, i64) = conn.query_row("SELECT state, upload_offset FROM items WHERE clip_id = 'a'", [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
     assert_eq!((state.as_str(), offset), ("sealed", 0));
+    // A row from before sealed storage reads as a plain, unlocked item.
+    let (sealed, locked): (i64, Option<String>) = conn.query_row("SELECT sealed, locked_at FROM items WHERE clip_id = 'a'", [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+    assert_eq!((sealed, locked), (0, None));
     // A store from a newer build is refused, not downgraded.
     conn.execute_batch("PRAGMA user_version = 99").unwrap();
     assert!(matches!(fieldcap_core::schema::migrate(&mut conn), Err(Error::NewerSchema { found: 99, .. })));

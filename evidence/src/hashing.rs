@@ -68,10 +68,19 @@ impl Digests {
 /// cores the wall time is then that of SHA-256 alone.
 ///
 /// `progress` is called with the running byte count after each read.
-pub fn hash_reader<R: Read>(mut reader: R, progress: &mut dyn FnMut(u64)) -> io::Result<Digests> {
+pub fn hash_reader<R: Read>(reader: R, progress: &mut dyn FnMut(u64)) -> io::Result<Digests> {
+    hash_reader_into(reader, &mut io::sink(), progress)
+}
+
+/// [`hash_reader`] that also writes every byte read to `sink`, from the calling thread, in the
+/// same pass: sealing encrypts a file into the store while it hashes it, reading it once.
+pub fn hash_reader_into<R: Read>(mut reader: R, sink: &mut dyn io::Write, progress: &mut dyn FnMut(u64)) -> io::Result<Digests> {
+    use std::sync::Arc;
     std::thread::scope(|scope| {
-        let (sha_tx, sha_rx) = sync_channel::<Vec<u8>>(POOL);
-        let (back_tx, back_rx) = channel::<Vec<u8>>();
+        // Buffers are shared: the SHA-256 worker hashes one while this thread feeds BLAKE3 and
+        // the sink with it; a buffer is reused once both are done with it.
+        let (sha_tx, sha_rx) = sync_channel::<Arc<Vec<u8>>>(POOL);
+        let (back_tx, back_rx) = channel::<Arc<Vec<u8>>>();
         let sha_worker = scope.spawn(move || {
             let mut h = sha2::Sha256::new();
             for buf in sha_rx {
@@ -85,12 +94,14 @@ pub fn hash_reader<R: Read>(mut reader: R, progress: &mut dyn FnMut(u64)) -> io:
         let mut allocated = 0usize;
         let mut total = 0u64;
         let result: io::Result<()> = (|| loop {
-            // A free buffer: a fresh one while the pool is not full, else one the worker returned.
+            // A free buffer: a fresh one while the pool is not full, else one the worker returned
+            // (this thread dropped its handle before taking the next, so it is unshared again).
             let mut buf = if allocated < POOL {
                 allocated += 1;
                 vec![0u8; CHUNK]
             } else {
-                back_rx.recv().map_err(|_| io::Error::other("hash worker stopped"))?
+                let shared = back_rx.recv().map_err(|_| io::Error::other("hash worker stopped"))?;
+                Arc::try_unwrap(shared).unwrap_or_else(|_| vec![0u8; CHUNK])
             };
             buf.resize(CHUNK, 0);
             let mut filled = 0;
@@ -107,8 +118,11 @@ pub fn hash_reader<R: Read>(mut reader: R, progress: &mut dyn FnMut(u64)) -> io:
             }
             buf.truncate(filled);
             total += filled as u64;
+            let buf = Arc::new(buf);
+            sha_tx.send(buf.clone()).map_err(|_| io::Error::other("hash worker stopped"))?;
             b3.update(&buf);
-            sha_tx.send(buf).map_err(|_| io::Error::other("hash worker stopped"))?;
+            sink.write_all(&buf)?;
+            drop(buf);
             progress(total);
             if filled < CHUNK {
                 return Ok(());

@@ -192,66 +192,89 @@ impl DeviceKey {
     /// synced, and hard-linked into place; whoever loses the race loads the winner's key. An
     /// existing key is never replaced.
     pub fn load_or_create(dir: &Path, protector: &dyn KeyProtector) -> Result<(DeviceKey, bool)> {
-        let path = dir.join("device.key");
-        if path.exists() {
-            return Ok((DeviceKey::load(&path, protector)?, false));
+        let (secret, created) = load_or_create_wrapped(dir, "device.key", WRAPPED_KEY_TYPE, protector, "public_key_pem", &mut || {
+            let key = DeviceKey::generate();
+            let public = key.public_pem();
+            (Zeroizing::new(key.secret().to_vec()), public)
+        })?;
+        let key = DeviceKey::from_secret(&secret)?;
+        if created {
+            fs::write(dir.join("device.pub.pem"), key.public_pem()).ctx(|| "writing the public key".into())?;
         }
-        fs::create_dir_all(dir).ctx(|| "creating the key directory".into())?;
-        let key = DeviceKey::generate();
-        let secret = key.secret();
-        let wrapped = protector.wrap(&secret[..])?;
-        let doc = serde_json::json!({
-            "type": "fieldcap.wrapped-key/1",
-            "protector": protector.name(),
-            "wrapped": base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &wrapped),
-            "public_key_pem": key.public_pem(),
-        });
-        let tmp = dir.join(format!(".device.key.{}.tmp", std::process::id()));
-        {
-            let mut f = fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&tmp)
-                .ctx(|| "creating the key file".into())?;
-            f.write_all(&crate::canonical::to_vec(&doc)).ctx(|| "writing the key file".into())?;
-            f.sync_all().ctx(|| "syncing the key file".into())?;
-        }
-        let linked = fs::hard_link(&tmp, &path);
-        let _ = fs::remove_file(&tmp);
-        match linked {
-            Ok(()) => {
-                crate::fsutil::sync_dir(dir)?;
-                fs::write(dir.join("device.pub.pem"), key.public_pem()).ctx(|| "writing the public key".into())?;
-                Ok((key, true))
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok((DeviceKey::load(&path, protector)?, false)),
-            Err(e) => Err(Error::io("storing the key file", e)),
-        }
+        Ok((key, created))
     }
+}
 
-    fn load(path: &Path, protector: &dyn KeyProtector) -> Result<DeviceKey> {
-        let raw = fs::read(path).ctx(|| "reading the key file".into())?;
-        let doc: serde_json::Value =
-            serde_json::from_slice(&raw).map_err(|_| Error::Key("the key file is not valid JSON".into()))?;
-        if doc.get("type").and_then(|t| t.as_str()) != Some("fieldcap.wrapped-key/1") {
-            return Err(Error::Key("the key file has an unknown type".into()));
-        }
-        let stored = doc.get("protector").and_then(|p| p.as_str()).unwrap_or_default();
-        if stored != protector.name() {
-            return Err(Error::Key(format!(
-                "the key was wrapped by protector '{stored}' but '{}' was supplied",
-                protector.name()
-            )));
-        }
-        let wrapped = doc
-            .get("wrapped")
-            .and_then(|w| w.as_str())
-            .and_then(|w| base64::Engine::decode(&base64::engine::general_purpose::STANDARD, w).ok())
-            .ok_or_else(|| Error::Key("the key file has no wrapped secret".into()))?;
-        let secret = Zeroizing::new(protector.unwrap(&wrapped)?);
-        DeviceKey::from_secret(&secret)
+/// Type of a key file written by [`load_or_create_wrapped`] for the device key.
+pub const WRAPPED_KEY_TYPE: &str = "fieldcap.wrapped-key/1";
+
+/// Loads the secret kept wrapped in `dir/name` (a JSON document of type `doc_type`: the
+/// protector's name, the wrapped secret in base64, the public half), or makes one with `make`
+/// (secret, public text) and stores it wrapped, the public text under `public_field`. Returns the secret and whether it was created.
+///
+/// Creation is race-free between processes: the wrapped key is written to a temporary file,
+/// synced, and hard-linked into place; whoever loses the race loads the winner's key. An
+/// existing key is never replaced. The device key and the vault key are both kept this way.
+pub fn load_or_create_wrapped(
+    dir: &Path,
+    name: &str,
+    doc_type: &str,
+    protector: &dyn KeyProtector,
+    public_field: &str,
+    make: &mut dyn FnMut() -> (Zeroizing<Vec<u8>>, String),
+) -> Result<(Zeroizing<Vec<u8>>, bool)> {
+    let path = dir.join(name);
+    if path.exists() {
+        return Ok((load_wrapped(&path, doc_type, protector)?, false));
     }
+    fs::create_dir_all(dir).ctx(|| "creating the key directory".into())?;
+    let (secret, public) = make();
+    let wrapped = protector.wrap(&secret)?;
+    let mut doc = serde_json::json!({
+        "type": doc_type,
+        "protector": protector.name(),
+        "wrapped": base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &wrapped),
+    });
+    doc[public_field] = serde_json::Value::String(public);
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    {
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
+            .ctx(|| "creating the key file".into())?;
+        f.write_all(&crate::canonical::to_vec(&doc)).ctx(|| "writing the key file".into())?;
+        f.sync_all().ctx(|| "syncing the key file".into())?;
+    }
+    let linked = fs::hard_link(&tmp, &path);
+    let _ = fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => {
+            crate::fsutil::sync_dir(dir)?;
+            Ok((secret, true))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok((load_wrapped(&path, doc_type, protector)?, false)),
+        Err(e) => Err(Error::io("storing the key file", e)),
+    }
+}
+
+fn load_wrapped(path: &Path, doc_type: &str, protector: &dyn KeyProtector) -> Result<Zeroizing<Vec<u8>>> {
+    let raw = fs::read(path).ctx(|| "reading the key file".into())?;
+    let doc: serde_json::Value = serde_json::from_slice(&raw).map_err(|_| Error::Key("the key file is not valid JSON".into()))?;
+    if doc.get("type").and_then(|t| t.as_str()) != Some(doc_type) {
+        return Err(Error::Key("the key file has an unknown type".into()));
+    }
+    let stored = doc.get("protector").and_then(|p| p.as_str()).unwrap_or_default();
+    if stored != protector.name() {
+        return Err(Error::Key(format!("the key was wrapped by protector '{stored}' but '{}' was supplied", protector.name())));
+    }
+    let wrapped = doc
+        .get("wrapped")
+        .and_then(|w| w.as_str())
+        .and_then(|w| base64::Engine::decode(&base64::engine::general_purpose::STANDARD, w).ok())
+        .ok_or_else(|| Error::Key("the key file has no wrapped secret".into()))?;
+    Ok(Zeroizing::new(protector.unwrap(&wrapped)?))
 }
 
 #[cfg(test)]

@@ -40,6 +40,9 @@ pub const KNOWN_TAGS: &[&str] = &[
 /// it; the bound keeps a hostile device from naming seq numbers that wrap or overflow.
 pub const MAX_SEQ: u64 = (1 << 53) - 1;
 
+/// The largest manifest accepted (4 MiB).
+pub const MAX_MANIFEST_BYTES: usize = 4 * 1024 * 1024;
+
 /// What kind of item.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Hash)]
 #[serde(rename_all = "lowercase")]
@@ -332,7 +335,7 @@ impl Manifest {
 
     /// Strictly parses manifest bytes: canonical JSON, right type, every field well-formed.
     pub fn parse(bytes: &[u8]) -> Result<Manifest> {
-        if bytes.len() > 4 * 1024 * 1024 {
+        if bytes.len() > MAX_MANIFEST_BYTES {
             return Err(Error::InvalidInput("manifest is larger than 4 MiB".into()));
         }
         let m: Manifest = serde_json::from_slice(bytes).map_err(|e| Error::InvalidInput(format!("manifest does not match fieldcap.manifest/1: {e}")))?;

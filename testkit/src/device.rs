@@ -41,7 +41,7 @@ impl Device {
     /// A fresh store with the profile `role`, `org` and `callsign`.
     pub fn with_profile(role: &str, org: Option<&str>, callsign: Option<&str>) -> Device {
         let mut d = Device::new();
-        let profile = Profile { role: Role::parse(role).expect("role"), org: org.map(String::from), callsign: callsign.map(String::from) };
+        let profile = Profile { role: Role::parse(role).expect("role"), org: org.map(String::from), callsign: callsign.map(String::from), ..Default::default() };
         d.store.set_profile(profile).expect("profile");
         d
     }

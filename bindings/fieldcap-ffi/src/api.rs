@@ -55,7 +55,15 @@ impl Fieldcap {
         }
         let home = PathBuf::from(&options.data_dir);
         let mut store = Store::open(&home, Arc::new(ProtectorAdapter(protector)))?;
-        let wanted = Profile { role: options.role.into(), org: options.org.clone(), callsign: options.callsign.clone() };
+        // Sealed storage and the lock policy are the store's own settings (not yet options of the
+        // bindings): kept as they are.
+        let wanted = Profile {
+            role: options.role.into(),
+            org: options.org.clone(),
+            callsign: options.callsign.clone(),
+            sealed_storage: store.profile().sealed_storage,
+            lock_after_secs: store.profile().lock_after_secs,
+        };
         if store.profile() != &wanted {
             store.set_profile(wanted)?;
         }

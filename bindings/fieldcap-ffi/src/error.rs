@@ -54,6 +54,13 @@ pub enum FieldcapError {
         /// What failed.
         detail: String,
     },
+    /// The item is locked to the council: it cannot be opened on this phone (it still
+    /// uploads). Show it as locked; do not retry.
+    #[error("locked: {detail}")]
+    Locked {
+        /// Which item.
+        detail: String,
+    },
     /// A signature, digest, chain or log-consistency check failed. This is evidence-relevant:
     /// surface it, never retry it silently.
     #[error("integrity: {detail}")]
@@ -114,6 +121,7 @@ impl From<CoreError> for FieldcapError {
             }
             CoreError::NotEnrolled => FieldcapError::NotEnrolled { detail },
             CoreError::NotFound(_) => FieldcapError::NotFound { detail },
+            CoreError::Locked(_) => FieldcapError::Locked { detail },
             CoreError::Integrity(_) => FieldcapError::Integrity { detail },
             CoreError::Key(_) => FieldcapError::KeyStore { detail },
             CoreError::Network(_) => FieldcapError::Network { detail },

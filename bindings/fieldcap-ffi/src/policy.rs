@@ -178,7 +178,7 @@ impl From<&FieldcapError> for core::FailureKind {
             FieldcapError::Server { .. } => core::FailureKind::Refused,
             FieldcapError::Integrity { .. } => core::FailureKind::Integrity,
             FieldcapError::KeyStore { .. } => core::FailureKind::KeyStore,
-            FieldcapError::InvalidInput { .. } | FieldcapError::NotFound { .. } | FieldcapError::Internal { .. } => {
+            FieldcapError::InvalidInput { .. } | FieldcapError::NotFound { .. } | FieldcapError::Locked { .. } | FieldcapError::Internal { .. } => {
                 core::FailureKind::Other
             }
         }

@@ -49,15 +49,32 @@ pub struct Profile {
     /// Call sign.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub callsign: Option<String>,
+    /// New items are sealed encrypted at rest (FORMATS §6b, [`crate::vault`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sealed_storage: bool,
+    /// Sealed items lock to the council this many seconds after sealing (0: at once); `None`:
+    /// never automatically. Monitors default to 0, police handsets to never
+    /// ([`Profile::default_lock_after`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock_after_secs: Option<u64>,
 }
 
 impl Default for Profile {
     fn default() -> Self {
-        Profile { role: Role::Monitor, org: None, callsign: None }
+        Profile { role: Role::Monitor, org: None, callsign: None, sealed_storage: false, lock_after_secs: None }
     }
 }
 
 impl Profile {
+    /// The lock policy a role starts with: monitors lock at once (their phones are the ones
+    /// taken), police handsets never automatically.
+    pub fn default_lock_after(role: Role) -> Option<u64> {
+        match role {
+            Role::Monitor => Some(0),
+            Role::Police => None,
+        }
+    }
+
     /// The manifest's operator block.
     pub fn operator(&self) -> Operator {
         Operator { role: self.role, org: self.org.clone(), callsign: self.callsign.clone() }
@@ -110,6 +127,10 @@ pub struct Store {
     pub(crate) live: Mutex<std::collections::HashMap<String, crate::live::LiveState>>,
     /// Wakes the live uploader when a piece is sealed.
     pub(crate) live_signal: crate::live::LiveSignal,
+    /// The device vault, once sealed storage was ever turned on ([`crate::vault`]).
+    pub(crate) vault: Option<crate::vault::Vault>,
+    /// The key protector, for creating the vault when sealed storage is turned on.
+    protector: Arc<dyn KeyProtector>,
     report: OpenReport,
     /// Test hook: milliseconds added to the system clock where sync reads it (see
     /// [`Store::set_clock_skew_ms`]); 0 on a real device.
@@ -151,6 +172,13 @@ impl Store {
             }
             Err(e) => return Err(Error::io("reading device.json", e)),
         };
+        // The vault exists once sealed storage was turned on; a store that never had it does
+        // not touch the key store for it.
+        let vault = if profile.sealed_storage || home.join("keys").join("vault.key").exists() {
+            Some(crate::vault::Vault::load_or_create(&home.join("keys"), protector.as_ref())?)
+        } else {
+            None
+        };
         let mut report = OpenReport { key_created, ..Default::default() };
         let lock = Self::lock_path(home)?;
         let db_path = home.join(DB_NAME);
@@ -179,6 +207,8 @@ impl Store {
             active_recordings: Mutex::new(Default::default()),
             live: Mutex::new(Default::default()),
             live_signal: Default::default(),
+            vault,
+            protector: protector.clone(),
             report: OpenReport::default(),
             clock_skew_ms: AtomicI64::new(0),
         };
@@ -254,9 +284,16 @@ impl Store {
 
     /// Replaces the operator profile (role, org, callsign). The key is never touched.
     pub fn set_profile(&mut self, profile: Profile) -> Result<()> {
+        if profile.sealed_storage && self.vault.is_none() {
+            self.vault = Some(crate::vault::Vault::load_or_create(&self.home.join("keys"), self.protector.as_ref())?);
+        }
         crate::fsutil::write_atomic(&self.home.join("device.json"), &serde_json::to_vec_pretty(&profile)?)?;
         let _g = self.lock()?;
-        self.append_custody("profile_changed", None, json!({"role": profile.role.as_str()}))?;
+        self.append_custody(
+            "profile_changed",
+            None,
+            json!({"role": profile.role.as_str(), "sealed_storage": profile.sealed_storage, "lock_after_secs": profile.lock_after_secs}),
+        )?;
         self.profile = profile;
         Ok(())
     }

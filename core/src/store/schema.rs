@@ -125,8 +125,19 @@ CREATE TABLE live_fragments (
 CREATE INDEX live_fragments_unacked ON live_fragments(acked_at_ms, clip_id, idx);
 "#;
 
+/// Version 4: sealed storage (FORMATS §6b). For a `sealed` item the `manifest` column holds the
+/// manifest's age file (encrypted to the item key) and the media file is `media.<ext>.age`, whose
+/// length and BLAKE3 (what is uploaded) are kept here; `locked_at` is set when the item was
+/// locked to the council.
+const V4: &str = r#"
+ALTER TABLE items ADD COLUMN sealed INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE items ADD COLUMN media_age_bytes INTEGER;
+ALTER TABLE items ADD COLUMN media_age_blake3 TEXT;
+ALTER TABLE items ADD COLUMN locked_at TEXT;
+"#;
+
 /// Migrations in order; index + 1 is the version each produces.
-pub const MIGRATIONS: &[&str] = &[V1, V2, V3];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
 
 /// The version this build writes.
 pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;

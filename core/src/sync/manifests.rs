@@ -25,9 +25,19 @@ impl Pass<'_> {
     /// Posts the manifest and verifies the commitment. `None` when the item was set aside (a
     /// refusal, or a commitment that does not verify).
     pub(super) fn post_manifest(&mut self, row: &ItemRow) -> Step<Option<CommitmentResponse>> {
-        let body = serde_json::to_vec(&protocol::ManifestSubmission { manifest: protocol::b64(&row.manifest), sig: protocol::b64(&row.signature) })?;
-        let url = join_url(&self.server.url, "/v1/manifests");
-        let resp = self.send("POST /v1/manifests", &|p: &Pass<'_>| p.signed("POST", &url, body.clone(), Some("application/json")))?;
+        let (body, path) = if row.sealed {
+            match self.sealed_submission(row)? {
+                Some(b) => (b, protocol::SEALED_MANIFESTS_PATH),
+                None => {
+                    tracing::info!("a sealed item waits for the council's escrow key before its manifest is sent");
+                    return Ok(None);
+                }
+            }
+        } else {
+            (serde_json::to_vec(&protocol::ManifestSubmission { manifest: protocol::b64(&row.manifest), sig: protocol::b64(&row.signature) })?, "/v1/manifests")
+        };
+        let url = join_url(&self.server.url, path);
+        let resp = self.send(&format!("POST {path}"), &|p: &Pass<'_>| p.signed("POST", &url, body.clone(), Some("application/json")))?;
         if resp.status != 200 && resp.status != 201 {
             self.needs_attention(row, &format!("manifest refused: {}", problem_title(&resp)))?;
             return Ok(None);

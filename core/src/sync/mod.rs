@@ -111,6 +111,7 @@ pub mod live;
 mod manifests;
 mod pass;
 mod receipts;
+mod sealed;
 #[cfg(feature = "reqwest-transport")]
 mod reqwest_transport;
 use crate::store::db::sync as rows;

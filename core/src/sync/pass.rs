@@ -149,6 +149,12 @@ impl Pass<'_> {
         if self.opts.live_only {
             return Ok(());
         }
+        // Sealed storage: the council's escrow key (new items are wrapped to it), and the locks
+        // that were waiting for it or whose time has come.
+        if self.store.sealed_storage() {
+            self.refresh_escrow_key()?;
+            self.store.apply_lock_policy()?;
+        }
         // 1. Hash first: every pending manifest, oldest first.
         let to_commit = rows::items_to_commit(&self.store.conn())?;
         for row in to_commit {

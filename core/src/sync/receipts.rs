@@ -15,7 +15,7 @@ use crate::store::db::sync::{self as rows, ItemRow};
 use super::transport::{join_url, HttpRequest};
 use super::SyncPhase;
 use crate::error::{Error, Result};
-use crate::manifest::Manifest;
+use crate::manifest::Media;
 use crate::protocol::{self, Receipt, SignedDoc};
 use fieldcap_evidence::receipt::{ExpectedItem, ReceiptVerifier};
 use serde_json::json;
@@ -58,8 +58,8 @@ impl Pass<'_> {
     /// alarm when the log is inconsistent).
     pub(super) fn accept_receipt(&mut self, row: &ItemRow, doc: &SignedDoc) -> Step<()> {
         self.report(SyncPhase::Receipt, Some(&row.clip_id), 0, 0);
-        let manifest = Manifest::parse(&row.manifest)?;
-        let (receipt, body, sig) = match self.verify_receipt(row, &manifest, doc) {
+        let media = row.signed_media()?;
+        let (receipt, body, sig) = match self.verify_receipt(row, media.as_ref(), doc) {
             Ok(v) => v,
             Err(e) => {
                 self.store.raise_alarm("bad_receipt", &format!("item {}: {e}", row.clip_id))?;
@@ -107,20 +107,20 @@ impl Pass<'_> {
         let _ = crate::fsutil::write_atomic(&self.store.item_dir(&row.clip_id).join("receipt.json"), &body);
         let _ = crate::fsutil::write_atomic(&self.store.item_dir(&row.clip_id).join("receipt.sig"), &sig);
         self.summary.receipts_verified += 1;
-        if self.opts.purge_after_receipt && manifest.media.is_some() {
+        if self.opts.purge_after_receipt && media.is_some() {
             self.purge(row)?;
         }
         Ok(())
     }
 
-    fn verify_receipt(&self, row: &ItemRow, m: &Manifest, doc: &SignedDoc) -> Result<(Receipt, Vec<u8>, Vec<u8>)> {
+    fn verify_receipt(&self, row: &ItemRow, media: Option<&Media>, doc: &SignedDoc) -> Result<(Receipt, Vec<u8>, Vec<u8>)> {
         let (body, sig) = doc.decode()?;
         let expected = ExpectedItem {
             clip_id: &row.clip_id,
             device_id: self.store.device_id(),
             seq: row.seq,
             manifest_sha256: &row.manifest_sha256,
-            media: m.media.as_ref(),
+            media,
         };
         let r = self.receipt_verifier().verify(&body, &sig, &expected)?;
         Ok((r, body, sig))
@@ -173,7 +173,8 @@ impl Pass<'_> {
     /// Removes the local media copy after a verified receipt (recorded in custody first).
     fn purge(&mut self, row: &ItemRow) -> Step<()> {
         let Some(ext) = &row.media_ext else { return Ok(()) };
-        let path: PathBuf = self.store.item_dir(&row.clip_id).join(format!("media.{ext}"));
+        let name = if row.sealed { crate::vault::media_age_name(ext) } else { format!("media.{ext}") };
+        let path: PathBuf = self.store.item_dir(&row.clip_id).join(name);
         {
             let mut conn = self.store.conn();
             let tx = conn.transaction()?;

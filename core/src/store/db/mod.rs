@@ -24,7 +24,9 @@ pub(crate) fn open_connection(path: &Path) -> Result<Connection> {
     conn.query_row("PRAGMA schema_version", [], |r| r.get::<_, i64>(0))?;
     conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0))?;
     // FULL: a committed seal survives a power cut, not just a process crash.
-    conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")?;
+    // secure_delete: a deleted row's bytes (a pending seal's request, a forgotten value) are
+    // overwritten, not left in free pages for a forensic tool (FORMATS §6b).
+    conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA secure_delete = ON;")?;
     Ok(conn)
 }
 
@@ -118,12 +120,97 @@ pub(crate) fn insert_item(conn: &Connection, m: &Manifest, manifest: &[u8], sig:
     Ok(())
 }
 
+/// Sealed-storage facts of a new item ([`insert_item`]).
+pub(crate) struct SealedFacts<'a> {
+    /// The manifest column's content: the manifest's age file.
+    pub manifest_age: &'a [u8],
+    /// The media file's (ciphertext) length and BLAKE3, if the item has media.
+    pub media_age: Option<(u64, &'a str)>,
+}
+
+/// Inserts the row of a sealed item: like [`insert_item`], with the manifest stored encrypted.
+pub(crate) fn insert_sealed_item(conn: &Connection, m: &Manifest, sealed: &SealedFacts<'_>, sig: &[u8], manifest_sha256: &str, media_ext: Option<&str>) -> Result<()> {
+    insert_item(conn, m, sealed.manifest_age, sig, manifest_sha256, media_ext)?;
+    conn.execute(
+        "UPDATE items SET sealed = 1, media_age_bytes = ?2, media_age_blake3 = ?3 WHERE clip_id = ?1",
+        params![m.clip_id, sealed.media_age.map(|a| a.0 as i64), sealed.media_age.map(|a| a.1)],
+    )?;
+    Ok(())
+}
+
+/// Rebuilds the row of a sealed item from its `sealed.json` (a lost database; the manifest may
+/// be unreadable on the phone because the item is locked).
+pub(crate) fn restore_sealed_item(conn: &Connection, ix: &crate::vault::SealedIndex, manifest_age: &[u8], sig: &[u8], locked_at: Option<&str>) -> Result<()> {
+    conn.execute(
+        "INSERT INTO items (clip_id, seq, kind, manifest, signature, manifest_sha256, media_ext, media_bytes,
+            media_sha256, media_blake3, recording_id, segment_index, started_at, sealed_at, sealed, media_age_bytes, media_age_blake3, locked_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, 1, ?15, ?16, ?17)",
+        params![
+            ix.clip_id,
+            ix.seq as i64,
+            ix.kind,
+            manifest_age,
+            sig,
+            ix.manifest_sha256,
+            ix.media.as_ref().map(|x| x.ext.clone()),
+            ix.media.as_ref().map(|x| x.bytes as i64),
+            ix.media.as_ref().map(|x| x.sha256.clone()),
+            ix.media.as_ref().map(|x| x.blake3.clone()),
+            ix.segment.as_ref().map(|s| s.0.clone()),
+            ix.segment.as_ref().map(|s| s.1 as i64),
+            ix.started_at,
+            crate::time::now(),
+            ix.media.as_ref().map(|x| x.age_bytes as i64),
+            ix.media.as_ref().map(|x| x.age_blake3.clone()),
+            locked_at,
+        ],
+    )?;
+    Ok(())
+}
+
+/// Lock facts of one item.
+pub(crate) struct LockState {
+    pub clip_id: String,
+    pub sealed: bool,
+    pub sealed_at: String,
+    pub locked_at: Option<String>,
+}
+
+fn lock_state_row(r: &Row<'_>) -> rusqlite::Result<LockState> {
+    Ok(LockState { clip_id: r.get(0)?, sealed: r.get::<_, i64>(1)? != 0, sealed_at: r.get(2)?, locked_at: r.get(3)? })
+}
+
+/// One item's lock facts.
+pub(crate) fn lock_state(conn: &Connection, clip_id: &str) -> Result<Option<LockState>> {
+    Ok(conn.query_row("SELECT clip_id, sealed, sealed_at, locked_at FROM items WHERE clip_id = ?1", params![clip_id], lock_state_row).optional()?)
+}
+
+/// Every item's lock facts, in chain order.
+pub(crate) fn lock_states(conn: &Connection) -> Result<Vec<LockState>> {
+    let mut stmt = conn.prepare("SELECT clip_id, sealed, sealed_at, locked_at FROM items ORDER BY seq")?;
+    let rows = stmt.query_map([], lock_state_row)?;
+    collect(rows)
+}
+
+/// Ids of the sealed items.
+pub(crate) fn sealed_clip_ids(conn: &Connection) -> Result<Vec<String>> {
+    let mut stmt = conn.prepare("SELECT clip_id FROM items WHERE sealed = 1 ORDER BY seq")?;
+    let rows = stmt.query_map([], |r| r.get(0))?;
+    collect(rows)
+}
+
+/// Marks an item locked (once).
+pub(crate) fn set_locked(conn: &Connection, clip_id: &str, at: &str) -> Result<()> {
+    conn.execute("UPDATE items SET locked_at = COALESCE(locked_at, ?2) WHERE clip_id = ?1", params![clip_id, at])?;
+    Ok(())
+}
+
 /// The newest item's (seq, manifest SHA-256): the head of the device chain.
 pub(crate) fn chain_head(conn: &Connection) -> Result<Option<(i64, String)>> {
     Ok(conn.query_row("SELECT seq, manifest_sha256 FROM items ORDER BY seq DESC LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?))).optional()?)
 }
 
-const SUMMARY_COLUMNS: &str = "clip_id, seq, kind, state, integrity, started_at, sealed_at, media_bytes, recording_id, segment_index, receipted_at, last_error";
+const SUMMARY_COLUMNS: &str = "clip_id, seq, kind, state, integrity, started_at, sealed_at, media_bytes, recording_id, segment_index, receipted_at, last_error, sealed, locked_at";
 
 fn summary(r: &Row<'_>) -> rusqlite::Result<ItemSummary> {
     Ok(ItemSummary {
@@ -139,6 +226,8 @@ fn summary(r: &Row<'_>) -> rusqlite::Result<ItemSummary> {
         segment_index: r.get::<_, Option<i64>>(9)?.map(|i| i as u32),
         receipted_at: r.get(10)?,
         last_error: r.get(11)?,
+        sealed: r.get::<_, i64>(12)? != 0,
+        locked: r.get::<_, Option<String>>(13)?.is_some(),
     })
 }
 
@@ -178,16 +267,49 @@ pub(crate) fn item_row(conn: &Connection, clip_id: &str) -> Result<Option<ItemRo
             |r| {
                 Ok(ItemRow {
                     summary: summary(r)?,
-                    manifest: r.get(12)?,
-                    signature: r.get(13)?,
-                    media_ext: r.get(14)?,
-                    receipt: r.get(15)?,
-                    receipt_sig: r.get(16)?,
-                    purged_at: r.get(17)?,
+                    manifest: r.get(14)?,
+                    signature: r.get(15)?,
+                    media_ext: r.get(16)?,
+                    receipt: r.get(17)?,
+                    receipt_sig: r.get(18)?,
+                    purged_at: r.get(19)?,
                 })
             },
         )
         .optional()?)
+}
+
+/// A sealed item's mirror facts: (manifest age file, signature, media ext, sealed index parts).
+pub(crate) fn sealed_mirror_row(conn: &Connection, clip_id: &str) -> Result<(Vec<u8>, Vec<u8>, crate::vault::SealedIndex)> {
+    Ok(conn.query_row(
+        "SELECT manifest, signature, seq, kind, manifest_sha256, started_at, media_ext, media_bytes, media_sha256, media_blake3, media_age_bytes, media_age_blake3, recording_id, segment_index FROM items WHERE clip_id = ?1",
+        params![clip_id],
+        |r| {
+            let media = match (r.get::<_, Option<String>>(6)?, r.get::<_, Option<i64>>(7)?, r.get::<_, Option<String>>(8)?, r.get::<_, Option<String>>(9)?, r.get::<_, Option<i64>>(10)?, r.get::<_, Option<String>>(11)?) {
+                (Some(ext), Some(bytes), Some(sha256), Some(blake3), Some(age_bytes), Some(age_blake3)) => {
+                    Some(crate::vault::SealedMedia { ext, bytes: bytes as u64, sha256, blake3, age_bytes: age_bytes as u64, age_blake3 })
+                }
+                _ => None,
+            };
+            let segment = match (r.get::<_, Option<String>>(12)?, r.get::<_, Option<i64>>(13)?) {
+                (Some(rid), Some(i)) => Some((rid, i as u32)),
+                _ => None,
+            };
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                crate::vault::SealedIndex {
+                    clip_id: clip_id.to_string(),
+                    seq: r.get::<_, i64>(2)? as u64,
+                    kind: r.get(3)?,
+                    manifest_sha256: r.get(4)?,
+                    started_at: r.get(5)?,
+                    media,
+                    segment,
+                },
+            ))
+        },
+    )?)
 }
 
 /// Every (manifest, signature) in chain order.
@@ -226,13 +348,24 @@ pub(crate) struct MediaCheckRow {
     pub media_bytes: Option<i64>,
     pub integrity: String,
     pub purged_at: Option<String>,
+    /// Sealed storage: the media file is `media.<ext>.age`, `media_age_bytes` long.
+    pub sealed: bool,
+    pub media_age_bytes: Option<i64>,
 }
 
 /// Every item's media facts, for the start-up check.
 pub(crate) fn media_check_rows(conn: &Connection) -> Result<Vec<MediaCheckRow>> {
-    let mut stmt = conn.prepare("SELECT clip_id, media_ext, media_bytes, integrity, purged_at FROM items")?;
+    let mut stmt = conn.prepare("SELECT clip_id, media_ext, media_bytes, integrity, purged_at, sealed, media_age_bytes FROM items")?;
     let rows = stmt.query_map([], |r| {
-        Ok(MediaCheckRow { clip_id: r.get(0)?, media_ext: r.get(1)?, media_bytes: r.get(2)?, integrity: r.get(3)?, purged_at: r.get(4)? })
+        Ok(MediaCheckRow {
+            clip_id: r.get(0)?,
+            media_ext: r.get(1)?,
+            media_bytes: r.get(2)?,
+            integrity: r.get(3)?,
+            purged_at: r.get(4)?,
+            sealed: r.get::<_, i64>(5)? != 0,
+            media_age_bytes: r.get(6)?,
+        })
     })?;
     collect(rows)
 }
@@ -261,10 +394,11 @@ pub(crate) fn delete_pending_seal(conn: &Connection, clip_id: &str) -> Result<()
     Ok(())
 }
 
-/// Every pending seal: (clip_id, request JSON), oldest first.
-pub(crate) fn pending_seals(conn: &Connection) -> Result<Vec<(String, String)>> {
-    let mut stmt = conn.prepare("SELECT clip_id, request FROM pending_seals ORDER BY created_at")?;
-    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+/// Every pending seal: (clip_id, request (JSON, or sealed to the vault), source path), oldest
+/// first.
+pub(crate) fn pending_seals(conn: &Connection) -> Result<Vec<(String, String, String)>> {
+    let mut stmt = conn.prepare("SELECT clip_id, request, source_path FROM pending_seals ORDER BY created_at")?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
     collect(rows)
 }
 

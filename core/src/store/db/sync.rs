@@ -16,7 +16,8 @@ use rusqlite::{params, Connection, OptionalExtension};
 const QUEUED: &str = "state IN ('sealed','manifest_sent','uploading','uploaded') AND integrity = 'ok'";
 
 /// The columns [`ItemRow`] is read from, in its field order.
-const ITEM_COLUMNS: &str = "clip_id, seq, state, manifest, signature, manifest_sha256, media_ext, upload_url, upload_offset";
+const ITEM_COLUMNS: &str = "clip_id, seq, state, manifest, signature, manifest_sha256, media_ext, upload_url, upload_offset, \
+    sealed, media_bytes, media_sha256, media_blake3, media_age_bytes, media_age_blake3";
 
 /// One item's row, as sync needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,6 +40,13 @@ pub(crate) struct ItemRow {
     pub(crate) upload_url: Option<String>,
     /// Bytes the server acknowledged.
     pub(crate) upload_offset: u64,
+    /// Sealed storage: `manifest` is the manifest's age file, and the media file that is
+    /// uploaded is `media.<ext>.age`.
+    pub(crate) sealed: bool,
+    /// The media's signed (plaintext) length and digests, if the item has media.
+    pub(crate) media_plain: Option<(u64, String, String)>,
+    /// Sealed storage: the media age file's length and BLAKE3.
+    pub(crate) media_age: Option<(u64, String)>,
 }
 
 fn item_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ItemRow> {
@@ -52,6 +60,15 @@ fn item_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ItemRow> {
         media_ext: r.get(6)?,
         upload_url: r.get(7)?,
         upload_offset: r.get::<_, i64>(8)? as u64,
+        sealed: r.get::<_, i64>(9)? != 0,
+        media_plain: match (r.get::<_, Option<i64>>(10)?, r.get::<_, Option<String>>(11)?, r.get::<_, Option<String>>(12)?) {
+            (Some(b), Some(sha), Some(b3)) => Some((b as u64, sha, b3)),
+            _ => None,
+        },
+        media_age: match (r.get::<_, Option<i64>>(13)?, r.get::<_, Option<String>>(14)?) {
+            (Some(b), Some(b3)) => Some((b as u64, b3)),
+            _ => None,
+        },
     })
 }
 

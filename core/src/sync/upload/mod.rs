@@ -31,7 +31,7 @@ use crate::store::db::sync::{self as rows, ItemRow};
 use super::transport::{join_url, HttpRequest};
 use crate::error::Error;
 use crate::hashing::StreamingDigests;
-use crate::manifest::{Manifest, Media};
+use crate::manifest::Media;
 use crate::protocol::SignedDoc;
 use resume::{Located, PrefixHash};
 use send::{ChunkBufs, Sent};
@@ -91,13 +91,11 @@ impl Pass<'_> {
     }
 
     fn item_inner(&mut self, row: &ItemRow) -> Step<()> {
-        let manifest = Manifest::parse(&row.manifest)?;
         if row.state != "uploaded" {
-            if let Some(media) = &manifest.media {
-                let path = match &row.media_ext {
-                    Some(ext) => self.store.item_dir(&row.clip_id).join(format!("media.{ext}")),
-                    None => return Err(Stop::Fatal(Error::Corrupt("an item with media has no file extension".into()))),
-                };
+            // A sealed item uploads its age file (the server decrypts it); `media` then describes
+            // the ciphertext.
+            if let Some((name, media)) = &row.upload_file()? {
+                let path = self.store.item_dir(&row.clip_id).join(name);
                 // The file must be there, at its signed length, before any byte leaves; its
                 // digests are taken over the bytes as they are sent (see `upload`).
                 let earlier_partial = row.upload_url.as_deref().filter(|_| row.upload_offset > 0).map(|u| join_url(&self.server.url, u));

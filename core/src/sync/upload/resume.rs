@@ -30,7 +30,9 @@ pub(super) enum HeadResult {
     Attention,
 }
 
-/// Where the server is with an upload.
+/// Where the server is with an upload. (One per item and pass, moved at once: its size does not
+/// matter.)
+#[allow(clippy::large_enum_variant)]
 pub(super) enum Located {
     /// At this offset, on the row's (possibly renewed) upload URL.
     At(ItemRow, u64),
