@@ -202,7 +202,7 @@ enum Restorable {
     Plain(Box<Manifest>, Vec<u8>, Vec<u8>, Option<String>),
     /// A sealed item: its public facts, the manifest's age file, the signature, and whether it
     /// is locked (its manifest could not be read back on the phone, so only the facts are).
-    Sealed(crate::vault::SealedIndex, Vec<u8>, Vec<u8>, bool),
+    Sealed(Box<crate::vault::SealedIndex>, Vec<u8>, Vec<u8>, bool),
 }
 
 impl Restorable {
@@ -236,9 +236,9 @@ fn read_sealed_dir(store: &Store, dir: &Path, name: &str) -> Option<Restorable> 
         let m = Manifest::parse(&bytes).ok()?;
         crate::identity::verify(&store.key.verifying_key(), &bytes, &sig).ok()?;
         let ok = m.clip_id == name && m.device_id == store.device_id() && m.seq == ix.seq && crate::hashing::sha256_hex(&bytes) == ix.manifest_sha256;
-        ok.then_some(Restorable::Sealed(ix, manifest_age, sig, false))
+        ok.then_some(Restorable::Sealed(Box::new(ix), manifest_age, sig, false))
     } else if dir.join(crate::vault::KEY_ESCROW).exists() {
-        Some(Restorable::Sealed(ix, manifest_age, sig, true))
+        Some(Restorable::Sealed(Box::new(ix), manifest_age, sig, true))
     } else {
         None
     }
