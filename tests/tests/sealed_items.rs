@@ -10,6 +10,7 @@ use fieldcap_evidence::escrow::{ItemKey, Recipient, VaultIdentity};
 use fieldcap_evidence::identity::DeviceKey;
 use fieldcap_evidence::protocol::{self, CommitmentResponse, EscrowKeyStatement, Receipt, SealedManifestSubmission, SignedDoc};
 use fieldcap_server::records::Records;
+use fieldcap_server::store::BlobStore as _;
 use fieldcap_testkit::api::*;
 use fieldcap_testkit::bytes::seeded;
 use fieldcap_testkit::files::files_under;
@@ -82,6 +83,21 @@ fn receipt_of(srv: &TestServer, dev: &DeviceKey, clip_id: &str) -> Receipt {
     fieldcap_server::receipts::verify_receipt(&doc, &srv.server_key(), &srv.time().log_origin).unwrap()
 }
 
+/// The stored original named `sha256`, from the server's blob store (folder or bucket).
+fn original(srv: &TestServer, sha256: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    std::io::Read::read_to_end(&mut srv.deployment().open_blob_store().unwrap().open(sha256).unwrap(), &mut out).unwrap();
+    out
+}
+
+/// True if neither the clip's ciphertext partial nor the plaintext partial the server decrypts
+/// into (named by a UUID derived from the clip id) is left.
+fn no_partials(srv: &TestServer, clip_id: &str) -> bool {
+    let h = fieldcap_evidence::hashing::Digests::of_bytes(format!("fieldcap.sealed-plaintext/{clip_id}").as_bytes()).sha256;
+    let plain = uuid::Uuid::from_bytes(h[..16].try_into().unwrap()).hyphenated().to_string();
+    !srv.has_partial(clip_id) && !srv.has_partial(&plain)
+}
+
 /// Uploads `bytes` whole in one PATCH from offset 0; returns the answer.
 fn upload_all(srv: &TestServer, url: &str, bytes: &[u8]) -> reqwest::blocking::Response {
     srv.patch(url, 0, bytes)
@@ -89,7 +105,8 @@ fn upload_all(srv: &TestServer, url: &str, bytes: &[u8]) -> reqwest::blocking::R
 
 #[test]
 fn a_sealed_item_uploads_in_resumed_patches_and_its_plaintext_is_the_original_that_verifies_in_a_package() {
-    let srv = TestServer::start_embedded();
+    // On the scaled stores (PostgreSQL + S3) too when FIELDCAP_TEST_SCALED is set.
+    let srv = TestServer::start();
     let dev = DeviceKey::generate();
     srv.enroll(&dev, "monitor");
     let escrow = escrow_of(&srv);
@@ -123,15 +140,15 @@ fn a_sealed_item_uploads_in_resumed_patches_and_its_plaintext_is_the_original_th
     let dg = fieldcap_evidence::hashing::Digests::of_bytes(&data);
     let md = receipt.media.clone().unwrap();
     assert_eq!((md.bytes, md.sha256.as_str(), md.blake3.as_str()), (dg.bytes, dg.sha256_hex().as_str(), dg.blake3_hex().as_str()));
-    let recs = Records::open(srv.data()).unwrap();
+    let recs = Records::open(srv.deployment()).unwrap();
     let item = recs.item(&s.m.manifest.clip_id).unwrap().unwrap();
     assert_eq!(item.manifest, s.m.bytes);
-    assert_eq!(std::fs::read(recs.blob_path(&item).unwrap()).unwrap(), data);
+    assert_eq!(original(&srv, &dg.sha256_hex()), data);
     let sealed = item.sealed.clone().unwrap();
     assert_eq!(sealed.key_wrap, protocol::unb64(&s.sub.key_wrap, "key_wrap").unwrap());
     assert_eq!(sealed.media_age_bytes, Some(n as u64));
     // No partial (ciphertext or plaintext) is left behind.
-    assert!(files_under(&srv.data().join("uploads")).is_empty(), "{:?}", files_under(&srv.data().join("uploads")));
+    assert!(no_partials(&srv, &s.m.manifest.clip_id));
     // Custody says the upload was sealed; the chain verifies.
     let events = recs.custody(Some(&s.m.manifest.clip_id)).unwrap();
     fieldcap_evidence::custody::verify_chain(&recs.custody(None).unwrap(), &srv.server_key()).unwrap();
@@ -153,7 +170,7 @@ fn a_sealed_item_uploads_in_resumed_patches_and_its_plaintext_is_the_original_th
     // A package of both verifies.
     let work = tempfile::tempdir().unwrap();
     let clips = vec![obs.m.manifest.clip_id.clone(), s.m.manifest.clip_id.clone()];
-    let pkg = fieldcap_server::package::export(srv.data(), &fieldcap_testkit::package::request(&clips, work.path().join("pkg"), fieldcap_server::package::Profile::Full)).unwrap();
+    let pkg = fieldcap_server::package::export(srv.deployment(), &fieldcap_testkit::package::request(&clips, work.path().join("pkg"), fieldcap_server::package::Profile::Full)).unwrap();
     let report = fieldcap_package::package::verify_package(&pkg.path);
     assert!(report.all_ok(), "{:?}", report.checks.iter().filter(|c| !c.ok).collect::<Vec<_>>());
 }
@@ -179,7 +196,7 @@ fn a_plaintext_clip_submitted_again_sealed_keeps_its_plaintext_upload() {
 
 #[test]
 fn a_flipped_ciphertext_byte_is_refused_nothing_stored_and_a_correct_upload_then_succeeds() {
-    let srv = TestServer::start_embedded();
+    let srv = TestServer::start();
     let dev = DeviceKey::generate();
     srv.enroll(&dev, "monitor");
     let escrow = escrow_of(&srv);
@@ -194,9 +211,9 @@ fn a_flipped_ciphertext_byte_is_refused_nothing_stored_and_a_correct_upload_then
     assert!(p.detail.unwrap_or_default().contains("does not decrypt"));
     // Nothing stored, no partial kept, the upload reset to 0, the refusal in custody.
     assert!(!srv.stored_digests().contains(&fieldcap_evidence::hashing::Digests::of_bytes(&data).sha256_hex()));
-    assert!(files_under(&srv.data().join("uploads")).is_empty());
+    assert!(no_partials(&srv, &s.m.manifest.clip_id));
     assert_eq!(srv.head_offset(&url), 0);
-    let recs = Records::open(srv.data()).unwrap();
+    let recs = Records::open(srv.deployment()).unwrap();
     let item = recs.item(&s.m.manifest.clip_id).unwrap().unwrap();
     assert_eq!((item.state.as_str(), item.refusals), ("committed", 1));
     assert!(recs.custody(Some(&s.m.manifest.clip_id)).unwrap().iter().any(|e| e.event == "refused"));
@@ -212,8 +229,8 @@ fn a_flipped_ciphertext_byte_is_refused_nothing_stored_and_a_correct_upload_then
     assert_eq!(r.status(), 204);
     let receipt = receipt_of(&srv, &dev, &s.m.manifest.clip_id);
     assert_eq!(receipt.media.unwrap().sha256, fieldcap_evidence::hashing::Digests::of_bytes(&data).sha256_hex());
-    let item = recs.item(&s.m.manifest.clip_id).unwrap().unwrap();
-    assert_eq!(std::fs::read(recs.blob_path(&item).unwrap()).unwrap(), data);
+    assert_eq!(original(&srv, &fieldcap_evidence::hashing::Digests::of_bytes(&data).sha256_hex()), data);
+    assert!(no_partials(&srv, &s.m.manifest.clip_id));
 }
 
 #[test]
