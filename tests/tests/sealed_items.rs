@@ -10,7 +10,6 @@ use fieldcap_evidence::escrow::{ItemKey, Recipient, VaultIdentity};
 use fieldcap_evidence::identity::DeviceKey;
 use fieldcap_evidence::protocol::{self, CommitmentResponse, EscrowKeyStatement, Receipt, SealedManifestSubmission, SignedDoc};
 use fieldcap_server::records::Records;
-use fieldcap_server::store::BlobStore as _;
 use fieldcap_testkit::api::*;
 use fieldcap_testkit::bytes::seeded;
 use fieldcap_testkit::files::files_under;
@@ -392,6 +391,9 @@ fn rotation_keeps_old_wraps_opening_and_no_secret_reaches_the_log() {
     let _ = child.wait();
     let stdout = out_rx.recv_timeout(std::time::Duration::from_secs(10)).unwrap_or_default();
     let log_text = std::fs::read_to_string(&log_path).unwrap() + &stdout;
+    // The log was captured (the server logs the recipient, public, when it creates the key)…
+    assert!(log_text.contains(&old.to_string()), "no server log captured");
+    // … and holds no secret.
     for secret in [&old_secret, &new_secret] {
         let line = secret.lines().find(|l| l.starts_with("AGE-SECRET-KEY-1")).unwrap();
         assert!(!log_text.contains(line), "an escrow secret appears in the server's output");
