@@ -233,12 +233,17 @@ pub fn copy_keys(from: &Path, to: &Path) -> Result<u64> {
     Ok(n + 1)
 }
 
+/// A signed statement as cached: (recipient, body, signature).
+type CachedStatement = (String, Vec<u8>, Vec<u8>);
+/// Signs a statement: (canonical body, signature).
+type StatementSigner<'a> = &'a dyn Fn(&fieldcap_evidence::protocol::EscrowKeyStatement) -> Result<(Vec<u8>, Vec<u8>)>;
+
 /// The server's escrow keys in memory, reloaded from disk when a rotation happened meanwhile.
 pub(crate) struct Escrow {
     data_dir: PathBuf,
     keys: Mutex<Arc<EscrowKeys>>,
     /// The signed `fieldcap.escrow-key/1` statement of the current recipient: (recipient, body, sig).
-    statement: Mutex<Option<(String, Vec<u8>, Vec<u8>)>>,
+    statement: Mutex<Option<CachedStatement>>,
 }
 
 impl Escrow {
@@ -267,7 +272,7 @@ impl Escrow {
     }
 
     /// The signed statement of the current recipient (cached per recipient).
-    pub fn statement(&self, sign: &dyn Fn(&fieldcap_evidence::protocol::EscrowKeyStatement) -> Result<(Vec<u8>, Vec<u8>)>, server_key_id: &str) -> Result<(Vec<u8>, Vec<u8>)> {
+    pub fn statement(&self, sign: StatementSigner<'_>, server_key_id: &str) -> Result<(Vec<u8>, Vec<u8>)> {
         let keys = self.keys()?;
         let rec = keys.current.recipient().to_string();
         let mut cache = self.statement.lock().map_err(|_| Error::Internal("escrow statement lock poisoned".into()))?;
