@@ -402,3 +402,33 @@ fn rotation_keeps_old_wraps_opening_and_no_secret_reaches_the_log() {
     }
     assert!(!log_text.contains("AGE-SECRET-KEY"));
 }
+
+#[test]
+fn the_escrow_keys_are_backed_up_and_restored_like_the_server_key() {
+    let srv = TestServer::start_embedded();
+    let dev = DeviceKey::generate();
+    srv.enroll(&dev, "monitor");
+    let old = escrow_of(&srv);
+    let obs = seal(manifest(&dev, 1, None, None, "2025-06-07T18:00:00.000Z", vec![]), None, &old);
+    assert!(commit_sealed(&srv, &dev, &obs).receipt.is_some());
+    let new = fieldcap_server::escrow::rotate(&srv.data()).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let backup = work.path().join("backup");
+    fieldcap_server::store::backup::backup(&fieldcap_server::store::Deployment::from(srv.data()), &backup, &mut |_| {}).unwrap();
+    // In the backup, listed in SHA256SUMS, as secret as server.key.
+    let key = backup.join("escrow").join("current.key");
+    assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(files_under(&backup.join("escrow").join("retired")).len(), 1);
+    let sums = std::fs::read_to_string(backup.join("SHA256SUMS")).unwrap();
+    assert!(sums.contains("escrow/current.key") && sums.contains("escrow/retired/"), "{sums}");
+    // Restored: the same current and retired keys; the sealed item's wrap still opens.
+    let restored = work.path().join("restored");
+    fieldcap_server::store::backup::restore(&backup, &fieldcap_server::store::Deployment::from(restored.clone()), &mut |_| {}).unwrap();
+    let keys = fieldcap_server::escrow::load(&restored).unwrap();
+    assert_eq!(keys.current.recipient(), new);
+    assert_eq!(fieldcap_server::escrow::show(&restored).unwrap(), new);
+    let wrap = protocol::unb64(&obs.sub.key_wrap, "key_wrap").unwrap();
+    assert!(ItemKey::unwrap_with(&wrap, &keys.identities()).is_ok());
+    assert_eq!(std::fs::read(restored.join("escrow").join("current.key")).unwrap(), std::fs::read(srv.data().join("escrow").join("current.key")).unwrap());
+    assert_eq!(std::fs::metadata(restored.join("escrow")).unwrap().permissions().mode() & 0o777, 0o700);
+}
