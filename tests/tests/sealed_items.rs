@@ -151,7 +151,7 @@ fn a_sealed_item_uploads_in_resumed_patches_and_its_plaintext_is_the_original_th
     // Custody says the upload was sealed; the chain verifies.
     let events = recs.custody(Some(&s.m.manifest.clip_id)).unwrap();
     fieldcap_evidence::custody::verify_chain(&recs.custody(None).unwrap(), &srv.server_key()).unwrap();
-    for name in ["verified", "stored"] {
+    for name in ["received", "verified", "stored"] {
         let e = events.iter().find(|e| e.event == name).unwrap();
         let v: serde_json::Value = serde_json::from_slice(&e.body).unwrap();
         assert_eq!(v["detail"]["sealed"], serde_json::json!(true), "{v}");

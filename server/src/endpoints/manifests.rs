@@ -293,7 +293,11 @@ fn commit(state: &AppState, device: &DeviceRecord, bytes: Vec<u8>, sig: Vec<u8>,
     if !state.records.insert_item(&item, upload.as_ref())? {
         return Err(Error::Conflict("the clip_id or seq was recorded concurrently".into()));
     }
-    state.custody("received", Some(&item.clip_id), serde_json::json!({ "manifest_sha256": sha, "seq": m.seq, "kind": m.kind.as_str() }))?;
+    let mut detail = serde_json::json!({ "manifest_sha256": sha, "seq": m.seq, "kind": m.kind.as_str() });
+    if item.sealed.is_some() {
+        detail["sealed"] = serde_json::json!(true);
+    }
+    state.custody("received", Some(&item.clip_id), detail)?;
     if let Some(why) = mismatch {
         let kept_as = state.blobs.set_aside_partial(&item.clip_id)?;
         state.live_cache()?.forget(&item.clip_id);
