@@ -197,6 +197,9 @@ pub enum Command {
     /// Staff accounts of the console (works while a server runs on the same records).
     #[command(subcommand)]
     Staff(server_cmds::StaffCommand),
+    /// The council's escrow key, which opens sealed (encrypted) items: show or rotate it.
+    #[command(subcommand)]
+    Escrow(server_cmds::EscrowCommand),
     /// Run a transparency-log witness (C2SP tlog-witness: POST /add-checkpoint) until
     /// SIGINT/SIGTERM; first line: listening on http://ADDR, second: its verifier key.
     Witness {
@@ -396,6 +399,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Dispose(a) => package_cmds::dispose(a),
         Command::Retention(a) => package_cmds::retention(a),
         Command::Staff(c) => server_cmds::staff(c),
+        Command::Escrow(c) => server_cmds::escrow(c),
         Command::Demo { dir, console } => demo::demo(dir.clone(), *console),
     }
 }

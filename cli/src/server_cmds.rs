@@ -113,6 +113,40 @@ impl ConsoleArgs {
     }
 }
 
+/// `fieldcap escrow …`.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum EscrowCommand {
+    /// Print the current escrow recipient (`age1…`, public), alone on its stdout line.
+    Show {
+        /// The server's data directory (its escrow keys are in DIR/escrow/).
+        #[arg(long, value_name = "DIR")]
+        data: std::path::PathBuf,
+    },
+    /// Retire the current escrow key (kept in DIR/escrow/retired/, never deleted: wraps to it
+    /// still open) and make a new one; prints the new recipient on the last stdout line.
+    Rotate {
+        /// The server's data directory.
+        #[arg(long, value_name = "DIR")]
+        data: std::path::PathBuf,
+    },
+}
+
+/// `fieldcap escrow …`. Never prints a secret.
+pub fn escrow(c: &EscrowCommand) -> anyhow::Result<i32> {
+    match c {
+        EscrowCommand::Show { data } => {
+            let r = fieldcap_server::escrow::show(data).context("reading the escrow key")?;
+            println!("{r}");
+        }
+        EscrowCommand::Rotate { data } => {
+            let r = fieldcap_server::escrow::rotate(data).context("rotating the escrow key")?;
+            println!("escrow key rotated; the previous one is kept in {}; new recipient:", data.join("escrow").join("retired").display());
+            println!("{r}");
+        }
+    }
+    Ok(0)
+}
+
 /// `fieldcap staff …`.
 #[derive(Debug, Clone, clap::Subcommand)]
 pub enum StaffCommand {

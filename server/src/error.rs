@@ -106,6 +106,9 @@ pub enum Error {
     /// The received media does not match the signed manifest's length or digests.
     #[error("digest mismatch: {0}")]
     DigestMismatch(String),
+    /// A sealed item's key wrap or manifest does not open with the escrow keys the server holds.
+    #[error("sealed item undecryptable: {0}")]
+    SealedUndecryptable(String),
     /// Another request is writing to this upload.
     #[error("upload busy")]
     UploadLocked,
@@ -242,6 +245,9 @@ impl Error {
             ),
             Error::UploadLength(m) => (StatusCode::BAD_REQUEST, problem::UPLOAD_LENGTH, "Upload-Length not acceptable", Some(m.clone())),
             Error::DigestMismatch(m) => (StatusCode::UNPROCESSABLE_ENTITY, problem::DIGEST_MISMATCH, "Media does not match the signed manifest", Some(m.clone())),
+            Error::SealedUndecryptable(m) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, problem::SEALED_ITEM_UNDECRYPTABLE, "The sealed item does not open with the escrow key", Some(m.clone()))
+            }
             Error::UploadLocked => (StatusCode::LOCKED, problem::UPLOAD_LOCKED, "Another request is writing to this upload", None),
             Error::TooLarge(m) => (StatusCode::PAYLOAD_TOO_LARGE, problem::TOO_LARGE, "Request body too large", Some(m.clone())),
             Error::HeadersTooLarge => (StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, problem::HEADERS_TOO_LARGE, "Request headers too large", None),

@@ -40,6 +40,7 @@ pub mod console;
 pub mod custody;
 mod endpoints;
 pub mod error;
+pub mod escrow;
 #[doc(hidden)]
 pub mod fuzzing;
 mod http;

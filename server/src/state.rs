@@ -56,6 +56,9 @@ pub(crate) struct AppState {
     pub metrics: crate::metrics::Metrics,
     /// Running digests of live recordings being received ([`crate::endpoints::live`]).
     pub live: Mutex<crate::endpoints::live::LiveCache>,
+    /// The council's escrow keys (`<data>/escrow/`, [`crate::escrow`]); `None` for a scaled
+    /// deployment without a data directory (sealed items are then refused).
+    pub escrow: Option<crate::escrow::Escrow>,
 }
 
 impl AppState {
@@ -70,6 +73,17 @@ impl AppState {
         let origin = cfg.log_origin.clone().unwrap_or_else(|| default_origin(&key_id));
         check_records_key(records.as_ref(), &key_id)?;
         let tree = LogTree::from_leaves(&records.leaf_hashes()?);
+        let escrow = match &cfg.data_dir {
+            Some(dir) => {
+                let (e, created) = crate::escrow::Escrow::open(dir)?;
+                if created {
+                    // The public recipient only: never the secret.
+                    tracing::info!(recipient = %e.keys()?.current.recipient(), "escrow key created");
+                }
+                Some(e)
+            }
+            None => None,
+        };
         let budget = cfg.max_buffered_body_bytes.min(tokio::sync::Semaphore::MAX_PERMITS);
         let witnessing = crate::witnessing::Witnessing::new(
             cfg.witnesses.clone(),
@@ -92,6 +106,7 @@ impl AppState {
             upload_locks: Mutex::new(HashMap::new()),
             refusals: Mutex::new(crate::custody::RefusalLimiter::default()),
             live: Mutex::new(crate::endpoints::live::LiveCache::default()),
+            escrow,
         };
         if created {
             state.custody("key_created", None, serde_json::json!({ "server_key_id": state.key_id }))?;
@@ -179,6 +194,11 @@ impl AppState {
             }
         }
         self.custody(event, clip_id, detail)
+    }
+
+    /// The escrow keys, or `sealed-item-undecryptable` if this deployment has none.
+    pub fn escrow(&self) -> Result<&crate::escrow::Escrow> {
+        self.escrow.as_ref().ok_or_else(|| Error::SealedUndecryptable("this server holds no escrow key (a scaled deployment started without --data DIR)".into()))
     }
 
     /// The lock of one upload.

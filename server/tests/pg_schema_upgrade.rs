@@ -61,6 +61,11 @@ fn frozen_v2_records_schema_upgrades_to_the_fresh_schema_and_keeps_rows() {
 }
 
 #[test]
+fn frozen_v3_records_schema_upgrades_to_the_fresh_schema_and_keeps_rows() {
+    upgrade_from(include_str!("fixtures/pg_schema_v3.sql"));
+}
+
+#[test]
 fn a_schema_newer_than_this_server_is_refused() {
     let Some(pg) = TestPostgres::new() else { return };
     drop(PostgresRecordStore::connect(pg.url()).unwrap());

@@ -83,6 +83,7 @@ fn item(device: &str, seq: u64, clip_id: &str) -> ItemRecord {
         log_index: None,
         refusals: 0,
         last_refusal: None,
+        sealed: None,
     }
 }
 
@@ -317,6 +318,18 @@ fn items_are_stored_exactly_and_duplicates_refused(s: &dyn RecordStore) {
     s.note_refusal(&clip(1), "length mismatch").unwrap();
     let i = s.item(&clip(1)).unwrap().unwrap();
     assert_eq!((i.refusals, i.last_refusal.as_deref()), (2, Some("length mismatch")));
+
+    // A sealed item keeps its key wrap (exact bytes) and the length of its media's age file; a
+    // sealed observation its wrap alone.
+    let mut sealed = item(&other, 2, &clip(4));
+    sealed.sealed = Some(fieldcap_server::store::SealedInfo { key_wrap: vec![0x61, 0x00, 0xff, 0x0a], media_age_bytes: Some(5_000_000_321) });
+    assert!(s.insert_item(&sealed, None).unwrap());
+    assert_eq!(s.item(&clip(4)).unwrap(), Some(sealed));
+    let mut sealed_obs = item(&other, 3, &clip(5));
+    sealed_obs.media = None;
+    sealed_obs.sealed = Some(fieldcap_server::store::SealedInfo { key_wrap: vec![1, 2, 3], media_age_bytes: None });
+    assert!(s.insert_item(&sealed_obs, None).unwrap());
+    assert_eq!(s.item_by_seq(&other, 3).unwrap(), Some(sealed_obs));
 }
 
 fn a_complete_upload_is_never_replaced_or_changed(s: &dyn RecordStore) {

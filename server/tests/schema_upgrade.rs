@@ -58,3 +58,8 @@ fn frozen_v3_records_schema_upgrades_to_the_fresh_schema_and_keeps_rows() {
 fn frozen_v4_records_schema_upgrades_to_the_fresh_schema_and_keeps_rows() {
     upgrade_from(include_str!("fixtures/schema_v4.sql"));
 }
+
+#[test]
+fn frozen_v5_records_schema_upgrades_to_the_fresh_schema_and_keeps_rows() {
+    upgrade_from(include_str!("fixtures/schema_v5.sql"));
+}

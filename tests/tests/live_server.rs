@@ -460,3 +460,48 @@ fn a_file_that_does_not_continue_the_fragments_held_sets_them_aside_and_starts_o
     assert!(events.contains(&"live_chain_mismatch".to_string()), "{events:?}");
     assert_eq!(srv.patch(&url, 0, file).status(), 204);
 }
+
+/// A sealed submission (`POST /v1/manifests/sealed`) of `m`'s manifest for `clip`, its key
+/// wrapped to the server's escrow recipient.
+fn submit_sealed(srv: &TestServer, key: &DeviceKey, bytes: &[u8], sig: &[u8], media_len: usize) -> reqwest::blocking::Response {
+    let doc: protocol::SignedDoc = srv.client.get(format!("{}{}", srv.url(), protocol::ESCROW_KEY_PATH)).send().unwrap().json().unwrap();
+    let (st, _, _): (protocol::EscrowKeyStatement, _, _) = doc.open(&srv.server_key()).unwrap();
+    let escrow = fieldcap_evidence::escrow::Recipient::parse(&st.recipient).unwrap();
+    let item = fieldcap_evidence::escrow::ItemKey::generate();
+    let sub = protocol::SealedManifestSubmission {
+        manifest_age: protocol::b64(&item.encrypt(bytes).unwrap()),
+        sig: protocol::b64(sig),
+        key_wrap: protocol::b64(&item.wrap_to(&escrow).unwrap()),
+        media_age_bytes: Some(media_len as u64 + 200),
+    };
+    let body = serde_json::to_vec(&sub).unwrap();
+    srv.signed(key, "POST", protocol::SEALED_MANIFESTS_PATH, &body)
+}
+
+#[test]
+fn live_capture_stays_plaintext_sealed_submissions_and_fragments_do_not_mix() {
+    let srv = TestServer::start_embedded();
+    let key = enrolled(&srv);
+    let file = ffmpeg_fmp4();
+    let pieces = split(file);
+    // Fragments held, then a sealed submission of the clip: 409, nothing recorded.
+    let clip = new_clip();
+    let recs = chain(&key, &clip, &pieces);
+    put_ok(&srv, &key, &clip, 0, &recs, &pieces);
+    let mut m = manifest(&key, 1, None, Some(file), "2026-11-30T12:00:00.000Z", vec![]);
+    m.manifest.clip_id = clip.clone();
+    let bytes = m.manifest.to_canonical_bytes().unwrap();
+    let sig = key.sign(&bytes).to_vec();
+    problem(submit_sealed(&srv, &key, &bytes, &sig, file.len()), 409, "conflict");
+    assert!(fieldcap_server::records::Records::open(srv.data()).unwrap().item(&clip).unwrap().is_none());
+    // A clip committed sealed: a live fragment for it is refused (409).
+    let clip2 = new_clip();
+    let mut m2 = manifest(&key, 1, None, Some(file), "2026-11-30T12:10:00.000Z", vec![]);
+    m2.manifest.clip_id = clip2.clone();
+    let bytes2 = m2.manifest.to_canonical_bytes().unwrap();
+    let sig2 = key.sign(&bytes2).to_vec();
+    let r = submit_sealed(&srv, &key, &bytes2, &sig2, file.len());
+    assert_eq!(r.status(), 201, "{:?}", r.text());
+    let recs2 = chain(&key, &clip2, &pieces);
+    problem(put(&srv, &key, &clip2, 0, &recs2[0], &pieces[0]), 409, "conflict");
+}

@@ -41,6 +41,7 @@ fn every_error() -> Vec<Error> {
         Error::InvalidFragment("x".into()),
         Error::FragmentOutOfOrder { next: 1, detail: "x".into() },
         Error::DigestMismatch("x".into()),
+        Error::SealedUndecryptable("x".into()),
         Error::UploadLocked,
         Error::TooLarge("x".into()),
         Error::HeadersTooLarge,
@@ -79,6 +80,7 @@ fn every_error() -> Vec<Error> {
             | Error::InvalidFragment(_)
             | Error::FragmentOutOfOrder { .. }
             | Error::DigestMismatch(_)
+            | Error::SealedUndecryptable(_)
             | Error::UploadLocked
             | Error::TooLarge(_)
             | Error::HeadersTooLarge

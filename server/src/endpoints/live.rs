@@ -163,6 +163,9 @@ fn store_fragment(state: &AppState, device: &DeviceRecord, clip_id: &str, index:
         if i.state != "committed" {
             return Err(Error::Conflict(format!("this recording is whole on the server already; its receipt is at /v1/receipts/{clip_id}")));
         }
+        if i.sealed.is_some() {
+            return Err(Error::Conflict("this clip was submitted sealed: its media is uploaded encrypted with its upload URL, not as live fragments".into()));
+        }
     }
     if stored.is_some() {
         let next = last.as_ref().map_or(0, |l| l.idx + 1);
@@ -368,6 +371,9 @@ pub(crate) fn held_prefix(
 /// [`held_prefix`]), or `None` when its upload starts at 0.
 pub(crate) fn prefill(state: &AppState, item: &crate::store::ItemRecord) -> Result<Option<u64>> {
     let Some(md) = &item.media else { return Ok(None) };
+    if item.sealed.is_some() {
+        return Ok(None);
+    }
     if state.records.last_fragment(&item.clip_id)?.is_none() {
         return Ok(None);
     }

@@ -2,6 +2,16 @@
 //! its media moves; the server checks the signature and the device's chain (seq, prev), stores
 //! the manifest with a signed commitment and answers the upload URL for the media (or, for an
 //! observation, the receipt at once). Sending the same manifest again answers the same record.
+//!
+//! `POST /v1/manifests/sealed` is the same for an item sealed encrypted on the device: the item
+//! key is unwrapped with the escrow keys ([`crate::escrow`]), the manifest decrypted with it, and
+//! from there on everything is as above (the signature covers the plaintext manifest). The item
+//! then remembers its key wrap and the length of its media's age file, which is the length of
+//! its tus upload (the ciphertext; decrypted and checked on the last byte, see
+//! `tus::complete`). A clip is sealed or not by its FIRST submission: the same manifest sent
+//! again the other way answers the same commitment and upload as before. A live recording
+//! (`PUT /v1/live`) stays plaintext: a sealed submission for a clip with live fragments held is
+//! a 409 conflict. `GET /v1/escrow-key` answers the escrow recipient, signed by the server key.
 
 use crate::clock::{now_ms, rfc3339_ms};
 use crate::error::{evidence_message, Error, Result};
@@ -10,13 +20,13 @@ use crate::http::body::{json_response, parse_json};
 use crate::http::limits::{MAX_MANIFEST_BYTES, MAX_SUBMISSION_BODY};
 use crate::http::{blocking, AppStateRef};
 use crate::state::AppState;
-use crate::store::{DeviceRecord, ItemRecord, MediaInfo, UploadRecord};
+use crate::store::{DeviceRecord, ItemRecord, MediaInfo, SealedInfo, UploadRecord};
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::Response;
 use fieldcap_evidence::manifest::{ItemKind, Manifest};
-use fieldcap_evidence::protocol::{self, Commitment, CommitmentResponse, ManifestSubmission, SignedDoc};
+use fieldcap_evidence::protocol::{self, Commitment, CommitmentResponse, ManifestSubmission, SealedManifestSubmission, SignedDoc};
 
 /// `POST /v1/manifests` (device-signed).
 pub(crate) async fn manifests(State(state): AppStateRef, method: Method, uri: Uri, headers: HeaderMap, body: Body) -> Result<Response> {
@@ -28,6 +38,56 @@ pub(crate) async fn manifests(State(state): AppStateRef, method: Method, uri: Ur
     })
     .await?;
     json_response(if created { StatusCode::CREATED } else { StatusCode::OK }, &resp)
+}
+
+/// `POST /v1/manifests/sealed` (device-signed).
+pub(crate) async fn sealed_manifests(State(state): AppStateRef, method: Method, uri: Uri, headers: HeaderMap, body: Body) -> Result<Response> {
+    let (claim, bytes, _hold) = signed_body(&state, &headers, body, MAX_SUBMISSION_BODY).await?;
+    let (created, resp) = blocking(move || {
+        let device = verify(&state, &claim, &method, &uri, &bytes)?;
+        let sub: SealedManifestSubmission = parse_json(&bytes, "the sealed manifest submission")?;
+        commit_sealed(&state, &device, &sub)
+    })
+    .await?;
+    json_response(if created { StatusCode::CREATED } else { StatusCode::OK }, &resp)
+}
+
+/// `GET /v1/escrow-key` (unsigned): the escrow recipient as a [`SignedDoc`] of a
+/// `fieldcap.escrow-key/1` statement, signed by the server key.
+pub(crate) async fn escrow_key(State(state): AppStateRef) -> Result<Response> {
+    let doc = blocking(move || {
+        let escrow = state.escrow.as_ref().ok_or_else(|| Error::NotFound("this server holds no escrow key".into()))?;
+        let (body, sig) = escrow.statement(&|d| state.sign_doc(d), &state.key_id)?;
+        Ok(SignedDoc::new(&body, &sig))
+    })
+    .await?;
+    json_response(StatusCode::OK, &doc)
+}
+
+/// The largest age overhead accepted over the media's length: 16 bytes per 64 KiB chunk plus a
+/// header (a few hundred bytes; generously 64 KiB).
+fn max_age_overhead(plain: u64) -> u64 {
+    16 * (plain / 65536 + 1) + 65536
+}
+
+fn commit_sealed(state: &AppState, device: &DeviceRecord, sub: &SealedManifestSubmission) -> Result<(bool, CommitmentResponse)> {
+    if sub.manifest_age.len() > MAX_SUBMISSION_BODY || sub.sig.len() > 200 || sub.key_wrap.len() > 2 * fieldcap_evidence::escrow::MAX_KEY_WRAP_BYTES {
+        return Err(Error::TooLarge("manifest, signature or key wrap too long".into()));
+    }
+    let manifest_age = protocol::unb64(&sub.manifest_age, "manifest_age").map_err(|_| Error::BadRequest("manifest_age is not base64".into()))?;
+    let sig = protocol::unb64(&sub.sig, "sig").map_err(|_| Error::BadRequest("sig is not base64".into()))?;
+    let key_wrap = protocol::unb64(&sub.key_wrap, "key_wrap").map_err(|_| Error::BadRequest("key_wrap is not base64".into()))?;
+    if key_wrap.len() > fieldcap_evidence::escrow::MAX_KEY_WRAP_BYTES {
+        return Err(Error::TooLarge("the key wrap is too large".into()));
+    }
+    if manifest_age.len() as u64 > MAX_MANIFEST_BYTES as u64 + max_age_overhead(MAX_MANIFEST_BYTES as u64) {
+        return Err(Error::TooLarge("the manifest is larger than 4 MiB".into()));
+    }
+    let item_key = state.escrow()?.unwrap(&key_wrap)?;
+    let bytes = item_key
+        .decrypt(&manifest_age, MAX_MANIFEST_BYTES)
+        .map_err(|_| Error::SealedUndecryptable("the manifest does not decrypt with the item key (or is larger than 4 MiB)".into()))?;
+    commit(state, device, bytes, sig, Some(SealedInfo { key_wrap, media_age_bytes: sub.media_age_bytes }))
 }
 
 fn new_capability() -> String {
@@ -76,6 +136,18 @@ fn commit_manifest(state: &AppState, device: &DeviceRecord, sub: &ManifestSubmis
     if bytes.len() > MAX_MANIFEST_BYTES {
         return Err(Error::TooLarge("the manifest is larger than 4 MiB".into()));
     }
+    commit(state, device, bytes, sig, None)
+}
+
+/// The length of an item's tus upload: its media's length, or for a sealed item the length of
+/// the media's age file.
+pub(crate) fn upload_length(item: &ItemRecord) -> Option<u64> {
+    let md = item.media.as_ref()?;
+    Some(item.sealed.as_ref().and_then(|s| s.media_age_bytes).unwrap_or(md.bytes))
+}
+
+/// Commits a manifest (plaintext bytes and the device's signature over them), sealed or not.
+fn commit(state: &AppState, device: &DeviceRecord, bytes: Vec<u8>, sig: Vec<u8>, sealed: Option<SealedInfo>) -> Result<(bool, CommitmentResponse)> {
     let m = Manifest::parse(&bytes).map_err(|e| Error::InvalidManifest(evidence_message(&e)))?;
     if m.device_id != device.device_id {
         return Err(Error::DeviceMismatch("the manifest's device_id is not the device that signed the request".into()));
@@ -85,6 +157,16 @@ fn commit_manifest(state: &AppState, device: &DeviceRecord, sub: &ManifestSubmis
     if let Some(md) = &m.media {
         if md.bytes > state.cfg.max_upload_bytes {
             return Err(Error::TooLarge(format!("media of {} bytes exceeds the server's limit of {}", md.bytes, state.cfg.max_upload_bytes)));
+        }
+    }
+    if let Some(s) = &sealed {
+        match (&m.media, s.media_age_bytes) {
+            (Some(_), None) => return Err(Error::InvalidManifest("a sealed item with media needs media_age_bytes (the length of the media's age file)".into())),
+            (None, Some(_)) => return Err(Error::InvalidManifest("media_age_bytes is given for an item without media".into())),
+            (Some(md), Some(n)) if n <= md.bytes || n > md.bytes.saturating_add(max_age_overhead(md.bytes)) => {
+                return Err(Error::InvalidManifest(format!("media_age_bytes {n} cannot be the length of an age file of {} bytes", md.bytes)));
+            }
+            _ => {}
         }
     }
     let sha = fieldcap_evidence::hashing::sha256_hex(&bytes);
@@ -178,7 +260,11 @@ fn commit_manifest(state: &AppState, device: &DeviceRecord, sub: &ManifestSubmis
         log_index: None,
         refusals: 0,
         last_refusal: None,
+        sealed,
     };
+    if item.sealed.is_some() && state.records.last_fragment(&m.clip_id)?.is_some() {
+        return Err(Error::Conflict("live-capture fragments of this clip are held: a live recording is uploaded in plaintext (PUT /v1/live), not sealed".into()));
+    }
     // Live-capture fragments of this clip (endpoints::live) are stored under the clip's upload
     // lock, and the fragments held decide where the upload starts: hold it too (a new item has
     // no tus upload yet, so only a fragment being stored can hold it, for moments).
@@ -187,12 +273,12 @@ fn commit_manifest(state: &AppState, device: &DeviceRecord, sub: &ManifestSubmis
         Some(_) => Some(lock_briefly(&clip_lock)?),
         None => None,
     };
-    let mut upload = item.media.as_ref().map(|md| new_upload(state, &item.clip_id, md.bytes));
+    let mut upload = upload_length(&item).map(|n| new_upload(state, &item.clip_id, n));
     // A live recording: the fragments the server holds already are the start of its upload
     // (the phone sends no byte twice), if they are the chain the manifest names; if not, they
     // are set aside, kept for the record, and the upload starts at 0.
     let mut mismatch = None;
-    if let (Some(u), Some(md)) = (upload.as_mut(), item.media.as_ref()) {
+    if let (Some(u), Some(md), None) = (upload.as_mut(), item.media.as_ref(), item.sealed.as_ref()) {
         match crate::endpoints::live::held_prefix(state, &item.clip_id, &item.device_id, m.fragments.as_ref(), md.bytes)? {
             Some(Ok(n)) => {
                 // Bytes past the last fragment held (a crash between a piece's bytes and its
@@ -207,7 +293,11 @@ fn commit_manifest(state: &AppState, device: &DeviceRecord, sub: &ManifestSubmis
     if !state.records.insert_item(&item, upload.as_ref())? {
         return Err(Error::Conflict("the clip_id or seq was recorded concurrently".into()));
     }
-    state.custody("received", Some(&item.clip_id), serde_json::json!({ "manifest_sha256": sha, "seq": m.seq, "kind": m.kind.as_str() }))?;
+    let mut detail = serde_json::json!({ "manifest_sha256": sha, "seq": m.seq, "kind": m.kind.as_str() });
+    if item.sealed.is_some() {
+        detail["sealed"] = serde_json::json!(true);
+    }
+    state.custody("received", Some(&item.clip_id), detail)?;
     if let Some(why) = mismatch {
         let kept_as = state.blobs.set_aside_partial(&item.clip_id)?;
         state.live_cache()?.forget(&item.clip_id);
@@ -233,7 +323,7 @@ fn answer(state: &AppState, item: &ItemRecord) -> Result<CommitmentResponse> {
     if let (Some(r), Some(s)) = (&item.receipt, &item.receipt_sig) {
         return Ok(CommitmentResponse { commitment, upload_url: None, upload_expires: None, receipt: Some(SignedDoc::new(r, s)) });
     }
-    let Some(md) = &item.media else {
+    let Some(length) = upload_length(item) else {
         return Ok(CommitmentResponse { commitment, upload_url: None, upload_expires: None, receipt: None });
     };
     let mut up = state.records.upload_for_clip(&item.clip_id)?;
@@ -241,7 +331,7 @@ fn answer(state: &AppState, item: &ItemRecord) -> Result<CommitmentResponse> {
     if !usable {
         // Keeps (cuts back to) a live recording's fragments held, which start the fresh upload.
         crate::tus::discard_unwanted_partial(state, &item.clip_id);
-        let mut fresh = new_upload(state, &item.clip_id, md.bytes);
+        let mut fresh = new_upload(state, &item.clip_id, length);
         fresh.offset = crate::endpoints::tus::restart_offset(state, &item.clip_id)?;
         state.records.put_upload(&fresh)?;
         up = Some(fresh);

@@ -3,7 +3,7 @@
 //! | route | file |
 //! |---|---|
 //! | `GET /v1/time`, `POST /v1/enroll` | [`enrol`] |
-//! | `POST /v1/manifests` | [`manifests`] |
+//! | `POST /v1/manifests`, `POST /v1/manifests/sealed`, `GET /v1/escrow-key` | [`manifests`] |
 //! | `/v1/uploads`, `/v1/uploads/{capability}` (tus 1.0) | [`tus`] |
 //! | `GET /v1/receipts/{clip_id}` | [`receipts`] |
 //! | `GET /v1/log/checkpoint`, `/v1/log/consistency`, `/v1/log/inclusion` | [`log`] |
@@ -42,6 +42,8 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/v1/time", get(enrol::time))
         .route("/v1/enroll", post(enrol::enroll))
         .route("/v1/manifests", post(manifests::manifests))
+        .route("/v1/manifests/sealed", post(manifests::sealed_manifests))
+        .route("/v1/escrow-key", get(manifests::escrow_key))
         .route("/v1/custody", post(custody::post_custody))
         .route("/v1/live/{clip_id}/{index}", put(live::put_fragment))
         .route("/v1/receipts/{clip_id}", get(receipts::receipt))

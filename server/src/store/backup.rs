@@ -7,6 +7,8 @@
 //! BACKUP/records.sqlite          every record, one consistent snapshot (SQLite, journal mode DELETE)
 //! BACKUP/server.key              the server key (0600: a backup is as secret as the server)
 //! BACKUP/server.pub.pem          its public half
+//! BACKUP/escrow/…                the escrow keys (current.key, current.recipient, retired/*.key; 0600),
+//!                                if the deployment has a data directory (see crate::escrow)
 //! BACKUP/blobs/sha256/ab/ab12…   every original an item names (disposed ones excepted)
 //! BACKUP/uploads/                empty (partial uploads are not backed up; devices resend)
 //! BACKUP/BACKUP.json             format, source, server key id, log size, rows per table, originals
@@ -245,8 +247,14 @@ fn backup_into(from: &Deployment, work: &Path, progress: &mut dyn FnMut(String))
             ("sqlite", crate::keys::load(dir)?)
         }
     };
-    // 2. The key, checked against the records.
+    // 2. The key, checked against the records, and the escrow keys beside it (as secret as the
+    // server key; without them no sealed item's wrap opens again).
     crate::keys::store(work, &key)?;
+    if let Some(dir) = &from.data_dir {
+        if crate::escrow::copy_keys(dir, work)? > 0 {
+            progress("escrow keys copied".into());
+        }
+    }
     let key_id = device_id_for(&key.verifying_key());
     let snapshot = SqliteRecordStore::open(&records_copy)?;
     crate::state::check_records_key(&snapshot, &key_id)?;
@@ -400,7 +408,10 @@ pub fn restore(from: &Path, to: &Deployment, progress: &mut dyn FnMut(String)) -
             let moved = super::migrate::move_embedded(from, to, progress)?;
             let pg = PostgresRecordStore::connect(url.expose())?;
             match &to.data_dir {
-                Some(dir) => crate::keys::store(dir, &key)?,
+                Some(dir) => {
+                    crate::keys::store(dir, &key)?;
+                    crate::escrow::copy_keys(from, dir)?;
+                }
                 None => {
                     let secret = key.secret().to_vec();
                     let stored = pg.server_key_secret(Some(&|| secret.clone()))?.ok_or_else(|| Error::Internal("the server key was not stored".into()))?;
@@ -431,6 +442,7 @@ fn restore_embedded(from: &Path, sums: &Sums, dir: &Path, key: &DeviceKey) -> Re
     let r = (|| -> Result<()> {
         fs::create_dir_all(work.join(UPLOADS_DIR)).map_err(|e| Error::io("creating the data directory", e))?;
         crate::keys::store(&work, key)?;
+        crate::escrow::copy_keys(from, &work)?;
         for rel in sums.keys() {
             if restored_file(rel) {
                 let dst = work.join(rel);

@@ -131,6 +131,19 @@ pub struct ItemRecord {
     pub refusals: u64,
     /// Why the last upload was refused.
     pub last_refusal: Option<String>,
+    /// For an item first submitted sealed (`POST /v1/manifests/sealed`): its key wrap and the
+    /// length of its media's age file. `None` for an item first submitted in plaintext.
+    pub sealed: Option<SealedInfo>,
+}
+
+/// What the server keeps of a sealed item's encryption (no secret: the item key is only stored
+/// wrapped to the escrow key, and unwrapped again when needed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedInfo {
+    /// The item key wrapped to an escrow recipient, exactly as the device sent it (an age file).
+    pub key_wrap: Vec<u8>,
+    /// Length of the media's age file (the tus upload's length), for an item with media.
+    pub media_age_bytes: Option<u64>,
 }
 
 /// State of a tus upload resource.

@@ -45,7 +45,7 @@ pub mod import;
 pub mod schema;
 
 use super::{
-    CheckpointSigner, Completion, CustodySigner, DeviceBuilder, DeviceRecord, DisposalOutcome, EnrollOutcome, FragmentHead, FragmentRow, ItemRecord, MediaInfo, PendingDisposal,
+    CheckpointSigner, Completion, CustodySigner, DeviceBuilder, DeviceRecord, DisposalOutcome, EnrollOutcome, FragmentHead, FragmentRow, ItemRecord, MediaInfo, PendingDisposal, SealedInfo,
     RecordStore, RecordsRequestRecord, RetentionFacts, SessionRecord, StaffRecord, UploadRecord,
 };
 use crate::error::{Error, Result};
@@ -219,7 +219,7 @@ fn u(v: i64) -> u64 {
 
 const ITEM_COLS: &str = "clip_id, device_id, seq, kind, manifest, manifest_sig, manifest_sha256, media_mime, media_bytes, \
      media_sha256, media_blake3, started_at, ended_at, commitment, commitment_sig, committed_at, state, blob_sha256, \
-     receipt, receipt_sig, received_at, log_index, refusals, last_refusal";
+     receipt, receipt_sig, received_at, log_index, refusals, last_refusal, key_wrap, media_age_bytes";
 
 fn item_from_row(r: &Row) -> Result<ItemRecord> {
     let mime: Option<String> = r.try_get(7).pg()?;
@@ -252,6 +252,10 @@ fn item_from_row(r: &Row) -> Result<ItemRecord> {
         log_index: r.try_get::<_, Option<i64>>(21).pg()?.map(u),
         refusals: u(r.try_get(22).pg()?),
         last_refusal: r.try_get(23).pg()?,
+        sealed: match r.try_get::<_, Option<Vec<u8>>>(24).pg()? {
+            Some(key_wrap) => Some(SealedInfo { key_wrap, media_age_bytes: r.try_get::<_, Option<i64>>(25).pg()?.map(u) }),
+            None => None,
+        },
     })
 }
 
@@ -596,11 +600,12 @@ impl RecordStore for PostgresRecordStore {
         let r = tx.execute(
             &format!(
                 "INSERT INTO items ({ITEM_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
-                 NULL, NULL, NULL, NULL, NULL, 0, NULL)"
+                 NULL, NULL, NULL, NULL, NULL, 0, NULL, $18, $19)"
             ),
             &[
                 &i.clip_id, &i.device_id, &(i.seq as i64), &i.kind, &i.manifest, &i.manifest_sig, &i.manifest_sha256, &mime, &bytes, &sha, &b3,
                 &i.started_at, &i.ended_at, &i.commitment, &i.commitment_sig, &i.committed_at, &i.state,
+                &i.sealed.as_ref().map(|x| x.key_wrap.clone()), &i.sealed.as_ref().and_then(|x| x.media_age_bytes).map(|v| v as i64),
             ],
         );
         match r {

@@ -4,7 +4,7 @@
 pub mod schema;
 
 use super::{
-    CheckpointSigner, Completion, CustodySigner, DeviceBuilder, DeviceRecord, DisposalOutcome, EnrollOutcome, FragmentHead, FragmentRow, ItemRecord, MediaInfo, PendingDisposal,
+    CheckpointSigner, Completion, CustodySigner, DeviceBuilder, DeviceRecord, DisposalOutcome, EnrollOutcome, FragmentHead, FragmentRow, ItemRecord, MediaInfo, PendingDisposal, SealedInfo,
     RecordStore, RecordsRequestRecord, RetentionFacts, SessionRecord, StaffRecord, UploadRecord,
 };
 use crate::error::{Error, Result};
@@ -28,7 +28,7 @@ impl std::fmt::Debug for SqliteRecordStore {
 
 const ITEM_COLS: &str = "clip_id, device_id, seq, kind, manifest, manifest_sig, manifest_sha256, media_mime, media_bytes, \
      media_sha256, media_blake3, started_at, ended_at, commitment, commitment_sig, committed_at, state, blob_sha256, \
-     receipt, receipt_sig, received_at, log_index, refusals, last_refusal";
+     receipt, receipt_sig, received_at, log_index, refusals, last_refusal, key_wrap, media_age_bytes";
 
 fn item_from_row(r: &Row<'_>) -> rusqlite::Result<ItemRecord> {
     let mime: Option<String> = r.get(7)?;
@@ -61,6 +61,10 @@ fn item_from_row(r: &Row<'_>) -> rusqlite::Result<ItemRecord> {
         log_index: r.get::<_, Option<i64>>(21)?.map(|v| v as u64),
         refusals: r.get::<_, i64>(22)? as u64,
         last_refusal: r.get(23)?,
+        sealed: r
+            .get::<_, Option<Vec<u8>>>(24)?
+            .map(|key_wrap| -> rusqlite::Result<SealedInfo> { Ok(SealedInfo { key_wrap, media_age_bytes: r.get::<_, Option<i64>>(25)?.map(|v| v as u64) }) })
+            .transpose()?,
     })
 }
 
@@ -356,10 +360,11 @@ impl RecordStore for SqliteRecordStore {
             None => (None, None, None, None),
         };
         let r = tx.exec_c(
-            &format!("INSERT INTO items ({ITEM_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, NULL, NULL, NULL, NULL, NULL, 0, NULL)"),
+            &format!("INSERT INTO items ({ITEM_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, NULL, NULL, NULL, NULL, NULL, 0, NULL, ?18, ?19)"),
             params![
                 i.clip_id, i.device_id, i.seq as i64, i.kind, i.manifest, i.manifest_sig, i.manifest_sha256, mime, bytes, sha, b3,
-                i.started_at, i.ended_at, i.commitment, i.commitment_sig, i.committed_at, i.state
+                i.started_at, i.ended_at, i.commitment, i.commitment_sig, i.committed_at, i.state,
+                i.sealed.as_ref().map(|x| x.key_wrap.clone()), i.sealed.as_ref().and_then(|x| x.media_age_bytes).map(|v| v as i64)
             ],
         );
         match r {

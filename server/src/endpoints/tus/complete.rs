@@ -94,7 +94,23 @@ pub(crate) fn finalize(state: &AppState, item: &ItemRecord, up: &UploadRecord) -
             return Err(Error::Internal("the received bytes are missing; the upload was reset".into()));
         }
     };
-    let d = fieldcap_evidence::hashing::hash_reader(received, &mut |_| {}).map_err(|e| read_error("hashing the received file", e))?;
+    let sealed_wrap = item.sealed.as_ref().filter(|s| s.media_age_bytes.is_some()).map(|s| s.key_wrap.as_slice());
+    let d = match sealed_wrap {
+        None => fieldcap_evidence::hashing::hash_reader(received, &mut |_| {}).map_err(|e| read_error("hashing the received file", e))?,
+        Some(wrap) => match decrypt_to_plain_partial(state, &item.clip_id, wrap, received)? {
+            Ok(d) => d,
+            Err(why) => {
+                // Tampered or truncated ciphertext: age's AEAD refuses it; nothing of it is kept.
+                let _ = state.blobs.discard_partial(&plain_partial_id(&item.clip_id));
+                let reason = format!("received media does not decrypt with the item key: {why}");
+                discard_unwanted_partial(state, &item.clip_id);
+                state.records.set_upload_state(&item.clip_id, "open", 0)?;
+                state.records.note_refusal(&item.clip_id, &reason)?;
+                state.custody("refused", Some(&item.clip_id), serde_json::json!({ "reason": reason, "sealed": true }))?;
+                return Err(Error::DigestMismatch(format!("{reason}; the bytes were discarded and the upload reset (send HEAD for its offset)")));
+            }
+        },
+    };
     let mut why = Vec::new();
     if d.bytes != md.bytes {
         why.push(format!("length {} instead of {}", d.bytes, md.bytes));
@@ -114,25 +130,34 @@ pub(crate) fn finalize(state: &AppState, item: &ItemRecord, up: &UploadRecord) -
             state.live_cache()?.forget(&item.clip_id);
             state.custody("live_chain_mismatch", Some(&item.clip_id), serde_json::json!({ "reason": "the whole file begun with the fragments held does not match the manifest", "kept_as": kept_as }))?;
         }
+        if sealed_wrap.is_some() {
+            let _ = state.blobs.discard_partial(&plain_partial_id(&item.clip_id));
+        }
         discard_unwanted_partial(state, &item.clip_id);
         state.records.set_upload_state(&item.clip_id, "open", restart_offset(state, &item.clip_id)?)?;
         state.records.note_refusal(&item.clip_id, &reason)?;
-        state.custody(
-            "refused",
-            Some(&item.clip_id),
-            serde_json::json!({
-                "reason": reason,
-                "received": { "bytes": d.bytes, "sha256": d.sha256_hex(), "blake3": d.blake3_hex() },
-            }),
-        )?;
+        let mut detail = serde_json::json!({
+            "reason": reason,
+            "received": { "bytes": d.bytes, "sha256": d.sha256_hex(), "blake3": d.blake3_hex() },
+        });
+        if sealed_wrap.is_some() {
+            detail["sealed"] = serde_json::json!(true);
+        }
+        state.custody("refused", Some(&item.clip_id), detail)?;
         return Err(Error::DigestMismatch(format!("{reason}; the bytes were discarded and the upload reset (send HEAD for its offset)")));
     }
-    state.custody(
-        "verified",
-        Some(&item.clip_id),
-        serde_json::json!({ "bytes": d.bytes, "sha256": d.sha256_hex(), "blake3": d.blake3_hex() }),
-    )?;
-    state.blobs.store_partial(&item.clip_id, &md.sha256)?;
+    let mut detail = serde_json::json!({ "bytes": d.bytes, "sha256": d.sha256_hex(), "blake3": d.blake3_hex() });
+    if sealed_wrap.is_some() {
+        detail["sealed"] = serde_json::json!(true);
+    }
+    state.custody("verified", Some(&item.clip_id), detail)?;
+    if sealed_wrap.is_some() {
+        // The original stored is the plaintext; the ciphertext goes as a partial upload does.
+        state.blobs.store_partial(&plain_partial_id(&item.clip_id), &md.sha256)?;
+        discard_unwanted_partial(state, &item.clip_id);
+    } else {
+        state.blobs.store_partial(&item.clip_id, &md.sha256)?;
+    }
     finish_stored(state, item, md)
 }
 
@@ -154,8 +179,66 @@ fn finish_stored(state: &AppState, item: &ItemRecord, md: &MediaInfo) -> Result<
     let media = fieldcap_evidence::protocol::ReceiptMedia { bytes: md.bytes, sha256: md.sha256.clone(), blake3: md.blake3.clone() };
     crate::receipts::complete(state, item, Some(media), Some(md.sha256.clone()))?;
     let idx = state.records.item(&item.clip_id)?.and_then(|i| i.log_index);
-    state.custody("stored", Some(&item.clip_id), serde_json::json!({ "blob_sha256": md.sha256, "log_index": idx }))?;
+    let mut detail = serde_json::json!({ "blob_sha256": md.sha256, "log_index": idx });
+    if item.sealed.is_some() {
+        detail["sealed"] = serde_json::json!(true);
+    }
+    state.custody("stored", Some(&item.clip_id), detail)?;
     Ok(())
+}
+
+/// The id of the partial upload a sealed item's plaintext is written to while its ciphertext is
+/// decrypted (a UUID derived from the clip id, so every blob store takes it as a partial's name).
+pub(crate) fn plain_partial_id(clip_id: &str) -> String {
+    let h = fieldcap_evidence::hashing::Digests::of_bytes(format!("fieldcap.sealed-plaintext/{clip_id}").as_bytes()).sha256;
+    let mut b = [0u8; 16];
+    b.copy_from_slice(&h[..16]);
+    uuid::Uuid::from_bytes(b).hyphenated().to_string()
+}
+
+/// Reads through `inner`, appending every byte read to a partial upload.
+struct IntoPartial<R: std::io::Read> {
+    inner: R,
+    out: Box<dyn crate::store::PartialWriter>,
+}
+
+impl<R: std::io::Read> std::io::Read for IntoPartial<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.out.write_all(&buf[..n]).map_err(std::io::Error::other)?;
+        Ok(n)
+    }
+}
+
+/// Decrypts a sealed item's received ciphertext (streaming) with its item key, unwrapped again
+/// from the stored key wrap (no item secret is kept at rest), writing the plaintext to the
+/// partial [`plain_partial_id`] while hashing it. `Ok(Err(why))` if the ciphertext does not
+/// decrypt (tampered, truncated, or for another key): a refusal, not a server fault.
+fn decrypt_to_plain_partial(state: &AppState, clip_id: &str, wrap: &[u8], received: Box<dyn std::io::Read + Send>) -> Result<std::result::Result<fieldcap_evidence::hashing::Digests, String>> {
+    let key = state.escrow()?.unwrap(wrap)?;
+    let reader = match key.media_reader(received) {
+        Ok(r) => r,
+        Err(fieldcap_evidence::Error::Io { source, .. }) if source.kind() != std::io::ErrorKind::InvalidData && source.kind() != std::io::ErrorKind::UnexpectedEof => {
+            return Err(read_error("reading the received file", source));
+        }
+        Err(_) => return Ok(Err("its age header does not open with the item key".into())),
+    };
+    let out = state.blobs.open_partial(&plain_partial_id(clip_id), 0)?;
+    let mut tee = IntoPartial { inner: reader, out };
+    match fieldcap_evidence::hashing::hash_reader(&mut tee, &mut |_| {}) {
+        Ok(d) => {
+            tee.out.sync()?;
+            Ok(Ok(d))
+        }
+        // age's STREAM reports a chunk that fails authentication (or a truncated file) as
+        // invalid data; anything else is the store's (or the disk's) fault.
+        Err(e) if e.get_ref().is_none_or(|i| i.downcast_ref::<Error>().is_none())
+            && matches!(e.kind(), std::io::ErrorKind::InvalidData | std::io::ErrorKind::UnexpectedEof) =>
+        {
+            Ok(Err(e.to_string()))
+        }
+        Err(e) => Err(read_error("decrypting the received file", e)),
+    }
 }
 
 /// Finishes uploads whose bytes were all fsynced but whose completion did not happen (crash).

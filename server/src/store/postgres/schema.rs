@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use postgres::{Client, IsolationLevel};
 
 /// Current schema version (the number of the last migration).
-pub const VERSION: i64 = 3;
+pub const VERSION: i64 = 4;
 
 /// Advisory lock key held by a transaction applying a migration.
 pub const MIGRATION_LOCK: i64 = 0x4643_0001; // "FC" 1
@@ -22,6 +22,7 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "0001_initial", include_str!("migrations/0001_initial.sql")),
     (2, "0002_console", include_str!("migrations/0002_console.sql")),
     (3, "0003_fragments", include_str!("migrations/0003_fragments.sql")),
+    (4, "0004_sealed_items", include_str!("migrations/0004_sealed_items.sql")),
 ];
 
 const CREATE_MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (\

@@ -17,7 +17,7 @@ use rusqlite::Connection;
 use std::path::Path;
 
 /// Current schema version.
-pub const VERSION: i64 = 5;
+pub const VERSION: i64 = 6;
 
 const V1: &str = r#"
 CREATE TABLE meta (
@@ -225,8 +225,16 @@ CREATE TABLE fragments (
 );
 "#;
 
+/// Version 6: sealed (encrypted) items (`POST /v1/manifests/sealed`): the item key wrapped to
+/// the escrow key, as the device sent it, and the length of the media's age file (the length of
+/// its tus upload). Both NULL for an item submitted in plaintext. Frozen.
+const V6: &str = r#"
+ALTER TABLE items ADD COLUMN key_wrap BLOB;
+ALTER TABLE items ADD COLUMN media_age_bytes INTEGER;
+"#;
+
 /// Migrations in order; index i upgrades version i to i+1.
-const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6];
 
 /// Opens (creating if needed) the record database, sets WAL, FULL sync and a busy timeout, and
 /// migrates it to [`VERSION`].
