@@ -1,0 +1,77 @@
+//! Sealed storage end to end (issue 14): a phone that keeps its items encrypted, some locked to
+//! the council, syncs them to a real server on 127.0.0.1; every item is receipted, the server's
+//! originals are byte-identical to what was filmed, and a package of them passes `fieldcap
+//! verify` and `sh VERIFY.txt`.
+
+#![allow(clippy::unwrap_used)]
+
+use fieldcap_core::seal::CaptureRequest;
+use fieldcap_core::store::Profile;
+use fieldcap_testkit::bytes::seeded;
+use fieldcap_testkit::device::*;
+use fieldcap_testkit::server::TestServer;
+use fieldcap_testkit::tools::Cli;
+
+#[test]
+fn locked_and_unlocked_sealed_items_upload_and_verify() {
+    let srv = TestServer::start_embedded();
+    let mut d = Device::with_role("monitor");
+    // Lock by hand (not at once) so that the test holds both kinds.
+    d.store.set_profile(Profile { sealed_storage: true, lock_after_secs: None, ..d.store.profile().clone() }).unwrap();
+    let mut filmed = Vec::new();
+    // Filmed before enrolment: no escrow key yet.
+    for i in 0..2u64 {
+        let bytes = seeded(400_000 + i as usize * 123_457, 700 + i);
+        filmed.push((d.seal_bytes(&format!("early{i}.mp4"), &bytes, CaptureRequest::default()), bytes));
+    }
+    let r = d.store.lock_all().unwrap();
+    assert_eq!(r.waiting_for_escrow.len(), 2, "nothing locks before the council's key is on the phone");
+    d.enroll(&srv);
+    // A first pass pins the escrow key (wrapping the early items' keys) and sends everything.
+    let opts = fast_opts(128 * 1024);
+    for i in 0..3u64 {
+        let bytes = seeded(250_000 + i as usize * 77_777, 800 + i);
+        filmed.push((d.seal_bytes(&format!("late{i}.mp4"), &bytes, CaptureRequest::default()), bytes));
+    }
+    let obs = d.observe("plates 8XYZ512 and 4ABC999 at the corner");
+    // Lock one early item (its escrow wrap is written on the first pass), one late one and the
+    // observation; the rest stay reviewable.
+    let first = d.pass(&fieldcap_core::sync::SyncOptions { manifests_only: true, ..opts.clone() });
+    assert_eq!(first.alarms, 0);
+    for id in [&filmed[0].0.clip_id, &filmed[3].0.clip_id, &obs.clip_id] {
+        assert!(d.store.lock_item(id).unwrap());
+    }
+    sync_until_receipted(&d.store, &opts);
+    let items = d.store.list_items().unwrap();
+    assert_eq!(items.len(), 6);
+    assert!(items.iter().all(|i| i.sealed && i.state == "receipted"), "{items:?}");
+    assert_eq!(items.iter().filter(|i| i.locked).count(), 3);
+    assert!(d.store.alarms().unwrap().is_empty());
+
+    // The server holds the plaintext originals, byte for byte, locked or not.
+    let blobs = srv.deployment().open_blob_store().unwrap();
+    for (item, bytes) in &filmed {
+        let sha = item.media.as_ref().unwrap().sha256.clone();
+        let mut out = Vec::new();
+        std::io::Read::read_to_end(&mut blobs.open(&sha).unwrap(), &mut out).unwrap();
+        assert!(out == *bytes, "the server's original of {} is the filmed bytes", item.clip_id);
+    }
+
+    // A package of every item verifies with Fieldcap and with stock tools.
+    let work = tempfile::tempdir().unwrap();
+    let clips: Vec<String> = items.iter().map(|i| i.clip_id.clone()).collect();
+    let pkg = fieldcap_server::package::export(srv.deployment(), &fieldcap_testkit::package::request(&clips, work.path().join("pkg"), fieldcap_server::package::Profile::Full)).unwrap();
+    let report = fieldcap_package::package::verify_package(&pkg.path);
+    assert!(report.all_ok(), "{:?}", report.checks.iter().filter(|c| !c.ok).collect::<Vec<_>>());
+    let out = Cli::built().run(&["verify", pkg.path.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    if fieldcap_testkit::tools::stock_tools("VERIFY.txt on sealed items", &["openssl", "sha256sum", "b3sum"]) {
+        let (ok, text) = fieldcap_testkit::tools::stock_verify(&pkg.path, &srv.fingerprint());
+        assert!(ok, "{text}");
+    }
+    // On the phone the locked items still cannot be opened, the others can.
+    for it in &items {
+        let rec = d.store.item(&it.clip_id).unwrap();
+        assert_eq!(rec.manifest.is_empty(), it.locked);
+    }
+}
