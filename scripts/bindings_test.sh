@@ -96,7 +96,7 @@ mkdir -p "$KT_OUT"
     bindings/tests/kotlin/FieldcapJvmTest.kt \
     -d "$KT_OUT/fieldcap-jvm-test.jar"
 kt_status=0
-FIELDCAP_SERVER_URL="$URL" FIELDCAP_TOKENS="$(token monitor),$(token police)" FIELDCAP_WORK="$WORK/kotlin" FIELDCAP_LIVE_MP4="$LIVE_MP4" \
+FIELDCAP_SERVER_URL="$URL" FIELDCAP_TOKENS="$(token monitor),$(token police),$(token monitor)" FIELDCAP_WORK="$WORK/kotlin" FIELDCAP_LIVE_MP4="$LIVE_MP4" \
     java -Djna.library.path="${CARGO_TARGET_DIR:-$ROOT/target}/$PROFILE" -cp "$KT_OUT/fieldcap-jvm-test.jar:$JNA_JAR:$COROUTINES_JAR" \
     org.fieldcap.test.FieldcapJvmTestKt 2>&1 | tee "$WORK/kotlin.log" || kt_status=$?
 tally "$WORK/kotlin.log"
@@ -105,7 +105,7 @@ tally "$WORK/kotlin.log"
 # ── Python ──
 echo "== python =="
 py_status=0
-FIELDCAP_SERVER_URL="$URL" FIELDCAP_TOKENS="$(token monitor),$(token police)" FIELDCAP_WORK="$WORK/python" FIELDCAP_LIVE_MP4="$LIVE_MP4" \
+FIELDCAP_SERVER_URL="$URL" FIELDCAP_TOKENS="$(token monitor),$(token police),$(token monitor)" FIELDCAP_WORK="$WORK/python" FIELDCAP_LIVE_MP4="$LIVE_MP4" \
     PYTHONPATH="$ROOT/target/bindings/python" python3 bindings/tests/python/test_bindings.py 2>&1 | tee "$WORK/python.log" || py_status=$?
 tally "$WORK/python.log"
 [ "$py_status" = 0 ] || { echo "python test exited with $py_status"; total_fail=$((total_fail > 0 ? total_fail : 1)); }

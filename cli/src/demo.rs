@@ -67,7 +67,9 @@ fn story(root: &std::path::Path, server_data: &std::path::Path, url: &str) -> an
     let (lat, lon) = (33.7361, -118.2922); // San Pedro, Harbor Area
     let monitor_home = root.join("monitor-phone");
     let police_home = root.join("port-police-handset");
-    init(&monitor_home, "monitor", Some("Harbor Area Peace Patrol".into()), None, false, None)?;
+    // The monitor's phone keeps its items encrypted at rest (sealed storage); it quick-locks them
+    // to the council after step 6.
+    init(&monitor_home, "monitor", Some("Harbor Area Peace Patrol".into()), None, true, Some("never"))?;
     init(&police_home, "police", Some("Port of Los Angeles Police".into()), Some("PP-12".into()), false, None)?;
     let monitor = open(&monitor_home)?;
     let police = open(&police_home)?;
@@ -210,6 +212,17 @@ fn story(root: &std::path::Path, server_data: &std::path::Path, url: &str) -> an
     if !report.all_ok() {
         bail!("the exported clip did not verify");
     }
+    // The phone may be taken: the quick lock leaves its items to the council alone.
+    let locked = monitor.lock_all()?;
+    let refused = match monitor.export_clip(&video.clip_id, &root.join("export").join("after-lock"), &mut |_, _| {}) {
+        Err(fieldcap_core::Error::Locked(_)) => "refused (locked)",
+        Err(_) => "refused",
+        Ok(_) => bail!("a locked item was exported"),
+    };
+    println!(
+        "   monitor  quick lock (fieldcap lock --all): {} item(s) locked to the council; exporting one on the phone now: {refused}",
+        locked.locked.len()
+    );
 
     println!("\n7. The council groups the clips into incidents (overlapping time, tracks within 500 m)");
     let incidents = fieldcap_server::incidents(server_data).context("grouping incidents")?;

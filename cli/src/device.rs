@@ -274,6 +274,11 @@ pub fn clips(home: &Path, json: bool) -> anyhow::Result<i32> {
         );
     }
     println!("{} item(s) on device {}", items.len(), store.device_id());
+    let sealed = items.iter().filter(|i| i.sealed).count();
+    if sealed > 0 {
+        let locked: Vec<&str> = items.iter().filter(|i| i.locked).map(|i| fieldcap_core::items::short(&i.clip_id)).collect();
+        println!("{sealed} sealed (encrypted at rest); {} locked to the council{}", locked.len(), if locked.is_empty() { String::new() } else { format!(": {}", locked.join(" ")) });
+    }
     Ok(0)
 }
 

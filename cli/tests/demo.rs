@@ -19,6 +19,11 @@ fn the_demo_tells_the_whole_story_and_its_packages_verify() {
     assert!(text.contains("0 bytes re-sent"), "{text}");
     assert_eq!(text.matches("checks, 0 failed").count(), 2, "both packages verify:\n{text}");
     assert!(text.contains("device logs complete"), "{text}");
+    // The monitor's phone holds its items sealed, and after the quick lock nothing on it opens them.
+    assert!(text.contains("quick lock (fieldcap lock --all): 2 item(s) locked to the council; exporting one on the phone now: refused (locked)"), "{text}");
+    let phone = dir.join("monitor-phone").join("items");
+    let plain: Vec<std::path::PathBuf> = files_under(&phone).iter().map(|f| phone.join(f)).filter(|p| p.extension().is_some_and(|e| e == "mp4") || p.ends_with("manifest.json")).collect();
+    assert!(plain.is_empty(), "the monitor's phone holds no plaintext media or manifest: {plain:?}");
     // The council's server key fingerprint is shown, and the packages are verified pinned to it.
     let key = fieldcap_server::keys::load(&dir.join("council-server")).unwrap();
     let fp = fieldcap_evidence::identity::key_fingerprint(&key.verifying_key());

@@ -239,10 +239,18 @@ impl Store {
             }
         };
         self.remove_sealed_source(source, &clip_id)?;
-        if self.profile.lock_after_secs == Some(0) && dir.join(crate::vault::KEY_ESCROW).exists() {
-            self.lock_item_locked(&clip_id)?;
-        }
+        self.lock_at_once(&clip_id);
         Ok(item)
+    }
+
+    /// The "lock at once" policy right after a seal. The item is sealed whatever happens here:
+    /// a lock that fails is retried by the policy at the next sync pass.
+    fn lock_at_once(&self, clip_id: &str) {
+        if self.profile.lock_after_secs == Some(0) && self.item_dir(clip_id).join(crate::vault::KEY_ESCROW).exists() {
+            if let Err(e) = self.lock_item_locked(clip_id) {
+                tracing::warn!("a new item could not be locked at once ({e}); the lock policy retries it");
+            }
+        }
     }
 
     /// After a sealed item is committed: the plaintext source goes (the store holds it
@@ -509,9 +517,7 @@ impl Store {
         let dir = self.item_dir(&clip_id);
         self.write_item_wraps(&dir, &key)?;
         let item = self.insert_manifest(m, None, false, Some((&key, None)))?;
-        if self.profile.lock_after_secs == Some(0) && dir.join(crate::vault::KEY_ESCROW).exists() {
-            self.lock_item_locked(&clip_id)?;
-        }
+        self.lock_at_once(&clip_id);
         Ok(item)
     }
 

@@ -55,14 +55,14 @@ impl Fieldcap {
         }
         let home = PathBuf::from(&options.data_dir);
         let mut store = Store::open(&home, Arc::new(ProtectorAdapter(protector)))?;
-        // Sealed storage and the lock policy are the store's own settings (not yet options of the
-        // bindings): kept as they are.
+        // Sealed storage never turns off once on (items sealed encrypted stay so).
+        let sealed = options.sealed_storage || store.profile().sealed_storage;
         let wanted = Profile {
             role: options.role.into(),
             org: options.org.clone(),
             callsign: options.callsign.clone(),
-            sealed_storage: store.profile().sealed_storage,
-            lock_after_secs: store.profile().lock_after_secs,
+            sealed_storage: sealed,
+            lock_after_secs: if sealed { options.lock_after_secs } else { None },
         };
         if store.profile() != &wanted {
             store.set_profile(wanted)?;
@@ -140,6 +140,44 @@ impl Fieldcap {
     /// Blocking (disk): call off the main thread.
     pub fn item(&self, clip_id: String) -> Result<ItemInfo> {
         self.store.item(&clip_id)?.summary.try_into()
+    }
+
+    /// Locks one sealed item to the council: from now on nobody holding this phone can open it
+    /// (it still uploads). False when it was locked already; `InvalidInput` while the council's
+    /// key is not on the phone yet, or for an item stored before sealed storage.
+    pub fn lock_item(&self, clip_id: String) -> Result<bool> {
+        Ok(self.store.lock_item(&clip_id)?)
+    }
+
+    /// The quick lock: locks every sealed item that can be locked. Never deletes anything.
+    pub fn lock_all(&self) -> Result<LockSummary> {
+        Ok(self.store.lock_all()?.into())
+    }
+
+    /// Up to `length` bytes of an item's media plaintext from `offset` (fewer at the end), for
+    /// the review player (Android `MediaDataSource`, an `AVAssetResourceLoader` on iOS): a
+    /// sealed item is decrypted in memory, nothing plaintext is written. `Locked` for a locked
+    /// item; `NotFound` for an unknown or purged one.
+    pub fn read_media(&self, clip_id: String, offset: u64, length: u32) -> Result<Vec<u8>> {
+        use std::io::{Read, Seek, SeekFrom};
+        let rec = self.store.item(&clip_id)?;
+        if rec.summary.locked {
+            return Err(fieldcap_core::Error::Locked(format!("item {} is locked to the council and cannot be opened on this phone", fieldcap_core::items::short(&clip_id))).into());
+        }
+        let path = rec.media_path.clone().ok_or_else(|| FieldcapError::NotFound { detail: "the item has no media on this phone".into() })?;
+        let f = std::fs::File::open(&path).map_err(|e| fieldcap_core::Error::io("opening the media", e))?;
+        let mut out = Vec::with_capacity(length.min(16 << 20) as usize);
+        let read = |r: &mut dyn Read, out: &mut Vec<u8>| r.take(length as u64).read_to_end(out).map_err(|e| fieldcap_core::Error::io("reading the media", e));
+        if rec.summary.sealed {
+            let mut r = self.store.item_key(&clip_id)?.media_reader(f).map_err(fieldcap_core::Error::from)?;
+            r.seek(SeekFrom::Start(offset)).map_err(|e| fieldcap_core::Error::io("seeking in the media", e))?;
+            read(&mut r, &mut out)?;
+        } else {
+            let mut f = f;
+            f.seek(SeekFrom::Start(offset)).map_err(|e| fieldcap_core::Error::io("seeking in the media", e))?;
+            read(&mut f, &mut out)?;
+        }
+        Ok(out)
     }
 
     /// How many items still wait for sync (for the scheduler: nothing queued, no work).

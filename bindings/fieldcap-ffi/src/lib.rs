@@ -74,7 +74,7 @@ mod tests {
     }
 
     fn open(dir: &std::path::Path) -> Arc<Fieldcap> {
-        let opts = OpenOptions { data_dir: dir.to_string_lossy().into(), role: Role::Police, org: Some("Port Police".into()), callsign: None, app: None };
+        let opts = OpenOptions { data_dir: dir.to_string_lossy().into(), role: Role::Police, org: Some("Port Police".into()), callsign: None, app: None, sealed_storage: false, lock_after_secs: None };
         Fieldcap::open(opts, Arc::new(Xor(AtomicUsize::new(0))), None).unwrap()
     }
 
@@ -145,7 +145,7 @@ mod tests {
                 Ok(s)
             }
         }
-        let opts = OpenOptions { data_dir: tmp.path().to_string_lossy().into(), role: Role::Monitor, org: None, callsign: None, app: None };
+        let opts = OpenOptions { data_dir: tmp.path().to_string_lossy().into(), role: Role::Monitor, org: None, callsign: None, app: None, sealed_storage: false, lock_after_secs: None };
         assert!(matches!(Fieldcap::open(opts, Arc::new(Other), None), Err(FieldcapError::KeyStore { .. })));
     }
 

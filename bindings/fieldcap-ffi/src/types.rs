@@ -83,6 +83,39 @@ pub struct OpenOptions {
     /// The producing app, recorded in capture manifests.
     #[uniffi(default = None)]
     pub app: Option<AppInfo>,
+    /// Seal new items encrypted at rest (FORMATS §6b). Once on for a store it stays on (false
+    /// later does not turn it off).
+    #[uniffi(default = false)]
+    pub sealed_storage: bool,
+    /// With sealed storage: lock items to the council this many seconds after sealing (0: at
+    /// once, the monitors' setting); `None`: never automatically (police handsets).
+    #[uniffi(default = None)]
+    pub lock_after_secs: Option<u64>,
+}
+
+/// What [`crate::Fieldcap::lock_all`] did.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct LockSummary {
+    /// Items locked now.
+    pub locked: u64,
+    /// Items locked before.
+    pub already_locked: u64,
+    /// Items that wait for the council's key (the device is not enrolled or has not synced
+    /// since): they lock as soon as it arrives. Tell the user.
+    pub waiting_for_escrow: u64,
+    /// Items stored before sealed storage was on: they cannot be locked.
+    pub not_sealed: u64,
+}
+
+impl From<fieldcap_core::vault::LockReport> for LockSummary {
+    fn from(r: fieldcap_core::vault::LockReport) -> Self {
+        LockSummary {
+            locked: r.locked.len() as u64,
+            already_locked: r.already_locked as u64,
+            waiting_for_escrow: r.waiting_for_escrow.len() as u64,
+            not_sealed: r.not_sealed.len() as u64,
+        }
+    }
 }
 
 /// One location fix (from FusedLocationProvider / CoreLocation).
@@ -336,6 +369,10 @@ pub struct ItemInfo {
     pub receipted_at: Option<SystemTime>,
     /// Why the item needs attention, if it does.
     pub attention_reason: Option<String>,
+    /// Stored encrypted at rest.
+    pub sealed: bool,
+    /// Locked to the council: it cannot be opened on this phone (it still uploads).
+    pub locked: bool,
 }
 
 impl TryFrom<items::ItemSummary> for ItemInfo {
@@ -358,6 +395,8 @@ impl TryFrom<items::ItemSummary> for ItemInfo {
             recording_id: s.recording_id,
             segment_index: s.segment_index,
             attention_reason: s.last_error,
+            sealed: s.sealed,
+            locked: s.locked,
         })
     }
 }

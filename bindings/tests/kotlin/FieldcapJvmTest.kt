@@ -276,6 +276,36 @@ fun liveCapture(fc: Fieldcap, unenrolled: Fieldcap, liveMp4: File, transportCall
 fun fix(t: Instant, lat: Double, lon: Double) =
     LocationFix(at = t, lat = lat, lon = lon, accuracyM = 4.5, altitudeM = 12.0, headingDeg = 90.0, speedMps = 1.2, provider = "gps")
 
+/** Sealed storage (issue 14): encrypted at rest, reviewed while unlocked, locked to the council
+ *  (a clear error on the phone), and still synced and receipted. */
+fun sealedStorage(url: String, token: String, dir: String) {
+    val fc = Fieldcap.open(OpenOptions(dataDir = dir, role = Role.MONITOR, sealedStorage = true, lockAfterSecs = null), XorProtector("sealed"), null)
+    val cap = fc.startCapture(CaptureOptions("mp4", listOf(), null, null, null))
+    val clip = ByteArray(300_000) { ((it * 7 + 3) % 251).toByte() }
+    File(cap.currentPath()!!).writeBytes(clip)
+    val a = cap.finish()
+    val b = fc.addObservation(ObservationInput("Plate 8XYZ512 at 7th and Pacific", null, null, null, listOf(), listOf(), null, null, listOf(), null))
+    val listed = fc.listItems().associateBy { it.clipId }
+    check("sealed: listed as sealed, not locked", listed[a.clipId]!!.sealed && !listed[a.clipId]!!.locked && listed[b.clipId]!!.sealed)
+    val back = fc.readMedia(a.clipId, 0uL, 1000u) + fc.readMedia(a.clipId, 1000uL, 400_000u)
+    check("sealed: the unlocked item reviews through readMedia", back.contentEquals(clip))
+    val probe = clip.copyOfRange(5000, 5064)
+    val leaked = File(dir).walk().filter { it.isFile }.any { f -> val d = f.readBytes(); (0..d.size - probe.size).any { i -> d[i] == probe[0] && d.copyOfRange(i, i + probe.size).contentEquals(probe) } }
+    check("sealed: the plaintext is nowhere in the store's folder", !leaked)
+    val early = fc.lockAll()
+    check("sealed: nothing locks before the council's key is on the phone", early.locked == 0uL && early.waitingForEscrow == 2uL) { "$early" }
+    fc.enroll(url, token)
+    val s1 = fc.syncOnce(120u)
+    check("sealed: the first pass pins the council's key and sends both", s1.receiptsVerified == 2u && s1.remaining == 0u) { "$s1" }
+    check("sealed: lockItem locks one item once", fc.lockItem(a.clipId) && !fc.lockItem(a.clipId))
+    val all = fc.lockAll()
+    check("sealed: lockAll locks the rest", all.locked == 1uL && all.alreadyLocked == 1uL && all.waitingForEscrow == 0uL) { "$all" }
+    check("sealed: every item listed as locked", fc.listItems().all { it.locked })
+    checkThrows<FieldcapException.Locked>("sealed: a locked item cannot be reviewed (Locked)") { fc.readMedia(a.clipId, 0uL, 10u) }
+    check("sealed: the receipt stays readable", fc.receipt(a.clipId)?.mediaSha256 == a.mediaSha256)
+    fc.close()
+}
+
 fun main() {
     val url = System.getenv("FIELDCAP_SERVER_URL") ?: error("FIELDCAP_SERVER_URL is not set")
     val tokens = (System.getenv("FIELDCAP_TOKENS") ?: error("FIELDCAP_TOKENS is not set")).split(",").map { it.trim() }
@@ -508,6 +538,8 @@ fun main() {
     liveCapture(fc2b, fcNew, liveMp4) { jdk.calls.get() }
     fcNew.close()
     fc2b.close()
+
+    sealedStorage(url, tokens[2], File(work, "kotlin-sealed").absolutePath)
 
     check("log lines were forwarded to the Kotlin sink", sink.lines.isNotEmpty()) { "none" }
     stopLogging()

@@ -433,11 +433,42 @@ def main():
     fc2.sync_once(60)
     check("an uncosigned log raises log_unwitnessed", any(a.startswith("log_unwitnessed") for a in fc2.alarms()), str(fc2.alarms()))
 
+    sealed_storage(f.Fieldcap, url, tokens[2], os.path.join(work, "python-sealed"))
+
     check("log lines forwarded to the Python sink", len(sink.lines) > 0)
     f.stop_logging()
 
     print(f"python: {PASSED} passed, {FAILED} failed")
     return 0 if FAILED == 0 else 1
+
+
+def sealed_storage(Fieldcap, url, token, d):
+    """Sealed storage (issue 14): items encrypted at rest, reviewed while unlocked, locked to the
+    council (a clear error on the phone), and still synced and receipted."""
+    fc = Fieldcap.open(f.OpenOptions(data_dir=d, role=f.Role.MONITOR, sealed_storage=True, lock_after_secs=None), XorProtector("py-sealed"))
+    cap = fc.start_capture(f.CaptureOptions(extension="mp4"))
+    clip = bytes((i * 7 + 3) % 251 for i in range(300_000))
+    with open(cap.current_path(), "wb") as fh:
+        fh.write(clip)
+    a = cap.finish()
+    b = fc.add_observation(f.ObservationInput(text="Plate 8XYZ512 seen at the corner of 7th and Pacific"))
+    items = {i.clip_id: i for i in fc.list_items()}
+    check("sealed: items are listed as sealed, not locked", items[a.clip_id].sealed and not items[a.clip_id].locked)
+    check("sealed: the unlocked item reviews through read_media",
+          fc.read_media(a.clip_id, 0, 1000) + fc.read_media(a.clip_id, 1000, 400_000) == clip)
+    check("sealed: the plaintext is nowhere in the store's folder", not any(
+        clip[5000:5064] in open(os.path.join(r, n), "rb").read() for r, _, ns in os.walk(d) for n in ns))
+    summary = fc.lock_all()
+    check("sealed: nothing locks before the council's key is on the phone", summary.locked == 0 and summary.waiting_for_escrow == 2, str(summary))
+    fc.enroll(url, token)
+    s1 = fc.sync_once(120)
+    check("sealed: the first pass pins the council's key and sends the items", s1.receipts_verified == 2 and s1.remaining == 0, str(s1))
+    check("sealed: lock_item locks one item", fc.lock_item(a.clip_id) is True and fc.lock_item(a.clip_id) is False)
+    summary = fc.lock_all()
+    check("sealed: lock_all locks the rest", summary.locked == 1 and summary.already_locked == 1 and summary.waiting_for_escrow == 0, str(summary))
+    check("sealed: locked items are listed as locked", all(i.locked for i in fc.list_items()))
+    check_raises("sealed: a locked item cannot be reviewed (Locked)", f.FieldcapError.Locked, lambda: fc.read_media(a.clip_id, 0, 10))
+    check("sealed: the receipt stays readable", fc.receipt(a.clip_id).media_sha256 == a.media_sha256)
 
 
 if __name__ == "__main__":

@@ -969,6 +969,18 @@ public protocol FieldcapProtocol: AnyObject, Sendable {
     func listItems() throws  -> [ItemInfo]
     
     /**
+     * The quick lock: locks every sealed item that can be locked. Never deletes anything.
+     */
+    func lockAll() throws  -> LockSummary
+    
+    /**
+     * Locks one sealed item to the council: from now on nobody holding this phone can open it
+     * (it still uploads). False when it was locked already; `InvalidInput` while the council's
+     * key is not on the phone yet, or for an item stored before sealed storage.
+     */
+    func lockItem(clipId: String) throws  -> Bool
+    
+    /**
      * The device public key as SPKI PEM (what a verifier needs).
      */
     func publicKeyPem()  -> String
@@ -979,6 +991,14 @@ public protocol FieldcapProtocol: AnyObject, Sendable {
      * Blocking (disk): call off the main thread.
      */
     func queuedCount() throws  -> UInt64
+    
+    /**
+     * Up to `length` bytes of an item's media plaintext from `offset` (fewer at the end), for
+     * the review player (Android `MediaDataSource`, an `AVAssetResourceLoader` on iOS): a
+     * sealed item is decrypted in memory, nothing plaintext is written. `Locked` for a locked
+     * item; `NotFound` for an unknown or purged one.
+     */
+    func readMedia(clipId: String, offset: UInt64, length: UInt32) throws  -> Data
     
     /**
      * The server's receipt for an item, once it has one (`None` before); `NotFound` for an
@@ -1251,6 +1271,33 @@ open func listItems()throws  -> [ItemInfo]  {
 }
     
     /**
+     * The quick lock: locks every sealed item that can be locked. Never deletes anything.
+     */
+open func lockAll()throws  -> LockSummary  {
+    return try  FfiConverterTypeLockSummary_lift(try rustCallWithError(FfiConverterTypeFieldcapError_lift) {
+        uniffiCallStatus in
+    uniffi_fieldcap_ffi_fn_method_fieldcap_lock_all(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Locks one sealed item to the council: from now on nobody holding this phone can open it
+     * (it still uploads). False when it was locked already; `InvalidInput` while the council's
+     * key is not on the phone yet, or for an item stored before sealed storage.
+     */
+open func lockItem(clipId: String)throws  -> Bool  {
+    return try  FfiConverterBool.lift(try rustCallWithError(FfiConverterTypeFieldcapError_lift) {
+        uniffiCallStatus in
+    uniffi_fieldcap_ffi_fn_method_fieldcap_lock_item(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(clipId),uniffiCallStatus
+    )
+})
+}
+    
+    /**
      * The device public key as SPKI PEM (what a verifier needs).
      */
 open func publicKeyPem() -> String  {
@@ -1272,6 +1319,24 @@ open func queuedCount()throws  -> UInt64  {
         uniffiCallStatus in
     uniffi_fieldcap_ffi_fn_method_fieldcap_queued_count(
             self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Up to `length` bytes of an item's media plaintext from `offset` (fewer at the end), for
+     * the review player (Android `MediaDataSource`, an `AVAssetResourceLoader` on iOS): a
+     * sealed item is decrypted in memory, nothing plaintext is written. `Locked` for a locked
+     * item; `NotFound` for an unknown or purged one.
+     */
+open func readMedia(clipId: String, offset: UInt64, length: UInt32)throws  -> Data  {
+    return try  FfiConverterData.lift(try rustCallWithError(FfiConverterTypeFieldcapError_lift) {
+        uniffiCallStatus in
+    uniffi_fieldcap_ffi_fn_method_fieldcap_read_media(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(clipId),
+        FfiConverterUInt64.lower(offset),
+        FfiConverterUInt32.lower(length),uniffiCallStatus
     )
 })
 }
@@ -3722,6 +3787,14 @@ public struct ItemInfo: Equatable, Hashable {
      * Why the item needs attention, if it does.
      */
     public let attentionReason: String?
+    /**
+     * Stored encrypted at rest.
+     */
+    public let sealed: Bool
+    /**
+     * Locked to the council: it cannot be opened on this phone (it still uploads).
+     */
+    public let locked: Bool
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -3761,7 +3834,13 @@ public struct ItemInfo: Equatable, Hashable {
          */receiptedAt: Date?, 
         /**
          * Why the item needs attention, if it does.
-         */attentionReason: String?) {
+         */attentionReason: String?, 
+        /**
+         * Stored encrypted at rest.
+         */sealed: Bool, 
+        /**
+         * Locked to the council: it cannot be opened on this phone (it still uploads).
+         */locked: Bool) {
         self.clipId = clipId
         self.seq = seq
         self.kind = kind
@@ -3774,6 +3853,8 @@ public struct ItemInfo: Equatable, Hashable {
         self.segmentIndex = segmentIndex
         self.receiptedAt = receiptedAt
         self.attentionReason = attentionReason
+        self.sealed = sealed
+        self.locked = locked
     }
 
     
@@ -3803,7 +3884,9 @@ public struct FfiConverterTypeItemInfo: FfiConverterRustBuffer {
                 recordingId: FfiConverterOptionString.read(from: &buf), 
                 segmentIndex: FfiConverterOptionUInt32.read(from: &buf), 
                 receiptedAt: FfiConverterOptionTimestamp.read(from: &buf), 
-                attentionReason: FfiConverterOptionString.read(from: &buf)
+                attentionReason: FfiConverterOptionString.read(from: &buf), 
+                sealed: FfiConverterBool.read(from: &buf), 
+                locked: FfiConverterBool.read(from: &buf)
         )
     }
 
@@ -3820,6 +3903,8 @@ public struct FfiConverterTypeItemInfo: FfiConverterRustBuffer {
         FfiConverterOptionUInt32.write(value.segmentIndex, into: &buf)
         FfiConverterOptionTimestamp.write(value.receiptedAt, into: &buf)
         FfiConverterOptionString.write(value.attentionReason, into: &buf)
+        FfiConverterBool.write(value.sealed, into: &buf)
+        FfiConverterBool.write(value.locked, into: &buf)
     }
 }
 
@@ -4161,6 +4246,97 @@ public func FfiConverterTypeLocationFix_lower(_ value: LocationFix) -> RustBuffe
 
 
 /**
+ * What [`crate::Fieldcap::lock_all`] did.
+ */
+public struct LockSummary: Equatable, Hashable {
+    /**
+     * Items locked now.
+     */
+    public let locked: UInt64
+    /**
+     * Items locked before.
+     */
+    public let alreadyLocked: UInt64
+    /**
+     * Items that wait for the council's key (the device is not enrolled or has not synced
+     * since): they lock as soon as it arrives. Tell the user.
+     */
+    public let waitingForEscrow: UInt64
+    /**
+     * Items stored before sealed storage was on: they cannot be locked.
+     */
+    public let notSealed: UInt64
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Items locked now.
+         */locked: UInt64, 
+        /**
+         * Items locked before.
+         */alreadyLocked: UInt64, 
+        /**
+         * Items that wait for the council's key (the device is not enrolled or has not synced
+         * since): they lock as soon as it arrives. Tell the user.
+         */waitingForEscrow: UInt64, 
+        /**
+         * Items stored before sealed storage was on: they cannot be locked.
+         */notSealed: UInt64) {
+        self.locked = locked
+        self.alreadyLocked = alreadyLocked
+        self.waitingForEscrow = waitingForEscrow
+        self.notSealed = notSealed
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension LockSummary: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeLockSummary: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> LockSummary {
+        return
+            try LockSummary(
+                locked: FfiConverterUInt64.read(from: &buf), 
+                alreadyLocked: FfiConverterUInt64.read(from: &buf), 
+                waitingForEscrow: FfiConverterUInt64.read(from: &buf), 
+                notSealed: FfiConverterUInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: LockSummary, into buf: inout [UInt8]) {
+        FfiConverterUInt64.write(value.locked, into: &buf)
+        FfiConverterUInt64.write(value.alreadyLocked, into: &buf)
+        FfiConverterUInt64.write(value.waitingForEscrow, into: &buf)
+        FfiConverterUInt64.write(value.notSealed, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeLockSummary_lift(_ buf: RustBuffer) throws -> LockSummary {
+    return try FfiConverterTypeLockSummary.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeLockSummary_lower(_ value: LockSummary) -> RustBuffer {
+    return FfiConverterTypeLockSummary.lower(value)
+}
+
+
+/**
  * The network as the platform reports it when a pass is about to start.
  */
 public struct NetworkConditions: Equatable, Hashable {
@@ -4405,6 +4581,16 @@ public struct OpenOptions: Equatable, Hashable {
      * The producing app, recorded in capture manifests.
      */
     public let app: AppInfo?
+    /**
+     * Seal new items encrypted at rest (FORMATS §6b). Once on for a store it stays on (false
+     * later does not turn it off).
+     */
+    public let sealedStorage: Bool
+    /**
+     * With sealed storage: lock items to the council this many seconds after sealing (0: at
+     * once, the monitors' setting); `None`: never automatically (police handsets).
+     */
+    public let lockAfterSecs: UInt64?
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -4424,12 +4610,22 @@ public struct OpenOptions: Equatable, Hashable {
          */callsign: String? = nil, 
         /**
          * The producing app, recorded in capture manifests.
-         */app: AppInfo? = nil) {
+         */app: AppInfo? = nil, 
+        /**
+         * Seal new items encrypted at rest (FORMATS §6b). Once on for a store it stays on (false
+         * later does not turn it off).
+         */sealedStorage: Bool = false, 
+        /**
+         * With sealed storage: lock items to the council this many seconds after sealing (0: at
+         * once, the monitors' setting); `None`: never automatically (police handsets).
+         */lockAfterSecs: UInt64? = nil) {
         self.dataDir = dataDir
         self.role = role
         self.org = org
         self.callsign = callsign
         self.app = app
+        self.sealedStorage = sealedStorage
+        self.lockAfterSecs = lockAfterSecs
     }
 
     
@@ -4452,7 +4648,9 @@ public struct FfiConverterTypeOpenOptions: FfiConverterRustBuffer {
                 role: FfiConverterTypeRole.read(from: &buf), 
                 org: FfiConverterOptionString.read(from: &buf), 
                 callsign: FfiConverterOptionString.read(from: &buf), 
-                app: FfiConverterOptionTypeAppInfo.read(from: &buf)
+                app: FfiConverterOptionTypeAppInfo.read(from: &buf), 
+                sealedStorage: FfiConverterBool.read(from: &buf), 
+                lockAfterSecs: FfiConverterOptionUInt64.read(from: &buf)
         )
     }
 
@@ -4462,6 +4660,8 @@ public struct FfiConverterTypeOpenOptions: FfiConverterRustBuffer {
         FfiConverterOptionString.write(value.org, into: &buf)
         FfiConverterOptionString.write(value.callsign, into: &buf)
         FfiConverterOptionTypeAppInfo.write(value.app, into: &buf)
+        FfiConverterBool.write(value.sealedStorage, into: &buf)
+        FfiConverterOptionUInt64.write(value.lockAfterSecs, into: &buf)
     }
 }
 
@@ -5841,6 +6041,15 @@ enum FieldcapError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError 
          */detail: String
     )
     /**
+     * The item is locked to the council: it cannot be opened on this phone (it still
+     * uploads). Show it as locked; do not retry.
+     */
+    case Locked(
+        /**
+         * Which item.
+         */detail: String
+    )
+    /**
      * A signature, digest, chain or log-consistency check failed. This is evidence-relevant:
      * surface it, never retry it silently.
      */
@@ -5927,16 +6136,19 @@ public struct FfiConverterTypeFieldcapError: FfiConverterRustBuffer {
         case 7: return .NotFound(
             detail: try FfiConverterString.read(from: &buf)
             )
-        case 8: return .Integrity(
+        case 8: return .Locked(
             detail: try FfiConverterString.read(from: &buf)
             )
-        case 9: return .KeyStore(
+        case 9: return .Integrity(
             detail: try FfiConverterString.read(from: &buf)
             )
-        case 10: return .Cancelled(
+        case 10: return .KeyStore(
             detail: try FfiConverterString.read(from: &buf)
             )
-        case 11: return .Internal(
+        case 11: return .Cancelled(
+            detail: try FfiConverterString.read(from: &buf)
+            )
+        case 12: return .Internal(
             detail: try FfiConverterString.read(from: &buf)
             )
 
@@ -5986,23 +6198,28 @@ public struct FfiConverterTypeFieldcapError: FfiConverterRustBuffer {
             FfiConverterString.write(detail, into: &buf)
             
         
-        case let .Integrity(detail):
+        case let .Locked(detail):
             writeInt(&buf, Int32(8))
             FfiConverterString.write(detail, into: &buf)
             
         
-        case let .KeyStore(detail):
+        case let .Integrity(detail):
             writeInt(&buf, Int32(9))
             FfiConverterString.write(detail, into: &buf)
             
         
-        case let .Cancelled(detail):
+        case let .KeyStore(detail):
             writeInt(&buf, Int32(10))
             FfiConverterString.write(detail, into: &buf)
             
         
-        case let .Internal(detail):
+        case let .Cancelled(detail):
             writeInt(&buf, Int32(11))
+            FfiConverterString.write(detail, into: &buf)
+            
+        
+        case let .Internal(detail):
+            writeInt(&buf, Int32(12))
             FfiConverterString.write(detail, into: &buf)
             
         }

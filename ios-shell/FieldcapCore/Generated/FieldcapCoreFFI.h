@@ -411,6 +411,16 @@ RustBuffer uniffi_fieldcap_ffi_fn_method_fieldcap_item(uint64_t ptr, RustBuffer 
 RustBuffer uniffi_fieldcap_ffi_fn_method_fieldcap_list_items(uint64_t ptr, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_FIELDCAP_FFI_FN_METHOD_FIELDCAP_LOCK_ALL
+#define UNIFFI_FFIDEF_UNIFFI_FIELDCAP_FFI_FN_METHOD_FIELDCAP_LOCK_ALL
+RustBuffer uniffi_fieldcap_ffi_fn_method_fieldcap_lock_all(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_FIELDCAP_FFI_FN_METHOD_FIELDCAP_LOCK_ITEM
+#define UNIFFI_FFIDEF_UNIFFI_FIELDCAP_FFI_FN_METHOD_FIELDCAP_LOCK_ITEM
+int8_t uniffi_fieldcap_ffi_fn_method_fieldcap_lock_item(uint64_t ptr, RustBuffer clip_id, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_FIELDCAP_FFI_FN_METHOD_FIELDCAP_PUBLIC_KEY_PEM
 #define UNIFFI_FFIDEF_UNIFFI_FIELDCAP_FFI_FN_METHOD_FIELDCAP_PUBLIC_KEY_PEM
 RustBuffer uniffi_fieldcap_ffi_fn_method_fieldcap_public_key_pem(uint64_t ptr, RustCallStatus *_Nonnull out_status
@@ -419,6 +429,11 @@ RustBuffer uniffi_fieldcap_ffi_fn_method_fieldcap_public_key_pem(uint64_t ptr, R
 #ifndef UNIFFI_FFIDEF_UNIFFI_FIELDCAP_FFI_FN_METHOD_FIELDCAP_QUEUED_COUNT
 #define UNIFFI_FFIDEF_UNIFFI_FIELDCAP_FFI_FN_METHOD_FIELDCAP_QUEUED_COUNT
 uint64_t uniffi_fieldcap_ffi_fn_method_fieldcap_queued_count(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_FIELDCAP_FFI_FN_METHOD_FIELDCAP_READ_MEDIA
+#define UNIFFI_FFIDEF_UNIFFI_FIELDCAP_FFI_FN_METHOD_FIELDCAP_READ_MEDIA
+RustBuffer uniffi_fieldcap_ffi_fn_method_fieldcap_read_media(uint64_t ptr, RustBuffer clip_id, uint64_t offset, uint32_t length, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_FIELDCAP_FFI_FN_METHOD_FIELDCAP_RECEIPT
@@ -1043,6 +1058,18 @@ uint16_t uniffi_fieldcap_ffi_checksum_method_fieldcap_list_items(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_FIELDCAP_FFI_CHECKSUM_METHOD_FIELDCAP_LOCK_ALL
+#define UNIFFI_FFIDEF_UNIFFI_FIELDCAP_FFI_CHECKSUM_METHOD_FIELDCAP_LOCK_ALL
+uint16_t uniffi_fieldcap_ffi_checksum_method_fieldcap_lock_all(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_FIELDCAP_FFI_CHECKSUM_METHOD_FIELDCAP_LOCK_ITEM
+#define UNIFFI_FFIDEF_UNIFFI_FIELDCAP_FFI_CHECKSUM_METHOD_FIELDCAP_LOCK_ITEM
+uint16_t uniffi_fieldcap_ffi_checksum_method_fieldcap_lock_item(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_FIELDCAP_FFI_CHECKSUM_METHOD_FIELDCAP_PUBLIC_KEY_PEM
 #define UNIFFI_FFIDEF_UNIFFI_FIELDCAP_FFI_CHECKSUM_METHOD_FIELDCAP_PUBLIC_KEY_PEM
 uint16_t uniffi_fieldcap_ffi_checksum_method_fieldcap_public_key_pem(void
@@ -1052,6 +1079,12 @@ uint16_t uniffi_fieldcap_ffi_checksum_method_fieldcap_public_key_pem(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_FIELDCAP_FFI_CHECKSUM_METHOD_FIELDCAP_QUEUED_COUNT
 #define UNIFFI_FFIDEF_UNIFFI_FIELDCAP_FFI_CHECKSUM_METHOD_FIELDCAP_QUEUED_COUNT
 uint16_t uniffi_fieldcap_ffi_checksum_method_fieldcap_queued_count(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_FIELDCAP_FFI_CHECKSUM_METHOD_FIELDCAP_READ_MEDIA
+#define UNIFFI_FFIDEF_UNIFFI_FIELDCAP_FFI_CHECKSUM_METHOD_FIELDCAP_READ_MEDIA
+uint16_t uniffi_fieldcap_ffi_checksum_method_fieldcap_read_media(void
     
 );
 #endif

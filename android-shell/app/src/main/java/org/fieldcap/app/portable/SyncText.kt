@@ -20,6 +20,7 @@ object SyncText {
         is FieldcapException.Storage -> "the phone's evidence store could not be read or written (${e.detail})."
         is FieldcapException.InvalidInput -> "check the input (${e.detail})."
         is FieldcapException.NotFound -> "the item is no longer there."
+        is FieldcapException.Locked -> "this item is locked to the council and cannot be opened on this phone. It is not lost: it still uploads, and the council can open it."
         is FieldcapException.Network -> "cannot reach the server; it will be retried with a connection."
         is FieldcapException.Server -> "the server refused (${e.detail})."
         is FieldcapException.NotEnrolled -> "this phone is not enrolled with a council server yet."
