@@ -20,8 +20,8 @@ trap cleanup EXIT
 med() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
 # Runs a command under /usr/bin/time; prints "seconds rss_kib".
 timed() {
-  local out; out=$( { /usr/bin/time -f '%e %M' "$@" >/dev/null 2>"$work/err"; } 2>&1 | tail -1 )
-  echo "$out"
+  /usr/bin/time -o "$work/time" -f '%e %M' "$@" >/dev/null 2>"$work/err" || { cat "$work/err" >&2; return 1; }
+  tail -1 "$work/time"
 }
 
 f=$work/clip.mp4

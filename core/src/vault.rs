@@ -151,6 +151,21 @@ pub struct LockReport {
     pub not_sealed: Vec<String>,
 }
 
+/// Hands what is written to the encryption worker (a closed worker shows as a broken pipe; its
+/// own error is reported when it is joined).
+struct ChannelSink(Option<std::sync::mpsc::SyncSender<Vec<u8>>>);
+
+impl Write for ChannelSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let tx = self.0.as_ref().ok_or_else(|| std::io::Error::from(std::io::ErrorKind::BrokenPipe))?;
+        tx.send(buf.to_vec()).map_err(|_| std::io::Error::from(std::io::ErrorKind::BrokenPipe))?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// A BLAKE3-hashing, counting writer in front of the media file.
 struct HashingWriter<W: Write> {
     inner: W,
@@ -279,19 +294,51 @@ impl Store {
         let staged = self.home.join("staging").join(format!("{clip_id}.age.part"));
         let input = fs::File::open(source).ctx(|| "opening the file to seal".into())?;
         let out = fs::OpenOptions::new().write(true).create_new(true).open(&staged).ctx(|| "creating the encrypted copy".into())?;
-        let res = (|| {
-            let mut hw = HashingWriter { inner: BufWriter::with_capacity(1 << 20, out), hasher: blake3::Hasher::new(), bytes: 0 };
-            let digests = {
-                let mut enc = key.media_writer(&mut hw)?;
-                let d = crate::hashing::hash_reader_into(input, &mut enc, progress).ctx(|| "reading and encrypting the file".into())?;
-                enc.finish()?;
-                d
-            };
-            let facts = AgeFacts { bytes: hw.bytes, blake3: hw.hasher.finalize().to_hex().to_string() };
-            let file = hw.inner.into_inner().map_err(|e| Error::io("writing the encrypted copy", e.into_error()))?;
+        // Three threads on the bytes: this one reads and feeds BLAKE3, the SHA-256 worker of
+        // `hash_reader_into`, and an encryption worker (age STREAM, BLAKE3 of the ciphertext,
+        // the write), so that encryption overlaps hashing instead of following it.
+        // A fourth, mostly idle, thread flushes what is written every 64 MiB (fdatasync on its
+        // own handle), so that the disk writes while the others still encrypt and the final
+        // fsync has little left to wait for.
+        let flusher_file = out.try_clone().ctx(|| "opening the encrypted copy".into())?;
+        let res = std::thread::scope(|scope| -> Result<(crate::hashing::Digests, AgeFacts)> {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
+            let (flush_tx, flush_rx) = std::sync::mpsc::sync_channel::<()>(1);
+            scope.spawn(move || {
+                for () in flush_rx {
+                    // An error here shows again, and fails the seal, at the final fsync.
+                    let _ = flusher_file.sync_data();
+                }
+            });
+            let worker = scope.spawn(move || -> Result<(AgeFacts, fs::File)> {
+                let mut hw = HashingWriter { inner: BufWriter::with_capacity(1 << 20, out), hasher: blake3::Hasher::new(), bytes: 0 };
+                {
+                    let mut enc = key.media_writer(&mut hw)?;
+                    let mut since_flush = 0usize;
+                    for chunk in rx {
+                        enc.write_all(&chunk).ctx(|| "writing the encrypted copy".into())?;
+                        since_flush += chunk.len();
+                        if since_flush >= 64 << 20 {
+                            since_flush = 0;
+                            // Coalesced: a flush still running covers this one too.
+                            let _ = flush_tx.try_send(());
+                        }
+                    }
+                    enc.finish()?;
+                }
+                drop(flush_tx);
+                let facts = AgeFacts { bytes: hw.bytes, blake3: hw.hasher.finalize().to_hex().to_string() };
+                let file = hw.inner.into_inner().map_err(|e| Error::io("writing the encrypted copy", e.into_error()))?;
+                Ok((facts, file))
+            });
+            let mut sink = ChannelSink(Some(tx));
+            let digests = crate::hashing::hash_reader_into(input, &mut sink, progress);
+            drop(sink);
+            let (facts, file) = worker.join().map_err(|_| Error::Corrupt("the encryption worker stopped".into()))??;
+            let digests = digests.ctx(|| "reading and encrypting the file".into())?;
             file.sync_all().ctx(|| "syncing the encrypted copy".into())?;
             Ok((digests, facts))
-        })();
+        });
         match res {
             Ok((d, f)) => Ok((d, f, staged)),
             Err(e) => {
