@@ -36,7 +36,10 @@ final class CoreHolder {
                 role: settings.bool(forKey: "police") ? .police : .monitor,
                 org: settings.string(forKey: "org"),
                 callsign: nil,
-                app: AppInfo(name: "fieldcap-ios", version: version, platform: "ios")),
+                app: AppInfo(name: "fieldcap-ios", version: version, platform: "ios"),
+                // Items encrypted at rest; a monitor's lock to the council at once (FORMATS §6b).
+                sealedStorage: true,
+                lockAfterSecs: settings.bool(forKey: "police") ? nil : 0),
             protector: KeychainKeyProtector(),
             transport: nil)  // the core's rustls client; a URLSession HttpTransport could go here
         // Evidence files must stay readable by background sync while the phone is locked.

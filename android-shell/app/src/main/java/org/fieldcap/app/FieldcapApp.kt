@@ -58,6 +58,10 @@ class FieldcapApp : Application() {
                         org = settings.org,
                         callsign = null,
                         app = AppInfo("fieldcap-android", BuildConfig.VERSION_NAME, "android"),
+                        // Items encrypted at rest; a monitor's lock to the council at once
+                        // (FORMATS §6b). A police handset keeps its items reviewable.
+                        sealedStorage = true,
+                        lockAfterSecs = if (settings.police) null else 0uL,
                     ),
                     KeystoreKeys.protector(),
                     null, // the core's own rustls client; an OkHttp HttpTransport could go here
