@@ -134,7 +134,8 @@ fn twenty_devices_through_both_replicas_leave_one_consistent_log_and_one_object_
     let mut indexes = std::collections::BTreeSet::new();
     for d in &devices {
         for it in d.store.list_items().unwrap() {
-            assert_eq!(it.state, "receipted", "{}", it.clip_id);
+            // Says why when it is not (seen once under heavy load in a rehearsal: needs_attention).
+            assert_eq!(it.state, "receipted", "{}: {:?}", it.clip_id, it.last_error);
             let rec = recs.item(&it.clip_id).unwrap().unwrap();
             let receipt = fieldcap_server::receipts::verify_receipt(
                 &fieldcap_evidence::protocol::SignedDoc::new(rec.receipt.as_ref().unwrap(), rec.receipt_sig.as_ref().unwrap()),
