@@ -68,8 +68,57 @@ impl Digests {
 /// cores the wall time is then that of SHA-256 alone.
 ///
 /// `progress` is called with the running byte count after each read.
-pub fn hash_reader<R: Read>(reader: R, progress: &mut dyn FnMut(u64)) -> io::Result<Digests> {
-    hash_reader_into(reader, &mut io::sink(), progress)
+pub fn hash_reader<R: Read>(mut reader: R, progress: &mut dyn FnMut(u64)) -> io::Result<Digests> {
+    std::thread::scope(|scope| {
+        let (sha_tx, sha_rx) = sync_channel::<Vec<u8>>(POOL);
+        let (back_tx, back_rx) = channel::<Vec<u8>>();
+        let sha_worker = scope.spawn(move || {
+            let mut h = sha2::Sha256::new();
+            for buf in sha_rx {
+                h.update(buf.as_slice());
+                let _ = back_tx.send(buf);
+            }
+            <[u8; 32]>::from(h.finalize())
+        });
+
+        let mut b3 = blake3::Hasher::new();
+        let mut allocated = 0usize;
+        let mut total = 0u64;
+        let result: io::Result<()> = (|| loop {
+            // A free buffer: a fresh one while the pool is not full, else one the worker returned.
+            let mut buf = if allocated < POOL {
+                allocated += 1;
+                vec![0u8; CHUNK]
+            } else {
+                back_rx.recv().map_err(|_| io::Error::other("hash worker stopped"))?
+            };
+            buf.resize(CHUNK, 0);
+            let mut filled = 0;
+            while filled < CHUNK {
+                match reader.read(&mut buf[filled..]) {
+                    Ok(0) => break,
+                    Ok(n) => filled += n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            if filled == 0 {
+                return Ok(());
+            }
+            buf.truncate(filled);
+            total += filled as u64;
+            b3.update(&buf);
+            sha_tx.send(buf).map_err(|_| io::Error::other("hash worker stopped"))?;
+            progress(total);
+            if filled < CHUNK {
+                return Ok(());
+            }
+        })();
+        drop(sha_tx);
+        let sha256 = sha_worker.join().map_err(|_| io::Error::other("SHA-256 worker panicked"))?;
+        result?;
+        Ok(Digests { bytes: total, sha256, blake3: *b3.finalize().as_bytes() })
+    })
 }
 
 /// [`hash_reader`] that also writes every byte read to `sink`, from the calling thread, in the
