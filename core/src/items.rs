@@ -71,6 +71,12 @@ impl Store {
         db::queued_summaries(&self.conn(), limit)
     }
 
+    /// One item's summary, without opening anything (no decryption for a sealed item).
+    pub fn item_summary(&self, clip_id: &str) -> Result<ItemSummary> {
+        let row = db::item_row(&self.conn(), clip_id)?;
+        Ok(row.ok_or_else(|| Error::NotFound(format!("no item with id '{}'", clip_id.chars().take(80).collect::<String>())))?.summary)
+    }
+
     /// One item; `NotFound` for an unknown id.
     pub fn item(&self, clip_id: &str) -> Result<ItemRecord> {
         let row = db::item_row(&self.conn(), clip_id)?;

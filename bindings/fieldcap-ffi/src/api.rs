@@ -139,7 +139,7 @@ impl Fieldcap {
     ///
     /// Blocking (disk): call off the main thread.
     pub fn item(&self, clip_id: String) -> Result<ItemInfo> {
-        self.store.item(&clip_id)?.summary.try_into()
+        self.store.item_summary(&clip_id)?.try_into()
     }
 
     /// Locks one sealed item to the council: from now on nobody holding this phone can open it
