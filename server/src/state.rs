@@ -61,6 +61,14 @@ pub(crate) struct AppState {
     pub escrow: Option<crate::escrow::Escrow>,
 }
 
+/// The lock of one clip's upload, process and deployment ([`AppState::lock_upload`]); released
+/// when dropped (the deployment's first).
+#[derive(Debug)]
+pub struct UploadGuard {
+    _shared: crate::store::SharedUploadLock,
+    _local: tokio::sync::OwnedMutexGuard<()>,
+}
+
 impl AppState {
     pub fn open(cfg: ServerConfig) -> Result<AppState> {
         if let Some(dir) = &cfg.data_dir {
@@ -201,7 +209,52 @@ impl AppState {
         self.escrow.as_ref().ok_or_else(|| Error::SealedUndecryptable("this server holds no escrow key (a scaled deployment started without --data DIR)".into()))
     }
 
-    /// The lock of one upload.
+    /// Takes the lock of one clip's upload (and live fragments) for as long as the answer is
+    /// kept: first this process's ([`Self::upload_lock`]), then the deployment's
+    /// ([`crate::store::RecordStore::try_lock_upload`], which another replica may hold: it is
+    /// tried again every 25 ms). [`Error::UploadLocked`] after `wait`.
+    pub async fn lock_upload(self: &Arc<Self>, clip_id: &str, wait: std::time::Duration) -> Result<UploadGuard> {
+        let until = tokio::time::Instant::now() + wait;
+        let local = self.upload_lock(clip_id)?;
+        let local = tokio::time::timeout_at(until, local.lock_owned()).await.map_err(|_| Error::UploadLocked)?;
+        loop {
+            let (st, c) = (self.clone(), clip_id.to_string());
+            if let Some(shared) = crate::http::blocking(move || st.records.try_lock_upload(&c)).await? {
+                return Ok(UploadGuard { _shared: shared, _local: local });
+            }
+            if tokio::time::Instant::now() >= until {
+                return Err(Error::UploadLocked);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+    }
+
+    /// [`Self::lock_upload`] for blocking code (the caller is on a blocking thread).
+    pub fn lock_upload_blocking(&self, clip_id: &str, wait: std::time::Duration) -> Result<UploadGuard> {
+        let until = std::time::Instant::now() + wait;
+        let local = self.upload_lock(clip_id)?;
+        let local = loop {
+            if let Ok(g) = local.clone().try_lock_owned() {
+                break g;
+            }
+            if std::time::Instant::now() >= until {
+                return Err(Error::UploadLocked);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        loop {
+            if let Some(shared) = self.records.try_lock_upload(clip_id)? {
+                return Ok(UploadGuard { _shared: shared, _local: local });
+            }
+            if std::time::Instant::now() >= until {
+                return Err(Error::UploadLocked);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(25));
+        }
+    }
+
+    /// The process-local lock of one upload (see [`Self::lock_upload`], which also takes the
+    /// deployment's).
     pub fn upload_lock(&self, clip_id: &str) -> Result<Arc<tokio::sync::Mutex<()>>> {
         let mut m = self.upload_locks.lock().map_err(|_| Error::Internal("upload lock table poisoned".into()))?;
         if m.len() > 10_000 {

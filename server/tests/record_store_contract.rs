@@ -1338,3 +1338,54 @@ fn replicas_started_at_once_without_a_key_file_share_the_first_key_kept_in_the_r
     assert!(keys[0].len() == 32 && keys[0][0] >= 1 && keys[0][0] as usize <= THREADS, "one replica's key won");
     assert_eq!(b.server_key_secret(Some(&|| vec![0xEE; 32])).unwrap().unwrap().to_vec(), keys[0], "a later start never replaces it");
 }
+
+/// Tries `s.try_lock_upload(clip)` for up to 5 s (a release is a message to the lock thread).
+fn lock_within(s: &dyn RecordStore, clip: &str) -> fieldcap_server::store::SharedUploadLock {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        if let Some(g) = s.try_lock_upload(clip).unwrap() {
+            return g;
+        }
+        assert!(std::time::Instant::now() < until, "the upload lock was never released");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn an_upload_locked_on_one_replica_is_not_lockable_on_the_other_until_released_or_its_session_ends() {
+    let Some((pg, a, b)) = replicas() else { return };
+    let (c1, c2) = (clip(801), clip(802));
+    let held = a.try_lock_upload(&c1).unwrap().expect("a free upload locks");
+    assert!(b.try_lock_upload(&c1).unwrap().is_none(), "the other replica must wait for it");
+    // Another clip is not held up by it.
+    let other = b.try_lock_upload(&c2).unwrap().expect("another clip locks");
+    drop(other);
+    drop(held);
+    let _on_b = lock_within(b.as_ref(), &c1);
+    assert!(a.try_lock_upload(&c1).unwrap().is_none());
+    // A replica that dies (SIGKILL) ends its session, and PostgreSQL releases what it held:
+    // here its lock session is ended from outside, as PostgreSQL does when the peer is gone.
+    let mut admin = ::postgres::Client::connect(pg.url(), ::postgres::NoTls).unwrap();
+    let ended = admin
+        .query_one(
+            "SELECT count(pg_terminate_backend(l.pid)) FROM pg_locks l JOIN pg_stat_activity s ON s.pid = l.pid \
+             WHERE l.locktype = 'advisory' AND l.classid::bigint = $1 AND s.pid <> pg_backend_pid()",
+            &[&(fieldcap_server::store::postgres::UPLOAD_LOCK as i64)],
+        )
+        .unwrap()
+        .get::<_, i64>(0);
+    assert_eq!(ended, 1, "one session holds upload locks");
+    let _on_a = lock_within(a.as_ref(), &c1);
+    // Many uploads locked at once take one connection, not one each: more than a pool holds.
+    let many: Vec<_> = (0..40).map(|i| b.try_lock_upload(&clip(900 + i)).unwrap().expect("free")).collect();
+    assert_eq!(many.len(), 40);
+}
+
+#[test]
+fn the_embedded_store_lock_holds_nothing_beyond_the_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = fieldcap_server::store::SqliteRecordStore::open(&dir.path().join("records.sqlite")).unwrap();
+    let g1 = s.try_lock_upload(&clip(1)).unwrap();
+    let g2 = s.try_lock_upload(&clip(1)).unwrap();
+    assert!(g1.is_some() && g2.is_some(), "the process's own lock serialises one store's writers");
+}

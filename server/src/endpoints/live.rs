@@ -112,8 +112,7 @@ pub(crate) async fn put_fragment(
     let device = blocking(move || verify(&st, &claim, &method, &uri, &bytes).map(|d| (d, bytes))).await?;
     let (device, bytes) = device;
     let index: u64 = index.parse().map_err(|_| Error::NotFound("no such fragment path".into()))?;
-    let lock = state.upload_lock(&clip_id)?;
-    let _guard = tokio::time::timeout(LOCK_WAIT, lock.lock_owned()).await.map_err(|_| Error::UploadLocked)?;
+    let _guard = state.lock_upload(&clip_id, LOCK_WAIT).await?;
     let st = state.clone();
     let (created, ack) = blocking(move || store_fragment(&st, &device, &clip_id, index, &headers, &bytes)).await?;
     json_response(if created { StatusCode::CREATED } else { StatusCode::OK }, &FragmentAnswer { ack })

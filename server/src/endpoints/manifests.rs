@@ -108,20 +108,6 @@ fn new_upload(state: &AppState, clip_id: &str, length: u64) -> UploadRecord {
     }
 }
 
-/// Takes a clip's upload lock from a blocking thread, waiting at most a few seconds.
-fn lock_briefly(l: &std::sync::Arc<tokio::sync::Mutex<()>>) -> Result<tokio::sync::MutexGuard<'_, ()>> {
-    let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        if let Ok(g) = l.try_lock() {
-            return Ok(g);
-        }
-        if std::time::Instant::now() > until {
-            return Err(Error::UploadLocked);
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-}
-
 /// Path of an upload URL.
 pub(crate) fn upload_path(capability: &str) -> String {
     format!("/v1/uploads/{capability}")
@@ -268,9 +254,8 @@ fn commit(state: &AppState, device: &DeviceRecord, bytes: Vec<u8>, sig: Vec<u8>,
     // Live-capture fragments of this clip (endpoints::live) are stored under the clip's upload
     // lock, and the fragments held decide where the upload starts: hold it too (a new item has
     // no tus upload yet, so only a fragment being stored can hold it, for moments).
-    let clip_lock = state.upload_lock(&m.clip_id)?;
     let _clip_guard = match state.records.last_fragment(&m.clip_id)? {
-        Some(_) => Some(lock_briefly(&clip_lock)?),
+        Some(_) => Some(state.lock_upload_blocking(&m.clip_id, std::time::Duration::from_secs(10))?),
         None => None,
     };
     let mut upload = upload_length(&item).map(|n| new_upload(state, &item.clip_id, n));

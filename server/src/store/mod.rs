@@ -146,6 +146,38 @@ pub struct SealedInfo {
     pub media_age_bytes: Option<u64>,
 }
 
+/// A deployment-wide upload lock ([`RecordStore::try_lock_upload`]), released when dropped.
+pub struct SharedUploadLock {
+    release: Option<Box<dyn FnOnce() + Send>>,
+}
+
+impl SharedUploadLock {
+    /// A lock that holds nothing beyond the process (a store only one process opens).
+    pub fn none() -> SharedUploadLock {
+        SharedUploadLock { release: None }
+    }
+
+    /// A lock released by calling `release` (which must not block: it may run on an async
+    /// runtime's thread).
+    pub fn releasing_with(release: Box<dyn FnOnce() + Send>) -> SharedUploadLock {
+        SharedUploadLock { release: Some(release) }
+    }
+}
+
+impl Drop for SharedUploadLock {
+    fn drop(&mut self) {
+        if let Some(f) = self.release.take() {
+            f();
+        }
+    }
+}
+
+impl std::fmt::Debug for SharedUploadLock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedUploadLock").field("shared", &self.release.is_some()).finish()
+    }
+}
+
 /// State of a tus upload resource.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UploadRecord {
@@ -414,6 +446,16 @@ pub trait RecordStore: Send + Sync {
     fn put_upload(&self, upload: &UploadRecord) -> Result<()>;
     /// Sets the fsynced offset of an upload, unless it is complete (then nothing changes).
     fn set_upload_offset(&self, clip_id: &str, offset: u64) -> Result<()>;
+    /// Takes the deployment-wide lock of one clip's upload, held until the answer is dropped;
+    /// `None` if another server process holds it now. Every replica of a scaled deployment
+    /// writes the same partial upload in the shared blob store: without this lock a request cut
+    /// on one replica (still writing what it had received) and the client's retry on another
+    /// would write and record the same upload at once. A store only one process opens (the
+    /// embedded SQLite store) answers a guard that holds nothing: the process's own lock
+    /// ([`crate::state::AppState::lock_upload`]) is enough there.
+    fn try_lock_upload(&self, _clip_id: &str) -> Result<Option<SharedUploadLock>> {
+        Ok(Some(SharedUploadLock::none()))
+    }
     /// Sets the state of an upload (and its offset), unless it is complete: a complete upload
     /// never changes state. Returns whether the upload changed.
     fn set_upload_state(&self, clip_id: &str, state: &str, offset: u64) -> Result<bool>;

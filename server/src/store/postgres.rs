@@ -45,7 +45,7 @@ pub mod import;
 pub mod schema;
 
 use super::{
-    CheckpointSigner, Completion, CustodySigner, DeviceBuilder, DeviceRecord, DisposalOutcome, EnrollOutcome, FragmentHead, FragmentRow, ItemRecord, MediaInfo, PendingDisposal, SealedInfo,
+    CheckpointSigner, Completion, CustodySigner, DeviceBuilder, DeviceRecord, DisposalOutcome, EnrollOutcome, FragmentHead, FragmentRow, ItemRecord, MediaInfo, PendingDisposal, SealedInfo, SharedUploadLock,
     RecordStore, RecordsRequestRecord, RetentionFacts, SessionRecord, StaffRecord, UploadRecord,
 };
 use crate::error::{Error, Result};
@@ -65,6 +65,9 @@ pub const CUSTODY_LOCK: i64 = 0x4643_0003;
 pub const DEVICE_CUSTODY_LOCK: i32 = 0x4643_0004;
 /// First key of the per-device advisory lock of enrolment.
 pub const ENROLL_LOCK: i32 = 0x4643_0005;
+/// First key of the per-clip session advisory lock of an upload being written (the second is a
+/// hash of the clip id), held on the store's lock connection ([`UploadLocker`]).
+pub const UPLOAD_LOCK: i32 = 0x4643_0006;
 
 /// Longest wait for a new connection to PostgreSQL.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -88,6 +91,8 @@ type Pooled = r2d2::PooledConnection<Manager>;
 pub struct PostgresRecordStore {
     /// Always `Some` until dropped (taken by `Drop`).
     pool: Option<r2d2::Pool<Manager>>,
+    /// The connection that holds this process's upload locks.
+    uploads: UploadLocker,
 }
 
 impl std::fmt::Debug for PostgresRecordStore {
@@ -108,6 +113,97 @@ impl Drop for PostgresRecordStore {
                 drop(pool);
             }
         }
+    }
+}
+
+/// Holds this process's upload locks ([`RecordStore::try_lock_upload`]) as session advisory
+/// locks on one connection of its own, served by a thread of its own: many uploads can be
+/// locked at once without taking a pooled connection each, a lock is released by a message
+/// (never blocking the async thread that drops it), and a process that dies (or whose
+/// connection breaks) releases all of them with its session. The caller serialises one clip's
+/// lockers in the process first, so a lock is never taken twice on this session.
+struct UploadLocker {
+    tx: std::sync::Mutex<std::sync::mpsc::Sender<LockRequest>>,
+}
+
+enum LockRequest {
+    Try(String, std::sync::mpsc::Sender<Result<bool>>),
+    Release(String),
+}
+
+impl UploadLocker {
+    fn start(config: postgres::Config) -> UploadLocker {
+        let (tx, rx) = std::sync::mpsc::channel::<LockRequest>();
+        // The thread ends (closing its connection) when the store, and so the sender, is gone.
+        let spawned = std::thread::Builder::new().name("fieldcap-pg-upload-locks".into()).spawn(move || {
+            let mut client: Option<Client> = None;
+            for req in rx {
+                match req {
+                    LockRequest::Try(clip, reply) => {
+                        let r = Self::on_connection(&mut client, &config, |c| {
+                            c.query_one("SELECT pg_try_advisory_lock($1, hashtext($2))", &[&UPLOAD_LOCK, &clip]).and_then(|row| row.try_get::<_, bool>(0))
+                        });
+                        let _ = reply.send(r);
+                    }
+                    LockRequest::Release(clip) => {
+                        let r = Self::on_connection(&mut client, &config, |c| {
+                            c.query_one("SELECT pg_advisory_unlock($1, hashtext($2))", &[&UPLOAD_LOCK, &clip]).and_then(|row| row.try_get::<_, bool>(0))
+                        });
+                        if !matches!(r, Ok(true)) {
+                            // A broken connection already released it (with its session).
+                            tracing::warn!("an upload lock was not held at its release (its connection broke meanwhile)");
+                        }
+                    }
+                }
+            }
+        });
+        if spawned.is_err() {
+            tracing::error!("the upload lock thread could not be started; uploads will answer storage-unavailable");
+        }
+        UploadLocker { tx: std::sync::Mutex::new(tx) }
+    }
+
+    /// Runs `f` on the lock connection, connecting first if there is none; a connection that
+    /// failed is dropped (its locks went with it) and the next request connects anew.
+    /// A connection found broken on use (ended by PostgreSQL, a restart) is replaced and the
+    /// request tried once more on the new one: its locks went with the old session anyway.
+    fn on_connection<T>(client: &mut Option<Client>, config: &postgres::Config, f: impl Fn(&mut Client) -> std::result::Result<T, postgres::Error>) -> Result<T> {
+        for attempt in 0..2 {
+            if client.as_ref().is_none_or(|c| c.is_closed()) {
+                *client = Some(config.connect(NoTls).map_err(map_err)?);
+            }
+            let c = client.as_mut().ok_or_else(|| Error::Internal("no lock connection".into()))?;
+            match f(c) {
+                Ok(v) => return Ok(v),
+                Err(e) => {
+                    let broken = e.is_closed() || c.is_closed() || e.code().is_some_and(|s| s.code().starts_with("08") || s.code().starts_with("57P0"));
+                    *client = None;
+                    if !broken || attempt == 1 {
+                        return Err(map_err(e));
+                    }
+                }
+            }
+        }
+        Err(Error::StorageUnavailable(UNAVAILABLE.into()))
+    }
+
+    fn send(&self, req: LockRequest) -> Result<()> {
+        let tx = self.tx.lock().map_err(|_| Error::Internal("upload lock channel poisoned".into()))?;
+        tx.send(req).map_err(|_| Error::StorageUnavailable(UNAVAILABLE.into()))
+    }
+
+    fn try_lock(&self, clip_id: &str) -> Result<Option<SharedUploadLock>> {
+        let (reply, answer) = std::sync::mpsc::channel();
+        self.send(LockRequest::Try(clip_id.to_string(), reply))?;
+        let got = answer.recv_timeout(CHECKOUT_TIMEOUT).map_err(|_| Error::StorageUnavailable(UNAVAILABLE.into()))??;
+        if !got {
+            return Ok(None);
+        }
+        let tx = self.tx.lock().map_err(|_| Error::Internal("upload lock channel poisoned".into()))?.clone();
+        let clip = clip_id.to_string();
+        Ok(Some(SharedUploadLock::releasing_with(Box::new(move || {
+            let _ = tx.send(LockRequest::Release(clip));
+        }))))
     }
 }
 
@@ -428,8 +524,9 @@ impl PostgresRecordStore {
             .connection_timeout(CHECKOUT_TIMEOUT)
             .test_on_check_out(true)
             .error_handler(Box::new(LogErrors))
-            .build_unchecked(PostgresConnectionManager::new(config, NoTls));
-        Ok(PostgresRecordStore { pool: Some(pool) })
+            .build_unchecked(PostgresConnectionManager::new(config.clone(), NoTls));
+        let uploads = UploadLocker::start(config);
+        Ok(PostgresRecordStore { pool: Some(pool), uploads })
     }
 
     fn conn(&self) -> Result<Pooled> {
@@ -644,6 +741,10 @@ impl RecordStore for PostgresRecordStore {
             return Err(Error::Conflict("the upload of this item is complete and is never replaced".into()));
         }
         Ok(())
+    }
+
+    fn try_lock_upload(&self, clip_id: &str) -> Result<Option<SharedUploadLock>> {
+        self.uploads.try_lock(clip_id)
     }
 
     fn set_upload_offset(&self, clip_id: &str, offset: u64) -> Result<()> {

@@ -225,9 +225,8 @@ pub(crate) async fn head(State(state): AppStateRef, Path(cap): Path<String>) -> 
     Ok(r)
 }
 
-async fn lock(state: &AppState, clip_id: &str) -> Result<tokio::sync::OwnedMutexGuard<()>> {
-    let l = state.upload_lock(clip_id)?;
-    tokio::time::timeout(LOCK_WAIT, l.lock_owned()).await.map_err(|_| Error::UploadLocked)
+async fn lock(state: &Arc<AppState>, clip_id: &str) -> Result<crate::state::UploadGuard> {
+    state.lock_upload(clip_id, LOCK_WAIT).await
 }
 
 pub(crate) fn header_u64(h: &HeaderMap, name: &str) -> Result<Option<u64>> {
