@@ -166,7 +166,7 @@ impl Store {
         {
             let mut conn = self.conn();
             let tx = conn.transaction()?;
-            rows::insert_recording(&tx, &clip_id, &serde_json::to_string(&req)?, mime, &ext, &started)?;
+            rows::insert_recording(&tx, &clip_id, &self.protect_row(&serde_json::to_string(&req)?)?, mime, &ext, &started)?;
             crate::store::append_custody_tx(&tx, &self.key, "live_started", Some(&clip_id), json!({"mime": mime}))?;
             tx.commit()?;
         }
@@ -196,7 +196,8 @@ impl Store {
             Some(r) if r.state != "recording" => return Err(Error::InvalidInput("the recording is already finished".into())),
             _ => {}
         }
-        crate::store::db::insert_fix(&conn, clip_id, &serde_json::to_string(&fix)?)?;
+        let fix = self.protect_row(&serde_json::to_string(&fix)?)?;
+        crate::store::db::insert_fix(&conn, clip_id, &fix)?;
         Ok(())
     }
 
@@ -245,7 +246,7 @@ impl Store {
         let total = st.len + piece.len() as u64;
         let fix = {
             let conn = self.conn();
-            crate::store::db::fixes_after(&conn, clip_id, 0)?.last().map(|f| serde_json::from_str::<TrackPoint>(&f.1)).transpose()?
+            crate::store::db::fixes_after(&conn, clip_id, 0)?.last().map(|f| -> Result<TrackPoint> { Ok(serde_json::from_str(&self.open_row(&f.1)?)?) }).transpose()?
         };
         // 4. The record, chained, signed and stored with the new head.
         let rec = FragmentRecord {
@@ -272,7 +273,9 @@ impl Store {
         let body = rec.to_canonical_bytes()?;
         let sig = self.key.sign(&body);
         let rsha = crate::hashing::sha256_hex(&body);
-        rows::insert_fragment(&mut self.conn(), &rec, &body, &sig, &rsha, last_sequence, self.clock_ms())?;
+        // On a sealed store the record (it carries the latest fix) is kept sealed to the vault.
+        let stored = self.protect_row(std::str::from_utf8(&body).map_err(|_| Error::Corrupt("a fragment record is not text".into()))?)?;
+        rows::insert_fragment(&mut self.conn(), &rec, stored.as_bytes(), &sig, &rsha, last_sequence, self.clock_ms())?;
         st.sha = sha;
         st.b3 = b3;
         st.len = total;
@@ -317,9 +320,9 @@ impl Store {
             return Err(Error::InvalidInput("the recording holds only its initialization segment, no media; abort it instead".into()));
         }
         let row = rows::recording(&self.conn(), clip_id)?.ok_or_else(|| Error::NotFound(format!("live recording {clip_id}")))?;
-        let mut req: CaptureRequest = serde_json::from_str(&row.request)?;
+        let mut req: CaptureRequest = serde_json::from_str(&self.open_row(&row.request)?)?;
         let fixes = crate::store::db::fixes_after(&self.conn(), clip_id, 0)?;
-        req.track = fixes.iter().map(|f| serde_json::from_str(&f.1)).collect::<std::result::Result<Vec<TrackPoint>, _>>()?;
+        req.track = fixes.iter().map(|f| Ok(serde_json::from_str(&self.open_row(&f.1)?)?)).collect::<Result<Vec<TrackPoint>>>()?;
         req.track.sort_by(|a, b| a.t.cmp(&b.t));
         if recovered && !req.tags.iter().any(|t| t == "recovered") {
             req.tags.push("recovered".into());
@@ -351,6 +354,8 @@ impl Store {
         drop(st);
         let item = self.move_in_and_commit(&path, pending, &digests, &mut |_| {})?;
         rows::set_state(&self.conn(), clip_id, "finished")?;
+        // The track is in the item's manifest now; the fixes are not kept twice.
+        crate::store::db::delete_fixes(&self.conn(), clip_id)?;
         let dir = live_dir(self, clip_id);
         let _ = fs::remove_file(dir.join(".owner"));
         let _ = fs::remove_dir(&dir);
@@ -374,6 +379,15 @@ impl Store {
         Ok(())
     }
 
+    /// A piece's row with its record as signed (opened from the vault on a sealed store).
+    pub(crate) fn open_fragment(&self, mut row: FragmentRow) -> Result<FragmentRow> {
+        if row.record.starts_with(b"age:") {
+            let text = std::str::from_utf8(&row.record).map_err(|_| Error::Corrupt("a sealed fragment record is not text".into()))?;
+            row.record = self.open_row(text)?.into_bytes();
+        }
+        Ok(row)
+    }
+
     /// Live recordings on this device (newest first).
     pub fn live_recordings(&self) -> Result<Vec<LiveStatus>> {
         rows::statuses(&self.conn())
@@ -382,7 +396,8 @@ impl Store {
     /// The signed record of one piece and the server's acknowledgement, if it came:
     /// (record, signature, ack body, ack signature).
     pub fn live_fragment(&self, clip_id: &str, index: u64) -> Result<FragmentRow> {
-        rows::fragment(&self.conn(), clip_id, index)?.ok_or_else(|| Error::NotFound(format!("fragment {index} of {clip_id}")))
+        let row = rows::fragment(&self.conn(), clip_id, index)?.ok_or_else(|| Error::NotFound(format!("fragment {index} of {clip_id}")))?;
+        self.open_fragment(row)
     }
 }
 
@@ -416,6 +431,7 @@ pub(crate) fn recover(store: &Store, report: &mut crate::store::OpenReport) -> R
         if row.as_ref().is_some_and(|r| r.state == "recording") && crate::store::db::item_exists(&store.conn(), &clip_id)? {
             // Sealed as an item just before a crash; only the state flip was missing.
             rows::set_state(&store.conn(), &clip_id, "finished")?;
+            crate::store::db::delete_fixes(&store.conn(), &clip_id)?;
             drop(owner);
             let _ = fs::remove_file(dir.join(".owner"));
             let _ = fs::remove_dir(&dir);
@@ -470,7 +486,7 @@ fn resume_state(store: &Store, clip_id: &str, r: &rows::RecordingRow, owner: Fil
     let path = media_path(store, clip_id, &r.media_ext);
     let mut file = fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).ctx(|| "opening the live recording".into())?;
     let on_disk = file.metadata().ctx(|| "reading the live recording's size".into())?.len();
-    let frags = rows::fragments(&store.conn(), clip_id)?;
+    let frags = rows::fragments(&store.conn(), clip_id)?.into_iter().map(|f| store.open_fragment(f)).collect::<Result<Vec<_>>>()?;
     let sealed = r.sealed_bytes;
     if on_disk < sealed {
         return Err(Error::Integrity(format!("the recording file holds {on_disk} bytes but {sealed} were sealed")));

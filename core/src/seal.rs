@@ -533,7 +533,7 @@ impl Store {
         let owner = fs::OpenOptions::new().create(true).truncate(false).write(true).open(dir.join(".owner")).ctx(|| "creating the recording lock".into())?;
         owner.try_lock().map_err(|_| Error::Busy("the recording is owned by another process".into()))?;
         let now = crate::time::format(req.started_at.unwrap_or_else(Utc::now));
-        db::insert_session(&self.conn(), &rid, &serde_json::to_string(&req)?, &ext, &now)?;
+        db::insert_session(&self.conn(), &rid, &self.protect_row(&serde_json::to_string(&req)?)?, &ext, &now)?;
         self.active_recordings.lock().unwrap_or_else(|p| p.into_inner()).insert(rid.clone(), owner);
         let path = dir.join(format!("0.{ext}"));
         Ok((rid, path))
@@ -548,7 +548,8 @@ impl Store {
             Some(1) => return Err(Error::InvalidInput("the recording is already finished".into())),
             _ => {}
         }
-        db::insert_fix(&conn, recording_id, &serde_json::to_string(&fix)?)?;
+        let fix = self.protect_row(&serde_json::to_string(&fix)?)?;
+        db::insert_fix(&conn, recording_id, &fix)?;
         Ok(())
     }
 
@@ -572,7 +573,7 @@ impl Store {
         if finished != 0 {
             return Err(Error::InvalidInput("the recording is already finished".into()));
         }
-        let mut req: CaptureRequest = serde_json::from_str(&request)?;
+        let mut req: CaptureRequest = serde_json::from_str(&self.open_row(&request)?)?;
         let path = self.home.join("recording").join(recording_id).join(format!("{index}.{ext}"));
         let meta = check_source(&path)?;
         let before = crate::fsutil::fingerprint(&path)?;
@@ -583,7 +584,7 @@ impl Store {
         }
         let fixes = db::fixes_after(&self.conn(), recording_id, cursor)?;
         let last_fix = fixes.last().map(|f| f.0).unwrap_or(cursor);
-        req.track = fixes.iter().map(|f| serde_json::from_str(&f.1)).collect::<std::result::Result<Vec<TrackPoint>, _>>()?;
+        req.track = fixes.iter().map(|f| Ok(serde_json::from_str(&self.open_row(&f.1)?)?)).collect::<Result<Vec<TrackPoint>>>()?;
         req.track.sort_by(|a, b| a.t.cmp(&b.t));
         if recovered && !req.tags.iter().any(|t| t == "recovered") {
             req.tags.push("recovered".into());

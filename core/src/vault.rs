@@ -191,6 +191,24 @@ impl Store {
         self.profile.sealed_storage && self.vault.is_some()
     }
 
+    /// A row of the capture queue as stored (a recording's request, a location fix): sealed to
+    /// the vault ([`Vault::seal_text`]) on a store with sealed storage, as it is otherwise.
+    pub(crate) fn protect_row(&self, plaintext: &str) -> Result<String> {
+        match (&self.vault, self.sealed_storage()) {
+            (Some(v), true) => v.seal_text(plaintext),
+            _ => Ok(plaintext.to_string()),
+        }
+    }
+
+    /// Opens a row [`Self::protect_row`] stored (rows written in the clear pass as they are).
+    pub(crate) fn open_row(&self, stored: &str) -> Result<String> {
+        match &self.vault {
+            Some(v) => v.open_text(stored),
+            None if stored.starts_with("age:") => Err(Error::Corrupt("a sealed row is stored but the vault key is missing".into())),
+            None => Ok(stored.to_string()),
+        }
+    }
+
     /// The vault; an error on a store that never had sealed storage on.
     pub(crate) fn vault(&self) -> Result<&Vault> {
         self.vault.as_ref().ok_or_else(|| Error::Corrupt("sealed items are stored but the vault key is missing".into()))

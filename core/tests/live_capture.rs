@@ -20,31 +20,9 @@ fn ffmpeg_fmp4(dir: &Path, name: &str, seconds: u32, gop: u32) -> PathBuf {
     out
 }
 
-/// The test's own split at top-level boxes: init = everything before the first `moof`; each
-/// `moof` + `mdat` one piece; a trailing `mfra` its own piece.
+/// The pieces of a fragmented MP4 ([`fieldcap_testkit::media::fmp4_pieces`]).
 fn split(bytes: &[u8]) -> Vec<Vec<u8>> {
-    let mut boxes = Vec::new();
-    let mut pos = 0usize;
-    while pos < bytes.len() {
-        let size = u32::from_be_bytes(bytes[pos..pos + 4].try_into().unwrap()) as usize;
-        boxes.push((pos, pos + size, bytes[pos + 4..pos + 8].to_vec()));
-        pos += size;
-    }
-    let mut out: Vec<Vec<u8>> = Vec::new();
-    let mut cur = Vec::new();
-    let mut init_done = false;
-    for (s, e, t) in boxes {
-        if !init_done && (t == b"moof" || t == b"mfra") {
-            out.push(std::mem::take(&mut cur));
-            init_done = true;
-        }
-        cur.extend_from_slice(&bytes[s..e]);
-        if init_done && (t == b"mdat" || t == b"mfra") {
-            out.push(std::mem::take(&mut cur));
-        }
-    }
-    assert!(cur.is_empty());
-    out
+    fieldcap_testkit::media::fmp4_pieces(bytes)
 }
 
 fn ffprobe_frames(path: &Path) -> (u64, f64) {

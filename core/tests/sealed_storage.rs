@@ -128,6 +128,28 @@ fn a_seized_copy_yields_no_media_coordinates_notes_or_keys() {
             ..Default::default()
         })
         .unwrap();
+    // A segmented recording still being filmed (fixes and its request in the queue), one whose
+    // first segment is sealed already, and a live recording with pieces sealed and a fix.
+    let (rid1, seg_path) = store.start_recording(CaptureRequest { note: Some(NOTE.into()), tags: vec!["minor_present".into()], ..Default::default() }, "mp4").unwrap();
+    std::fs::write(&seg_path, media(50_000, 77, "SEGMENT-NOT-SEALED")).unwrap();
+    store.add_fix(&rid1, fix("2026-12-01T10:02:00.000Z")).unwrap();
+    let (rid2, seg2) = store.start_recording(CaptureRequest { note: Some(NOTE.into()), ..Default::default() }, "mp4").unwrap();
+    std::fs::write(&seg2, media(60_000, 78, "PLAINTEXT-MARKER-SEG")).unwrap();
+    store.add_fix(&rid2, fix("2026-12-01T10:03:00.000Z")).unwrap();
+    let (_seg_item, next) = store.seal_segment(&rid2, false, &mut |_, _| {}).unwrap();
+    store.add_fix(&rid2, fix("2026-12-01T10:03:30.000Z")).unwrap();
+    let fmp4 = dir.path().join("live.mp4");
+    fieldcap_testkit::media::ffmpeg_fmp4(&fmp4, 2, 15);
+    let pieces = fieldcap_testkit::media::fmp4_pieces(&std::fs::read(&fmp4).unwrap());
+    let live = store.begin_live(CaptureRequest { note: Some(NOTE.into()), tags: vec!["minor_present".into()], ..Default::default() }, "mp4").unwrap();
+    store.add_live_fix(&live, fix("2026-12-01T10:04:00.000Z")).unwrap();
+    store.append_live(&live, &pieces[0]).unwrap();
+    store.append_live(&live, &pieces[1]).unwrap();
+    // On the phone the queue still reads back: the piece's record (as signed) names the fix.
+    let row = store.live_fragment(&live, 1).unwrap();
+    let rec = fieldcap_core::evidence::fragment::FragmentRecord::parse(&row.record).unwrap();
+    assert_eq!(rec.fix.unwrap().lat, LAT);
+
     // Lock one clip and the observation; the others stay reviewable.
     assert!(store.lock_item(&originals[0].0).unwrap());
     assert!(store.lock_item(&obs.clip_id).unwrap());
@@ -151,7 +173,10 @@ fn a_seized_copy_yields_no_media_coordinates_notes_or_keys() {
         needles.push((format!("marker {i}"), format!("PLAINTEXT-MARKER-{i}").into_bytes()));
         needles.push((format!("media run {i}"), bytes[1000..1064].to_vec()));
     }
-    let files = files_under(&seized);
+    // The files the platform's recorder is writing right now are plaintext by nature (the
+    // recording folders): every other byte of the store must yield nothing.
+    let files: Vec<PathBuf> = files_under(&seized).into_iter().filter(|f| !f.starts_with(seized.join("recording")) && !f.starts_with(seized.join("live"))).collect();
+    let _ = &next;
     assert!(files.iter().any(|f| f.ends_with("fieldcap.db")), "the database is part of the copy");
     for f in &files {
         let data = std::fs::read(f).unwrap();

@@ -72,7 +72,7 @@ impl Pass<'_> {
         let mut skip: HashSet<String> = HashSet::new();
         loop {
             let batch = live_rows::unacked(&self.store.conn(), 64)?;
-            let batch: Vec<FragmentRow> = batch.into_iter().filter(|r| !skip.contains(&r.clip_id)).collect();
+            let batch: Vec<FragmentRow> = batch.into_iter().filter(|r| !skip.contains(&r.clip_id)).map(|r| self.store.open_fragment(r)).collect::<crate::error::Result<_>>()?;
             if batch.is_empty() {
                 return Ok(());
             }

@@ -471,6 +471,16 @@ pub(crate) fn advance_session(conn: &Connection, recording_id: &str, next_index:
         "UPDATE capture_sessions SET next_index = ?2, fix_cursor = ?3, segment_started_at = ?4, finished = ?5 WHERE recording_id = ?1",
         params![recording_id, next_index, fix_cursor, segment_started_at, finished as i64],
     )?;
+    // The fixes up to the cursor are in a sealed item's track now (read only after the cursor):
+    // not kept twice (on a sealed store, where SQLite zeroes deleted rows, not kept in the clear
+    // or under the vault key once their item may be locked).
+    conn.execute("DELETE FROM session_fixes WHERE recording_id = ?1 AND n <= ?2", params![recording_id, fix_cursor])?;
+    Ok(())
+}
+
+/// Removes a finished live recording's fixes (its manifest's track holds them).
+pub(crate) fn delete_fixes(conn: &Connection, recording_id: &str) -> Result<()> {
+    conn.execute("DELETE FROM session_fixes WHERE recording_id = ?1", params![recording_id])?;
     Ok(())
 }
 
