@@ -271,6 +271,34 @@ pub fn ffmpeg_fmp4(out: &std::path::Path, seconds: u32, gop: u32) {
     assert!(st.success(), "ffmpeg failed");
 }
 
+/// A fragmented MP4 split the way a recorder hands it over, at top-level boxes (the tests' own
+/// split, independent of the core's parser): init = everything before the first `moof`; each
+/// `moof` + `mdat` one piece; a trailing `mfra` its own piece.
+pub fn fmp4_pieces(bytes: &[u8]) -> Vec<Vec<u8>> {
+    let mut boxes = Vec::new();
+    let mut pos = 0usize;
+    while pos < bytes.len() {
+        let size = u32::from_be_bytes(bytes[pos..pos + 4].try_into().expect("4 bytes")) as usize;
+        boxes.push((pos, pos + size, bytes[pos + 4..pos + 8].to_vec()));
+        pos += size;
+    }
+    let mut out: Vec<Vec<u8>> = Vec::new();
+    let mut cur = Vec::new();
+    let mut init_done = false;
+    for (s, e, t) in boxes {
+        if !init_done && (t == b"moof" || t == b"mfra") {
+            out.push(std::mem::take(&mut cur));
+            init_done = true;
+        }
+        cur.extend_from_slice(&bytes[s..e]);
+        if init_done && (t == b"mdat" || t == b"mfra") {
+            out.push(std::mem::take(&mut cur));
+        }
+    }
+    assert!(cur.is_empty(), "the file ends inside a piece");
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -301,33 +329,4 @@ mod tests {
             assert!(find(&p, &scan) && find(&p, &Tiff::new(little).rationals(&GPS_LAT)));
         }
     }
-}
-
-
-/// A fragmented MP4 split the way a recorder hands it over, at top-level boxes (the tests' own
-/// split, independent of the core's parser): init = everything before the first `moof`; each
-/// `moof` + `mdat` one piece; a trailing `mfra` its own piece.
-pub fn fmp4_pieces(bytes: &[u8]) -> Vec<Vec<u8>> {
-    let mut boxes = Vec::new();
-    let mut pos = 0usize;
-    while pos < bytes.len() {
-        let size = u32::from_be_bytes(bytes[pos..pos + 4].try_into().expect("4 bytes")) as usize;
-        boxes.push((pos, pos + size, bytes[pos + 4..pos + 8].to_vec()));
-        pos += size;
-    }
-    let mut out: Vec<Vec<u8>> = Vec::new();
-    let mut cur = Vec::new();
-    let mut init_done = false;
-    for (s, e, t) in boxes {
-        if !init_done && (t == b"moof" || t == b"mfra") {
-            out.push(std::mem::take(&mut cur));
-            init_done = true;
-        }
-        cur.extend_from_slice(&bytes[s..e]);
-        if init_done && (t == b"mdat" || t == b"mfra") {
-            out.push(std::mem::take(&mut cur));
-        }
-    }
-    assert!(cur.is_empty(), "the file ends inside a piece");
-    out
 }
