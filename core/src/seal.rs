@@ -272,11 +272,11 @@ impl Store {
 
     /// Under the lock: pending row, move into the store, commit; undo the move on failure.
     pub(crate) fn move_in_and_commit(&self, source: &Path, mut pending: PendingSeal, digests: &Digests, progress: &mut dyn FnMut(u64)) -> Result<SealedItem> {
-        // A live recording's pieces went to the server in the clear as they were filmed, and its
-        // file was on disk in the clear meanwhile: it is sealed as it is (FORMATS §6b, "left").
-        if self.sealed_storage() && pending.fragments.is_none() {
-            // Hashed already (a segment): encrypt now, and check the bytes encrypted are the
-            // bytes hashed.
+        // On a sealed store a segment and a finished live recording are encrypted now (the
+        // platform's recorder wrote them in the clear while filming; a live recording's pieces
+        // went to the server in the clear as they were filmed, FORMATS §6b).
+        if self.sealed_storage() {
+            // Hashed already: encrypt now, and check the bytes encrypted are the bytes hashed.
             let key = ItemKey::generate();
             let (d, facts, staged) = self.encrypt_to_staging(source, &pending.clip_id, &key, progress)?;
             if &d != digests {

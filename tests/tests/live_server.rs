@@ -461,46 +461,72 @@ fn a_file_that_does_not_continue_the_fragments_held_sets_them_aside_and_starts_o
     assert_eq!(srv.patch(&url, 0, file).status(), 204);
 }
 
-/// A sealed submission (`POST /v1/manifests/sealed`) of `m`'s manifest for `clip`, its key
-/// wrapped to the server's escrow recipient.
-fn submit_sealed(srv: &TestServer, key: &DeviceKey, bytes: &[u8], sig: &[u8], media_len: usize) -> reqwest::blocking::Response {
+/// A sealed submission (`POST /v1/manifests/sealed`) of a manifest, encrypted to `item` and
+/// its key wrapped to the server's escrow recipient; `media_age_len` is the length of the
+/// media's age file.
+fn submit_sealed(srv: &TestServer, key: &DeviceKey, item: &fieldcap_evidence::escrow::ItemKey, bytes: &[u8], sig: &[u8], media_age_len: usize) -> reqwest::blocking::Response {
     let doc: protocol::SignedDoc = srv.client.get(format!("{}{}", srv.url(), protocol::ESCROW_KEY_PATH)).send().unwrap().json().unwrap();
     let (st, _, _): (protocol::EscrowKeyStatement, _, _) = doc.open(&srv.server_key()).unwrap();
     let escrow = fieldcap_evidence::escrow::Recipient::parse(&st.recipient).unwrap();
-    let item = fieldcap_evidence::escrow::ItemKey::generate();
     let sub = protocol::SealedManifestSubmission {
         manifest_age: protocol::b64(&item.encrypt(bytes).unwrap()),
         sig: protocol::b64(sig),
         key_wrap: protocol::b64(&item.wrap_to(&escrow).unwrap()),
-        media_age_bytes: Some(media_len as u64 + 200),
+        media_age_bytes: Some(media_age_len as u64),
     };
     let body = serde_json::to_vec(&sub).unwrap();
     srv.signed(key, "POST", protocol::SEALED_MANIFESTS_PATH, &body)
 }
 
 #[test]
-fn live_capture_stays_plaintext_sealed_submissions_and_fragments_do_not_mix() {
+fn a_recording_sealed_when_it_finished_keeps_its_pieces_on_record_and_uploads_encrypted_whole() {
     let srv = TestServer::start_embedded();
     let key = enrolled(&srv);
     let file = ffmpeg_fmp4();
     let pieces = split(file);
-    // Fragments held, then a sealed submission of the clip: 409, nothing recorded.
+    // Pieces held (sent in the clear while filming), then the phone seals the finished
+    // recording encrypted and submits it sealed: accepted, the held bytes set aside.
     let clip = new_clip();
     let recs = chain(&key, &clip, &pieces);
-    put_ok(&srv, &key, &clip, 0, &recs, &pieces);
+    for i in 0..3 {
+        put_ok(&srv, &key, &clip, i, &recs, &pieces);
+    }
     let mut m = manifest(&key, 1, None, Some(file), "2026-11-30T12:00:00.000Z", vec![]);
     m.manifest.clip_id = clip.clone();
+    m.manifest.fragments = Some(FragmentChain { count: pieces.len() as u64, head: sha256_hex(&recs.last().unwrap().0) });
     let bytes = m.manifest.to_canonical_bytes().unwrap();
     let sig = key.sign(&bytes).to_vec();
-    problem(submit_sealed(&srv, &key, &bytes, &sig, file.len()), 409, "conflict");
-    assert!(fieldcap_server::records::Records::open(srv.data()).unwrap().item(&clip).unwrap().is_none());
-    // A clip committed sealed: a live fragment for it is refused (409).
+    let item_key = fieldcap_evidence::escrow::ItemKey::generate();
+    let media_age = item_key.encrypt(file).unwrap();
+    let r = submit_sealed(&srv, &key, &item_key, &bytes, &sig, media_age.len());
+    assert_eq!(r.status(), 201, "{:?}", r.text());
+    let c: CommitmentResponse = r.json().unwrap();
+    let url = c.upload_url.expect("an upload URL for the encrypted file");
+    assert_eq!(srv.head_offset(&url), 0, "the encrypted file is uploaded whole");
+    let records = fieldcap_server::records::Records::open(srv.data()).unwrap();
+    let events: Vec<String> = records.custody(Some(&clip)).unwrap().into_iter().map(|e| e.event).collect();
+    assert!(events.contains(&"live_prefix_set_aside".to_string()), "{events:?}");
+    // No further piece of it is taken; the pieces held stay on record.
+    problem(put(&srv, &key, &clip, 3, &recs[3], &pieces[3]), 409, "conflict");
+    assert_eq!(records.store().fragments(&clip).unwrap().len(), 3);
+    // The ciphertext, whole: decrypted and checked at the last byte, the original is the file.
+    let mid = media_age.len() / 2;
+    assert_eq!(srv.patch(&url, 0, &media_age[..mid]).status(), 204);
+    let r = srv.patch(&url, mid as u64, &media_age[mid..]);
+    assert_eq!(r.status(), 204, "{:?}", r.text());
+    let item = records.item(&clip).unwrap().unwrap();
+    assert_eq!(item.state, "received");
+    let mut out = Vec::new();
+    std::io::Read::read_to_end(&mut srv.deployment().open_blob_store().unwrap().open(&item.media.unwrap().sha256).unwrap(), &mut out).unwrap();
+    assert!(out == *file, "the original stored is the recording, byte for byte");
+
+    // A clip committed sealed with no piece held: a live fragment for it is refused (409).
     let clip2 = new_clip();
-    let mut m2 = manifest(&key, 1, None, Some(file), "2026-11-30T12:10:00.000Z", vec![]);
+    let mut m2 = manifest(&key, 2, Some(&bytes), Some(file), "2026-11-30T12:10:00.000Z", vec![]);
     m2.manifest.clip_id = clip2.clone();
     let bytes2 = m2.manifest.to_canonical_bytes().unwrap();
     let sig2 = key.sign(&bytes2).to_vec();
-    let r = submit_sealed(&srv, &key, &bytes2, &sig2, file.len());
+    let r = submit_sealed(&srv, &key, &item_key, &bytes2, &sig2, media_age.len());
     assert_eq!(r.status(), 201, "{:?}", r.text());
     let recs2 = chain(&key, &clip2, &pieces);
     problem(put(&srv, &key, &clip2, 0, &recs2[0], &pieces[0]), 409, "conflict");

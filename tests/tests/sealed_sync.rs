@@ -148,3 +148,61 @@ fn sigkill_while_uploading_locked_items_loses_nothing() {
     assert!(kills >= 5, "only {kills} of 10 syncs were killed mid-way");
     eprintln!("{kills} of 10 syncs of locked items killed; {last} ciphertext bytes acknowledged before the last pass");
 }
+
+/// A live recording on a sealed store (issue 11 meets issue 14): its pieces go to the server in
+/// the clear while it is filmed; when it finishes the phone seals it encrypted (no plaintext of
+/// it is left in the store), the monitor's policy locks it at once, and it still reaches the
+/// council whole: sent encrypted, decrypted and re-hashed, the original the recorded file.
+#[test]
+fn a_live_recording_on_a_sealed_phone_is_encrypted_when_it_finishes_and_still_arrives_whole() {
+    let srv = TestServer::start_embedded();
+    let mut d = Device::with_role("monitor");
+    d.store.set_profile(Profile { sealed_storage: true, lock_after_secs: Some(0), ..d.store.profile().clone() }).unwrap();
+    d.enroll(&srv);
+    let work = tempfile::tempdir().unwrap();
+    let fmp4 = work.path().join("live.mp4");
+    fieldcap_testkit::media::ffmpeg_fmp4(&fmp4, 3, 15);
+    let file = std::fs::read(&fmp4).unwrap();
+    let pieces = fieldcap_testkit::media::fmp4_pieces(&file);
+    assert!(pieces.len() >= 3);
+    let clip = d.store.begin_live(CaptureRequest { note: Some("live note".into()), ..Default::default() }, "mp4").unwrap();
+    for p in &pieces[..pieces.len() - 1] {
+        d.store.append_live(&clip, p).unwrap();
+    }
+    // Online while filming: the pieces so far are acknowledged.
+    let opts = fast_opts(64 * 1024);
+    d.pass(&fieldcap_core::sync::SyncOptions { live_only: true, ..opts.clone() });
+    assert!(d.store.live_fragment(&clip, 1).unwrap().ack.is_some(), "pieces are sent while filming");
+    d.store.append_live(&clip, pieces.last().unwrap()).unwrap();
+    let item = d.store.finish_live(&clip).unwrap();
+    // Sealed encrypted at once, and locked by the monitor's policy (the escrow key is pinned).
+    let dir = d.store.item_dir(&item.clip_id);
+    assert!(dir.join("media.mp4.age").exists() && !dir.join("media.mp4").exists());
+    let summary = d.store.list_items().unwrap().into_iter().find(|i| i.clip_id == clip).unwrap();
+    assert!(summary.sealed && summary.locked, "{summary:?}");
+    let marker = &file[file.len() / 2..file.len() / 2 + 64];
+    for f in walk(d.store.home()) {
+        let data = std::fs::read(&f).unwrap();
+        assert!(!data.windows(marker.len()).any(|w| w == marker), "the recording's plaintext is left in {}", f.display());
+    }
+    sync_until_receipted(&d.store, &opts);
+    let mut out = Vec::new();
+    let blobs = srv.deployment().open_blob_store().unwrap();
+    std::io::Read::read_to_end(&mut blobs.open(&item.media.as_ref().unwrap().sha256).unwrap(), &mut out).unwrap();
+    assert!(out == file, "the server's original is the recording, byte for byte");
+    let events: Vec<String> = fieldcap_server::records::Records::open(srv.data()).unwrap().custody(Some(&clip)).unwrap().into_iter().map(|e| e.event).collect();
+    assert!(events.contains(&"live_prefix_set_aside".to_string()), "{events:?}");
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}

@@ -48,6 +48,17 @@ impl ItemRow {
     }
 }
 
+/// The escrow recipient of a `GET /v1/escrow-key` answer, checked: signed by the pinned server
+/// key, naming that key.
+pub(crate) fn escrow_recipient_from(body: &[u8], server_key: &ed25519_dalek::VerifyingKey, server_key_id: &str) -> Result<crate::escrow::Recipient> {
+    let doc: SignedDoc = serde_json::from_slice(body).map_err(|_| Error::Integrity("the escrow-key answer does not parse".into()))?;
+    let (st, _, _): (EscrowKeyStatement, _, _) = doc.open(server_key)?;
+    if st.doc_type != protocol::types::ESCROW_KEY || st.server_key_id != server_key_id {
+        return Err(Error::Integrity("the escrow-key statement is not this server's".into()));
+    }
+    Ok(crate::escrow::Recipient::parse(&st.recipient)?)
+}
+
 impl Pass<'_> {
     /// Fetches the escrow-key statement, checks it against the pinned server key and pins its
     /// recipient (wrapping the keys of sealed items that lack an escrow wrap, then applying the
@@ -67,15 +78,7 @@ impl Pass<'_> {
         if resp.status != 200 {
             return Err(Stop::Transient(format!("GET /v1/escrow-key: status {}", resp.status)));
         }
-        let checked = (|| -> Result<crate::escrow::Recipient> {
-            let doc: SignedDoc = serde_json::from_slice(&resp.body).map_err(|_| Error::Integrity("the escrow-key answer does not parse".into()))?;
-            let (st, _, _): (EscrowKeyStatement, _, _) = doc.open(&self.server.key)?;
-            if st.doc_type != protocol::types::ESCROW_KEY || st.server_key_id != self.server.key_id {
-                return Err(Error::Integrity("the escrow-key statement is not this server's".into()));
-            }
-            Ok(crate::escrow::Recipient::parse(&st.recipient)?)
-        })();
-        match checked {
+        match escrow_recipient_from(&resp.body, &self.server.key, &self.server.key_id) {
             Ok(r) => {
                 self.store.pin_escrow_recipient(&r)?;
                 Ok(())

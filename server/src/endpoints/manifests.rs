@@ -9,9 +9,11 @@
 //! then remembers its key wrap and the length of its media's age file, which is the length of
 //! its tus upload (the ciphertext; decrypted and checked on the last byte, see
 //! `tus::complete`). A clip is sealed or not by its FIRST submission: the same manifest sent
-//! again the other way answers the same commitment and upload as before. A live recording
-//! (`PUT /v1/live`) stays plaintext: a sealed submission for a clip with live fragments held is
-//! a 409 conflict. `GET /v1/escrow-key` answers the escrow recipient, signed by the server key.
+//! again the other way answers the same commitment and upload as before. A live recording whose
+//! pieces came in the clear (`PUT /v1/live`) and that the phone sealed when it finished is
+//! submitted sealed too: the pieces held stay on record, their bytes are set aside
+//! (`live_prefix_set_aside`) and the encrypted file is uploaded whole; no further piece of it is
+//! taken. `GET /v1/escrow-key` answers the escrow recipient, signed by the server key.
 
 use crate::clock::{now_ms, rfc3339_ms};
 use crate::error::{evidence_message, Error, Result};
@@ -248,9 +250,6 @@ fn commit(state: &AppState, device: &DeviceRecord, bytes: Vec<u8>, sig: Vec<u8>,
         last_refusal: None,
         sealed,
     };
-    if item.sealed.is_some() && state.records.last_fragment(&m.clip_id)?.is_some() {
-        return Err(Error::Conflict("live-capture fragments of this clip are held: a live recording is uploaded in plaintext (PUT /v1/live), not sealed".into()));
-    }
     // Live-capture fragments of this clip (endpoints::live) are stored under the clip's upload
     // lock, and the fragments held decide where the upload starts: hold it too (a new item has
     // no tus upload yet, so only a fragment being stored can hold it, for moments).
@@ -283,6 +282,18 @@ fn commit(state: &AppState, device: &DeviceRecord, bytes: Vec<u8>, sig: Vec<u8>,
         detail["sealed"] = serde_json::json!(true);
     }
     state.custody("received", Some(&item.clip_id), detail)?;
+    if item.sealed.is_some() && item.media.is_some() && state.records.last_fragment(&item.clip_id)?.is_some() {
+        // A live recording sealed on the phone when it finished: its fragments held stay on
+        // record (with their records and acks), their bytes are set aside, and the encrypted
+        // file is uploaded whole, decrypted and checked against the manifest at its last byte.
+        let kept_as = state.blobs.set_aside_partial(&item.clip_id)?;
+        state.live_cache()?.forget(&item.clip_id);
+        state.custody(
+            "live_prefix_set_aside",
+            Some(&item.clip_id),
+            serde_json::json!({ "reason": "the recording was submitted sealed: its encrypted file is uploaded whole", "kept_as": kept_as }),
+        )?;
+    }
     if let Some(why) = mismatch {
         let kept_as = state.blobs.set_aside_partial(&item.clip_id)?;
         state.live_cache()?.forget(&item.clip_id);
