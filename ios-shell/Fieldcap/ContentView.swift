@@ -24,6 +24,8 @@ struct ContentView: View {
                         }
                     }
                     Toggle("Children present", isOn: $minor)
+                    // The quick lock (also LockEvidenceIntent: lock screen, Action button, Siri).
+                    Button(QuickLockText.label, role: .destructive) { Task { await model.lockAll() } }
                     if let m = model.message { Text(m).foregroundStyle(.secondary) }
                 }
                 Section("Observation") {
@@ -102,6 +104,16 @@ final class QueueModel: ObservableObject, StateListener {
             message = "Check the form: \(detail)"
         } catch {
             message = "Could not seal: \(error)"
+        }
+        await refresh()
+    }
+
+    func lockAll() async {
+        do {
+            let s = try await CoreHolder.shared.run { try $0.lockAll() }
+            message = QuickLockText.text(s)
+        } catch {
+            message = "Could not lock: \(error)"
         }
         await refresh()
     }

@@ -21,6 +21,7 @@ import java.util.concurrent.TimeUnit
 import java.util.concurrent.atomic.AtomicInteger
 import javax.crypto.spec.SecretKeySpec
 import kotlin.system.exitProcess
+import org.fieldcap.app.portable.QuickLock
 import org.fieldcap.app.portable.AesGcmKeyProtector
 import org.fieldcap.app.portable.FragmentCutter
 import org.fieldcap.app.portable.ListenerSlots
@@ -294,12 +295,18 @@ fun sealedStorage(url: String, token: String, dir: String) {
     check("sealed: the plaintext is nowhere in the store's folder", !leaked)
     val early = fc.lockAll()
     check("sealed: nothing locks before the council's key is on the phone", early.locked == 0uL && early.waitingForEscrow == 2uL) { "$early" }
+    val earlyText = QuickLock.text(early)
+    check("sealed: the quick lock says what waits and why", QuickLock.incomplete(early) && earlyText.startsWith("Nothing could be locked yet.") &&
+        earlyText.contains("2 items wait for the council's key") && earlyText.endsWith("Nothing was deleted; everything still uploads.")) { earlyText }
     fc.enroll(url, token)
     val s1 = fc.syncOnce(120u)
     check("sealed: the first pass pins the council's key and sends both", s1.receiptsVerified == 2u && s1.remaining == 0u) { "$s1" }
     check("sealed: lockItem locks one item once", fc.lockItem(a.clipId) && !fc.lockItem(a.clipId))
     val all = fc.lockAll()
     check("sealed: lockAll locks the rest", all.locked == 1uL && all.alreadyLocked == 1uL && all.waitingForEscrow == 0uL) { "$all" }
+    check("sealed: the quick lock says what it locked", !QuickLock.incomplete(all) &&
+        QuickLock.text(all) == "Locked 1 item to the council: nobody can open it on this phone now. Nothing was deleted; everything still uploads.") { QuickLock.text(all) }
+    check("sealed: a second quick lock finds everything locked", QuickLock.text(fc.lockAll()).startsWith("Everything was locked already."))
     check("sealed: every item listed as locked", fc.listItems().all { it.locked })
     checkThrows<FieldcapException.Locked>("sealed: a locked item cannot be reviewed (Locked)") { fc.readMedia(a.clipId, 0uL, 10u) }
     check("sealed: the receipt stays readable", fc.receipt(a.clipId)?.mediaSha256 == a.mediaSha256)

@@ -9,7 +9,9 @@ import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.flow.MutableStateFlow
 import kotlinx.coroutines.flow.StateFlow
 import kotlinx.coroutines.launch
+import org.fieldcap.app.portable.QuickLock
 import org.fieldcap.app.portable.QueueRow
+import org.fieldcap.app.portable.QuickLock
 import org.fieldcap.app.portable.QueueRows
 import org.fieldcap.app.portable.SyncText
 import org.fieldcap.core.FieldcapException
@@ -108,6 +110,17 @@ class MainViewModel(app: Application) : AndroidViewModel(app) {
                 "The council server refused the token"
             } catch (e: FieldcapException.Network) {
                 "Cannot reach the server; try again with a connection"
+            }
+        }
+    }
+
+    /** The quick lock: every sealed item locked to the council at once (FORMATS §6b). */
+    fun lockAll() {
+        launchCatching("Could not lock") {
+            try {
+                _message.value = QuickLock.text(fc.core().lockAll())
+            } finally {
+                refresh()
             }
         }
     }

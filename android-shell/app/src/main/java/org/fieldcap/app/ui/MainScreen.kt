@@ -27,6 +27,7 @@ import androidx.compose.ui.unit.dp
 import androidx.compose.ui.viewinterop.AndroidView
 import androidx.lifecycle.LifecycleOwner
 import org.fieldcap.app.MainViewModel
+import org.fieldcap.app.portable.QuickLock
 import org.fieldcap.core.ObservationInput
 
 /** Record button over the camera preview, the observation form, and the queue. */
@@ -59,6 +60,8 @@ fun MainScreen(vm: MainViewModel, owner: LifecycleOwner) {
                 Checkbox(checked = minor, onCheckedChange = { minor = it })
                 Text("Children present", Modifier.padding(top = 12.dp))
             }
+            // The quick lock (also a Quick Settings tile, usable from the lock screen).
+            Button(onClick = { vm.lockAll() }) { Text(QuickLock.LABEL) }
             message?.let { Text(it, color = MaterialTheme.colorScheme.primary) }
 
             Text("Observation", style = MaterialTheme.typography.titleMedium)
