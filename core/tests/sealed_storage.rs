@@ -55,19 +55,6 @@ fn media(n: usize, seed: u64, marker: &str) -> Vec<u8> {
     b
 }
 
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            out.extend(files_under(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
-}
-
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
 }
@@ -175,7 +162,11 @@ fn a_seized_copy_yields_no_media_coordinates_notes_or_keys() {
     }
     // The files the platform's recorder is writing right now are plaintext by nature (the
     // recording folders): every other byte of the store must yield nothing.
-    let files: Vec<PathBuf> = files_under(&seized).into_iter().filter(|f| !f.starts_with(seized.join("recording")) && !f.starts_with(seized.join("live"))).collect();
+    let files: Vec<PathBuf> = fieldcap_testkit::files::files_under(&seized)
+        .into_iter()
+        .filter(|f| !f.starts_with("recording/") && !f.starts_with("live/"))
+        .map(|f| seized.join(f))
+        .collect();
     let _ = &next;
     assert!(files.iter().any(|f| f.ends_with("fieldcap.db")), "the database is part of the copy");
     for f in &files {

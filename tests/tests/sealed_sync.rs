@@ -181,9 +181,9 @@ fn a_live_recording_on_a_sealed_phone_is_encrypted_when_it_finishes_and_still_ar
     let summary = d.store.list_items().unwrap().into_iter().find(|i| i.clip_id == clip).unwrap();
     assert!(summary.sealed && summary.locked, "{summary:?}");
     let marker = &file[file.len() / 2..file.len() / 2 + 64];
-    for f in walk(d.store.home()) {
-        let data = std::fs::read(&f).unwrap();
-        assert!(!data.windows(marker.len()).any(|w| w == marker), "the recording's plaintext is left in {}", f.display());
+    for f in fieldcap_testkit::files::files_under(d.store.home()) {
+        let data = std::fs::read(d.store.home().join(&f)).unwrap();
+        assert!(!data.windows(marker.len()).any(|w| w == marker), "the recording's plaintext is left in {f}");
     }
     sync_until_receipted(&d.store, &opts);
     let mut out = Vec::new();
@@ -192,17 +192,4 @@ fn a_live_recording_on_a_sealed_phone_is_encrypted_when_it_finishes_and_still_ar
     assert!(out == file, "the server's original is the recording, byte for byte");
     let events: Vec<String> = fieldcap_server::records::Records::open(srv.data()).unwrap().custody(Some(&clip)).unwrap().into_iter().map(|e| e.event).collect();
     assert!(events.contains(&"live_prefix_set_aside".to_string()), "{events:?}");
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
 }
