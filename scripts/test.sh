@@ -25,6 +25,9 @@ export FIELDCAP_REQUIRE_S3=1
 # moto's test credentials, for the scaled stores the tests open in this process (only ever
 # sent to the moto servers the tests start on 127.0.0.1).
 export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1
+# The CLI binary every test outside the CLI crate runs: the one this workspace build makes for
+# the CLI crate's own tests (built before any test runs; see testkit's `Cli::built`).
+export FIELDCAP_CLI_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/fieldcap"
 status=0
 cargo test --workspace --no-fail-fast -- --test-threads=2 || status=1
 # The end-to-end, kill and package tests once more with every test server on the scaled

@@ -29,9 +29,18 @@ impl Cli {
 
     /// The binary of this workspace, built with `cargo build -p fieldcap` once per test
     /// process (for tests outside the CLI crate, which cargo does not build it for).
+    ///
+    /// `FIELDCAP_CLI_BIN` names a binary to use instead: `scripts/test.sh` points it at the one
+    /// `cargo test --workspace` builds for the CLI crate's own tests (the same sources; a separate
+    /// `cargo build -p fieldcap` resolves other features and rebuilt ~5 minutes of dependencies
+    /// inside the first test that asked).
     pub fn built() -> Cli {
         static BIN: OnceLock<PathBuf> = OnceLock::new();
         let bin = BIN.get_or_init(|| {
+            if let Some(b) = std::env::var_os("FIELDCAP_CLI_BIN").map(PathBuf::from) {
+                assert!(b.is_file(), "FIELDCAP_CLI_BIN names no file: {}", b.display());
+                return b;
+            }
             let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace").to_path_buf();
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
             let status = Command::new(cargo).args(["build", "-p", "fieldcap", "--bin", "fieldcap"]).current_dir(&root).status().expect("cargo build");
