@@ -32,13 +32,15 @@ status=0
 cargo test --workspace --no-fail-fast -- --test-threads=2 || status=1
 # The end-to-end, kill and package tests once more with every test server on the scaled
 # deployment's stores (PostgreSQL + S3 with Object Lock) instead of the embedded ones.
-FIELDCAP_TEST_SCALED=1 cargo test -p fieldcap-tests --no-fail-fast \
+# (`--workspace` with `--test` filters: the same feature resolution as the run above, so nothing
+# is built again; `-p fieldcap-tests` resolved other features and rebuilt minutes of crates.)
+FIELDCAP_TEST_SCALED=1 cargo test --workspace --no-fail-fast \
   --test sync_e2e --test sync_kills --test package_tamper --test package_release_retention \
   --test package_release_media --test package_pin --test package_device_custody --test console_http \
   -- --test-threads=2 || status=1
 # Live capture on the scaled stores: pieces appended to the clip's partial in S3 while filming,
 # fragment records in PostgreSQL, the finished recording receipted without a byte sent twice.
-FIELDCAP_TEST_SCALED=1 cargo test -p fieldcap-tests --test live_capture pieces_reach_the_server -- --test-threads=2 || status=1
+FIELDCAP_TEST_SCALED=1 cargo test --workspace --test live_capture pieces_reach_the_server -- --test-threads=2 || status=1
 # Every fuzz target for a few seconds over its committed corpus, so a parser regression on a
 # known input fails here (long runs: scripts/fuzz.sh SECONDS).
 bash scripts/fuzz.sh "${FIELDCAP_FUZZ_SECONDS:-5}" || status=1
