@@ -90,6 +90,18 @@ fn volume(path: &Path, from: f64, to: f64) -> (f64, f64) {
     (grab("mean_volume"), grab("max_volume"))
 }
 
+/// The footage, what it is, and where the derived file goes; `None` (skip) without ffmpeg.
+fn setup() -> Option<(tempfile::TempDir, PathBuf, MediaFacts, PathBuf)> {
+    if !tools() {
+        return None;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let orig = footage(dir.path());
+    let facts = probe(&orig).unwrap();
+    let out = dir.path().join("redacted.mp4");
+    Some((dir, orig, facts, out))
+}
+
 fn plan(effect: VideoEffect, audio: Vec<AudioRange>) -> RedactionPlan {
     RedactionPlan {
         doc_type: REDACTION_TYPE.into(),
@@ -131,15 +143,9 @@ fn check_video(orig: &Path, out: &Path, inside: impl Fn(f64, f64, f64) -> bool) 
 
 #[test]
 fn a_fill_over_a_moving_box_blacks_it_out_frame_by_frame_and_leaves_the_rest() {
-    if !tools() {
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let orig = footage(dir.path());
-    let facts = probe(&orig).unwrap();
+    let Some((_dir, orig, facts, out)) = setup() else { return };
     assert_eq!((facts.width, facts.height, facts.video, facts.audio, facts.still), (320, 240, true, true, false));
     let before = std::fs::read(&orig).unwrap();
-    let out = dir.path().join("redacted.mp4");
     render(&orig, &out, &plan(VideoEffect::Fill, vec![]), &facts).unwrap();
     assert_eq!(std::fs::read(&orig).unwrap(), before, "the original is never changed");
     check_video(&orig, &out, |mean, std, _| mean < 20.0 && std < 4.0);
@@ -151,13 +157,7 @@ fn a_fill_over_a_moving_box_blacks_it_out_frame_by_frame_and_leaves_the_rest() {
 
 #[test]
 fn a_blur_removes_the_pattern_and_a_muted_range_is_silent() {
-    if !tools() {
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let orig = footage(dir.path());
-    let facts = probe(&orig).unwrap();
-    let out = dir.path().join("redacted.mp4");
+    let Some((_dir, orig, facts, out)) = setup() else { return };
     let p = plan(VideoEffect::Blur, vec![AudioRange { from_ms: 1000, to_ms: 2000, effect: AudioEffect::Mute }]);
     render(&orig, &out, &p, &facts).unwrap();
     check_video(&orig, &out, |_, std, orig_std| std < orig_std * 0.2);
@@ -170,13 +170,7 @@ fn a_blur_removes_the_pattern_and_a_muted_range_is_silent() {
 
 #[test]
 fn a_tone_replaces_the_sound_over_its_range() {
-    if !tools() {
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let orig = footage(dir.path());
-    let facts = probe(&orig).unwrap();
-    let out = dir.path().join("redacted.mp4");
+    let Some((_dir, orig, facts, out)) = setup() else { return };
     let mut p = plan(VideoEffect::Fill, vec![AudioRange { from_ms: 1000, to_ms: 3000, effect: AudioEffect::Tone }]);
     p.regions.clear();
     p.blackouts = vec![TimeRange { from_ms: 500, to_ms: 1000 }];
@@ -217,13 +211,7 @@ fn a_still_is_redacted_as_one_frame() {
 
 #[test]
 fn a_bad_plan_or_a_failed_render_leaves_nothing_behind() {
-    if !tools() {
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let orig = footage(dir.path());
-    let facts = probe(&orig).unwrap();
-    let out = dir.path().join("redacted.mp4");
+    let Some((dir, orig, facts, out)) = setup() else { return };
     let mut p = plan(VideoEffect::Blur, vec![]);
     p.regions[0].keyframes[1].t_ms = 60_000;
     let e = render(&orig, &out, &p, &facts).unwrap_err();
